@@ -1,0 +1,64 @@
+"""Cloud analyzer: gRPC Ingest for edges, recognition workers, REST for people."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+import facecodec
+from cloud_analyzer.deps import Analyzer, AnalyzerDep
+from cloud_analyzer.gallery import Gallery
+from cloud_analyzer.ingest_service import make_server
+from cloud_analyzer.routers import faces, identities, search, sightings
+from cloud_analyzer.settings import AnalyzerSettings
+from cloud_analyzer.store import Store
+from cloud_analyzer.worker import RecognitionWorker
+from facecodec.codec.profiles import codec_by_name
+from facecodec.frontend import FaceFrontEnd
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
+    settings = settings or AnalyzerSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = Store.from_url(settings.redis_url, settings.redis_timeout_s)
+        store.ensure_group()
+        gallery = Gallery(store)
+        app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(),
+                                      codec_by_name(settings.codec_profile, settings.codec_rate))
+        server, port = make_server(store, settings.grpc_port)
+        server.start()
+        workers = [
+            RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", settings.match_threshold)
+            for i in range(settings.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        log.info("analyzer: ingest on :%d, %d worker(s)", port, len(workers))
+        yield
+        for worker in workers:
+            worker.stop()
+        server.stop(grace=2).wait()
+        store.r.close()
+
+    app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan)
+    for module in (identities, sightings, search, faces):
+        app.include_router(module.router)
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(_request, exc: redis.RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"storage unavailable: {exc.__class__.__name__}"}, status_code=503)
+
+    @app.get("/healthz")
+    def healthz(analyzer: AnalyzerDep) -> dict:
+        analyzer.store.r.ping()
+        return {"status": "ok", "identities": len(analyzer.gallery), "codec": analyzer.codec.spec.name}
+
+    return app

@@ -1,0 +1,53 @@
+"""FastAPI dependencies: the analyzer's long-lived clients, injected per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, HTTPException, Request, UploadFile
+
+from cloud_analyzer.gallery import Gallery
+from cloud_analyzer.settings import AnalyzerSettings
+from cloud_analyzer.store import Store
+from facecodec.codec.profiles import FaceCodec
+from facecodec.frontend import FaceFrontEnd, ImageDecodeError, decode_image
+
+
+@dataclass
+class Analyzer:
+    settings: AnalyzerSettings
+    store: Store
+    gallery: Gallery
+    front_end: FaceFrontEnd
+    codec: FaceCodec
+
+    def templates_from_image(self, data: bytes, label: str) -> np.ndarray:
+        """The largest face's descriptor, passed through the same base-layer path as edge probes,
+        so gallery and probes live in one feature space."""
+        try:
+            rgb = decode_image(data)
+        except ImageDecodeError as exc:
+            raise HTTPException(400, f"{label}: {exc}") from exc
+        face = self.front_end.largest_face(rgb)
+        if face is None:
+            raise HTTPException(422, f"{label}: no face found")
+        descriptor = self.front_end.describe(face.crop)[0]
+        return self.codec.base.decode(self.codec.base.encode(descriptor))
+
+
+def get_analyzer(request: Request) -> Analyzer:
+    return request.app.state.analyzer
+
+
+AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"{upload.filename or 'upload'}: larger than {limit} bytes")
+    if not data:
+        raise HTTPException(400, f"{upload.filename or 'upload'}: empty file")
+    return data

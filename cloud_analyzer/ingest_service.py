@@ -1,0 +1,104 @@
+"""gRPC Ingest: edges stream base layers; each face is validated, stored durably, then acknowledged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import redis
+from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cloud_analyzer.recognition import decode_base_layer
+from cloud_analyzer.store import Store
+from facecodec.bitstream import BitstreamError, parse
+from facecodec.codec.base_layer import BaseLayerError
+from facecodec.codec.profiles import UnknownProfileError
+
+log = logging.getLogger(__name__)
+ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]:]{1,255}:\d{1,5}$")
+Ack = ingest_pb2.IngestAck
+
+
+class InvalidRecord(ValueError):
+    pass
+
+
+def validate(record: ingest_pb2.FaceRecord) -> dict:
+    """The Redis fields for a valid record; InvalidRecord says what is wrong otherwise."""
+    if not ID.match(record.face_id):
+        raise InvalidRecord("face_id must be 1-64 characters of [A-Za-z0-9_.-]")
+    if not ID.match(record.camera_id):
+        raise InvalidRecord("camera_id must be 1-64 characters of [A-Za-z0-9_.-]")
+    if not ID.match(record.edge_id) or not ADDRESS.match(record.edge_address):
+        raise InvalidRecord("edge_id and edge_address (host:port) are required")
+    if not record.HasField("captured_at"):
+        raise InvalidRecord("captured_at is required")
+    try:
+        coded = parse(record.base_layer)
+    except BitstreamError as exc:
+        raise InvalidRecord(f"base_layer: {exc}") from exc
+    if coded.enhancements:
+        # Pixels leave the edge only on a Fetch a person caused; refuse them here.
+        raise InvalidRecord("base_layer container carries enhancement layers; send the base layer only")
+    if (coded.model_id, coded.rate_id) != (record.model_id, record.rate_id):
+        raise InvalidRecord("model_id/rate_id disagree with the container header")
+    try:
+        decode_base_layer(record.base_layer)
+    except (UnknownProfileError, BaseLayerError) as exc:
+        raise InvalidRecord(f"base_layer: {exc}") from exc
+    b = record.bbox
+    return {
+        "camera_id": record.camera_id,
+        "captured_at_ms": record.captured_at.ToMilliseconds(),
+        "bbox": json.dumps([round(b.x1, 1), round(b.y1, 1), round(b.x2, 1), round(b.y2, 1)]),
+        "detection_score": f"{record.detection_score:.4f}",
+        "model_id": coded.model_id,
+        "rate_id": coded.rate_id,
+        "codec_version": record.codec_version[:32],
+        "base_layer": record.base_layer,
+        "edge_id": record.edge_id,
+        "edge_address": record.edge_address,
+        "enhancement_levels": record.enhancement_levels,
+    }
+
+
+class IngestService(ingest_pb2_grpc.IngestServicer):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def Ingest(self, request_iterator: Iterator[ingest_pb2.FaceRecord], context: grpc.ServicerContext):  # noqa: N802
+        for record in request_iterator:
+            try:
+                fields = validate(record)
+            except InvalidRecord as exc:
+                yield Ack(face_id=record.face_id, status=Ack.REJECTED, error=str(exc))
+                continue
+            try:
+                created = self.store.ingest(record.face_id, fields)
+            except redis.RedisError as exc:
+                # Not acked, so the edge keeps it and retries: nothing is lost.
+                log.error("redis unavailable during ingest: %s", exc)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
+            yield Ack(face_id=record.face_id, status=Ack.ACCEPTED if created else Ack.DUPLICATE)
+
+
+def make_server(store: Store, port: int, host: str = "[::]") -> tuple[grpc.Server, int]:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8),
+        options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+    )
+    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    name = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
+    health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((name, reflection.SERVICE_NAME), server)
+    return server, server.add_insecure_port(f"{host}:{port}")

@@ -1,0 +1,71 @@
+"""Faces, cameras and events: what the cloud knows, all from base layers."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel
+
+from cloud_analyzer.deps import AnalyzerDep
+
+router = APIRouter(tags=["faces"])
+ID = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class FaceOut(BaseModel):
+    face_id: str
+    camera_id: str
+    captured_at_ms: int
+    bbox: list[float]
+    status: str
+    identity_id: str | None
+    identity_name: str | None
+    similarity: float | None
+    error: str | None
+    base_layer_bytes: int
+    model_id: int
+    rate_id: int
+    edge_id: str
+    enhancement_levels: int
+
+
+class Camera(BaseModel):
+    camera_id: str
+    last_seen_ms: int
+    sightings: int
+
+
+class Event(BaseModel):
+    id: str
+    data: dict[str, str]
+
+
+@router.get("/v1/faces/{face_id}", response_model=FaceOut)
+def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID)]) -> FaceOut:
+    face = analyzer.store.face(face_id)
+    if face is None:
+        raise HTTPException(404, f"face {face_id} not found")
+    sim = face.get("similarity") or ""
+    return FaceOut(
+        face_id=face_id, camera_id=face["camera_id"], captured_at_ms=int(face["captured_at_ms"]),
+        bbox=json.loads(face["bbox"]), status=face["status"], identity_id=face.get("identity_id") or None,
+        identity_name=face.get("identity_name") or None, similarity=float(sim) if sim else None,
+        error=face.get("error") or None, base_layer_bytes=len(face["base_layer"]), model_id=int(face["model_id"]),
+        rate_id=int(face["rate_id"]), edge_id=face["edge_id"], enhancement_levels=int(face["enhancement_levels"]),
+    )
+
+
+@router.get("/v1/cameras", response_model=list[Camera])
+def list_cameras(analyzer: AnalyzerDep) -> list[Camera]:
+    return [Camera(camera_id=c, last_seen_ms=ts, sightings=n) for c, ts, n in analyzer.store.cameras()]
+
+
+@router.get("/v1/events", response_model=list[Event])
+def list_events(
+    analyzer: AnalyzerDep,
+    after: Annotated[str, Query(pattern=r"^(-|\d+-\d+)$", description="last event id seen; '-' for the start")] = "-",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Event]:
+    return [Event(id=i, data=d) for i, d in analyzer.store.events(after, limit)]

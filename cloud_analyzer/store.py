@@ -1,0 +1,266 @@
+"""Everything the analyzer keeps in Redis. This module owns these keys (docs/redis-keys.md):
+
+    fc:face:{face_id}                 hash   one ingested face: metadata, base layer, recognition result
+    fc:ingest                         stream face ids waiting for recognition (consumer group `recognisers`)
+    fc:identities                     zset   identity_id by creation time (ms)
+    fc:identity:{identity_id}         hash   name, created_at_ms, template count
+    fc:identity:{identity_id}:tmpl    list   enrolment templates, float32 little-endian bytes
+    fc:gallery:version                int    bumped on every gallery change; workers reload on change
+    fc:sightings                      zset   face_id by capture time (ms), every recognised/unknown face
+    fc:sightings:identity:{id}        zset   the same, one identity
+    fc:sightings:camera:{camera_id}   zset   the same, one camera
+    fc:cameras                        zset   camera_id by last capture time (ms)
+    fc:events                         stream recognition events (capped)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+INGEST_STREAM = "fc:ingest"
+GROUP = "recognisers"
+EVENTS_STREAM = "fc:events"
+EVENTS_MAXLEN = 100_000
+GALLERY_VERSION = "fc:gallery:version"
+
+
+def face_key(face_id: str) -> str:
+    return f"fc:face:{face_id}"
+
+
+def identity_key(identity_id: str) -> str:
+    return f"fc:identity:{identity_id}"
+
+
+def templates_key(identity_id: str) -> str:
+    return f"fc:identity:{identity_id}:tmpl"
+
+
+# Atomic: a face is stored and queued exactly once, however often the edge re-sends it.
+_INGEST = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Sighting:
+    face_id: str
+    camera_id: str
+    captured_at_ms: int
+    identity_id: str | None
+    identity_name: str | None
+    similarity: float | None
+    status: str
+    bbox: list[float]
+
+
+class Store:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._ingest = self.r.register_script(_INGEST)
+
+    @classmethod
+    def from_url(cls, url: str, timeout_s: float) -> Store:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=True,
+            health_check_interval=30,
+        )
+        return cls(client)
+
+    def ensure_group(self) -> None:
+        try:
+            self.r.xgroup_create(INGEST_STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # --- faces -------------------------------------------------------------------------------------
+    def ingest(self, face_id: str, fields: dict[str, Any]) -> bool:
+        """Store a face and queue it for recognition; False if the face_id was already stored."""
+        flat: list[Any] = [face_id]
+        for k, v in {**fields, "face_id": face_id, "status": "pending",
+                     "ingested_at_ms": int(time.time() * 1000)}.items():
+            flat += [k, v]
+        return bool(self._ingest(keys=[face_key(face_id), INGEST_STREAM], args=flat))
+
+    def face(self, face_id: str) -> dict[str, Any] | None:
+        raw = self.r.hgetall(face_key(face_id))
+        if not raw:
+            return None
+        out: dict[str, Any] = {k.decode(): v for k, v in raw.items()}
+        for k, v in out.items():
+            if k != "base_layer":
+                out[k] = v.decode()
+        return out
+
+    def record_result(
+        self, stream_id: bytes, face: dict[str, Any], status: str, identity_id: str | None,
+        identity_name: str | None, similarity: float | None, error: str = "",
+    ) -> None:
+        """Recognition outcome, sighting indexes, event and ack, in one transaction."""
+        face_id, camera_id, ts = face["face_id"], face["camera_id"], int(face["captured_at_ms"])
+        pipe = self.r.pipeline(transaction=True)
+        update = {"status": status, "identity_id": identity_id or "", "identity_name": identity_name or "",
+                  "similarity": "" if similarity is None else f"{similarity:.6f}", "error": error}
+        pipe.hset(face_key(face_id), mapping=update)
+        if status != "error":
+            pipe.zadd("fc:sightings", {face_id: ts})
+            pipe.zadd(f"fc:sightings:camera:{camera_id}", {face_id: ts})
+            if identity_id:
+                pipe.zadd(f"fc:sightings:identity:{identity_id}", {face_id: ts})
+            pipe.zadd("fc:cameras", {camera_id: ts}, gt=True)  # GT still adds new cameras
+        event = {"type": "face.recognised" if identity_id else f"face.{status}", "face_id": face_id,
+                 "camera_id": camera_id, "captured_at_ms": ts, "identity_id": identity_id or "",
+                 "similarity": update["similarity"]}
+        pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
+        pipe.xack(INGEST_STREAM, GROUP, stream_id)
+        pipe.execute()
+
+    def mark_failed(self, stream_id: bytes, face_id: str, error: str) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(face_key(face_id), mapping={"status": "error", "error": error})
+        pipe.xack(INGEST_STREAM, GROUP, stream_id)
+        pipe.execute()
+
+    # --- identities --------------------------------------------------------------------------------
+    def add_identity(self, identity_id: str, name: str, templates: np.ndarray) -> None:
+        now = int(time.time() * 1000)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(identity_key(identity_id), mapping={"identity_id": identity_id, "name": name,
+                                                      "created_at_ms": now, "templates": len(templates)})
+        pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
+        pipe.zadd("fc:identities", {identity_id: now})
+        pipe.incr(GALLERY_VERSION)
+        pipe.execute()
+
+    def identity(self, identity_id: str) -> dict[str, Any] | None:
+        raw = self.r.hgetall(identity_key(identity_id))
+        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+
+    def identities(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        ids = [i.decode() for i in self.r.zrange("fc:identities", offset, offset + limit - 1)]
+        pipe = self.r.pipeline(transaction=False)
+        for i in ids:
+            pipe.hgetall(identity_key(i))
+        rows = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute() if raw]
+        return rows, int(self.r.zcard("fc:identities"))
+
+    def delete_identity(self, identity_id: str) -> bool:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(identity_key(identity_id), templates_key(identity_id))
+        pipe.zrem("fc:identities", identity_id)
+        pipe.incr(GALLERY_VERSION)
+        deleted, *_ = pipe.execute()
+        return bool(deleted)
+
+    def gallery_version(self) -> int:
+        return int(self.r.get(GALLERY_VERSION) or 0)
+
+    def all_templates(self) -> tuple[int, list[tuple[str, str, np.ndarray]]]:
+        """(version, [(identity_id, name, templates)]) read consistently enough: version read first."""
+        version = self.gallery_version()
+        out = []
+        for raw_id in self.r.zrange("fc:identities", 0, -1):
+            identity_id = raw_id.decode()
+            meta = self.identity(identity_id)
+            blobs = self.r.lrange(templates_key(identity_id), 0, -1)
+            if meta and blobs:
+                out.append((identity_id, meta["name"], np.stack([np.frombuffer(b, "<f4") for b in blobs])))
+        return version, out
+
+    # --- sightings ---------------------------------------------------------------------------------
+    def sightings(
+        self, identity_id: str | None, camera_id: str | None, since_ms: int | None, until_ms: int | None,
+        cursor: str | None, limit: int,
+    ) -> tuple[list[Sighting], str | None]:
+        """Newest first; `cursor` continues after the last sighting of the previous page."""
+        if identity_id:
+            key = f"fc:sightings:identity:{identity_id}"
+        elif camera_id:
+            key = f"fc:sightings:camera:{camera_id}"
+        else:
+            key = "fc:sightings"
+        hi: float | str = until_ms if until_ms is not None else "+inf"
+        lo: float | str = since_ms if since_ms is not None else "-inf"
+        after: tuple[int, str] | None = decode_cursor(cursor) if cursor else None
+        if after is not None:
+            hi = after[0] if hi == "+inf" else min(float(hi), after[0])
+        results: list[Sighting] = []
+        offset = 0
+        while len(results) < limit + 1:
+            batch = self.r.zrevrangebyscore(key, hi, lo, start=offset, num=max(limit * 2, 16), withscores=True)
+            if not batch:
+                break
+            offset += len(batch)
+            members = [(m.decode(), int(s)) for m, s in batch]
+            # Same-score members come in reverse lexicographic order; skip up to the cursor.
+            if after is not None:
+                members = [(m, s) for m, s in members if s < after[0] or (s == after[0] and m < after[1])]
+            for face_id, _ in members:
+                face = self.face(face_id)
+                if face is None or (camera_id and face["camera_id"] != camera_id):
+                    continue
+                results.append(_sighting(face))
+                if len(results) == limit + 1:
+                    break
+        next_cursor = None
+        if len(results) > limit:
+            results = results[:limit]
+            last = results[-1]
+            next_cursor = encode_cursor(last.captured_at_ms, last.face_id)
+        return results, next_cursor
+
+    def cameras(self) -> list[tuple[str, int, int]]:
+        rows = self.r.zrevrange("fc:cameras", 0, -1, withscores=True)
+        pipe = self.r.pipeline(transaction=False)
+        for cam, _ in rows:
+            pipe.zcard(f"fc:sightings:camera:{cam.decode()}")
+        counts = pipe.execute()
+        return [(cam.decode(), int(ts), int(n)) for (cam, ts), n in zip(rows, counts)]
+
+    def events(self, after: str, limit: int) -> list[tuple[str, dict[str, str]]]:
+        rows = self.r.xrange(EVENTS_STREAM, min=f"({after}" if after != "-" else "-", count=limit)
+        return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in rows]
+
+
+def _sighting(face: dict[str, Any]) -> Sighting:
+    sim = face.get("similarity") or ""
+    return Sighting(
+        face_id=face["face_id"],
+        camera_id=face["camera_id"],
+        captured_at_ms=int(face["captured_at_ms"]),
+        identity_id=face.get("identity_id") or None,
+        identity_name=face.get("identity_name") or None,
+        similarity=float(sim) if sim else None,
+        status=face.get("status", "pending"),
+        bbox=json.loads(face.get("bbox", "[]")),
+    )
+
+
+class CursorError(ValueError):
+    pass
+
+
+def encode_cursor(ts: int, face_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{ts}:{face_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        ts, face_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":", 1)
+        return int(ts), face_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CursorError("invalid cursor") from exc

@@ -1,0 +1,114 @@
+"""Cloud reconstructor: a face image on request, from the base layer alone or with the edge's layers."""
+
+from __future__ import annotations
+
+import io
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import grpc
+import numpy as np
+import redis
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from PIL import Image
+
+import facecodec
+from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
+from cloud_reconstructor.settings import ReconstructorSettings
+from cloud_reconstructor.store import FaceIndex
+from facecodec.bitstream import BitstreamError, parse
+from facecodec.codec.base_layer import BaseLayerError
+from facecodec.codec.enhancement_layer import EnhancementLayerError
+from facecodec.codec.profiles import UnknownProfileError, codec_for
+
+log = logging.getLogger(__name__)
+ID = r"^[A-Za-z0-9_.-]{1,64}$"
+DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
+
+
+@dataclass
+class Reconstructor:
+    settings: ReconstructorSettings
+    faces: FaceIndex
+    edges: EdgeClients
+
+    def image(self, face_id: str, layers: str, quality: int | None) -> tuple[np.ndarray, int]:
+        ref = self.faces.get(face_id)
+        if ref is None:
+            raise HTTPException(404, f"face {face_id} not found")
+        try:
+            base = parse(ref.base_layer, base_only=True)
+            codec = codec_for(base.model_id, base.rate_id)
+            if layers == "base":
+                return codec.reconstruct(base, 0), 0
+            level = ref.enhancement_levels if quality is None else quality
+            if not 1 <= level <= ref.enhancement_levels:
+                raise HTTPException(
+                    422, f"quality must be 1..{ref.enhancement_levels} for this face (levels kept by its edge)"
+                )
+            try:
+                container = self.edges.fetch(ref.edge_address, face_id, level)
+            except EdgeFetchError as exc:
+                status = 404 if exc.code == grpc.StatusCode.NOT_FOUND else 502
+                raise HTTPException(status, f"enhancement layer unavailable: {exc}") from exc
+            full = parse(container)
+            if full.base != base.base or (full.model_id, full.rate_id) != (base.model_id, base.rate_id):
+                raise HTTPException(502, "edge returned a container for a different base layer")
+            return codec.reconstruct(full, level), level
+        except DECODE_ERRORS as exc:
+            raise HTTPException(502, f"stored bitstream cannot be decoded: {exc}") from exc
+
+
+def get_reconstructor(request: Request) -> Reconstructor:
+    return request.app.state.reconstructor
+
+
+# Module level: with postponed annotations FastAPI resolves dependency aliases from module globals.
+Dep = Annotated[Reconstructor, Depends(get_reconstructor)]
+
+
+def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
+    settings = settings or ReconstructorSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.reconstructor = Reconstructor(
+            settings, FaceIndex(settings.redis_url, settings.redis_timeout_s),
+            EdgeClients(settings.fetch_timeout_s, settings.fetch_retries),
+        )
+        yield
+        app.state.reconstructor.edges.close()
+
+    app = FastAPI(title="facecodec cloud reconstructor", version=facecodec.__version__, lifespan=lifespan)
+
+    @app.exception_handler(redis.RedisError)
+    async def redis_down(_request, exc: redis.RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"storage unavailable: {exc.__class__.__name__}"}, status_code=503)
+
+    @app.get("/healthz")
+    def healthz(reconstructor: Dep) -> dict:
+        reconstructor.faces.r.ping()
+        return {"status": "ok"}
+
+    @app.get(
+        "/v1/faces/{face_id}/image",
+        responses={200: {"content": {"image/png": {}}, "description": "the reconstructed aligned face"}},
+        response_class=Response,
+    )
+    async def face_image(
+        reconstructor: Dep,
+        face_id: Annotated[str, Path(pattern=ID)],
+        layers: Annotated[Literal["base", "full"], Query(description="base: from the base layer alone")] = "base",
+        quality: Annotated[int | None, Query(ge=1, le=255, description="enhancement level; default all")] = None,
+    ) -> Response:
+        image, level = await run_in_threadpool(reconstructor.image, face_id, layers, quality)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        return Response(buffer.getvalue(), media_type="image/png",
+                        headers={"X-Layers": layers, "X-Enhancement-Level": str(level)})
+
+    return app

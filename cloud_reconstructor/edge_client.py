@@ -1,0 +1,49 @@
+"""gRPC client for an edge's EnhancementStore: explicit deadline, bounded retries on UNAVAILABLE."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
+
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class EdgeFetchError(RuntimeError):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class EdgeClients:
+    """One channel per edge address, reused across requests."""
+
+    def __init__(self, timeout_s: float, retries: int) -> None:
+        self.timeout_s, self.retries = timeout_s, retries
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def _stub(self, address: str) -> enhancement_pb2_grpc.EnhancementStoreStub:
+        with self._lock:
+            if address not in self._channels:
+                self._channels[address] = grpc.insecure_channel(address)
+            return enhancement_pb2_grpc.EnhancementStoreStub(self._channels[address])
+
+    def fetch(self, address: str, face_id: str, max_level: int) -> bytes:
+        request = enhancement_pb2.FetchRequest(face_id=face_id, max_level=max_level)
+        for attempt in range(self.retries + 1):
+            try:
+                return self._stub(address).Fetch(request, timeout=self.timeout_s).container
+            except grpc.RpcError as exc:
+                if exc.code() not in RETRYABLE or attempt == self.retries:
+                    raise EdgeFetchError(exc.code(), f"edge {address}: {exc.code().name}: {exc.details()}") from exc
+                time.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()

@@ -1,0 +1,31 @@
+"""Read-only view of the analyzer's face records (`fc:face:{face_id}`, docs/redis-keys.md).
+
+The reconstructor never writes to Redis; it reads a face's base layer and which edge holds the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+
+@dataclass(frozen=True)
+class FaceRef:
+    face_id: str
+    base_layer: bytes
+    edge_address: str
+    enhancement_levels: int
+
+
+class FaceIndex:
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self.r = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                      retry_on_timeout=True)
+
+    def get(self, face_id: str) -> FaceRef | None:
+        base, address, levels = self.r.hmget(f"fc:face:{face_id}", "base_layer", "edge_address",
+                                             "enhancement_levels")
+        if base is None:
+            return None
+        return FaceRef(face_id, base, (address or b"").decode(), int(levels or 0))

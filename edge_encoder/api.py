@@ -1,0 +1,193 @@
+"""Edge REST API: cameras post frames here."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from facecoding.v1 import ingest_pb2
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel
+
+from edge_encoder.enhancement_store import EnhancementStore
+from edge_encoder.fetch_service import make_server
+from edge_encoder.outbox import Outbox
+from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline
+from edge_encoder.settings import EdgeSettings
+from edge_encoder.uploader import Uploader
+from facecodec.codec.profiles import codec_by_name
+from facecodec.frontend import ImageDecodeError
+
+log = logging.getLogger(__name__)
+CAMERA_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}
+
+
+@dataclass
+class EdgeNode:
+    settings: EdgeSettings
+    pipeline: EncodePipeline
+    outbox: Outbox
+    store: EnhancementStore
+    uploader: Uploader
+
+    def accept(self, faces: list[EncodedFace]) -> None:
+        """Keep the enhancement layers first, then queue the base layers: the cloud never learns of a
+        face whose pixels the edge cannot serve."""
+        for face in faces:
+            self.store.put(face.face_id, face.full_container, len(face.coded.enhancements))
+            self.outbox.put(face.face_id, self.record(face).SerializeToString())
+
+    def record(self, face: EncodedFace) -> ingest_pb2.FaceRecord:
+        captured = Timestamp()
+        captured.FromDatetime(face.captured_at)
+        x1, y1, x2, y2 = face.box
+        return ingest_pb2.FaceRecord(
+            face_id=face.face_id,
+            camera_id=face.camera_id,
+            captured_at=captured,
+            bbox=ingest_pb2.BoundingBox(x1=x1, y1=y1, x2=x2, y2=y2),
+            detection_score=face.score,
+            model_id=face.coded.model_id,
+            rate_id=face.coded.rate_id,
+            codec_version=CODEC_VERSION,
+            base_layer=face.base_container,
+            edge_id=self.settings.edge_id,
+            edge_address=self.settings.fetch_address,
+            enhancement_levels=len(face.coded.enhancements),
+        )
+
+
+class FaceOut(BaseModel):
+    face_id: str
+    bbox: tuple[float, float, float, float]
+    score: float
+    base_layer_bytes: int
+    enhancement_bytes: int
+    enhancement_levels: int
+
+
+class FrameOut(BaseModel):
+    camera_id: str
+    captured_at: datetime
+    faces: list[FaceOut]
+
+
+def get_node(request: Request) -> EdgeNode:
+    return request.app.state.node
+
+
+# Module level: with postponed annotations FastAPI resolves dependency aliases from module globals.
+Node = Annotated[EdgeNode, Depends(get_node)]
+
+
+def build_node(settings: EdgeSettings) -> EdgeNode:
+    codec = codec_by_name(settings.codec_profile, settings.codec_rate)
+    outbox = Outbox(settings.data_dir / "outbox.sqlite3")
+    return EdgeNode(
+        settings=settings,
+        pipeline=EncodePipeline(codec, settings.enhancement_levels),
+        outbox=outbox,
+        store=EnhancementStore(
+            settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes
+        ),
+        uploader=Uploader(
+            outbox, settings.cloud_ingest_address, settings.upload_batch, settings.upload_timeout_s,
+            settings.upload_retry_max_s,
+        ),
+    )
+
+
+def create_app(settings: EdgeSettings | None = None) -> FastAPI:
+    settings = settings or EdgeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        node = build_node(settings)
+        server, port = make_server(node.store, settings.grpc_port)
+        server.start()
+        node.uploader.start()
+        app.state.node = node
+        log.info("edge %s: fetch service on :%d, uploading to %s", settings.edge_id, port,
+                 settings.cloud_ingest_address)
+        yield
+        node.uploader.stop()
+        server.stop(grace=2).wait()
+        node.outbox.close()
+        node.store.close()
+
+    app = FastAPI(title="facecodec edge encoder", version=CODEC_VERSION, lifespan=lifespan)
+
+    @app.get("/healthz")
+    def healthz(node: Node) -> dict:
+        return {
+            "status": "ok",
+            "edge_id": settings.edge_id,
+            "codec": node.pipeline.codec.spec.name,
+            "outbox_pending": len(node.outbox),
+            "outbox_rejected": node.outbox.rejected_count(),
+            "uploaded": node.uploader.acked,
+            "upload_error": node.uploader.last_error,
+            "enhancement_store": node.store.stats(),
+        }
+
+    @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut)
+    async def post_frame(
+        request: Request,
+        node: Node,
+        camera_id: Annotated[str, Path(pattern=CAMERA_ID)],
+        captured_at: Annotated[datetime | None, Query(description="capture time (ISO 8601); default now")] = None,
+    ) -> FrameOut:
+        frame = await _read_frame(request, settings.max_frame_bytes)
+        if captured_at is not None and captured_at.tzinfo is None:
+            captured_at = captured_at.replace(tzinfo=UTC)
+        try:
+            faces = await run_in_threadpool(node.pipeline.encode_frame, camera_id, frame, captured_at)
+        except ImageDecodeError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        await run_in_threadpool(node.accept, faces)
+        return FrameOut(
+            camera_id=camera_id,
+            captured_at=captured_at or (faces[0].captured_at if faces else datetime.now(UTC)),
+            faces=[
+                FaceOut(
+                    face_id=f.face_id,
+                    bbox=f.box,
+                    score=f.score,
+                    base_layer_bytes=len(f.base_container),
+                    enhancement_bytes=sum(len(e.payload) for e in f.coded.enhancements),
+                    enhancement_levels=len(f.coded.enhancements),
+                )
+                for f in faces
+            ],
+        )
+
+    return app
+
+
+async def _read_frame(request: Request, limit: int) -> bytes:
+    """The frame from a raw image body or from the first file of a multipart form."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > limit:
+        raise HTTPException(413, f"frame larger than {limit} bytes")
+    if content_type == "multipart/form-data":
+        form = await request.form()
+        files = [v for v in form.values() if hasattr(v, "read")]
+        if not files:
+            raise HTTPException(400, "multipart body has no file part")
+        data = await files[0].read()
+    elif content_type in IMAGE_TYPES or not content_type:
+        data = await request.body()
+    else:
+        raise HTTPException(415, f"unsupported content type {content_type!r}; send image/jpeg, image/png or multipart")
+    if len(data) > limit:
+        raise HTTPException(413, f"frame larger than {limit} bytes")
+    if not data:
+        raise HTTPException(400, "empty body: post a JPEG or PNG frame")
+    return data

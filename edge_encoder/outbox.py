@@ -1,0 +1,77 @@
+"""Durable local outbox: base-layer records wait here until the cloud acknowledges them.
+
+SQLite (stdlib, fsync'd on commit) so a crash or a cloud outage loses nothing: records are removed
+only after a per-face ack, and re-sent after a restart. The cloud is idempotent on face_id, so a
+record sent twice is harmless.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+
+class Outbox:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " face_id TEXT UNIQUE NOT NULL, record BLOB NOT NULL, created REAL NOT NULL,"
+            " attempts INTEGER NOT NULL DEFAULT 0)"
+        )
+        # Dead letters: records the cloud refused as invalid (retrying cannot help), kept for inspection.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS rejected (face_id TEXT PRIMARY KEY, record BLOB NOT NULL,"
+            " error TEXT NOT NULL, rejected REAL NOT NULL)"
+        )
+        self._lock = threading.Lock()
+        self.wakeup = threading.Event()
+
+    def put(self, face_id: str, record: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO outbox (face_id, record, created) VALUES (?, ?, ?)",
+                (face_id, record, time.time()),
+            )
+        self.wakeup.set()
+
+    def pending(self, limit: int) -> list[tuple[str, bytes]]:
+        with self._lock:
+            rows = self._db.execute("SELECT face_id, record FROM outbox ORDER BY seq LIMIT ?", (limit,))
+            return [(face_id, bytes(record)) for face_id, record in rows]
+
+    def mark_attempt(self, face_ids: list[str]) -> None:
+        with self._lock:
+            self._db.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE face_id = ?",
+                                 [(f,) for f in face_ids])
+
+    def remove(self, face_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE face_id = ?", (face_id,))
+
+    def reject(self, face_id: str, error: str) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO rejected SELECT face_id, record, ?, ? FROM outbox WHERE face_id = ?",
+                (error, time.time(), face_id),
+            )
+            self._db.execute("DELETE FROM outbox WHERE face_id = ?", (face_id,))
+            self._db.execute("COMMIT")
+
+    def rejected_count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,33 @@
+"""Edge encoder settings, all from the environment (prefix EDGE_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EdgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGE_")
+
+    edge_id: str = Field("edge-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="name of this edge node")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8001, ge=1, le=65535, description="REST API for cameras")
+    grpc_port: int = Field(50052, ge=0, le=65535, description="EnhancementStore fetch service")
+    public_grpc_address: str = Field("", description="host:port the cloud uses to fetch; default 127.0.0.1:grpc_port")
+    cloud_ingest_address: str = Field("127.0.0.1:50051", description="cloud analyzer's gRPC Ingest")
+    data_dir: Path = Field(Path("var/edge"), description="outbox and enhancement store (SQLite)")
+    codec_profile: str = Field("baseline", description="codec profile name (facecodec.codec.profiles)")
+    codec_rate: int | None = Field(None, ge=0, le=255, description="base-layer rate id; default: profile's")
+    enhancement_levels: int = Field(4, ge=0, le=16, description="enhancement levels coded and kept per face")
+    enhancement_max_faces: int = Field(10_000, ge=1, description="retention bound of the enhancement store")
+    enhancement_max_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="retention bound in bytes")
+    max_frame_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted frame upload")
+    upload_batch: int = Field(64, ge=1, le=1024, description="faces per ingest stream")
+    upload_timeout_s: float = Field(10.0, gt=0, description="deadline of one ingest stream")
+    upload_retry_max_s: float = Field(30.0, gt=0, description="longest back-off between upload retries")
+
+    @property
+    def fetch_address(self) -> str:
+        return self.public_grpc_address or f"127.0.0.1:{self.grpc_port}"

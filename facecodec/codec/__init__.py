@@ -1,0 +1,1 @@
+"""Encode/decode of the scalable face bitstream: base layer, enhancement layer, profiles."""

@@ -1,0 +1,82 @@
+"""Fixed-table entropy coding with CompressAI's rANS coder.
+
+Every entropy model we use (EntropyBottleneck for the learned base layer, a discretised Gaussian
+for the baseline) is frozen into integer CDF tables at export time. Encoder and decoder then agree
+bit for bit on any machine and runtime: the tables are integers, and the symbols are integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PRECISION = 16  # CompressAI's default entropy_coder_precision
+
+
+class EntropyDecodeError(ValueError):
+    """The payload is not a valid rANS stream for these tables."""
+
+
+@dataclass(frozen=True)
+class CdfTables:
+    cdfs: np.ndarray  # int32 [n_tables, max_len]
+    lengths: np.ndarray  # int32 [n_tables]
+    offsets: np.ndarray  # int32 [n_tables]
+
+    def as_lists(self) -> tuple[list[list[int]], list[int], list[int]]:
+        return (
+            [row[: int(n)].tolist() for row, n in zip(self.cdfs, self.lengths)],
+            self.lengths.astype(np.int64).tolist(),
+            self.offsets.astype(np.int64).tolist(),
+        )
+
+    @classmethod
+    def from_pmfs(cls, pmfs: list[np.ndarray], tail_masses: list[float], offsets: list[int]) -> CdfTables:
+        """Quantise probability mass functions exactly as CompressAI's EntropyModel does."""
+        from compressai._CXX import pmf_to_quantized_cdf
+
+        rows = [pmf_to_quantized_cdf([*map(float, p), float(t)], PRECISION) for p, t in zip(pmfs, tail_masses)]
+        width = max(len(r) for r in rows)
+        cdfs = np.zeros((len(rows), width), np.int32)
+        for i, r in enumerate(rows):
+            cdfs[i, : len(r)] = r
+        return cls(cdfs, np.array([len(r) for r in rows], np.int32), np.array(offsets, np.int32))
+
+
+class RansCoder:
+    """Encode/decode integer symbols, each with the index of the CDF table that models it."""
+
+    def __init__(self, tables: CdfTables) -> None:
+        from compressai.ans import RansDecoder, RansEncoder
+
+        self._encoder, self._decoder = RansEncoder(), RansDecoder()
+        self._cdfs, self._lengths, self._offsets = tables.as_lists()
+
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray) -> bytes:
+        return self._encoder.encode_with_indexes(
+            symbols.astype(np.int64).ravel().tolist(),
+            indexes.astype(np.int64).ravel().tolist(),
+            self._cdfs,
+            self._lengths,
+            self._offsets,
+        )
+
+    def decode(self, payload: bytes, indexes: np.ndarray) -> np.ndarray:
+        if not payload:
+            raise EntropyDecodeError("empty entropy-coded payload")
+        # The C++ decoder reads 4-byte words past the end of a short string; pad so that a truncated
+        # payload decodes to garbage (caught by the caller's checks) rather than reading out of bounds.
+        padded = payload + b"\x00" * 8
+        try:
+            symbols = self._decoder.decode_with_indexes(
+                padded, indexes.astype(np.int64).ravel().tolist(), self._cdfs, self._lengths, self._offsets
+            )
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise EntropyDecodeError(f"undecodable payload: {exc}") from exc
+        symbols = np.asarray(symbols, np.int64).reshape(indexes.shape)
+        # rANS happily decodes any bytes. Encoding is deterministic, so a genuine payload is exactly
+        # the re-encoding of its symbols: this rejects garbage, truncation and trailing bytes.
+        if self.encode(symbols, indexes) != payload:
+            raise EntropyDecodeError("payload is not a valid rANS stream for this model")
+        return symbols

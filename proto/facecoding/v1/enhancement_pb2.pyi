@@ -1,0 +1,23 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FetchRequest(_message.Message):
+    __slots__ = ("face_id", "max_level")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    max_level: int
+    def __init__(self, face_id: _Optional[str] = ..., max_level: _Optional[int] = ...) -> None: ...
+
+class FetchResponse(_message.Message):
+    __slots__ = ("face_id", "container", "levels")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    container: bytes
+    levels: int
+    def __init__(self, face_id: _Optional[str] = ..., container: _Optional[bytes] = ..., levels: _Optional[int] = ...) -> None: ...

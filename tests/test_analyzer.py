@@ -1,0 +1,184 @@
+"""Cloud analyzer on real parts: Redis server, gRPC ingest over loopback, REST over loopback."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from datetime import UTC, datetime
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from PIL import Image
+
+from cloud_analyzer.api import create_app
+from cloud_analyzer.settings import AnalyzerSettings
+from facecodec.bitstream import CodedFace
+from facecodec.codec.profiles import codec_by_name
+from facecodec.frontend import decode_image
+from facecodec.stack import free_port
+from tests.conftest import lfw_image
+from tests.servers import serve
+
+Ack = ingest_pb2.IngestAck
+PEOPLE = ["Colin_Powell", "Tony_Blair", "Laura_Bush"]
+
+
+@pytest.fixture(scope="module")
+def analyzer(redis_server):
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushdb()
+    grpc_port = free_port()
+    settings = AnalyzerSettings(redis_url=redis_server.url, grpc_port=grpc_port, http_port=free_port())
+    with serve(create_app(settings)) as url:
+        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+        yield url, ingest_pb2_grpc.IngestStub(channel)
+        channel.close()
+
+
+def record(front_end, path, camera: str, ts_ms: int, face_id: str | None = None) -> ingest_pb2.FaceRecord:
+    face = front_end.largest_face(decode_image(path.read_bytes()))
+    codec = codec_by_name("baseline")
+    coded = codec.encode(face.crop, front_end.describe(face.crop)[0], levels=0)
+    captured = Timestamp()
+    captured.FromMilliseconds(ts_ms)
+    return ingest_pb2.FaceRecord(
+        face_id=face_id or uuid.uuid4().hex, camera_id=camera, captured_at=captured,
+        bbox=ingest_pb2.BoundingBox(x1=1, y1=2, x2=3, y2=4), detection_score=0.9, model_id=coded.model_id,
+        rate_id=coded.rate_id, codec_version="test", base_layer=coded.to_bytes(), edge_id="edge-t",
+        edge_address="127.0.0.1:1", enhancement_levels=0,
+    )
+
+
+def enrol(url: str, name: str, paths) -> dict:
+    files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
+    r = httpx.post(f"{url}/v1/identities", data={"name": name}, files=files, timeout=60)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def wait_sightings(url: str, n: int, **params) -> list[dict]:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        items = httpx.get(f"{url}/v1/sightings", params={"limit": 500, **params}).json()["items"]
+        if len(items) >= n and all(i["status"] != "pending" for i in items):
+            return items
+        time.sleep(0.2)
+    raise AssertionError(f"expected {n} sightings, have {items}")
+
+
+def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
+    url, stub = analyzer
+    ids = {name: enrol(url, name, [lfw_image(name, 1), lfw_image(name, 2)])["identity_id"] for name in PEOPLE}
+    listed = httpx.get(f"{url}/v1/identities").json()
+    assert listed["total"] == 3 and {i["name"] for i in listed["items"]} == set(PEOPLE)
+
+    base = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    records = [record(front_end, lfw_image(name, 3), f"cam{i % 2}", base + 1000 * i)
+               for i, name in enumerate(PEOPLE + PEOPLE)]
+    acks = list(stub.Ingest(iter(records), timeout=30))
+    assert [a.status for a in acks] == [Ack.ACCEPTED] * 6
+    # Re-sending is harmless: acknowledged as duplicates, nothing stored twice.
+    assert [a.status for a in stub.Ingest(iter(records[:2]), timeout=30)] == [Ack.DUPLICATE] * 2
+
+    sightings = wait_sightings(url, 6)
+    assert len(sightings) == 6
+    by_face = {s["face_id"]: s for s in sightings}
+    for i, rec in enumerate(records):
+        assert by_face[rec.face_id]["identity_id"] == ids[PEOPLE[i % 3]], by_face[rec.face_id]
+    assert [s["captured_at_ms"] for s in sightings] == sorted((s["captured_at_ms"] for s in sightings), reverse=True)
+
+    # Cursor pagination walks every sighting exactly once, newest first.
+    seen, cursor = [], None
+    while True:
+        page = httpx.get(f"{url}/v1/sightings", params={"limit": 4} | ({"cursor": cursor} if cursor else {})).json()
+        seen += [s["face_id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [s["face_id"] for s in sightings]
+
+    only_cam0 = httpx.get(f"{url}/v1/sightings", params={"camera_id": "cam0"}).json()["items"]
+    assert {s["camera_id"] for s in only_cam0} == {"cam0"} and len(only_cam0) == 3
+    blair = httpx.get(f"{url}/v1/sightings", params={"identity_id": ids["Tony_Blair"]}).json()["items"]
+    assert len(blair) == 2
+    window = httpx.get(f"{url}/v1/sightings", params={
+        "since": datetime.fromtimestamp((base + 1000) / 1000, UTC).isoformat(),
+        "until": datetime.fromtimestamp((base + 3000) / 1000, UTC).isoformat()}).json()["items"]
+    assert [s["captured_at_ms"] for s in window] == [base + 3000, base + 2000, base + 1000]
+
+    face = httpx.get(f"{url}/v1/faces/{records[0].face_id}").json()
+    assert face["identity_name"] == PEOPLE[0] and face["base_layer_bytes"] == len(records[0].base_layer)
+    cams = httpx.get(f"{url}/v1/cameras").json()
+    assert {c["camera_id"]: c["sightings"] for c in cams} == {"cam0": 3, "cam1": 3}
+    events = httpx.get(f"{url}/v1/events").json()
+    assert len(events) >= 6 and events[0]["data"]["type"] == "face.recognised"
+
+    hits = httpx.post(f"{url}/v1/search", files={"image": ("p.jpg", lfw_image("Tony_Blair", 4).read_bytes())}).json()
+    assert hits["candidates"][0]["name"] == "Tony_Blair" and hits["candidates"][0]["match"]
+
+    assert httpx.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 204
+    assert httpx.get(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
+    assert httpx.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
+
+
+def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -> None:
+    url, stub = analyzer
+    good = record(front_end, lfw_image("Colin_Powell", 4), "cam9", 1_000)
+    coded = CodedFace(good.model_id, good.rate_id, 112, b"\x00" * 10)
+
+    def variant(**changes) -> ingest_pb2.FaceRecord:
+        r = ingest_pb2.FaceRecord()
+        r.CopyFrom(good)
+        r.face_id = uuid.uuid4().hex
+        for k, v in changes.items():
+            setattr(r, k, v)
+        return r
+
+    with_pixels = CodedFace(good.model_id, good.rate_id, 112, codec_by_name("baseline").base.encode(
+        np.eye(512, dtype=np.float32)[0]))
+    bad = [
+        variant(base_layer=b"garbage"),
+        variant(base_layer=good.base_layer[:-3]),
+        variant(face_id="../../etc/passwd"),
+        variant(camera_id=""),
+        variant(rate_id=7),
+        variant(base_layer=CodedFace(99, 0, 112, b"\x01\x02").to_bytes(), model_id=99),
+        variant(base_layer=coded.to_bytes()),
+        variant(base_layer=with_pixels.to_bytes()[:-1] + b"\x01\x01\x00" + b"\x00" * 4),
+    ]
+    acks = list(stub.Ingest(iter(bad + [good]), timeout=30))
+    assert [a.status for a in acks] == [Ack.REJECTED] * len(bad) + [Ack.ACCEPTED]
+    assert all(a.error for a in acks[:-1])
+    assert httpx.get(f"{url}/v1/faces/{bad[0].face_id}").status_code == 404
+    assert httpx.get(f"{url}/v1/faces/{good.face_id}").status_code == 200
+
+
+def test_bad_rest_input_gets_4xx(analyzer) -> None:
+    url, _ = analyzer
+    grey = io.BytesIO()
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(grey, format="PNG")
+    jpeg = lfw_image("Colin_Powell", 1).read_bytes()
+    cases = [
+        httpx.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.txt", b"hello")}),
+        httpx.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.jpg", jpeg[: len(jpeg) // 2])}),
+        httpx.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.jpg", b"")}),
+        httpx.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("g.png", grey.getvalue())}),
+        httpx.post(f"{url}/v1/identities", files={"images": ("a.jpg", jpeg)}),
+        httpx.post(f"{url}/v1/search", files={"image": ("a.jpg", b"\xff\xd8\xff garbage")}),
+        httpx.get(f"{url}/v1/sightings", params={"cursor": "!!!"}),
+        httpx.get(f"{url}/v1/sightings", params={"limit": 0}),
+        httpx.get(f"{url}/v1/identities/not-an-id"),
+        httpx.get(f"{url}/v1/faces/{uuid.uuid4().hex}"),
+        httpx.get(f"{url}/v1/events", params={"after": "x"}),
+    ]
+    codes = [r.status_code for r in cases]
+    assert all(400 <= c < 500 for c in codes), codes
+    assert codes[3] == 422 and codes[9] == 404
+    names = {i["name"] for i in httpx.get(f"{url}/v1/identities").json()["items"]}
+    assert "x" not in names  # a refused enrolment stores nothing

@@ -1,0 +1,78 @@
+"""Codec profiles on real faces: base layer decodes alone, enhancement levels nest, errors are typed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from facecodec.bitstream import CodedFace, EnhancementLayer, parse
+from facecodec.codec.enhancement_layer import EnhancementLayerError
+from facecodec.codec.profiles import PROFILES, UnknownProfileError, codec_by_name, codec_for
+from facecodec.frontend import decode_image
+from tests.conftest import lfw_image
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
+
+
+@pytest.fixture(scope="module")
+def face(front_end):
+    rgb = decode_image(lfw_image("Colin_Powell", 1).read_bytes())
+    aligned = front_end.largest_face(rgb)
+    assert aligned is not None
+    return aligned.crop, front_end.describe(aligned.crop)[0]
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_base_layer_decodes_alone_and_levels_nest(profile: str, face) -> None:
+    crop, descriptor = face
+    codec = codec_by_name(profile)
+    coded = codec.encode(crop, descriptor)
+    base_only = parse(coded.base_only().to_bytes(), base_only=True)
+    decoded = codec.decode_descriptor(base_only)
+    assert float(decoded @ descriptor) > 0.9
+    assert len(coded.enhancements) == codec.levels
+
+    full = parse(coded.to_bytes())
+    psnrs = [psnr(codec.reconstruct(full, level), crop) for level in range(codec.levels + 1)]
+    assert psnrs == sorted(psnrs), psnrs  # every enhancement level improves fidelity
+    assert psnrs[-1] > 30, psnrs
+
+    with pytest.raises(EnhancementLayerError):
+        codec.reconstruct(CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base,
+                                    coded.enhancements[1:]), 2)
+    with pytest.raises(EnhancementLayerError):
+        codec.reconstruct(CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base,
+                                    (EnhancementLayer(1, b"not webp"),)), 1)
+
+
+def test_unknown_model_or_rate_is_refused_clearly() -> None:
+    with pytest.raises(UnknownProfileError, match="unknown codec model id 200"):
+        codec_for(200, 0)
+    with pytest.raises(UnknownProfileError, match="no rate id 99"):
+        codec_for(PROFILES["baseline"].model_id, 99)
+
+
+def test_bitstream_decodes_identically_in_another_process(face, tmp_path) -> None:
+    crop, descriptor = face
+    for profile in sorted(PROFILES):
+        coded = codec_by_name(profile).encode(crop, descriptor)
+        path = tmp_path / f"{profile}.bin"
+        path.write_bytes(coded.to_bytes())
+        # Another interpreter decodes the bytes; its output must equal ours bit for bit.
+        script = (
+            "import sys, numpy as np; from facecodec.bitstream import parse; "
+            "from facecodec.codec.profiles import codec_for; c = parse(open(sys.argv[1], 'rb').read()); "
+            "k = codec_for(c.model_id, c.rate_id); "
+            "d = k.decode_descriptor(c).tobytes(); im = k.reconstruct(c, len(c.enhancements)).tobytes(); "
+            "sys.stdout.buffer.write(d + im)"
+        )
+        theirs = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, check=True).stdout
+        codec = codec_for(coded.model_id, coded.rate_id)
+        ours = codec.decode_descriptor(coded).tobytes() + codec.reconstruct(coded, len(coded.enhancements)).tobytes()
+        assert theirs == ours

@@ -1,0 +1,218 @@
+"""Static checks of the Docker deployment: compose files, GPU override and Dockerfile.
+
+No Docker engine is needed (nor used): the files are parsed and checked against the code they start,
+so that a renamed module or settings field breaks this test instead of a deployment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from cloud_analyzer.settings import AnalyzerSettings
+from cloud_reconstructor.settings import ReconstructorSettings
+from edge_encoder.settings import EdgeSettings
+from facecodec.stack import SERVICE_MODULES
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_SERVICES: dict[str, type[BaseSettings]] = {
+    "cloud_analyzer": AnalyzerSettings,
+    "cloud_reconstructor": ReconstructorSettings,
+    "edge_encoder": EdgeSettings,
+}
+PUBLISHED = {"edge_encoder": 8001, "cloud_analyzer": 8002, "cloud_reconstructor": 8003}
+
+
+def load(name: str) -> dict[str, Any]:
+    # safe_load resolves the `<<: *anchor` merge keys the compose files use, as Compose does.
+    data = yaml.safe_load((ROOT / name).read_text())
+    assert isinstance(data, dict), f"{name} is not a YAML mapping"
+    return data
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    return load("docker-compose.yml")["services"]
+
+
+@pytest.fixture(scope="module")
+def gpu_services() -> dict[str, Any]:
+    return load("docker-compose.gpu.yml")["services"]
+
+
+def command_argv(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return command.split() if isinstance(command, str) else [str(part) for part in command]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # the `- NAME=value` form
+        return dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def healthcheck_argv(service: dict[str, Any]) -> list[str]:
+    test = service["healthcheck"]["test"]
+    return test.split() if isinstance(test, str) else [str(part) for part in test]
+
+
+def env_prefix(settings: type[BaseSettings]) -> str:
+    return settings.model_config.get("env_prefix", "")
+
+
+def test_service_modules_match_the_app_services() -> None:
+    assert set(SERVICE_MODULES) == set(APP_SERVICES)
+
+
+def test_all_services_exist(services: dict[str, Any]) -> None:
+    assert set(services) == {"redis", *APP_SERVICES}
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_app_service_builds_the_shared_image(services: dict[str, Any], name: str) -> None:
+    service = services[name]
+    build = service["build"]
+    context = build if isinstance(build, str) else build["context"]
+    assert context == "."
+    assert service["image"] == "facecodec:latest"
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_app_service_runs_its_module(services: dict[str, Any], name: str) -> None:
+    module = SERVICE_MODULES[name]
+    # Same module as the process launcher starts, and the service is named after it.
+    assert command_argv(services[name]) == ["python", "-m", module]
+    assert module == name
+    assert importlib.util.find_spec(module) is not None, f"no module {module}"
+    assert importlib.util.find_spec(f"{module}.__main__") is not None, f"`python -m {module}` has no __main__"
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_environment_names_are_settings_fields(services: dict[str, Any], name: str) -> None:
+    settings = APP_SERVICES[name]
+    prefix = env_prefix(settings)
+    assert prefix, f"{settings.__name__} has no env_prefix"
+    env = environment(services[name])
+    assert env, f"{name} sets no environment"
+    for key in env:
+        # pydantic-settings matches env names case-insensitively by default; compose keeps them upper.
+        assert key.startswith(prefix), f"{name}: {key} lacks the {prefix} prefix"
+        field = key[len(prefix) :].lower()
+        assert field in settings.model_fields, f"{name}: {key} is no field of {settings.__name__}"
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_environment_values_validate(
+    services: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The values too: a port that is not a number would only fail when the container starts.
+    settings = APP_SERVICES[name]
+    for key in list(os.environ):
+        if key.startswith(env_prefix(settings)):
+            monkeypatch.delenv(key)
+    for key, value in environment(services[name]).items():
+        monkeypatch.setenv(key, value)
+    parsed = settings()
+    assert parsed.http_host == "0.0.0.0"  # reachable from outside the container
+    assert parsed.http_port == PUBLISHED[name]
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_app_service_has_http_healthcheck_and_published_port(services: dict[str, Any], name: str) -> None:
+    service = services[name]
+    argv = healthcheck_argv(service)
+    assert argv[:3] == ["CMD", "python", "-c"], argv
+    port = PUBLISHED[name]
+    assert f"http://127.0.0.1:{port}/healthz" in argv[3]
+    assert "urllib" in argv[3]
+    assert environment(service)[f"{env_prefix(APP_SERVICES[name])}HTTP_PORT"] == str(port)
+    published = {str(p) for p in service.get("ports", [])}
+    assert f"{port}:{port}" in published
+
+
+def test_wiring_between_services(services: dict[str, Any]) -> None:
+    analyzer = environment(services["cloud_analyzer"])
+    reconstructor = environment(services["cloud_reconstructor"])
+    edge = environment(services["edge_encoder"])
+    assert (
+        analyzer["ANALYZER_REDIS_URL"] == reconstructor["RECONSTRUCTOR_REDIS_URL"] == "redis://redis:6379/0"
+    )
+    assert edge["EDGE_CLOUD_INGEST_ADDRESS"] == f"cloud_analyzer:{analyzer['ANALYZER_GRPC_PORT']}"
+    assert edge["EDGE_PUBLIC_GRPC_ADDRESS"] == f"edge_encoder:{edge['EDGE_GRPC_PORT']}"
+    assert services["cloud_analyzer"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["cloud_reconstructor"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["edge_encoder"]["depends_on"]["cloud_analyzer"]["condition"] == "service_healthy"
+
+
+def test_edge_data_dir_is_on_a_named_volume(services: dict[str, Any]) -> None:
+    compose = load("docker-compose.yml")
+    edge = services["edge_encoder"]
+    data_dir = environment(edge)["EDGE_DATA_DIR"]
+    mounts = dict(str(v).split(":", 1) for v in edge["volumes"])
+    assert data_dir in mounts.values()
+    volume = next(src for src, dst in mounts.items() if dst == data_dir)
+    assert volume in compose["volumes"]
+
+
+def test_redis_persists(services: dict[str, Any]) -> None:
+    compose = load("docker-compose.yml")
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:7")
+    command = redis["command"]
+    command = " ".join(command) if isinstance(command, list) else command
+    assert re.search(r"--appendonly\s+yes", command)
+    volume, target = str(redis["volumes"][0]).split(":", 1)
+    assert target == "/data"
+    assert volume in compose["volumes"]
+    assert "redis-cli" in healthcheck_argv(redis) and "ping" in healthcheck_argv(redis)
+
+
+@pytest.mark.parametrize("name", sorted(APP_SERVICES))
+def test_gpu_override_reserves_a_gpu(gpu_services: dict[str, Any], name: str) -> None:
+    service = gpu_services[name]
+    assert service["build"]["args"]["ORT_PACKAGE"] == "onnxruntime-gpu"
+    assert service["build"]["context"] == "."
+    assert service["image"] == "facecodec:gpu"
+    devices = service["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d["driver"] == "nvidia" and d["count"] == 1 and "gpu" in d["capabilities"] for d in devices), (
+        devices
+    )
+
+
+def test_gpu_override_only_touches_app_services(gpu_services: dict[str, Any]) -> None:
+    assert set(gpu_services) == set(APP_SERVICES)
+
+
+def dockerfile_instructions() -> list[str]:
+    # Join continuation lines and drop comments, so each entry is one whole instruction.
+    text = (ROOT / "Dockerfile").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    return [" ".join(i.split()) for i in re.sub(r"\\\n", " ", "\n".join(lines)).splitlines() if i.strip()]
+
+
+def test_dockerfile() -> None:
+    instructions = dockerfile_instructions()
+    froms = [i for i in instructions if i.upper().startswith("FROM ")]
+    assert froms and all("PYTHON_IMAGE" in f or "python:3.11-slim" in f for f in froms)
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in instructions
+    assert "ARG ORT_PACKAGE=onnxruntime" in instructions
+    runs = [i for i in instructions if i.upper().startswith("RUN ")]
+    # The face models are fetched at build time, into the image: never at run time.
+    assert any("python -m facecodec.assets" in r for r in runs)
+    assert any(re.search(r"pip install \.(\s|$)", r) for r in runs)
+    assert "$ORT_PACKAGE" in " ".join(runs)
+    # No default command: compose sets one per service.
+    assert not any(i.upper().startswith(('CMD ["', "ENTRYPOINT")) for i in instructions)
+
+
+def test_dockerignore_keeps_the_context_small() -> None:
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".venv", "data", "var", "out", ".git"} <= ignored

@@ -1,0 +1,119 @@
+"""End to end: Redis + the three services as real processes over loopback, as the demo runs them.
+
+Enrols people from LFW, posts frames made of their *other* photos to the edge, waits for the analyzer
+to recognise them from base layers alone, then asks the reconstructor for base-only and full images.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from facecodec.demo import compose_frame
+from facecodec.frontend import FaceFrontEnd, decode_image
+from facecodec.stack import Stack
+from tests.conftest import lfw_image
+
+pytestmark = pytest.mark.e2e
+PEOPLE = ["Colin_Powell", "Tony_Blair", "Jennifer_Capriati", "Laura_Bush", "Serena_Williams"]
+RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
+
+
+def test_whole_path(stack: Stack, front_end: FaceFrontEnd) -> None:
+    edge, analyzer, recon = (stack.url(n) for n in ("edge_encoder", "cloud_analyzer", "cloud_reconstructor"))
+    client = httpx.Client(timeout=60)
+    ids = {}
+    for name in PEOPLE:
+        files = [("images", (f"{i}.jpg", lfw_image(name, i).read_bytes(), "image/jpeg")) for i in (1, 2)]
+        r = client.post(f"{analyzer}/v1/identities", data={"name": name}, files=files)
+        assert r.status_code == 201, r.text
+        ids[r.json()["identity_id"]] = name
+
+    truth, crops = {}, {}
+    held_out = [lfw_image(name, i) for i in (3, 4) for name in PEOPLE]
+    for k in range(0, len(held_out), 3):
+        paths = held_out[k : k + 3]
+        frame = compose_frame(paths)
+        r = client.post(f"{edge}/v1/cameras/cam{k}/frames", content=frame, headers={"content-type": "image/jpeg"})
+        assert r.status_code == 201, r.text
+        faces = sorted(r.json()["faces"], key=lambda f: f["bbox"][0])
+        assert len(faces) == len(paths)
+        # The front end is deterministic: running it on the same frame gives the edge's exact crops.
+        local = sorted(front_end.faces(decode_image(frame)), key=lambda f: f.detection.box[0])
+        for face, path, aligned in zip(faces, paths, local):
+            assert np.allclose(face["bbox"], aligned.detection.box, atol=0.01)
+            truth[face["face_id"]] = path.parent.name
+            crops[face["face_id"]] = aligned.crop
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        items = client.get(f"{analyzer}/v1/sightings", params={"limit": 100}).json()["items"]
+        if len(items) == len(truth) and all(s["status"] != "pending" for s in items):
+            break
+        time.sleep(0.3)
+    recognised = {s["face_id"]: s["identity_name"] for s in items}
+    assert recognised == truth, (recognised, truth)
+    health = client.get(f"{edge}/healthz").json()
+    assert health["outbox_pending"] == 0 and health["uploaded"] == len(truth)
+
+    psnr_base, psnr_full = [], []
+    for face_id, crop in crops.items():
+        base = client.get(f"{recon}/v1/faces/{face_id}/image", params={"layers": "base"})
+        full = client.get(f"{recon}/v1/faces/{face_id}/image", params={"layers": "full"})
+        assert base.status_code == full.status_code == 200
+        assert base.headers["content-type"] == "image/png"
+        base_img = np.asarray(Image.open(io.BytesIO(base.content)))
+        full_img = np.asarray(Image.open(io.BytesIO(full.content)))
+        assert base_img.shape == full_img.shape == (112, 112, 3)
+        psnr_base.append(psnr(base_img, crop))
+        psnr_full.append(psnr(full_img, crop))
+        low = client.get(f"{recon}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 1})
+        assert low.status_code == 200 and low.headers["x-enhancement-level"] == "1"
+    assert np.mean(psnr_full) > 30 > np.mean(psnr_base)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "e2e_psnr.json").write_text(json.dumps({
+        "faces": len(crops), "profile": stack.profile, "psnr_base_db": round(float(np.mean(psnr_base)), 2),
+        "psnr_full_db": round(float(np.mean(psnr_full)), 2),
+        "note": "measured by tests/test_e2e.py: reconstructions vs the aligned crop of the posted photo",
+    }, indent=2) + "\n")
+
+
+def test_bad_input_gets_4xx_never_5xx(stack: Stack) -> None:
+    edge, recon = stack.url("edge_encoder"), stack.url("cloud_reconstructor")
+    jpeg = lfw_image("Colin_Powell", 1).read_bytes()
+    frames = f"{edge}/v1/cameras/cam-x/frames"
+    cases = {
+        "not an image": httpx.post(frames, content=b"hello world", headers={"content-type": "image/jpeg"}),
+        "corrupt jpeg": httpx.post(frames, content=jpeg[: len(jpeg) // 3], headers={"content-type": "image/jpeg"}),
+        "empty body": httpx.post(frames, content=b"", headers={"content-type": "image/jpeg"}),
+        "wrong type": httpx.post(frames, content=b"{}", headers={"content-type": "application/json"}),
+        "bad camera": httpx.post(f"{edge}/v1/cameras/a%20b/frames", content=jpeg,
+                                 headers={"content-type": "image/jpeg"}),
+        "unknown face": httpx.get(f"{recon}/v1/faces/{uuid.uuid4().hex}/image"),
+        "bad layers": httpx.get(f"{recon}/v1/faces/{uuid.uuid4().hex}/image", params={"layers": "all"}),
+        "bad face id": httpx.get(f"{recon}/v1/faces/..%2F..%2Fetc/image"),
+    }
+    codes = {k: r.status_code for k, r in cases.items()}
+    assert all(400 <= c < 500 for c in codes.values()), codes
+    assert codes["unknown face"] == 404 and codes["empty body"] == 400 and codes["wrong type"] == 415
+    ok = httpx.post(f"{edge}/v1/cameras/cam-x/frames", files={"frame": ("f.jpg", jpeg, "image/jpeg")}, timeout=60)
+    assert ok.status_code == 201 and len(ok.json()["faces"]) == 1  # multipart works, service still up
