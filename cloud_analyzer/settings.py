@@ -10,7 +10,7 @@ class AnalyzerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="the cloud's single source of truth")
-    http_host: str = "127.0.0.1"
+    http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8002, ge=1, le=65535, description="REST API")
     grpc_port: int = Field(50051, ge=0, le=65535, description="Ingest service for edges")
     codec_profile: str = Field("baseline", description="profile used to make enrolment templates")

@@ -12,7 +12,7 @@ class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGE_")
 
     edge_id: str = Field("edge-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="name of this edge node")
-    http_host: str = "127.0.0.1"
+    http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8001, ge=1, le=65535, description="REST API for cameras")
     grpc_port: int = Field(50052, ge=0, le=65535, description="EnhancementStore fetch service")
     public_grpc_address: str = Field("", description="host:port the cloud uses to fetch; default 127.0.0.1:grpc_port")

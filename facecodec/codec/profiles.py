@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -29,14 +30,15 @@ class UnknownProfileError(LookupError):
 class ProfileSpec:
     model_id: int
     name: str
-    base_files: dict[int, str]  # rate_id -> weights file
+    base_kind: Literal["scalar", "learned"]
+    base_files: dict[int, str]  # rate_id -> weights file in facecodec/weights
+    prediction_kind: Literal["mean-face", "generator"]
     prediction_file: str
-    generator: bool
     default_rate: int
 
 
 PROFILES: dict[str, ProfileSpec] = {
-    "baseline": ProfileSpec(1, "baseline", {0: "base_scalar.npz"}, "mean_face.npz", False, 0),
+    "baseline": ProfileSpec(1, "baseline", "scalar", {0: "base_scalar.npz"}, "mean-face", "mean_face.npz", 0),
 }
 
 
@@ -60,7 +62,7 @@ class FaceCodec:
             )
         base_path = WEIGHTS / spec.base_files[self.rate_id]
         self.base: BaseLayerCodec = (
-            ScalarBaseLayer(base_path) if spec.name == "baseline" else LearnedBaseLayer(base_path)
+            ScalarBaseLayer(base_path) if spec.base_kind == "scalar" else LearnedBaseLayer(base_path)
         )
         self.enhancement = WebPResidualCodec()
 
@@ -68,11 +70,15 @@ class FaceCodec:
     def prediction(self) -> Prediction:
         # Loaded on first use: the analyzer only ever decodes base layers and never needs it.
         path = WEIGHTS / self.spec.prediction_file
-        return GeneratorPrediction(path) if self.spec.generator else MeanFacePrediction(path)
+        return GeneratorPrediction(path) if self.spec.prediction_kind == "generator" else MeanFacePrediction(path)
 
     @property
     def levels(self) -> int:
         return self.enhancement.levels
+
+    def encode_base(self, descriptor: np.ndarray) -> CodedFace:
+        """The base-only container for a descriptor (what enrolment and analysis need)."""
+        return CodedFace(self.spec.model_id, self.rate_id, CROP_SIZE, self.base.encode(descriptor))
 
     def encode(self, crop: np.ndarray, descriptor: np.ndarray, levels: int | None = None) -> CodedFace:
         if crop.shape != (CROP_SIZE, CROP_SIZE, 3) or crop.dtype != np.uint8:

@@ -25,9 +25,11 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 class FeatureCodec(nn.Module):
     def __init__(self, latent: int = 64, hidden: int = 512) -> None:
         super().__init__()
-        self.latent = latent
-        self.g_a = _mlp([DESCRIPTOR_DIM, hidden, latent])
-        self.g_s = _mlp([latent, hidden, hidden, DESCRIPTOR_DIM])
+        self.latent, self.hidden = latent, hidden
+        # hidden=0: linear transforms (transform coding: a learned rotation + scaling, then entropy coding),
+        # which generalise best from the ~10k training faces we have.
+        self.g_a = _mlp([DESCRIPTOR_DIM, hidden, latent] if hidden else [DESCRIPTOR_DIM, latent])
+        self.g_s = _mlp([latent, hidden, hidden, DESCRIPTOR_DIM] if hidden else [latent, DESCRIPTOR_DIM])
         self.entropy_bottleneck = EntropyBottleneck(latent)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -35,6 +37,21 @@ class FeatureCodec(nn.Module):
         y_hat, likelihoods = self.entropy_bottleneck(y)
         x_hat = nn.functional.normalize(self.g_s(y_hat.squeeze(-1)), dim=-1)
         return {"x_hat": x_hat, "likelihoods": likelihoods}
+
+    @classmethod
+    def from_export(cls, path: str) -> FeatureCodec:
+        """Rebuild the torch model from an exported `base_learned_r*.npz` (for parity checks)."""
+        import numpy as np
+
+        with np.load(path) as z:
+            model = cls(latent=int(z["latent"]), hidden=int(z["hidden"]))
+            state = {k[len("torch/"):]: torch.from_numpy(z[k]) for k in z.files if k.startswith("torch/")}
+        # The bottleneck's CDF buffers are sized by update(); make room before loading them.
+        eb = model.entropy_bottleneck
+        for name in ("_quantized_cdf", "_offset", "_cdf_length"):
+            getattr(eb, name).resize_(state[f"entropy_bottleneck.{name}"].shape)
+        model.load_state_dict(state)
+        return model.eval()
 
     def aux_loss(self) -> torch.Tensor:
         return self.entropy_bottleneck.loss()

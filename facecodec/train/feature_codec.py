@@ -39,6 +39,22 @@ def split_identities(identities: np.ndarray, seed: int = 0, val_fraction: float 
     return np.array([i in val for i in identities])
 
 
+def pair_accuracy(descriptors: np.ndarray, identities: np.ndarray) -> float:
+    """Best-threshold accuracy over all genuine pairs and as many random impostor pairs: a quick,
+    label-only proxy for verification accuracy on validation identities (selection, not reporting)."""
+    sims = descriptors @ descriptors.T
+    iu = np.triu_indices(len(descriptors), 1)
+    same = (identities[:, None] == identities[None])[iu]
+    genuine, impostor = sims[iu][same], sims[iu][~same]
+    impostor = np.random.default_rng(0).choice(impostor, size=len(genuine), replace=False)
+    scores = np.concatenate([genuine, impostor])
+    labels = np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))])
+    order = np.argsort(-scores)
+    # accuracy when thresholding after the k-th highest score, for every k
+    correct = np.cumsum(labels[order]) + (len(impostor) - np.cumsum(1 - labels[order]))
+    return float(correct.max() / len(scores))
+
+
 def onnx_bytes(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str) -> bytes:
     buffer = io.BytesIO()
     torch.onnx.export(module.eval(), (example,), buffer, dynamo=False, opset_version=17,
@@ -57,19 +73,25 @@ def export(model: FeatureCodec, path: Path, name: str) -> None:
     offsets = eb._offset.numpy().astype(np.int32)
     analysis = onnx_bytes(Analysis(model), torch.zeros(1, 512), "descriptor", "latent")
     synthesis = onnx_bytes(Synthesis(model), torch.zeros(1, model.latent), "latent", "descriptor")
+    # The torch state rides along so tests can check torch and onnxruntime agree bit for bit.
+    torch_state = {f"torch/{k}": v.detach().numpy() for k, v in model.state_dict().items()}
     np.savez(path, name=name, medians=medians, cdfs=cdfs, lengths=lengths, offsets=offsets,
-             analysis_onnx=np.frombuffer(analysis, np.uint8), synthesis_onnx=np.frombuffer(synthesis, np.uint8))
+             analysis_onnx=np.frombuffer(analysis, np.uint8), synthesis_onnx=np.frombuffer(synthesis, np.uint8),
+             latent=model.latent, hidden=model.hidden, **torch_state)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate-id", type=int, required=True)
     parser.add_argument("--lmbda", type=float, required=True, help="weight of bits/face against 1 - cosine")
-    parser.add_argument("--latent", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=400)
+    parser.add_argument("--latent", type=int, default=128)
+    parser.add_argument("--hidden", type=int, default=0, help="hidden width of the transforms; 0 = linear")
+    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--noise", type=float, default=0.01, help="input noise std (regularises the transform)")
+    parser.add_argument("--pairwise", type=float, default=2.0,
+                        help="weight of the in-batch similarity-preservation term (what verification compares)")
     parser.add_argument("--faces", type=Path, default=Path("data/faces"))
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--out", type=Path, default=WEIGHTS)
@@ -85,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     x_val = torch.from_numpy(faces.descriptors[val_mask])
     print(f"train {len(x_train)} faces, validation {len(x_val)} faces (held-out training identities)", flush=True)
 
-    model = FeatureCodec(latent=args.latent)
+    model = FeatureCodec(latent=args.latent, hidden=args.hidden)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=args.lr)
@@ -114,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
             x_in = nn.functional.normalize(x + args.noise * torch.randn_like(x), dim=-1)
             out = model(x_in)
             distortion = (1 - (out["x_hat"] * x).sum(-1)).mean()
+            if args.pairwise:
+                # Verification compares x_hat_a . x_hat_b; keep those close to x_a . x_b.
+                distortion = distortion + args.pairwise * ((out["x_hat"] @ out["x_hat"].T - x @ x.T) ** 2).mean()
             bits = -torch.log2(out["likelihoods"]).sum() / len(x)
             loss = distortion + args.lmbda * bits
             optimizer.zero_grad()
@@ -140,21 +165,26 @@ def main(argv: list[str] | None = None) -> None:
                         "aux_optimizer": aux_optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "epoch": epoch + 1, "args": vars(args)}, ckpt_path)
 
-    name = f"learned-r{args.rate_id}(latent={args.latent},lmbda={args.lmbda:g})"
+    name = f"learned-r{args.rate_id}(latent={args.latent},hidden={args.hidden},lmbda={args.lmbda:g})"
     path = args.out / f"base_learned_r{args.rate_id}.npz"
     export(model, path, name)
     # Measure the real coded size and cosine on validation faces through the serving path.
     codec = LearnedBaseLayer(path)
     sizes, cosines = [], []
+    decoded = []
     for x in faces.descriptors[val_mask]:
         payload = codec.encode(x)
         sizes.append(len(payload))
-        cosines.append(float(codec.decode(payload) @ x))
+        decoded.append(codec.decode(payload))
+        cosines.append(float(decoded[-1] @ x))
+    val_ids = faces.identities[val_mask]
     report = {
         "name": name,
         "command": "python -m facecodec.train.feature_codec " + " ".join(sys.argv[1:] if argv is None else argv),
         "train_faces": int(len(x_train)), "val_faces": int(len(x_val)),
         "val_bytes_per_face": float(np.mean(sizes)), "val_mean_cosine": float(np.mean(cosines)),
+        "val_pair_accuracy": pair_accuracy(np.stack(decoded), val_ids),
+        "val_pair_accuracy_float32": pair_accuracy(faces.descriptors[val_mask], val_ids),
         "weights_bytes": path.stat().st_size, "epochs": args.epochs,
     }
     (args.out / f"base_learned_r{args.rate_id}.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,41 @@
+"""Print the environment settings of the three services as Markdown (pasted into README.md).
+
+    python scripts/settings_table.py
+
+tests/test_docs.py fails when README.md misses a variable or shows a stale default.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings
+
+from cloud_analyzer.settings import AnalyzerSettings
+from cloud_reconstructor.settings import ReconstructorSettings
+from edge_encoder.settings import EdgeSettings
+
+SERVICES: list[tuple[str, type[BaseSettings]]] = [
+    ("edge_encoder", EdgeSettings),
+    ("cloud_analyzer", AnalyzerSettings),
+    ("cloud_reconstructor", ReconstructorSettings),
+]
+
+
+def rows(settings: type[BaseSettings]) -> list[tuple[str, str, str]]:
+    prefix = settings.model_config.get("env_prefix", "")
+    return [
+        (f"{prefix}{name}".upper(), f"`{field.default}`", field.description or "")
+        for name, field in settings.model_fields.items()
+    ]
+
+
+def markdown() -> str:
+    out = []
+    for service, settings in SERVICES:
+        out += [f"**{service}**", "", "| variable | default | meaning |", "|---|---|---|"]
+        out += [f"| `{var}` | {default} | {meaning} |" for var, default, meaning in rows(settings)]
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown())
