@@ -23,6 +23,12 @@ class Analyzer:
     front_end: FaceFrontEnd
     codec: FaceCodec
 
+    @property
+    def threshold(self) -> float:
+        """For probes made through this analyzer's own codec (search by image)."""
+        configured = self.settings.match_threshold
+        return self.codec.match_threshold if configured is None else configured
+
     def templates_from_image(self, data: bytes, label: str) -> np.ndarray:
         """The largest face's descriptor, passed through the same base-layer path as edge probes,
         so gallery and probes live in one feature space."""

@@ -9,10 +9,12 @@ from facecodec.bitstream import parse
 from facecodec.codec.profiles import codec_for
 
 
-def decode_base_layer(container: bytes) -> np.ndarray:
-    """Descriptor from a base-only container. Raises BitstreamError / UnknownProfileError / BaseLayerError."""
+def decode_base_layer(container: bytes) -> tuple[np.ndarray, float]:
+    """(descriptor, that codec's calibrated match threshold) from a base-only container.
+    Raises BitstreamError / UnknownProfileError / BaseLayerError."""
     coded = parse(container, base_only=True)
-    return codec_for(coded.model_id, coded.rate_id).decode_descriptor(coded)
+    codec = codec_for(coded.model_id, coded.rate_id)
+    return codec.decode_descriptor(coded), codec.match_threshold
 
 
 def decide(gallery: Gallery, descriptor: np.ndarray, threshold: float) -> tuple[Match | None, Match | None]:

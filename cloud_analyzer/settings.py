@@ -13,10 +13,12 @@ class AnalyzerSettings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8002, ge=1, le=65535, description="REST API")
     grpc_port: int = Field(50051, ge=0, le=65535, description="Ingest service for edges")
-    codec_profile: str = Field("baseline", description="profile used to make enrolment templates")
+    codec_profile: str = Field("learned", description="profile used to make enrolment templates")
     codec_rate: int | None = Field(None, ge=0, le=255, description="rate id for enrolment templates")
-    # 0.34: FAR 1e-3 (TAR 97.0%) over all pairs of LFW *training* identities with the default recogniser.
-    match_threshold: float = Field(0.34, ge=-1, le=1, description="cosine at or above which a face is a match")
+    match_threshold: float | None = Field(
+        None, ge=-1, le=1,
+        description="cosine at or above which a face is a match; default: the codec's calibrated FAR=1e-3 value",
+    )
     workers: int = Field(1, ge=0, le=16, description="recognition worker threads (0: ingest only)")
     consumer_name: str = Field("analyzer-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)

@@ -19,7 +19,7 @@ CLAIM_IDLE_MS = 30_000  # a message unacked this long belonged to a worker that 
 
 
 class RecognitionWorker:
-    def __init__(self, store: Store, gallery: Gallery, consumer: str, threshold: float) -> None:
+    def __init__(self, store: Store, gallery: Gallery, consumer: str, threshold: float | None) -> None:
         self.store, self.gallery, self.consumer, self.threshold = store, gallery, consumer, threshold
         self.processed = 0
         self._stop = threading.Event()
@@ -39,11 +39,12 @@ class RecognitionWorker:
             self.store.r.xack(INGEST_STREAM, GROUP, stream_id)
             return
         try:
-            descriptor = decode_base_layer(face["base_layer"])
+            descriptor, calibrated = decode_base_layer(face["base_layer"])
         except (BitstreamError, UnknownProfileError, BaseLayerError) as exc:
             self.store.record_result(stream_id, face, "error", None, None, None, str(exc))
             return
-        match, best = decide(self.gallery, descriptor, self.threshold)
+        threshold = calibrated if self.threshold is None else self.threshold
+        match, best = decide(self.gallery, descriptor, threshold)
         if match:
             self.store.record_result(stream_id, face, "recognised", match.identity_id, match.name, match.similarity)
         else:

@@ -10,11 +10,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# `../shared/datasets` beside the checkout; /work/shared/datasets when the checkout lives elsewhere.
+CANDIDATE_ROOTS = (Path(__file__).resolve().parents[2] / "shared" / "datasets", Path("/work/shared/datasets"))
 
 
 def dataset_root() -> Path:
-    return Path(os.environ.get("FACECODEC_DATASETS", DEFAULT_ROOT))
+    if "FACECODEC_DATASETS" in os.environ:
+        return Path(os.environ["FACECODEC_DATASETS"])
+    return next((p for p in CANDIDATE_ROOTS if p.is_dir()), CANDIDATE_ROOTS[0])
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ async def search(
 ) -> SearchResult:
     blob = await read_upload(image, analyzer.settings.max_image_bytes)
     probe = await run_in_threadpool(analyzer.templates_from_image, blob, image.filename or "image")
-    threshold = analyzer.settings.match_threshold
+    threshold = analyzer.threshold
     return SearchResult(
         candidates=[
             Candidate(identity_id=m.identity_id, name=m.name, similarity=m.similarity,

@@ -57,6 +57,15 @@ def verification_accuracy_cv(
     return float(np.mean(accuracies)), float(np.std(accuracies))
 
 
+def far_threshold(impostor_scores: np.ndarray, far: float) -> float:
+    """The score above which (strictly) at most `far` of the impostor scores lie."""
+    impostor = np.asarray(impostor_scores, np.float64).reshape(-1)
+    k = int(np.floor(far * impostor.size + 1e-9))
+    if k >= impostor.size:
+        return float(impostor.min())
+    return float(np.partition(impostor, impostor.size - 1 - k)[impostor.size - 1 - k])
+
+
 def tar_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: float = 1e-3) -> float:
     """Fraction of genuine scores above the threshold that accepts at most `far` of the impostors.
 
@@ -68,12 +77,10 @@ def tar_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: flo
     genuine = np.asarray(genuine_scores, np.float64).reshape(-1)
     if impostor.size == 0 or genuine.size == 0:
         raise ValueError("need at least one genuine and one impostor score")
-    k = int(np.floor(far * impostor.size + 1e-9))
-    if k >= impostor.size:
+    if int(np.floor(far * impostor.size + 1e-9)) >= impostor.size:
         return 1.0
-    # np.partition finds the k-th largest in O(n): this runs on ~20M impostor scores.
-    threshold = np.partition(impostor, impostor.size - 1 - k)[impostor.size - 1 - k]
-    return float(np.mean(genuine > threshold))
+    # np.partition (inside far_threshold) finds the k-th largest in O(n): this runs on ~20M scores.
+    return float(np.mean(genuine > far_threshold(impostor, far)))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

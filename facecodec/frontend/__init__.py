@@ -53,6 +53,11 @@ class AlignedFace:
     crop: np.ndarray  # CROP_SIZE x CROP_SIZE x 3 uint8 RGB
 
 
+def _area(box: tuple[float, float, float, float]) -> float:
+    x1, y1, x2, y2 = box
+    return (x2 - x1) * (y2 - y1)
+
+
 class FaceFrontEnd:
     """Detect -> 5 landmarks -> similarity alignment -> 512-d descriptor."""
 
@@ -73,7 +78,7 @@ class FaceFrontEnd:
         faces = self.faces(rgb)
         if not faces:
             return None
-        return max(faces, key=lambda f: (f.detection.box[2] - f.detection.box[0]) * f.detection.box[3])
+        return max(faces, key=lambda f: _area(f.detection.box))
 
     def describe(self, crops: np.ndarray) -> np.ndarray:
         return self.describer(crops)
