@@ -43,11 +43,16 @@ class ProfileSpec:
     default_rate: int
 
 
+LEARNED_BASE = {r: f"base_learned_r{r}.npz" for r in LEARNED_RATES}
+
+# A model id never changes meaning: a new prediction or enhancement design gets a new id, and the old
+# ones stay registered so containers already written keep decoding.
 PROFILES: dict[str, ProfileSpec] = {
     "baseline": ProfileSpec(1, "baseline", "scalar", {0: "base_scalar.npz"}, "mean-face", "mean_face.npz", 0),
-    "learned": ProfileSpec(
-        2, "learned", "learned", {r: f"base_learned_r{r}.npz" for r in LEARNED_RATES}, "mean-face", "mean_face.npz", 4
-    ),
+    "learned": ProfileSpec(2, "learned", "learned", LEARNED_BASE, "mean-face", "mean_face.npz", 4),
+    # Feature-level texture reconstruction. Not the default: at its current training (10 CPU epochs) the
+    # generated face is a worse prediction than the mean face (bench/results/rate_fidelity.json).
+    "learned-generator": ProfileSpec(3, "learned-generator", "learned", LEARNED_BASE, "generator", "generator.npz", 4),
 }
 
 

@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faces", type=Path, default=Path("data/faces"))
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=RESULTS / "rate_fidelity.json")
-    parser.add_argument("--profiles", nargs="+", default=["baseline", "learned"])
+    parser.add_argument("--profiles", nargs="+", default=["learned", "learned-generator", "baseline"])
     args = parser.parse_args(argv)
     # The machine is shared with training jobs: one intra-op thread keeps MS-SSIM from fighting them.
     torch.set_num_threads(1)
