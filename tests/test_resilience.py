@@ -1,0 +1,72 @@
+"""Failure paths on real parts: the cloud down while frames arrive, an edge gone when a face is viewed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import redis
+
+from cloud_analyzer.ingest_service import make_server
+from cloud_analyzer.store import Store
+from cloud_reconstructor.api import create_app as create_reconstructor
+from cloud_reconstructor.settings import ReconstructorSettings
+from edge_encoder.api import create_app as create_edge
+from edge_encoder.settings import EdgeSettings
+from facecodec.codec.profiles import codec_by_name
+from facecodec.stack import free_port
+from tests.conftest import lfw_image
+from tests.servers import serve
+
+
+def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_client, tmp_path) -> None:
+    ingest_port = free_port()
+    settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=tmp_path / "edge",
+                            cloud_ingest_address=f"127.0.0.1:{ingest_port}", upload_retry_max_s=1.0,
+                            upload_timeout_s=5.0)
+    with serve(create_edge(settings)) as edge:
+        r = httpx.post(f"{edge}/v1/cameras/door/frames", content=lfw_image("Tony_Blair", 1).read_bytes(),
+                       headers={"content-type": "image/jpeg"}, timeout=60)
+        assert r.status_code == 201
+        face_ids = [f["face_id"] for f in r.json()["faces"]]
+        time.sleep(1.5)  # a few failed upload attempts
+        health = httpx.get(f"{edge}/healthz").json()
+        assert health["outbox_pending"] == len(face_ids) >= 1
+        assert health["upload_error"].startswith("UNAVAILABLE")
+
+        server, _ = make_server(Store(redis.Redis.from_url(redis_server.url)), ingest_port)
+        server.start()
+        try:
+            deadline = time.time() + 20
+            while httpx.get(f"{edge}/healthz").json()["outbox_pending"] and time.time() < deadline:
+                time.sleep(0.2)
+            assert httpx.get(f"{edge}/healthz").json()["outbox_pending"] == 0
+            for face_id in face_ids:
+                assert redis_client.hget(f"fc:face:{face_id}", "camera_id") == b"door"
+        finally:
+            server.stop(0)
+
+
+def test_reconstructor_serves_base_when_edge_is_gone(redis_server, redis_client, front_end) -> None:
+    from facecodec.frontend import decode_image
+
+    face = front_end.largest_face(decode_image(lfw_image("Colin_Powell", 2).read_bytes()))
+    codec = codec_by_name("learned")
+    coded = codec.encode(face.crop, front_end.describe(face.crop)[0])
+    face_id = uuid.uuid4().hex
+    gone = f"127.0.0.1:{free_port()}"  # nothing listens there
+    redis_client.hset(f"fc:face:{face_id}", mapping={"base_layer": coded.base_only().to_bytes(),
+                                                     "edge_address": gone, "enhancement_levels": 4})
+    settings = ReconstructorSettings(redis_url=redis_server.url, http_port=free_port(), fetch_timeout_s=1.0,
+                                     fetch_retries=1)
+    with serve(create_reconstructor(settings)) as url:
+        base = httpx.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
+        assert base.status_code == 200 and base.content.startswith(b"\x89PNG")
+        full = httpx.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full"}, timeout=30)
+        assert full.status_code == 502 and "unavailable" in full.json()["detail"]
+        bad_level = httpx.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 9})
+        assert bad_level.status_code == 422
+        redis_client.hset(f"fc:face:{face_id}", "base_layer", b"FC\x01garbage")
+        corrupt = httpx.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
+        assert corrupt.status_code == 502 and "cannot be decoded" in corrupt.json()["detail"]
