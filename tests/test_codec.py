@@ -76,3 +76,22 @@ def test_bitstream_decodes_identically_in_another_process(face, tmp_path) -> Non
         codec = codec_for(coded.model_id, coded.rate_id)
         ours = codec.decode_descriptor(coded).tobytes() + codec.reconstruct(coded, len(coded.enhancements)).tobytes()
         assert theirs == ours
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_random_payloads_are_refused_quickly(profile: str) -> None:
+    """rANS decodes anything; garbage must end as BaseLayerError, never a hang, crash or fake identity."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from facecodec.codec.base_layer import BaseLayerError
+
+    base = codec_by_name(profile).base
+
+    @settings(max_examples=300, deadline=200)
+    @given(st.binary(min_size=0, max_size=400))
+    def check(payload: bytes) -> None:
+        with pytest.raises(BaseLayerError):
+            base.decode(payload)
+
+    check()

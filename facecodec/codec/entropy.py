@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PRECISION = 16  # CompressAI's default entropy_coder_precision
+MAX_SYMBOL = 1 << 15  # far beyond any table here (|offset| + length < 300)
 
 
 class EntropyDecodeError(ValueError):
@@ -54,8 +55,12 @@ class RansCoder:
         self._cdfs, self._lengths, self._offsets = tables.as_lists()
 
     def encode(self, symbols: np.ndarray, indexes: np.ndarray) -> bytes:
+        symbols = symbols.astype(np.int64).ravel()
+        if symbols.size and np.abs(symbols).max() > MAX_SYMBOL:
+            # CompressAI's escape coding loops forever on values near 2**31; nothing real gets here.
+            raise ValueError(f"symbol magnitude above {MAX_SYMBOL}")
         return self._encoder.encode_with_indexes(
-            symbols.astype(np.int64).ravel().tolist(),
+            symbols.tolist(),
             indexes.astype(np.int64).ravel().tolist(),
             self._cdfs,
             self._lengths,
@@ -63,11 +68,13 @@ class RansCoder:
         )
 
     def decode(self, payload: bytes, indexes: np.ndarray) -> np.ndarray:
-        if not payload:
-            raise EntropyDecodeError("empty entropy-coded payload")
-        # The C++ decoder reads 4-byte words past the end of a short string; pad so that a truncated
-        # payload decodes to garbage (caught by the caller's checks) rather than reading out of bounds.
-        padded = payload + b"\x00" * 8
+        if not payload or len(payload) % 4:
+            # The coder writes whole 32-bit words; anything else was not written by it.
+            raise EntropyDecodeError("entropy-coded payload must be a non-empty multiple of 4 bytes")
+        # The C++ decoder reads words without a bounds check: at most one renormalisation word per
+        # symbol plus escape words. Zero padding for every symbol keeps garbage input inside our buffer
+        # and deterministic; zeros also end escape runs.
+        padded = payload + b"\x00" * (4 * (indexes.size + 4))
         try:
             symbols = self._decoder.decode_with_indexes(
                 padded, indexes.astype(np.int64).ravel().tolist(), self._cdfs, self._lengths, self._offsets
@@ -75,6 +82,8 @@ class RansCoder:
         except (RuntimeError, ValueError, TypeError) as exc:
             raise EntropyDecodeError(f"undecodable payload: {exc}") from exc
         symbols = np.asarray(symbols, np.int64).reshape(indexes.shape)
+        if symbols.size and np.abs(symbols).max() > MAX_SYMBOL:
+            raise EntropyDecodeError("payload decodes to out-of-range symbols")
         # rANS happily decodes any bytes. Encoding is deterministic, so a genuine payload is exactly
         # the re-encoding of its symbols: this rejects garbage, truncation and trailing bytes.
         if self.encode(symbols, indexes) != payload:
