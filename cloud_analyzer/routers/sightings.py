@@ -9,25 +9,14 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
-from cloud_analyzer.store import CursorError
+from cloud_analyzer.store import CursorError, Sighting
 
 router = APIRouter(prefix="/v1/sightings", tags=["sightings"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
-class SightingOut(BaseModel):
-    face_id: str
-    camera_id: str
-    captured_at_ms: int
-    identity_id: str | None
-    identity_name: str | None
-    similarity: float | None
-    status: str
-    bbox: list[float]
-
-
 class SightingPage(BaseModel):
-    items: list[SightingOut]
+    items: list[Sighting]
     next_cursor: str | None
 
 
@@ -51,4 +40,4 @@ def list_sightings(
         rows, next_cursor = analyzer.store.sightings(identity_id, camera_id, _ms(since), _ms(until), cursor, limit)
     except CursorError as exc:
         raise HTTPException(400, str(exc)) from exc
-    return SightingPage(items=[SightingOut(**vars(r)) for r in rows], next_cursor=next_cursor)
+    return SightingPage(items=rows, next_cursor=next_cursor)
