@@ -5,19 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from facecodec.bitstream import CodedFace, EnhancementLayer, parse
 from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.profiles import PROFILES, UnknownProfileError, codec_by_name, codec_for
+from facecodec.eval.metrics import psnr
 from facecodec.frontend import decode_image
 from tests.conftest import lfw_image
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from facecodec.demo import compose_frame
+from facecodec.eval.metrics import psnr
 from facecodec.frontend import FaceFrontEnd, decode_image
 from facecodec.stack import Stack
 from tests.conftest import lfw_image
@@ -31,11 +32,6 @@ RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 def stack(tmp_path_factory):
     with Stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 def test_whole_path(stack: Stack, front_end: FaceFrontEnd) -> None:

@@ -83,9 +83,15 @@ def tar_at_far(genuine_scores: np.ndarray, impostor_scores: np.ndarray, far: flo
     return float(np.mean(genuine > far_threshold(impostor, far)))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images (peak 255)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 def rank1(
@@ -96,7 +102,7 @@ def rank1(
     probe_labels = np.asarray(probe_labels)
     if len(probe_labels) == 0:
         raise ValueError("no probes")
-    similarity = _unit(probe_desc) @ _unit(gallery_desc).T
+    similarity = unit(probe_desc) @ unit(gallery_desc).T
     return float(np.mean(gallery_labels[np.argmax(similarity, axis=1)] == probe_labels))
 
 
@@ -108,7 +114,7 @@ def all_pairs_scores(
     Built row block by row block so ~6k descriptors (20M pairs) never need the full similarity
     matrix plus index arrays in memory at once.
     """
-    d = _unit(descriptors)
+    d = unit(descriptors)
     _, codes = np.unique(np.asarray(labels), return_inverse=True)
     n = len(d)
     genuine, impostor = [], []

@@ -19,15 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from facecodec.codec.profiles import codec_by_name
+from facecodec.eval.metrics import psnr
 from facecodec.eval.rate_accuracy import EVAL_FOLDS, load_eval_set, score
 from facecodec.train.data import load_evaluation_faces
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,10 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     decoded, payload, container = {}, [], []
     started = time.time()
     for n, i in enumerate(needed.tolist()):
-        base = codec.base.encode(ev.faces.descriptors[i])
-        decoded[i] = codec.base.decode(base)
-        payload.append(len(base))
-        container.append(len(codec.encode_base(ev.faces.descriptors[i]).to_bytes()))
+        coded = codec.encode_base(ev.faces.descriptors[i])
+        decoded[i] = codec.decode_descriptor(coded)
+        payload.append(len(coded.base))
+        container.append(len(coded.to_bytes()))
         if (n + 1) % 2000 == 0:
             print(f"base layer: {n + 1}/{len(needed)} faces ({time.time() - started:.0f}s)", flush=True)
     recognition = score(ev, decoded, tenfold=False, ident_idx=ev.eval_idx)

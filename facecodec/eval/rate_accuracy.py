@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from facecodec.datasets import dataset_root, lfw_pairs
-from facecodec.eval.metrics import all_pairs_scores, rank1, tar_at_far, verification_accuracy_cv
+from facecodec.eval.metrics import all_pairs_scores, rank1, tar_at_far, unit, verification_accuracy_cv
 from facecodec.frontend import FaceFrontEnd, decode_image
 from facecodec.train.data import Faces, load, load_evaluation_faces, load_training_faces
 
@@ -117,11 +117,6 @@ def load_eval_set(faces_root: Path, limit: int | None) -> EvalSet:
 
 # ----------------------------------------------------------------------------------------------------
 # Scoring a set of decoded descriptors
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def gallery_probe_split(keys: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -38,8 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     faces = load_training_faces(args.faces)
     lfw = np.char.startswith(faces.identities.astype(str), "lfw/")  # in-the-wild faces, like the cameras'
+    done: set[str] = set()
     for spec in PROFILES.values():
         for rate, weights in spec.base_files.items():
+            if weights in done:  # profiles that differ only in prediction share a base layer
+                continue
+            done.add(weights)
             sidecar = (WEIGHTS / weights).with_suffix(".json")
             report = json.loads(sidecar.read_text()) if sidecar.exists() else {}
             report |= calibrate(FaceCodec(spec, rate), faces.descriptors[lfw], faces.identities[lfw])

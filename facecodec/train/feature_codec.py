@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from facecodec.codec.base_layer import LearnedBaseLayer
+from facecodec.eval.metrics import best_threshold
 from facecodec.models.feature_codec import Analysis, FeatureCodec, Synthesis
 from facecodec.train.data import load_training_faces
 
@@ -48,11 +49,8 @@ def pair_accuracy(descriptors: np.ndarray, identities: np.ndarray) -> float:
     genuine, impostor = sims[iu][same], sims[iu][~same]
     impostor = np.random.default_rng(0).choice(impostor, size=len(genuine), replace=False)
     scores = np.concatenate([genuine, impostor])
-    labels = np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))])
-    order = np.argsort(-scores)
-    # accuracy when thresholding after the k-th highest score, for every k
-    correct = np.cumsum(labels[order]) + (len(impostor) - np.cumsum(1 - labels[order]))
-    return float(correct.max() / len(scores))
+    labels = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+    return float(np.mean((scores >= best_threshold(scores, labels)) == labels))
 
 
 def onnx_bytes(module: nn.Module, example: torch.Tensor, input_name: str, output_name: str) -> bytes:

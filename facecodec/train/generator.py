@@ -22,16 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from facecodec.eval.metrics import psnr
 from facecodec.models.generator import Generator
 from facecodec.train.data import load_training_faces
 from facecodec.train.feature_codec import split_identities
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 def export(model: Generator, path: Path) -> None:
