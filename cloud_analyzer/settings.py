@@ -13,7 +13,7 @@ class AnalyzerSettings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8002, ge=1, le=65535, description="REST API")
     grpc_port: int = Field(50051, ge=0, le=65535, description="Ingest service for edges")
-    codec_profile: str = Field("learned", description="profile used to make enrolment templates")
+    codec_profile: str = Field("scalable", description="profile used to make enrolment templates")
     codec_rate: int | None = Field(None, ge=0, le=255, description="rate id for enrolment templates")
     match_threshold: float | None = Field(
         None, ge=-1, le=1,

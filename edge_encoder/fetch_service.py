@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from edge_encoder.enhancement_store import EnhancementStore
 from facecodec.bitstream import BitstreamError, CodedFace, parse
+from facecodec.codec.profiles import UnknownProfileError, codec_for
 
 FACE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -32,7 +33,12 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
                 coded = parse(container)
             except BitstreamError as exc:  # our own store is damaged: say so, do not crash
                 context.abort(grpc.StatusCode.DATA_LOSS, f"stored container unreadable: {exc}")
-            kept = tuple(e for e in coded.enhancements if e.level <= request.max_level)
+            try:
+                needed = codec_for(coded.model_id, coded.rate_id).layers_needed(request.max_level)
+            except UnknownProfileError as exc:
+                context.abort(grpc.StatusCode.DATA_LOSS, f"stored container unreadable: {exc}")
+            # Only what that level decodes from: WebP refinement needs 1..N, the learned codec layer N alone.
+            kept = tuple(e for e in coded.enhancements if e.level in needed)
             container = CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base, kept).to_bytes()
             levels = request.max_level
         return enhancement_pb2.FetchResponse(face_id=request.face_id, container=container, levels=levels)

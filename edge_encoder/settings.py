@@ -18,7 +18,7 @@ class EdgeSettings(BaseSettings):
     public_grpc_address: str = Field("", description="host:port the cloud uses to fetch; default 127.0.0.1:grpc_port")
     cloud_ingest_address: str = Field("127.0.0.1:50051", description="cloud analyzer's gRPC Ingest")
     data_dir: Path = Field(Path("var/edge"), description="outbox and enhancement store (SQLite)")
-    codec_profile: str = Field("learned", description="codec profile name (facecodec.codec.profiles)")
+    codec_profile: str = Field("scalable", description="codec profile name (facecodec.codec.profiles)")
     codec_rate: int | None = Field(None, ge=0, le=255, description="base-layer rate id; default: profile's")
     enhancement_levels: int = Field(4, ge=0, le=16, description="enhancement levels coded and kept per face")
     enhancement_max_faces: int = Field(10_000, ge=1, description="retention bound of the enhancement store")

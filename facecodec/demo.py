@@ -107,7 +107,7 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
-    parser.add_argument("--profile", default="learned")
+    parser.add_argument("--profile", default="scalable")
     args = parser.parse_args(argv)
     summary = run(args.out, args.profile)
     if summary["correct"] != summary["faces"]:

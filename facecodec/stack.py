@@ -103,7 +103,7 @@ class Service:
 @dataclass
 class Stack:
     data_dir: Path
-    profile: str = "learned"
+    profile: str = "scalable"
     rate: int | None = None
     redis: RedisServer = field(init=False)
     services: dict[str, Service] = field(default_factory=dict)
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up"])
     parser.add_argument("--data-dir", type=Path, default=Path("var/stack"))
-    parser.add_argument("--profile", default=os.environ.get("FACECODEC_PROFILE", "learned"))
+    parser.add_argument("--profile", default=os.environ.get("FACECODEC_PROFILE", "scalable"))
     args = parser.parse_args(argv)
     with Stack(args.data_dir, args.profile) as stack:
         print(f"redis               {stack.redis.url}")

@@ -39,8 +39,10 @@ def test_base_layer_decodes_alone_and_levels_nest(profile: str, face) -> None:
     assert psnrs[-1] > 30, psnrs
 
     with pytest.raises(EnhancementLayerError):
-        codec.reconstruct(CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base,
-                                    coded.enhancements[1:]), 2)
+        # Drop one layer that level 2 decodes from (1 for WebP refinement, 2 for the learned codec).
+        missing = codec.layers_needed(2)[0]
+        kept = tuple(e for e in coded.enhancements if e.level != missing)
+        codec.reconstruct(CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base, kept), 2)
     with pytest.raises(EnhancementLayerError):
         codec.reconstruct(CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base,
                                     (EnhancementLayer(1, b"not webp"),)), 1)
@@ -49,6 +51,8 @@ def test_base_layer_decodes_alone_and_levels_nest(profile: str, face) -> None:
 def test_unknown_model_or_rate_is_refused_clearly() -> None:
     with pytest.raises(UnknownProfileError, match="unknown codec model id 200"):
         codec_for(200, 0)
+    with pytest.raises(UnknownProfileError, match="model id 3 was retired"):
+        codec_for(3, 4)
     with pytest.raises(UnknownProfileError, match="no rate id 99"):
         codec_for(PROFILES["baseline"].model_id, 99)
 

@@ -35,6 +35,9 @@ class WebPResidualCodec:
     def levels(self) -> int:
         return len(self.qualities)
 
+    def layers_needed(self, level: int) -> tuple[int, ...]:
+        return tuple(range(1, level + 1))
+
     def _code(self, residual: np.ndarray, quality: int) -> bytes:
         buffer = io.BytesIO()
         _to_residual_image(residual).save(buffer, format="WEBP", quality=quality, method=6)

@@ -17,6 +17,7 @@ import numpy as np
 from facecodec.bitstream import CodedFace
 from facecodec.codec.base_layer import BaseLayerCodec, LearnedBaseLayer, ScalarBaseLayer
 from facecodec.codec.enhancement_layer import WebPResidualCodec
+from facecodec.codec.learned_enhancement import LearnedResidualCodec
 from facecodec.codec.prediction import GeneratorPrediction, MeanFacePrediction, Prediction
 from facecodec.frontend.align import CROP_SIZE
 
@@ -41,6 +42,8 @@ class ProfileSpec:
     prediction_kind: Literal["mean-face", "generator"]
     prediction_file: str
     default_rate: int
+    enhancement_kind: Literal["webp-residual", "learned-residual"] = "webp-residual"
+    enhancement_file: str = ""
 
 
 LEARNED_BASE = {r: f"base_learned_r{r}.npz" for r in LEARNED_RATES}
@@ -50,10 +53,13 @@ LEARNED_BASE = {r: f"base_learned_r{r}.npz" for r in LEARNED_RATES}
 PROFILES: dict[str, ProfileSpec] = {
     "baseline": ProfileSpec(1, "baseline", "scalar", {0: "base_scalar.npz"}, "mean-face", "mean_face.npz", 0),
     "learned": ProfileSpec(2, "learned", "learned", LEARNED_BASE, "mean-face", "mean_face.npz", 4),
-    # Feature-level texture reconstruction. Not the default: at its current training (10 CPU epochs) the
-    # generated face is a worse prediction than the mean face (bench/results/rate_fidelity.json).
-    "learned-generator": ProfileSpec(3, "learned-generator", "learned", LEARNED_BASE, "generator", "generator.npz", 4),
+    # The seed paper's design: generator from the decoded feature, learned conditional enhancement layer.
+    "scalable": ProfileSpec(4, "scalable", "learned", LEARNED_BASE, "generator", "generator_recognition.npz", 4,
+                            "learned-residual", "enhancement_scalable.npz"),
 }
+DEFAULT_PROFILE = "scalable"
+# Ids whose weights were replaced before any release; say so rather than "unknown".
+RETIRED_MODEL_IDS = {3: "learned-generator (a 10-epoch CPU generator with WebP residuals), replaced by scalable (4)"}
 
 
 def profile_by_id(model_id: int) -> ProfileSpec:
@@ -61,6 +67,9 @@ def profile_by_id(model_id: int) -> ProfileSpec:
         if spec.model_id == model_id:
             return spec
     known = {s.model_id: s.name for s in PROFILES.values()}
+    if model_id in RETIRED_MODEL_IDS:
+        raise UnknownProfileError(f"codec model id {model_id} was retired: {RETIRED_MODEL_IDS[model_id]}; "
+                                  f"this decoder knows {known}")
     raise UnknownProfileError(f"unknown codec model id {model_id}; this decoder knows {known}")
 
 
@@ -78,7 +87,11 @@ class FaceCodec:
         self.base: BaseLayerCodec = (
             ScalarBaseLayer(base_path) if spec.base_kind == "scalar" else LearnedBaseLayer(base_path)
         )
-        self.enhancement = WebPResidualCodec()
+        self.enhancement: WebPResidualCodec | LearnedResidualCodec = (
+            LearnedResidualCodec(WEIGHTS / spec.enhancement_file)
+            if spec.enhancement_kind == "learned-residual"
+            else WebPResidualCodec()
+        )
 
     @cached_property
     def match_threshold(self) -> float:
@@ -115,8 +128,13 @@ class FaceCodec:
         self._check(coded)
         return self.base.decode(coded.base)
 
+    def layers_needed(self, level: int) -> tuple[int, ...]:
+        """Which enhancement layers `reconstruct(coded, level)` reads: 1..k for WebP refinement,
+        only k for the learned codec (each of its levels is self-contained)."""
+        return self.enhancement.layers_needed(level)
+
     def reconstruct(self, coded: CodedFace, level: int = 0) -> np.ndarray:
-        """level 0: from the base layer alone; level k: base + enhancement layers 1..k."""
+        """level 0: from the base layer alone; level k: base + the enhancement layers level k needs."""
         predicted = self.prediction(self.decode_descriptor(coded))
         if level == 0:
             return predicted

@@ -35,7 +35,8 @@ from PIL import Image
 from pytorch_msssim import ms_ssim
 
 from facecodec.bitstream import CodedFace, parse
-from facecodec.codec.profiles import PROFILES, FaceCodec, UnknownProfileError, codec_by_name
+from facecodec.codec.learned_enhancement import LearnedResidualCodec
+from facecodec.codec.profiles import PROFILES, WEIGHTS, FaceCodec, UnknownProfileError, codec_by_name
 from facecodec.eval.bd_rate import bd_rate, msssim_db
 from facecodec.frontend.align import CROP_SIZE
 from facecodec.train.data import load_evaluation_faces
@@ -49,6 +50,7 @@ QUALITIES: dict[str, tuple[int, ...]] = {
     "avif": (10, 20, 30, 40, 50, 60, 70, 80),
 }
 CONVENTIONAL = tuple(QUALITIES)
+SINGLE_LAYER = "single-layer-learned"
 # pytorch_msssim asserts min side > (win_size - 1) * 16, so 112 px needs win_size <= 7; and 5 scales
 # would shrink a 112 px crop to 7 px, one window, at the coarsest scale. So: 7-tap window, 4 scales,
 # the first four standard weights (Wang et al. 2003) renormalised to sum to one.
@@ -87,9 +89,10 @@ def decode_image(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def container_bytes(coded: CodedFace, level: int) -> bytes:
-    """The container a receiver of levels 0..`level` gets: base + enhancement layers 1..level."""
-    return dataclasses.replace(coded, enhancements=coded.enhancements[:level]).to_bytes()
+def container_bytes(codec: FaceCodec, coded: CodedFace, level: int) -> bytes:
+    """The container a viewer of `level` gets: base + the layers that level decodes from (what the edge sends)."""
+    needed = codec.layers_needed(level)
+    return dataclasses.replace(coded, enhancements=tuple(e for e in coded.enhancements if e.level in needed)).to_bytes()
 
 
 def setting_name(level: int) -> str:
@@ -111,10 +114,17 @@ def scalable_outputs(
 ) -> tuple[list[Coded], CodedFace]:
     coded = codec.encode(crop, descriptor)
     outputs = [
-        Coded(method, setting_name(level), len(container_bytes(coded, level)), codec.reconstruct(coded, level))
+        Coded(method, setting_name(level), len(container_bytes(codec, coded, level)), codec.reconstruct(coded, level))
         for level in range(codec.levels + 1)
     ]
     return outputs, coded
+
+
+def single_layer_outputs(codec: LearnedResidualCodec, crop: np.ndarray) -> list[Coded]:
+    """The single-layer learned codec: the same transforms coding the crop with no base layer at all."""
+    blank = np.zeros_like(crop)
+    return [Coded(SINGLE_LAYER, f"q{layer.level}", len(layer.payload), codec.decode(blank, (layer,), layer.level))
+            for layer in codec.encode(crop, blank)]
 
 
 def conventional_outputs(crop: np.ndarray) -> list[Coded]:
@@ -201,10 +211,13 @@ def curve(points: list[dict], method: str) -> list[dict]:
 
 
 def bd_rates_against(points: list[dict], method: str) -> dict[str, dict[str, float | None]]:
-    """BD-rate (%) of `method` against each conventional codec, on PSNR and on MS-SSIM (dB)."""
+    """BD-rate (%) of `method` against each conventional codec and the single-layer learned codec, on PSNR
+    and on MS-SSIM (dB)."""
     test = curve(points, method)
     result: dict[str, dict[str, float | None]] = {"psnr": {}, "msssim": {}}
-    for anchor_name in CONVENTIONAL:
+    for anchor_name in (*CONVENTIONAL, SINGLE_LAYER):
+        if not curve(points, anchor_name):
+            continue
         anchor = curve(points, anchor_name)
         for metric, quality in (("psnr", _psnr_of), ("msssim", _msssim_db_of)):
             value = bd_rate([p["bpp"] for p in anchor], quality(anchor), [p["bpp"] for p in test], quality(test))
@@ -373,7 +386,7 @@ def sample(faces_root: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(
-    codecs: dict[str, FaceCodec], crops: np.ndarray, descriptors: np.ndarray
+    codecs: dict[str, FaceCodec], single: LearnedResidualCodec | None, crops: np.ndarray, descriptors: np.ndarray
 ) -> tuple[Tally, dict[str, list[np.ndarray]], dict[str, list[bytes]]]:
     """Code every crop every way; keep base-only images and full containers for the later summaries."""
     tally = Tally()
@@ -392,6 +405,7 @@ def evaluate(
                     base_images[name].append(scalable[0].image)
                 if i < DECODE_TIMING_FACES:
                     containers[name].append(coded.to_bytes())
+            outputs += single_layer_outputs(single, crops[i]) if single else []
             outputs += conventional_outputs(crops[i])
             per_image.append(outputs)
         tally.add_chunk(crops[chunk.start : chunk.stop], per_image)
@@ -410,7 +424,7 @@ def protocol(n: int, identity_n: int) -> str:
         f"capped at {PSNR_CAP_DB:.0f} dB, then averaged; MS-SSIM (pytorch_msssim) on RGB in [0,1], data_range=1, "
         f"win_size={MSSSIM_WIN}, 4 scales, per image then averaged. BD-rate: facecodec.eval.bd_rate on "
         "log10(bpp) vs PSNR, and vs MS-SSIM in dB (-10 log10(1 - mean MS-SSIM)), main profile curve = base-only "
-        f"+ levels 1..4 against each codec as anchor; negative = fewer bits. identity_cosine on the first "
+        f"+ every enhancement level against each codec as anchor; negative = fewer bits. identity_cosine on the first "
         f"{identity_n} sampled images."
     )
 
@@ -420,7 +434,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faces", type=Path, default=Path("data/faces"))
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=RESULTS / "rate_fidelity.json")
-    parser.add_argument("--profiles", nargs="+", default=["learned", "learned-generator", "baseline"])
+    parser.add_argument("--profiles", nargs="+", default=["scalable", "learned", "baseline"])
+    parser.add_argument("--single-layer", type=Path, default=WEIGHTS / "enhancement_single96.npz",
+                        help="single-layer learned codec (facecodec.train.enhancement --single-layer)")
     args = parser.parse_args(argv)
     # The machine is shared with training jobs: one intra-op thread keeps MS-SSIM from fighting them.
     torch.set_num_threads(1)
@@ -432,7 +448,10 @@ def main(argv: list[str] | None = None) -> None:
     log(f"{len(crops)} crops; profiles {list(codecs)}; main profile {main_profile}")
 
     started = time.perf_counter()
-    tally, base_images, containers = evaluate(codecs, crops, descriptors)
+    single = LearnedResidualCodec(args.single_layer) if args.single_layer.exists() else None
+    if single is None:
+        log(f"no single-layer codec at {args.single_layer}: bd_rate_vs_single_layer will be null")
+    tally, base_images, containers = evaluate(codecs, single, crops, descriptors)
     points = tally.points()
     coding_s = time.perf_counter() - started
 
@@ -462,18 +481,19 @@ def main(argv: list[str] | None = None) -> None:
         "skipped": skipped,
         "qualities": {
             "enhancement_levels": {n: list(c.enhancement.qualities) for n, c in codecs.items()},
+            SINGLE_LAYER: list(single.qualities) if single else None,
             **{k: list(v) for k, v in QUALITIES.items()},
         },
         "bd_rate_vs_jpeg": main_bd["psnr"]["jpeg"] if main_bd else None,
         "bd_rate_vs_webp": main_bd["psnr"]["webp"] if main_bd else None,
         "bd_rate_vs_avif": main_bd["psnr"]["avif"] if main_bd else None,
-        "bd_rate_vs_single_layer": None,
+        "bd_rate_vs_single_layer": main_bd["psnr"].get(SINGLE_LAYER) if main_bd else None,
         "bd_rate_msssim": main_bd["msssim"] if main_bd else {k: None for k in CONVENTIONAL},
         "bd_rate_by_profile": bd_by_profile,
         "base_only": base_only,
         "decode_ms": decode_times,
         "points": points,
-        "notes": notes(len(crops), identity_n, coding_s),
+        "notes": notes(len(crops), identity_n, coding_s, main_profile),
     }
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -495,9 +515,14 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def notes(n: int, identity_n: int, coding_s: float) -> list[str]:
+def notes(n: int, identity_n: int, coding_s: float, main_profile: str | None) -> list[str]:
     return [
-        "bd_rate_vs_single_layer is null: no single-layer learned image codec exists in this project yet.",
+        f"{SINGLE_LAYER}: the enhancement coder's transforms (same N=96, M=128, gain units, integer hyperprior) "
+        "trained on the same faces to code the crop alone; bytes = its layer payload with no container header "
+        f"(which favours it by the container's 12+ bytes). bd_rate_vs_single_layer = {main_profile} (base + "
+        "enhancement, container bytes) against it: the cost of scalability.",
+        "Learned enhancement levels are self-contained: level k's bytes are base + layer k only (what the edge "
+        "sends for quality=k); WebP refinement levels need layers 1..k and count them all.",
         "BD-rate interpolation: piecewise cubic (scipy PchipInterpolator) when either curve has more than "
         "4 points (always the case here), classic cubic polynomial fit otherwise; see facecodec/eval/bd_rate.py.",
         f"MS-SSIM uses win_size={MSSSIM_WIN} and 4 scales (weights {[round(w, 4) for w in MSSSIM_WEIGHTS]}, the "

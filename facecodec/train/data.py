@@ -32,7 +32,15 @@ def _concat(parts: list[Faces]) -> Faces:
 
 
 def load_training_faces(root: Path) -> Faces:
-    """LFW training identities + CelebA + AT&T. Never contains an evaluation identity."""
+    """LFW training identities + CelebA + AT&T. Never contains an evaluation identity.
+
+    `root` is the `facecodec.train.prepare` cache folder, or a `facecodec.train.pack` file (whose
+    faces have no descriptors yet).
+    """
+    if root.suffix == ".npz":
+        from facecodec.train.pack import load_pack
+
+        return load_pack(root)
     lfw = load(root / "lfw.npz")
     train = {f"lfw/{n}" for n in lfw_train_identities()}
     parts = [lfw.subset(np.isin(lfw.identities, list(train)))]

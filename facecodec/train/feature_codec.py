@@ -40,6 +40,14 @@ def split_identities(identities: np.ndarray, seed: int = 0, val_fraction: float 
     return np.array([i in val for i in identities])
 
 
+def recognition_loss(x_hat: torch.Tensor, x: torch.Tensor, pairwise: float) -> torch.Tensor:
+    """1 - cos(x, x_hat), plus keeping in-batch similarities: verification compares x_hat_a . x_hat_b."""
+    loss = (1 - (x_hat * x).sum(-1)).mean()
+    if pairwise:
+        loss = loss + pairwise * ((x_hat @ x_hat.T - x @ x.T) ** 2).mean()
+    return loss
+
+
 def pair_accuracy(descriptors: np.ndarray, identities: np.ndarray) -> float:
     """Best-threshold accuracy over all genuine pairs and as many random impostor pairs: a quick,
     label-only proxy for verification accuracy on validation identities (selection, not reporting)."""
@@ -76,6 +84,19 @@ def export(model: FeatureCodec, path: Path, name: str) -> None:
     np.savez(path, name=name, medians=medians, cdfs=cdfs, lengths=lengths, offsets=offsets,
              analysis_onnx=np.frombuffer(analysis, np.uint8), synthesis_onnx=np.frombuffer(synthesis, np.uint8),
              latent=model.latent, hidden=model.hidden, **torch_state)
+
+
+def measure(path: Path, descriptors: np.ndarray, identities: np.ndarray) -> dict[str, float]:
+    """Coded size, cosine and pair accuracy of an exported base layer, through the serving path."""
+    codec = LearnedBaseLayer(path)
+    payloads = [codec.encode(x) for x in descriptors]
+    decoded = np.stack([codec.decode(p) for p in payloads])
+    return {
+        "val_bytes_per_face": float(np.mean([len(p) for p in payloads])),
+        "val_mean_cosine": float(np.mean(np.sum(decoded * descriptors, axis=1))),
+        "val_pair_accuracy": pair_accuracy(decoded, identities),
+        "val_pair_accuracy_float32": pair_accuracy(descriptors, identities),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,10 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             x = x_train[order[i : i + args.batch]]
             x_in = nn.functional.normalize(x + args.noise * torch.randn_like(x), dim=-1)
             out = model(x_in)
-            distortion = (1 - (out["x_hat"] * x).sum(-1)).mean()
-            if args.pairwise:
-                # Verification compares x_hat_a . x_hat_b; keep those close to x_a . x_b.
-                distortion = distortion + args.pairwise * ((out["x_hat"] @ out["x_hat"].T - x @ x.T) ** 2).mean()
+            distortion = recognition_loss(out["x_hat"], x, args.pairwise)
             bits = -torch.log2(out["likelihoods"]).sum() / len(x)
             loss = distortion + args.lmbda * bits
             optimizer.zero_grad()
@@ -166,23 +184,11 @@ def main(argv: list[str] | None = None) -> None:
     name = f"learned-r{args.rate_id}(latent={args.latent},hidden={args.hidden},lmbda={args.lmbda:g})"
     path = args.out / f"base_learned_r{args.rate_id}.npz"
     export(model, path, name)
-    # Measure the real coded size and cosine on validation faces through the serving path.
-    codec = LearnedBaseLayer(path)
-    sizes, cosines = [], []
-    decoded = []
-    for x in faces.descriptors[val_mask]:
-        payload = codec.encode(x)
-        sizes.append(len(payload))
-        decoded.append(codec.decode(payload))
-        cosines.append(float(decoded[-1] @ x))
-    val_ids = faces.identities[val_mask]
     report = {
         "name": name,
         "command": "python -m facecodec.train.feature_codec " + " ".join(sys.argv[1:] if argv is None else argv),
         "train_faces": int(len(x_train)), "val_faces": int(len(x_val)),
-        "val_bytes_per_face": float(np.mean(sizes)), "val_mean_cosine": float(np.mean(cosines)),
-        "val_pair_accuracy": pair_accuracy(np.stack(decoded), val_ids),
-        "val_pair_accuracy_float32": pair_accuracy(faces.descriptors[val_mask], val_ids),
+        **measure(path, faces.descriptors[val_mask], faces.identities[val_mask]),
         "weights_bytes": path.stat().st_size, "epochs": args.epochs,
     }
     (args.out / f"base_learned_r{args.rate_id}.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -1,0 +1,90 @@
+"""Export a trained `ResidualCodec` for serving and measure it through the serving path."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from facecodec.codec.integer_net import quantise_hyper_synthesis
+from facecodec.eval.metrics import psnr
+from facecodec.models.residual_codec import LATENT_SIZE, Analysis, HyperAnalysis, ResidualCodec, Synthesis, scale_table
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def _onnx(module: nn.Module, inputs: dict[str, torch.Tensor], output: str) -> np.ndarray:
+    buffer = io.BytesIO()
+    names = list(inputs)
+    torch.onnx.export(module.eval(), tuple(inputs.values()), buffer, dynamo=False, opset_version=17,
+                      input_names=names, output_names=[output])
+    return np.frombuffer(buffer.getvalue(), np.uint8)
+
+
+def export(model: ResidualCodec, path: Path) -> None:
+    model.eval()
+    eb, gc = model.entropy_bottleneck, model.gaussian_conditional
+    eb.update(force=True)
+    gc.update_scale_table(scale_table(), force=True)
+    image = torch.zeros(1, 3, 112, 112)
+    latent = torch.zeros(1, model.M, LATENT_SIZE, LATENT_SIZE)
+    inputs = {"x": image, "x_gen": image} if model.conditional else {"x": image}
+    synthesis_inputs = {"y_hat": latent, "x_gen": image} if model.conditional else {"y_hat": latent}
+
+    class Only(nn.Module):  # the single-layer graphs take no side information
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, a: torch.Tensor) -> torch.Tensor:
+            return self.inner(a, torch.zeros(1, 3, 112, 112))
+
+    analysis = Analysis(model) if model.conditional else Only(Analysis(model))
+    synthesis = Synthesis(model) if model.conditional else Only(Synthesis(model))
+    np.savez(
+        path,
+        analysis_onnx=_onnx(analysis, inputs, "y"),
+        hyper_analysis_onnx=_onnx(HyperAnalysis(model), {"y": latent}, "z"),
+        synthesis_onnx=_onnx(synthesis, synthesis_inputs, "x_hat"),
+        gain=model.log_gain.detach().exp().numpy(), inverse_gain=model.log_inverse_gain.detach().exp().numpy(),
+        lmbdas=np.array(model.lmbdas), conditional=model.conditional,
+        z_medians=eb._get_medians().detach().reshape(-1).numpy(), z_size=4,
+        z_cdfs=eb._quantized_cdf.numpy().astype(np.int32), z_lengths=eb._cdf_length.numpy().astype(np.int32),
+        z_offsets=eb._offset.numpy().astype(np.int32),
+        y_cdfs=gc._quantized_cdf.numpy().astype(np.int32), y_lengths=gc._cdf_length.numpy().astype(np.int32),
+        y_offsets=gc._offset.numpy().astype(np.int32), scale_table=scale_table().numpy(),
+        **quantise_hyper_synthesis(model.h_s),
+    )
+
+
+def predictions(texture: str | None, descriptors: np.ndarray) -> np.ndarray:
+    """What the decoder has before the enhancement layer: G(decoded base layer), or nothing."""
+    if texture is None:
+        return np.zeros((len(descriptors), 112, 112, 3), np.uint8)
+    from facecodec.codec.base_layer import LearnedBaseLayer
+    from facecodec.codec.prediction import GeneratorPrediction
+
+    base_file = "base_multitask.npz" if texture == "multitask" else "base_learned_r4.npz"
+    base, generator = LearnedBaseLayer(WEIGHTS / base_file), GeneratorPrediction(WEIGHTS / f"generator_{texture}.npz")
+    return np.stack([generator(base.decode(base.encode(d))) for d in descriptors])
+
+
+def validate(path: Path, texture: str | None, crops: np.ndarray, descriptors: np.ndarray) -> dict:
+    """Mean enhancement bpp (container payload bytes) and PSNR per level, through onnxruntime + rANS."""
+    from facecodec.codec.learned_enhancement import LearnedResidualCodec
+
+    codec = LearnedResidualCodec(path)
+    predicted = predictions(texture, descriptors)
+    bpp = np.zeros((len(crops), codec.levels))
+    quality = np.zeros_like(bpp)
+    for i, (crop, prediction) in enumerate(zip(crops, predicted)):
+        layers = codec.encode(crop, prediction)
+        for layer in layers:
+            bpp[i, layer.level - 1] = len(layer.payload) * 8 / (crop.shape[0] * crop.shape[1])
+            quality[i, layer.level - 1] = psnr(codec.decode(prediction, tuple(layers), layer.level), crop)
+    return {"val_faces": int(len(crops)),
+            "levels": [{"level": q + 1, "enhancement_bpp": float(bpp[:, q].mean()),
+                        "psnr_db": float(quality[:, q].mean())} for q in range(codec.levels)]}
