@@ -34,9 +34,9 @@ class EncodedFace:
 
 
 class EncodePipeline:
-    def __init__(self, codec: FaceCodec, levels: int, front_end: FaceFrontEnd | None = None) -> None:
+    def __init__(self, codec: FaceCodec, levels: int | None, front_end: FaceFrontEnd | None = None) -> None:
         self.codec = codec
-        self.levels = min(levels, codec.levels)
+        self.levels = codec.levels if levels is None else min(levels, codec.levels)
         self.front_end = front_end or FaceFrontEnd()
         # onnxruntime sessions are thread-safe, but one frame at a time keeps a 2-core edge responsive.
         self._lock = threading.Lock()

@@ -20,7 +20,9 @@ class EdgeSettings(BaseSettings):
     data_dir: Path = Field(Path("var/edge"), description="outbox and enhancement store (SQLite)")
     codec_profile: str = Field("scalable", description="codec profile name (facecodec.codec.profiles)")
     codec_rate: int | None = Field(None, ge=0, le=255, description="base-layer rate id; default: profile's")
-    enhancement_levels: int = Field(4, ge=0, le=16, description="enhancement levels coded and kept per face")
+    enhancement_levels: int | None = Field(
+        None, ge=0, le=16, description="enhancement levels coded and kept per face; default: all the profile has"
+    )
     enhancement_max_faces: int = Field(10_000, ge=1, description="retention bound of the enhancement store")
     enhancement_max_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="retention bound in bytes")
     max_frame_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted frame upload")

@@ -21,6 +21,7 @@ from facecodec.codec.learned_enhancement import LATENT_SIZE, LearnedResidualCode
 from facecodec.codec.profiles import PROFILES, WEIGHTS, codec_by_name
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import decode_image
+from facecodec.models.residual_codec import ResidualCodec
 from tests.conftest import lfw_image
 
 SPEC = PROFILES["scalable"]
@@ -114,3 +115,40 @@ def test_edge_sends_only_the_layer_a_learned_level_needs(face, tmp_path: Path) -
     fetched = parse(reply.container)
     assert [e.level for e in fetched.enhancements] == [3]
     assert len(reply.container) < len(coded.to_bytes())
+
+
+def torch_synthesis_from_export(path: Path) -> ResidualCodec:
+    """A torch ResidualCodec carrying the served synthesis weights (ONNX initialisers keep torch names)."""
+    import onnx
+    from onnx import numpy_helper
+
+    with np.load(path) as z:
+        graph = onnx.load_from_string(z["synthesis_onnx"].tobytes()).graph
+        latent = z["gain"].shape[1]
+    weights = {i.name.removeprefix("codec."): torch.from_numpy(numpy_helper.to_array(i).copy())
+               for i in graph.initializer}
+    model = ResidualCodec(N=weights["g_s.0.weight"].shape[1], M=latent)
+    missing = [k for k in model.state_dict() if k.startswith(("g_s.", "c_a.")) and k not in weights]
+    # Only GDN re-parametrisation constants may be absent (identical buffers the exporter de-duplicated).
+    assert all("_reparam." in k for k in missing), missing
+    model.load_state_dict(weights, strict=False)
+    return model.eval()
+
+
+def test_torch_and_onnxruntime_synthesis_agree(codec: LearnedResidualCodec, face) -> None:
+    crop, _ = face
+    prediction = np.clip(crop.astype(np.int16) + 20, 0, 255).astype(np.uint8)  # any side information
+    layer = codec.encode(crop, prediction, levels=3)[2]
+    served = codec.decode(prediction, (layer,), 3)
+    model = torch_synthesis_from_export(WEIGHTS / SPEC.enhancement_file)
+    # Re-derive the latent exactly as the decoder does; the entropy decoding is integer-only.
+    z_length = int.from_bytes(layer.payload[:2], "big")
+    z_symbols = codec.z_coder.decode(layer.payload[2 : 2 + z_length], codec.z_indexes)
+    y_symbols = codec.y_coder.decode(layer.payload[2 + z_length :], codec._y_indexes(z_symbols))
+    y_hat = torch.from_numpy((y_symbols * codec.inverse_gain[2][:, None, None]).astype(np.float32))[None]
+    x_gen = torch.from_numpy(prediction.transpose(2, 0, 1).astype(np.float32) / 255.0)[None]
+    with torch.no_grad():
+        ours = model.synthesis(y_hat, x_gen)[0].numpy().transpose(1, 2, 0)
+    ours = np.clip(np.round(ours * 255.0), 0, 255).astype(np.uint8)
+    differing = np.abs(ours.astype(int) - served.astype(int))
+    assert differing.max() <= 1 and (differing > 0).mean() < 1e-3
