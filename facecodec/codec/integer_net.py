@@ -12,26 +12,10 @@ differs from the float network by ~1e-4 relative, which only changes the rate ne
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 FRACTION_BITS = 16
 WEIGHT_BITS = 12
 EXACT_FLOAT = 2**53
-
-
-def quantise_hyper_synthesis(h_s: nn.Sequential) -> dict[str, np.ndarray]:
-    """Fixed-point weights of `h_s` (Upsample, then Conv3x3/ReLU pairs), for an export npz."""
-    convs = [m for m in h_s if isinstance(m, nn.Conv2d)]
-    out: dict[str, np.ndarray] = {}
-    for i, c in enumerate(convs):
-        if c.kernel_size != (3, 3) or c.stride != (1, 1) or c.padding != (1, 1):
-            raise ValueError("integer h_s supports 3x3 stride-1 convolutions only")
-        w = c.weight.detach().double().numpy()
-        b = c.bias.detach().double().numpy()
-        out[f"h_s{i}_weight"] = np.round(w * 2**WEIGHT_BITS).astype(np.int64)
-        out[f"h_s{i}_bias"] = np.round(b * 2**FRACTION_BITS).astype(np.int64)
-    return out
 
 
 class IntegerHyperSynthesis:
@@ -77,7 +61,3 @@ def scale_indexes(scales_fixed: np.ndarray, thresholds: np.ndarray) -> np.ndarra
     """Like CompressAI (index i: the first table scale >= the predicted scale), in integers."""
     return np.searchsorted(thresholds, scales_fixed, side="left").astype(np.int32)
 
-
-def float_reference(h_s: nn.Sequential, z_hat: torch.Tensor, size: int) -> torch.Tensor:
-    """The float network, for tests comparing the two."""
-    return h_s(z_hat)[..., :size, :size]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecodec.codec.integer_net import quantise_hyper_synthesis
+from facecodec.codec.integer_net import FRACTION_BITS, WEIGHT_BITS
 from facecodec.eval.metrics import psnr
 from facecodec.models.residual_codec import LATENT_SIZE, Analysis, HyperAnalysis, ResidualCodec, Synthesis, scale_table
 
@@ -22,6 +22,20 @@ def _onnx(module: nn.Module, inputs: dict[str, torch.Tensor], output: str) -> np
     torch.onnx.export(module.eval(), tuple(inputs.values()), buffer, dynamo=False, opset_version=17,
                       input_names=names, output_names=[output])
     return np.frombuffer(buffer.getvalue(), np.uint8)
+
+
+def quantise_hyper_synthesis(h_s: nn.Sequential) -> dict[str, np.ndarray]:
+    """Fixed-point weights of `h_s` (Upsample, then Conv3x3/ReLU pairs) for serving's integer network."""
+    convs = [m for m in h_s if isinstance(m, nn.Conv2d)]
+    out: dict[str, np.ndarray] = {}
+    for i, c in enumerate(convs):
+        if c.kernel_size != (3, 3) or c.stride != (1, 1) or c.padding != (1, 1):
+            raise ValueError("integer h_s supports 3x3 stride-1 convolutions only")
+        w = c.weight.detach().double().numpy()
+        b = c.bias.detach().double().numpy()
+        out[f"h_s{i}_weight"] = np.round(w * 2**WEIGHT_BITS).astype(np.int64)
+        out[f"h_s{i}_bias"] = np.round(b * 2**FRACTION_BITS).astype(np.int64)
+    return out
 
 
 def export(model: ResidualCodec, path: Path) -> None:
