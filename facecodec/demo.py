@@ -78,8 +78,9 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
                 truth[face["face_id"]] = path.parent.name
             posted += faces
             print(f"camera {camera}: {len(faces)} faces coded, base layer "
-                  f"{np.mean([f['base_layer_bytes'] for f in faces]):.0f} B/face, enhancement "
-                  f"{np.mean([f['enhancement_bytes'] for f in faces]):.0f} B/face")
+                  f"{np.mean([f['base_layer_bytes'] for f in faces]):.0f} B/face sent; "
+                  f"{max((f['enhancement_levels'] for f in faces), default=0)} enhancement levels kept at the edge, "
+                  f"{np.mean([f['enhancement_bytes'] for f in faces]):.0f} B/face in all")
 
         sightings = wait_for_sightings(client, analyzer, len(posted))
         correct = 0
