@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.fetch_service import make_server
 from facecodec.bitstream import EnhancementLayer, parse
+from facecodec.codec.compact_onnx import restore
 from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.integer_net import FRACTION_BITS, WEIGHT_BITS, IntegerHyperSynthesis
 from facecodec.codec.learned_enhancement import LATENT_SIZE, LearnedResidualCodec
@@ -123,7 +124,7 @@ def torch_synthesis_from_export(path: Path) -> ResidualCodec:
     from onnx import numpy_helper
 
     with np.load(path) as z:
-        graph = onnx.load_from_string(z["synthesis_onnx"].tobytes()).graph
+        graph = onnx.load_from_string(restore(z, "synthesis")).graph
         latent = z["gain"].shape[1]
     weights = {i.name.removeprefix("codec."): torch.from_numpy(numpy_helper.to_array(i).copy())
                for i in graph.initializer}

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from facecodec.bitstream import EnhancementLayer
+from facecodec.codec.compact_onnx import restore
 from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.entropy import CdfTables, EntropyDecodeError, RansCoder
 from facecodec.codec.integer_net import FRACTION_BITS, IntegerHyperSynthesis, scale_indexes, scale_thresholds
@@ -33,9 +34,9 @@ class LearnedResidualCodec:
         from facecodec.frontend.runtime import open_session
 
         with np.load(path) as z:
-            self.analysis = open_session(z["analysis_onnx"].tobytes())
-            self.hyper_analysis = open_session(z["hyper_analysis_onnx"].tobytes())
-            self.synthesis = open_session(z["synthesis_onnx"].tobytes())
+            self.analysis = open_session(restore(z, "analysis"))
+            self.hyper_analysis = open_session(restore(z, "hyper_analysis"))
+            self.synthesis = open_session(restore(z, "synthesis"))
             self.gain, self.inverse_gain = z["gain"].astype(np.float32), z["inverse_gain"].astype(np.float32)
             self.h_s = IntegerHyperSynthesis({k: z[k] for k in z.files if k.startswith("h_s")})
             self.z_medians = z["z_medians"].astype(np.float32)

@@ -36,10 +36,11 @@ class GeneratorPrediction:
     name = "generator"
 
     def __init__(self, path: Path) -> None:
+        from facecodec.codec.compact_onnx import restore
         from facecodec.frontend.runtime import open_session
 
         with np.load(path) as z:
-            self.session = open_session(z["generator_onnx"].tobytes())
+            self.session = open_session(restore(z, "generator"))
 
     def __call__(self, descriptor: np.ndarray) -> np.ndarray:
         x = np.asarray(descriptor, np.float32).reshape(1, -1)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from facecodec.codec.compact_onnx import compact
 from facecodec.eval.metrics import psnr
 from facecodec.models.feature_codec import FeatureCodec
 from facecodec.models.generator import Generator
@@ -63,7 +64,7 @@ def export_generator(model: Generator, path: Path) -> None:
     torch.onnx.export(model.eval(), (torch.zeros(1, 512),), buffer, dynamo=False, opset_version=17,
                       input_names=["descriptor"], output_names=["image"],
                       dynamic_axes={"descriptor": {0: "n"}, "image": {0: "n"}})
-    np.savez(path, generator_onnx=np.frombuffer(buffer.getvalue(), np.uint8))
+    np.savez(path, **compact(buffer.getvalue(), "generator"))
 
 
 def validate_generator(generator_path: Path, base_path: Path, crops: np.ndarray, descriptors: np.ndarray) -> dict:
