@@ -533,9 +533,9 @@ def notes(n: int, identity_n: int, coding_s: float, main_profile: str | None) ->
         f"the original crop's stored descriptor, over the first {identity_n} sampled images only "
         "(describe is ~40 ms/face on 2 CPU cores).",
         f"decode_ms: median over {min(DECODE_TIMING_FACES, n)} faces of parse(full container) + reconstruct(top "
-        "level), measured while two training jobs and another evaluation shared the 2 cores: treat as an "
-        "upper bound.",
-        f"coding and metrics for all methods took {coding_s:.0f} s wall on the shared machine.",
+        "level), generator included for profiles that have one, single-threaded torch, on the 2-core CPU; "
+        "other jobs on the machine would only make it slower.",
+        f"coding and metrics for all methods took {coding_s:.0f} s wall.",
     ]
 
 
