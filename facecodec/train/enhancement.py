@@ -86,10 +86,11 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(state["model"])
         path = args.out / f"enhancement_{args.name}.npz"
         export(model.cpu(), path)
+        described = describe(faces, torch.device("cpu"))
         report = {"command": f"python -m facecodec.train.enhancement {' '.join(state['argv'])}",
                   "steps": state["step"], "train_faces": int(len(train_idx)),
                   "conditional": not args.single_layer, "texture": args.texture,
-                  **validate(path, args.texture, faces.crops[val_idx], faces.descriptors[val_idx]),
+                  **validate(path, args.texture, faces.crops[val_idx], described[val_idx], args.out),
                   "weights_bytes": path.stat().st_size}
         path.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
         print(json.dumps(report, indent=2))

@@ -78,24 +78,30 @@ def export(model: ResidualCodec, path: Path) -> None:
     )
 
 
-def predictions(texture: str | None, descriptors: np.ndarray) -> np.ndarray:
-    """What the decoder has before the enhancement layer: G(decoded base layer), or nothing."""
+def predictions(texture: str | None, descriptors: np.ndarray, weights: Path) -> np.ndarray:
+    """What the decoder has before the enhancement layer: G(decoded base layer), or nothing.
+
+    The texture run's exports live in `weights`: generator_<texture>.npz, and base_<texture>.npz when
+    its base layer was trained with it (multitask); otherwise the base layer is r4.
+    """
     if texture is None:
         return np.zeros((len(descriptors), 112, 112, 3), np.uint8)
     from facecodec.codec.base_layer import LearnedBaseLayer
     from facecodec.codec.prediction import GeneratorPrediction
 
-    base_file = "base_multitask.npz" if texture == "multitask" else "base_learned_r4.npz"
-    base, generator = LearnedBaseLayer(WEIGHTS / base_file), GeneratorPrediction(WEIGHTS / f"generator_{texture}.npz")
+    own_base = weights / f"base_{texture}.npz"
+    base = LearnedBaseLayer(own_base if own_base.exists() else WEIGHTS / "base_learned_r4.npz")
+    generator = GeneratorPrediction(weights / f"generator_{texture}.npz")
     return np.stack([generator(base.decode(base.encode(d))) for d in descriptors])
 
 
-def validate(path: Path, texture: str | None, crops: np.ndarray, descriptors: np.ndarray) -> dict:
+def validate(path: Path, texture: str | None, crops: np.ndarray, descriptors: np.ndarray,
+             weights: Path = WEIGHTS) -> dict:
     """Mean enhancement bpp (container payload bytes) and PSNR per level, through onnxruntime + rANS."""
     from facecodec.codec.learned_enhancement import LearnedResidualCodec
 
     codec = LearnedResidualCodec(path)
-    predicted = predictions(texture, descriptors)
+    predicted = predictions(texture, descriptors, weights)
     bpp = np.zeros((len(crops), codec.levels))
     quality = np.zeros_like(bpp)
     for i, (crop, prediction) in enumerate(zip(crops, predicted)):

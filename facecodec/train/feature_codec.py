@@ -55,7 +55,8 @@ def pair_accuracy(descriptors: np.ndarray, identities: np.ndarray) -> float:
     iu = np.triu_indices(len(descriptors), 1)
     same = (identities[:, None] == identities[None])[iu]
     genuine, impostor = sims[iu][same], sims[iu][~same]
-    impostor = np.random.default_rng(0).choice(impostor, size=len(genuine), replace=False)
+    # Balanced: as many impostor pairs as genuine ones (fewer only when tiny sets have fewer).
+    impostor = np.random.default_rng(0).choice(impostor, size=min(len(genuine), len(impostor)), replace=False)
     scores = np.concatenate([genuine, impostor])
     labels = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
     return float(np.mean((scores >= best_threshold(scores, labels)) == labels))

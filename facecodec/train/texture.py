@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.export:
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         generator.load_state_dict(state["generator"])
+        described = describe(faces, torch.device("cpu"))
         base_path = args.base
         if args.multitask:
             codec.load_state_dict(state["codec"])
@@ -121,10 +122,10 @@ def main(argv: list[str] | None = None) -> None:
         export_generator(generator.cpu(), generator_path)
         report = {"command": f"python -m facecodec.train.texture {' '.join(state['argv'])}",
                   "epochs": state["epoch"], "train_faces": int(len(train_idx)), "base": base_path.name,
-                  **validate_generator(generator_path, base_path, faces.crops[val_idx], faces.descriptors[val_idx]),
+                  **validate_generator(generator_path, base_path, faces.crops[val_idx], described[val_idx]),
                   "weights_bytes": generator_path.stat().st_size}
         if args.multitask:
-            report["base_layer"] = measure(base_path, faces.descriptors[val_mask], faces.identities[val_mask])
+            report["base_layer"] = measure(base_path, described[val_mask], faces.identities[val_mask])
         generator_path.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
         print(json.dumps(report, indent=2))
         return
