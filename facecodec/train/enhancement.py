@@ -99,14 +99,14 @@ def main(argv: list[str] | None = None) -> None:
     crops = torch.from_numpy(faces.crops).to(device).permute(0, 3, 1, 2).contiguous()
     if args.single_layer:
         side = torch.zeros_like(crops)
-    else:
-        base = args.base
-        side = generated_faces(args.runs / f"texture_{args.texture}" / "checkpoint.pt", base,
+    else:  # the base layer's architecture comes from --base; its weights from the texture run
+        side = generated_faces(args.runs / f"texture_{args.texture}" / "checkpoint.pt", args.base,
                                describe(faces, device), device)
     lmbdas = torch.tensor(model.lmbdas, device=device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=args.lr)
     aux_optimizer = torch.optim.Adam([p for n, p in model.named_parameters() if n.endswith(".quantiles")], lr=1e-3)
+    # 500 warm-up steps, then cosine from lr to lr/20: the entropy models are unstable at full lr from scratch.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 500) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / args.steps))))
     step = 0
