@@ -30,4 +30,10 @@ enhancement --name single96 --single-layer --channels 96 --steps 20000 >>"$RUNS/
   enhancement --name multitask --texture multitask --channels 64 --steps 12000 \
     >>"$RUNS/logs/enhancement_multitask.log" 2>&1) &
 wait
+# Fine-tune both N=96 coders from those weights at a lower rate (the committed *_ft weights).
+enhancement --name scalable_ft --texture recognition --channels 96 --steps 12000 --lr 1e-4 \
+  --init "$RUNS/enhancement_scalable/checkpoint.pt" >>"$RUNS/logs/enhancement_scalable_ft.log" 2>&1 &
+enhancement --name single96_ft --single-layer --channels 96 --steps 12000 --lr 1e-4 \
+  --init "$RUNS/enhancement_single96/checkpoint.pt" >>"$RUNS/logs/enhancement_single96_ft.log" 2>&1 &
+wait
 echo "all jobs finished"

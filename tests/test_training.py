@@ -1,8 +1,9 @@
 """The training commands behind the committed weights still run end to end (tiny CPU runs).
 
 A pack of 40 LFW *training-identity* faces goes through: texture (recognition-only and multitask),
-export and validation through the serving path, the conditional enhancement coder, resume, export,
-and the exported coder round-trips a face. Tiny settings: this checks the commands, not the quality.
+export and validation through the serving path, the conditional enhancement coder, resume, fine-tuning
+from weights, export, and the exported coder round-trips a face. Tiny settings: this checks the
+commands, not the quality.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def test_texture_and_enhancement_commands_train_resume_and_export(pack: Path, tm
     enhancement.main([*tiny, "--steps", "3"])
     enhancement.main([*tiny, "--steps", "4", "--resume"])
     assert "resumed at step 3" in capsys.readouterr().out
+    fine_tune = ["--name", "tiny_ft", "--texture", "joint", "--channels", "16", "--batch", "2", *common]
+    stage_one = tmp_path / "runs" / "enhancement_tiny" / "checkpoint.pt"
+    enhancement.main([*fine_tune, "--steps", "1", "--init", str(stage_one)])
+    assert "initialised from" in capsys.readouterr().out
     enhancement.main([*tiny, "--export"])
     report = json.loads((tmp_path / "enhancement_tiny.json").read_text())
     assert report["steps"] == 4 and len(report["levels"]) == 5

@@ -55,7 +55,7 @@ PROFILES: dict[str, ProfileSpec] = {
     "learned": ProfileSpec(2, "learned", "learned", LEARNED_BASE, "mean-face", "mean_face.npz", 4),
     # The seed paper's design: generator from the decoded feature, learned conditional enhancement layer.
     "scalable": ProfileSpec(4, "scalable", "learned", LEARNED_BASE, "generator", "generator_recognition.npz", 4,
-                            "learned-residual", "enhancement_scalable.npz"),
+                            "learned-residual", "enhancement_scalable_ft.npz"),
 }
 DEFAULT_PROFILE = "scalable"
 # Ids whose weights were replaced before any release; say so rather than "unknown".

@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=RESULTS / "rate_fidelity.json")
     parser.add_argument("--profiles", nargs="+", default=["scalable", "learned", "baseline"])
-    parser.add_argument("--single-layer", type=Path, default=WEIGHTS / "enhancement_single96.npz",
+    parser.add_argument("--single-layer", type=Path, default=WEIGHTS / "enhancement_single96_ft.npz",
                         help="single-layer learned codec (facecodec.train.enhancement --single-layer)")
     args = parser.parse_args(argv)
     # The machine is shared with training jobs: one intra-op thread keeps MS-SSIM from fighting them.

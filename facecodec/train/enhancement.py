@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", type=Path, default=WEIGHTS / "base_learned_r4.npz")
     parser.add_argument("--channels", type=int, default=96, help="N: width of the transforms")
     parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights, with a fresh schedule")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
     add_run_arguments(parser)
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 500) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / args.steps))))
     step = 0
+    if args.init and not (args.resume and ckpt.exists()):  # fine-tuning: weights only, new optimiser
+        model.load_state_dict(torch.load(args.init, map_location=device, weights_only=False)["model"])
+        print(f"initialised from {args.init}", flush=True)
     if args.resume and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
