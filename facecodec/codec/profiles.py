@@ -87,11 +87,6 @@ class FaceCodec:
         self.base: BaseLayerCodec = (
             ScalarBaseLayer(base_path) if spec.base_kind == "scalar" else LearnedBaseLayer(base_path)
         )
-        self.enhancement: WebPResidualCodec | LearnedResidualCodec = (
-            LearnedResidualCodec(WEIGHTS / spec.enhancement_file)
-            if spec.enhancement_kind == "learned-residual"
-            else WebPResidualCodec()
-        )
 
     @cached_property
     def match_threshold(self) -> float:
@@ -100,6 +95,13 @@ class FaceCodec:
         if sidecar.exists():
             return float(json.loads(sidecar.read_text()).get("match_threshold", DEFAULT_MATCH_THRESHOLD))
         return DEFAULT_MATCH_THRESHOLD
+
+    @cached_property
+    def enhancement(self) -> WebPResidualCodec | LearnedResidualCodec:
+        # Loaded on first use, like the prediction: base-layer-only users never open its three graphs.
+        if self.spec.enhancement_kind == "learned-residual":
+            return LearnedResidualCodec(WEIGHTS / self.spec.enhancement_file)
+        return WebPResidualCodec()
 
     @cached_property
     def prediction(self) -> Prediction:

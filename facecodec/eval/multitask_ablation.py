@@ -32,7 +32,13 @@ from facecodec.codec.prediction import GeneratorPrediction
 from facecodec.codec.profiles import WEIGHTS
 from facecodec.eval.bd_rate import bd_rate
 from facecodec.eval.metrics import psnr
-from facecodec.eval.rate_accuracy import DescriptorMethod, base_layer_code, load_eval_set, run_descriptor_method
+from facecodec.eval.rate_accuracy import (
+    DescriptorMethod,
+    EvalSet,
+    base_layer_code,
+    load_eval_set,
+    run_descriptor_method,
+)
 from facecodec.eval.rate_fidelity import RESULTS, sample
 
 PIXELS = 112 * 112
@@ -85,8 +91,7 @@ def fidelity(variant: Variant, crops: np.ndarray, descriptors: np.ndarray) -> di
     }
 
 
-def accuracy(variant: Variant, faces_root: Path) -> dict:
-    ev = load_eval_set(faces_root, None)
+def accuracy(variant: Variant, ev: EvalSet) -> dict:
     code = base_layer_code(LearnedBaseLayer(WEIGHTS / variant.base), 0, 0)
     method = DescriptorMethod("base_layer", variant.base, code, True, "learned")
     row = run_descriptor_method(ev, method)
@@ -101,10 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     crops, descriptors = sample(args.faces, args.images)
+    ev = load_eval_set(args.faces, None)
     result: dict = {"machine": "2 cores, no GPU", "images": len(crops), "variants": {}}
     for variant in VARIANTS:
         print(f"[ablation] {variant.name}: fidelity on {len(crops)} crops, accuracy on LFW folds 6-10", flush=True)
-        result["variants"][variant.name] = {**vars(variant), "accuracy": accuracy(variant, args.faces),
+        result["variants"][variant.name] = {**vars(variant), "accuracy": accuracy(variant, ev),
                                             **fidelity(variant, crops, descriptors)}
     rec, mt = (result["variants"][v.name] for v in VARIANTS)
     for key in ("total_bpp", "enhancement_bpp"):

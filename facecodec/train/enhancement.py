@@ -33,6 +33,7 @@ from torch import nn
 from facecodec.models.feature_codec import FeatureCodec
 from facecodec.models.generator import Generator
 from facecodec.models.residual_codec import ResidualCodec
+from facecodec.train.checkpoint import load_checkpoint, save_checkpoint
 from facecodec.train.cli import WEIGHTS, add_run_arguments, training_split
 from facecodec.train.texture import describe
 
@@ -45,7 +46,8 @@ def generated_faces(texture_ckpt: Path, base: Path, descriptors: np.ndarray, dev
     codec.load_state_dict(state["codec"])
     generator = Generator().to(device)
     generator.load_state_dict(state["generator"])
-    codec.eval(), generator.eval()
+    codec.eval()
+    generator.eval()
     out = []
     for i in range(0, len(descriptors), 256):
         d = torch.from_numpy(descriptors[i : i + 256]).to(device)
@@ -114,19 +116,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.init and not (args.resume and ckpt.exists()):  # fine-tuning: weights only, new optimiser
         model.load_state_dict(torch.load(args.init, map_location=device, weights_only=False)["model"])
         print(f"initialised from {args.init}", flush=True)
+    parts = {"model": model, "optimizer": optimizer, "aux_optimizer": aux_optimizer, "scheduler": scheduler}
     if args.resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        aux_optimizer.load_state_dict(state["aux_optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
+        step = load_checkpoint(ckpt, parts, device)["step"]
         print(f"resumed at step {step}", flush=True)
 
     def save() -> None:
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "aux_optimizer": aux_optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "step": step, "channels": args.channels, "argv": sys.argv[1:] if argv is None else argv}, ckpt)
+        save_checkpoint(ckpt, parts, step=step, channels=args.channels,
+                        argv=sys.argv[1:] if argv is None else argv)
 
     print(f"train {len(train_idx)} faces; {args.steps} steps of {args.batch} on {device}; "
           f"qualities {model.lmbdas}", flush=True)

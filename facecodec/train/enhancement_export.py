@@ -42,6 +42,17 @@ def quantise_hyper_synthesis(h_s: nn.Sequential) -> dict[str, np.ndarray]:
     return out
 
 
+class WithoutSideInformation(nn.Module):
+    """The single-layer graphs take one input: the side-information argument is fixed (and unused)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.inner(a, torch.zeros(1, 3, 112, 112))
+
+
 def export(model: ResidualCodec, path: Path) -> None:
     model.eval()
     eb, gc = model.entropy_bottleneck, model.gaussian_conditional
@@ -51,17 +62,8 @@ def export(model: ResidualCodec, path: Path) -> None:
     latent = torch.zeros(1, model.M, LATENT_SIZE, LATENT_SIZE)
     inputs = {"x": image, "x_gen": image} if model.conditional else {"x": image}
     synthesis_inputs = {"y_hat": latent, "x_gen": image} if model.conditional else {"y_hat": latent}
-
-    class Only(nn.Module):  # the single-layer graphs take no side information
-        def __init__(self, inner: nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, a: torch.Tensor) -> torch.Tensor:
-            return self.inner(a, torch.zeros(1, 3, 112, 112))
-
-    analysis = Analysis(model) if model.conditional else Only(Analysis(model))
-    synthesis = Synthesis(model) if model.conditional else Only(Synthesis(model))
+    analysis = Analysis(model) if model.conditional else WithoutSideInformation(Analysis(model))
+    synthesis = Synthesis(model) if model.conditional else WithoutSideInformation(Synthesis(model))
     np.savez_compressed(  # the zero-padded CDF tables compress ~10x
         path,
         **_onnx(analysis, inputs, "y", "analysis"),

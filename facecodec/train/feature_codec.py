@@ -27,6 +27,7 @@ from torch import nn
 from facecodec.codec.base_layer import LearnedBaseLayer
 from facecodec.eval.metrics import best_threshold
 from facecodec.models.feature_codec import Analysis, FeatureCodec, Synthesis
+from facecodec.train.checkpoint import load_checkpoint, save_checkpoint
 from facecodec.train.data import load_training_faces
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -137,13 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     start_epoch = 0
+    parts = {"model": model, "optimizer": optimizer, "aux_optimizer": aux_optimizer, "scheduler": scheduler}
     if args.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        aux_optimizer.load_state_dict(state["aux_optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch = state["epoch"]
+        start_epoch = load_checkpoint(ckpt_path, parts)["epoch"]
         print(f"resumed from {ckpt_path} at epoch {start_epoch}", flush=True)
 
     started = time.time()
@@ -178,9 +175,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"epoch {epoch + 1}/{args.epochs}  loss {totals[0] / n:.4f}  1-cos {totals[1] / n:.4f}  "
                   f"{totals[2] / n / 8:.1f} B/face  | val cos {val_cos:.4f}  {val_bytes:.1f} B/face  "
                   f"({time.time() - started:.0f}s)", flush=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "aux_optimizer": aux_optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "epoch": epoch + 1, "args": vars(args)}, ckpt_path)
+            save_checkpoint(ckpt_path, parts, epoch=epoch + 1, args=vars(args))
 
     name = f"learned-r{args.rate_id}(latent={args.latent},hidden={args.hidden},lmbda={args.lmbda:g})"
     path = args.out / f"base_learned_r{args.rate_id}.npz"

@@ -38,6 +38,7 @@ from facecodec.eval.metrics import psnr
 from facecodec.models.feature_codec import FeatureCodec
 from facecodec.models.generator import Generator
 from facecodec.models.recogniser import Recogniser
+from facecodec.train.checkpoint import load_checkpoint, save_checkpoint
 from facecodec.train.cli import WEIGHTS, add_run_arguments, training_split
 from facecodec.train.data import Faces
 from facecodec.train.feature_codec import export as export_base
@@ -148,13 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     total_steps = args.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total_steps)
     start = 0
+    parts = {"generator": generator, "codec": codec, "optimizer": optimizer, "scheduler": scheduler}
     if args.resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        generator.load_state_dict(state["generator"])
-        codec.load_state_dict(state["codec"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start = state["epoch"]
+        start = load_checkpoint(ckpt, parts, device)["epoch"]
         print(f"resumed at epoch {start}", flush=True)
     print(f"train {len(train_idx)} faces, validation {len(val_idx)}; {args.epochs} epochs on {device}", flush=True)
 
@@ -193,9 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         n = steps_per_epoch
         print(f"epoch {epoch + 1}/{args.epochs}  L1 {sums[0] / n:.4f}  1-cos(R(G)) {sums[1] / n:.3f}  "
               f"base loss {sums[2] / n:.4f}  base {sums[3] / n / 8:.1f} B  ({time.time() - t0:.0f}s)", flush=True)
-        torch.save({"generator": generator.state_dict(), "codec": codec.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "epoch": epoch + 1, "argv": sys.argv[1:] if argv is None else argv}, ckpt)
+        save_checkpoint(ckpt, parts, epoch=epoch + 1, argv=sys.argv[1:] if argv is None else argv)
         if args.max_minutes and time.time() - t0 > 60 * args.max_minutes:
             print(f"stopping after epoch {epoch + 1}: --max-minutes reached (resume with --resume)", flush=True)
             break
