@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 import facecodec
+from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import make_server
@@ -31,12 +32,14 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         store = Store.from_url(settings.redis_url, settings.redis_timeout_s)
         store.ensure_group()
         gallery = Gallery(store)
-        app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(),
-                                      codec_by_name(settings.codec_profile, settings.codec_rate))
+        policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
+        codec = codec_by_name(settings.codec_profile, settings.codec_rate)
+        codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
+        app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy)
         server, port = make_server(store, settings.grpc_port)
         server.start()
         workers = [
-            RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", settings.match_threshold)
+            RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s)
             for i in range(settings.workers)
         ]
         for worker in workers:
@@ -59,6 +62,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     @app.get("/healthz")
     def healthz(analyzer: AnalyzerDep) -> dict:
         analyzer.store.r.ping()
-        return {"status": "ok", "identities": len(analyzer.gallery), "codec": analyzer.codec.spec.name}
+        return {"status": "ok", "identities": len(analyzer.gallery), "codec": analyzer.codec.spec.name,
+                "target_fpir": analyzer.settings.target_fpir}
 
     return app

@@ -8,11 +8,13 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, HTTPException, Request, UploadFile
 
+from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from facecodec.codec.profiles import FaceCodec
 from facecodec.frontend import FaceFrontEnd, ImageDecodeError, decode_image
+from facecodec.frontend.quality import FaceQuality, assess
 
 
 @dataclass
@@ -22,16 +24,11 @@ class Analyzer:
     gallery: Gallery
     front_end: FaceFrontEnd
     codec: FaceCodec
+    policy: OpenSetPolicy
 
-    @property
-    def threshold(self) -> float:
-        """For probes made through this analyzer's own codec (search by image)."""
-        configured = self.settings.match_threshold
-        return self.codec.match_threshold if configured is None else configured
-
-    def templates_from_image(self, data: bytes, label: str) -> np.ndarray:
-        """The largest face's descriptor, passed through the same base-layer path as edge probes,
-        so gallery and probes live in one feature space."""
+    def face_from_image(self, data: bytes, label: str) -> tuple[np.ndarray, FaceQuality]:
+        """The largest face's descriptor, passed through the same base-layer path as edge probes so
+        gallery and probes live in one feature space, and its quality."""
         try:
             rgb = decode_image(data)
         except ImageDecodeError as exc:
@@ -40,7 +37,8 @@ class Analyzer:
         if face is None:
             raise HTTPException(422, f"{label}: no face found")
         descriptor = self.front_end.describe(face.crop)[0]
-        return self.codec.base.decode(self.codec.base.encode(descriptor))
+        quality = assess(face.detection.box, face.landmarks, face.crop)
+        return self.codec.base.decode(self.codec.base.encode(descriptor)), quality
 
 
 def get_analyzer(request: Request) -> Analyzer:

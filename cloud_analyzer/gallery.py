@@ -1,13 +1,21 @@
-"""The enrolled gallery as an in-memory matrix, rebuilt from Redis whenever its version changes."""
+"""The enrolled gallery: one template per identity, in memory, rebuilt from Redis when its version changes.
+
+An identity's template is the normalised mean of its enrolment descriptors (`facecodec.openset`), so
+a search makes one comparison per identity and a stranger meets each enrolled person once, however
+many photos they were enrolled with. Templates carry the descriptor model that made them; a probe is
+only ever compared with identities of its own model (a recogniser change never mixes feature spaces).
+"""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from cloud_analyzer.store import Store
+from facecodec.openset import enrol_key, identity_template
 
 
 @dataclass(frozen=True)
@@ -17,38 +25,68 @@ class Match:
     similarity: float
 
 
+@dataclass
+class _Space:
+    """The identities of one descriptor model."""
+
+    matrix: np.ndarray
+    identities: list[tuple[str, str]] = field(default_factory=list)
+    enrol_counts: Counter[int] = field(default_factory=Counter)  # enrolment key -> identities
+
+
+@dataclass(frozen=True)
+class GalleryView:
+    """What a decision needs of the gallery for one descriptor model, read under one version."""
+
+    version: int
+    size: int
+    enrol_counts: dict[int, int]
+
+
 class Gallery:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._version = -1
-        self._matrix = np.zeros((0, 0), np.float32)
-        self._owners: list[int] = []
-        self._identities: list[tuple[str, str]] = []
+        self._spaces: dict[str, _Space] = {}
 
     def _refresh(self) -> None:
         if self.store.gallery_version() == self._version:
             return
         with self._lock:
             version, rows = self.store.all_templates()
-            self._identities = [(identity_id, name) for identity_id, name, _ in rows]
-            self._owners = [i for i, (_, _, t) in enumerate(rows) for _ in range(len(t))]
-            self._matrix = np.concatenate([t for _, _, t in rows]) if rows else np.zeros((0, 0), np.float32)
-            self._version = version
+            spaces: dict[str, _Space] = {}
+            grouped: dict[str, list[tuple[str, str, np.ndarray]]] = {}
+            for identity_id, name, model, templates in rows:
+                grouped.setdefault(model, []).append((identity_id, name, templates))
+            for model, members in grouped.items():
+                spaces[model] = _Space(
+                    matrix=np.stack([identity_template(t) for _, _, t in members]),
+                    identities=[(i, n) for i, n, _ in members],
+                    enrol_counts=Counter(enrol_key(len(t)) for _, _, t in members),
+                )
+            self._spaces, self._version = spaces, version
 
-    def search(self, descriptor: np.ndarray, k: int = 5) -> list[Match]:
-        """Top-k identities by their best template's cosine similarity to `descriptor`."""
+    def view(self, model: str) -> GalleryView:
         self._refresh()
         with self._lock:
-            if not len(self._matrix):
+            space = self._spaces.get(model)
+            if space is None:
+                return GalleryView(self._version, 0, {})
+            return GalleryView(self._version, len(space.identities), dict(space.enrol_counts))
+
+    def search(self, descriptor: np.ndarray, model: str, k: int = 5) -> list[Match]:
+        """Top-k identities of `model` by cosine similarity of `descriptor` to their template."""
+        self._refresh()
+        with self._lock:
+            space = self._spaces.get(model)
+            if space is None:
                 return []
-            sims = self._matrix @ descriptor.astype(np.float32)
-            best: dict[int, float] = {}
-            for owner, sim in zip(self._owners, sims):
-                best[owner] = max(best.get(owner, -2.0), float(sim))
-            ranked = sorted(best.items(), key=lambda kv: -kv[1])[:k]
-            return [Match(*self._identities[i], sim) for i, sim in ranked]
+            sims = space.matrix @ descriptor.astype(np.float32)
+            top = np.argsort(-sims)[:k]
+            return [Match(*space.identities[i], float(sims[i])) for i in top]
 
     def __len__(self) -> int:
         self._refresh()
-        return len(self._identities)
+        with self._lock:
+            return sum(len(s.identities) for s in self._spaces.values())

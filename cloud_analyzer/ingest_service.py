@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
 from concurrent import futures
@@ -19,6 +20,7 @@ from cloud_analyzer.store import Store
 from facecodec.bitstream import BitstreamError, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
+from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -54,7 +56,7 @@ def validate(record: ingest_pb2.FaceRecord) -> dict:
     except (UnknownProfileError, BaseLayerError) as exc:
         raise InvalidRecord(f"base_layer: {exc}") from exc
     b = record.bbox
-    return {
+    return {**_quality(record),
         "camera_id": record.camera_id,
         "captured_at_ms": record.captured_at.ToMilliseconds(),
         "bbox": json.dumps([round(b.x1, 1), round(b.y1, 1), round(b.x2, 1), round(b.y2, 1)]),
@@ -67,6 +69,20 @@ def validate(record: ingest_pb2.FaceRecord) -> dict:
         "edge_address": record.edge_address,
         "enhancement_levels": record.enhancement_levels,
     }
+
+
+def _quality(record: ingest_pb2.FaceRecord) -> dict:
+    """The edge's quality assessment as Redis fields; none from edges that do not send one."""
+    if not record.HasField("quality"):
+        return {}
+    q = record.quality
+    if not all(math.isfinite(v) for v in (q.face_width_px, q.sharpness, q.yaw)):
+        raise InvalidRecord("quality scores must be finite numbers")
+    unknown = set(q.issues) - set(QUALITY_ISSUES)
+    if unknown:
+        raise InvalidRecord(f"unknown quality issues {sorted(unknown)}; known {list(QUALITY_ISSUES)}")
+    return {"quality_issues": ",".join(dict.fromkeys(q.issues)), "face_width_px": f"{q.face_width_px:.1f}",
+            "sharpness": f"{q.sharpness:.1f}", "yaw": f"{q.yaw:.3f}"}
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):

@@ -15,9 +15,17 @@ class AnalyzerSettings(BaseSettings):
     grpc_port: int = Field(50051, ge=0, le=65535, description="Ingest service for edges")
     codec_profile: str = Field("scalable", description="profile used to make enrolment templates")
     codec_rate: int | None = Field(None, ge=0, le=255, description="rate id for enrolment templates")
+    target_fpir: float = Field(
+        0.01, gt=0, le=0.5,
+        description="share of never-enrolled people the analyzer may name as someone; sets the threshold",
+    )
     match_threshold: float | None = Field(
         None, ge=-1, le=1,
-        description="cosine at or above which a face is a match; default: the codec's calibrated FAR=1e-3 value",
+        description="fixed cosine instead of target_fpir (its FPIR is then reported, not targeted)",
+    )
+    fusion_window_s: float = Field(
+        3.0, ge=0, le=60,
+        description="fuse a face with the same person's faces from one camera this close in time (0: off)",
     )
     workers: int = Field(1, ge=0, le=16, description="recognition worker threads (0: ingest only)")
     consumer_name: str = Field("analyzer-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")

@@ -3,7 +3,7 @@
     fc:face:{face_id}                 hash   one ingested face: metadata, base layer, recognition result
     fc:ingest                         stream face ids waiting for recognition (consumer group `recognisers`)
     fc:identities                     zset   identity_id by creation time (ms)
-    fc:identity:{identity_id}         hash   name, created_at_ms, template count
+    fc:identity:{identity_id}         hash   name, created_at_ms, template count, descriptor model
     fc:identity:{identity_id}:tmpl    list   enrolment templates, float32 little-endian bytes
     fc:gallery:version                int    bumped on every gallery change; workers reload on change
     fc:sightings                      zset   face_id by capture time (ms), every recognised/unknown face
@@ -52,6 +52,25 @@ return 1
 """
 
 
+# Identities enrolled before templates recorded their model were all made with this one.
+LEGACY_DESCRIPTOR_MODEL = "faceplugin-fr_feature-512"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What recognition concluded about one face."""
+
+    status: str  # recognised | unknown | low_quality | error
+    identity_id: str | None = None
+    identity_name: str | None = None
+    similarity: float | None = None  # best candidate's cosine, named or not
+    threshold: float | None = None  # the cosine a candidate had to reach
+    fpir: float | None = None  # the false positive identification rate the decision was made at
+    gallery_size: int | None = None
+    fused_faces: int = 1  # faces of this person (this one included) the decision was made from
+    error: str = ""
+
+
 @dataclass(frozen=True)
 class Sighting:
     face_id: str
@@ -62,6 +81,11 @@ class Sighting:
     similarity: float | None
     status: str
     bbox: list[float]
+    threshold: float | None = None
+    decision_fpir: float | None = None
+    gallery_size: int | None = None
+    fused_faces: int | None = None
+    quality_issues: list[str] | None = None
 
 
 class Store:
@@ -106,28 +130,35 @@ class Store:
                 out[k] = v.decode()
         return out
 
-    def record_result(
-        self, stream_id: bytes, face: dict[str, Any], status: str, identity_id: str | None,
-        identity_name: str | None, similarity: float | None, error: str = "",
-    ) -> None:
+    def record_result(self, stream_id: bytes, face: dict[str, Any], outcome: Outcome) -> None:
         """Recognition outcome, sighting indexes, event and ack, in one transaction."""
         face_id, camera_id, ts = face["face_id"], face["camera_id"], int(face["captured_at_ms"])
         pipe = self.r.pipeline(transaction=True)
-        update = {"status": status, "identity_id": identity_id or "", "identity_name": identity_name or "",
-                  "similarity": "" if similarity is None else f"{similarity:.6f}", "error": error}
+        update = {"status": outcome.status, "identity_id": outcome.identity_id or "",
+                  "identity_name": outcome.identity_name or "", "similarity": _num(outcome.similarity),
+                  "threshold": _num(outcome.threshold), "decision_fpir": _num(outcome.fpir, "g"),
+                  "gallery_size": _num(outcome.gallery_size, "d"), "fused_faces": outcome.fused_faces,
+                  "error": outcome.error}
         pipe.hset(face_key(face_id), mapping=update)
-        if status != "error":
+        if outcome.status != "error":
             pipe.zadd("fc:sightings", {face_id: ts})
             pipe.zadd(f"fc:sightings:camera:{camera_id}", {face_id: ts})
-            if identity_id:
-                pipe.zadd(f"fc:sightings:identity:{identity_id}", {face_id: ts})
+            if outcome.identity_id:
+                pipe.zadd(f"fc:sightings:identity:{outcome.identity_id}", {face_id: ts})
             pipe.zadd("fc:cameras", {camera_id: ts}, gt=True)  # GT still adds new cameras
-        event = {"type": "face.recognised" if identity_id else f"face.{status}", "face_id": face_id,
-                 "camera_id": camera_id, "captured_at_ms": ts, "identity_id": identity_id or "",
-                 "similarity": update["similarity"]}
+        event = {"type": "face.recognised" if outcome.identity_id else f"face.{outcome.status}",
+                 "face_id": face_id, "camera_id": camera_id, "captured_at_ms": ts,
+                 "identity_id": outcome.identity_id or "", "similarity": update["similarity"],
+                 "decision_fpir": update["decision_fpir"]}
         pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
         pipe.xack(INGEST_STREAM, GROUP, stream_id)
         pipe.execute()
+
+    def recent_faces(self, camera_id: str, since_ms: int, until_ms: int, limit: int) -> list[dict[str, Any]]:
+        """Recognised or unknown faces of one camera captured in [since_ms, until_ms], newest first."""
+        ids = self.r.zrevrangebyscore(f"fc:sightings:camera:{camera_id}", until_ms, since_ms, start=0, num=limit)
+        faces = [self.face(i.decode()) for i in ids]
+        return [f for f in faces if f is not None]
 
     def mark_failed(self, stream_id: bytes, face_id: str, error: str) -> None:
         pipe = self.r.pipeline(transaction=True)
@@ -136,11 +167,12 @@ class Store:
         pipe.execute()
 
     # --- identities --------------------------------------------------------------------------------
-    def add_identity(self, identity_id: str, name: str, templates: np.ndarray) -> None:
+    def add_identity(self, identity_id: str, name: str, templates: np.ndarray, descriptor_model: str) -> None:
         now = int(time.time() * 1000)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(identity_key(identity_id), mapping={"identity_id": identity_id, "name": name,
-                                                      "created_at_ms": now, "templates": len(templates)})
+                                                      "created_at_ms": now, "templates": len(templates),
+                                                      "descriptor_model": descriptor_model})
         pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
         pipe.zadd("fc:identities", {identity_id: now})
         pipe.incr(GALLERY_VERSION)
@@ -169,8 +201,8 @@ class Store:
     def gallery_version(self) -> int:
         return int(self.r.get(GALLERY_VERSION) or 0)
 
-    def all_templates(self) -> tuple[int, list[tuple[str, str, np.ndarray]]]:
-        """(version, [(identity_id, name, templates)]) read consistently enough: version read first."""
+    def all_templates(self) -> tuple[int, list[tuple[str, str, str, np.ndarray]]]:
+        """(version, [(identity_id, name, descriptor model, templates)]), version read first."""
         version = self.gallery_version()
         out = []
         for raw_id in self.r.zrange("fc:identities", 0, -1):
@@ -178,7 +210,8 @@ class Store:
             meta = self.identity(identity_id)
             blobs = self.r.lrange(templates_key(identity_id), 0, -1)
             if meta and blobs:
-                out.append((identity_id, meta["name"], np.stack([np.frombuffer(b, "<f4") for b in blobs])))
+                model = meta.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL)
+                out.append((identity_id, meta["name"], model, np.stack([np.frombuffer(b, "<f4") for b in blobs])))
         return version, out
 
     # --- sightings ---------------------------------------------------------------------------------
@@ -213,7 +246,7 @@ class Store:
                 face = self.face(face_id)
                 if face is None or (camera_id and face["camera_id"] != camera_id):
                     continue
-                results.append(_sighting(face))
+                results.append(to_sighting(face))
                 if len(results) == limit + 1:
                     break
         next_cursor = None
@@ -236,8 +269,18 @@ class Store:
         return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in rows]
 
 
-def _sighting(face: dict[str, Any]) -> Sighting:
+def _num(value: float | int | None, spec: str = ".6f") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _optional(face: dict[str, Any], key: str, kind: type = float):
+    value = face.get(key) or ""
+    return kind(value) if value else None
+
+
+def to_sighting(face: dict[str, Any]) -> Sighting:
     sim = face.get("similarity") or ""
+    issues = face.get("quality_issues")
     return Sighting(
         face_id=face["face_id"],
         camera_id=face["camera_id"],
@@ -247,6 +290,11 @@ def _sighting(face: dict[str, Any]) -> Sighting:
         similarity=float(sim) if sim else None,
         status=face.get("status", "pending"),
         bbox=json.loads(face.get("bbox", "[]")),
+        threshold=_optional(face, "threshold"),
+        decision_fpir=_optional(face, "decision_fpir"),
+        gallery_size=_optional(face, "gallery_size", int),
+        fused_faces=_optional(face, "fused_faces", int),
+        quality_issues=None if issues is None else [i for i in issues.split(",") if i],
     )
 
 

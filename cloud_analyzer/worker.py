@@ -5,22 +5,29 @@ from __future__ import annotations
 import logging
 import threading
 
+import numpy as np
 import redis
 
+from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
-from cloud_analyzer.recognition import decide, decode_base_layer
-from cloud_analyzer.store import GROUP, INGEST_STREAM, Store
+from cloud_analyzer.recognition import decode_base_layer
+from cloud_analyzer.store import GROUP, INGEST_STREAM, Outcome, Store
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
-from facecodec.codec.profiles import UnknownProfileError
+from facecodec.codec.profiles import FaceCodec, UnknownProfileError
+from facecodec.openset import MAX_PROBE_FRAMES, identity_template
 
 log = logging.getLogger(__name__)
 CLAIM_IDLE_MS = 30_000  # a message unacked this long belonged to a worker that died: take it over
+LINK_FAR = 1e-4  # two faces of one camera seconds apart count as one person above this pair FAR
+FUSION_CANDIDATES = 32  # most recent faces of the camera looked at
 
 
 class RecognitionWorker:
-    def __init__(self, store: Store, gallery: Gallery, consumer: str, threshold: float | None) -> None:
-        self.store, self.gallery, self.consumer, self.threshold = store, gallery, consumer, threshold
+    def __init__(self, store: Store, gallery: Gallery, consumer: str, policy: OpenSetPolicy,
+                 fusion_window_s: float = 0.0) -> None:
+        self.store, self.gallery, self.consumer, self.policy = store, gallery, consumer, policy
+        self.fusion_window_ms = int(fusion_window_s * 1000)
         self.processed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"worker-{consumer}", daemon=True)
@@ -39,17 +46,51 @@ class RecognitionWorker:
             self.store.r.xack(INGEST_STREAM, GROUP, stream_id)
             return
         try:
-            descriptor, calibrated = decode_base_layer(face["base_layer"])
+            descriptor, codec = decode_base_layer(face["base_layer"])
         except (BitstreamError, UnknownProfileError, BaseLayerError) as exc:
-            self.store.record_result(stream_id, face, "error", None, None, None, str(exc))
+            self.store.record_result(stream_id, face, Outcome("error", error=str(exc)))
             return
-        threshold = calibrated if self.threshold is None else self.threshold
-        match, best = decide(self.gallery, descriptor, threshold)
-        if match:
-            self.store.record_result(stream_id, face, "recognised", match.identity_id, match.name, match.similarity)
-        else:
-            self.store.record_result(stream_id, face, "unknown", None, None, best.similarity if best else None)
+        if face.get("quality_issues"):  # the edge judged it too small, blurred or turned away
+            self.store.record_result(stream_id, face, Outcome("low_quality"))
+            self.processed += 1
+            return
+        calibration = codec.open_set_calibration
+        same_person = self._same_person_nearby(face, descriptor, codec)
+        probe = identity_template(np.stack([descriptor, *same_person]))
+        decision, _ = self.policy.decide(self.gallery, probe, codec.spec.descriptor_model, calibration,
+                                         probe_frames=1 + len(same_person))
+        best = decision.best
+        self.store.record_result(stream_id, face, Outcome(
+            "recognised" if decision.match else "unknown",
+            identity_id=decision.match.identity_id if decision.match else None,
+            identity_name=decision.match.name if decision.match else None,
+            similarity=best.similarity if best else None, threshold=decision.threshold, fpir=decision.fpir,
+            gallery_size=decision.gallery_size, fused_faces=decision.probe_frames,
+        ))
         self.processed += 1
+
+    def _same_person_nearby(self, face: dict, descriptor: np.ndarray, codec: FaceCodec) -> list[np.ndarray]:
+        """Descriptors of this camera's other faces within the fusion window that are, beyond reasonable
+        doubt (pair FAR 1e-4), the same person: several frames of one person decide better than one."""
+        if not self.fusion_window_ms:
+            return []
+        ts = int(face["captured_at_ms"])
+        link = codec.open_set_calibration.tail(1, 1).threshold_at(LINK_FAR)
+        scored = []
+        for other in self.store.recent_faces(face["camera_id"], ts - self.fusion_window_ms,
+                                             ts + self.fusion_window_ms, FUSION_CANDIDATES):
+            if other["face_id"] == face["face_id"] or other.get("status") not in ("recognised", "unknown"):
+                continue
+            try:
+                d, other_codec = decode_base_layer(other["base_layer"])
+            except (BitstreamError, UnknownProfileError, BaseLayerError):
+                continue
+            if other_codec.spec.descriptor_model == codec.spec.descriptor_model:
+                similarity = float(d @ descriptor)
+                if similarity >= link:
+                    scored.append((similarity, d))
+        scored.sort(key=lambda s: -s[0])
+        return [d for _, d in scored[: MAX_PROBE_FRAMES - 1]]
 
     def _batches(self):
         # First anything this consumer (or a dead one) left pending, then new messages.

@@ -60,6 +60,9 @@ class EdgeNode:
             edge_id=self.settings.edge_id,
             edge_address=self.settings.fetch_address,
             enhancement_levels=len(face.coded.enhancements),
+            quality=ingest_pb2.FaceQuality(face_width_px=face.quality.face_width_px,
+                                           sharpness=face.quality.sharpness, yaw=face.quality.yaw,
+                                           issues=list(face.quality.issues)),
         )
 
 
@@ -70,6 +73,7 @@ class FaceOut(BaseModel):
     base_layer_bytes: int
     enhancement_bytes: int
     enhancement_levels: int
+    quality_issues: list[str]
 
 
 class FrameOut(BaseModel):
@@ -162,6 +166,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
                     base_layer_bytes=len(f.base_container),
                     enhancement_bytes=sum(len(e.payload) for e in f.coded.enhancements),
                     enhancement_levels=len(f.coded.enhancements),
+                    quality_issues=list(f.quality.issues),
                 )
                 for f in faces
             ],

@@ -13,6 +13,7 @@ import facecodec
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import FaceCodec
 from facecodec.frontend import FaceFrontEnd, decode_image
+from facecodec.frontend.quality import FaceQuality, assess
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class EncodedFace:
     box: tuple[float, float, float, float]
     score: float
     coded: CodedFace
+    quality: FaceQuality
 
     @property
     def base_container(self) -> bytes:
@@ -58,6 +60,7 @@ class EncodePipeline:
                     box=face.detection.box,
                     score=face.detection.score,
                     coded=self.codec.encode(face.crop, descriptor, self.levels),
+                    quality=assess(face.detection.box, face.landmarks, face.crop),
                 )
                 for face, descriptor in zip(faces, descriptors)
             ]

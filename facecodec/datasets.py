@@ -23,8 +23,9 @@ def dataset_root() -> Path:
 @dataclass(frozen=True)
 class FaceImage:
     path: Path
-    dataset: str  # lfw | celeba | att
+    dataset: str  # lfw | celeba | att | cfp
     identity: str  # dataset-qualified, e.g. "lfw/George_W_Bush"
+    key: str  # unique within the data set: "Name/Name_0001" for LFW, "451/profile/01" for CFP
 
 
 def _identities(name: str) -> set[str]:
@@ -40,13 +41,48 @@ def lfw_eval_identities() -> set[str]:
 
 
 def list_images(dataset: str) -> list[FaceImage]:
+    if dataset == "cfp":
+        return cfp_images()
     folder = {"lfw": "lfw", "celeba": "celeba", "att": "att_faces"}[dataset]
     root = dataset_root() / folder / "images"
     return [
-        FaceImage(path, dataset, f"{dataset}/{path.parent.name}")
+        FaceImage(path, dataset, f"{dataset}/{path.parent.name}", f"{path.parent.name}/{path.stem}")
         for path in sorted(root.glob("*/*"))
         if path.is_file()
     ]
+
+
+def cfp_images(root: Path | None = None) -> list[FaceImage]:
+    """CFP (`<identity>/{frontal,profile}/NN.jpg` anywhere below `root`): by default the 50-identity
+    test split in the shared folder; FACECODEC_CFP may name a whole CFP extracted as
+    `../shared/datasets/EXTRA.md` says (its `Data/Images`). No model here trains on CFP."""
+    root = root or Path(os.environ.get("FACECODEC_CFP", dataset_root() / "cfp_test" / "images"))
+    paths = sorted(p for p in root.rglob("*.jpg") if p.parent.name in ("frontal", "profile"))
+    return [
+        FaceImage(p, "cfp", f"cfp/{p.parent.parent.name}", f"{p.parent.parent.name}/{p.parent.name}/{p.stem}")
+        for p in paths
+    ]
+
+
+# Identities 001-250 of a whole CFP may calibrate the open-set threshold; 251-500 are for evaluation.
+CFP_CALIBRATION_MAX_ID = 250
+
+
+def cfp_names(images_root: Path | None = None) -> dict[str, str]:
+    """CFP identity ("cfp/451") -> person's name, from the test split's labels.csv and, for a whole CFP,
+    the `list_name.txt` beside its `Images` folder. Used to keep people who are in both CFP and LFW
+    out of a gallery whose strangers they would otherwise be."""
+    names = {}
+    labels = dataset_root() / "cfp_test" / "labels.csv"
+    if labels.exists():
+        for line in labels.read_text().splitlines()[1:]:
+            _, identity, name, _ = line.split(",")
+            names[f"cfp/{identity}"] = name
+    root = images_root or (Path(os.environ["FACECODEC_CFP"]) if "FACECODEC_CFP" in os.environ else None)
+    if root is not None and (root.parent / "list_name.txt").exists():
+        for i, name in enumerate((root.parent / "list_name.txt").read_text().splitlines(), start=1):
+            names[f"cfp/{i:03d}"] = name.strip()
+    return names
 
 
 def training_images() -> list[FaceImage]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from cloud_analyzer.api import create_app
 from cloud_analyzer.settings import AnalyzerSettings
@@ -41,7 +41,8 @@ def analyzer(redis_server):
         channel.close()
 
 
-def record(front_end, path, camera: str, ts_ms: int, face_id: str | None = None) -> ingest_pb2.FaceRecord:
+def record(front_end, path, camera: str, ts_ms: int, face_id: str | None = None,
+           issues: tuple[str, ...] = ()) -> ingest_pb2.FaceRecord:
     face = front_end.largest_face(decode_image(path.read_bytes()))
     codec = codec_by_name("baseline")
     coded = codec.encode(face.crop, front_end.describe(face.crop)[0], levels=0)
@@ -52,6 +53,7 @@ def record(front_end, path, camera: str, ts_ms: int, face_id: str | None = None)
         bbox=ingest_pb2.BoundingBox(x1=1, y1=2, x2=3, y2=4), detection_score=0.9, model_id=coded.model_id,
         rate_id=coded.rate_id, codec_version="test", base_layer=coded.to_bytes(), edge_id="edge-t",
         edge_address="127.0.0.1:1", enhancement_levels=0,
+        quality=ingest_pb2.FaceQuality(face_width_px=100, sharpness=100, yaw=0.1, issues=list(issues)),
     )
 
 
@@ -127,6 +129,52 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     assert httpx.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
 
 
+def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
+    """Each decision states its FPIR; low-quality faces are never matched; one person's faces seconds
+    apart on one camera are fused; strangers stay unknown; search fuses several photos."""
+    url, stub = analyzer
+    gallery = httpx.get(f"{url}/v1/identities").json()["total"]
+    assert gallery >= 1
+    colin = next(i for i in httpx.get(f"{url}/v1/identities").json()["items"] if i["name"] == "Colin_Powell")
+    assert colin["descriptor_model"] == "faceplugin-fr_feature-512"
+    base = int(datetime(2026, 2, 1, tzinfo=UTC).timestamp() * 1000)
+    burst = [record(front_end, lfw_image("Colin_Powell", n), "camF", base + 400 * i) for i, n in enumerate((5, 6, 7))]
+    blurred = record(front_end, lfw_image("Colin_Powell", 8), "camQ", base, issues=("blurred", "too_small"))
+    stranger = record(front_end, lfw_image("George_W_Bush", 1), "camS", base)
+    for rec in [*burst, blurred, stranger]:  # one at a time: fusion looks at faces already decided
+        assert [a.status for a in stub.Ingest(iter([rec]), timeout=30)] == [Ack.ACCEPTED]
+        wait_sightings(url, 1, camera_id=rec.camera_id)
+    faces = {rec.face_id: httpx.get(f"{url}/v1/faces/{rec.face_id}").json() for rec in [*burst, blurred, stranger]}
+    for rec in burst:
+        face = faces[rec.face_id]
+        assert face["status"] == "recognised" and face["identity_id"] == colin["identity_id"], face
+        assert 0 < face["decision_fpir"] <= 0.01 and face["similarity"] >= face["threshold"]
+        assert face["gallery_size"] == gallery
+    assert faces[burst[0].face_id]["fused_faces"] == 1
+    assert faces[burst[2].face_id]["fused_faces"] == 3  # the two before it on camF are the same person
+    low = faces[blurred.face_id]
+    assert low["status"] == "low_quality" and low["identity_id"] is None and low["similarity"] is None
+    assert low["quality_issues"] == ["blurred", "too_small"]
+    assert faces[stranger.face_id]["status"] == "unknown" and faces[stranger.face_id]["identity_id"] is None
+    listed = httpx.get(f"{url}/v1/sightings", params={"camera_id": "camQ"}).json()["items"]
+    assert listed[0]["status"] == "low_quality"
+
+    photos = [("image", (f"{n}.jpg", lfw_image("Tony_Blair", n).read_bytes())) for n in (5, 6)]
+    hits = httpx.post(f"{url}/v1/search", files=photos, timeout=60).json()
+    assert hits["probe_frames"] == 2 and 0 < hits["fpir"] <= 0.01 and hits["gallery_size"] == gallery
+    assert hits["candidates"][0]["name"] == "Tony_Blair" and hits["candidates"][0]["match"]
+    assert not any(c["match"] for c in hits["candidates"][1:])
+    too_many = httpx.post(f"{url}/v1/search", files=photos * 2, timeout=60)
+    assert too_many.status_code == 422
+
+    # A face the quality gate refuses is not accepted as a template.
+    blurry = io.BytesIO()
+    Image.open(lfw_image("Jennifer_Aniston", 1)).filter(ImageFilter.GaussianBlur(4)).save(blurry, "JPEG")
+    refused = httpx.post(f"{url}/v1/identities", data={"name": "Blurry"},
+                         files={"images": ("b.jpg", blurry.getvalue())}, timeout=60)
+    assert refused.status_code == 422 and "blurred" in refused.json()["detail"]
+
+
 def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -> None:
     url, stub = analyzer
     good = record(front_end, lfw_image("Colin_Powell", 4), "cam9", 1_000)
@@ -137,7 +185,10 @@ def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -
         r.CopyFrom(good)
         r.face_id = uuid.uuid4().hex
         for k, v in changes.items():
-            setattr(r, k, v)
+            if isinstance(v, ingest_pb2.FaceQuality):
+                r.quality.CopyFrom(v)
+            else:
+                setattr(r, k, v)
         return r
 
     with_pixels = CodedFace(good.model_id, good.rate_id, 112, codec_by_name("baseline").base.encode(
@@ -151,6 +202,8 @@ def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -
         variant(base_layer=CodedFace(99, 0, 112, b"\x01\x02").to_bytes(), model_id=99),
         variant(base_layer=coded.to_bytes()),
         variant(base_layer=with_pixels.to_bytes()[:-1] + b"\x01\x01\x00" + b"\x00" * 4),
+        variant(quality=ingest_pb2.FaceQuality(issues=["sunglasses"])),
+        variant(quality=ingest_pb2.FaceQuality(sharpness=float("nan"))),
     ]
     acks = list(stub.Ingest(iter(bad + [good]), timeout=30))
     assert [a.status for a in acks] == [Ack.REJECTED] * len(bad) + [Ack.ACCEPTED]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
+from cloud_analyzer.store import to_sighting
 
 router = APIRouter(tags=["faces"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -29,6 +30,11 @@ class FaceOut(BaseModel):
     rate_id: int
     edge_id: str
     enhancement_levels: int
+    threshold: float | None
+    decision_fpir: float | None
+    gallery_size: int | None
+    fused_faces: int | None
+    quality_issues: list[str] | None
 
 
 class Camera(BaseModel):
@@ -47,11 +53,9 @@ def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID)]) -
     face = analyzer.store.face(face_id)
     if face is None:
         raise HTTPException(404, f"face {face_id} not found")
-    sim = face.get("similarity") or ""
+    sighting = to_sighting(face)
     return FaceOut(
-        face_id=face_id, camera_id=face["camera_id"], captured_at_ms=int(face["captured_at_ms"]),
-        bbox=json.loads(face["bbox"]), status=face["status"], identity_id=face.get("identity_id") or None,
-        identity_name=face.get("identity_name") or None, similarity=float(sim) if sim else None,
+        **{k: v for k, v in asdict(sighting).items() if k in FaceOut.model_fields},
         error=face.get("error") or None, base_layer_bytes=len(face["base_layer"]), model_id=int(face["model_id"]),
         rate_id=int(face["rate_id"]), edge_id=face["edge_id"], enhancement_levels=int(face["enhancement_levels"]),
     )

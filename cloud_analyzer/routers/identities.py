@@ -8,9 +8,10 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
+from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
 IDENTITY_ID = r"^[0-9a-f]{32}$"
@@ -22,6 +23,7 @@ class Identity(BaseModel):
     name: str
     templates: int
     created_at_ms: int
+    descriptor_model: str = Field(description="recogniser the templates were made with; only its probes match")
 
 
 class IdentityPage(BaseModel):
@@ -33,7 +35,8 @@ class IdentityPage(BaseModel):
 
 def _identity(row: dict) -> Identity:
     return Identity(identity_id=row["identity_id"], name=row["name"], templates=int(row["templates"]),
-                    created_at_ms=int(row["created_at_ms"]))
+                    created_at_ms=int(row["created_at_ms"]),
+                    descriptor_model=row.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL))
 
 
 @router.post("", status_code=201, response_model=Identity)
@@ -46,12 +49,18 @@ async def enrol(
         raise HTTPException(422, f"send 1 to {MAX_IMAGES} images")
     blobs = [await read_upload(image, analyzer.settings.max_image_bytes) for image in images]
     # All images are checked before anything is stored: a bad image enrols nothing.
-    templates = [
-        await run_in_threadpool(analyzer.templates_from_image, blob, image.filename or f"image {i}")
-        for i, (blob, image) in enumerate(zip(blobs, images))
-    ]
+    templates = []
+    for i, (blob, image) in enumerate(zip(blobs, images)):
+        label = image.filename or f"image {i}"
+        descriptor, quality = await run_in_threadpool(analyzer.face_from_image, blob, label)
+        if not quality.ok:
+            raise HTTPException(422, f"{label}: face not good enough to enrol ({', '.join(quality.issues)}; "
+                                     f"width {quality.face_width_px:.0f} px, sharpness {quality.sharpness:.0f}, "
+                                     f"yaw {quality.yaw:.2f}); send a sharper, larger, frontal photo")
+        templates.append(descriptor)
     identity_id = uuid.uuid4().hex
-    analyzer.store.add_identity(identity_id, name.strip(), np.stack(templates))
+    analyzer.store.add_identity(identity_id, name.strip(), np.stack(templates),
+                                analyzer.codec.spec.descriptor_model)
     return _identity(analyzer.store.identity(identity_id))
 
 

@@ -1,14 +1,15 @@
-"""Search the gallery by image: who is this?"""
+"""Search the gallery by image: who is this? Several photos of one person are fused into one probe."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
+from facecodec.openset import MAX_PROBE_FRAMES, identity_template
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 
@@ -17,28 +18,43 @@ class Candidate(BaseModel):
     identity_id: str
     name: str
     similarity: float
-    match: bool
+    match: bool = Field(description="true only for the best candidate, and only at or above the threshold")
 
 
 class SearchResult(BaseModel):
     candidates: list[Candidate]
-    threshold: float
+    threshold: float = Field(description="cosine the best candidate had to reach to be named")
+    fpir: float = Field(description="expected share of never-enrolled people named as someone at this threshold")
+    gallery_size: int
+    probe_frames: int = Field(description="photos fused into the probe (at most 3 count)")
+    quality_issues: list[str] = Field(description="too_small / blurred / turned_away: then nothing is named")
 
 
 @router.post("", response_model=SearchResult)
 async def search(
     analyzer: AnalyzerDep,
-    image: Annotated[UploadFile, File(description="an image with a face; the largest face is used")],
+    image: Annotated[list[UploadFile], File(description="one or more photos of one person; largest face each")],
     k: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> SearchResult:
-    blob = await read_upload(image, analyzer.settings.max_image_bytes)
-    probe = await run_in_threadpool(analyzer.templates_from_image, blob, image.filename or "image")
-    threshold = analyzer.threshold
+    if len(image) > MAX_PROBE_FRAMES:
+        raise HTTPException(422, f"send 1 to {MAX_PROBE_FRAMES} images of one person")
+    faces = []
+    for i, upload in enumerate(image):
+        blob = await read_upload(upload, analyzer.settings.max_image_bytes)
+        faces.append(await run_in_threadpool(analyzer.face_from_image, blob, upload.filename or f"image {i}"))
+    issues = sorted({issue for _, quality in faces for issue in quality.issues})
+    probe = identity_template([descriptor for descriptor, _ in faces])
+    codec = analyzer.codec
+    decision, candidates = analyzer.policy.decide(
+        analyzer.gallery, probe, codec.spec.descriptor_model, codec.open_set_calibration, len(faces), k,
+    )
+    named = decision.match if not issues else None
     return SearchResult(
         candidates=[
             Candidate(identity_id=m.identity_id, name=m.name, similarity=m.similarity,
-                      match=m.similarity >= threshold)
-            for m in analyzer.gallery.search(probe, k)
+                      match=named is not None and m.identity_id == named.identity_id)
+            for m in candidates
         ],
-        threshold=threshold,
+        threshold=decision.threshold, fpir=decision.fpir, gallery_size=decision.gallery_size,
+        probe_frames=decision.probe_frames, quality_issues=issues,
     )

@@ -20,6 +20,8 @@ from facecodec.codec.enhancement_layer import WebPResidualCodec
 from facecodec.codec.learned_enhancement import LearnedResidualCodec
 from facecodec.codec.prediction import GeneratorPrediction, MeanFacePrediction, Prediction
 from facecodec.frontend.align import CROP_SIZE
+from facecodec.frontend.describe import DESCRIPTOR_MODEL
+from facecodec.openset import OpenSetCalibration
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 # FAR 1e-3 over all pairs of LFW training identities with float32 descriptors (TAR 97.0%).
@@ -44,6 +46,7 @@ class ProfileSpec:
     default_rate: int
     enhancement_kind: Literal["webp-residual", "learned-residual"] = "webp-residual"
     enhancement_file: str = ""
+    descriptor_model: str = DESCRIPTOR_MODEL  # the recogniser whose descriptor the base layer codes
 
 
 LEARNED_BASE = {r: f"base_learned_r{r}.npz" for r in LEARNED_RATES}
@@ -95,6 +98,15 @@ class FaceCodec:
         if sidecar.exists():
             return float(json.loads(sidecar.read_text()).get("match_threshold", DEFAULT_MATCH_THRESHOLD))
         return DEFAULT_MATCH_THRESHOLD
+
+    @cached_property
+    def open_set_calibration(self) -> OpenSetCalibration:
+        """Impostor tails of identity templates for this base layer (facecodec.train.calibrate)."""
+        sidecar = (WEIGHTS / self.spec.base_files[self.rate_id]).with_suffix(".json")
+        data = json.loads(sidecar.read_text()).get("open_set") if sidecar.exists() else None
+        if not data:
+            raise UnknownProfileError(f"{sidecar.name} has no open-set calibration; run facecodec.train.calibrate")
+        return OpenSetCalibration.from_json(data)
 
     @cached_property
     def enhancement(self) -> WebPResidualCodec | LearnedResidualCodec:

@@ -6,12 +6,12 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.frontend.align import CROP_SIZE, align
 from facecodec.frontend.describe import DESCRIPTOR_DIM, FaceDescriber, normalise
 from facecodec.frontend.detect import Detection, FaceDetector
-from facecodec.frontend.landmarks import LandmarkDetector
+from facecodec.frontend.landmarks import LandmarkDetector, five_points
 
 MAX_IMAGE_PIXELS = 40_000_000
 
@@ -39,11 +39,27 @@ def decode_image(data: bytes) -> np.ndarray:
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise ImageDecodeError(f"image of {image.width}x{image.height} exceeds {MAX_IMAGE_PIXELS} pixels")
             image.load()  # force a full decode so truncated files fail here, not later
-            return np.asarray(image.convert("RGB"))
+            return _to_rgb(ImageOps.exif_transpose(image))
     except ImageDecodeError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"not a decodable image: {exc}") from exc
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    """HxWx3 uint8 from any mode Pillow decodes. Pillow's own convert("RGB") clips 16-bit grey (modes
+    I;16* and I) at 255, which turns a 16-bit PNG white; scale it down instead."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        values = np.asarray(image, np.float64)
+        scale = 257.0 if image.mode != "F" and values.max() > 255 else 1.0
+        grey = np.clip(np.round(values / scale), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode in ("P", "PA", "LA", "RGBA") or "transparency" in image.info:
+        # Transparent pixels become black (what a camera would never send anyway), not palette noise.
+        image = image.convert("RGBA")
+        black = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, image)
+    return np.asarray(image.convert("RGB"))
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,7 @@ class AlignedFace:
     detection: Detection
     landmarks: np.ndarray  # 5x2 in image pixels
     crop: np.ndarray  # CROP_SIZE x CROP_SIZE x 3 uint8 RGB
+    points68: np.ndarray | None = None  # the landmark model's 68 points, image pixels
 
 
 def _area(box: tuple[float, float, float, float]) -> float:
@@ -70,8 +87,9 @@ class FaceFrontEnd:
     def faces(self, rgb: np.ndarray) -> list[AlignedFace]:
         faces = []
         for det in self.detector(rgb)[: self.max_faces]:
-            points = self.landmarks(rgb, det.box)
-            faces.append(AlignedFace(det, points, align(rgb, points)))
+            points68 = self.landmarks.points68(rgb, det.box)
+            points = five_points(points68)
+            faces.append(AlignedFace(det, points, align(rgb, points), points68))
         return faces
 
     def largest_face(self, rgb: np.ndarray) -> AlignedFace | None:

@@ -8,6 +8,8 @@ from facecodec.assets import model_path
 from facecodec.frontend.runtime import open_session
 
 DESCRIPTOR_DIM = 512
+# Names the feature space: templates and probes of different models are never compared.
+DESCRIPTOR_MODEL = "faceplugin-fr_feature-512"
 
 
 def normalise(x: np.ndarray) -> np.ndarray:

@@ -10,18 +10,33 @@ from facecodec.frontend.runtime import open_session
 INPUT_SIZE = 64
 
 
+def _five(eyes: str, mouth: str):
+    def reduce(p: np.ndarray) -> np.ndarray:
+        if eyes == "lids":  # the faceplugin package's own converter: 4 lid points per eye
+            left, right = p[[37, 38, 40, 41]].mean(0), p[[43, 44, 46, 47]].mean(0)
+        else:  # all six contour points, corners included: steadier under blinks and lid noise
+            left, right = p[36:42].mean(0), p[42:48].mean(0)
+        if mouth == "mid":  # halfway between the outer and inner lip corners
+            mouth_l, mouth_r = (p[48] + p[60]) / 2, (p[54] + p[64]) / 2
+        else:  # the outer corners, where the ArcFace template's mouth points sit
+            mouth_l, mouth_r = p[48], p[54]
+        return np.stack([left, right, p[30], mouth_l, mouth_r]).astype(np.float32)
+
+    return reduce
+
+
+# 68 -> 5 point reductions compared by bench/alignment_compare.py.
+FIVE_POINT_RECIPES = {
+    "lids": _five("lids", "mid"),
+    "contour": _five("contour", "outer"),
+    "contour-eyes": _five("contour", "mid"),
+    "outer-mouth": _five("lids", "outer"),
+}
+
+
 def five_points(points68: np.ndarray) -> np.ndarray:
-    """Eyes (mean of 4 lid points), nose tip, mouth corners, as in the package's own converter."""
-    p = points68
-    return np.stack(
-        [
-            p[[37, 38, 40, 41]].mean(0),
-            p[[43, 44, 46, 47]].mean(0),
-            p[30],
-            (p[48] + p[60]) / 2,
-            (p[54] + p[64]) / 2,
-        ]
-    ).astype(np.float32)
+    """Eyes, nose tip, mouth corners for ArcFace-style alignment."""
+    return FIVE_POINT_RECIPES["lids"](points68)
 
 
 def square_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
@@ -43,6 +58,10 @@ class LandmarkDetector:
 
     def __call__(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """Five landmarks (5x2, image pixels) for the face in `box`."""
+        return five_points(self.points68(rgb, box))
+
+    def points68(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """All 68 landmarks (68x2, image pixels) for the face in `box`."""
         h, w = rgb.shape[:2]
         left, top, bw, bh = square_box(box, w, h)
         patch = rgb[top : top + bh, left : left + bw]
@@ -52,5 +71,4 @@ class LandmarkDetector:
         )
         x = (grey.astype(np.float32) / 256.0)[None, None]
         out = self.session.run(None, {"input": x})[0].reshape(68, 2)
-        points = out * np.array([bw, bh], np.float32) + np.array([left, top], np.float32)
-        return five_points(points)
+        return out * np.array([bw, bh], np.float32) + np.array([left, top], np.float32)

@@ -2,11 +2,18 @@
 
     python -m facecodec.train.calibrate [--faces data/faces]
 
-For every base layer in facecodec/weights, codes the LFW *training-identity* faces, decodes them, and
-records the cosine threshold at FAR=1e-3 over all their pairs in the weights' JSON sidecar
-(`match_threshold`). The analyzer uses it unless ANALYZER_MATCH_THRESHOLD overrides it: decoded
-descriptors of a coarse rate point sit closer together than float32 ones, so one fixed cosine would
-accept far more impostors at low rates.
+For every base layer in facecodec/weights, codes the *training-identity* faces, decodes them, and
+records in the weights' JSON sidecar:
+
+- `open_set`: impostor score tails of identity templates (1, 2, 3+ enrolment images) against probes
+  (1, 2, 3+ fused frames), over the faces that pass the quality gate of LFW training identities +
+  CelebA + AT&T, and with `--cfp` CFP identities 001-250 (`facecodec.openset`). The analyzer derives
+  its operating threshold from them for a target FPIR and its current gallery.
+- `match_threshold`: the cosine at FAR=1e-3 per *pair* of LFW training faces, used only to link
+  faces of one person across frames (and by older analyzers).
+
+Decoded descriptors of a coarse rate point sit closer together than float32 ones, so each base layer
+gets its own figures.
 """
 
 from __future__ import annotations
@@ -17,27 +24,42 @@ from pathlib import Path
 
 import numpy as np
 
+from facecodec import openset
 from facecodec.codec.profiles import PROFILES, WEIGHTS, FaceCodec
 from facecodec.eval.metrics import all_pairs_scores, far_threshold, tar_at_far
-from facecodec.train.data import load_training_faces
+from facecodec.train.data import load_calibration_faces, load_training_faces
 
 FAR = 1e-3
 
 
-def calibrate(codec: FaceCodec, descriptors: np.ndarray, identities: np.ndarray) -> dict:
-    decoded = np.stack([codec.base.decode(codec.base.encode(x)) for x in descriptors])
-    genuine, impostor = all_pairs_scores(decoded, identities)
+def _coded(codec: FaceCodec, descriptors: np.ndarray) -> np.ndarray:
+    return np.stack([codec.base.decode(codec.base.encode(x)) for x in descriptors])
+
+
+def calibrate(codec: FaceCodec, pairs: tuple[np.ndarray, np.ndarray], open_set: tuple[np.ndarray, np.ndarray],
+              sources: str) -> dict:
+    genuine, impostor = all_pairs_scores(_coded(codec, pairs[0]), pairs[1])
     return {"match_threshold": far_threshold(impostor, FAR), "match_threshold_far": FAR,
             "match_threshold_tar_train": tar_at_far(genuine, impostor, FAR),
-            "match_threshold_faces": int(len(descriptors))}
+            "match_threshold_faces": int(len(pairs[0])),
+            "open_set": openset.calibrate(_coded(codec, open_set[0]), open_set[1]).to_json(),
+            "open_set_faces": int(len(open_set[0])), "open_set_sources": sources}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", type=Path, default=Path("data/faces"))
+    parser.add_argument("--cfp", type=Path, default=None,
+                        help="a whole CFP run through prepare: its identities 001-250 join the open-set calibration")
+    parser.add_argument("--cfp-images", type=Path, default=None,
+                        help="that CFP's Data/Images folder, for its names (default FACECODEC_CFP)")
     args = parser.parse_args(argv)
     faces = load_training_faces(args.faces)
-    lfw = np.char.startswith(faces.identities.astype(str), "lfw/")  # in-the-wild faces, like the cameras'
+    # Pair thresholds from in-the-wild faces, like the cameras'; open-set tails from every training face.
+    lfw = np.char.startswith(faces.identities.astype(str), "lfw/")
+    pairs = (faces.descriptors[lfw], faces.identities[lfw])
+    open_set = load_calibration_faces(args.faces, args.cfp, args.cfp_images)
+    sources = "LFW training identities + CelebA + AT&T" + (" + CFP 001-250" if args.cfp else "")
     done: set[str] = set()
     for spec in PROFILES.values():
         for rate, weights in spec.base_files.items():
@@ -46,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             done.add(weights)
             sidecar = (WEIGHTS / weights).with_suffix(".json")
             report = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-            report |= calibrate(FaceCodec(spec, rate), faces.descriptors[lfw], faces.identities[lfw])
+            report |= calibrate(FaceCodec(spec, rate), pairs, open_set, sources)
             sidecar.write_text(json.dumps(report, indent=2) + "\n")
             print(f"{spec.name} rate {rate}: threshold {report['match_threshold']:.4f} "
                   f"(TAR {report['match_threshold_tar_train']:.4f} at FAR {FAR} on training identities)")

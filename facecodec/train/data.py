@@ -55,3 +55,42 @@ def load_evaluation_faces(root: Path) -> Faces:
     lfw = load(root / "lfw.npz")
     evaluation = {f"lfw/{n}" for n in lfw_eval_identities()}
     return lfw.subset(np.isin(lfw.identities, list(evaluation)))
+
+
+def load_calibration_faces(root: Path, cfp: Path | None = None,
+                           cfp_images: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(descriptors, identities) for open-set calibration: the training faces, plus CFP identities up
+    to `CFP_CALIBRATION_MAX_ID` when a whole CFP run through prepare is given (in-the-wild photos and
+    profiles, harder than LFW; the others stay for evaluation). Only faces that were detected and pass
+    the quality gate, as in service. A CFP person who is also in LFW (153 of 500 are) keeps the LFW
+    identity: their photos in the two sets would otherwise count as impostor pairs of the same face.
+    `cfp_images` is that CFP's `Data/Images` folder, for its names."""
+    from facecodec.datasets import CFP_CALIBRATION_MAX_ID, cfp_names, list_images
+    from facecodec.frontend.quality import passes
+
+    lfw_people = {im.identity for im in list_images("lfw")}
+    same_person = {cfp_id: f"lfw/{name.replace(' ', '_')}" for cfp_id, name in cfp_names(cfp_images).items()
+                   if f"lfw/{name.replace(' ', '_')}" in lfw_people}
+
+    train = {f"lfw/{n}" for n in lfw_train_identities()}
+    parts = []
+    sources = [(root / "lfw.npz", lambda ids: np.isin(ids, list(train)))]
+    sources += [(root / f"{n}.npz", lambda ids: np.ones(len(ids), bool)) for n in ("celeba", "att")]
+    if cfp is not None:
+        sources.append((cfp, lambda ids: np.array([int(i.split("/")[1]) <= CFP_CALIBRATION_MAX_ID for i in ids])))
+    for path, select in sources:
+        if not path.exists():
+            continue
+        with np.load(path) as z:
+            mask = select(z["identities"]) & z["detected"]
+            mask[mask] = passes(z["crops"][mask], z["points68"][mask])
+            identities = np.array([same_person.get(i, i) for i in z["identities"][mask].tolist()])
+            parts.append((z["descriptors"][mask].astype(np.float32), identities))
+    identities = np.concatenate([i for _, i in parts])
+    evaluation = {f"lfw/{n}" for n in lfw_eval_identities()}
+    # CFP people who are LFW *evaluation* identities must not calibrate anything: drop them.
+    keep = ~np.isin(identities, list(evaluation))
+    parts = [(d[k], i[k]) for (d, i), k in zip(parts, np.split(keep, np.cumsum([len(i) for _, i in parts])[:-1]))]
+    identities = np.concatenate([i for _, i in parts])
+    assert not evaluation & set(identities.tolist()), "evaluation identity leaked into calibration"
+    return np.concatenate([d for d, _ in parts]), identities

@@ -20,6 +20,7 @@ import numpy as np
 from facecodec.datasets import list_images
 from facecodec.frontend import FaceFrontEnd, decode_image
 from facecodec.frontend.align import align
+from facecodec.frontend.landmarks import five_points
 
 
 def fallback_box(h: int, w: int, dataset: str) -> tuple[float, float, float, float]:
@@ -36,15 +37,17 @@ def prepare(dataset: str, out: Path, front: FaceFrontEnd) -> None:
     images = list_images(dataset)
     crops = np.zeros((len(images), 112, 112, 3), np.uint8)
     detected = np.zeros(len(images), bool)
+    points68 = np.zeros((len(images), 68, 2), np.float32)  # kept so alignment recipes can be compared
     start = time.time()
     for i, im in enumerate(images):
         rgb = decode_image(im.path.read_bytes())
         face = front.largest_face(rgb)
         if face is not None:
-            crops[i], detected[i] = face.crop, True
+            crops[i], detected[i], points68[i] = face.crop, True, face.points68
         else:
             h, w = rgb.shape[:2]
-            crops[i] = align(rgb, front.landmarks(rgb, fallback_box(h, w, dataset)))
+            points68[i] = front.landmarks.points68(rgb, fallback_box(h, w, dataset))
+            crops[i] = align(rgb, five_points(points68[i]))
         if (i + 1) % 500 == 0 or i + 1 == len(images):
             rate = (i + 1) / (time.time() - start)
             print(f"{dataset}: {i + 1}/{len(images)} images, {rate:.1f}/s, "
@@ -55,8 +58,9 @@ def prepare(dataset: str, out: Path, front: FaceFrontEnd) -> None:
         crops=crops,
         descriptors=descriptors,
         detected=detected,
+        points68=points68,
         identities=np.array([im.identity for im in images]),
-        keys=np.array([f"{im.path.parent.name}/{im.path.stem}" for im in images]),
+        keys=np.array([im.key for im in images]),
     )
     print(f"wrote {target}", flush=True)
 
@@ -64,7 +68,8 @@ def prepare(dataset: str, out: Path, front: FaceFrontEnd) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/faces"))
-    parser.add_argument("--datasets", nargs="+", default=["att", "celeba", "lfw"])
+    parser.add_argument("--datasets", nargs="+", default=["att", "celeba", "lfw", "cfp"],
+                        choices=["att", "celeba", "lfw", "cfp"])
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     front = FaceFrontEnd()

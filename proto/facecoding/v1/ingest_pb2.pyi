@@ -1,10 +1,11 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -22,7 +23,7 @@ class BoundingBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class FaceRecord(_message.Message):
-    __slots__ = ("face_id", "camera_id", "captured_at", "bbox", "detection_score", "model_id", "rate_id", "codec_version", "base_layer", "edge_id", "edge_address", "enhancement_levels")
+    __slots__ = ("face_id", "camera_id", "captured_at", "bbox", "detection_score", "model_id", "rate_id", "codec_version", "base_layer", "edge_id", "edge_address", "enhancement_levels", "quality")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +36,7 @@ class FaceRecord(_message.Message):
     EDGE_ID_FIELD_NUMBER: _ClassVar[int]
     EDGE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ENHANCEMENT_LEVELS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     face_id: str
     camera_id: str
     captured_at: _timestamp_pb2.Timestamp
@@ -47,7 +49,20 @@ class FaceRecord(_message.Message):
     edge_id: str
     edge_address: str
     enhancement_levels: int
-    def __init__(self, face_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., model_id: _Optional[int] = ..., rate_id: _Optional[int] = ..., codec_version: _Optional[str] = ..., base_layer: _Optional[bytes] = ..., edge_id: _Optional[str] = ..., edge_address: _Optional[str] = ..., enhancement_levels: _Optional[int] = ...) -> None: ...
+    quality: FaceQuality
+    def __init__(self, face_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., model_id: _Optional[int] = ..., rate_id: _Optional[int] = ..., codec_version: _Optional[str] = ..., base_layer: _Optional[bytes] = ..., edge_id: _Optional[str] = ..., edge_address: _Optional[str] = ..., enhancement_levels: _Optional[int] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ...) -> None: ...
+
+class FaceQuality(_message.Message):
+    __slots__ = ("face_width_px", "sharpness", "yaw", "issues")
+    FACE_WIDTH_PX_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    ISSUES_FIELD_NUMBER: _ClassVar[int]
+    face_width_px: float
+    sharpness: float
+    yaw: float
+    issues: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, face_width_px: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., issues: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IngestAck(_message.Message):
     __slots__ = ("face_id", "status", "error")

@@ -1,0 +1,101 @@
+"""Frames as phones and cameras send them, and the quality gate, on the real front end."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from facecodec.datasets import dataset_root
+from facecodec.frontend import decode_image
+from facecodec.frontend.quality import assess
+from tests.conftest import lfw_image
+
+
+def _jpeg(image: Image.Image, **kwargs) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", **kwargs)
+    return out.getvalue()
+
+
+def test_exif_orientation_is_honoured(front_end) -> None:
+    upright = Image.open(lfw_image("Colin_Powell", 1))
+    # A phone stores the sensor's pixels turned and says in EXIF how to turn them back (6 = 270 deg CW).
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    rotated = _jpeg(upright.rotate(90, expand=True), exif=exif.tobytes())
+    rgb = decode_image(rotated)
+    assert rgb.shape[:2] == (upright.height, upright.width)
+    assert len(front_end.faces(rgb)) == 1
+    assert not front_end.faces(np.asarray(upright.rotate(90, expand=True)))  # why it matters
+
+
+@pytest.mark.parametrize("kind", ["grey16", "rgb16", "palette", "palette-transparent", "grey-alpha"])
+def test_png_variants_decode_to_the_same_face(front_end, kind: str) -> None:
+    upright = Image.open(lfw_image("Colin_Powell", 1)).convert("RGB")
+    rgb = np.asarray(upright)
+    if kind == "grey16":
+        ok, data = cv2.imencode(".png", np.asarray(upright.convert("L")).astype(np.uint16) * 257)
+        expected = np.repeat(np.asarray(upright.convert("L"))[..., None], 3, 2)
+    elif kind == "rgb16":
+        ok, data = cv2.imencode(".png", (rgb.astype(np.uint16) * 257)[..., ::-1])
+        expected = rgb
+    else:
+        out = io.BytesIO()
+        if kind == "grey-alpha":
+            image = upright.convert("LA")
+            expected = np.repeat(np.asarray(upright.convert("L"))[..., None], 3, 2)
+        else:
+            image = upright.convert("P", palette=Image.Palette.ADAPTIVE)
+            expected = np.asarray(image.convert("RGB"))
+            if kind == "palette-transparent":
+                image.info["transparency"] = 255  # an unused index: nothing turns black
+        image.save(out, "PNG")
+        ok, data = True, np.frombuffer(out.getvalue(), np.uint8)
+    assert ok
+    decoded = decode_image(data.tobytes())
+    assert decoded.dtype == np.uint8 and decoded.shape == rgb.shape
+    assert np.abs(decoded.astype(int) - expected.astype(int)).max() <= 1
+    assert len(front_end.faces(decoded)) == 1
+
+
+def _quality(front_end, rgb: np.ndarray):
+    face = front_end.largest_face(rgb)
+    assert face is not None
+    return assess(face.detection.box, face.landmarks, face.crop)
+
+
+def test_quality_gate_passes_a_good_face_and_flags_small_and_blurred(front_end) -> None:
+    image = Image.open(lfw_image("Colin_Powell", 1)).convert("RGB")
+    assert _quality(front_end, np.asarray(image)).ok
+    blurred = _quality(front_end, np.asarray(image.filter(ImageFilter.GaussianBlur(4))))
+    assert "blurred" in blurred.issues
+    # The same photo shrunk so the face is ~25 px wide, on a canvas the detector still searches.
+    small = image.resize((60, 60), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (120, 120), (90, 90, 90))
+    canvas.paste(small, (30, 30))
+    face = front_end.largest_face(np.asarray(canvas))
+    if face is not None:  # a face the detector finds at this size must be called too small
+        assert "too_small" in assess(face.detection.box, face.landmarks, face.crop).issues
+
+
+def test_quality_gate_flags_profiles_not_frontal_faces(front_end) -> None:
+    """CFP's test split: the same 20 people in frontal and profile photos (no threshold was set on it)."""
+    labels = dataset_root() / "cfp_test" / "labels.csv"
+    if not labels.exists():
+        pytest.skip("shared CFP test split not available")
+    rows = list(csv.DictReader(labels.open()))
+    people = sorted({r["identity_id"] for r in rows})[:20]
+    flagged = {"frontal": [], "profile": []}
+    for pose in flagged:
+        for person in people:
+            path = next(r["path"] for r in rows if r["identity_id"] == person and r["pose"] == pose)
+            face = front_end.largest_face(decode_image((labels.parent / path).read_bytes()))
+            if face is not None:
+                flagged[pose].append("turned_away" in assess(face.detection.box, face.landmarks, face.crop).issues)
+    assert np.mean(flagged["frontal"]) <= 0.1
+    assert np.mean(flagged["profile"]) >= 0.5
