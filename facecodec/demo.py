@@ -84,13 +84,17 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
 
         sightings = wait_for_sightings(client, analyzer, len(posted))
         correct = 0
-        print(f"\n{'camera':<8}{'face':<14}{'recognised as':<20}{'similarity':>10}  truth")
+        print(f"\n{'camera':<8}{'face':<14}{'recognised as':<20}{'similarity':>10}{'threshold':>10}  truth")
         for s in sorted(sightings, key=lambda s: (s["camera_id"], s["face_id"])):
-            who = s["identity_name"] or "(unknown)"
+            who = s["identity_name"] or f"({s['status']})"
             correct += who == truth.get(s["face_id"])
             sim = "" if s["similarity"] is None else f"{s['similarity']:.3f}"
-            print(f"{s['camera_id']:<8}{s['face_id'][:12]:<14}{who:<20}{sim:>10}  {truth.get(s['face_id'], '?')}")
-        print(f"{correct}/{len(posted)} faces recognised correctly")
+            threshold = "" if s["threshold"] is None else f"{s['threshold']:.3f}"
+            print(f"{s['camera_id']:<8}{s['face_id'][:12]:<14}{who:<20}{sim:>10}{threshold:>10}  "
+                  f"{truth.get(s['face_id'], '?')}")
+        print(f"{correct}/{len(posted)} faces recognised correctly; each decision was made at "
+              f"FPIR {max(s['decision_fpir'] or 0 for s in sightings):.2%} (the share of never-enrolled "
+              f"people this gallery would name as someone)")
 
         for face in posted:
             for layers in ("base", "full"):

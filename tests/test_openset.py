@@ -53,7 +53,8 @@ def test_threshold_holds_fpir_on_fresh_identities_as_the_gallery_grows() -> None
         assert np.mean(np.argmax(mated @ templates.T, 1) == np.arange(gallery)) > 0.9
     assert thresholds[0] < thresholds[1] < thresholds[2]  # more identities, stricter threshold
     round_trip = openset.OpenSetCalibration.from_json(calibration.to_json())
-    assert round_trip.threshold(0.01, {1: 100}) == pytest.approx(calibration.threshold(0.01, {1: 100}))
+    assert round_trip.threshold(0.01, {1: 100}) == pytest.approx(calibration.threshold(0.01, {1: 100}), abs=1e-3)
+    assert round_trip.fpir_correction == pytest.approx(calibration.fpir_correction, abs=1e-4)
 
 
 def test_committed_calibration_of_the_default_codec() -> None:

@@ -27,7 +27,9 @@ probes are the mated ones); distractor identities fill the gallery up to G; ever
 of the split gives non-mated probes. Each configuration is repeated over `--repeats` random draws and
 the probes pooled. "default" = the operating point the analyzer uses: the threshold that
 `facecodec.openset` derives for a 1% target FPIR from the gallery's make-up and the probe's frames,
-with the calibration of training identities only (for the base layer, the committed one).
+with the calibration of training identities only (for the base layer, the committed one). "before" =
+the decision this analyzer made until now, for comparison: the best single enrolment photo against
+the per-pair FAR 1e-3 threshold (base layer, single-frame probes).
 """
 
 from __future__ import annotations
@@ -105,7 +107,10 @@ def draw(split: Split, fillers: Split | None, gallery: int, enrol: int, frames: 
 
 
 def evaluate(split: Split, fillers: Split | None, kind: str, calibration: openset.OpenSetCalibration,
-             gallery: int, enrol: int, frames: int, repeats: int, seed: int = 0) -> dict:
+             gallery: int, enrol: int, frames: int, repeats: int, seed: int = 0,
+             pair_threshold: float | None = None) -> dict:
+    """One configuration. With `pair_threshold`, also the decision this analyzer made before: the best
+    single enrolment photo against a per-pair FAR 1e-3 threshold (single-frame probes)."""
     rng = np.random.default_rng(seed)
     vectors = split.descriptors[kind]
     ok = split.quality_ok
@@ -113,6 +118,7 @@ def evaluate(split: Split, fillers: Split | None, kind: str, calibration: opense
         vectors = np.concatenate([vectors, fillers.descriptors[kind]])
     mated_scores, mated_right, nonmated_scores, sizes = [], [], [], []
     mated_th, nonmated_th = [], []  # each probe's own repeat's operating threshold
+    legacy_named, legacy_right = [], []
     rejected_nonmated = 0  # mated probes are drawn from photos that pass the gate
     for _ in range(repeats):
         templates, mated, non_mated = draw(split, fillers, gallery, enrol, frames, rng)
@@ -122,12 +128,17 @@ def evaluate(split: Split, fillers: Split | None, kind: str, calibration: opense
             counts[openset.enrol_key(len(idx))] = counts.get(openset.enrol_key(len(idx)), 0) + 1
         threshold = calibration.threshold(TARGET_FPIR, counts, frames)
         sizes.append(len(t))
-        for owner, probe_groups in mated:
+        photos = np.concatenate(templates)
+        owner = np.repeat(np.arange(len(templates)), [len(idx) for idx in templates])
+        for owner_of, probe_groups in mated:
             for g in probe_groups:
                 scores = t @ openset.identity_template(vectors[g])
                 mated_scores.append(scores.max())
-                mated_right.append(int(np.argmax(scores)) == owner)
+                mated_right.append(int(np.argmax(scores)) == owner_of)
                 mated_th.append(threshold)
+                if pair_threshold is not None and frames == 1:
+                    single = vectors[photos] @ vectors[g[0]]
+                    legacy_right.append(owner[np.argmax(single)] == owner_of and single.max() >= pair_threshold)
         for g in non_mated:
             good = g[ok[g]]
             if len(good) < len(g):  # the gate drops rejected frames; nothing left: not matched at all
@@ -137,6 +148,8 @@ def evaluate(split: Split, fillers: Split | None, kind: str, calibration: opense
                 nonmated_scores.append(-np.inf)
                 continue
             nonmated_scores.append((t @ openset.identity_template(vectors[good])).max())
+            if pair_threshold is not None and frames == 1:
+                legacy_named.append((vectors[photos] @ vectors[good[0]]).max() >= pair_threshold)
     mated_scores, mated_right = np.array(mated_scores), np.array(mated_right)
     nonmated_scores = np.array(nonmated_scores)
 
@@ -157,6 +170,8 @@ def evaluate(split: Split, fillers: Split | None, kind: str, calibration: opense
         "rank1": float(np.mean(mated_right)),
         "mated_probes": int(len(mated_scores)), "non_mated_probes": int(len(nonmated_scores)),
         "non_mated_with_rejected_frames": int(rejected_nonmated),
+        **({"before_fpir": float(np.mean(legacy_named)), "before_fnir": float(1 - np.mean(legacy_right)),
+            "before_threshold": pair_threshold} if legacy_named else {}),
     }
 
 
@@ -168,10 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cfp-images", type=Path, default=None,
                         help="that CFP's Data/Images folder (for its list of names); default FACECODEC_CFP")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rate", type=int, default=None, help="base-layer rate id (default: the profile's)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     start = time.time()
-    codec = codec_by_name("scalable")
+    codec = codec_by_name("scalable", args.rate)
     evaluation = {f"lfw/{n}" for n in lfw_eval_identities()}
     lfw = load_split("lfw", args.faces / "lfw.npz", codec, keep=lambda ids: np.isin(ids, list(evaluation)))
     cfp = load_split("cfp", args.cfp or args.faces / "cfp.npz", codec,
@@ -191,7 +207,9 @@ def main(argv: list[str] | None = None) -> None:
             for enrol in ENROL:
                 for frames in FRAMES:
                     for kind in ("float32", "base_layer"):
-                        p = evaluate(split, fillers, kind, calibrations[kind], gallery, enrol, frames, args.repeats)
+                        pair = codec.match_threshold if kind == "base_layer" else None
+                        p = evaluate(split, fillers, kind, calibrations[kind], gallery, enrol, frames, args.repeats,
+                                     pair_threshold=pair)
                         points.append(p)
                         print(f"{split.name:4s} G={p['gallery']:5d} E={enrol} F={frames} {kind:10s} "
                               f"FNIR@1e-2 {p['fnir_at_fpir_1e-2']:.3f} @1e-3 {p['fnir_at_fpir_1e-3']:.3f} "
