@@ -183,12 +183,44 @@ class Store:
         return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
 
     def identities(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        ids = [i.decode() for i in self.r.zrange("fc:identities", offset, offset + limit - 1)]
+        """A page of identities, oldest first; limit -1: all from offset."""
+        end = -1 if limit < 0 else offset + limit - 1
+        ids = [i.decode() for i in self.r.zrange("fc:identities", offset, end)]
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(identity_key(i))
         rows = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute() if raw]
         return rows, int(self.r.zcard("fc:identities"))
+
+    def all_identities(self) -> list[dict[str, Any]]:
+        rows, _ = self.identities(0, -1)
+        return rows
+
+    def add_templates(self, identity_id: str, templates: np.ndarray, descriptor_model: str, keep: int) -> bool:
+        """Append templates (the newest `keep` stay), or replace them all when the identity's were made
+        by another descriptor model. False if the identity is gone."""
+        key, tmpl = identity_key(identity_id), templates_key(identity_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key, tmpl)
+                    if not pipe.exists(key):
+                        return False
+                    model = (pipe.hget(key, "descriptor_model") or LEGACY_DESCRIPTOR_MODEL.encode()).decode()
+                    kept = 0 if model != descriptor_model else int(pipe.llen(tmpl))
+                    pipe.multi()
+                    if model != descriptor_model:
+                        pipe.delete(tmpl)
+                    pipe.rpush(tmpl, *[t.astype("<f4").tobytes() for t in templates])
+                    pipe.ltrim(tmpl, -keep, -1)
+                    pipe.hset(key, mapping={"descriptor_model": descriptor_model,
+                                            "templates": min(kept + len(templates), keep)})
+                    pipe.incr(GALLERY_VERSION)
+                    pipe.execute()
+                    break
+                except redis.WatchError:  # changed under us (another enrolment or a delete): look again
+                    continue
+        return True
 
     def delete_identity(self, identity_id: str) -> bool:
         pipe = self.r.pipeline(transaction=True)

@@ -175,6 +175,45 @@ def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
     assert refused.status_code == 422 and "blurred" in refused.json()["detail"]
 
 
+def test_recogniser_change_never_mixes_feature_spaces(analyzer, redis_server, front_end) -> None:
+    """Templates of another recogniser are never compared with probes; the migration endpoint lists
+    them and new photos replace them."""
+    from cloud_analyzer.store import Store
+
+    url, _ = analyzer
+    store = Store.from_url(redis_server.url, 5)
+    old_id = uuid.uuid4().hex
+    photo = lfw_image("Gerhard_Schroeder", 1)
+    # What an older recogniser left behind: templates in a space of its own (here: this face's own
+    # descriptor, so that a cross-model comparison, were it made, would match).
+    hits = httpx.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
+    assert all(c["name"] != "Gerhard_Schroeder" for c in hits["candidates"])
+    own = codec_by_name("scalable")
+    face = front_end.largest_face(decode_image(photo.read_bytes()))
+    template = own.base.decode(own.base.encode(front_end.describe(face.crop)[0]))
+    store.add_identity(old_id, "Gerhard_Schroeder", template[None], "old-recogniser-v0")
+
+    hits = httpx.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
+    assert all(c["identity_id"] != old_id for c in hits["candidates"])
+    migration = httpx.get(f"{url}/v1/identities/migration").json()
+    assert migration["descriptor_model"] == "faceplugin-fr_feature-512"
+    assert [i["identity_id"] for i in migration["needs_new_photos"]] == [old_id]
+
+    files = [("images", (f"{n}.jpg", lfw_image("Gerhard_Schroeder", n).read_bytes(), "image/jpeg")) for n in (2, 3)]
+    updated = httpx.post(f"{url}/v1/identities/{old_id}/templates", files=files, timeout=60)
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["descriptor_model"] == "faceplugin-fr_feature-512" and updated.json()["templates"] == 2
+    assert httpx.get(f"{url}/v1/identities/migration").json()["needs_new_photos"] == []
+    hits = httpx.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
+    assert hits["candidates"][0]["identity_id"] == old_id and hits["candidates"][0]["match"]
+    # Same model: photos are added, not replaced.
+    more = httpx.post(f"{url}/v1/identities/{old_id}/templates", files=files[:1], timeout=60).json()
+    assert more["templates"] == 3
+    missing = httpx.post(f"{url}/v1/identities/{uuid.uuid4().hex}/templates", files=files[:1], timeout=60)
+    assert missing.status_code == 404
+    store.r.close()
+
+
 def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -> None:
     url, stub = analyzer
     good = record(front_end, lfw_image("Colin_Powell", 4), "cam9", 1_000)

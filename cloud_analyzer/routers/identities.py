@@ -1,4 +1,4 @@
-"""Enrolled identities: enrol from images, list, get, delete."""
+"""Enrolled identities: enrol from images, add photos, list, get, delete, recogniser migration."""
 
 from __future__ import annotations
 
@@ -39,16 +39,19 @@ def _identity(row: dict) -> Identity:
                     descriptor_model=row.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL))
 
 
-@router.post("", status_code=201, response_model=Identity)
-async def enrol(
-    analyzer: AnalyzerDep,
-    name: Annotated[str, Form(min_length=1, max_length=128)],
-    images: Annotated[list[UploadFile], File(description="one or more face images")],
-) -> Identity:
+class Migration(BaseModel):
+    descriptor_model: str = Field(description="the recogniser this analyzer enrols and matches with")
+    needs_new_photos: list[Identity] = Field(
+        description="identities enrolled with another recogniser: never matched until re-enrolled "
+                    "(POST /v1/identities/{id}/templates); enrolment photos are not kept, by design")
+
+
+async def _templates(analyzer, images: list[UploadFile]) -> np.ndarray:
+    """Base-layer templates of every image, or an HTTP error naming the bad one; nothing is stored here,
+    so a bad image anywhere enrols nothing."""
     if not 1 <= len(images) <= MAX_IMAGES:
         raise HTTPException(422, f"send 1 to {MAX_IMAGES} images")
     blobs = [await read_upload(image, analyzer.settings.max_image_bytes) for image in images]
-    # All images are checked before anything is stored: a bad image enrols nothing.
     templates = []
     for i, (blob, image) in enumerate(zip(blobs, images)):
         label = image.filename or f"image {i}"
@@ -58,9 +61,18 @@ async def enrol(
                                      f"width {quality.face_width_px:.0f} px, sharpness {quality.sharpness:.0f}, "
                                      f"yaw {quality.yaw:.2f}); send a sharper, larger, frontal photo")
         templates.append(descriptor)
+    return np.stack(templates)
+
+
+@router.post("", status_code=201, response_model=Identity)
+async def enrol(
+    analyzer: AnalyzerDep,
+    name: Annotated[str, Form(min_length=1, max_length=128)],
+    images: Annotated[list[UploadFile], File(description="one or more face images")],
+) -> Identity:
+    templates = await _templates(analyzer, images)
     identity_id = uuid.uuid4().hex
-    analyzer.store.add_identity(identity_id, name.strip(), np.stack(templates),
-                                analyzer.codec.spec.descriptor_model)
+    analyzer.store.add_identity(identity_id, name.strip(), templates, analyzer.codec.spec.descriptor_model)
     return _identity(analyzer.store.identity(identity_id))
 
 
@@ -72,6 +84,30 @@ def list_identities(
 ) -> IdentityPage:
     rows, total = analyzer.store.identities(offset, limit)
     return IdentityPage(items=[_identity(r) for r in rows], total=total, offset=offset, limit=limit)
+
+
+@router.get("/migration", response_model=Migration)
+def migration(analyzer: AnalyzerDep) -> Migration:
+    """After a recogniser change: which identities still hold templates of another model."""
+    current = analyzer.codec.spec.descriptor_model
+    stale = [_identity(row) for row in analyzer.store.all_identities()
+             if row.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL) != current]
+    return Migration(descriptor_model=current, needs_new_photos=stale)
+
+
+@router.post("/{identity_id}/templates", response_model=Identity)
+async def add_photos(
+    analyzer: AnalyzerDep,
+    identity_id: Annotated[str, Path(pattern=IDENTITY_ID)],
+    images: Annotated[list[UploadFile], File(description="one or more face images of this person")],
+) -> Identity:
+    """More photos of an enrolled person. Templates of another recogniser are replaced, not mixed."""
+    if analyzer.store.identity(identity_id) is None:
+        raise HTTPException(404, f"identity {identity_id} not found")
+    templates = await _templates(analyzer, images)
+    if not analyzer.store.add_templates(identity_id, templates, analyzer.codec.spec.descriptor_model, MAX_IMAGES):
+        raise HTTPException(404, f"identity {identity_id} not found")
+    return _identity(analyzer.store.identity(identity_id))
 
 
 @router.get("/{identity_id}", response_model=Identity)
