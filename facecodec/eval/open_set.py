@@ -65,13 +65,16 @@ class Split:
 
 
 def load_split(name: str, path: Path, codec, keep=None) -> Split:
+    """The split's detected faces; with a codec, their decoded base layers too."""
     with np.load(path) as z:
         mask = z["detected"] if keep is None else z["detected"] & keep(z["identities"])
         float32 = openset.unit(z["descriptors"][mask].astype(np.float32))
         ok = passes(z["crops"][mask], z["points68"][mask])
         identities = z["identities"][mask]
-    base = np.stack([codec.base.decode(codec.base.encode(x)) for x in float32])
-    return Split(name, {"float32": float32, "base_layer": openset.unit(base)}, identities, ok)
+    kinds = {"float32": float32}
+    if codec is not None:
+        kinds["base_layer"] = openset.unit(np.stack([codec.base.decode(codec.base.encode(x)) for x in float32]))
+    return Split(name, kinds, identities, ok)
 
 
 def draw(split: Split, fillers: Split | None, gallery: int, enrol: int, frames: int, rng: np.random.Generator):
@@ -184,10 +187,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="that CFP's Data/Images folder (for its list of names); default FACECODEC_CFP")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rate", type=int, default=None, help="base-layer rate id (default: the profile's)")
+    parser.add_argument("--float32-only", action="store_true",
+                        help="only the float32 descriptor (for prepared folders of another recogniser)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     start = time.time()
-    codec = codec_by_name("scalable", args.rate)
+    codec = None if args.float32_only else codec_by_name("scalable", args.rate)
     evaluation = {f"lfw/{n}" for n in lfw_eval_identities()}
     lfw = load_split("lfw", args.faces / "lfw.npz", codec, keep=lambda ids: np.isin(ids, list(evaluation)))
     cfp = load_split("cfp", args.cfp or args.faces / "cfp.npz", codec,
@@ -197,16 +202,15 @@ def main(argv: list[str] | None = None) -> None:
     lfw_fillers = Split("lfw", lfw.descriptors, lfw.identities, lfw.quality_ok & ~np.isin(
         lfw.identities, [f"lfw/{n}" for n in in_cfp]))
     calibration_faces = load_calibration_faces(args.faces, args.cfp, args.cfp_images)
-    calibrations = {
-        "float32": openset.calibrate(*calibration_faces),  # same faces as the committed base-layer one
-        "base_layer": codec.open_set_calibration,
-    }
+    calibrations = {"float32": openset.calibrate(*calibration_faces)}  # same faces as the base layer's
+    if codec is not None:
+        calibrations["base_layer"] = codec.open_set_calibration
     points = []
     for split, fillers in ((lfw, None), (cfp, lfw_fillers)):
         for gallery in GALLERIES:
             for enrol in ENROL:
                 for frames in FRAMES:
-                    for kind in ("float32", "base_layer"):
+                    for kind in calibrations:
                         pair = codec.match_threshold if kind == "base_layer" else None
                         p = evaluate(split, fillers, kind, calibrations[kind], gallery, enrol, frames, args.repeats,
                                      pair_threshold=pair)
@@ -219,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "protocol": __doc__.split("Protocol")[1].strip(),
         "target_fpir": TARGET_FPIR,
-        "codec": f"{codec.spec.name} rate {codec.rate_id}",
+        "codec": f"{codec.spec.name} rate {codec.rate_id}" if codec else None,
+        "faces": str(args.faces),
         "quality_rejected_share": {s.name: float(1 - s.quality_ok.mean()) for s in (lfw, cfp)},
         "identities": {s.name: int(len(np.unique(s.identities))) for s in (lfw, cfp)},
         "repeats": args.repeats,
