@@ -23,7 +23,7 @@ def dataset_root() -> Path:
 @dataclass(frozen=True)
 class FaceImage:
     path: Path
-    dataset: str  # lfw | celeba | att | cfp
+    dataset: str  # lfw | celeba | att | cfp | fgnet
     identity: str  # dataset-qualified, e.g. "lfw/George_W_Bush"
     key: str  # unique within the data set: "Name/Name_0001" for LFW, "451/profile/01" for CFP
 
@@ -43,6 +43,8 @@ def lfw_eval_identities() -> set[str]:
 def list_images(dataset: str) -> list[FaceImage]:
     if dataset == "cfp":
         return cfp_images()
+    if dataset == "fgnet":
+        return fgnet_images()
     folder = {"lfw": "lfw", "celeba": "celeba", "att": "att_faces"}[dataset]
     root = dataset_root() / folder / "images"
     return [
@@ -62,6 +64,14 @@ def cfp_images(root: Path | None = None) -> list[FaceImage]:
         FaceImage(p, "cfp", f"cfp/{p.parent.parent.name}", f"{p.parent.parent.name}/{p.parent.name}/{p.stem}")
         for p in paths
     ]
+
+
+def fgnet_images(root: Path | None = None) -> list[FaceImage]:
+    """FG-NET (`001A02.JPG` = person 001 at age 2), extracted as `../shared/datasets/EXTRA.md` says and
+    named by FACECODEC_FGNET: 82 people photographed across their lives. No model here trains on it."""
+    root = root or Path(os.environ.get("FACECODEC_FGNET", dataset_root() / "fgnet" / "images"))
+    paths = sorted(p for p in root.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return [FaceImage(p, "fgnet", f"fgnet/{p.stem[:3]}", p.stem) for p in paths]
 
 
 # Identities 001-250 of a whole CFP may calibrate the open-set threshold; 251-500 are for evaluation.

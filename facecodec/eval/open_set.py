@@ -1,6 +1,7 @@
 """Open-set identification benchmark: FNIR at fixed FPIR, the default operating point, rank-1.
 
     python -m facecodec.eval.open_set [--faces data/faces] [--cfp data/faces-cfp-all/cfp.npz]
+                                      [--fgnet data/faces-fgnet/fgnet.npz]
 
 Needs `python -m facecodec.train.prepare` (and, for the second split, CFP run through it: the shared
 50-identity test split by default, the whole CFP with FACECODEC_CFP as `../shared/datasets/EXTRA.md` says).
@@ -21,6 +22,8 @@ Splits, none of which any model here was trained, tuned or calibrated on:
   threshold, see `facecodec.train.calibrate`). Its people cannot fill a 1,000-identity gallery: the rest
   is enrolled from LFW evaluation identities (distractors, never probed), leaving out the LFW people
   whose names are in CFP (153 of CFP's 500 are also in LFW).
+- `fgnet` (with --fgnet): FG-NET, 82 people photographed from childhood to old age: enrolment and
+  probes at different ages. Galleries are filled with LFW evaluation identities.
 
 Galleries: the identities with enough photos for enrolment + one probe are enrolled first (their
 probes are the mated ones); distractor identities fill the gallery up to G; every remaining identity
@@ -185,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="a whole CFP run through prepare (default: FACES/cfp.npz, the shared test split)")
     parser.add_argument("--cfp-images", type=Path, default=None,
                         help="that CFP's Data/Images folder (for its list of names); default FACECODEC_CFP")
+    parser.add_argument("--fgnet", type=Path, default=None, help="FG-NET run through prepare (a third split)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rate", type=int, default=None, help="base-layer rate id (default: the profile's)")
     parser.add_argument("--float32-only", action="store_true",
@@ -206,7 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     if codec is not None:
         calibrations["base_layer"] = codec.open_set_calibration
     points = []
-    for split, fillers in ((lfw, None), (cfp, lfw_fillers)):
+    splits = [(lfw, None), (cfp, lfw_fillers)]
+    if args.fgnet:
+        splits.append((load_split("fgnet", args.fgnet, codec), lfw))
+    for split, fillers in splits:
         for gallery in GALLERIES:
             for enrol in ENROL:
                 for frames in FRAMES:
@@ -225,8 +232,8 @@ def main(argv: list[str] | None = None) -> None:
         "target_fpir": TARGET_FPIR,
         "codec": f"{codec.spec.name} rate {codec.rate_id}" if codec else None,
         "faces": str(args.faces),
-        "quality_rejected_share": {s.name: float(1 - s.quality_ok.mean()) for s in (lfw, cfp)},
-        "identities": {s.name: int(len(np.unique(s.identities))) for s in (lfw, cfp)},
+        "quality_rejected_share": {s.name: float(1 - s.quality_ok.mean()) for s, _ in splits},
+        "identities": {s.name: int(len(np.unique(s.identities))) for s, _ in splits},
         "repeats": args.repeats,
         "machine": f"{platform.machine()}, 2 cores, no GPU",
         "seconds": round(time.time() - start, 1),

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/faces"))
     parser.add_argument("--datasets", nargs="+", default=["att", "celeba", "lfw", "cfp"],
-                        choices=["att", "celeba", "lfw", "cfp"])
+                        choices=["att", "celeba", "lfw", "cfp", "fgnet"])
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     front = FaceFrontEnd()
