@@ -264,6 +264,7 @@ class Store:
         if after is not None:
             hi = after[0] if hi == "+inf" else min(float(hi), after[0])
         results: list[Sighting] = []
+        seen: set[str] = set()
         offset = 0
         while len(results) < limit + 1:
             batch = self.r.zrevrangebyscore(key, hi, lo, start=offset, num=max(limit * 2, 16), withscores=True)
@@ -275,6 +276,10 @@ class Store:
             if after is not None:
                 members = [(m, s) for m, s in members if s < after[0] or (s == after[0] and m < after[1])]
             for face_id, _ in members:
+                # Offsets shift when a newer sighting lands between two batches: skip what was read.
+                if face_id in seen:
+                    continue
+                seen.add(face_id)
                 face = self.face(face_id)
                 if face is None or (camera_id and face["camera_id"] != camera_id):
                     continue

@@ -57,6 +57,7 @@ def test_whole_path(stack: Stack, front_end: FaceFrontEnd) -> None:
         local = sorted(front_end.faces(decode_image(frame)), key=lambda f: f.detection.box[0])
         for face, path, aligned in zip(faces, paths, local):
             assert np.allclose(face["bbox"], aligned.detection.box, atol=0.01)
+            assert face["quality_issues"] == []  # LFW photos composed at full size pass the edge's gate
             truth[face["face_id"]] = path.parent.name
             crops[face["face_id"]] = aligned.crop
 
@@ -68,6 +69,8 @@ def test_whole_path(stack: Stack, front_end: FaceFrontEnd) -> None:
         time.sleep(0.3)
     recognised = {s["face_id"]: s["identity_name"] for s in items}
     assert recognised == truth, (recognised, truth)
+    # The edge's quality verdict crossed the network with each base layer; every decision states its FPIR.
+    assert all(s["quality_issues"] == [] and 0 < s["decision_fpir"] <= 0.01 for s in items), items
     health = client.get(f"{edge}/healthz").json()
     assert health["outbox_pending"] == 0 and health["uploaded"] == len(truth)
 
