@@ -9,8 +9,9 @@ records in the weights' JSON sidecar:
   (1, 2, 3+ fused frames), over the faces that pass the quality gate of LFW training identities +
   CelebA + AT&T, and with `--cfp` CFP identities 001-250 (`facecodec.openset`). The analyzer derives
   its operating threshold from them for a target FPIR and its current gallery.
-- `match_threshold`: the cosine at FAR=1e-3 per *pair* of LFW training faces, used only to link
-  faces of one person across frames (and by older analyzers).
+- `match_threshold`: the cosine at FAR=1e-3 per *pair* of LFW training faces: a reference figure
+  (and the threshold of the decision analyzers made before the open-set one, which the open-set
+  benchmark reports as "before").
 
 Decoded descriptors of a coarse rate point sit closer together than float32 ones, so each base layer
 gets its own figures.
