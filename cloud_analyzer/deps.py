@@ -27,8 +27,7 @@ class Analyzer:
     policy: OpenSetPolicy
 
     def face_from_image(self, data: bytes, label: str) -> tuple[np.ndarray, FaceQuality]:
-        """The largest face's descriptor, passed through the same base-layer path as edge probes so
-        gallery and probes live in one feature space, and its quality."""
+        """The largest face's float descriptor and its quality."""
         try:
             rgb = decode_image(data)
         except ImageDecodeError as exc:
@@ -37,8 +36,13 @@ class Analyzer:
         if face is None:
             raise HTTPException(422, f"{label}: no face found")
         descriptor = self.front_end.describe(face.crop)[0]
-        quality = assess(face.detection.box, face.landmarks, face.crop)
-        return self.codec.base.decode(self.codec.base.encode(descriptor)), quality
+        return descriptor, assess(face.detection.box, face.landmarks, face.crop)
+
+    def as_probe(self, descriptor: np.ndarray) -> np.ndarray:
+        """What the edge would send for this face: searches by image are decided exactly like sightings.
+        (Templates keep the float descriptor: coding only the probe side loses less than coding both,
+        and the calibration is measured that way.)"""
+        return self.codec.base.decode(self.codec.base.encode(descriptor))
 
 
 def get_analyzer(request: Request) -> Analyzer:

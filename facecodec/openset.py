@@ -160,14 +160,18 @@ class OpenSetCalibration:
         return cls(tails, float(data.get("fpir_correction", 1.0)))
 
 
-def calibrate(descriptors: np.ndarray, identities: np.ndarray, seed: int = 0) -> OpenSetCalibration:
+def calibrate(descriptors: np.ndarray, identities: np.ndarray, probe_descriptors: np.ndarray | None = None,
+              seed: int = 0) -> OpenSetCalibration:
     """Impostor tails from labelled descriptors of *training* identities.
 
     For each enrolment size k, every identity with at least k images gets a template from k random
     images; for each probe size m, each identity gives disjoint groups of m images, fused. Every
-    probe is scored against every template of another identity."""
+    probe is scored against every template of another identity. `probe_descriptors` (row for row the
+    same faces) are what probes look like when they differ from templates: decoded base layers against
+    templates enrolled from the float descriptor."""
     rng = np.random.default_rng(seed)
     descriptors = unit(np.asarray(descriptors, np.float32))
+    probe_side = descriptors if probe_descriptors is None else unit(np.asarray(probe_descriptors, np.float32))
     groups = [np.flatnonzero(identities == i) for i in np.unique(identities)]
     tails: dict[tuple[int, int], ImpostorTail] = {}
     for m in range(1, MAX_PROBE_FRAMES + 1):
@@ -175,7 +179,7 @@ def calibrate(descriptors: np.ndarray, identities: np.ndarray, seed: int = 0) ->
         for owner, idx in enumerate(groups):
             shuffled = rng.permutation(idx)
             for start in range(0, len(shuffled) - m + 1, m):
-                probes.append(identity_template(descriptors[shuffled[start : start + m]]))
+                probes.append(identity_template(probe_side[shuffled[start : start + m]]))
                 probe_owner.append(owner)
         p, p_owner = np.stack(probes), np.array(probe_owner)
         for k in range(1, MAX_ENROL_KEY + 1):
@@ -186,11 +190,12 @@ def calibrate(descriptors: np.ndarray, identities: np.ndarray, seed: int = 0) ->
             impostor = scores[p_owner[:, None] != np.array(owners)[None, :]]
             tails[(k, m)] = ImpostorTail.from_scores(impostor)
     independent = OpenSetCalibration(tails)
-    return OpenSetCalibration(tails, _fpir_correction(independent, descriptors, groups, rng))
+    return OpenSetCalibration(tails, _fpir_correction(independent, descriptors, probe_side, groups, rng))
 
 
-def _fpir_correction(calibration: OpenSetCalibration, descriptors: np.ndarray, groups: list[np.ndarray],
-                     rng: np.random.Generator, target: float = 0.01, draws: int = 10) -> float:
+def _fpir_correction(calibration: OpenSetCalibration, descriptors: np.ndarray, probe_side: np.ndarray,
+                     groups: list[np.ndarray], rng: np.random.Generator, target: float = 0.01,
+                     draws: int = 10) -> float:
     """90th percentile of measured FPIR / predicted FPIR over galleries of the calibration faces
     themselves: G identities enrolled from 1 or 3 photos, every photo of the other identities a
     stranger's probe, at the threshold the product formula gives for `target`. Never below 1."""
@@ -205,6 +210,6 @@ def _fpir_correction(calibration: OpenSetCalibration, descriptors: np.ndarray, g
                 templates = np.stack([identity_template(descriptors[rng.choice(groups[o], k, replace=False)])
                                       for o in enrolled])
                 threshold = calibration.threshold(target, {k: len(enrolled)})
-                best = (descriptors[strangers] @ templates.T).max(1)
+                best = (probe_side[strangers] @ templates.T).max(1)
                 ratios.append(float(np.mean(best >= threshold)) / target)
     return max(1.0, float(np.quantile(ratios, 0.9)))

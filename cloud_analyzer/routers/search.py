@@ -43,7 +43,7 @@ async def search(
         blob = await read_upload(upload, analyzer.settings.max_image_bytes)
         faces.append(await run_in_threadpool(analyzer.face_from_image, blob, upload.filename or f"image {i}"))
     issues = sorted({issue for _, quality in faces for issue in quality.issues})
-    probe = identity_template([descriptor for descriptor, _ in faces])
+    probe = identity_template([analyzer.as_probe(descriptor) for descriptor, _ in faces])
     codec = analyzer.codec
     decision, candidates = analyzer.policy.decide(
         analyzer.gallery, probe, codec.spec.descriptor_model, codec.open_set_calibration, len(faces), k,

@@ -8,7 +8,8 @@ Needs `python -m facecodec.train.prepare` (and, for the second split, CFP run th
 Writes `bench/results/open_set.json`.
 
 Protocol (as NIST's 1:N evaluations): a gallery of G identities, each enrolled from E photos (their
-normalised mean is the identity's one template); *mated* probes are other photos of enrolled people,
+normalised mean is the identity's one template, made from the float descriptor as the analyzer does;
+probes are of the descriptor kind measured); *mated* probes are other photos of enrolled people,
 *non-mated* probes are photos of people never enrolled. A probe of F frames fuses F photos of one
 person (`facecodec.openset.identity_template`). FPIR = share of non-mated probes named as anyone;
 FNIR = share of mated probes not named as the right person (wrong name, or nobody). Faces the quality
@@ -116,19 +117,24 @@ def evaluate(split: Split, fillers: Split | None, kind: str, calibration: opense
              gallery: int, enrol: int, frames: int, repeats: int, seed: int = 0,
              pair_threshold: float | None = None) -> dict:
     """One configuration. With `pair_threshold`, also the decision this analyzer made before: the best
-    single enrolment photo against a per-pair FAR 1e-3 threshold (single-frame probes)."""
+    single enrolment photo (enrolled through the base layer, as it was) against a per-pair FAR 1e-3
+    threshold (single-frame probes)."""
     rng = np.random.default_rng(seed)
     vectors = split.descriptors[kind]
+    # As deployed: base-layer probes meet templates enrolled from the float descriptor.
+    enrolled_as = "float32" if kind == "base_layer" else kind
+    template_vectors = split.descriptors[enrolled_as]
     ok = split.quality_ok
     if fillers is not None:
         vectors = np.concatenate([vectors, fillers.descriptors[kind]])
+        template_vectors = np.concatenate([template_vectors, fillers.descriptors[enrolled_as]])
     mated_scores, mated_right, nonmated_scores, sizes = [], [], [], []
     mated_th, nonmated_th = [], []  # each probe's own repeat's operating threshold
     legacy_named, legacy_right = [], []
     rejected_nonmated = 0  # mated probes are drawn from photos that pass the gate
     for _ in range(repeats):
         templates, mated, non_mated = draw(split, fillers, gallery, enrol, frames, rng)
-        t = np.stack([openset.identity_template(vectors[idx]) for idx in templates])
+        t = np.stack([openset.identity_template(template_vectors[idx]) for idx in templates])
         counts = {}
         for idx in templates:
             counts[openset.enrol_key(len(idx))] = counts.get(openset.enrol_key(len(idx)), 0) + 1

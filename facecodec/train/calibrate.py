@@ -5,10 +5,11 @@
 For every base layer in facecodec/weights, codes the *training-identity* faces, decodes them, and
 records in the weights' JSON sidecar:
 
-- `open_set`: impostor score tails of identity templates (1, 2, 3+ enrolment images) against probes
-  (1, 2, 3+ fused frames), over the faces that pass the quality gate of LFW training identities +
-  CelebA + AT&T, and with `--cfp` CFP identities 001-250 (`facecodec.openset`). The analyzer derives
-  its operating threshold from them for a target FPIR and its current gallery.
+- `open_set`: impostor score tails of identity templates (1, 2, 3+ enrolment images, float
+  descriptors) against probes (1, 2, 3+ fused frames of decoded base layers), over the faces that
+  pass the quality gate of LFW training identities + CelebA + AT&T, and with `--cfp` CFP identities
+  001-250 (`facecodec.openset`). The analyzer derives its operating threshold from them for a target
+  FPIR and its current gallery.
 - `match_threshold`: the cosine at FAR=1e-3 per *pair* of LFW training faces: a reference figure
   (and the threshold of the decision analyzers made before the open-set one, which the open-set
   benchmark reports as "before").
@@ -43,7 +44,8 @@ def calibrate(codec: FaceCodec, pairs: tuple[np.ndarray, np.ndarray], open_set: 
     return {"match_threshold": far_threshold(impostor, FAR), "match_threshold_far": FAR,
             "match_threshold_tar_train": tar_at_far(genuine, impostor, FAR),
             "match_threshold_faces": int(len(pairs[0])),
-            "open_set": openset.calibrate(_coded(codec, open_set[0]), open_set[1]).to_json(),
+            # Templates are enrolled from the float descriptor; probes arrive as decoded base layers.
+            "open_set": openset.calibrate(open_set[0], open_set[1], _coded(codec, open_set[0])).to_json(),
             "open_set_faces": int(len(open_set[0])), "open_set_sources": sources}
 
 
