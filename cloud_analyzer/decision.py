@@ -58,8 +58,7 @@ class OpenSetPolicy:
         probe_frames: int = 1, k: int = 1,
     ) -> tuple[Decision, list[Match]]:
         """The decision on the best candidate, and the top-k candidates it was taken from."""
-        view = gallery.view(model)
-        candidates = gallery.search(descriptor, model, k)
+        view, candidates = gallery.search(descriptor, model, k)
         threshold, fpir = self.operating_point(calibration, view.enrol_counts, probe_frames, view.version)
         best = candidates[0] if candidates else None
         match = best if best is not None and best.similarity >= threshold else None

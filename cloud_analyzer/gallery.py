@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,13 +25,13 @@ class Match:
     similarity: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Space:
     """The identities of one descriptor model."""
 
-    matrix: np.ndarray
-    identities: list[tuple[str, str]] = field(default_factory=list)
-    enrol_counts: Counter[int] = field(default_factory=Counter)  # enrolment key -> identities
+    matrix: np.ndarray  # one unit template per identity
+    identities: list[tuple[str, str]]  # (identity_id, name), row for row
+    enrol_counts: Counter[int]  # enrolment key -> identities
 
 
 @dataclass(frozen=True)
@@ -67,24 +67,18 @@ class Gallery:
                 )
             self._spaces, self._version = spaces, version
 
-    def view(self, model: str) -> GalleryView:
+    def search(self, descriptor: np.ndarray, model: str, k: int = 5) -> tuple[GalleryView, list[Match]]:
+        """Top-k identities of `model` by cosine similarity of `descriptor` to their template, and the
+        gallery they were ranked in (read together, so a decision never mixes two versions)."""
         self._refresh()
         with self._lock:
             space = self._spaces.get(model)
             if space is None:
-                return GalleryView(self._version, 0, {})
-            return GalleryView(self._version, len(space.identities), dict(space.enrol_counts))
-
-    def search(self, descriptor: np.ndarray, model: str, k: int = 5) -> list[Match]:
-        """Top-k identities of `model` by cosine similarity of `descriptor` to their template."""
-        self._refresh()
-        with self._lock:
-            space = self._spaces.get(model)
-            if space is None:
-                return []
+                return GalleryView(self._version, 0, {}), []
             sims = space.matrix @ descriptor.astype(np.float32)
             top = np.argsort(-sims)[:k]
-            return [Match(*space.identities[i], float(sims[i])) for i in top]
+            view = GalleryView(self._version, len(space.identities), dict(space.enrol_counts))
+            return view, [Match(*space.identities[i], float(sims[i])) for i in top]
 
     def __len__(self) -> int:
         self._refresh()

@@ -52,7 +52,8 @@ return 1
 """
 
 
-# Identities enrolled before templates recorded their model were all made with this one.
+# Identities enrolled before templates recorded their model were all made with this one (a fixed
+# historical value, deliberately not the current default model).
 LEGACY_DESCRIPTOR_MODEL = "faceplugin-fr_feature-512"
 
 
@@ -155,7 +156,7 @@ class Store:
         pipe.execute()
 
     def recent_faces(self, camera_id: str, since_ms: int, until_ms: int, limit: int) -> list[dict[str, Any]]:
-        """Recognised or unknown faces of one camera captured in [since_ms, until_ms], newest first."""
+        """Decided faces (any status but error) of one camera captured in [since_ms, until_ms], newest first."""
         ids = self.r.zrevrangebyscore(f"fc:sightings:camera:{camera_id}", until_ms, since_ms, start=0, num=limit)
         faces = [self.face(i.decode()) for i in ids]
         return [f for f in faces if f is not None]
