@@ -99,3 +99,19 @@ def test_quality_gate_flags_profiles_not_frontal_faces(front_end) -> None:
                 flagged[pose].append("turned_away" in assess(face.detection.box, face.landmarks, face.crop).issues)
     assert np.mean(flagged["frontal"]) <= 0.1
     assert np.mean(flagged["profile"]) >= 0.5
+
+
+def test_small_faces_in_a_full_hd_frame_are_found_by_the_tiled_pyramid() -> None:
+    """A 45 px face in 1920x1080 is ~8 px to a whole-frame pass; the tiles see it at 34 px."""
+    from facecodec.frontend.detect import FaceDetector
+
+    photo = np.asarray(Image.open(lfw_image("Colin_Powell", 1)).convert("RGB"))
+    head = photo[60:200, 70:180]  # the face and a margin
+    small = cv2.resize(head, (56, 71), interpolation=cv2.INTER_AREA)  # face box ~45 px wide
+    frame = np.full((1080, 1920, 3), 120, np.uint8)
+    frame[700:771, 1500:1556] = small
+    tiled, whole = FaceDetector(), FaceDetector(tiling=False)
+    assert tiled.scales(1920, 1080) and not tiled.scales(640, 480)
+    found = [d.box for d in tiled(frame)]
+    assert any(1490 <= (x1 + x2) / 2 <= 1566 and 690 <= (y1 + y2) / 2 <= 781 for x1, y1, x2, y2 in found), found
+    assert not whole(frame)

@@ -1,0 +1,202 @@
+"""Face detection at camera resolution: recall by face width in a 1920x1080 frame, false positives per
+frame, milliseconds per frame.
+
+    .venv/bin/python bench/detection.py [--frames 120] [--wider 351]
+
+Two frame sets, both 1920x1080:
+
+- `wider_val`: the shared WIDER FACE validation scenes (`../shared/datasets/wider_val/`), each scaled to
+  fit the frame and padded with black, ground-truth boxes scaled with it. Boxes marked `invalid` or
+  heavily occluded are left out of recall, and a detection on them is not counted as a false positive.
+- `composite`: `--frames` synthetic frames (seeded), each with 3-6 heads cut from LFW evaluation-identity
+  photos (face box plus a margin, so no second person comes along) pasted at known places and sizes,
+  face widths drawn evenly from the three bands; a quarter of them blurred, a fifth half-covered below
+  the eyes, the rest as they are (LFW has its share of turned heads).
+  Backgrounds are smooth random colour fields with rectangles and noise, JPEG-coded at quality 85 like a
+  camera's. A pasted face's box is the detector's own box on the full-size 250x250 photo, scaled: the
+  question is whether it is still found small, blurred or covered, in a big frame.
+
+A ground-truth face counts as found when a detection overlaps it with IoU >= 0.4 (detector and
+annotators draw boxes differently); a detection overlapping no box by IoU 0.3 is a false positive.
+Bands are face box widths in the 1080p frame: 40-60, 60-100, 100-300 px. Single-threaded (one
+onnxruntime thread), on this 2-core CPU. Writes `bench/results/detection.json`; `--no-tiling` gives the
+whole-frame-only detector for comparison.
+"""
+
+# ruff: noqa: E402  (the thread count must be set before onnxruntime is imported)
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("FACECODEC_ORT_THREADS", "1")
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from facecodec.datasets import dataset_root, evaluation_images
+from facecodec.frontend import decode_image
+from facecodec.frontend.detect import FaceDetector
+
+OUT = Path(__file__).resolve().parent / "results" / "detection.json"
+FRAME_W, FRAME_H = 1920, 1080
+BANDS = {"40-60": (40, 60), "60-100": (60, 100), "100-300": (100, 300)}
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a[:, None] + area_b[None] - inter + 1e-9)
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.found = dict.fromkeys(BANDS, 0)
+        self.total = dict.fromkeys(BANDS, 0)
+        self.false_positives = 0
+        self.frames = 0
+        self.seconds = 0.0
+
+    def add(self, detector: FaceDetector, frame: np.ndarray, truth: np.ndarray, scored: np.ndarray) -> None:
+        """`truth`: all ground-truth boxes; `scored`: which of them count for recall."""
+        start = time.perf_counter()
+        detections = np.array([d.box for d in detector(frame)], np.float32).reshape(-1, 4)
+        self.seconds += time.perf_counter() - start
+        self.frames += 1
+        overlap = iou(truth, detections)
+        widths = truth[:, 2] - truth[:, 0]
+        for band, (lo, hi) in BANDS.items():
+            sel = scored & (widths >= lo) & (widths < hi)
+            self.total[band] += int(sel.sum())
+            if len(detections):
+                self.found[band] += int((overlap[sel].max(1) >= 0.4).sum())
+        if len(detections):
+            self.false_positives += int((overlap.max(0) < 0.3).sum()) if len(truth) else len(detections)
+
+    def report(self) -> dict:
+        return {
+            "recall": {b: round(self.found[b] / max(self.total[b], 1), 4) for b in BANDS},
+            "faces": self.total,
+            "fp_per_frame": round(self.false_positives / max(self.frames, 1), 3),
+            "ms_per_frame": round(self.seconds / max(self.frames, 1) * 1000, 1),
+            "frames": self.frames,
+        }
+
+
+def wider(detector: FaceDetector, limit: int) -> dict:
+    root = dataset_root() / "wider_val"
+    boxes = json.loads((root / "boxes.json").read_text())
+    tally = Tally()
+    for path, marked in list(boxes.items())[:limit]:
+        rgb = decode_image((root / path).read_bytes())
+        h, w = rgb.shape[:2]
+        scale = min(FRAME_W / w, FRAME_H / h)
+        scaled = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+        frame = np.zeros((FRAME_H, FRAME_W, 3), np.uint8)
+        frame[: scaled.shape[0], : scaled.shape[1]] = scaled
+        truth = np.array([[a["x"], a["y"], a["x"] + a["w"], a["y"] + a["h"]] for a in marked],
+                         np.float32).reshape(-1, 4) * scale
+        scored = np.array([a["invalid"] == 0 and a["occlusion"] < 2 for a in marked], bool)
+        tally.add(detector, frame, truth, scored)
+    return tally.report()
+
+
+def background(rng: np.random.Generator) -> np.ndarray:
+    small = rng.uniform(40, 220, (9, 16, 3)).astype(np.float32)
+    frame = cv2.resize(small, (FRAME_W, FRAME_H), interpolation=cv2.INTER_CUBIC)
+    for _ in range(rng.integers(4, 12)):
+        x, y = rng.integers(0, FRAME_W), rng.integers(0, FRAME_H)
+        cv2.rectangle(frame, (int(x), int(y)), (int(x + rng.integers(40, 600)), int(y + rng.integers(40, 400))),
+                      rng.uniform(20, 235, 3).tolist(), -1)
+    frame += rng.normal(0, 6, frame.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def composite(detector: FaceDetector, reference: FaceDetector, frames: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    photos = evaluation_images()
+    tally = Tally()
+    for _ in range(frames):
+        frame = background(rng)
+        taken: list[tuple[int, int, int, int]] = []
+        truth = []
+        for _ in range(rng.integers(3, 7)):
+            photo = decode_image(photos[rng.integers(len(photos))].path.read_bytes())
+            found = reference(photo)
+            if not found:
+                continue
+            x1, y1, x2, y2 = max(found, key=lambda d: d.score).box
+            # The head and some shoulders, not the whole photo: LFW photos often show other people.
+            m = 0.35 * (x2 - x1)
+            cx1, cy1 = int(max(x1 - m, 0)), int(max(y1 - m, 0))
+            cx2, cy2 = int(min(x2 + m, photo.shape[1])), int(min(y2 + 1.5 * m, photo.shape[0]))
+            photo, (x1, y1, x2, y2) = photo[cy1:cy2, cx1:cx2], (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
+            lo, hi = list(BANDS.values())[rng.integers(len(BANDS))]
+            scale = rng.uniform(lo, hi) / (x2 - x1)
+            pasted = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                                interpolation=cv2.INTER_AREA)
+            ph, pw = pasted.shape[:2]
+            for _attempt in range(20):  # a free place: pasted photos never cover one another
+                px, py = int(rng.integers(0, FRAME_W - pw)), int(rng.integers(0, FRAME_H - ph))
+                if all(px + pw <= a or a + c <= px or py + ph <= b or b + d <= py for a, b, c, d in taken):
+                    break
+            else:
+                continue
+            box = np.array([x1, y1, x2, y2]) * scale + [px, py, px, py]
+            kind = rng.uniform()
+            if kind < 0.25:
+                pasted = cv2.GaussianBlur(pasted, (0, 0), max(0.6, 0.03 * (box[2] - box[0])))
+            frame[py : py + ph, px : px + pw] = pasted
+            if 0.25 <= kind < 0.45:  # a hand, a scarf, a screen: the face below the eyes is covered
+                top = int(box[1] + 0.55 * (box[3] - box[1]))
+                cv2.rectangle(frame, (int(box[0] - 2), top), (int(box[2] + 2), int(box[3] + 2)),
+                              rng.uniform(20, 235, 3).tolist(), -1)
+            taken.append((px, py, pw, ph))
+            truth.append(box)
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, "JPEG", quality=85)
+        frame = decode_image(buffer.getvalue())
+        truth_array = np.array(truth, np.float32).reshape(-1, 4)
+        tally.add(detector, frame, truth_array, np.ones(len(truth_array), bool))
+    return tally.report()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=120, help="composite frames")
+    parser.add_argument("--wider", type=int, default=351, help="WIDER scenes (all 351 by default)")
+    parser.add_argument("--no-tiling", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    detector = FaceDetector(tiling=not args.no_tiling)
+    reference = FaceDetector(tiling=False)
+    report = {
+        "composite": composite(detector, reference, args.frames),
+        "wider_val": wider(detector, args.wider),
+        "detector": {"tiling": detector.tiling, "levels_1080p": detector.scales(FRAME_W, FRAME_H),
+                     "score_threshold": detector.score_threshold,
+                     "tile_score_threshold": detector.tile_score_threshold, "tile_overlap": detector.tile_overlap},
+        "machine": "2-core CPU, no GPU, one onnxruntime thread",
+    }
+    print(json.dumps(report, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
