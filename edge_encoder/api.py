@@ -21,7 +21,7 @@ from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.uploader import Uploader
 from facecodec.codec.profiles import codec_by_name
-from facecodec.frontend import ImageDecodeError
+from facecodec.frontend import FaceFrontEnd, ImageDecodeError
 
 log = logging.getLogger(__name__)
 CAMERA_ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -95,7 +95,7 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
     outbox = Outbox(settings.data_dir / "outbox.sqlite3")
     return EdgeNode(
         settings=settings,
-        pipeline=EncodePipeline(codec, settings.enhancement_levels),
+        pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling)),
         outbox=outbox,
         store=EnhancementStore(
             settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes

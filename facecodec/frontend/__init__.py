@@ -78,8 +78,8 @@ def _area(box: tuple[float, float, float, float]) -> float:
 class FaceFrontEnd:
     """Detect -> 5 landmarks -> similarity alignment -> 512-d descriptor."""
 
-    def __init__(self, score_threshold: float = 0.7, max_faces: int = 32) -> None:
-        self.detector = FaceDetector(score_threshold=score_threshold)
+    def __init__(self, score_threshold: float = 0.7, max_faces: int = 32, tiling: bool = True) -> None:
+        self.detector = FaceDetector(score_threshold=score_threshold, tiling=tiling)
         self.landmarks = LandmarkDetector()
         self.describer = FaceDescriber()
         self.max_faces = max_faces
