@@ -122,14 +122,7 @@ class Store:
         return bool(self._ingest(keys=[face_key(face_id), INGEST_STREAM], args=flat))
 
     def face(self, face_id: str) -> dict[str, Any] | None:
-        raw = self.r.hgetall(face_key(face_id))
-        if not raw:
-            return None
-        out: dict[str, Any] = {k.decode(): v for k, v in raw.items()}
-        for k, v in out.items():
-            if k != "base_layer":
-                out[k] = v.decode()
-        return out
+        return _face_fields(self.r.hgetall(face_key(face_id)))
 
     def record_result(self, stream_id: bytes, face: dict[str, Any], outcome: Outcome) -> None:
         """Recognition outcome, sighting indexes, event and ack, in one transaction."""
@@ -158,7 +151,10 @@ class Store:
     def recent_faces(self, camera_id: str, since_ms: int, until_ms: int, limit: int) -> list[dict[str, Any]]:
         """Decided faces (any status but error) of one camera captured in [since_ms, until_ms], newest first."""
         ids = self.r.zrevrangebyscore(f"fc:sightings:camera:{camera_id}", until_ms, since_ms, start=0, num=limit)
-        faces = [self.face(i.decode()) for i in ids]
+        pipe = self.r.pipeline(transaction=False)  # one round trip: this runs for every face decided
+        for i in ids:
+            pipe.hgetall(face_key(i.decode()))
+        faces = [_face_fields(raw) for raw in pipe.execute()]
         return [f for f in faces if f is not None]
 
     def mark_failed(self, stream_id: bytes, face_id: str, error: str) -> None:
@@ -305,6 +301,13 @@ class Store:
     def events(self, after: str, limit: int) -> list[tuple[str, dict[str, str]]]:
         rows = self.r.xrange(EVENTS_STREAM, min=f"({after}" if after != "-" else "-", count=limit)
         return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in rows]
+
+
+def _face_fields(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """A face hash as str -> str, the base layer left as bytes; None for a missing face."""
+    if not raw:
+        return None
+    return {k.decode(): v if k == b"base_layer" else v.decode() for k, v in raw.items()}
 
 
 def _num(value: float | int | None, spec: str = ".6f") -> str:

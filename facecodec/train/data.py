@@ -73,6 +73,7 @@ def load_calibration_faces(root: Path, cfp: Path | None = None,
                    if f"lfw/{name.replace(' ', '_')}" in lfw_people}
 
     train = {f"lfw/{n}" for n in lfw_train_identities()}
+    evaluation = [f"lfw/{n}" for n in lfw_eval_identities()]
     parts = []
     sources = [(root / "lfw.npz", lambda ids: np.isin(ids, list(train)))]
     sources += [(root / f"{n}.npz", lambda ids: np.ones(len(ids), bool)) for n in ("celeba", "att")]
@@ -85,12 +86,9 @@ def load_calibration_faces(root: Path, cfp: Path | None = None,
             mask = select(z["identities"]) & z["detected"]
             mask[mask] = passes(z["crops"][mask], z["points68"][mask])
             identities = np.array([same_person.get(i, i) for i in z["identities"][mask].tolist()])
-            parts.append((z["descriptors"][mask].astype(np.float32), identities))
+            # CFP people who are LFW *evaluation* identities must not calibrate anything: drop them.
+            keep = ~np.isin(identities, evaluation)
+            parts.append((z["descriptors"][mask][keep].astype(np.float32), identities[keep]))
     identities = np.concatenate([i for _, i in parts])
-    evaluation = {f"lfw/{n}" for n in lfw_eval_identities()}
-    # CFP people who are LFW *evaluation* identities must not calibrate anything: drop them.
-    keep = ~np.isin(identities, list(evaluation))
-    parts = [(d[k], i[k]) for (d, i), k in zip(parts, np.split(keep, np.cumsum([len(i) for _, i in parts])[:-1]))]
-    identities = np.concatenate([i for _, i in parts])
-    assert not evaluation & set(identities.tolist()), "evaluation identity leaked into calibration"
+    assert not set(evaluation) & set(identities.tolist()), "evaluation identity leaked into calibration"
     return np.concatenate([d for d, _ in parts]), identities
