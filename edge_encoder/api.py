@@ -40,7 +40,7 @@ class EdgeNode:
         """Keep the enhancement layers first, then queue the base layers: the cloud never learns of a
         face whose pixels the edge cannot serve."""
         for face in faces:
-            self.store.put(face.face_id, face.full_container, len(face.coded.enhancements))
+            self.store.put(face.face_id, face.full_container, face.levels, face.source)
             self.outbox.put(face.face_id, self.record(face).SerializeToString())
 
     def record(self, face: EncodedFace) -> ingest_pb2.FaceRecord:
@@ -59,7 +59,7 @@ class EdgeNode:
             base_layer=face.base_container,
             edge_id=self.settings.edge_id,
             edge_address=self.settings.fetch_address,
-            enhancement_levels=len(face.coded.enhancements),
+            enhancement_levels=face.levels,
             quality=ingest_pb2.FaceQuality(face_width_px=face.quality.face_width_px,
                                            sharpness=face.quality.sharpness, yaw=face.quality.yaw,
                                            issues=list(face.quality.issues)),
@@ -95,7 +95,8 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
     outbox = Outbox(settings.data_dir / "outbox.sqlite3")
     return EdgeNode(
         settings=settings,
-        pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling)),
+        pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling),
+                                deferred=settings.enhancement_coding == "deferred"),
         outbox=outbox,
         store=EnhancementStore(
             settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes
@@ -165,7 +166,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
                     score=f.score,
                     base_layer_bytes=len(f.base_container),
                     enhancement_bytes=sum(len(e.payload) for e in f.coded.enhancements),
-                    enhancement_levels=len(f.coded.enhancements),
+                    enhancement_levels=f.levels,
                     quality_issues=list(f.quality.issues),
                 )
                 for f in faces

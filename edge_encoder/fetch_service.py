@@ -1,18 +1,25 @@
-"""gRPC EnhancementStore: the cloud fetches a face's full container, only when a person asks."""
+"""gRPC EnhancementStore: the cloud fetches a face's enhancement layers, only when a person asks.
+
+With deferred coding the layers a fetch needs are coded then, from the crop the store kept, and kept
+for the next viewer: the edge spends enhancement-coding time only on faces someone looks at.
+"""
 
 from __future__ import annotations
 
+import io
 import re
 from concurrent import futures
 
 import grpc
+import numpy as np
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from PIL import Image
 
 from edge_encoder.enhancement_store import EnhancementStore
 from facecodec.bitstream import BitstreamError, CodedFace, parse
-from facecodec.codec.profiles import UnknownProfileError, codec_for
+from facecodec.codec.profiles import FaceCodec, UnknownProfileError, codec_for
 
 FACE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -27,21 +34,34 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
         found = self.store.get(request.face_id)
         if found is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"face {request.face_id} is not (or no longer) held here")
-        container, levels = found
-        if request.max_level and request.max_level < levels:
-            try:
-                coded = parse(container)
-            except BitstreamError as exc:  # our own store is damaged: say so, do not crash
-                context.abort(grpc.StatusCode.DATA_LOSS, f"stored container unreadable: {exc}")
-            try:
-                needed = codec_for(coded.model_id, coded.rate_id).layers_needed(request.max_level)
-            except UnknownProfileError as exc:
-                context.abort(grpc.StatusCode.DATA_LOSS, f"stored container unreadable: {exc}")
-            # Only what that level decodes from: WebP refinement needs 1..N, the learned codec layer N alone.
-            kept = tuple(e for e in coded.enhancements if e.level in needed)
-            container = CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base, kept).to_bytes()
-            levels = request.max_level
-        return enhancement_pb2.FetchResponse(face_id=request.face_id, container=container, levels=levels)
+        level = min(request.max_level, found.levels) if request.max_level else found.levels
+        try:
+            coded = parse(found.container)
+            codec = codec_for(coded.model_id, coded.rate_id)
+        except (BitstreamError, UnknownProfileError) as exc:  # our own store is damaged: say so, do not crash
+            context.abort(grpc.StatusCode.DATA_LOSS, f"stored container unreadable: {exc}")
+        # Only what that level decodes from: WebP refinement needs 1..N, the learned codec layer N alone.
+        needed = codec.layers_needed(level) if level else ()
+        have = {layer.level for layer in coded.enhancements}
+        if found.source is not None and not set(needed) <= have:
+            coded = self._code_now(codec, coded, found.source, level, context)
+            self.store.keep_layers(request.face_id, coded.to_bytes())  # the next viewer pays nothing
+        kept = tuple(layer for layer in coded.enhancements if layer.level in needed)
+        if len(kept) < len(needed):
+            context.abort(grpc.StatusCode.DATA_LOSS, f"enhancement level {level} of face {request.face_id} is lost")
+        container = CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base, kept).to_bytes()
+        return enhancement_pb2.FetchResponse(face_id=request.face_id, container=container, levels=level)
+
+    @staticmethod
+    def _code_now(codec: FaceCodec, coded: CodedFace, source: bytes, level: int,
+                  context: grpc.ServicerContext) -> CodedFace:
+        """Deferred enhancement coding: the layers `level` needs, from the crop kept at capture."""
+        try:
+            crop = np.asarray(Image.open(io.BytesIO(source)).convert("RGB"))
+            return codec.add_enhancement(crop, coded, level)
+        except (OSError, ValueError) as exc:
+            context.abort(grpc.StatusCode.DATA_LOSS, f"stored crop unreadable: {exc}")
+            raise  # abort raises; this keeps type checkers and readers sure nothing falls through
 
 
 def make_server(store: EnhancementStore, port: int, host: str = "[::]") -> tuple[grpc.Server, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,11 @@ class EdgeSettings(BaseSettings):
     codec_rate: int | None = Field(None, ge=0, le=255, description="base-layer rate id; default: profile's")
     enhancement_levels: int | None = Field(
         None, ge=0, le=16, description="enhancement levels coded and kept per face; default: all the profile has"
+    )
+    enhancement_coding: Literal["deferred", "eager"] = Field(
+        "deferred",
+        description="deferred: keep each crop (lossless WebP) and code a level when it is first fetched; "
+        "eager: code every level at capture",
     )
     enhancement_max_faces: int = Field(10_000, ge=1, description="retention bound of the enhancement store")
     enhancement_max_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="retention bound in bytes")

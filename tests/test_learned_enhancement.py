@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.fetch_service import make_server
+from edge_encoder.pipeline import lossless
 from facecodec.bitstream import EnhancementLayer, parse
 from facecodec.codec.compact_onnx import restore
 from facecodec.codec.enhancement_layer import EnhancementLayerError
@@ -116,6 +117,44 @@ def test_edge_sends_only_the_layer_a_learned_level_needs(face, tmp_path: Path) -
     fetched = parse(reply.container)
     assert [e.level for e in fetched.enhancements] == [3]
     assert len(reply.container) < len(coded.to_bytes())
+
+
+def test_deferred_coding_serves_the_layers_eager_coding_would_have_sent(face, tmp_path: Path) -> None:
+    crop, descriptor = face
+    codec = codec_by_name("scalable")
+    eager = codec.encode(crop, descriptor)
+    store = EnhancementStore(tmp_path / "enh.db", max_faces=10, max_bytes=10_000_000)
+    store.put("face-1", codec.encode_base(descriptor).to_bytes(), codec.levels, lossless(crop))
+    server, port = make_server(store, 0, "127.0.0.1")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = enhancement_pb2_grpc.EnhancementStoreStub(channel)
+            fetch = lambda level: parse(stub.Fetch(  # noqa: E731
+                enhancement_pb2.FetchRequest(face_id="face-1", max_level=level), timeout=10).container)
+            third = fetch(3)
+            after_first = parse(store.get("face-1").container)
+            top = fetch(5)
+            again = fetch(3)
+    finally:
+        server.stop(None)
+        store.close()
+    by_level = {layer.level: layer for layer in eager.enhancements}
+    assert third.enhancements == (by_level[3],)  # bit-identical to coding it at capture
+    assert [layer.level for layer in after_first.enhancements] == [3]  # coded once, kept for the next viewer
+    assert top.enhancements == (by_level[5],) and again.enhancements == (by_level[3],)
+    assert third.base == eager.base
+
+
+def test_add_enhancement_codes_what_a_level_needs_for_both_layer_kinds(face) -> None:
+    crop, descriptor = face
+    for name in ("scalable", "learned"):
+        codec = codec_by_name(name)
+        eager = codec.encode(crop, descriptor)
+        later = codec.add_enhancement(crop, codec.encode_base(descriptor), 3)
+        wanted = set(codec.layers_needed(3))  # learned coder: (3,); WebP refinement: (1, 2, 3)
+        assert later.enhancements == tuple(e for e in eager.enhancements if e.level in wanted)
+        assert codec.add_enhancement(crop, later, 3) is later  # nothing missing: nothing coded
 
 
 def torch_synthesis_from_export(path: Path) -> ResidualCodec:

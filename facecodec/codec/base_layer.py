@@ -10,10 +10,11 @@ Two families share one interface:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
+from facecodec.codec.arithmetic import ArithmeticCoder
 from facecodec.codec.entropy import CdfTables, EntropyDecodeError, RansCoder
 from facecodec.frontend.describe import DESCRIPTOR_DIM, normalise
 
@@ -78,9 +79,14 @@ def _finish(descriptor: np.ndarray) -> np.ndarray:
 
 
 class LearnedBaseLayer:
-    """descriptor -> analysis (onnxruntime) -> round(y - median) -> rANS; the reverse to decode."""
+    """descriptor -> analysis (onnxruntime) -> round(y - median) -> entropy coder; the reverse to decode.
 
-    def __init__(self, path: Path) -> None:
+    `coder`: "arithmetic" (`facecodec.codec.arithmetic`: termination <= 1 byte) or "rans"
+    (CompressAI's coder, ~6 bytes more per face; the containers of model ids 2 and 4 use it). Both
+    code the same symbols with the same tables, so descriptors decode identically.
+    """
+
+    def __init__(self, path: Path, coder: Literal["rans", "arithmetic"] = "arithmetic") -> None:
         from facecodec.frontend.runtime import open_session
 
         with np.load(path) as z:
@@ -89,7 +95,7 @@ class LearnedBaseLayer:
             self.analysis = open_session(z["analysis_onnx"].tobytes())
             self.synthesis = open_session(z["synthesis_onnx"].tobytes())
             self.name = str(z["name"])
-        self.coder = RansCoder(self.tables)
+        self.coder = ArithmeticCoder(self.tables, escapes=False) if coder == "arithmetic" else RansCoder(self.tables)
         self.indexes = np.arange(len(self.medians), dtype=np.int64)
 
     def latent(self, descriptor: np.ndarray) -> np.ndarray:
@@ -98,6 +104,8 @@ class LearnedBaseLayer:
 
     def encode(self, descriptor: np.ndarray) -> bytes:
         symbols = np.round(self.latent(descriptor) - self.medians).astype(np.int64)
+        if isinstance(self.coder, ArithmeticCoder):  # beyond the tables' range (tail mass ~1e-9): clamp
+            symbols = self.coder.clamp(symbols, self.indexes)
         return self.coder.encode(symbols, self.indexes)
 
     def decode_symbols(self, payload: bytes) -> np.ndarray:

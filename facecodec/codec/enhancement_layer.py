@@ -66,6 +66,14 @@ class WebPResidualCodec:
             layers.append(EnhancementLayer(level, payload))
         return layers
 
+    def encode_levels(
+        self, crop: np.ndarray, prediction: np.ndarray, wanted: tuple[int, ...]
+    ) -> list[EnhancementLayer]:
+        """Layers 1..max(`wanted`): each refinement is coded against the ones below it."""
+        if any(not 1 <= level <= self.levels for level in wanted):
+            raise EnhancementLayerError(f"enhancement levels {wanted} outside 1..{self.levels}")
+        return self.encode(crop, prediction, max(wanted))
+
     def decode(self, prediction: np.ndarray, layers: tuple[EnhancementLayer, ...], level: int) -> np.ndarray:
         by_level = {layer.level: layer for layer in layers}
         missing = [k for k in range(1, level + 1) if k not in by_level]

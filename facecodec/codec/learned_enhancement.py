@@ -71,16 +71,25 @@ class LearnedResidualCodec:
         return scale_indexes(self.h_s(z_fixed, LATENT_SIZE), self.thresholds)
 
     def encode(self, crop: np.ndarray, prediction: np.ndarray, levels: int | None = None) -> list[EnhancementLayer]:
-        levels = self.levels if levels is None else levels
+        """Layers 1..`levels` (default: all)."""
+        return self.encode_levels(crop, prediction, tuple(range(1, (self.levels if levels is None else levels) + 1)))
+
+    def encode_levels(
+        self, crop: np.ndarray, prediction: np.ndarray, wanted: tuple[int, ...]
+    ) -> list[EnhancementLayer]:
+        """The layers of the `wanted` levels only: each is self-contained, so one level costs the analysis
+        transform once plus that level's hyper-latent and entropy coding."""
+        if any(not 1 <= level <= self.levels for level in wanted):
+            raise EnhancementLayerError(f"enhancement levels {wanted} outside 1..{self.levels}")
         y = self._run(self.analysis, x=self._image(crop), x_gen=self._image(prediction))
         layers = []
-        for q in range(levels):
-            y_q = y * self.gain[q][:, None, None]
+        for level in sorted(set(wanted)):
+            y_q = y * self.gain[level - 1][:, None, None]
             z = self._run(self.hyper_analysis, y=y_q[None])
             z_symbols = np.round(z - self.z_medians[:, None, None]).astype(np.int64)
             z_bytes = self.z_coder.encode(z_symbols, self.z_indexes)
             y_bytes = self.y_coder.encode(np.round(y_q).astype(np.int64), self._y_indexes(z_symbols))
-            layers.append(EnhancementLayer(q + 1, struct.pack(">H", len(z_bytes)) + z_bytes + y_bytes))
+            layers.append(EnhancementLayer(level, struct.pack(">H", len(z_bytes)) + z_bytes + y_bytes))
         return layers
 
     def decode(self, prediction: np.ndarray, layers: tuple[EnhancementLayer, ...], level: int) -> np.ndarray:

@@ -43,6 +43,9 @@ class GeneratorPrediction:
             self.session = open_session(restore(z, "generator"))
 
     def __call__(self, descriptor: np.ndarray) -> np.ndarray:
-        x = np.asarray(descriptor, np.float32).reshape(1, -1)
-        image = self.session.run(None, {"descriptor": x})[0][0]  # 3xHxW in [0, 1]
-        return np.clip(np.round(image.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+        return self.batch(np.asarray(descriptor, np.float32).reshape(1, -1))[0]
+
+    def batch(self, descriptors: np.ndarray) -> np.ndarray:
+        """N decoded descriptors -> N x H x W x 3 uint8 crops (the same as one at a time)."""
+        images = self.session.run(None, {"descriptor": np.asarray(descriptors, np.float32)})[0]  # N x 3 x H x W
+        return np.clip(np.round(images.transpose(0, 2, 3, 1) * 255.0), 0, 255).astype(np.uint8)

@@ -47,6 +47,7 @@ class ProfileSpec:
     enhancement_kind: Literal["webp-residual", "learned-residual"] = "webp-residual"
     enhancement_file: str = ""
     descriptor_model: str = DESCRIPTOR_MODEL  # the recogniser whose descriptor the base layer codes
+    base_coder: Literal["rans", "arithmetic"] = "rans"  # entropy coder of a learned base layer
 
 
 LEARNED_BASE = {r: f"base_learned_r{r}.npz" for r in LEARNED_RATES}
@@ -57,8 +58,14 @@ PROFILES: dict[str, ProfileSpec] = {
     "baseline": ProfileSpec(1, "baseline", "scalar", {0: "base_scalar.npz"}, "mean-face", "mean_face.npz", 0),
     "learned": ProfileSpec(2, "learned", "learned", LEARNED_BASE, "mean-face", "mean_face.npz", 4),
     # The seed paper's design: generator from the decoded feature, learned conditional enhancement layer.
-    "scalable": ProfileSpec(4, "scalable", "learned", LEARNED_BASE, "generator", "generator_recognition.npz", 4,
-                            "learned-residual", "enhancement_scalable_ft.npz"),
+    # 4: rANS-coded base layer and the enhancement coder trained on LFW-like faces only; kept so the
+    # containers it wrote still decode.
+    "scalable-lfw": ProfileSpec(4, "scalable-lfw", "learned", LEARNED_BASE, "generator", "generator_recognition.npz",
+                                4, "learned-residual", "enhancement_scalable_ft.npz"),
+    # 5: the same design; base layer arithmetic-coded (termination <= 1 byte instead of rANS's ~6), the
+    # enhancement coder fine-tuned on varied and camera-degraded faces.
+    "scalable": ProfileSpec(5, "scalable", "learned", LEARNED_BASE, "generator", "generator_recognition.npz", 4,
+                            "learned-residual", "enhancement_scalable_varied.npz", base_coder="arithmetic"),
 }
 DEFAULT_PROFILE = "scalable"
 # Ids whose weights were replaced before any release; say so rather than "unknown".
@@ -88,7 +95,7 @@ class FaceCodec:
             )
         base_path = WEIGHTS / spec.base_files[self.rate_id]
         self.base: BaseLayerCodec = (
-            ScalarBaseLayer(base_path) if spec.base_kind == "scalar" else LearnedBaseLayer(base_path)
+            ScalarBaseLayer(base_path) if spec.base_kind == "scalar" else LearnedBaseLayer(base_path, spec.base_coder)
         )
 
     @cached_property
@@ -137,6 +144,22 @@ class FaceCodec:
         predicted = self.prediction(self.base.decode(base))
         layers = self.enhancement.encode(crop, predicted, levels)
         return CodedFace(self.spec.model_id, self.rate_id, CROP_SIZE, base, tuple(layers))
+
+    def add_enhancement(self, crop: np.ndarray, coded: CodedFace, level: int) -> CodedFace:
+        """`coded` plus the layers that `level` decodes from, coded now from `crop` (layers it already has
+        are kept): the edge can keep a face's crop and code a level only when someone first asks for it.
+        Layers do not depend on when they are coded, so the result equals coding them at capture."""
+        self._check(coded)
+        if crop.shape != (CROP_SIZE, CROP_SIZE, 3) or crop.dtype != np.uint8:
+            raise ValueError(f"crop must be {CROP_SIZE}x{CROP_SIZE}x3 uint8")
+        have = {layer.level: layer for layer in coded.enhancements}
+        missing = tuple(level for level in self.layers_needed(level) if level not in have)
+        if not missing:
+            return coded
+        predicted = self.prediction(self.base.decode(coded.base))
+        have.update({layer.level: layer for layer in self.enhancement.encode_levels(crop, predicted, missing)})
+        layers = tuple(have[level] for level in sorted(have))
+        return CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base, layers, coded.version)
 
     def decode_descriptor(self, coded: CodedFace) -> np.ndarray:
         self._check(coded)

@@ -26,7 +26,7 @@ def load(path: Path) -> Faces:
         return Faces(z["crops"], z["descriptors"].astype(np.float32), z["identities"], z["keys"])
 
 
-def _concat(parts: list[Faces]) -> Faces:
+def concat(parts: list[Faces]) -> Faces:
     fields = ("crops", "descriptors", "identities", "keys")
     return Faces(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
 
@@ -45,16 +45,53 @@ def load_training_faces(root: Path) -> Faces:
     train = {f"lfw/{n}" for n in lfw_train_identities()}
     parts = [lfw.subset(np.isin(lfw.identities, list(train)))]
     parts += [load(root / f"{name}.npz") for name in ("celeba", "att") if (root / f"{name}.npz").exists()]
-    faces = _concat(parts)
+    faces = concat(parts)
     evaluation = {f"lfw/{n}" for n in lfw_eval_identities()}
     assert not evaluation & set(faces.identities.tolist()), "evaluation identity leaked into training"
     return faces
+
+
+def cfp_lfw_people(cfp_images: Path | None = None) -> dict[str, str]:
+    """CFP identity -> LFW identity for the CFP people who are also in LFW (153 of 500)."""
+    from facecodec.datasets import cfp_names, list_images
+
+    lfw_people = {im.identity for im in list_images("lfw")}
+    return {cfp_id: f"lfw/{name.replace(' ', '_')}" for cfp_id, name in cfp_names(cfp_images).items()
+            if f"lfw/{name.replace(' ', '_')}" in lfw_people}
+
+
+def load_cfp_training_faces(cfp: Path, cfp_images: Path | None = None) -> Faces:
+    """The CFP identities that may train (up to `CFP_CALIBRATION_MAX_ID`; the rest evaluate), detected
+    faces only, profiles included. People who are also in LFW keep their LFW name, and those who are
+    LFW *evaluation* identities are dropped."""
+    from facecodec.datasets import CFP_CALIBRATION_MAX_ID
+
+    same_person = cfp_lfw_people(cfp_images)
+    with np.load(cfp) as z:
+        mask = z["detected"] & np.array([int(i.split("/")[1]) <= CFP_CALIBRATION_MAX_ID for i in z["identities"]])
+        faces = Faces(z["crops"][mask], z["descriptors"][mask].astype(np.float32),
+                      np.array([same_person.get(i, i) for i in z["identities"][mask].tolist()]), z["keys"][mask])
+    return faces.subset(~np.isin(faces.identities, [f"lfw/{n}" for n in lfw_eval_identities()]))
 
 
 def load_evaluation_faces(root: Path) -> Faces:
     lfw = load(root / "lfw.npz")
     evaluation = {f"lfw/{n}" for n in lfw_eval_identities()}
     return lfw.subset(np.isin(lfw.identities, list(evaluation)))
+
+
+def load_cfp_test_faces(root: Path) -> Faces:
+    """In-the-wild evaluation photos no model trained on: `root/cfp.npz` (the shared CFP test split,
+    identities 451-500, or a whole CFP), detected faces only, identities above `CFP_CALIBRATION_MAX_ID`
+    (the ones that never train or calibrate anything), frontal and profile photos alike. Some of these
+    people are in LFW too (19 of the test split's 50; 10 of them LFW training identities, with other
+    photos): identities stay CFP's own."""
+    from facecodec.datasets import CFP_CALIBRATION_MAX_ID
+
+    with np.load(root / "cfp.npz") as z:
+        mask = z["detected"] & np.array([int(i.split("/")[1]) > CFP_CALIBRATION_MAX_ID for i in z["identities"]])
+        return Faces(z["crops"][mask], z["descriptors"][mask].astype(np.float32), z["identities"][mask],
+                     z["keys"][mask])
 
 
 def load_calibration_faces(root: Path, cfp: Path | None = None,
@@ -65,13 +102,10 @@ def load_calibration_faces(root: Path, cfp: Path | None = None,
     the quality gate, as in service. A CFP person who is also in LFW (153 of 500 are) keeps the LFW
     identity: their photos in the two sets would otherwise count as impostor pairs of the same face.
     `cfp_images` is that CFP's `Data/Images` folder, for its names."""
-    from facecodec.datasets import CFP_CALIBRATION_MAX_ID, cfp_names, list_images
+    from facecodec.datasets import CFP_CALIBRATION_MAX_ID
     from facecodec.frontend.quality import passes
 
-    lfw_people = {im.identity for im in list_images("lfw")}
-    same_person = {cfp_id: f"lfw/{name.replace(' ', '_')}" for cfp_id, name in cfp_names(cfp_images).items()
-                   if f"lfw/{name.replace(' ', '_')}" in lfw_people}
-
+    same_person = cfp_lfw_people(cfp_images)
     train = {f"lfw/{n}" for n in lfw_train_identities()}
     evaluation = [f"lfw/{n}" for n in lfw_eval_identities()]
     parts = []

@@ -33,8 +33,11 @@ from torch import nn
 from facecodec.models.feature_codec import FeatureCodec
 from facecodec.models.generator import Generator
 from facecodec.models.residual_codec import ResidualCodec
+from facecodec.train.augment import degraded_copies
 from facecodec.train.checkpoint import load_checkpoint, save_checkpoint
 from facecodec.train.cli import WEIGHTS, add_run_arguments, training_split
+from facecodec.train.data import Faces
+from facecodec.train.enhancement_export import load_exported, predictions
 from facecodec.train.texture import describe
 
 
@@ -55,6 +58,38 @@ def generated_faces(texture_ckpt: Path, base: Path, descriptors: np.ndarray, dev
     return torch.cat(out)
 
 
+def fit_prior(model: ResidualCodec, x: torch.Tensor, x_gen: torch.Tensor, steps: int = 500) -> float:
+    """Fit the hyper-latent prior alone, everything else fixed; returns its bits per pixel.
+
+    An exported coder keeps that prior only as frozen tables (`load_exported` starts it fresh), and
+    fine-tuning against a prior that costs ~0.2 bpp instead of ~0.01 would first push the transforms
+    off their trained point.
+    """
+    with torch.no_grad():
+        z = torch.cat([model.h_a(model.analysis(x, x_gen) * model.gains(torch.full((len(x),), q, device=x.device))[0])
+                       for q in range(model.qualities)])
+    eb = model.entropy_bottleneck
+    optimizer = torch.optim.Adam([p for n, p in eb.named_parameters() if not n.endswith("quantiles")], lr=1e-2)
+    for _ in range(steps):
+        _, likelihoods = eb(z)
+        bpp = -torch.log2(likelihoods).sum() / len(z) / (x.shape[2] * x.shape[3])
+        optimizer.zero_grad()
+        bpp.backward()
+        optimizer.step()
+    return bpp.item()
+
+
+def side_information(args: argparse.Namespace, descriptors: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The generated faces from the texture run's checkpoint, or else from its exported weights
+    through the serving path (`facecodec/weights/generator_<texture>.npz`): fine-tuning a committed
+    coder needs no training checkpoint."""
+    ckpt = args.runs / f"texture_{args.texture}" / "checkpoint.pt"
+    if ckpt.exists():
+        return generated_faces(ckpt, args.base, descriptors, device)
+    print(f"{ckpt} not found: generated faces from {args.out}/generator_{args.texture}.npz", flush=True)
+    return torch.from_numpy(predictions(args.texture, descriptors, args.out)).to(device).permute(0, 3, 1, 2)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True)
@@ -63,7 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", type=Path, default=WEIGHTS / "base_learned_r4.npz")
     parser.add_argument("--channels", type=int, default=96, help="N: width of the transforms")
     parser.add_argument("--steps", type=int, default=20000)
-    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights, with a fresh schedule")
+    parser.add_argument("--init", type=Path, help="start from these weights (a checkpoint, or an exported "
+                        "enhancement_*.npz), with a fresh schedule")
+    parser.add_argument("--augment", action="store_true",
+                        help="add one camera-like degraded copy of every training face (facecodec.train.augment)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-4)
     add_run_arguments(parser)
@@ -99,12 +137,18 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(report, indent=2))
         return
 
+    if args.augment:  # degraded copies join the training rows; validation stays on clean faces
+        copies = Faces(degraded_copies(faces.crops[train_idx]), np.zeros((len(train_idx), 0), np.float32),
+                       faces.identities[train_idx], faces.keys[train_idx])
+        descriptors = np.concatenate([describe(faces, device), describe(copies, device)])
+        train_idx = np.concatenate([train_idx, len(faces.crops) + np.arange(len(train_idx))])
+        faces = Faces(np.concatenate([faces.crops, copies.crops]), descriptors,
+                      np.concatenate([faces.identities, copies.identities]), np.concatenate([faces.keys, copies.keys]))
     crops = torch.from_numpy(faces.crops).to(device).permute(0, 3, 1, 2).contiguous()
     if args.single_layer:
         side = torch.zeros_like(crops)
     else:  # the base layer's architecture comes from --base; its weights from the texture run
-        side = generated_faces(args.runs / f"texture_{args.texture}" / "checkpoint.pt", args.base,
-                               describe(faces, device), device)
+        side = side_information(args, describe(faces, device), device)
     lmbdas = torch.tensor(model.lmbdas, device=device)
     main_params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     optimizer = torch.optim.Adam(main_params, lr=args.lr)
@@ -114,7 +158,13 @@ def main(argv: list[str] | None = None) -> None:
         optimizer, lambda s: min(1.0, (s + 1) / 500) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / args.steps))))
     step = 0
     if args.init and not (args.resume and ckpt.exists()):  # fine-tuning: weights only, new optimiser
-        model.load_state_dict(torch.load(args.init, map_location=device, weights_only=False)["model"])
+        if args.init.suffix == ".npz":
+            model.load_state_dict(load_exported(args.init).state_dict())
+            rows = torch.from_numpy(train_idx[:512]).to(device)
+            bpp = fit_prior(model, crops[rows].float() / 255.0, side[rows].float() / 255.0)
+            print(f"hyper-latent prior re-fitted: {bpp:.4f} bpp", flush=True)
+        else:
+            model.load_state_dict(torch.load(args.init, map_location=device, weights_only=False)["model"])
         print(f"initialised from {args.init}", flush=True)
     parts = {"model": model, "optimizer": optimizer, "aux_optimizer": aux_optimizer, "scheduler": scheduler}
     if args.resume and ckpt.exists():

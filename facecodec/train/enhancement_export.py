@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from onnx import numpy_helper
 from torch import nn
 
-from facecodec.codec.compact_onnx import compact
+from facecodec.codec.compact_onnx import compact, restore
 from facecodec.codec.integer_net import FRACTION_BITS, WEIGHT_BITS
 from facecodec.eval.metrics import psnr
 from facecodec.models.residual_codec import LATENT_SIZE, Analysis, HyperAnalysis, ResidualCodec, Synthesis, scale_table
@@ -80,6 +81,42 @@ def export(model: ResidualCodec, path: Path) -> None:
     )
 
 
+def load_exported(path: Path) -> ResidualCodec:
+    """A trainable `ResidualCodec` with the weights of an exported coder (the inverse of `export`).
+
+    Transforms come from the ONNX graphs, gains from their arrays, `h_s` from its fixed-point weights
+    (2^-12 resolution: fine-tuning starts within rounding of the served network). The hyper-latent's
+    factorised prior is stored only as frozen tables, so it starts fresh at the stored medians and is
+    re-learned: fine-tuning from a committed coder needs no training checkpoint.
+    """
+    import onnx
+
+    with np.load(path) as z:
+        entries = {k: z[k] for k in z.files}
+    state = {}
+    for prefix in ("analysis", "hyper_analysis", "synthesis"):
+        for tensor in onnx.load_from_string(restore(entries, prefix)).graph.initializer:
+            name = tensor.name.removeprefix("codec.").removeprefix("inner.codec.")
+            state[name] = torch.from_numpy(numpy_helper.to_array(tensor).copy())
+    model = ResidualCodec(lmbdas=tuple(float(x) for x in entries["lmbdas"]), N=state["g_a.0.weight"].shape[0],
+                          conditional=bool(entries["conditional"]))
+    convs = [i for i, m in enumerate(model.h_s) if isinstance(m, nn.Conv2d)]
+    for k, i in enumerate(convs):
+        state[f"h_s.{i}.weight"] = torch.from_numpy(entries[f"h_s{k}_weight"] / 2**WEIGHT_BITS).float()
+        state[f"h_s.{i}.bias"] = torch.from_numpy(entries[f"h_s{k}_bias"] / 2**FRACTION_BITS).float()
+    state["log_gain"] = torch.from_numpy(np.log(entries["gain"]))
+    state["log_inverse_gain"] = torch.from_numpy(np.log(entries["inverse_gain"]))
+    own = model.state_dict()
+    unknown = sorted(set(state) - set(own))
+    if unknown:
+        raise ValueError(f"{path}: weights the model does not have: {unknown[:5]}")
+    model.load_state_dict(state, strict=False)
+    with torch.no_grad():  # the prior's median at the stored one, its spread as initialised
+        quantiles = model.entropy_bottleneck.quantiles
+        quantiles += torch.from_numpy(entries["z_medians"])[:, None, None] - quantiles[:, :, 1:2]
+    return model
+
+
 def predictions(texture: str | None, descriptors: np.ndarray, weights: Path) -> np.ndarray:
     """What the decoder has before the enhancement layer: G(decoded base layer), or nothing.
 
@@ -94,7 +131,8 @@ def predictions(texture: str | None, descriptors: np.ndarray, weights: Path) -> 
     own_base = weights / f"base_{texture}.npz"
     base = LearnedBaseLayer(own_base if own_base.exists() else WEIGHTS / "base_learned_r4.npz")
     generator = GeneratorPrediction(weights / f"generator_{texture}.npz")
-    return np.stack([generator(base.decode(base.encode(d))) for d in descriptors])
+    decoded = np.stack([base.decode(base.encode(d)) for d in descriptors]).astype(np.float32)
+    return np.concatenate([generator.batch(decoded[i : i + 256]) for i in range(0, len(decoded), 256)])
 
 
 def validate(path: Path, texture: str | None, crops: np.ndarray, descriptors: np.ndarray,
