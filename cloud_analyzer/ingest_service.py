@@ -42,6 +42,8 @@ def validate(record: ingest_pb2.FaceRecord) -> dict:
         raise InvalidRecord("edge_id and edge_address (host:port) are required")
     if not record.HasField("captured_at"):
         raise InvalidRecord("captured_at is required")
+    if record.track_id and not ID.match(record.track_id):
+        raise InvalidRecord("track_id must be 1-64 characters of [A-Za-z0-9_.-] (or empty)")
     try:
         coded = parse(record.base_layer)
     except BitstreamError as exc:
@@ -68,6 +70,7 @@ def validate(record: ingest_pb2.FaceRecord) -> dict:
         "edge_id": record.edge_id,
         "edge_address": record.edge_address,
         "enhancement_levels": record.enhancement_levels,
+        "track_id": record.track_id,
     }
 
 

@@ -87,6 +87,7 @@ class Sighting:
     gallery_size: int | None = None
     fused_faces: int | None = None
     quality_issues: list[str] | None = None
+    track_id: str | None = None  # the edge's track: one person in view of one camera
 
 
 class Store:
@@ -336,6 +337,7 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         gallery_size=_optional(face, "gallery_size", int),
         fused_faces=_optional(face, "fused_faces", int),
         quality_issues=None if issues is None else [i for i in issues.split(",") if i],
+        track_id=face.get("track_id") or None,
     )
 
 

@@ -12,15 +12,16 @@ from facecoding.v1 import ingest_pb2
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.fetch_service import make_server
 from edge_encoder.outbox import Outbox
 from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline
 from edge_encoder.settings import EdgeSettings
+from edge_encoder.tracker import FaceTracker
 from edge_encoder.uploader import Uploader
-from facecodec.codec.profiles import codec_by_name
+from facecodec.codec.profiles import FaceCodec, codec_by_name
 from facecodec.frontend import FaceFrontEnd, ImageDecodeError
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class EdgeNode:
             edge_id=self.settings.edge_id,
             edge_address=self.settings.fetch_address,
             enhancement_levels=face.levels,
+            track_id=face.track_id,
             quality=ingest_pb2.FaceQuality(face_width_px=face.quality.face_width_px,
                                            sharpness=face.quality.sharpness, yaw=face.quality.yaw,
                                            issues=list(face.quality.issues)),
@@ -68,6 +70,7 @@ class EdgeNode:
 
 class FaceOut(BaseModel):
     face_id: str
+    track_id: str = Field("", description="the person-in-view track this face updates (empty: tracking off)")
     bbox: tuple[float, float, float, float]
     score: float
     base_layer_bytes: int
@@ -79,7 +82,8 @@ class FaceOut(BaseModel):
 class FrameOut(BaseModel):
     camera_id: str
     captured_at: datetime
-    faces: list[FaceOut]
+    faces_detected: int = Field(description="faces found in the frame, including people already uplinked")
+    faces: list[FaceOut] = Field(description="the faces coded and uplinked: new people and clearly better faces")
 
 
 def get_node(request: Request) -> EdgeNode:
@@ -90,13 +94,21 @@ def get_node(request: Request) -> EdgeNode:
 Node = Annotated[EdgeNode, Depends(get_node)]
 
 
+def make_tracker(codec: FaceCodec, timeout_s: float) -> FaceTracker:
+    """Link thresholds from the base layer's impostor tail: the analyzer links a person's faces at pair
+    FAR 1e-4; with overlapping boxes, FAR 1e-2 is enough."""
+    tail = codec.open_set_calibration.tail(1, 1)
+    return FaceTracker(link=tail.threshold_at(1e-4), near=tail.threshold_at(1e-2), timeout_s=timeout_s)
+
+
 def build_node(settings: EdgeSettings) -> EdgeNode:
     codec = codec_by_name(settings.codec_profile, settings.codec_rate)
     outbox = Outbox(settings.data_dir / "outbox.sqlite3")
     return EdgeNode(
         settings=settings,
         pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling),
-                                deferred=settings.enhancement_coding == "deferred"),
+                                deferred=settings.enhancement_coding == "deferred",
+                                tracker=make_tracker(codec, settings.track_timeout_s) if settings.tracking else None),
         outbox=outbox,
         store=EnhancementStore(
             settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes
@@ -139,6 +151,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
             "uploaded": node.uploader.acked,
             "upload_error": node.uploader.last_error,
             "enhancement_store": node.store.stats(),
+            "cameras": node.pipeline.camera_counts(),
         }
 
     @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut)
@@ -152,16 +165,19 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         if captured_at is not None and captured_at.tzinfo is None:
             captured_at = captured_at.replace(tzinfo=UTC)
         try:
-            faces = await run_in_threadpool(node.pipeline.encode_frame, camera_id, frame, captured_at)
+            result = await run_in_threadpool(node.pipeline.encode_frame, camera_id, frame, captured_at)
         except ImageDecodeError as exc:
             raise HTTPException(400, str(exc)) from exc
+        faces = result.faces
         await run_in_threadpool(node.accept, faces)
         return FrameOut(
             camera_id=camera_id,
-            captured_at=captured_at or (faces[0].captured_at if faces else datetime.now(UTC)),
+            captured_at=result.captured_at,
+            faces_detected=result.detected,
             faces=[
                 FaceOut(
                     face_id=f.face_id,
+                    track_id=f.track_id,
                     bbox=f.box,
                     score=f.score,
                     base_layer_bytes=len(f.base_container),

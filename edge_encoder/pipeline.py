@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 import facecodec
+from edge_encoder.tracker import FaceTracker
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import FaceCodec
 from facecodec.frontend import FaceFrontEnd, decode_image
@@ -28,6 +29,7 @@ class EncodedFace:
     coded: CodedFace  # base layer, plus every enhancement layer when coding is eager
     quality: FaceQuality
     levels: int = 0  # enhancement levels this face can be viewed at (coded, or codable from `source`)
+    track_id: str = ""  # the camera's track (one person in view) this face updates
     source: bytes | None = None  # deferred coding: the aligned crop as lossless WebP
 
     @property
@@ -37,6 +39,13 @@ class EncodedFace:
     @property
     def full_container(self) -> bytes:
         return self.coded.to_bytes()
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    captured_at: datetime
+    faces: list[EncodedFace]  # the faces coded for uplink
+    detected: int  # faces found, including those of people already uplinked (tracked)
 
 
 def lossless(crop: np.ndarray) -> bytes:
@@ -52,24 +61,42 @@ class EncodePipeline:
     `eager` codes `levels` layers at capture."""
 
     def __init__(self, codec: FaceCodec, levels: int | None, front_end: FaceFrontEnd | None = None,
-                 deferred: bool = True) -> None:
+                 deferred: bool = True, tracker: FaceTracker | None = None) -> None:
         self.codec = codec
         self.levels = codec.levels if levels is None else min(levels, codec.levels)
         self.deferred = deferred
+        self.tracker = tracker  # None: every detection is coded and uplinked
         self.front_end = front_end or FaceFrontEnd()
         # onnxruntime sessions are thread-safe, but one frame at a time keeps a 2-core edge responsive.
         self._lock = threading.Lock()
 
-    def encode_frame(self, camera_id: str, frame: bytes, captured_at: datetime | None = None) -> list[EncodedFace]:
-        """Decode the frame (ImageDecodeError if it is not an image) and code every face in it."""
+    def camera_counts(self) -> dict[str, dict[str, int]]:
+        """Per camera: faces detected, faces uplinked, tracks opened (people), tracks open now."""
+        if self.tracker is None:
+            return {}
+        with self._lock:
+            return {camera: {"detected": c.detected, "uplinked": c.uplinked, "tracks_opened": c.tracks_opened,
+                             "tracks_open": self.tracker.open_tracks(camera)}
+                    for camera, c in self.tracker.counts.items()}
+
+    def encode_frame(self, camera_id: str, frame: bytes, captured_at: datetime | None = None) -> FrameResult:
+        """Decode the frame (ImageDecodeError if it is not an image) and code every face in it that the
+        tracker uplinks (all of them without a tracker)."""
         rgb = decode_image(frame)
         captured_at = captured_at or datetime.now(UTC)
         with self._lock:
             faces = self.front_end.faces(rgb)
             if not faces:
-                return []
+                return FrameResult(captured_at, [], 0)
             descriptors = self.front_end.describe(np.stack([f.crop for f in faces]))
-            return [
+            qualities = [assess(f.detection.box, f.landmarks, f.crop) for f in faces]
+            if self.tracker is None:
+                tracks = [("", True)] * len(faces)
+            else:
+                assigned = self.tracker.assign(camera_id, captured_at, [f.detection.box for f in faces],
+                                               descriptors, qualities)
+                tracks = [(a.track_id, a.uplink) for a in assigned]
+            coded = [
                 EncodedFace(
                     face_id=uuid.uuid4().hex,
                     camera_id=camera_id,
@@ -78,12 +105,15 @@ class EncodePipeline:
                     score=face.detection.score,
                     coded=self.codec.encode_base(descriptor) if self.deferred
                     else self.codec.encode(face.crop, descriptor, self.levels),
-                    quality=assess(face.detection.box, face.landmarks, face.crop),
+                    quality=quality,
                     levels=self.levels,
+                    track_id=track_id,
                     source=lossless(face.crop) if self.deferred and self.levels else None,
                 )
-                for face, descriptor in zip(faces, descriptors)
+                for face, descriptor, quality, (track_id, uplink) in zip(faces, descriptors, qualities, tracks)
+                if uplink
             ]
+            return FrameResult(captured_at, coded, len(faces))
 
 
 CODEC_VERSION = facecodec.__version__

@@ -34,6 +34,11 @@ class EdgeSettings(BaseSettings):
     detect_tiling: bool = Field(
         True, description="also search frames >= ~1000 px wide tile by tile for small faces (~70 ms per 1080p frame)"
     )
+    tracking: bool = Field(
+        True, description="link each camera's faces across frames and uplink a person once (again only for a "
+        "clearly better face); off: every detection is uplinked"
+    )
+    track_timeout_s: float = Field(2.0, gt=0, le=60, description="a track closes after this long without its face")
     max_frame_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted frame upload")
     upload_batch: int = Field(64, ge=1, le=1024, description="faces per ingest stream")
     upload_timeout_s: float = Field(10.0, gt=0, description="deadline of one ingest stream")

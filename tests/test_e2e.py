@@ -116,3 +116,30 @@ def test_bad_input_gets_4xx_never_5xx(stack: Stack) -> None:
     assert codes["unknown face"] == 404 and codes["empty body"] == 400 and codes["wrong type"] == 415
     ok = httpx.post(f"{edge}/v1/cameras/cam-x/frames", files={"frame": ("f.jpg", jpeg, "image/jpeg")}, timeout=60)
     assert ok.status_code == 201 and len(ok.json()["faces"]) == 1  # multipart works, service still up
+
+
+def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
+    """Five frames 0.2 s apart of the same three people: three base layers cross the network, not 15,
+    and the analyzer's sightings carry the edge's track ids."""
+    edge, analyzer = stack.url("edge_encoder"), stack.url("cloud_analyzer")
+    frame = compose_frame([lfw_image(name, 5) for name in ("Colin_Powell", "Tony_Blair", "Laura_Bush")])
+    replies = []
+    for i in range(5):
+        r = httpx.post(f"{edge}/v1/cameras/cam-still/frames", content=frame, timeout=60,
+                       params={"captured_at": f"2026-01-01T10:00:0{i // 5}.{2 * i % 10}00000+00:00"},
+                       headers={"content-type": "image/jpeg"})
+        assert r.status_code == 201, r.text
+        replies.append(r.json())
+    assert [len(r["faces"]) for r in replies] == [3, 0, 0, 0, 0]
+    assert all(r["faces_detected"] == 3 for r in replies)
+    tracks = {f["track_id"] for f in replies[0]["faces"]}
+    assert len(tracks) == 3 and "" not in tracks
+    counts = httpx.get(f"{edge}/healthz").json()["cameras"]["cam-still"]
+    assert counts["detected"] == 15 and counts["uplinked"] == 3 and counts["tracks_opened"] == 3
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        items = httpx.get(f"{analyzer}/v1/sightings", params={"camera_id": "cam-still"}).json()["items"]
+        if len(items) == 3:
+            break
+        time.sleep(0.3)
+    assert {s["track_id"] for s in items} == tracks

@@ -3,6 +3,8 @@ frozen-table rANS path writes exactly the bytes CompressAI's own EntropyBottlene
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -69,9 +71,15 @@ def test_rates_are_ordered_and_garbage_is_refused(rate: int, coder: str, descrip
     assert coder == "arithmetic" and float(other @ served.decode(payload)) < 0.999
 
 
-def test_higher_rate_ids_spend_more_bytes_for_more_fidelity(descriptors: np.ndarray) -> None:
+def lmbda(rate: int) -> float:
+    """The rate weight a base layer was trained with (its JSON's command)."""
+    command = json.loads((WEIGHTS / LEARNED.base_files[rate]).with_suffix(".json").read_text())["command"]
+    return float(command.split("--lmbda")[1].split()[0])
+
+
+def test_smaller_rate_weights_spend_more_bytes_for_more_fidelity(descriptors: np.ndarray) -> None:
     sizes, cosines = [], []
-    for rate in RATES:
+    for rate in sorted(RATES, key=lambda r: -lmbda(r)):
         served = LearnedBaseLayer(WEIGHTS / LEARNED.base_files[rate])
         payloads = [served.encode(x) for x in descriptors]
         sizes.append(np.mean([len(p) for p in payloads]))

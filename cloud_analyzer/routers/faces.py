@@ -35,6 +35,7 @@ class FaceOut(BaseModel):
     gallery_size: int | None
     fused_faces: int | None
     quality_issues: list[str] | None
+    track_id: str | None
 
 
 class Camera(BaseModel):

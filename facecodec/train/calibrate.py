@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="a whole CFP run through prepare: its identities 001-250 join the open-set calibration")
     parser.add_argument("--cfp-images", type=Path, default=None,
                         help="that CFP's Data/Images folder, for its names (default FACECODEC_CFP)")
+    parser.add_argument("--rates", type=int, nargs="+", help="only these learned rate ids (default: every base layer)")
     args = parser.parse_args(argv)
     faces = load_training_faces(args.faces)
     # Pair thresholds from in-the-wild faces, like the cameras'; open-set tails from every training face.
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     for spec in PROFILES.values():
         for rate, weights in spec.base_files.items():
             if weights in done:  # profiles that differ only in prediction share a base layer
+                continue
+            if args.rates and (spec.base_kind != "learned" or rate not in args.rates):
                 continue
             done.add(weights)
             sidecar = (WEIGHTS / weights).with_suffix(".json")

@@ -23,7 +23,7 @@ class BoundingBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class FaceRecord(_message.Message):
-    __slots__ = ("face_id", "camera_id", "captured_at", "bbox", "detection_score", "model_id", "rate_id", "codec_version", "base_layer", "edge_id", "edge_address", "enhancement_levels", "quality")
+    __slots__ = ("face_id", "camera_id", "captured_at", "bbox", "detection_score", "model_id", "rate_id", "codec_version", "base_layer", "edge_id", "edge_address", "enhancement_levels", "quality", "track_id")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class FaceRecord(_message.Message):
     EDGE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     ENHANCEMENT_LEVELS_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     face_id: str
     camera_id: str
     captured_at: _timestamp_pb2.Timestamp
@@ -50,7 +51,8 @@ class FaceRecord(_message.Message):
     edge_address: str
     enhancement_levels: int
     quality: FaceQuality
-    def __init__(self, face_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., model_id: _Optional[int] = ..., rate_id: _Optional[int] = ..., codec_version: _Optional[str] = ..., base_layer: _Optional[bytes] = ..., edge_id: _Optional[str] = ..., edge_address: _Optional[str] = ..., enhancement_levels: _Optional[int] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ...) -> None: ...
+    track_id: str
+    def __init__(self, face_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., model_id: _Optional[int] = ..., rate_id: _Optional[int] = ..., codec_version: _Optional[str] = ..., base_layer: _Optional[bytes] = ..., edge_id: _Optional[str] = ..., edge_address: _Optional[str] = ..., enhancement_levels: _Optional[int] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ..., track_id: _Optional[str] = ...) -> None: ...
 
 class FaceQuality(_message.Message):
     __slots__ = ("face_width_px", "sharpness", "yaw", "issues")
