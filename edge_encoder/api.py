@@ -11,11 +11,14 @@ from typing import Annotated
 from facecoding.v1 import ingest_pb2
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse
 from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.fetch_service import make_server
+from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
 from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline
 from edge_encoder.settings import EdgeSettings
@@ -36,13 +39,20 @@ class EdgeNode:
     outbox: Outbox
     store: EnhancementStore
     uploader: Uploader
+    metrics: EdgeMetrics
 
     def accept(self, faces: list[EncodedFace]) -> None:
         """Keep the enhancement layers first, then queue the base layers: the cloud never learns of a
         face whose pixels the edge cannot serve."""
+        with self.metrics.stage("store"):
+            for face in faces:
+                self.store.put(face.face_id, face.full_container, face.levels, face.source)
+                self.outbox.put(face.face_id, self.record(face).SerializeToString())
         for face in faces:
-            self.store.put(face.face_id, face.full_container, face.levels, face.source)
-            self.outbox.put(face.face_id, self.record(face).SerializeToString())
+            self.metrics.faces_uplinked.labels(face.camera_id).inc()
+            self.metrics.uplink_bytes.inc(len(face.base_container))
+            for issue in face.quality.issues:
+                self.metrics.faces_gated.labels(face.camera_id, issue).inc()
 
     def record(self, face: EncodedFace) -> ingest_pb2.FaceRecord:
         captured = Timestamp()
@@ -104,11 +114,13 @@ def make_tracker(codec: FaceCodec, timeout_s: float) -> FaceTracker:
 def build_node(settings: EdgeSettings) -> EdgeNode:
     codec = codec_by_name(settings.codec_profile, settings.codec_rate)
     outbox = Outbox(settings.data_dir / "outbox.sqlite3")
-    return EdgeNode(
+    metrics = EdgeMetrics()
+    node = EdgeNode(
         settings=settings,
         pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling),
                                 deferred=settings.enhancement_coding == "deferred",
-                                tracker=make_tracker(codec, settings.track_timeout_s) if settings.tracking else None),
+                                tracker=make_tracker(codec, settings.track_timeout_s) if settings.tracking else None,
+                                metrics=metrics),
         outbox=outbox,
         store=EnhancementStore(
             settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes
@@ -117,7 +129,13 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
             outbox, settings.cloud_ingest_address, settings.upload_batch, settings.upload_timeout_s,
             settings.upload_retry_max_s,
         ),
+        metrics=metrics,
     )
+    metrics.watch(lambda: {
+        "outbox_pending": len(node.outbox), "outbox_rejected": node.outbox.rejected_count(),
+        "uploaded_acked": node.uploader.acked, **{f"enhancement_store_{k}": v for k, v in node.store.stats().items()},
+    })
+    return node
 
 
 def create_app(settings: EdgeSettings | None = None) -> FastAPI:
@@ -126,7 +144,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         node = build_node(settings)
-        server, port = make_server(node.store, settings.grpc_port)
+        server, port = make_server(node.store, settings.grpc_port, metrics=node.metrics)
         server.start()
         node.uploader.start()
         app.state.node = node
@@ -154,6 +172,11 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
             "cameras": node.pipeline.camera_counts(),
         }
 
+    if settings.metrics_enabled:
+        @app.get("/metrics", response_class=PlainTextResponse)
+        def metrics(node: Node) -> PlainTextResponse:
+            return PlainTextResponse(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut)
     async def post_frame(
         request: Request,
@@ -161,13 +184,20 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         camera_id: Annotated[str, Path(pattern=CAMERA_ID)],
         captured_at: Annotated[datetime | None, Query(description="capture time (ISO 8601); default now")] = None,
     ) -> FrameOut:
-        frame = await _read_frame(request, settings.max_frame_bytes)
+        try:
+            frame = await _read_frame(request, settings.max_frame_bytes)
+        except HTTPException as exc:
+            node.metrics.frames_rejected.labels(str(exc.status_code)).inc()
+            raise
+        node.metrics.frames.labels(camera_id).inc()
         if captured_at is not None and captured_at.tzinfo is None:
             captured_at = captured_at.replace(tzinfo=UTC)
         try:
             result = await run_in_threadpool(node.pipeline.encode_frame, camera_id, frame, captured_at)
         except ImageDecodeError as exc:
+            node.metrics.frames_rejected.labels("400").inc()
             raise HTTPException(400, str(exc)) from exc
+        node.metrics.faces_detected.labels(camera_id).inc(result.detected)
         faces = result.faces
         await run_in_threadpool(node.accept, faces)
         return FrameOut(

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from PIL import Image
 
 from edge_encoder.enhancement_store import EnhancementStore
+from edge_encoder.metrics import EdgeMetrics
 from facecodec.bitstream import BitstreamError, CodedFace, parse
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError, codec_for
 
@@ -25,10 +26,15 @@ FACE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
-    def __init__(self, store: EnhancementStore) -> None:
+    def __init__(self, store: EnhancementStore, metrics: EdgeMetrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or EdgeMetrics()
 
     def Fetch(self, request: enhancement_pb2.FetchRequest, context: grpc.ServicerContext):  # noqa: N802
+        with self.metrics.fetch_seconds.time():
+            return self._fetch(request, context)
+
+    def _fetch(self, request: enhancement_pb2.FetchRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
         if not FACE_ID.match(request.face_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "face_id must be 1-64 characters of [A-Za-z0-9_.-]")
         found = self.store.get(request.face_id)
@@ -43,9 +49,11 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
         # Only what that level decodes from: WebP refinement needs 1..N, the learned codec layer N alone.
         needed = codec.layers_needed(level) if level else ()
         have = {layer.level for layer in coded.enhancements}
-        if found.source is not None and not set(needed) <= have:
+        coded_now = found.source is not None and not set(needed) <= have
+        if coded_now:
             coded = self._code_now(codec, coded, found.source, level, context)
             self.store.keep_layers(request.face_id, coded.to_bytes())  # the next viewer pays nothing
+        self.metrics.fetches.labels(str(coded_now).lower()).inc()
         kept = tuple(layer for layer in coded.enhancements if layer.level in needed)
         if len(kept) < len(needed):
             context.abort(grpc.StatusCode.DATA_LOSS, f"enhancement level {level} of face {request.face_id} is lost")
@@ -64,9 +72,10 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
             raise  # abort raises; this keeps type checkers and readers sure nothing falls through
 
 
-def make_server(store: EnhancementStore, port: int, host: str = "[::]") -> tuple[grpc.Server, int]:
+def make_server(store: EnhancementStore, port: int, host: str = "[::]",
+                metrics: EdgeMetrics | None = None) -> tuple[grpc.Server, int]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    enhancement_pb2_grpc.add_EnhancementStoreServicer_to_server(EnhancementFetchService(store), server)
+    enhancement_pb2_grpc.add_EnhancementStoreServicer_to_server(EnhancementFetchService(store, metrics), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_name = enhancement_pb2.DESCRIPTOR.services_by_name["EnhancementStore"].full_name

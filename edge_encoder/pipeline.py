@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 import facecodec
+from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.tracker import FaceTracker
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import FaceCodec
@@ -61,11 +62,13 @@ class EncodePipeline:
     `eager` codes `levels` layers at capture."""
 
     def __init__(self, codec: FaceCodec, levels: int | None, front_end: FaceFrontEnd | None = None,
-                 deferred: bool = True, tracker: FaceTracker | None = None) -> None:
+                 deferred: bool = True, tracker: FaceTracker | None = None,
+                 metrics: EdgeMetrics | None = None) -> None:
         self.codec = codec
         self.levels = codec.levels if levels is None else min(levels, codec.levels)
         self.deferred = deferred
         self.tracker = tracker  # None: every detection is coded and uplinked
+        self.metrics = metrics or EdgeMetrics()
         self.front_end = front_end or FaceFrontEnd()
         # onnxruntime sessions are thread-safe, but one frame at a time keeps a 2-core edge responsive.
         self._lock = threading.Lock()
@@ -82,37 +85,42 @@ class EncodePipeline:
     def encode_frame(self, camera_id: str, frame: bytes, captured_at: datetime | None = None) -> FrameResult:
         """Decode the frame (ImageDecodeError if it is not an image) and code every face in it that the
         tracker uplinks (all of them without a tracker)."""
-        rgb = decode_image(frame)
+        with self.metrics.stage("decode"):
+            rgb = decode_image(frame)
         captured_at = captured_at or datetime.now(UTC)
         with self._lock:
-            faces = self.front_end.faces(rgb)
+            with self.metrics.stage("detect_align"):
+                faces = self.front_end.faces(rgb)
             if not faces:
                 return FrameResult(captured_at, [], 0)
-            descriptors = self.front_end.describe(np.stack([f.crop for f in faces]))
-            qualities = [assess(f.detection.box, f.landmarks, f.crop) for f in faces]
-            if self.tracker is None:
-                tracks = [("", True)] * len(faces)
-            else:
-                assigned = self.tracker.assign(camera_id, captured_at, [f.detection.box for f in faces],
-                                               descriptors, qualities)
-                tracks = [(a.track_id, a.uplink) for a in assigned]
-            coded = [
-                EncodedFace(
-                    face_id=uuid.uuid4().hex,
-                    camera_id=camera_id,
-                    captured_at=captured_at,
-                    box=face.detection.box,
-                    score=face.detection.score,
-                    coded=self.codec.encode_base(descriptor) if self.deferred
-                    else self.codec.encode(face.crop, descriptor, self.levels),
-                    quality=quality,
-                    levels=self.levels,
-                    track_id=track_id,
-                    source=lossless(face.crop) if self.deferred and self.levels else None,
-                )
-                for face, descriptor, quality, (track_id, uplink) in zip(faces, descriptors, qualities, tracks)
-                if uplink
-            ]
+            with self.metrics.stage("describe"):
+                descriptors = self.front_end.describe(np.stack([f.crop for f in faces]))
+            with self.metrics.stage("track"):
+                qualities = [assess(f.detection.box, f.landmarks, f.crop) for f in faces]
+                if self.tracker is None:
+                    tracks = [("", True)] * len(faces)
+                else:
+                    assigned = self.tracker.assign(camera_id, captured_at, [f.detection.box for f in faces],
+                                                   descriptors, qualities)
+                    tracks = [(a.track_id, a.uplink) for a in assigned]
+            with self.metrics.stage("code"):
+                coded = [
+                    EncodedFace(
+                        face_id=uuid.uuid4().hex,
+                        camera_id=camera_id,
+                        captured_at=captured_at,
+                        box=face.detection.box,
+                        score=face.detection.score,
+                        coded=self.codec.encode_base(descriptor) if self.deferred
+                        else self.codec.encode(face.crop, descriptor, self.levels),
+                        quality=quality,
+                        levels=self.levels,
+                        track_id=track_id,
+                        source=lossless(face.crop) if self.deferred and self.levels else None,
+                    )
+                    for face, descriptor, quality, (track_id, uplink) in zip(faces, descriptors, qualities, tracks)
+                    if uplink
+                ]
             return FrameResult(captured_at, coded, len(faces))
 
 

@@ -136,6 +136,11 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
     assert len(tracks) == 3 and "" not in tracks
     counts = httpx.get(f"{edge}/healthz").json()["cameras"]["cam-still"]
     assert counts["detected"] == 15 and counts["uplinked"] == 3 and counts["tracks_opened"] == 3
+    metrics = httpx.get(f"{edge}/metrics").text  # the same counts for Prometheus, and where the time went
+    assert 'edge_faces_detected_total{camera="cam-still"} 15.0' in metrics
+    assert 'edge_faces_uplinked_total{camera="cam-still"} 3.0' in metrics
+    assert 'edge_frames_total{camera="cam-still"} 5.0' in metrics
+    assert 'edge_stage_seconds_count{stage="describe"}' in metrics and "edge_outbox_pending" in metrics
     deadline = time.time() + 30
     while time.time() < deadline:
         items = httpx.get(f"{analyzer}/v1/sightings", params={"camera_id": "cam-still"}).json()["items"]
