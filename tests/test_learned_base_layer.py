@@ -71,17 +71,20 @@ def test_rates_are_ordered_and_garbage_is_refused(rate: int, coder: str, descrip
     assert coder == "arithmetic" and float(other @ served.decode(payload)) < 0.999
 
 
-def lmbda(rate: int) -> float:
-    """The rate weight a base layer was trained with (its JSON's command)."""
+def trained_with(rate: int) -> tuple[int, float]:
+    """(latent width, rate weight) a base layer was trained with, from its JSON's command."""
     command = json.loads((WEIGHTS / LEARNED.base_files[rate]).with_suffix(".json").read_text())["command"]
-    return float(command.split("--lmbda")[1].split()[0])
+    latent = int(command.split("--latent")[1].split()[0]) if "--latent" in command else 128
+    return latent, float(command.split("--lmbda")[1].split()[0])
 
 
-def test_smaller_rate_weights_spend_more_bytes_for_more_fidelity(descriptors: np.ndarray) -> None:
+@pytest.mark.parametrize("latent", sorted({trained_with(r)[0] for r in RATES}))
+def test_smaller_rate_weights_spend_more_bytes_for_more_fidelity(latent: int, descriptors: np.ndarray) -> None:
     sizes, cosines = [], []
-    for rate in sorted(RATES, key=lambda r: -lmbda(r)):
+    family = [r for r in RATES if trained_with(r)[0] == latent]
+    for rate in sorted(family, key=lambda r: -trained_with(r)[1]):
         served = LearnedBaseLayer(WEIGHTS / LEARNED.base_files[rate])
         payloads = [served.encode(x) for x in descriptors]
         sizes.append(np.mean([len(p) for p in payloads]))
         cosines.append(np.mean([served.decode(p) @ x for p, x in zip(payloads, descriptors)]))
-    assert sizes == sorted(sizes) and cosines == sorted(cosines), (sizes, cosines)
+    assert sizes == sorted(sizes) and cosines == sorted(cosines), (family, sizes, cosines)
