@@ -177,13 +177,29 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         def metrics(node: Node) -> PlainTextResponse:
             return PlainTextResponse(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut)
+    in_flight = 0  # frames being read, coded or stored; one event loop, so a plain counter is exact
+
+    @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut,
+              responses={429: {"description": "the edge is saturated; retry after the Retry-After seconds"}})
     async def post_frame(
         request: Request,
         node: Node,
         camera_id: Annotated[str, Path(pattern=CAMERA_ID)],
         captured_at: Annotated[datetime | None, Query(description="capture time (ISO 8601); default now")] = None,
     ) -> FrameOut:
+        nonlocal in_flight
+        if in_flight >= settings.max_frames_in_flight:
+            node.metrics.frames_rejected.labels("429").inc()
+            raise HTTPException(429, f"edge saturated: {in_flight} frames in flight; retry shortly",
+                                headers={"Retry-After": "1"})
+        in_flight += 1
+        try:
+            return await _encode_frame(node, request, camera_id, captured_at)
+        finally:
+            in_flight -= 1
+
+    async def _encode_frame(node: EdgeNode, request: Request, camera_id: str,
+                            captured_at: datetime | None) -> FrameOut:
         try:
             frame = await _read_frame(request, settings.max_frame_bytes)
         except HTTPException as exc:

@@ -39,6 +39,10 @@ class EdgeSettings(BaseSettings):
         "clearly better face); off: every detection is uplinked"
     )
     track_timeout_s: float = Field(2.0, gt=0, le=60, description="a track closes after this long without its face")
+    max_frames_in_flight: int = Field(
+        8, ge=1, le=1024, description="frames accepted but not yet answered; beyond it a frame gets 429 with "
+        "Retry-After instead of queueing without bound"
+    )
     metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics")
     max_frame_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted frame upload")
     upload_batch: int = Field(64, ge=1, le=1024, description="faces per ingest stream")

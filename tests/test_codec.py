@@ -49,6 +49,22 @@ def test_base_layer_decodes_alone_and_levels_nest(profile: str, face) -> None:
                                     (EnhancementLayer(1, b"not webp"),)), 1)
 
 
+def test_containers_of_the_previous_default_model_keep_decoding(face) -> None:
+    """Model 4 (rANS base layer, LFW-trained enhancement coder) wrote the containers of earlier releases:
+    a decoder picks its weights from the header and reads them as before; model 5 reads the same
+    descriptor from fewer base-layer bytes."""
+    crop, descriptor = face
+    old = codec_by_name("scalable-lfw").encode(crop, descriptor)
+    assert old.model_id == 4
+    reader = codec_for(old.model_id, old.rate_id)
+    assert reader.spec.enhancement_file == "enhancement_scalable_ft.npz" and reader.spec.base_coder == "rans"
+    parsed = parse(old.to_bytes())
+    assert psnr(reader.reconstruct(parsed, reader.levels), crop) > 30
+    new = codec_by_name("scalable").encode_base(descriptor)
+    assert new.model_id == 5 and len(new.base) <= len(old.base) - 3
+    assert np.allclose(codec_for(5, new.rate_id).decode_descriptor(new), reader.decode_descriptor(parsed), atol=1e-6)
+
+
 def test_unknown_model_or_rate_is_refused_clearly() -> None:
     with pytest.raises(UnknownProfileError, match="unknown codec model id 200"):
         codec_for(200, 0)

@@ -148,3 +148,24 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
             break
         time.sleep(0.3)
     assert {s["track_id"] for s in items} == tracks
+
+
+def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack) -> None:
+    """More frames at once than EDGE_MAX_FRAMES_IN_FLIGHT (8): the rest are refused at once with 429 and
+    Retry-After instead of queueing without bound; every accepted frame is answered normally."""
+    import asyncio
+
+    edge = stack.url("edge_encoder")
+    frame = compose_frame([lfw_image("Tony_Blair", 6)])
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=120) as client:
+            url, jpeg = f"{edge}/v1/cameras/cam-burst/frames", {"content-type": "image/jpeg"}
+            return await asyncio.gather(*(client.post(url, content=frame, headers=jpeg) for _ in range(24)))
+
+    replies = asyncio.run(burst())
+    codes = [r.status_code for r in replies]
+    assert set(codes) <= {201, 429} and codes.count(201) >= 1 and codes.count(429) >= 1, codes
+    assert all(r.headers["retry-after"] == "1" for r in replies if r.status_code == 429)
+    refused = httpx.get(f"{edge}/metrics").text
+    assert f'edge_frames_rejected_total{{reason="429"}} {codes.count(429)}.0' in refused

@@ -21,7 +21,6 @@ each row's `protocol_note`); their descriptors are cached in data/eval_cache/ so
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import multiprocessing
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from facecodec.datasets import dataset_root, lfw_pairs
+from facecodec.eval import anchors
 from facecodec.eval.metrics import all_pairs_scores, rank1, tar_at_far, unit, verification_accuracy_cv
 from facecodec.frontend import FaceFrontEnd, decode_image
 from facecodec.train.data import Faces, load, load_evaluation_faces, load_training_faces
@@ -49,7 +49,9 @@ CROP_QUALITIES: dict[str, tuple[int, ...]] = {
     "jpeg": (10, 30, 50, 90),
     "webp": (5, 30, 90),
     "avif": (20, 50, 80),
+    "hevc": (10, 25, 50),  # x265 in a HEIF file (facecodec.eval.anchors); VVC is too slow here (~0.2 s/image)
 }
+PIXEL_PROFILE = "scalable"  # the codec whose reconstructions are described, level by level
 DETECTION_QUALITIES = (50,)
 CACHE_VERSION = 1  # bump when the image-row pipeline changes so stale cached descriptors are dropped
 
@@ -360,18 +362,6 @@ def run_descriptor_method(ev: EvalSet, m: DescriptorMethod) -> dict:
 # Image rows: compress, decompress, analyse again
 
 
-def encode_image(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
-    from PIL import Image
-
-    if fmt == "avif":
-        import pillow_avif  # noqa: F401  (registers the AVIF plugin with Pillow)
-    buffer = io.BytesIO()
-    options = {"optimize": True} if fmt == "jpeg" else {}
-    Image.fromarray(rgb).save(buffer, {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF"}[fmt],
-                              quality=quality, **options)
-    return buffer.getvalue()
-
-
 class DescriptorCache:
     """Re-described descriptors per image key in data/eval_cache/<name>.npy (+ .keys.npy, .bytes.npy).
 
@@ -528,11 +518,43 @@ def crop_rows(ctx: ImageRowContext) -> list[dict]:
     for fmt, qualities in CROP_QUALITIES.items():
         for q in qualities:
             def produce(key: str, front: FaceFrontEnd, fmt: str = fmt, q: int = q) -> tuple[np.ndarray, int]:
-                data = encode_image(ev.faces.crops[crop_of[key]], fmt, q)
-                return decode_image(data), len(data)
+                data = anchors.encode_image(ev.faces.crops[crop_of[key]], fmt, q)
+                return anchors.decode_image(data, fmt), len(data)
 
             rows.append(image_row(ctx, f"{fmt}_crop", f"q{q}", produce, source, note))
             print_row(rows[-1])
+    return rows
+
+
+def pixel_rows(ctx: ImageRowContext) -> list[dict]:
+    """Rate-accuracy of the pixels: the scalable codec's reconstructions (base only, then each level),
+    described again, with the bytes of the container a viewer of that level receives."""
+    from facecodec.codec.profiles import codec_by_name
+
+    ev = ctx.ev
+    stat = ev.lfw_path.stat()
+    spec = codec_by_name(PIXEL_PROFILE).spec
+    weights = [WEIGHTS / spec.base_files[spec.default_rate], WEIGHTS / spec.prediction_file,
+               WEIGHTS / spec.enhancement_file]
+    source = f"{ev.lfw_path.name}:{stat.st_size}:{stat.st_mtime_ns}:model{spec.model_id}:" + ":".join(
+        f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights)
+    crop_of = {k: i for i, k in enumerate(ev.faces.keys.tolist())}
+    note = reduced_note(ctx) + (f" The aligned crop is coded by profile {PIXEL_PROFILE} (model {spec.model_id}, "
+                                "default rate), reconstructed at the level and described; bytes = base + that "
+                                "level's layer in one container.")
+    rows = []
+    for level in range(codec_by_name(PIXEL_PROFILE).levels + 1):
+        def produce(key: str, front: FaceFrontEnd, level: int = level) -> tuple[np.ndarray, int]:
+            codec = codec_by_name(PIXEL_PROFILE)  # per process: workers fork before any session opens
+            i = crop_of[key]
+            coded = codec.encode_base(ev.faces.descriptors[i])
+            if level:
+                coded = codec.add_enhancement(ev.faces.crops[i], coded, level)
+            return codec.reconstruct(coded, level), len(coded.to_bytes())
+
+        rows.append(image_row(ctx, f"{PIXEL_PROFILE}_pixels", f"level-{level}" if level else "base-only",
+                              produce, source, note) | {"family": "pixels"})  # not an image-codec row
+        print_row(rows[-1])
     return rows
 
 
@@ -582,7 +604,7 @@ def detection_rows(ctx: ImageRowContext) -> list[dict]:
         def produce(key: str, front: FaceFrontEnd, q: int = q) -> tuple[np.ndarray, int]:
             left, top, side, _ = regions[key]
             rgb = decode_image(lfw_image_path(key).read_bytes())
-            data = encode_image(np.ascontiguousarray(rgb[top : top + side, left : left + side]), "jpeg", q)
+            data = anchors.encode_image(np.ascontiguousarray(rgb[top : top + side, left : left + side]), "jpeg", q)
             region = decode_image(data)
             points = front.landmarks(region, (0.0, 0.0, float(side), float(side)))
             return align(region, points), len(data)
@@ -677,7 +699,7 @@ def summarise(points: list[dict]) -> dict:
     }
 
 
-MARKERS = {"descriptor": "s", "pq": "D", "base_layer": "^", "learned": "*", "image": "o"}
+MARKERS = {"descriptor": "s", "pq": "D", "base_layer": "^", "learned": "*", "image": "o", "pixels": "P"}
 
 
 def point_label(p: dict) -> str:
@@ -792,7 +814,7 @@ def main(argv: list[str] | None = None) -> None:
                               args.cache, FaceFrontEnd(), args.workers)
         print(f"image rows ({len(ctx.images)} images each, cache {args.cache}):", flush=True)
         reference = float32_reference(ctx)
-        for row in crop_rows(ctx) + detection_rows(ctx):
+        for row in crop_rows(ctx) + pixel_rows(ctx) + detection_rows(ctx):
             row["float32_same_images"] = reference
             points.append(row)
 
