@@ -77,10 +77,12 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
             for face, path in zip(faces, frame_paths):
                 truth[face["face_id"]] = path.parent.name
             posted += faces
+            coded_now = np.mean([f["enhancement_bytes"] for f in faces]) if faces else 0.0
+            levels = max((f["enhancement_levels"] for f in faces), default=0)
+            kept = (f"{levels} enhancement levels, {coded_now:.0f} B/face coded at capture" if coded_now else
+                    f"{levels} enhancement levels, each coded when first viewed (the crop stays at the edge)")
             print(f"camera {camera}: {len(faces)} faces coded, base layer "
-                  f"{np.mean([f['base_layer_bytes'] for f in faces]):.0f} B/face sent; "
-                  f"{max((f['enhancement_levels'] for f in faces), default=0)} enhancement levels kept at the edge, "
-                  f"{np.mean([f['enhancement_bytes'] for f in faces]):.0f} B/face in all")
+                  f"{np.mean([f['base_layer_bytes'] for f in faces]):.0f} B/face sent; {kept}")
 
         sightings = wait_for_sightings(client, analyzer, len(posted))
         correct = 0
