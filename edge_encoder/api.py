@@ -11,7 +11,7 @@ from typing import Annotated
 from facecoding.v1 import ingest_pb2
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -178,6 +178,16 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
             return PlainTextResponse(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     in_flight = 0  # frames being read, coded or stored; one event loop, so a plain counter is exact
+
+    @app.get("/readyz", responses={503: {"description": "not ready: see which check failed"}})
+    def readyz(node: Node) -> JSONResponse:
+        """Ready to take frames: models loaded (the node exists only after they are), both stores
+        writable, and frames in flight below EDGE_MAX_FRAMES_IN_FLIGHT. /healthz only says it runs."""
+        checks = {"models_loaded": True, "outbox_writable": node.outbox.writable(),
+                  "enhancement_store_writable": node.store.writable(),
+                  "not_saturated": in_flight < settings.max_frames_in_flight}
+        return JSONResponse({"ready": all(checks.values()), "checks": checks},
+                            status_code=200 if all(checks.values()) else 503)
 
     @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut,
               responses={429: {"description": "the edge is saturated; retry after the Retry-After seconds"}})

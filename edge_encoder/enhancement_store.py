@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_encoder.local_db import writable
+
 
 @dataclass(frozen=True)
 class StoredFace:
@@ -37,6 +39,9 @@ class EnhancementStore:
             self._db.execute("ALTER TABLE faces ADD COLUMN source BLOB")
         self.max_faces, self.max_bytes = max_faces, max_bytes
         self._lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return writable(self._db, self._lock)
 
     def put(self, face_id: str, container: bytes, levels: int, source: bytes | None = None) -> None:
         size = len(container) + len(source or b"")

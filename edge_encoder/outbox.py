@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+from edge_encoder.local_db import writable
+
 
 class Outbox:
     def __init__(self, path: Path) -> None:
@@ -31,6 +33,9 @@ class Outbox:
         )
         self._lock = threading.Lock()
         self.wakeup = threading.Event()
+
+    def writable(self) -> bool:
+        return writable(self._db, self._lock)
 
     def put(self, face_id: str, record: bytes) -> None:
         with self._lock:

@@ -169,3 +169,5 @@ def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack
     assert all(r.headers["retry-after"] == "1" for r in replies if r.status_code == 429)
     refused = httpx.get(f"{edge}/metrics").text
     assert f'edge_frames_rejected_total{{reason="429"}} {codes.count(429)}.0' in refused
+    ready = httpx.get(f"{edge}/readyz")  # the burst is over: ready again
+    assert ready.status_code == 200 and ready.json()["ready"] and all(ready.json()["checks"].values())
