@@ -6,6 +6,7 @@ to recognise them from base layers alone, then asks the reconstructor for base-o
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -153,8 +154,6 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
 def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack) -> None:
     """More frames at once than EDGE_MAX_FRAMES_IN_FLIGHT (8): the rest are refused at once with 429 and
     Retry-After instead of queueing without bound; every accepted frame is answered normally."""
-    import asyncio
-
     edge = stack.url("edge_encoder")
     frame = compose_frame([lfw_image("Tony_Blair", 6)])
 
@@ -171,3 +170,16 @@ def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack
     assert f'edge_frames_rejected_total{{reason="429"}} {codes.count(429)}.0' in refused
     ready = httpx.get(f"{edge}/readyz")  # the burst is over: ready again
     assert ready.status_code == 200 and ready.json()["ready"] and all(ready.json()["checks"].values())
+
+
+def test_replay_plays_a_folder_as_cameras_and_summarises(stack: Stack) -> None:
+    from facecodec.replay import load_frames, replay
+
+    frames = load_frames(Path(__file__).resolve().parent.parent / "samples", 100)
+    assert len(frames) == 16 and all(t in ("image/jpeg", "image/png") for _, t in frames)
+    summary = asyncio.run(replay(frames, stack.url("edge_encoder"), cameras=2, fps=4, frames_per_camera=6,
+                                 progress=False))
+    assert summary.frames_sent + summary.skipped == 12 and summary.errors == 0, summary
+    assert summary.accepted + summary.refused_429 == summary.frames_sent and summary.accepted >= 1
+    assert summary.faces_detected >= summary.accepted and 0 < summary.faces_uplinked <= summary.faces_detected
+    assert summary.latency_ms_p50 is not None and 0 < summary.latency_ms_p50 <= summary.latency_ms_p95
