@@ -126,52 +126,58 @@ def background(rng: np.random.Generator) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
+def composite_frame(rng: np.random.Generator, photos: list, reference: FaceDetector,
+                    faces: tuple[int, int] = (3, 7)) -> tuple[np.ndarray, np.ndarray]:
+    """One 1080p frame (JPEG q85 round trip) with `faces` (low, high exclusive) evaluation photos pasted at
+    known boxes and widths 40-300 px, some blurred or half-covered; returns (rgb, boxes N x 4)."""
+    frame = background(rng)
+    taken: list[tuple[int, int, int, int]] = []
+    truth = []
+    for _ in range(rng.integers(*faces)):
+        photo = decode_image(photos[rng.integers(len(photos))].path.read_bytes())
+        found = reference(photo)
+        if not found:
+            continue
+        x1, y1, x2, y2 = max(found, key=lambda d: d.score).box
+        # The head and some shoulders, not the whole photo: LFW photos often show other people.
+        m = 0.35 * (x2 - x1)
+        cx1, cy1 = int(max(x1 - m, 0)), int(max(y1 - m, 0))
+        cx2, cy2 = int(min(x2 + m, photo.shape[1])), int(min(y2 + 1.5 * m, photo.shape[0]))
+        photo, (x1, y1, x2, y2) = photo[cy1:cy2, cx1:cx2], (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
+        lo, hi = list(BANDS.values())[rng.integers(len(BANDS))]
+        scale = rng.uniform(lo, hi) / (x2 - x1)
+        pasted = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                            interpolation=cv2.INTER_AREA)
+        ph, pw = pasted.shape[:2]
+        for _attempt in range(20):  # a free place: pasted photos never cover one another
+            px, py = int(rng.integers(0, FRAME_W - pw)), int(rng.integers(0, FRAME_H - ph))
+            if all(px + pw <= a or a + c <= px or py + ph <= b or b + d <= py for a, b, c, d in taken):
+                break
+        else:
+            continue
+        box = np.array([x1, y1, x2, y2]) * scale + [px, py, px, py]
+        kind = rng.uniform()
+        if kind < 0.25:
+            pasted = cv2.GaussianBlur(pasted, (0, 0), max(0.6, 0.03 * (box[2] - box[0])))
+        frame[py : py + ph, px : px + pw] = pasted
+        if 0.25 <= kind < 0.45:  # a hand, a scarf, a screen: the face below the eyes is covered
+            top = int(box[1] + 0.55 * (box[3] - box[1]))
+            cv2.rectangle(frame, (int(box[0] - 2), top), (int(box[2] + 2), int(box[3] + 2)),
+                          rng.uniform(20, 235, 3).tolist(), -1)
+        taken.append((px, py, pw, ph))
+        truth.append(box)
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, "JPEG", quality=85)
+    return decode_image(buffer.getvalue()), np.array(truth, np.float32).reshape(-1, 4)
+
+
 def composite(detector: FaceDetector, reference: FaceDetector, frames: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     photos = evaluation_images()
     tally = Tally()
     for _ in range(frames):
-        frame = background(rng)
-        taken: list[tuple[int, int, int, int]] = []
-        truth = []
-        for _ in range(rng.integers(3, 7)):
-            photo = decode_image(photos[rng.integers(len(photos))].path.read_bytes())
-            found = reference(photo)
-            if not found:
-                continue
-            x1, y1, x2, y2 = max(found, key=lambda d: d.score).box
-            # The head and some shoulders, not the whole photo: LFW photos often show other people.
-            m = 0.35 * (x2 - x1)
-            cx1, cy1 = int(max(x1 - m, 0)), int(max(y1 - m, 0))
-            cx2, cy2 = int(min(x2 + m, photo.shape[1])), int(min(y2 + 1.5 * m, photo.shape[0]))
-            photo, (x1, y1, x2, y2) = photo[cy1:cy2, cx1:cx2], (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
-            lo, hi = list(BANDS.values())[rng.integers(len(BANDS))]
-            scale = rng.uniform(lo, hi) / (x2 - x1)
-            pasted = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
-                                interpolation=cv2.INTER_AREA)
-            ph, pw = pasted.shape[:2]
-            for _attempt in range(20):  # a free place: pasted photos never cover one another
-                px, py = int(rng.integers(0, FRAME_W - pw)), int(rng.integers(0, FRAME_H - ph))
-                if all(px + pw <= a or a + c <= px or py + ph <= b or b + d <= py for a, b, c, d in taken):
-                    break
-            else:
-                continue
-            box = np.array([x1, y1, x2, y2]) * scale + [px, py, px, py]
-            kind = rng.uniform()
-            if kind < 0.25:
-                pasted = cv2.GaussianBlur(pasted, (0, 0), max(0.6, 0.03 * (box[2] - box[0])))
-            frame[py : py + ph, px : px + pw] = pasted
-            if 0.25 <= kind < 0.45:  # a hand, a scarf, a screen: the face below the eyes is covered
-                top = int(box[1] + 0.55 * (box[3] - box[1]))
-                cv2.rectangle(frame, (int(box[0] - 2), top), (int(box[2] + 2), int(box[3] + 2)),
-                              rng.uniform(20, 235, 3).tolist(), -1)
-            taken.append((px, py, pw, ph))
-            truth.append(box)
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, "JPEG", quality=85)
-        frame = decode_image(buffer.getvalue())
-        truth_array = np.array(truth, np.float32).reshape(-1, 4)
-        tally.add(detector, frame, truth_array, np.ones(len(truth_array), bool))
+        frame, truth = composite_frame(rng, photos, reference)
+        tally.add(detector, frame, truth, np.ones(len(truth), bool))
     return tally.report()
 
 

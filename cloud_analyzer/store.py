@@ -88,6 +88,7 @@ class Sighting:
     fused_faces: int | None = None
     quality_issues: list[str] | None = None
     track_id: str | None = None  # the edge's track: one person in view of one camera
+    decided_at_ms: int | None = None  # when the analyzer decided (frame-to-sighting latency)
 
 
 class Store:
@@ -133,7 +134,7 @@ class Store:
                   "identity_name": outcome.identity_name or "", "similarity": _num(outcome.similarity),
                   "threshold": _num(outcome.threshold), "decision_fpir": _num(outcome.fpir, "g"),
                   "gallery_size": _num(outcome.gallery_size, "d"), "fused_faces": outcome.fused_faces,
-                  "error": outcome.error}
+                  "error": outcome.error, "decided_at_ms": int(time.time() * 1000)}
         pipe.hset(face_key(face_id), mapping=update)
         if outcome.status != "error":
             pipe.zadd("fc:sightings", {face_id: ts})
@@ -338,6 +339,7 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         fused_faces=_optional(face, "fused_faces", int),
         quality_issues=None if issues is None else [i for i in issues.split(",") if i],
         track_id=face.get("track_id") or None,
+        decided_at_ms=_optional(face, "decided_at_ms", int),
     )
 
 

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,7 @@ class Summary:
     latency_ms_p95: float | None = None
     faces_per_s: float = 0.0
     error_samples: list[str] = field(default_factory=list)
+    uplinked: list[tuple[str, int]] = field(default_factory=list, repr=False)  # (face_id, captured_at_ms)
 
 
 def load_frames(source: Path, limit: int) -> list[tuple[bytes, str]]:
@@ -81,6 +83,10 @@ def _video_frames(path: Path, limit: int) -> Iterator[bytes]:
         raise ReplayError(f"{path}: not a readable video ({exc})") from exc
 
 
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
 async def _camera(client: httpx.AsyncClient, edge: str, camera: str, frames: list[tuple[bytes, str]],
                   count: int, fps: float, offset: float, summary: Summary, latencies: list[float]) -> None:
     start = time.perf_counter() + offset
@@ -93,10 +99,12 @@ async def _camera(client: httpx.AsyncClient, edge: str, camera: str, frames: lis
         await asyncio.sleep(max(0.0, due - now))
         data, content_type = frames[n % len(frames)]
         sent = time.perf_counter()
+        captured_ms = int(time.time() * 1000)  # the camera's clock stamps the frame as it is sent
         summary.frames_sent += 1
         try:
             reply = await client.post(f"{edge}/v1/cameras/{camera}/frames", content=data,
-                                      headers={"content-type": content_type})
+                                      headers={"content-type": content_type},
+                                      params={"captured_at": _iso(captured_ms)})
         except httpx.HTTPError as exc:
             summary.errors += 1
             summary.error_samples = (summary.error_samples + [f"{camera}: {exc!r}"])[:5]
@@ -106,6 +114,7 @@ async def _camera(client: httpx.AsyncClient, edge: str, camera: str, frames: lis
             summary.accepted += 1
             summary.faces_detected += int(body.get("faces_detected", len(body["faces"])))
             summary.faces_uplinked += len(body["faces"])
+            summary.uplinked += [(f["face_id"], captured_ms) for f in body["faces"]]
             latencies.append((time.perf_counter() - sent) * 1000)
         elif reply.status_code == 429:
             summary.refused_429 += 1
@@ -163,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"replay: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(asdict(summary), indent=2))
+        print(json.dumps({k: v for k, v in asdict(summary).items() if k != "uplinked"}, indent=2))
     else:
-        print("  ".join(f"{k} {v}" for k, v in asdict(summary).items() if k != "error_samples"))
+        print("  ".join(f"{k} {v}" for k, v in asdict(summary).items() if k not in ("error_samples", "uplinked")))
         for sample in summary.error_samples:
             print(f"  error: {sample}")
     return 0 if summary.errors == 0 else 1

@@ -149,6 +149,7 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
             break
         time.sleep(0.3)
     assert {s["track_id"] for s in items} == tracks
+    assert all(s["decided_at_ms"] > s["captured_at_ms"] for s in items)  # when the analyzer decided
 
 
 def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack) -> None:

@@ -36,6 +36,7 @@ class FaceOut(BaseModel):
     fused_faces: int | None
     quality_issues: list[str] | None
     track_id: str | None
+    decided_at_ms: int | None
 
 
 class Camera(BaseModel):
