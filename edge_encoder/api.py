@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,6 +113,10 @@ def make_tracker(codec: FaceCodec, timeout_s: float) -> FaceTracker:
 
 
 def build_node(settings: EdgeSettings) -> EdgeNode:
+    cores = os.cpu_count() or 1
+    workers = settings.workers or cores
+    # Sessions open below: with several frames at once, each gets cores / workers threads, not all cores.
+    os.environ.setdefault("FACECODEC_ORT_THREADS", str(max(1, cores // workers)))
     codec = codec_by_name(settings.codec_profile, settings.codec_rate)
     outbox = Outbox(settings.data_dir / "outbox.sqlite3")
     metrics = EdgeMetrics()
@@ -120,7 +125,7 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
         pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling),
                                 deferred=settings.enhancement_coding == "deferred",
                                 tracker=make_tracker(codec, settings.track_timeout_s) if settings.tracking else None,
-                                metrics=metrics),
+                                metrics=metrics, workers=workers),
         outbox=outbox,
         store=EnhancementStore(
             settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes

@@ -64,15 +64,18 @@ class EncodePipeline:
 
     def __init__(self, codec: FaceCodec, levels: int | None, front_end: FaceFrontEnd | None = None,
                  deferred: bool = True, tracker: FaceTracker | None = None,
-                 metrics: EdgeMetrics | None = None) -> None:
+                 metrics: EdgeMetrics | None = None, workers: int = 1) -> None:
         self.codec = codec
         self.levels = codec.levels if levels is None else min(levels, codec.levels)
         self.deferred = deferred
         self.tracker = tracker  # None: every detection is coded and uplinked
         self.metrics = metrics or EdgeMetrics()
         self.front_end = front_end or FaceFrontEnd()
-        # onnxruntime sessions are thread-safe, but one frame at a time keeps a 2-core edge responsive.
-        self._lock = threading.Lock()
+        # onnxruntime sessions are thread-safe: up to `workers` frames run at once (one per core, each
+        # session on cores / workers threads), but one camera's frames run one after another, in order.
+        self._workers = threading.Semaphore(workers)
+        self._cameras: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()  # the tracker's state and the camera locks
 
     def camera_counts(self) -> dict[str, dict[str, int]]:
         """Per camera: faces detected, faces uplinked, tracks opened (people), tracks open now."""
@@ -90,6 +93,8 @@ class EncodePipeline:
             rgb = decode_image(frame)
         captured_at = captured_at or datetime.now(UTC)
         with self._lock:
+            camera_lock = self._cameras.setdefault(camera_id, threading.Lock())
+        with camera_lock, self._workers:
             with self.metrics.stage("detect_align"):
                 faces = self.front_end.faces(rgb)
             if not faces:
@@ -101,8 +106,9 @@ class EncodePipeline:
                 if self.tracker is None:
                     tracks = [("", True)] * len(faces)
                 else:
-                    assigned = self.tracker.assign(camera_id, captured_at, [f.detection.box for f in faces],
-                                                   descriptors, qualities)
+                    with self._lock:
+                        assigned = self.tracker.assign(camera_id, captured_at, [f.detection.box for f in faces],
+                                                       descriptors, qualities)
                     tracks = [(a.track_id, a.uplink) for a in assigned]
             with self.metrics.stage("code"):
                 coded = [

@@ -39,6 +39,10 @@ class EdgeSettings(BaseSettings):
         "clearly better face); off: every detection is uplinked"
     )
     track_timeout_s: float = Field(2.0, gt=0, le=60, description="a track closes after this long without its face")
+    workers: int = Field(
+        0, ge=0, le=64, description="frames coded at once (different cameras; one camera's frames stay in order); "
+        "0: one per CPU core"
+    )
     max_frames_in_flight: int = Field(
         8, ge=1, le=1024, description="frames accepted but not yet answered; beyond it a frame gets 429 with "
         "Retry-After instead of queueing without bound"
