@@ -21,7 +21,7 @@ from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.fetch_service import make_server
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
-from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline
+from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline, TooManyCameras
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.tracker import FaceTracker
 from edge_encoder.uploader import Uploader
@@ -125,7 +125,7 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
         pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling),
                                 deferred=settings.enhancement_coding == "deferred",
                                 tracker=make_tracker(codec, settings.track_timeout_s) if settings.tracking else None,
-                                metrics=metrics, workers=workers),
+                                metrics=metrics, workers=workers, max_cameras=settings.max_cameras),
         outbox=outbox,
         store=EnhancementStore(
             settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes
@@ -220,7 +220,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         except HTTPException as exc:
             node.metrics.frames_rejected.labels(str(exc.status_code)).inc()
             raise
-        node.metrics.frames.labels(camera_id).inc()
+
         if captured_at is not None and captured_at.tzinfo is None:
             captured_at = captured_at.replace(tzinfo=UTC)
         try:
@@ -228,6 +228,10 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         except ImageDecodeError as exc:
             node.metrics.frames_rejected.labels("400").inc()
             raise HTTPException(400, str(exc)) from exc
+        except TooManyCameras as exc:
+            node.metrics.frames_rejected.labels("403").inc()
+            raise HTTPException(403, str(exc)) from exc
+        node.metrics.frames.labels(camera_id).inc()  # counted once accepted: labels stay bounded too
         node.metrics.faces_detected.labels(camera_id).inc(result.detected)
         faces = result.faces
         await run_in_threadpool(node.accept, faces)

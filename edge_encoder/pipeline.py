@@ -42,6 +42,11 @@ class EncodedFace:
         return self.coded.to_bytes()
 
 
+class TooManyCameras(RuntimeError):
+    """A frame from a camera beyond the edge's bound: per-camera state (tracks, order, metrics) must not
+    grow with whatever camera ids clients invent."""
+
+
 @dataclass(frozen=True)
 class FrameResult:
     captured_at: datetime
@@ -64,7 +69,7 @@ class EncodePipeline:
 
     def __init__(self, codec: FaceCodec, levels: int | None, front_end: FaceFrontEnd | None = None,
                  deferred: bool = True, tracker: FaceTracker | None = None,
-                 metrics: EdgeMetrics | None = None, workers: int = 1) -> None:
+                 metrics: EdgeMetrics | None = None, workers: int = 1, max_cameras: int = 256) -> None:
         self.codec = codec
         self.levels = codec.levels if levels is None else min(levels, codec.levels)
         self.deferred = deferred
@@ -75,6 +80,7 @@ class EncodePipeline:
         # session on cores / workers threads), but one camera's frames run one after another, in order.
         self._workers = threading.Semaphore(workers)
         self._cameras: dict[str, threading.Lock] = {}
+        self.max_cameras = max_cameras
         self._lock = threading.Lock()  # the tracker's state and the camera locks
 
     def camera_counts(self) -> dict[str, dict[str, int]]:
@@ -93,6 +99,8 @@ class EncodePipeline:
             rgb = decode_image(frame)
         captured_at = captured_at or datetime.now(UTC)
         with self._lock:
+            if camera_id not in self._cameras and len(self._cameras) >= self.max_cameras:
+                raise TooManyCameras(f"this edge serves at most {self.max_cameras} cameras (EDGE_MAX_CAMERAS)")
             camera_lock = self._cameras.setdefault(camera_id, threading.Lock())
         with camera_lock, self._workers:
             with self.metrics.stage("detect_align"):

@@ -43,6 +43,9 @@ class EdgeSettings(BaseSettings):
         0, ge=0, le=64, description="frames coded at once (different cameras; one camera's frames stay in order); "
         "0: one per CPU core"
     )
+    max_cameras: int = Field(
+        256, ge=1, le=100_000, description="distinct camera ids this edge accepts frames from; beyond, 403"
+    )
     max_frames_in_flight: int = Field(
         8, ge=1, le=1024, description="frames accepted but not yet answered; beyond it a frame gets 429 with "
         "Retry-After instead of queueing without bound"
