@@ -141,6 +141,8 @@ class Store:
             pipe.zadd(f"fc:sightings:camera:{camera_id}", {face_id: ts})
             if outcome.identity_id:
                 pipe.zadd(f"fc:sightings:identity:{outcome.identity_id}", {face_id: ts})
+            if face.get("track_id"):  # the edge's track: one person's stay in view of one camera
+                pipe.zadd(f"fc:track:{face['track_id']}", {face_id: ts})
             pipe.zadd("fc:cameras", {camera_id: ts}, gt=True)  # GT still adds new cameras
         event = {"type": "face.recognised" if outcome.identity_id else f"face.{outcome.status}",
                  "face_id": face_id, "camera_id": camera_id, "captured_at_ms": ts,
@@ -154,6 +156,15 @@ class Store:
         """Decided faces (any status but error) of one camera captured in [since_ms, until_ms], newest first."""
         ids = self.r.zrevrangebyscore(f"fc:sightings:camera:{camera_id}", until_ms, since_ms, start=0, num=limit)
         pipe = self.r.pipeline(transaction=False)  # one round trip: this runs for every face decided
+        for i in ids:
+            pipe.hgetall(face_key(i.decode()))
+        faces = [_face_fields(raw) for raw in pipe.execute()]
+        return [f for f in faces if f is not None]
+
+    def track_faces(self, track_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Decided faces of one edge track, oldest first."""
+        ids = self.r.zrange(f"fc:track:{track_id}", 0, limit - 1)
+        pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(face_key(i.decode()))
         faces = [_face_fields(raw) for raw in pipe.execute()]

@@ -150,6 +150,12 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
         time.sleep(0.3)
     assert {s["track_id"] for s in items} == tracks
     assert all(s["decided_at_ms"] > s["captured_at_ms"] for s in items)  # when the analyzer decided
+    track = httpx.get(f"{analyzer}/v1/sightings/tracks/{items[0]['track_id']}").json()  # one stay, grouped
+    assert track["camera_id"] == "cam-still" and track["faces"] == 1
+    assert track["first_seen_ms"] == track["last_seen_ms"] == items[0]["captured_at_ms"]
+    assert track["identity_name"] == items[0]["identity_name"]
+    assert track["sightings"][0]["face_id"] == items[0]["face_id"]
+    assert httpx.get(f"{analyzer}/v1/sightings/tracks/nosuchtrack").status_code == 404
 
 
 def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack) -> None:

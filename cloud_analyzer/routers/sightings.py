@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
-from cloud_analyzer.store import CursorError, Sighting
+from cloud_analyzer.store import CursorError, Sighting, to_sighting
 
 router = APIRouter(prefix="/v1/sightings", tags=["sightings"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -41,3 +41,32 @@ def list_sightings(
     except CursorError as exc:
         raise HTTPException(400, str(exc)) from exc
     return SightingPage(items=rows, next_cursor=next_cursor)
+
+
+class TrackOut(BaseModel):
+    """One person's stay in view of one camera, as the edge tracked it: the faces it uplinked (its first,
+    then clearly better ones), when it was first and last uplinked, and the best decision among them."""
+
+    track_id: str
+    camera_id: str
+    first_seen_ms: int
+    last_seen_ms: int
+    faces: int
+    identity_id: str | None
+    identity_name: str | None
+    similarity: float | None
+    sightings: list[Sighting]
+
+
+@router.get("/tracks/{track_id}", response_model=TrackOut)
+def get_track(analyzer: AnalyzerDep, track_id: Annotated[str, Path(pattern=ID)]) -> TrackOut:
+    sightings = [to_sighting(face) for face in analyzer.store.track_faces(track_id)]
+    if not sightings:
+        raise HTTPException(404, f"track {track_id} not found (or none of its faces decided yet)")
+    named = [s for s in sightings if s.identity_id]
+    best = max(named, key=lambda s: s.similarity or 0.0) if named else None
+    return TrackOut(track_id=track_id, camera_id=sightings[0].camera_id,
+                    first_seen_ms=min(s.captured_at_ms for s in sightings),
+                    last_seen_ms=max(s.captured_at_ms for s in sightings), faces=len(sightings),
+                    identity_id=best.identity_id if best else None, identity_name=best.identity_name if best else None,
+                    similarity=best.similarity if best else None, sightings=sightings)
