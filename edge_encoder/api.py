@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.fetch_service import make_server
+from edge_encoder.frame_service import FrameIngestService
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
 from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline, TooManyCameras
@@ -149,7 +150,8 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         node = build_node(settings)
-        server, port = make_server(node.store, settings.grpc_port, metrics=node.metrics)
+        frames = FrameIngestService(node.pipeline, node.accept, settings.max_frame_bytes)
+        server, port = make_server(node.store, settings.grpc_port, metrics=node.metrics, frames=frames)
         server.start()
         node.uploader.start()
         app.state.node = node

@@ -12,7 +12,7 @@ from concurrent import futures
 
 import grpc
 import numpy as np
-from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
+from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc, frames_pb2, frames_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from PIL import Image
@@ -72,15 +72,20 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
             raise  # abort raises; this keeps type checkers and readers sure nothing falls through
 
 
-def make_server(store: EnhancementStore, port: int, host: str = "[::]",
-                metrics: EdgeMetrics | None = None) -> tuple[grpc.Server, int]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+def make_server(store: EnhancementStore, port: int, host: str = "[::]", metrics: EdgeMetrics | None = None,
+                frames: frames_pb2_grpc.FrameIngestServicer | None = None) -> tuple[grpc.Server, int]:
+    # A camera's frame stream holds a thread for as long as it is open: room for 16 beside the fetches.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=20 if frames is not None else 4))
     enhancement_pb2_grpc.add_EnhancementStoreServicer_to_server(EnhancementFetchService(store, metrics), server)
+    names = [enhancement_pb2.DESCRIPTOR.services_by_name["EnhancementStore"].full_name]
+    if frames is not None:  # cameras' frame streams (FrameIngest), beside the cloud's fetches
+        frames_pb2_grpc.add_FrameIngestServicer_to_server(frames, server)
+        names.append(frames_pb2.DESCRIPTOR.services_by_name["FrameIngest"].full_name)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    service_name = enhancement_pb2.DESCRIPTOR.services_by_name["EnhancementStore"].full_name
-    health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+    for name in names:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((service_name, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     return server, bound

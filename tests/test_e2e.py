@@ -190,3 +190,27 @@ def test_replay_plays_a_folder_as_cameras_and_summarises(stack: Stack) -> None:
     assert summary.accepted + summary.refused_429 == summary.frames_sent and summary.accepted >= 1
     assert summary.faces_detected >= summary.accepted and 0 < summary.faces_uplinked <= summary.faces_detected
     assert summary.latency_ms_p50 is not None and 0 < summary.latency_ms_p50 <= summary.latency_ms_p95
+
+
+def test_cameras_can_stream_frames_over_grpc_and_bad_frames_do_not_cut_the_stream(stack: Stack) -> None:
+    import grpc
+    from facecoding.v1 import frames_pb2, frames_pb2_grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    port = stack.services["edge_encoder"].env["EDGE_GRPC_PORT"]
+    captured, later = Timestamp(), Timestamp()
+    captured.FromMilliseconds(1_767_261_600_000)
+    later.FromMilliseconds(1_767_261_600_500)
+    good = compose_frame([lfw_image("Laura_Bush", 6), lfw_image("Colin_Powell", 6)])
+    frames = [frames_pb2.Frame(camera_id="cam-grpc", captured_at=captured, image=good),
+              frames_pb2.Frame(camera_id="cam-grpc", image=b"not an image"),
+              frames_pb2.Frame(camera_id="bad camera", image=good),
+              frames_pb2.Frame(camera_id="cam-grpc", captured_at=later, image=good)]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        acks = list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(iter(frames), timeout=60))
+    Ack = frames_pb2.FrameAck
+    assert [a.status for a in acks] == [Ack.ACCEPTED, Ack.INVALID, Ack.INVALID, Ack.ACCEPTED]
+    assert acks[0].faces_detected == 2 and len(acks[0].face_ids) == 2
+    assert acks[3].faces_detected == 2 and len(acks[3].face_ids) == 0  # the same two people: tracked, not resent
+    face = httpx.get(f"{stack.url('edge_encoder')}/healthz").json()["cameras"]["cam-grpc"]
+    assert face["detected"] == 4 and face["uplinked"] == 2
