@@ -136,12 +136,9 @@ class Stack:
                 EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
             ),
         }
-        for name, module in SERVICE_MODULES.items():
-            service = Service(name, envs[name], ports[name], logs / f"{name}.log")
-            log_file = open(service.log_path, "ab")  # noqa: SIM115 - owned by the child process
-            service.proc = subprocess.Popen([sys.executable, "-m", module], env=service.env,
-                                            stdout=log_file, stderr=subprocess.STDOUT)
-            self.services[name] = service
+        for name in SERVICE_MODULES:
+            self.services[name] = Service(name, envs[name], ports[name], logs / f"{name}.log")
+            self._launch(self.services[name])
         try:
             self.wait_healthy(timeout_s)
         except BaseException:
@@ -149,9 +146,24 @@ class Stack:
             raise
         return self
 
-    def wait_healthy(self, timeout_s: float) -> None:
+    @staticmethod
+    def _launch(service: Service) -> None:
+        log_file = open(service.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        service.proc = subprocess.Popen([sys.executable, "-m", SERVICE_MODULES[service.name]], env=service.env,
+                                        stdout=log_file, stderr=subprocess.STDOUT)
+
+    def restart(self, name: str, kill: bool = True, timeout_s: float = 120.0) -> None:
+        """Stop one service (SIGKILL by default: a crash, nothing flushed) and start it again, same ports."""
+        service = self.services[name]
+        if service.proc and service.proc.poll() is None:
+            service.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            service.proc.wait(30)
+        self._launch(service)
+        self.wait_healthy(timeout_s, [name])
+
+    def wait_healthy(self, timeout_s: float, names: list[str] | None = None) -> None:
         deadline = time.time() + timeout_s
-        waiting = set(self.services)
+        waiting = set(names or self.services)
         while waiting:
             for name in sorted(waiting):
                 service = self.services[name]

@@ -1,0 +1,60 @@
+"""Faults during a camera replay, with real processes: the analyzer SIGKILLed and restarted, then the edge.
+
+Afterwards every face the edge acknowledged is in Redis once and decided; nothing is left pending at
+the edge or in the cloud; the only failed posts are the ones in flight while the edge was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from facecodec.replay import load_frames, replay
+from facecodec.stack import Stack
+
+pytestmark = pytest.mark.e2e
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path) -> None:
+    frames = load_frames(SAMPLES, 100)
+    with Stack(tmp_path) as stack:
+        edge, analyzer = stack.url("edge_encoder"), stack.url("cloud_analyzer")
+
+        async def play_with_crashes():  # type: ignore[no-untyped-def]
+            task = asyncio.create_task(replay(frames, edge, cameras=2, fps=4, frames_per_camera=32, progress=False))
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(stack.restart, "cloud_analyzer")  # SIGKILL mid-stream
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(stack.restart, "edge_encoder")
+            return await task
+
+        summary = asyncio.run(play_with_crashes())
+        assert summary.accepted >= 10 and summary.refused_429 == 0
+        # The only failures are connections refused or cut while the edge was down, never an error reply.
+        assert all("Error(" in e for e in summary.error_samples), summary.error_samples
+        again = httpx.post(f"{edge}/v1/cameras/replay-1/frames", content=frames[0][0], timeout=60,
+                           headers={"content-type": frames[0][1]})
+        assert again.status_code == 201
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            health = httpx.get(f"{edge}/healthz").json()
+            pending = redis.Redis.from_url(stack.redis.url).xpending("fc:ingest", "recognisers")["pending"]
+            statuses = [httpx.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
+            if health["outbox_pending"] == 0 and pending == 0 and "pending" not in statuses and None not in statuses:
+                break
+            time.sleep(0.5)
+        client = redis.Redis.from_url(stack.redis.url)
+        ids = [fid for fid, _ in summary.uplinked]
+        assert len(ids) == len(set(ids)) >= 5
+        stored = {key.decode().split(":")[-1] for key in client.scan_iter("fc:face:*")}
+        assert set(ids) <= stored, set(ids) - stored  # every acknowledged face reached the cloud
+        assert all(client.hget(f"fc:face:{fid}", "status") in (b"recognised", b"unknown", b"low_quality")
+                   for fid in stored), "a face was left undecided"
+        assert client.zcard("fc:sightings") == len(stored)  # each face decided once, none twice
+        assert health["outbox_pending"] == 0
