@@ -22,7 +22,8 @@ class EdgeSettings(BaseSettings):
     codec_profile: str = Field("scalable", description="codec profile name (facecodec.codec.profiles)")
     codec_rate: int | None = Field(None, ge=0, le=255, description="base-layer rate id; default: profile's")
     enhancement_levels: int | None = Field(
-        None, ge=0, le=16, description="enhancement levels coded and kept per face; default: all the profile has"
+        None, ge=0, le=16, description="enhancement levels a face can be viewed at (coded at capture when eager, "
+        "on first view when deferred); default: all the profile has"
     )
     enhancement_coding: Literal["deferred", "eager"] = Field(
         "deferred",
