@@ -22,7 +22,7 @@ from edge_encoder.fetch_service import make_server
 from edge_encoder.frame_service import FrameIngestService
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
-from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline, TooManyCameras
+from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline, FrameResult, TooManyCameras
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.tracker import FaceTracker
 from edge_encoder.uploader import Uploader
@@ -42,6 +42,22 @@ class EdgeNode:
     store: EnhancementStore
     uploader: Uploader
     metrics: EdgeMetrics
+
+    def ingest_frame(self, camera_id: str, frame: bytes, captured_at: datetime | None) -> FrameResult:
+        """One frame through the pipeline and into the stores, counted. ImageDecodeError and
+        TooManyCameras are counted as refused and re-raised for the caller's protocol to answer."""
+        try:
+            result = self.pipeline.encode_frame(camera_id, frame, captured_at)
+        except ImageDecodeError:
+            self.metrics.frames_rejected.labels("400").inc()
+            raise
+        except TooManyCameras:
+            self.metrics.frames_rejected.labels("403").inc()
+            raise
+        self.metrics.frames.labels(camera_id).inc()  # counted once accepted: labels stay bounded too
+        self.metrics.faces_detected.labels(camera_id).inc(result.detected)
+        self.accept(result.faces)
+        return result
 
     def accept(self, faces: list[EncodedFace]) -> None:
         """Keep the enhancement layers first, then queue the base layers: the cloud never learns of a
@@ -150,7 +166,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         node = build_node(settings)
-        frames = FrameIngestService(node.pipeline, node.accept, settings.max_frame_bytes)
+        frames = FrameIngestService(node.ingest_frame, node.metrics, settings.max_frame_bytes)
         server, port = make_server(node.store, settings.grpc_port, metrics=node.metrics, frames=frames)
         server.start()
         node.uploader.start()
@@ -226,17 +242,12 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         if captured_at is not None and captured_at.tzinfo is None:
             captured_at = captured_at.replace(tzinfo=UTC)
         try:
-            result = await run_in_threadpool(node.pipeline.encode_frame, camera_id, frame, captured_at)
+            result = await run_in_threadpool(node.ingest_frame, camera_id, frame, captured_at)
         except ImageDecodeError as exc:
-            node.metrics.frames_rejected.labels("400").inc()
             raise HTTPException(400, str(exc)) from exc
         except TooManyCameras as exc:
-            node.metrics.frames_rejected.labels("403").inc()
             raise HTTPException(403, str(exc)) from exc
-        node.metrics.frames.labels(camera_id).inc()  # counted once accepted: labels stay bounded too
-        node.metrics.faces_detected.labels(camera_id).inc(result.detected)
         faces = result.faces
-        await run_in_threadpool(node.accept, faces)
         return FrameOut(
             camera_id=camera_id,
             captured_at=result.captured_at,

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 
 import grpc
 from facecoding.v1 import frames_pb2, frames_pb2_grpc
 
-from edge_encoder.pipeline import EncodedFace, EncodePipeline, TooManyCameras
+from edge_encoder.metrics import EdgeMetrics
+from edge_encoder.pipeline import FrameResult, TooManyCameras
 from facecodec.frontend import ImageDecodeError
 
 CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 Ack = frames_pb2.FrameAck
 
 
+Ingest = Callable[[str, bytes, datetime | None], FrameResult]  # EdgeNode.ingest_frame
+
+
 class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
-    def __init__(self, pipeline: EncodePipeline, accept: Callable[[list[EncodedFace]], None],
-                 max_frame_bytes: int) -> None:
-        self.pipeline, self.accept, self.max_frame_bytes = pipeline, accept, max_frame_bytes
+    def __init__(self, ingest: Ingest, metrics: EdgeMetrics, max_frame_bytes: int) -> None:
+        self.ingest, self.metrics, self.max_frame_bytes = ingest, metrics, max_frame_bytes
 
     def SubmitFrames(self, request_iterator: Iterator[frames_pb2.Frame],  # noqa: N802
                      context: grpc.ServicerContext) -> Iterator[frames_pb2.FrameAck]:
@@ -32,25 +35,19 @@ class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
 
     def _one(self, frame: frames_pb2.Frame) -> frames_pb2.FrameAck:
         camera = frame.camera_id
-        metrics = self.pipeline.metrics
         if not CAMERA_ID.match(camera):
             return Ack(camera_id=camera[:64], status=Ack.INVALID, error="camera_id must be 1-64 characters of "
                        "[A-Za-z0-9_.-]")
         if not frame.image or len(frame.image) > self.max_frame_bytes:
-            metrics.frames_rejected.labels("400").inc()
+            self.metrics.frames_rejected.labels("400").inc()
             return Ack(camera_id=camera, status=Ack.INVALID,
                        error=f"image must be 1..{self.max_frame_bytes} bytes of JPEG, PNG or WebP")
         captured_at = frame.captured_at.ToDatetime(tzinfo=UTC) if frame.HasField("captured_at") else None
         try:
-            result = self.pipeline.encode_frame(camera, frame.image, captured_at)
+            result = self.ingest(camera, frame.image, captured_at)
         except ImageDecodeError as exc:
-            metrics.frames_rejected.labels("400").inc()
             return Ack(camera_id=camera, status=Ack.INVALID, error=str(exc))
         except TooManyCameras as exc:
-            metrics.frames_rejected.labels("403").inc()
             return Ack(camera_id=camera, status=Ack.FORBIDDEN, error=str(exc))
-        self.accept(result.faces)
-        metrics.frames.labels(camera).inc()
-        metrics.faces_detected.labels(camera).inc(result.detected)
         return Ack(camera_id=camera, status=Ack.ACCEPTED, faces_detected=result.detected,
                    face_ids=[f.face_id for f in result.faces])

@@ -7,6 +7,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -33,7 +34,7 @@ class EncodedFace:
     track_id: str = ""  # the camera's track (one person in view) this face updates
     source: bytes | None = None  # deferred coding: the aligned crop as lossless WebP
 
-    @property
+    @cached_property  # read for the store, the outbox record, metrics and the reply: serialise once
     def base_container(self) -> bytes:
         return self.coded.base_only().to_bytes()
 

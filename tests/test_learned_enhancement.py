@@ -16,14 +16,13 @@ from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.fetch_service import make_server
 from edge_encoder.pipeline import lossless
 from facecodec.bitstream import EnhancementLayer, parse
-from facecodec.codec.compact_onnx import restore
 from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.integer_net import FRACTION_BITS, WEIGHT_BITS, IntegerHyperSynthesis
 from facecodec.codec.learned_enhancement import LATENT_SIZE, LearnedResidualCodec
 from facecodec.codec.profiles import PROFILES, WEIGHTS, codec_by_name
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import decode_image
-from facecodec.models.residual_codec import ResidualCodec
+from facecodec.train.enhancement_export import load_exported
 from tests.conftest import lfw_image
 
 SPEC = PROFILES["scalable"]
@@ -157,30 +156,12 @@ def test_add_enhancement_codes_what_a_level_needs_for_both_layer_kinds(face) -> 
         assert codec.add_enhancement(crop, later, 3) is later  # nothing missing: nothing coded
 
 
-def torch_synthesis_from_export(path: Path) -> ResidualCodec:
-    """A torch ResidualCodec carrying the served synthesis weights (ONNX initialisers keep torch names)."""
-    import onnx
-    from onnx import numpy_helper
-
-    with np.load(path) as z:
-        graph = onnx.load_from_string(restore(z, "synthesis")).graph
-        latent = z["gain"].shape[1]
-    weights = {i.name.removeprefix("codec."): torch.from_numpy(numpy_helper.to_array(i).copy())
-               for i in graph.initializer}
-    model = ResidualCodec(N=weights["g_s.0.weight"].shape[1], M=latent)
-    missing = [k for k in model.state_dict() if k.startswith(("g_s.", "c_a.")) and k not in weights]
-    # Only GDN re-parametrisation constants may be absent (identical buffers the exporter de-duplicated).
-    assert all("_reparam." in k for k in missing), missing
-    model.load_state_dict(weights, strict=False)
-    return model.eval()
-
-
 def test_torch_and_onnxruntime_synthesis_agree(codec: LearnedResidualCodec, face) -> None:
     crop, _ = face
     prediction = np.clip(crop.astype(np.int16) + 20, 0, 255).astype(np.uint8)  # any side information
     layer = codec.encode(crop, prediction, levels=3)[2]
     served = codec.decode(prediction, (layer,), 3)
-    model = torch_synthesis_from_export(WEIGHTS / SPEC.enhancement_file)
+    model = load_exported(WEIGHTS / SPEC.enhancement_file).eval()  # the fine-tuning start point, too
     # Re-derive the latent exactly as the decoder does; the entropy decoding is integer-only.
     z_length = int.from_bytes(layer.payload[:2], "big")
     z_symbols = codec.z_coder.decode(layer.payload[2 : 2 + z_length], codec.z_indexes)
