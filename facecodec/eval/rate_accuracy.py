@@ -529,11 +529,15 @@ def crop_rows(ctx: ImageRowContext) -> list[dict]:
 def pixel_rows(ctx: ImageRowContext) -> list[dict]:
     """Rate-accuracy of the pixels: the scalable codec's reconstructions (base only, then each level),
     described again, with the bytes of the container a viewer of that level receives."""
-    from facecodec.codec.profiles import codec_by_name
+    from facecodec.codec.profiles import PROFILES, codec_by_name
 
     ev = ctx.ev
     stat = ev.lfw_path.stat()
-    spec = codec_by_name(PIXEL_PROFILE).spec
+    # The spec and level count from the files, not a FaceCodec: its onnxruntime sessions must open in the
+    # worker processes (after the fork), not here.
+    spec = PROFILES[PIXEL_PROFILE]
+    with np.load(WEIGHTS / spec.enhancement_file) as z:
+        levels = len(z["lmbdas"])
     weights = [WEIGHTS / spec.base_files[spec.default_rate], WEIGHTS / spec.prediction_file,
                WEIGHTS / spec.enhancement_file]
     source = f"{ev.lfw_path.name}:{stat.st_size}:{stat.st_mtime_ns}:model{spec.model_id}:" + ":".join(
@@ -543,9 +547,9 @@ def pixel_rows(ctx: ImageRowContext) -> list[dict]:
                                 "default rate), reconstructed at the level and described; bytes = base + that "
                                 "level's layer in one container.")
     rows = []
-    for level in range(codec_by_name(PIXEL_PROFILE).levels + 1):
+    for level in range(levels + 1):
         def produce(key: str, front: FaceFrontEnd, level: int = level) -> tuple[np.ndarray, int]:
-            codec = codec_by_name(PIXEL_PROFILE)  # per process: workers fork before any session opens
+            codec = codec_by_name(PIXEL_PROFILE)  # cached per process
             i = crop_of[key]
             coded = codec.encode_base(ev.faces.descriptors[i])
             if level:
