@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from facecodec.models.residual_codec import ResidualCodec
 from facecodec.train.augment import degraded_copies
 from facecodec.train.checkpoint import load_checkpoint, save_checkpoint
 from facecodec.train.cli import WEIGHTS, add_run_arguments, training_split
-from facecodec.train.data import Faces
+from facecodec.train.data import Faces, concat
 from facecodec.train.enhancement_export import load_exported, predictions
 from facecodec.train.texture import describe
 
@@ -140,10 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.augment:  # degraded copies join the training rows; validation stays on clean faces
         copies = Faces(degraded_copies(faces.crops[train_idx]), np.zeros((len(train_idx), 0), np.float32),
                        faces.identities[train_idx], faces.keys[train_idx])
-        descriptors = np.concatenate([describe(faces, device), describe(copies, device)])
+        described = [replace(f, descriptors=describe(f, device)) for f in (faces, copies)]
         train_idx = np.concatenate([train_idx, len(faces.crops) + np.arange(len(train_idx))])
-        faces = Faces(np.concatenate([faces.crops, copies.crops]), descriptors,
-                      np.concatenate([faces.identities, copies.identities]), np.concatenate([faces.keys, copies.keys]))
+        faces = concat(described)
     crops = torch.from_numpy(faces.crops).to(device).permute(0, 3, 1, 2).contiguous()
     if args.single_layer:
         side = torch.zeros_like(crops)
