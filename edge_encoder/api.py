@@ -167,7 +167,8 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         node = build_node(settings)
         frames = FrameIngestService(node.ingest_frame, node.metrics, settings.max_frame_bytes)
-        server, port = make_server(node.store, settings.grpc_port, metrics=node.metrics, frames=frames)
+        server, port = make_server(node.store, settings.grpc_port, metrics=node.metrics, frames=frames,
+                                   outbox=node.outbox)
         server.start()
         node.uploader.start()
         app.state.node = node

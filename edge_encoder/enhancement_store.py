@@ -68,6 +68,18 @@ class EnhancementStore:
                 (container, len(container), face_id),
             )
 
+    def erase(self, face_ids: list[str]) -> int:
+        """Forget these faces (container and kept crop); returns how many were held."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                held = sum(self._db.execute("DELETE FROM faces WHERE face_id = ?", (f,)).rowcount for f in face_ids)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return held
+
     def _evict(self) -> None:
         count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM faces").fetchone()
         while count > self.max_faces or (total > self.max_bytes and count > 1):

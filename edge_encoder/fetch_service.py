@@ -7,6 +7,7 @@ for the next viewer: the edge spends enhancement-coding time only on faces someo
 from __future__ import annotations
 
 import io
+import logging
 import re
 from concurrent import futures
 
@@ -19,16 +20,35 @@ from PIL import Image
 
 from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.metrics import EdgeMetrics
+from edge_encoder.outbox import Outbox
 from facecodec.bitstream import BitstreamError, CodedFace, parse
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError, codec_for
 
 FACE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+MAX_ERASE = 10_000
+log = logging.getLogger(__name__)
+
+
 class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
-    def __init__(self, store: EnhancementStore, metrics: EdgeMetrics | None = None) -> None:
-        self.store = store
+    def __init__(self, store: EnhancementStore, metrics: EdgeMetrics | None = None,
+                 outbox: Outbox | None = None) -> None:
+        self.store, self.outbox = store, outbox
         self.metrics = metrics or EdgeMetrics()
+
+    def Erase(self, request: enhancement_pb2.EraseRequest, context: grpc.ServicerContext):  # noqa: N802
+        """Forget faces: layers, kept crops, and records still waiting in the outbox. Idempotent."""
+        face_ids = list(dict.fromkeys(request.face_ids))
+        if not 1 <= len(face_ids) <= MAX_ERASE or not all(FACE_ID.match(f) for f in face_ids):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"send 1 to {MAX_ERASE} face_ids of 1-64 characters of [A-Za-z0-9_.-]")
+        erased = self.store.erase(face_ids)
+        if self.outbox is not None:
+            self.outbox.erase(face_ids)
+        self.metrics.faces_erased.inc(erased)
+        log.info("erasure %s: %d of %d faces held here erased", request.erasure_id[:64], erased, len(face_ids))
+        return enhancement_pb2.EraseResponse(erased=erased, not_held=len(face_ids) - erased)
 
     def Fetch(self, request: enhancement_pb2.FetchRequest, context: grpc.ServicerContext):  # noqa: N802
         with self.metrics.fetch_seconds.time():
@@ -73,10 +93,11 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
 
 
 def make_server(store: EnhancementStore, port: int, host: str = "[::]", metrics: EdgeMetrics | None = None,
-                frames: frames_pb2_grpc.FrameIngestServicer | None = None) -> tuple[grpc.Server, int]:
+                frames: frames_pb2_grpc.FrameIngestServicer | None = None,
+                outbox: Outbox | None = None) -> tuple[grpc.Server, int]:
     # A camera's frame stream holds a thread for as long as it is open: room for 16 beside the fetches.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=20 if frames is not None else 4))
-    enhancement_pb2_grpc.add_EnhancementStoreServicer_to_server(EnhancementFetchService(store, metrics), server)
+    enhancement_pb2_grpc.add_EnhancementStoreServicer_to_server(EnhancementFetchService(store, metrics, outbox), server)
     names = [enhancement_pb2.DESCRIPTOR.services_by_name["EnhancementStore"].full_name]
     if frames is not None:  # cameras' frame streams (FrameIngest), beside the cloud's fetches
         frames_pb2_grpc.add_FrameIngestServicer_to_server(frames, server)

@@ -59,6 +59,21 @@ class Outbox:
         with self._lock:
             self._db.execute("DELETE FROM outbox WHERE face_id = ?", (face_id,))
 
+    def erase(self, face_ids: list[str]) -> int:
+        """Drop these faces' records, sent or refused, so they never reach the cloud; returns how many."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                dropped = 0
+                for face_id in face_ids:
+                    dropped += self._db.execute("DELETE FROM outbox WHERE face_id = ?", (face_id,)).rowcount
+                    dropped += self._db.execute("DELETE FROM rejected WHERE face_id = ?", (face_id,)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return dropped
+
     def reject(self, face_id: str, error: str) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

@@ -45,7 +45,7 @@ class Uploader:
         for ack in self.stub.Ingest(iter(records), timeout=self.timeout_s):
             if ack.status in (ingest_pb2.IngestAck.ACCEPTED, ingest_pb2.IngestAck.DUPLICATE):
                 self.outbox.remove(ack.face_id)
-            elif ack.status == ingest_pb2.IngestAck.REJECTED:
+            elif ack.status in (ingest_pb2.IngestAck.REJECTED, ingest_pb2.IngestAck.CONFLICT):
                 log.error("cloud rejected face %s: %s", ack.face_id, ack.error)
                 self.outbox.reject(ack.face_id, ack.error)
             done += 1

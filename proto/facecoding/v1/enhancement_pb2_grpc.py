@@ -40,6 +40,11 @@ class EnhancementStoreStub:
                 request_serializer=facecoding_dot_v1_dot_enhancement__pb2.FetchRequest.SerializeToString,
                 response_deserializer=facecoding_dot_v1_dot_enhancement__pb2.FetchResponse.FromString,
                 _registered_method=True)
+        self.Erase = channel.unary_unary(
+                '/facecoding.v1.EnhancementStore/Erase',
+                request_serializer=facecoding_dot_v1_dot_enhancement__pb2.EraseRequest.SerializeToString,
+                response_deserializer=facecoding_dot_v1_dot_enhancement__pb2.EraseResponse.FromString,
+                _registered_method=True)
 
 
 class EnhancementStoreServicer:
@@ -52,6 +57,14 @@ class EnhancementStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Erase(self, request, context):
+        """Forget faces for good: enhancement layers, kept crops and any record not yet uplinked.
+        Idempotent: a face not held counts as erased, so the cloud may retry until it hears back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnhancementStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +72,11 @@ def add_EnhancementStoreServicer_to_server(servicer, server):
                     servicer.Fetch,
                     request_deserializer=facecoding_dot_v1_dot_enhancement__pb2.FetchRequest.FromString,
                     response_serializer=facecoding_dot_v1_dot_enhancement__pb2.FetchResponse.SerializeToString,
+            ),
+            'Erase': grpc.unary_unary_rpc_method_handler(
+                    servicer.Erase,
+                    request_deserializer=facecoding_dot_v1_dot_enhancement__pb2.EraseRequest.FromString,
+                    response_serializer=facecoding_dot_v1_dot_enhancement__pb2.EraseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +107,33 @@ class EnhancementStore:
             '/facecoding.v1.EnhancementStore/Fetch',
             facecoding_dot_v1_dot_enhancement__pb2.FetchRequest.SerializeToString,
             facecoding_dot_v1_dot_enhancement__pb2.FetchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Erase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facecoding.v1.EnhancementStore/Erase',
+            facecoding_dot_v1_dot_enhancement__pb2.EraseRequest.SerializeToString,
+            facecoding_dot_v1_dot_enhancement__pb2.EraseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,10 +74,12 @@ class IngestAck(_message.Message):
         ACCEPTED: _ClassVar[IngestAck.Status]
         DUPLICATE: _ClassVar[IngestAck.Status]
         REJECTED: _ClassVar[IngestAck.Status]
+        CONFLICT: _ClassVar[IngestAck.Status]
     STATUS_UNSPECIFIED: IngestAck.Status
     ACCEPTED: IngestAck.Status
     DUPLICATE: IngestAck.Status
     REJECTED: IngestAck.Status
+    CONFLICT: IngestAck.Status
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
