@@ -14,14 +14,27 @@ from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import make_server
-from cloud_analyzer.routers import faces, identities, search, sightings
+from cloud_analyzer.routers import faces, identities, keys, search, sightings
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
+from facecodec.access import Access, AuditLog, KeyStore, RateLimiter, bootstrap_admin
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import FaceFrontEnd
 
 log = logging.getLogger(__name__)
+
+
+def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
+    """Keys, audit and rate limits over the analyzer's Redis; the first admin key on first start."""
+    access = Access(KeyStore(client), AuditLog(client, settings.audit_max_entries), RateLimiter(client),
+                    settings.rate_limit_per_s)
+    token = bootstrap_admin(access.keys, settings.admin_key_file)
+    if token is not None:  # printed once, here, and never stored: the operator must keep it now
+        print(f"\n{'=' * 72}\nFirst start: admin API key (shown once, stored only as a hash):\n\n    {token}\n\n"
+              f"Create narrower keys with it: python -m cloud_analyzer keys create --help\n{'=' * 72}\n",
+              flush=True)
+    return access
 
 
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
@@ -35,8 +48,10 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
         codec = codec_by_name(settings.codec_profile, settings.codec_rate)
         codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
-        app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy)
-        server, port = make_server(store, settings.grpc_port)
+        access = make_access(store.r, settings)
+        app.state.access = access
+        app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access)
+        server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host)
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s)
@@ -51,8 +66,9 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         server.stop(grace=2).wait()
         store.r.close()
 
-    app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan)
-    for module in (identities, sightings, search, faces):
+    docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
+    for module in (identities, sightings, search, faces, keys):
         app.include_router(module.router)
 
     @app.exception_handler(redis.RedisError)

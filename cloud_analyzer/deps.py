@@ -12,6 +12,7 @@ from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
+from facecodec.access import Access
 from facecodec.codec.profiles import FaceCodec
 from facecodec.frontend import FaceFrontEnd, ImageDecodeError, decode_image
 from facecodec.frontend.quality import FaceQuality, assess
@@ -25,6 +26,7 @@ class Analyzer:
     front_end: FaceFrontEnd
     codec: FaceCodec
     policy: OpenSetPolicy
+    access: Access
 
     def face_from_image(self, data: bytes, label: str) -> tuple[np.ndarray, FaceQuality]:
         """The largest face's float descriptor and its quality."""

@@ -6,7 +6,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent import futures
 
 import grpc
@@ -24,7 +24,6 @@ from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-ADDRESS = re.compile(r"^[A-Za-z0-9_.\-\[\]:]{1,255}:\d{1,5}$")
 Ack = ingest_pb2.IngestAck
 
 
@@ -38,8 +37,8 @@ def validate(record: ingest_pb2.FaceRecord) -> dict:
         raise InvalidRecord("face_id must be 1-64 characters of [A-Za-z0-9_.-]")
     if not ID.match(record.camera_id):
         raise InvalidRecord("camera_id must be 1-64 characters of [A-Za-z0-9_.-]")
-    if not ID.match(record.edge_id) or not ADDRESS.match(record.edge_address):
-        raise InvalidRecord("edge_id and edge_address (host:port) are required")
+    if not ID.match(record.edge_id):
+        raise InvalidRecord("edge_id must be 1-64 characters of [A-Za-z0-9_.-]")
     if not record.HasField("captured_at"):
         raise InvalidRecord("captured_at is required")
     if record.track_id and not ID.match(record.track_id):
@@ -67,8 +66,7 @@ def validate(record: ingest_pb2.FaceRecord) -> dict:
         "rate_id": coded.rate_id,
         "codec_version": record.codec_version[:32],
         "base_layer": record.base_layer,
-        "edge_id": record.edge_id,
-        "edge_address": record.edge_address,
+        "edge_id": record.edge_id,  # its address comes from configuration, never from the record
         "enhancement_levels": record.enhancement_levels,
         "track_id": record.track_id,
     }
@@ -89,11 +87,16 @@ def _quality(record: ingest_pb2.FaceRecord) -> dict:
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, edges: Collection[str]) -> None:
+        self.store, self.edges = store, edges
 
     def Ingest(self, request_iterator: Iterator[ingest_pb2.FaceRecord], context: grpc.ServicerContext):  # noqa: N802
         for record in request_iterator:
+            if record.edge_id not in self.edges:
+                # Not REJECTED: the records are fine, the sender is not trusted. The edge keeps them and
+                # retries, so a configuration fix loses nothing.
+                log.warning("ingest from untrusted edge %r refused", record.edge_id[:64])
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "this edge is not trusted here (ANALYZER_EDGES)")
             try:
                 fields = validate(record)
             except InvalidRecord as exc:
@@ -108,12 +111,12 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             yield Ack(face_id=record.face_id, status=Ack.ACCEPTED if created else Ack.DUPLICATE)
 
 
-def make_server(store: Store, port: int, host: str = "[::]") -> tuple[grpc.Server, int]:
+def make_server(store: Store, port: int, edges: Collection[str], host: str = "127.0.0.1") -> tuple[grpc.Server, int]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8),
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
     )
-    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store), server)
+    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, edges), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     name = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,7 +14,12 @@ class AnalyzerSettings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="the cloud's single source of truth")
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8002, ge=1, le=65535, description="REST API")
+    grpc_host: str = Field("127.0.0.1", description="interface the Ingest service listens on (0.0.0.0 in containers)")
     grpc_port: int = Field(50051, ge=0, le=65535, description="Ingest service for edges")
+    edges: dict[str, str] = Field(
+        default_factory=dict, description='trusted edges, edge_id -> host:port of its EnhancementStore, as JSON '
+        '({"edge-1": "edge:50052"}); Ingest refuses any other edge, erasures are sent to these addresses'
+    )
     codec_profile: str = Field("scalable", description="profile used to make enrolment templates")
     codec_rate: int | None = Field(None, ge=0, le=255, description="rate id for enrolment templates")
     target_fpir: float = Field(
@@ -29,5 +36,13 @@ class AnalyzerSettings(BaseSettings):
     )
     workers: int = Field(1, ge=0, le=16, description="recognition worker threads (0: ingest only)")
     consumer_name: str = Field("analyzer-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    admin_key_file: Path | None = Field(
+        None, description="file holding the admin API key (a compose secret); created with a new key if missing. "
+        "Unset: the first start creates an admin key and prints it once"
+    )
+    rate_limit_per_s: int = Field(100, ge=1, le=100_000, description="requests per second per API key (default; "
+                                  "a key may carry its own)")
+    docs_enabled: bool = Field(True, description="serve /docs and /openapi.json (they list endpoints, not data)")
+    audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     redis_timeout_s: float = Field(5.0, gt=0)

@@ -20,6 +20,7 @@ import facecodec
 from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
+from facecodec.access import Access, AuditLog, Caller, KeyStore, RateLimiter, Require
 from facecodec.bitstream import BitstreamError, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.enhancement_layer import EnhancementLayerError
@@ -50,8 +51,12 @@ class Reconstructor:
                 raise HTTPException(
                     422, f"quality must be 1..{ref.enhancement_levels} for this face (levels kept by its edge)"
                 )
+            address = self.settings.edges.get(ref.edge_id)
+            if address is None:
+                log.error("face %s is held by edge %r, which RECONSTRUCTOR_EDGES does not name", face_id, ref.edge_id)
+                raise HTTPException(502, f"edge {ref.edge_id} is not configured here; ask an operator")
             try:
-                container = self.edges.fetch(ref.edge_address, face_id, level)
+                container = self.edges.fetch(address, face_id, level)
             except EdgeFetchError as exc:
                 status = 404 if exc.code == grpc.StatusCode.NOT_FOUND else 502
                 raise HTTPException(status, f"enhancement layer unavailable: {exc}") from exc
@@ -76,14 +81,17 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        faces = FaceIndex(settings.redis_url, settings.redis_timeout_s)
+        app.state.access = Access(KeyStore(faces.r), AuditLog(faces.r, settings.audit_max_entries),
+                                  RateLimiter(faces.r), settings.rate_limit_per_s)
         app.state.reconstructor = Reconstructor(
-            settings, FaceIndex(settings.redis_url, settings.redis_timeout_s),
-            EdgeClients(settings.fetch_timeout_s, settings.fetch_retries),
+            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries),
         )
         yield
         app.state.reconstructor.edges.close()
 
-    app = FastAPI(title="facecodec cloud reconstructor", version=facecodec.__version__, lifespan=lifespan)
+    docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="facecodec cloud reconstructor", version=facecodec.__version__, lifespan=lifespan, **docs)
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(_request, exc: redis.RedisError) -> JSONResponse:
@@ -101,11 +109,14 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     )
     async def face_image(
         reconstructor: Dep,
+        caller: Annotated[Caller, Depends(Require("faces:view", "face.view"))],
         face_id: Annotated[str, Path(pattern=ID)],
         layers: Annotated[Literal["base", "full"], Query(description="base: from the base layer alone")] = "base",
         quality: Annotated[int | None, Query(ge=1, le=255, description="enhancement level; default all")] = None,
     ) -> Response:
+        caller.audit["layers"] = "base" if layers == "base" else f"full:{quality or 'all'}"
         image, level = await run_in_threadpool(reconstructor.image, face_id, layers, quality)
+        caller.audit["layers"] = "base" if layers == "base" else f"1-{level}"
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")
         return Response(buffer.getvalue(), media_type="image/png",

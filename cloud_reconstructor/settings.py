@@ -14,4 +14,11 @@ class ReconstructorSettings(BaseSettings):
     http_port: int = Field(8003, ge=1, le=65535, description="REST API")
     fetch_timeout_s: float = Field(5.0, gt=0, description="deadline of one Fetch call to an edge")
     fetch_retries: int = Field(2, ge=0, le=10, description="extra attempts when an edge is unavailable")
+    edges: dict[str, str] = Field(
+        default_factory=dict, description='edge_id -> host:port of its EnhancementStore, as JSON ({"edge-1": '
+        '"edge:50052"}); the only addresses this service dials (never one from a record)'
+    )
+    rate_limit_per_s: int = Field(100, ge=1, le=100_000, description="requests per second per API key (default)")
+    docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
+    audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
     redis_timeout_s: float = Field(5.0, gt=0)

@@ -1,6 +1,7 @@
 """Read-only view of the analyzer's face records (`fc:face:{face_id}`, docs/redis-keys.md).
 
-The reconstructor never writes to Redis; it reads a face's base layer and which edge holds the rest.
+The reconstructor never writes faces; it reads a face's base layer and which edge holds the rest
+(the edge's address comes from RECONSTRUCTOR_EDGES, never from the record).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import redis
 class FaceRef:
     face_id: str
     base_layer: bytes
-    edge_address: str
+    edge_id: str
     enhancement_levels: int
 
 
@@ -24,8 +25,7 @@ class FaceIndex:
                                       retry_on_timeout=True)
 
     def get(self, face_id: str) -> FaceRef | None:
-        base, address, levels = self.r.hmget(f"fc:face:{face_id}", "base_layer", "edge_address",
-                                             "enhancement_levels")
+        base, edge_id, levels = self.r.hmget(f"fc:face:{face_id}", "base_layer", "edge_id", "enhancement_levels")
         if base is None:
             return None
-        return FaceRef(face_id, base, (address or b"").decode(), int(levels or 0))
+        return FaceRef(face_id, base, (edge_id or b"").decode(), int(levels or 0))

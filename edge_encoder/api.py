@@ -26,6 +26,7 @@ from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline, Fr
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.tracker import FaceTracker
 from edge_encoder.uploader import Uploader
+from facecodec.access.camera_tokens import CameraTokens
 from facecodec.codec.profiles import FaceCodec, codec_by_name
 from facecodec.frontend import FaceFrontEnd, ImageDecodeError
 
@@ -166,9 +167,9 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         node = build_node(settings)
-        frames = FrameIngestService(node.ingest_frame, node.metrics, settings.max_frame_bytes)
-        server, port = make_server(node.store, settings.grpc_port, metrics=node.metrics, frames=frames,
-                                   outbox=node.outbox)
+        frames = FrameIngestService(node.ingest_frame, node.metrics, settings.max_frame_bytes, tokens)
+        server, port = make_server(node.store, settings.grpc_port, settings.grpc_host, metrics=node.metrics,
+                                   frames=frames, outbox=node.outbox)
         server.start()
         node.uploader.start()
         app.state.node = node
@@ -181,6 +182,9 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         node.store.close()
 
     app = FastAPI(title="facecodec edge encoder", version=CODEC_VERSION, lifespan=lifespan)
+    tokens = CameraTokens(settings.tokens_path) if settings.camera_auth == "tokens" else None
+    if tokens is None:
+        log.warning("camera authentication is OFF (EDGE_CAMERA_AUTH=off): anyone reaching this port posts frames")
 
     @app.get("/healthz")
     def healthz(node: Node) -> dict:
@@ -214,7 +218,8 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
                             status_code=200 if all(checks.values()) else 503)
 
     @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut,
-              responses={429: {"description": "the edge is saturated; retry after the Retry-After seconds"}})
+              responses={401: {"description": "camera token missing or wrong"},
+                         429: {"description": "the edge is saturated; retry after the Retry-After seconds"}})
     async def post_frame(
         request: Request,
         node: Node,
@@ -222,6 +227,11 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         captured_at: Annotated[datetime | None, Query(description="capture time (ISO 8601); default now")] = None,
     ) -> FrameOut:
         nonlocal in_flight
+        if tokens is not None:
+            if not tokens.allows(camera_id, _bearer(request.headers.get("authorization", ""))):
+                node.metrics.frames_rejected.labels("401").inc()
+                raise HTTPException(401, "camera token missing or wrong (Authorization: Bearer <camera token>)",
+                                    headers={"WWW-Authenticate": "Bearer"})
         if in_flight >= settings.max_frames_in_flight:
             node.metrics.frames_rejected.labels("429").inc()
             raise HTTPException(429, f"edge saturated: {in_flight} frames in flight; retry shortly",
@@ -269,6 +279,11 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _bearer(header: str) -> str | None:
+    scheme, _, token = header.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def _read_frame(request: Request, limit: int) -> bytes:

@@ -92,7 +92,7 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
             raise  # abort raises; this keeps type checkers and readers sure nothing falls through
 
 
-def make_server(store: EnhancementStore, port: int, host: str = "[::]", metrics: EdgeMetrics | None = None,
+def make_server(store: EnhancementStore, port: int, host: str = "127.0.0.1", metrics: EdgeMetrics | None = None,
                 frames: frames_pb2_grpc.FrameIngestServicer | None = None,
                 outbox: Outbox | None = None) -> tuple[grpc.Server, int]:
     # A camera's frame stream holds a thread for as long as it is open: room for 16 beside the fetches.

@@ -15,6 +15,7 @@ from facecoding.v1 import frames_pb2, frames_pb2_grpc
 
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import FrameResult, TooManyCameras
+from facecodec.access.camera_tokens import CameraTokens
 from facecodec.frontend import ImageDecodeError
 
 CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -25,19 +26,27 @@ Ingest = Callable[[str, bytes, datetime | None], FrameResult]  # EdgeNode.ingest
 
 
 class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
-    def __init__(self, ingest: Ingest, metrics: EdgeMetrics, max_frame_bytes: int) -> None:
+    def __init__(self, ingest: Ingest, metrics: EdgeMetrics, max_frame_bytes: int,
+                 tokens: CameraTokens | None) -> None:
         self.ingest, self.metrics, self.max_frame_bytes = ingest, metrics, max_frame_bytes
+        self.tokens = tokens  # None: camera authentication explicitly off
 
     def SubmitFrames(self, request_iterator: Iterator[frames_pb2.Frame],  # noqa: N802
                      context: grpc.ServicerContext) -> Iterator[frames_pb2.FrameAck]:
+        metadata = dict(context.invocation_metadata())
+        token = metadata.get("authorization", "").removeprefix("Bearer ").strip() or None
         for frame in request_iterator:
-            yield self._one(frame)
+            yield self._one(frame, token)
 
-    def _one(self, frame: frames_pb2.Frame) -> frames_pb2.FrameAck:
+    def _one(self, frame: frames_pb2.Frame, token: str | None) -> frames_pb2.FrameAck:
         camera = frame.camera_id
         if not CAMERA_ID.match(camera):
             return Ack(camera_id=camera[:64], status=Ack.INVALID, error="camera_id must be 1-64 characters of "
                        "[A-Za-z0-9_.-]")
+        if self.tokens is not None and not self.tokens.allows(camera, token):
+            self.metrics.frames_rejected.labels("401").inc()
+            return Ack(camera_id=camera, status=Ack.FORBIDDEN,
+                       error="camera token missing or wrong (metadata authorization: Bearer <token>)")
         if not frame.image or len(frame.image) > self.max_frame_bytes:
             self.metrics.frames_rejected.labels("400").inc()
             return Ack(camera_id=camera, status=Ack.INVALID,

@@ -15,6 +15,8 @@ class EdgeSettings(BaseSettings):
     edge_id: str = Field("edge-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="name of this edge node")
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8001, ge=1, le=65535, description="REST API for cameras")
+    grpc_host: str = Field("127.0.0.1", description="interface the EnhancementStore (and FrameIngest) gRPC "
+                           "service listens on (0.0.0.0 in containers)")
     grpc_port: int = Field(50052, ge=0, le=65535, description="EnhancementStore fetch service")
     public_grpc_address: str = Field("", description="host:port the cloud uses to fetch; default 127.0.0.1:grpc_port")
     cloud_ingest_address: str = Field("127.0.0.1:50051", description="cloud analyzer's gRPC Ingest")
@@ -51,11 +53,23 @@ class EdgeSettings(BaseSettings):
         8, ge=1, le=1024, description="frames accepted but not yet answered; beyond it a frame gets 429 with "
         "Retry-After instead of queueing without bound"
     )
+    camera_auth: Literal["tokens", "off"] = Field(
+        "tokens", description="tokens: a camera must present its token (Authorization: Bearer); off: any "
+        "client may post frames as any camera (only behind a network that guarantees it)"
+    )
+    camera_tokens_file: Path | None = Field(
+        None, description="camera token hashes (`python -m edge_encoder tokens add CAMERA`); default "
+        "<data_dir>/camera_tokens; re-read when it changes"
+    )
     metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics")
     max_frame_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted frame upload")
     upload_batch: int = Field(64, ge=1, le=1024, description="faces per ingest stream")
     upload_timeout_s: float = Field(10.0, gt=0, description="deadline of one ingest stream")
     upload_retry_max_s: float = Field(30.0, gt=0, description="longest back-off between upload retries")
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.camera_tokens_file or self.data_dir / "camera_tokens"
 
     @property
     def fetch_address(self) -> str:

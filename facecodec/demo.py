@@ -53,9 +53,12 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    with Stack(out / "stack", profile) as stack, httpx.Client(timeout=60) as client:
+    with Stack(out / "stack", profile) as stack, stack.client() as client:
         edge, analyzer, recon = (stack.url(n) for n in ("edge_encoder", "cloud_analyzer", "cloud_reconstructor"))
         print(f"stack up: edge {edge}, analyzer {analyzer}, reconstructor {recon}")
+        print(f"admin API key in {stack.secrets_dir / 'admin_key'}; camera token in "
+              f"{stack.secrets_dir / 'camera_token'}")
+        camera = {"authorization": f"Bearer {stack.camera_token}"}
         names: dict[str, str] = {}
         for person in people:
             photos = sorted(person.glob("*.jpg"))[:2]
@@ -68,10 +71,10 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
         truth: dict[str, str] = {}
         posted = []
         probes = [sorted(p.glob("*.jpg"))[2:] for p in people]
-        for camera, index in (("lobby", 0), ("gate", 1)):
+        for camera_id, index in (("lobby", 0), ("gate", 1)):
             frame_paths = [photos[index] for photos in probes]
-            r = client.post(f"{edge}/v1/cameras/{camera}/frames", content=compose_frame(frame_paths),
-                            headers={"content-type": "image/jpeg"})
+            r = client.post(f"{edge}/v1/cameras/{camera_id}/frames", content=compose_frame(frame_paths),
+                            headers={"content-type": "image/jpeg", **camera})
             r.raise_for_status()
             faces = sorted(r.json()["faces"], key=lambda f: f["bbox"][0])  # left to right, as composed
             for face, path in zip(faces, frame_paths):
@@ -81,7 +84,7 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
             levels = max((f["enhancement_levels"] for f in faces), default=0)
             kept = (f"{levels} enhancement levels, {coded_now:.0f} B/face coded at capture" if coded_now else
                     f"{levels} enhancement levels, each coded when first viewed (the crop stays at the edge)")
-            print(f"camera {camera}: {len(faces)} faces coded, base layer "
+            print(f"camera {camera_id}: {len(faces)} faces coded, base layer "
                   f"{np.mean([f['base_layer_bytes'] for f in faces]):.0f} B/face sent; {kept}")
 
         sightings = wait_for_sightings(client, analyzer, len(posted))
@@ -98,12 +101,19 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
               f"FPIR {max(s['decision_fpir'] or 0 for s in sightings):.2%} (the share of never-enrolled "
               f"people this gallery would name as someone)")
 
-        for face in posted:
-            for layers in ("base", "full"):
-                r = client.get(f"{recon}/v1/faces/{face['face_id']}/image", params={"layers": layers})
-                r.raise_for_status()
-                (out / f"{truth[face['face_id']]}_{face['face_id'][:8]}_{layers}.png").write_bytes(r.content)
-        print(f"wrote base-only and full reconstructions of {len(posted)} faces to {out}/")
+        # Viewing faces takes a key with the faces:view scope, and every view is audited.
+        viewer = client.post(f"{analyzer}/v1/keys", json={"name": "demo viewer", "scopes": ["faces:view"]})
+        viewer.raise_for_status()
+        with httpx.Client(headers={"authorization": f"Bearer {viewer.json()['token']}"}, timeout=60) as as_viewer:
+            for face in posted:
+                for layers in ("base", "full"):
+                    r = as_viewer.get(f"{recon}/v1/faces/{face['face_id']}/image", params={"layers": layers})
+                    r.raise_for_status()
+                    (out / f"{truth[face['face_id']]}_{face['face_id'][:8]}_{layers}.png").write_bytes(r.content)
+            denied = as_viewer.get(f"{analyzer}/v1/sightings").status_code  # not in this key's scopes
+        audit = client.get(f"{analyzer}/v1/audit", params={"key_id": viewer.json()["key_id"], "limit": 1000}).json()
+        print(f"wrote base-only and full reconstructions of {len(posted)} faces to {out}/ with a faces:view key; "
+              f"the same key got {denied} on /v1/sightings; audit trail holds {len(audit['items'])} entries for it")
         summary = {"faces": len(posted), "correct": correct,
                    "base_layer_bytes": float(np.mean([f["base_layer_bytes"] for f in posted])),
                    "enhancement_bytes": float(np.mean([f["enhancement_bytes"] for f in posted]))}

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -124,7 +125,8 @@ async def _camera(client: httpx.AsyncClient, edge: str, camera: str, frames: lis
 
 
 async def replay(frames: list[tuple[bytes, str]], edge: str, cameras: int = 4, fps: float = 2.0,
-                 frames_per_camera: int = 100, timeout_s: float = 60.0, progress: bool = True) -> Summary:
+                 frames_per_camera: int = 100, timeout_s: float = 60.0, progress: bool = True,
+                 token: str | None = None) -> Summary:
     if cameras < 1 or fps <= 0 or frames_per_camera < 1 or not frames:
         raise ReplayError("need >= 1 camera, fps > 0, >= 1 frame per camera and some frames")
     summary, latencies = Summary(cameras, fps), []
@@ -139,7 +141,8 @@ async def replay(frames: list[tuple[bytes, str]], edge: str, cameras: int = 4, f
                   end="", file=sys.stderr, flush=True)
 
     limits = httpx.Limits(max_connections=cameras * 2)
-    async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=timeout_s, limits=limits, headers=headers) as client:
         reporter = asyncio.create_task(report()) if progress else None
         await asyncio.gather(*(
             _camera(client, edge.rstrip("/"), f"replay-{k + 1}", frames, frames_per_camera, fps, k / (fps * cameras),
@@ -163,11 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=2.0)
     parser.add_argument("--frames", type=int, default=100, help="frames per camera (the source loops)")
     parser.add_argument("--edge", default="http://127.0.0.1:8001")
+    parser.add_argument("--token", default=os.environ.get("FACECODEC_CAMERA_TOKEN"),
+                        help="camera token valid for every replay-N camera (a fleet token, `tokens add '*'`); "
+                             "default $FACECODEC_CAMERA_TOKEN")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     try:
         frames = load_frames(args.source, max(args.frames, 1))
-        summary = asyncio.run(replay(frames, args.edge, args.cameras, args.fps, args.frames, progress=True))
+        summary = asyncio.run(replay(frames, args.edge, args.cameras, args.fps, args.frames, progress=True,
+                                     token=args.token))
     except ReplayError as exc:
         print(f"replay: {exc}", file=sys.stderr)
         return 2

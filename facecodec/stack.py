@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from facecodec.access.camera_tokens import add_camera
 
 # service name -> module run with `python -m`; docker-compose.yml runs the same entry points.
 SERVICE_MODULES: dict[str, str] = {
@@ -116,24 +119,57 @@ class Stack:
         env.update({k: str(v) for k, v in values.items() if v is not None})
         return env
 
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def admin_key(self) -> str:
+        """The admin API key the analyzer registered from its key file on first start."""
+        return (self.secrets_dir / "admin_key").read_text().strip()
+
+    @property
+    def camera_token(self) -> str:
+        """A fleet camera token (any camera id) the launcher made for its edge."""
+        return (self.secrets_dir / "camera_token").read_text().strip()
+
+    def client(self, timeout_s: float = 60) -> httpx.Client:
+        """An HTTP client that sends the admin key (for the cloud services)."""
+        return httpx.Client(headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=timeout_s)
+
+    def _secrets(self) -> None:
+        """The admin key file (the analyzer registers it) and a fleet camera token for the edge, made once."""
+        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        token_file = self.secrets_dir / "camera_token"
+        if not token_file.exists():
+            token = add_camera(self.secrets_dir / "camera_tokens", "*")
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(token + "\n")
+
     def start(self, timeout_s: float = 120.0) -> Stack:
         self.redis.start()
+        self._secrets()
         ingest_port, fetch_port = free_port(), free_port()
         ports = {name: free_port() for name in SERVICE_MODULES}
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        edges = json.dumps({"edge-1": f"127.0.0.1:{fetch_port}"})
         envs = {
             "cloud_analyzer": self._env(
                 ANALYZER_REDIS_URL=self.redis.url, ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
                 ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
+                ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=self.secrets_dir / "admin_key",
             ),
             "cloud_reconstructor": self._env(
                 RECONSTRUCTOR_REDIS_URL=self.redis.url, RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
+                RECONSTRUCTOR_EDGES=edges,
             ),
             "edge_encoder": self._env(
-                EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
+                EDGE_EDGE_ID="edge-1", EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
                 EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=self.data_dir / "edge",
                 EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
+                EDGE_CAMERA_TOKENS_FILE=self.secrets_dir / "camera_tokens",
             ),
         }
         for name in SERVICE_MODULES:
@@ -211,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"redis               {stack.redis.url}")
         for name in SERVICE_MODULES:
             print(f"{name:<20}{stack.url(name)}   (log: {stack.services[name].log_path})")
+        print(f"admin API key       {stack.secrets_dir / 'admin_key'}   (send as Authorization: Bearer ...)")
+        print(f"camera token        {stack.secrets_dir / 'camera_token'}   (any camera id; for POST .../frames)")
         print("Ctrl-C to stop.", flush=True)
         try:
             signal.pause()

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import redis
 import uvicorn
 from fastapi import FastAPI
 
+from facecodec.access import KeyStore, new_token
 from facecodec.stack import free_port
 
 
@@ -36,3 +38,10 @@ def serve(app: FastAPI, timeout_s: float = 60) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def api_client(redis_url: str, scopes: tuple[str, ...] = ("admin",), name: str = "tests") -> httpx.Client:
+    """An HTTP client holding a fresh API key with these scopes, registered straight in Redis."""
+    token = new_token()
+    KeyStore(redis.Redis.from_url(redis_url)).register(token, name, list(scopes))
+    return httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60)

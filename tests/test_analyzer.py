@@ -17,6 +17,7 @@ from PIL import Image, ImageFilter
 
 from cloud_analyzer.api import create_app
 from cloud_analyzer.settings import AnalyzerSettings
+from facecodec.access import KeyStore, new_token
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
@@ -25,6 +26,8 @@ from tests.conftest import lfw_image
 from tests.servers import serve
 
 Ack = ingest_pb2.IngestAck
+TOKEN = new_token()
+api = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Laura_Bush"]
 
 
@@ -32,9 +35,12 @@ PEOPLE = ["Colin_Powell", "Tony_Blair", "Laura_Bush"]
 def analyzer(redis_server):
     import redis
 
-    redis.Redis.from_url(redis_server.url).flushdb()
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    KeyStore(client).register(TOKEN, "tests", ["admin"])
     grpc_port = free_port()
-    settings = AnalyzerSettings(redis_url=redis_server.url, grpc_port=grpc_port, http_port=free_port())
+    settings = AnalyzerSettings(redis_url=redis_server.url, grpc_port=grpc_port, http_port=free_port(),
+                                edges={"edge-t": "127.0.0.1:1"})
     with serve(create_app(settings)) as url:
         channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
         yield url, ingest_pb2_grpc.IngestStub(channel)
@@ -59,7 +65,7 @@ def record(front_end, path, camera: str, ts_ms: int, face_id: str | None = None,
 
 def enrol(url: str, name: str, paths) -> dict:
     files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
-    r = httpx.post(f"{url}/v1/identities", data={"name": name}, files=files, timeout=60)
+    r = api.post(f"{url}/v1/identities", data={"name": name}, files=files, timeout=60)
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -67,7 +73,7 @@ def enrol(url: str, name: str, paths) -> dict:
 def wait_sightings(url: str, n: int, **params) -> list[dict]:
     deadline = time.time() + 30
     while time.time() < deadline:
-        items = httpx.get(f"{url}/v1/sightings", params={"limit": 500, **params}).json()["items"]
+        items = api.get(f"{url}/v1/sightings", params={"limit": 500, **params}).json()["items"]
         if len(items) >= n and all(i["status"] != "pending" for i in items):
             return items
         time.sleep(0.2)
@@ -77,7 +83,7 @@ def wait_sightings(url: str, n: int, **params) -> list[dict]:
 def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     url, stub = analyzer
     ids = {name: enrol(url, name, [lfw_image(name, 1), lfw_image(name, 2)])["identity_id"] for name in PEOPLE}
-    listed = httpx.get(f"{url}/v1/identities").json()
+    listed = api.get(f"{url}/v1/identities").json()
     assert listed["total"] == 3 and {i["name"] for i in listed["items"]} == set(PEOPLE)
 
     base = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -98,44 +104,44 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     # Cursor pagination walks every sighting exactly once, newest first.
     seen, cursor = [], None
     while True:
-        page = httpx.get(f"{url}/v1/sightings", params={"limit": 4} | ({"cursor": cursor} if cursor else {})).json()
+        page = api.get(f"{url}/v1/sightings", params={"limit": 4} | ({"cursor": cursor} if cursor else {})).json()
         seen += [s["face_id"] for s in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
             break
     assert seen == [s["face_id"] for s in sightings]
 
-    only_cam0 = httpx.get(f"{url}/v1/sightings", params={"camera_id": "cam0"}).json()["items"]
+    only_cam0 = api.get(f"{url}/v1/sightings", params={"camera_id": "cam0"}).json()["items"]
     assert {s["camera_id"] for s in only_cam0} == {"cam0"} and len(only_cam0) == 3
-    blair = httpx.get(f"{url}/v1/sightings", params={"identity_id": ids["Tony_Blair"]}).json()["items"]
+    blair = api.get(f"{url}/v1/sightings", params={"identity_id": ids["Tony_Blair"]}).json()["items"]
     assert len(blair) == 2
-    window = httpx.get(f"{url}/v1/sightings", params={
+    window = api.get(f"{url}/v1/sightings", params={
         "since": datetime.fromtimestamp((base + 1000) / 1000, UTC).isoformat(),
         "until": datetime.fromtimestamp((base + 3000) / 1000, UTC).isoformat()}).json()["items"]
     assert [s["captured_at_ms"] for s in window] == [base + 3000, base + 2000, base + 1000]
 
-    face = httpx.get(f"{url}/v1/faces/{records[0].face_id}").json()
+    face = api.get(f"{url}/v1/faces/{records[0].face_id}").json()
     assert face["identity_name"] == PEOPLE[0] and face["base_layer_bytes"] == len(records[0].base_layer)
-    cams = httpx.get(f"{url}/v1/cameras").json()
+    cams = api.get(f"{url}/v1/cameras").json()
     assert {c["camera_id"]: c["sightings"] for c in cams} == {"cam0": 3, "cam1": 3}
-    events = httpx.get(f"{url}/v1/events").json()
+    events = api.get(f"{url}/v1/events").json()
     assert len(events) >= 6 and events[0]["data"]["type"] == "face.recognised"
 
-    hits = httpx.post(f"{url}/v1/search", files={"image": ("p.jpg", lfw_image("Tony_Blair", 4).read_bytes())}).json()
+    hits = api.post(f"{url}/v1/search", files={"image": ("p.jpg", lfw_image("Tony_Blair", 4).read_bytes())}).json()
     assert hits["candidates"][0]["name"] == "Tony_Blair" and hits["candidates"][0]["match"]
 
-    assert httpx.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 204
-    assert httpx.get(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
-    assert httpx.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
+    assert api.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 204
+    assert api.get(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
+    assert api.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
 
 
 def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
     """Each decision states its FPIR; low-quality faces are never matched; one person's faces seconds
     apart on one camera are fused; strangers stay unknown; search fuses several photos."""
     url, stub = analyzer
-    gallery = httpx.get(f"{url}/v1/identities").json()["total"]
+    gallery = api.get(f"{url}/v1/identities").json()["total"]
     assert gallery >= 1
-    colin = next(i for i in httpx.get(f"{url}/v1/identities").json()["items"] if i["name"] == "Colin_Powell")
+    colin = next(i for i in api.get(f"{url}/v1/identities").json()["items"] if i["name"] == "Colin_Powell")
     assert colin["descriptor_model"] == "faceplugin-fr_feature-512"
     base = int(datetime(2026, 2, 1, tzinfo=UTC).timestamp() * 1000)
     burst = [record(front_end, lfw_image("Colin_Powell", n), "camF", base + 400 * i) for i, n in enumerate((5, 6, 7))]
@@ -144,7 +150,7 @@ def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
     for rec in [*burst, blurred, stranger]:  # one at a time: fusion looks at faces already decided
         assert [a.status for a in stub.Ingest(iter([rec]), timeout=30)] == [Ack.ACCEPTED]
         wait_sightings(url, 1, camera_id=rec.camera_id)
-    faces = {rec.face_id: httpx.get(f"{url}/v1/faces/{rec.face_id}").json() for rec in [*burst, blurred, stranger]}
+    faces = {rec.face_id: api.get(f"{url}/v1/faces/{rec.face_id}").json() for rec in [*burst, blurred, stranger]}
     for rec in burst:
         face = faces[rec.face_id]
         assert face["status"] == "recognised" and face["identity_id"] == colin["identity_id"], face
@@ -156,29 +162,29 @@ def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
     assert low["status"] == "low_quality" and low["identity_id"] is None and low["similarity"] is None
     assert low["quality_issues"] == ["blurred", "too_small"]
     assert faces[stranger.face_id]["status"] == "unknown" and faces[stranger.face_id]["identity_id"] is None
-    listed = httpx.get(f"{url}/v1/sightings", params={"camera_id": "camQ"}).json()["items"]
+    listed = api.get(f"{url}/v1/sightings", params={"camera_id": "camQ"}).json()["items"]
     assert listed[0]["status"] == "low_quality"
 
     photos = [("image", (f"{n}.jpg", lfw_image("Tony_Blair", n).read_bytes())) for n in (5, 6)]
-    hits = httpx.post(f"{url}/v1/search", files=photos, timeout=60).json()
+    hits = api.post(f"{url}/v1/search", files=photos, timeout=60).json()
     assert hits["probe_frames"] == 2 and 0 < hits["fpir"] <= 0.01 and hits["gallery_size"] == gallery
     assert hits["candidates"][0]["name"] == "Tony_Blair" and hits["candidates"][0]["match"]
     assert not any(c["match"] for c in hits["candidates"][1:])
-    too_many = httpx.post(f"{url}/v1/search", files=photos * 2, timeout=60)
+    too_many = api.post(f"{url}/v1/search", files=photos * 2, timeout=60)
     assert too_many.status_code == 422
 
     # The threshold follows the gallery: one more identity, a stricter cosine at the same target FPIR.
-    before = httpx.post(f"{url}/v1/search", files=photos[:1], timeout=60).json()
+    before = api.post(f"{url}/v1/search", files=photos[:1], timeout=60).json()
     added = enrol(url, "Serena_Williams", [lfw_image("Serena_Williams", 1)])["identity_id"]
-    after = httpx.post(f"{url}/v1/search", files=photos[:1], timeout=60).json()
+    after = api.post(f"{url}/v1/search", files=photos[:1], timeout=60).json()
     assert after["gallery_size"] == before["gallery_size"] + 1 and after["threshold"] > before["threshold"]
     assert after["fpir"] == pytest.approx(before["fpir"], rel=0.05) and after["fpir"] <= 0.01
-    assert httpx.delete(f"{url}/v1/identities/{added}").status_code == 204
+    assert api.delete(f"{url}/v1/identities/{added}").status_code == 204
 
     # A face the quality gate refuses is not accepted as a template.
     blurry = io.BytesIO()
     Image.open(lfw_image("Jennifer_Aniston", 1)).filter(ImageFilter.GaussianBlur(4)).save(blurry, "JPEG")
-    refused = httpx.post(f"{url}/v1/identities", data={"name": "Blurry"},
+    refused = api.post(f"{url}/v1/identities", data={"name": "Blurry"},
                          files={"images": ("b.jpg", blurry.getvalue())}, timeout=60)
     assert refused.status_code == 422 and "blurred" in refused.json()["detail"]
 
@@ -194,30 +200,30 @@ def test_recogniser_change_never_mixes_feature_spaces(analyzer, redis_server, fr
     photo = lfw_image("Gerhard_Schroeder", 1)
     # What an older recogniser left behind: templates in a space of its own (here: this face's own
     # descriptor, so that a cross-model comparison, were it made, would match).
-    hits = httpx.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
+    hits = api.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
     assert all(c["name"] != "Gerhard_Schroeder" for c in hits["candidates"])
     own = codec_by_name("scalable")
     face = front_end.largest_face(decode_image(photo.read_bytes()))
     template = own.base.decode(own.base.encode(front_end.describe(face.crop)[0]))
     store.add_identity(old_id, "Gerhard_Schroeder", template[None], "old-recogniser-v0")
 
-    hits = httpx.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
+    hits = api.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
     assert all(c["identity_id"] != old_id for c in hits["candidates"])
-    migration = httpx.get(f"{url}/v1/identities/migration").json()
+    migration = api.get(f"{url}/v1/identities/migration").json()
     assert migration["descriptor_model"] == "faceplugin-fr_feature-512"
     assert [i["identity_id"] for i in migration["needs_new_photos"]] == [old_id]
 
     files = [("images", (f"{n}.jpg", lfw_image("Gerhard_Schroeder", n).read_bytes(), "image/jpeg")) for n in (2, 3)]
-    updated = httpx.post(f"{url}/v1/identities/{old_id}/templates", files=files, timeout=60)
+    updated = api.post(f"{url}/v1/identities/{old_id}/templates", files=files, timeout=60)
     assert updated.status_code == 200, updated.text
     assert updated.json()["descriptor_model"] == "faceplugin-fr_feature-512" and updated.json()["templates"] == 2
-    assert httpx.get(f"{url}/v1/identities/migration").json()["needs_new_photos"] == []
-    hits = httpx.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
+    assert api.get(f"{url}/v1/identities/migration").json()["needs_new_photos"] == []
+    hits = api.post(f"{url}/v1/search", files={"image": ("p.jpg", photo.read_bytes())}, timeout=60).json()
     assert hits["candidates"][0]["identity_id"] == old_id and hits["candidates"][0]["match"]
     # Same model: photos are added, not replaced.
-    more = httpx.post(f"{url}/v1/identities/{old_id}/templates", files=files[:1], timeout=60).json()
+    more = api.post(f"{url}/v1/identities/{old_id}/templates", files=files[:1], timeout=60).json()
     assert more["templates"] == 3
-    missing = httpx.post(f"{url}/v1/identities/{uuid.uuid4().hex}/templates", files=files[:1], timeout=60)
+    missing = api.post(f"{url}/v1/identities/{uuid.uuid4().hex}/templates", files=files[:1], timeout=60)
     assert missing.status_code == 404
     store.r.close()
 
@@ -255,8 +261,8 @@ def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -
     acks = list(stub.Ingest(iter(bad + [good]), timeout=30))
     assert [a.status for a in acks] == [Ack.REJECTED] * len(bad) + [Ack.ACCEPTED]
     assert all(a.error for a in acks[:-1])
-    assert httpx.get(f"{url}/v1/faces/{bad[0].face_id}").status_code == 404
-    assert httpx.get(f"{url}/v1/faces/{good.face_id}").status_code == 200
+    assert api.get(f"{url}/v1/faces/{bad[0].face_id}").status_code == 404
+    assert api.get(f"{url}/v1/faces/{good.face_id}").status_code == 200
 
 
 def test_bad_rest_input_gets_4xx(analyzer) -> None:
@@ -265,22 +271,22 @@ def test_bad_rest_input_gets_4xx(analyzer) -> None:
     Image.new("RGB", (200, 200), (128, 128, 128)).save(grey, format="PNG")
     jpeg = lfw_image("Colin_Powell", 1).read_bytes()
     cases = [
-        httpx.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.txt", b"hello")}),
-        httpx.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.jpg", jpeg[: len(jpeg) // 2])}),
-        httpx.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.jpg", b"")}),
-        httpx.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("g.png", grey.getvalue())}),
-        httpx.post(f"{url}/v1/identities", files={"images": ("a.jpg", jpeg)}),
-        httpx.post(f"{url}/v1/search", files={"image": ("a.jpg", b"\xff\xd8\xff garbage")}),
-        httpx.get(f"{url}/v1/sightings", params={"cursor": "!!!"}),
-        httpx.get(f"{url}/v1/sightings", params={"limit": 0}),
-        httpx.get(f"{url}/v1/identities/not-an-id"),
-        httpx.get(f"{url}/v1/faces/{uuid.uuid4().hex}"),
-        httpx.get(f"{url}/v1/events", params={"after": "x"}),
+        api.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.txt", b"hello")}),
+        api.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.jpg", jpeg[: len(jpeg) // 2])}),
+        api.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("a.jpg", b"")}),
+        api.post(f"{url}/v1/identities", data={"name": "x"}, files={"images": ("g.png", grey.getvalue())}),
+        api.post(f"{url}/v1/identities", files={"images": ("a.jpg", jpeg)}),
+        api.post(f"{url}/v1/search", files={"image": ("a.jpg", b"\xff\xd8\xff garbage")}),
+        api.get(f"{url}/v1/sightings", params={"cursor": "!!!"}),
+        api.get(f"{url}/v1/sightings", params={"limit": 0}),
+        api.get(f"{url}/v1/identities/not-an-id"),
+        api.get(f"{url}/v1/faces/{uuid.uuid4().hex}"),
+        api.get(f"{url}/v1/events", params={"after": "x"}),
     ]
     codes = [r.status_code for r in cases]
     assert all(400 <= c < 500 for c in codes), codes
     assert codes[3] == 422 and codes[9] == 404
-    names = {i["name"] for i in httpx.get(f"{url}/v1/identities").json()["items"]}
+    names = {i["name"] for i in api.get(f"{url}/v1/identities").json()["items"]}
     assert "x" not in names  # a refused enrolment stores nothing
 
 

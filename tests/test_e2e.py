@@ -29,6 +29,10 @@ PEOPLE = ["Colin_Powell", "Tony_Blair", "Jennifer_Capriati", "Laura_Bush", "Sere
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 
 
+def camera(stack: Stack) -> dict[str, str]:
+    return {"authorization": f"Bearer {stack.camera_token}"}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     with Stack(tmp_path_factory.mktemp("stack")) as running:
@@ -37,7 +41,7 @@ def stack(tmp_path_factory):
 
 def test_whole_path(stack: Stack, front_end: FaceFrontEnd) -> None:
     edge, analyzer, recon = (stack.url(n) for n in ("edge_encoder", "cloud_analyzer", "cloud_reconstructor"))
-    client = httpx.Client(timeout=60)
+    client = stack.client()
     ids = {}
     for name in PEOPLE:
         files = [("images", (f"{i}.jpg", lfw_image(name, i).read_bytes(), "image/jpeg")) for i in (1, 2)]
@@ -50,7 +54,8 @@ def test_whole_path(stack: Stack, front_end: FaceFrontEnd) -> None:
     for k in range(0, len(held_out), 3):
         paths = held_out[k : k + 3]
         frame = compose_frame(paths)
-        r = client.post(f"{edge}/v1/cameras/cam{k}/frames", content=frame, headers={"content-type": "image/jpeg"})
+        r = client.post(f"{edge}/v1/cameras/cam{k}/frames", content=frame,
+                        headers={"content-type": "image/jpeg", **camera(stack)})
         assert r.status_code == 201, r.text
         faces = sorted(r.json()["faces"], key=lambda f: f["bbox"][0])
         assert len(faces) == len(paths)
@@ -101,21 +106,22 @@ def test_bad_input_gets_4xx_never_5xx(stack: Stack) -> None:
     edge, recon = stack.url("edge_encoder"), stack.url("cloud_reconstructor")
     jpeg = lfw_image("Colin_Powell", 1).read_bytes()
     frames = f"{edge}/v1/cameras/cam-x/frames"
+    cam, client = httpx.Client(headers=camera(stack), timeout=60), stack.client()
     cases = {
-        "not an image": httpx.post(frames, content=b"hello world", headers={"content-type": "image/jpeg"}),
-        "corrupt jpeg": httpx.post(frames, content=jpeg[: len(jpeg) // 3], headers={"content-type": "image/jpeg"}),
-        "empty body": httpx.post(frames, content=b"", headers={"content-type": "image/jpeg"}),
-        "wrong type": httpx.post(frames, content=b"{}", headers={"content-type": "application/json"}),
-        "bad camera": httpx.post(f"{edge}/v1/cameras/a%20b/frames", content=jpeg,
-                                 headers={"content-type": "image/jpeg"}),
-        "unknown face": httpx.get(f"{recon}/v1/faces/{uuid.uuid4().hex}/image"),
-        "bad layers": httpx.get(f"{recon}/v1/faces/{uuid.uuid4().hex}/image", params={"layers": "all"}),
-        "bad face id": httpx.get(f"{recon}/v1/faces/..%2F..%2Fetc/image"),
+        "not an image": cam.post(frames, content=b"hello world", headers={"content-type": "image/jpeg"}),
+        "corrupt jpeg": cam.post(frames, content=jpeg[: len(jpeg) // 3], headers={"content-type": "image/jpeg"}),
+        "empty body": cam.post(frames, content=b"", headers={"content-type": "image/jpeg"}),
+        "wrong type": cam.post(frames, content=b"{}", headers={"content-type": "application/json"}),
+        "bad camera": cam.post(f"{edge}/v1/cameras/a%20b/frames", content=jpeg,
+                               headers={"content-type": "image/jpeg"}),
+        "unknown face": client.get(f"{recon}/v1/faces/{uuid.uuid4().hex}/image"),
+        "bad layers": client.get(f"{recon}/v1/faces/{uuid.uuid4().hex}/image", params={"layers": "all"}),
+        "bad face id": client.get(f"{recon}/v1/faces/..%2F..%2Fetc/image"),
     }
     codes = {k: r.status_code for k, r in cases.items()}
     assert all(400 <= c < 500 for c in codes.values()), codes
     assert codes["unknown face"] == 404 and codes["empty body"] == 400 and codes["wrong type"] == 415
-    ok = httpx.post(f"{edge}/v1/cameras/cam-x/frames", files={"frame": ("f.jpg", jpeg, "image/jpeg")}, timeout=60)
+    ok = cam.post(f"{edge}/v1/cameras/cam-x/frames", files={"frame": ("f.jpg", jpeg, "image/jpeg")})
     assert ok.status_code == 201 and len(ok.json()["faces"]) == 1  # multipart works, service still up
 
 
@@ -128,7 +134,7 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
     for i in range(5):
         r = httpx.post(f"{edge}/v1/cameras/cam-still/frames", content=frame, timeout=60,
                        params={"captured_at": f"2026-01-01T10:00:0{i // 5}.{2 * i % 10}00000+00:00"},
-                       headers={"content-type": "image/jpeg"})
+                       headers={"content-type": "image/jpeg", **camera(stack)})
         assert r.status_code == 201, r.text
         replies.append(r.json())
     assert [len(r["faces"]) for r in replies] == [3, 0, 0, 0, 0]
@@ -144,18 +150,18 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
     assert 'edge_stage_seconds_count{stage="describe"}' in metrics and "edge_outbox_pending" in metrics
     deadline = time.time() + 30
     while time.time() < deadline:
-        items = httpx.get(f"{analyzer}/v1/sightings", params={"camera_id": "cam-still"}).json()["items"]
+        items = stack.client().get(f"{analyzer}/v1/sightings", params={"camera_id": "cam-still"}).json()["items"]
         if len(items) == 3:
             break
         time.sleep(0.3)
     assert {s["track_id"] for s in items} == tracks
     assert all(s["decided_at_ms"] > s["captured_at_ms"] for s in items)  # when the analyzer decided
-    track = httpx.get(f"{analyzer}/v1/sightings/tracks/{items[0]['track_id']}").json()  # one stay, grouped
+    track = stack.client().get(f"{analyzer}/v1/sightings/tracks/{items[0]['track_id']}").json()  # one stay, grouped
     assert track["camera_id"] == "cam-still" and track["faces"] == 1
     assert track["first_seen_ms"] == track["last_seen_ms"] == items[0]["captured_at_ms"]
     assert track["identity_name"] == items[0]["identity_name"]
     assert track["sightings"][0]["face_id"] == items[0]["face_id"]
-    assert httpx.get(f"{analyzer}/v1/sightings/tracks/nosuchtrack").status_code == 404
+    assert stack.client().get(f"{analyzer}/v1/sightings/tracks/nosuchtrack").status_code == 404
 
 
 def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack) -> None:
@@ -165,7 +171,7 @@ def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack
     frame = compose_frame([lfw_image("Tony_Blair", 6)])
 
     async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(timeout=120) as client:
+        async with httpx.AsyncClient(timeout=120, headers=camera(stack)) as client:
             url, jpeg = f"{edge}/v1/cameras/cam-burst/frames", {"content-type": "image/jpeg"}
             return await asyncio.gather(*(client.post(url, content=frame, headers=jpeg) for _ in range(24)))
 
@@ -185,7 +191,7 @@ def test_replay_plays_a_folder_as_cameras_and_summarises(stack: Stack) -> None:
     frames = load_frames(Path(__file__).resolve().parent.parent / "samples", 100)
     assert len(frames) == 16 and all(t in ("image/jpeg", "image/png") for _, t in frames)
     summary = asyncio.run(replay(frames, stack.url("edge_encoder"), cameras=2, fps=4, frames_per_camera=6,
-                                 progress=False))
+                                 progress=False, token=stack.camera_token))
     assert summary.frames_sent + summary.skipped == 12 and summary.errors == 0, summary
     assert summary.accepted + summary.refused_429 == summary.frames_sent and summary.accepted >= 1
     assert summary.faces_detected >= summary.accepted and 0 < summary.faces_uplinked <= summary.faces_detected
@@ -207,10 +213,78 @@ def test_cameras_can_stream_frames_over_grpc_and_bad_frames_do_not_cut_the_strea
               frames_pb2.Frame(camera_id="bad camera", image=good),
               frames_pb2.Frame(camera_id="cam-grpc", captured_at=later, image=good)]
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        acks = list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(iter(frames), timeout=60))
+        acks = list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(
+            iter(frames), timeout=60, metadata=[("authorization", f"Bearer {stack.camera_token}")]))
     Ack = frames_pb2.FrameAck
     assert [a.status for a in acks] == [Ack.ACCEPTED, Ack.INVALID, Ack.INVALID, Ack.ACCEPTED]
     assert acks[0].faces_detected == 2 and len(acks[0].face_ids) == 2
     assert acks[3].faces_detected == 2 and len(acks[3].face_ids) == 0  # the same two people: tracked, not resent
     face = httpx.get(f"{stack.url('edge_encoder')}/healthz").json()["cameras"]["cam-grpc"]
     assert face["detected"] == 4 and face["uplinked"] == 2
+
+
+def test_keys_scopes_rate_limits_audit_and_camera_tokens(stack: Stack) -> None:
+    """Access control across the real services: no key 401, wrong scope 403 (audited), a view audited with
+    its layers, revocation effective at once, per-key rate limit 429, cameras need their token."""
+    import grpc
+    from facecoding.v1 import frames_pb2, frames_pb2_grpc
+
+    edge, analyzer, recon = (stack.url(n) for n in ("edge_encoder", "cloud_analyzer", "cloud_reconstructor"))
+    admin = stack.client()
+    frame = compose_frame([lfw_image("Serena_Williams", 6)])
+    jpeg = {"content-type": "image/jpeg"}
+    assert httpx.post(f"{edge}/v1/cameras/cam-auth/frames", content=frame, headers=jpeg).status_code == 401
+    wrong = httpx.post(f"{edge}/v1/cameras/cam-auth/frames", content=frame,
+                       headers={**jpeg, "authorization": "Bearer fct_not-the-token"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    posted = httpx.post(f"{edge}/v1/cameras/cam-auth/frames", content=frame, headers={**jpeg, **camera(stack)},
+                        timeout=60)
+    assert posted.status_code == 201, posted.text
+    face_id = posted.json()["faces"][0]["face_id"]
+    with grpc.insecure_channel(f"127.0.0.1:{stack.services['edge_encoder'].env['EDGE_GRPC_PORT']}") as channel:
+        acks = list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(
+            iter([frames_pb2.Frame(camera_id="cam-auth", image=frame)]), timeout=60))
+    assert acks[0].status == frames_pb2.FrameAck.FORBIDDEN and "token" in acks[0].error
+
+    for url in (f"{analyzer}/v1/sightings", f"{analyzer}/v1/identities", f"{recon}/v1/faces/{face_id}/image"):
+        assert httpx.get(url).status_code == 401, url
+        assert httpx.get(url, headers={"authorization": "Bearer fck_0123456789abcdef_" + "x" * 43}).status_code == 401
+    assert httpx.get(f"{analyzer}/healthz").status_code == httpx.get(f"{recon}/healthz").status_code == 200
+    schemes = httpx.get(f"{analyzer}/openapi.json").json()["components"]["securitySchemes"]
+    assert schemes["ApiKey"]["scheme"] == "bearer"
+
+    created = admin.post(f"{analyzer}/v1/keys", json={"name": "viewer", "scopes": ["faces:view"]})
+    assert created.status_code == 201 and created.json()["token"].startswith("fck_")
+    viewer_id = created.json()["key_id"]
+    viewer = httpx.Client(headers={"authorization": f"Bearer {created.json()['token']}"}, timeout=60)
+    assert viewer.get(f"{analyzer}/v1/identities").status_code == 403
+    assert "token" not in str(admin.get(f"{analyzer}/v1/keys").json())  # secrets are never listed
+    deadline = time.time() + 30
+    while admin.get(f"{analyzer}/v1/faces/{face_id}").status_code != 200 and time.time() < deadline:
+        time.sleep(0.2)
+    assert viewer.get(f"{recon}/v1/faces/{face_id}/image", params={"layers": "base"}).status_code == 200
+    assert viewer.get(f"{recon}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 2}).status_code == 200
+    assert viewer.get(f"{recon}/v1/faces/{uuid.uuid4().hex}/image").status_code == 404
+
+    trail = admin.get(f"{analyzer}/v1/audit", params={"key_id": viewer_id}).json()["items"]
+    views = [e for e in trail if e["action"] == "face.view"]
+    assert [(e["outcome"], e["status"]) for e in views] == [("failed", 404), ("ok", 200), ("ok", 200)]
+    assert views[1]["face_id"] == face_id and views[1]["layers"] == "1-2" and views[2]["layers"] == "base"
+    assert views[1]["client"] == "127.0.0.1"
+    assert any(e["outcome"] == "denied" and e["status"] == 403 for e in trail)
+    by_face = admin.get(f"{analyzer}/v1/audit", params={"face_id": face_id, "action": "face.view"}).json()["items"]
+    assert sorted((e["outcome"], e["status"]) for e in by_face) == [("denied", 401)] * 2 + [("ok", 200)] * 2
+    assert viewer.get(f"{analyzer}/v1/audit").status_code == 403
+
+    assert admin.delete(f"{analyzer}/v1/keys/{viewer_id}").json()["revoked_at_ms"] is not None
+    assert viewer.get(f"{recon}/v1/faces/{face_id}/image").status_code == 401  # at once, in the other service
+    revocation = admin.get(f"{analyzer}/v1/audit", params={"action": "key.revoke"}).json()["items"][0]
+    assert viewer_id in revocation["detail"] and revocation["key_id"] != viewer_id
+
+    slow = admin.post(f"{analyzer}/v1/keys", json={"name": "slow", "scopes": ["events:read"], "rate_per_s": 2})
+    limited = httpx.Client(headers={"authorization": f"Bearer {slow.json()['token']}"}, timeout=60)
+    codes = [limited.get(f"{analyzer}/v1/events").status_code for _ in range(6)]
+    assert codes.count(200) >= 2 and 429 in codes, codes
+    refused = next(r for r in (limited.get(f"{analyzer}/v1/events") for _ in range(6)) if r.status_code == 429)
+    assert int(refused.headers["retry-after"]) >= 1
+    assert admin.post(f"{analyzer}/v1/keys", json={"name": "x", "scopes": ["root"]}).status_code == 422

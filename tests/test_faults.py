@@ -27,7 +27,8 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         edge, analyzer = stack.url("edge_encoder"), stack.url("cloud_analyzer")
 
         async def play_with_crashes():  # type: ignore[no-untyped-def]
-            task = asyncio.create_task(replay(frames, edge, cameras=2, fps=4, frames_per_camera=32, progress=False))
+            task = asyncio.create_task(replay(frames, edge, cameras=2, fps=4, frames_per_camera=32, progress=False,
+                                              token=stack.camera_token))
             await asyncio.sleep(2.0)
             await asyncio.to_thread(stack.restart, "cloud_analyzer")  # SIGKILL mid-stream
             await asyncio.sleep(1.0)
@@ -35,17 +36,18 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
             return await task
 
         summary = asyncio.run(play_with_crashes())
+        api = stack.client()
         assert summary.accepted >= 10 and summary.refused_429 == 0
         # The only failures are connections refused or cut while the edge was down, never an error reply.
         assert all("Error(" in e for e in summary.error_samples), summary.error_samples
         again = httpx.post(f"{edge}/v1/cameras/replay-1/frames", content=frames[0][0], timeout=60,
-                           headers={"content-type": frames[0][1]})
+                           headers={"content-type": frames[0][1], "authorization": f"Bearer {stack.camera_token}"})
         assert again.status_code == 201
         deadline = time.time() + 90
         while time.time() < deadline:
             health = httpx.get(f"{edge}/healthz").json()
             pending = redis.Redis.from_url(stack.redis.url).xpending("fc:ingest", "recognisers")["pending"]
-            statuses = [httpx.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
+            statuses = [api.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
             if health["outbox_pending"] == 0 and pending == 0 and "pending" not in statuses and None not in statuses:
                 break
             time.sleep(0.5)

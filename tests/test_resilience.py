@@ -17,14 +17,14 @@ from edge_encoder.settings import EdgeSettings
 from facecodec.codec.profiles import codec_by_name
 from facecodec.stack import free_port
 from tests.conftest import lfw_image
-from tests.servers import serve
+from tests.servers import api_client, serve
 
 
 def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_client, tmp_path) -> None:
     ingest_port = free_port()
     settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=tmp_path / "edge",
                             cloud_ingest_address=f"127.0.0.1:{ingest_port}", upload_retry_max_s=1.0,
-                            upload_timeout_s=5.0)
+                            upload_timeout_s=5.0, camera_auth="off")
     with serve(create_edge(settings)) as edge:
         r = httpx.post(f"{edge}/v1/cameras/door/frames", content=lfw_image("Tony_Blair", 1).read_bytes(),
                        headers={"content-type": "image/jpeg"}, timeout=60)
@@ -35,7 +35,7 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
         assert health["outbox_pending"] == len(face_ids) >= 1
         assert health["upload_error"].startswith("UNAVAILABLE")
 
-        server, _ = make_server(Store(redis.Redis.from_url(redis_server.url)), ingest_port)
+        server, _ = make_server(Store(redis.Redis.from_url(redis_server.url)), ingest_port, {"edge-1"})
         server.start()
         try:
             deadline = time.time() + 20
@@ -57,16 +57,17 @@ def test_reconstructor_serves_base_when_edge_is_gone(redis_server, redis_client,
     face_id = uuid.uuid4().hex
     gone = f"127.0.0.1:{free_port()}"  # nothing listens there
     redis_client.hset(f"fc:face:{face_id}", mapping={"base_layer": coded.base_only().to_bytes(),
-                                                     "edge_address": gone, "enhancement_levels": 4})
+                                                     "edge_id": "edge-gone", "enhancement_levels": 4})
     settings = ReconstructorSettings(redis_url=redis_server.url, http_port=free_port(), fetch_timeout_s=1.0,
-                                     fetch_retries=1)
+                                     fetch_retries=1, edges={"edge-gone": gone})
+    viewer = api_client(redis_server.url, ("faces:view",))
     with serve(create_reconstructor(settings)) as url:
-        base = httpx.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
+        base = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
         assert base.status_code == 200 and base.content.startswith(b"\x89PNG")
-        full = httpx.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full"}, timeout=30)
+        full = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full"}, timeout=30)
         assert full.status_code == 502 and "unavailable" in full.json()["detail"]
-        bad_level = httpx.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 9})
+        bad_level = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 9})
         assert bad_level.status_code == 422
         redis_client.hset(f"fc:face:{face_id}", "base_layer", b"FC\x01garbage")
-        corrupt = httpx.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
+        corrupt = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
         assert corrupt.status_code == 502 and "cannot be decoded" in corrupt.json()["detail"]

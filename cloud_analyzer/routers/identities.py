@@ -6,14 +6,16 @@ import uuid
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
 from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
+from facecodec.access import Caller, Require
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
+READ = [Depends(Require("identities:read"))]
 IDENTITY_ID = r"^[0-9a-f]{32}$"
 MAX_IMAGES = 32
 
@@ -67,16 +69,18 @@ async def _templates(analyzer, images: list[UploadFile]) -> np.ndarray:
 @router.post("", status_code=201, response_model=Identity)
 async def enrol(
     analyzer: AnalyzerDep,
+    caller: Annotated[Caller, Depends(Require("identities:write", "identity.enrol"))],
     name: Annotated[str, Form(min_length=1, max_length=128)],
     images: Annotated[list[UploadFile], File(description="one or more face images")],
 ) -> Identity:
     templates = await _templates(analyzer, images)
     identity_id = uuid.uuid4().hex
     analyzer.store.add_identity(identity_id, name.strip(), templates, analyzer.codec.spec.descriptor_model)
+    caller.audit.update(identity_id=identity_id, detail=f"{len(templates)} templates")
     return _identity(analyzer.store.identity(identity_id))
 
 
-@router.get("", response_model=IdentityPage)
+@router.get("", response_model=IdentityPage, dependencies=READ)
 def list_identities(
     analyzer: AnalyzerDep,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -86,7 +90,7 @@ def list_identities(
     return IdentityPage(items=[_identity(r) for r in rows], total=total, offset=offset, limit=limit)
 
 
-@router.get("/migration", response_model=Migration)
+@router.get("/migration", response_model=Migration, dependencies=READ)
 def migration(analyzer: AnalyzerDep) -> Migration:
     """After a recogniser change: which identities still hold templates of another model."""
     current = analyzer.codec.spec.descriptor_model
@@ -95,7 +99,8 @@ def migration(analyzer: AnalyzerDep) -> Migration:
     return Migration(descriptor_model=current, needs_new_photos=stale)
 
 
-@router.post("/{identity_id}/templates", response_model=Identity)
+@router.post("/{identity_id}/templates", response_model=Identity,
+             dependencies=[Depends(Require("identities:write", "identity.add_photos"))])
 async def add_photos(
     analyzer: AnalyzerDep,
     identity_id: Annotated[str, Path(pattern=IDENTITY_ID)],
@@ -110,7 +115,7 @@ async def add_photos(
     return _identity(analyzer.store.identity(identity_id))
 
 
-@router.get("/{identity_id}", response_model=Identity)
+@router.get("/{identity_id}", response_model=Identity, dependencies=READ)
 def get_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=IDENTITY_ID)]) -> Identity:
     row = analyzer.store.identity(identity_id)
     if row is None:
@@ -118,7 +123,8 @@ def get_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern
     return _identity(row)
 
 
-@router.delete("/{identity_id}", status_code=204)
+@router.delete("/{identity_id}", status_code=204,
+               dependencies=[Depends(Require("identities:write", "identity.delete"))])
 def delete_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=IDENTITY_ID)]) -> None:
     if not analyzer.store.delete_identity(identity_id):
         raise HTTPException(404, f"identity {identity_id} not found")

@@ -1,0 +1,104 @@
+"""API keys and the audit trail, for admins: create (the token is shown once), list, revoke, query."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from pydantic import BaseModel, Field
+
+from cloud_analyzer.deps import AnalyzerDep
+from facecodec.access import SCOPES, ApiKey, AuditEntry, Caller, Require
+from facecodec.access.keys import KeyError_
+
+router = APIRouter(tags=["admin"])
+KEY_ID = r"^[0-9a-f]{16}$"
+
+
+class KeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@ -]+$")
+    scopes: list[str] = Field(min_length=1, description=f"subset of {list(SCOPES)}")
+    expires_in_days: float | None = Field(None, gt=0, le=3650)
+    rate_per_s: int | None = Field(None, ge=1, le=100_000, description="requests per second; default the service's")
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    name: str
+    scopes: list[str]
+    created_at_ms: int
+    expires_at_ms: int | None
+    revoked_at_ms: int | None
+    rate_per_s: int | None
+
+
+class NewKey(KeyOut):
+    token: str = Field(description="the key itself: shown this once, stored only as a hash")
+
+
+def key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(key_id=key.key_id, name=key.name, scopes=list(key.scopes), created_at_ms=key.created_at_ms,
+                  expires_at_ms=key.expires_at_ms, revoked_at_ms=key.revoked_at_ms, rate_per_s=key.rate_per_s)
+
+
+@router.post("/v1/keys", status_code=201, response_model=NewKey)
+def create_key(analyzer: AnalyzerDep, body: KeyIn,
+               caller: Annotated[Caller, Depends(Require("admin", "key.create"))]) -> NewKey:
+    expires = int((time.time() + body.expires_in_days * 86400) * 1000) if body.expires_in_days else None
+    try:
+        key, token = analyzer.access.keys.create(body.name, body.scopes, expires, body.rate_per_s)
+    except KeyError_ as exc:
+        raise HTTPException(422, str(exc)) from exc
+    caller.audit["detail"] = f"created key {key.key_id} {key.name!r} scopes {','.join(key.scopes)}"
+    return NewKey(**key_out(key).model_dump(), token=token)
+
+
+@router.get("/v1/keys", response_model=list[KeyOut], dependencies=[Depends(Require("admin"))])
+def list_keys(analyzer: AnalyzerDep) -> list[KeyOut]:
+    return [key_out(k) for k in analyzer.access.keys.list()]
+
+
+@router.delete("/v1/keys/{key_id}", response_model=KeyOut)
+def revoke_key(analyzer: AnalyzerDep, key_id: Annotated[str, Path(pattern=KEY_ID)],
+               caller: Annotated[Caller, Depends(Require("admin", "key.revoke"))]) -> KeyOut:
+    key = analyzer.access.keys.revoke(key_id)
+    if key is None:
+        raise HTTPException(404, f"key {key_id} not found")
+    caller.audit["detail"] = f"revoked key {key_id} {key.name!r}"
+    return key_out(key)
+
+
+def to_ms(t: datetime | None) -> int | None:
+    """Milliseconds since the epoch; a time without zone is UTC."""
+    if t is None:
+        return None
+    try:
+        return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
+    except (OverflowError, ValueError) as exc:
+        raise HTTPException(422, "time out of range") from exc
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    next_before: str | None = Field(description="pass as `before` for older entries; null when none are left")
+
+
+@router.get("/v1/audit", response_model=AuditPage, dependencies=[Depends(Require("admin"))])
+def query_audit(
+    analyzer: AnalyzerDep,
+    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    key_id: Annotated[str | None, Query(pattern=KEY_ID)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    face_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None,
+    identity_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    before: Annotated[str | None, Query(pattern=r"^\d{1,15}-\d{1,10}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditPage:
+    lo, hi = to_ms(since), to_ms(until)
+    if (lo is not None and lo < 0) or (hi is not None and hi < 0):
+        raise HTTPException(422, "times before 1970 hold no audit entries")
+    items, more = analyzer.access.audit.query(lo, hi, key_id, action, face_id, identity_id, before, limit)
+    return AuditPage(items=items, next_before=more)
