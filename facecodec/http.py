@@ -46,15 +46,16 @@ class BodyLimit:
         if declared is not None and declared > self.limit:
             await self._too_large(send)
             return
+        has_body = bool(declared) or _header(scope, b"transfer-encoding") is not None
         received = 0
-        tripped = False
-        started = False
+        tripped = body_done = started = False
 
         async def limited_receive() -> Message:
-            nonlocal received, tripped
+            nonlocal received, tripped, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.limit:
                     tripped = True
                     raise BodyTooLarge
@@ -64,7 +65,12 @@ class BodyLimit:
             nonlocal started
             if tripped:  # the app answered after the limit tripped: ours goes out instead
                 return
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if has_body and not body_done:
+                    # Answered before the body was read (404, 405, 401...): end the connection after
+                    # this response, or the server would go on receiving (and discarding) all of it.
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
         try:
@@ -83,14 +89,16 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    return next((value for name, value in scope.get("headers", []) if name == wanted), None)
+
+
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the server refuses a malformed length itself
-    return None
+    value = _header(scope, b"content-length")
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None  # the server refuses a malformed length itself
 
 
 def harden(app: FastAPI, max_body_bytes: int, logger: logging.Logger) -> None:

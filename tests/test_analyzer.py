@@ -365,3 +365,18 @@ def test_bombs_foreign_formats_and_endless_uploads_are_refused_early(analyzer) -
     r = httpx.post(f"{url}/v1/search", content=body, timeout=30, headers={"content-type": MULTIPART})
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
     assert body.sent < 32 * 1024 * 1024  # the limit (4 MiB) plus what socket buffers took, not 200 MiB
+
+
+def test_unexpected_errors_say_internal_error_only(analyzer, redis_server) -> None:
+    """A face record no ingest would write (a bug, an operator's edit): 500 with no class name or repr."""
+    import redis
+
+    url, _ = analyzer
+    face_id = uuid.uuid4().hex
+    client = redis.Redis.from_url(redis_server.url)
+    client.hset(f"fc:face:{face_id}", mapping={"face_id": face_id, "camera_id": "c", "captured_at_ms": "soon",
+                                              "base_layer": b"x"})
+    r = httpx.get(f"{url}/v1/faces/{face_id}")
+    client.delete(f"fc:face:{face_id}")
+    client.close()
+    assert r.status_code == 500 and r.json() == {"detail": "internal error"}
