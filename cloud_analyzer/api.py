@@ -6,21 +6,23 @@ import logging
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import facecodec
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.gallery import Gallery
-from cloud_analyzer.ingest_service import make_server
+from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.routers import faces, identities, keys, search, sightings
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
 from facecodec.access import Access, AuditLog, KeyStore, RateLimiter, bootstrap_admin
+from facecodec.capture_time import CaptureWindow
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import FaceFrontEnd
+from facecodec.http import harden
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,10 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         access = make_access(store.r, settings)
         app.state.access = access
         app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access)
-        server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host)
+        limits = IngestLimits(settings.ingest_max_streams, settings.ingest_max_streams_per_peer,
+                              settings.ingest_idle_timeout_s,
+                              CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s))
+        server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits)
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s)
@@ -70,10 +75,12 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
     for module in (identities, sightings, search, faces, keys):
         app.include_router(module.router)
+    harden(app, settings.max_request_bytes, log)
 
     @app.exception_handler(redis.RedisError)
-    async def redis_down(_request, exc: redis.RedisError) -> JSONResponse:
-        return JSONResponse({"detail": f"storage unavailable: {exc.__class__.__name__}"}, status_code=503)
+    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
 
     @app.get("/healthz")
     def healthz(analyzer: AnalyzerDep) -> dict:

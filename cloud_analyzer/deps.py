@@ -14,7 +14,14 @@ from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from facecodec.access import Access
 from facecodec.codec.profiles import FaceCodec
-from facecodec.frontend import FaceFrontEnd, ImageDecodeError, decode_image
+from facecodec.frontend import (
+    WEB_FORMATS,
+    FaceFrontEnd,
+    ImageDecodeError,
+    ImageTooLarge,
+    UnsupportedImageFormat,
+    decode_image,
+)
 from facecodec.frontend.quality import FaceQuality, assess
 
 
@@ -31,7 +38,11 @@ class Analyzer:
     def face_from_image(self, data: bytes, label: str) -> tuple[np.ndarray, FaceQuality]:
         """The largest face's float descriptor and its quality."""
         try:
-            rgb = decode_image(data)
+            rgb = decode_image(data, WEB_FORMATS)
+        except ImageTooLarge as exc:
+            raise HTTPException(413, f"{label}: {exc}") from exc
+        except UnsupportedImageFormat as exc:
+            raise HTTPException(415, f"{label}: {exc}") from exc
         except ImageDecodeError as exc:
             raise HTTPException(400, f"{label}: {exc}") from exc
         face = self.front_end.largest_face(rgb)

@@ -1,4 +1,10 @@
-"""gRPC Ingest: edges stream base layers; each face is validated, stored durably, then acknowledged."""
+"""gRPC Ingest: edges stream base layers; each face is validated, stored durably, then acknowledged.
+
+One bad record is REJECTED alone and the stream goes on. A stream that sends nothing for
+`idle_timeout_s` is ended, one peer holds at most `max_streams_per_peer` streams, and the server runs at
+most `max_streams` RPCs at once, refusing (not queueing) the rest: a few idle or hostile clients cannot
+take the thread pool from every other edge.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,12 @@ import json
 import logging
 import math
 import re
+import threading
+import time
+from collections import Counter
 from collections.abc import Collection, Iterator
 from concurrent import futures
+from dataclasses import dataclass
 
 import grpc
 import redis
@@ -16,22 +26,36 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cloud_analyzer.recognition import decode_base_layer
-from cloud_analyzer.store import Store
-from facecodec.bitstream import BitstreamError, parse
+from cloud_analyzer.store import IngestResult, Store
+from facecodec.bitstream import MAX_ENHANCEMENT_LAYERS, BitstreamError, parse
+from facecodec.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
 from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_COORDINATE = 1e6  # pixels; far beyond any frame, still exact in a float32
 Ack = ingest_pb2.IngestAck
+STATUS = {IngestResult.CREATED: Ack.ACCEPTED, IngestResult.DUPLICATE: Ack.DUPLICATE,
+          IngestResult.CONFLICT: Ack.CONFLICT}
 
 
 class InvalidRecord(ValueError):
     pass
 
 
-def validate(record: ingest_pb2.FaceRecord) -> dict:
+@dataclass(frozen=True)
+class IngestLimits:
+    """How much of the server one stream and one peer may hold (AnalyzerSettings.ingest_*)."""
+
+    max_streams: int = 32  # RPCs at once (threads); beyond, RESOURCE_EXHAUSTED at once
+    max_streams_per_peer: int = 4  # streams at once from one client host; beyond, RESOURCE_EXHAUSTED
+    idle_timeout_s: float = 30.0  # a stream with no record for this long is ended
+    capture_window: CaptureWindow = CaptureWindow()
+
+
+def validate(record: ingest_pb2.FaceRecord, window: CaptureWindow | None = None) -> dict:
     """The Redis fields for a valid record; InvalidRecord says what is wrong otherwise."""
     if not ID.match(record.face_id):
         raise InvalidRecord("face_id must be 1-64 characters of [A-Za-z0-9_.-]")
@@ -41,8 +65,20 @@ def validate(record: ingest_pb2.FaceRecord) -> dict:
         raise InvalidRecord("edge_id must be 1-64 characters of [A-Za-z0-9_.-]")
     if not record.HasField("captured_at"):
         raise InvalidRecord("captured_at is required")
+    try:
+        captured_ms = (window or CaptureWindow()).check_ms(
+            timestamp_ms(record.captured_at.seconds, record.captured_at.nanos))
+    except CaptureTimeError as exc:
+        raise InvalidRecord(str(exc)) from exc
     if record.track_id and not ID.match(record.track_id):
         raise InvalidRecord("track_id must be 1-64 characters of [A-Za-z0-9_.-] (or empty)")
+    b = record.bbox
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in (b.x1, b.y1, b.x2, b.y2)):
+        raise InvalidRecord(f"bbox coordinates must be finite numbers within +-{MAX_COORDINATE:g} pixels")
+    if not (math.isfinite(record.detection_score) and 0 <= record.detection_score <= 1):
+        raise InvalidRecord("detection_score must be a number in [0, 1]")
+    if record.enhancement_levels > MAX_ENHANCEMENT_LAYERS:
+        raise InvalidRecord(f"enhancement_levels must be 0..{MAX_ENHANCEMENT_LAYERS}")
     try:
         coded = parse(record.base_layer)
     except BitstreamError as exc:
@@ -56,10 +92,9 @@ def validate(record: ingest_pb2.FaceRecord) -> dict:
         decode_base_layer(record.base_layer)
     except (UnknownProfileError, BaseLayerError) as exc:
         raise InvalidRecord(f"base_layer: {exc}") from exc
-    b = record.bbox
     return {**_quality(record),
         "camera_id": record.camera_id,
-        "captured_at_ms": record.captured_at.ToMilliseconds(),
+        "captured_at_ms": captured_ms,
         "bbox": json.dumps([round(b.x1, 1), round(b.y1, 1), round(b.x2, 1), round(b.y2, 1)]),
         "detection_score": f"{record.detection_score:.4f}",
         "model_id": coded.model_id,
@@ -86,37 +121,111 @@ def _quality(record: ingest_pb2.FaceRecord) -> dict:
             "sharpness": f"{q.sharpness:.1f}", "yaw": f"{q.yaw:.3f}"}
 
 
+def peer_host(peer: str) -> str:
+    """The client host of a gRPC peer string: 'ipv4:10.0.0.5:41234' -> '10.0.0.5',
+    'ipv6:[::1]:41234' -> '::1'; other forms (unix sockets) are their own peer."""
+    kind, _, address = peer.partition(":")
+    if kind in ("ipv4", "ipv6") and ":" in address:
+        return address.rsplit(":", 1)[0].strip("[]")
+    return peer
+
+
+class _Streams:
+    """Open streams: how many per peer, and when each last delivered a record. A watchdog thread
+    cancels streams idle past the timeout; cancelling wakes the handler's blocked request iterator."""
+
+    def __init__(self, limits: IngestLimits) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._per_peer: Counter[str] = Counter()
+        self._last: dict[int, tuple[grpc.ServicerContext, float]] = {}
+        self._watchdog = threading.Thread(target=self._watch, name="ingest-idle-watchdog", daemon=True)
+        self._watchdog.start()
+
+    def open(self, key: int, peer: str, context: grpc.ServicerContext) -> bool:
+        with self._lock:
+            if self._per_peer[peer] >= self.limits.max_streams_per_peer:
+                return False
+            self._per_peer[peer] += 1
+            self._last[key] = (context, time.monotonic())
+            return True
+
+    def touch(self, key: int, context: grpc.ServicerContext) -> None:
+        with self._lock:
+            self._last[key] = (context, time.monotonic())
+
+    def close(self, key: int, peer: str) -> None:
+        with self._lock:
+            self._last.pop(key, None)
+            self._per_peer[peer] -= 1
+            if self._per_peer[peer] <= 0:
+                del self._per_peer[peer]
+
+    def _watch(self) -> None:
+        period = min(1.0, self.limits.idle_timeout_s / 4)
+        while True:
+            time.sleep(period)
+            deadline = time.monotonic() - self.limits.idle_timeout_s
+            with self._lock:
+                idle = [(key, ctx) for key, (ctx, last) in self._last.items() if last < deadline]
+                for key, _ in idle:
+                    self._last.pop(key)  # cancelled once; its handler closes it on the way out
+            for _, context in idle:
+                log.warning("ingest stream from %s idle for %.0fs; ended", context.peer(), self.limits.idle_timeout_s)
+                context.cancel()
+
+
 class IngestService(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, store: Store, edges: Collection[str]) -> None:
+    def __init__(self, store: Store, edges: Collection[str], limits: IngestLimits | None = None) -> None:
         self.store, self.edges = store, edges
+        self.limits = limits or IngestLimits()
+        self._streams = _Streams(self.limits)
 
     def Ingest(self, request_iterator: Iterator[ingest_pb2.FaceRecord], context: grpc.ServicerContext):  # noqa: N802
-        for record in request_iterator:
-            if record.edge_id not in self.edges:
-                # Not REJECTED: the records are fine, the sender is not trusted. The edge keeps them and
-                # retries, so a configuration fix loses nothing.
-                log.warning("ingest from untrusted edge %r refused", record.edge_id[:64])
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, "this edge is not trusted here (ANALYZER_EDGES)")
-            try:
-                fields = validate(record)
-            except InvalidRecord as exc:
-                yield Ack(face_id=record.face_id, status=Ack.REJECTED, error=str(exc))
-                continue
-            try:
-                created = self.store.ingest(record.face_id, fields)
-            except redis.RedisError as exc:
-                # Not acked, so the edge keeps it and retries: nothing is lost.
-                log.error("redis unavailable during ingest: %s", exc)
-                context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
-            yield Ack(face_id=record.face_id, status=Ack.ACCEPTED if created else Ack.DUPLICATE)
+        peer, key = peer_host(context.peer()), id(context)
+        if not self._streams.open(key, peer, context):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"at most {self.limits.max_streams_per_peer} ingest streams per client at once")
+        try:
+            for record in request_iterator:
+                self._streams.touch(key, context)
+                if record.edge_id not in self.edges:
+                    # Not REJECTED: the records are fine, the sender is not trusted. The edge keeps them and
+                    # retries, so a configuration fix loses nothing.
+                    log.warning("ingest from untrusted edge %r refused", record.edge_id[:64])
+                    context.abort(grpc.StatusCode.PERMISSION_DENIED, "this edge is not trusted here (ANALYZER_EDGES)")
+                yield self._one(record, context)
+        finally:
+            self._streams.close(key, peer)
+
+    def _one(self, record: ingest_pb2.FaceRecord, context: grpc.ServicerContext) -> ingest_pb2.IngestAck:
+        try:
+            fields = validate(record, self.limits.capture_window)
+        except InvalidRecord as exc:
+            return Ack(face_id=record.face_id[:64], status=Ack.REJECTED, error=str(exc))
+        except Exception:  # any other failure to read one record is that record's, not the stream's
+            log.exception("record %r could not be validated", record.face_id[:64])
+            return Ack(face_id=record.face_id[:64], status=Ack.REJECTED, error="record could not be validated")
+        try:
+            result = self.store.ingest(record.face_id, fields)
+        except redis.RedisError as exc:
+            # Not acked, so the edge keeps it and retries: nothing is lost.
+            log.error("redis unavailable during ingest: %s", exc)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
+        error = "face_id already stored with different content" if result is IngestResult.CONFLICT else ""
+        return Ack(face_id=record.face_id, status=STATUS[result], error=error)
 
 
-def make_server(store: Store, port: int, edges: Collection[str], host: str = "127.0.0.1") -> tuple[grpc.Server, int]:
+def make_server(store: Store, port: int, edges: Collection[str], host: str = "127.0.0.1",
+                limits: IngestLimits | None = None) -> tuple[grpc.Server, int]:
+    limits = limits or IngestLimits()
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=8),
+        futures.ThreadPoolExecutor(max_workers=limits.max_streams, thread_name_prefix="ingest"),
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
+        # One thread per RPC: past this many, refuse at once rather than queue behind idle streams.
+        maximum_concurrent_rpcs=limits.max_streams,
     )
-    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, edges), server)
+    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, edges, limits), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     name = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name

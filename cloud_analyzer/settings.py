@@ -44,5 +44,25 @@ class AnalyzerSettings(BaseSettings):
                                   "a key may carry its own)")
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json (they list endpoints, not data)")
     audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
-    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted image upload")
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="largest request body (an enrolment of up to 32 photos); "
+        "enforced while it streams in, 413 beyond"
+    )
+    ingest_max_streams: int = Field(
+        32, ge=2, le=1024, description="gRPC calls served at once (one thread each); beyond, refused with "
+        "RESOURCE_EXHAUSTED instead of queued"
+    )
+    ingest_max_streams_per_peer: int = Field(
+        4, ge=1, le=1024, description="Ingest streams one client host may hold open at once"
+    )
+    ingest_idle_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="an Ingest stream that sends no record for this long is ended"
+    )
+    capture_max_future_s: float = Field(
+        600.0, ge=0, description="a record captured further ahead of the analyzer's clock is REJECTED"
+    )
+    capture_max_age_s: float = Field(
+        365 * 86400.0, gt=0, description="a record captured longer ago is REJECTED"
+    )
     redis_timeout_s: float = Field(5.0, gt=0)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import time
 from dataclasses import dataclass
@@ -43,13 +44,26 @@ def templates_key(identity_id: str) -> str:
     return f"fc:identity:{identity_id}:tmpl"
 
 
-# Atomic: a face is stored and queued exactly once, however often the edge re-sends it.
+# Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
+# already stored is a duplicate only if its content (base layer, camera, capture time) is the same;
+# otherwise it is a conflict and the stored face stays as it was.
+# ARGV: face_id, base_layer, camera_id, captured_at_ms, then the hash's field/value pairs.
 _INGEST = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local stored = redis.call('HMGET', KEYS[1], 'base_layer', 'camera_id', 'captured_at_ms')
+  if stored[1] == ARGV[2] and stored[2] == ARGV[3] and stored[3] == ARGV[4] then return 0 end
+  return 2
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1])
 return 1
 """
+
+
+class IngestResult(enum.Enum):
+    DUPLICATE = 0  # stored earlier with the same content: nothing changed
+    CREATED = 1
+    CONFLICT = 2  # stored earlier with different content: the new record was dropped
 
 
 # Identities enrolled before templates recorded their model were all made with this one (a fixed
@@ -115,13 +129,14 @@ class Store:
                 raise
 
     # --- faces -------------------------------------------------------------------------------------
-    def ingest(self, face_id: str, fields: dict[str, Any]) -> bool:
-        """Store a face and queue it for recognition; False if the face_id was already stored."""
-        flat: list[Any] = [face_id]
+    def ingest(self, face_id: str, fields: dict[str, Any]) -> IngestResult:
+        """Store a face and queue it for recognition, unless the face_id is already stored (then
+        DUPLICATE or CONFLICT, by content)."""
+        flat: list[Any] = [face_id, fields["base_layer"], fields["camera_id"], int(fields["captured_at_ms"])]
         for k, v in {**fields, "face_id": face_id, "status": "pending",
                      "ingested_at_ms": int(time.time() * 1000)}.items():
             flat += [k, v]
-        return bool(self._ingest(keys=[face_key(face_id), INGEST_STREAM], args=flat))
+        return IngestResult(int(self._ingest(keys=[face_key(face_id), INGEST_STREAM], args=flat)))
 
     def face(self, face_id: str) -> dict[str, Any] | None:
         return _face_fields(self.r.hgetall(face_key(face_id)))
@@ -362,9 +377,17 @@ def encode_cursor(ts: int, face_id: str) -> str:
     return base64.urlsafe_b64encode(f"{ts}:{face_id}".encode()).decode().rstrip("=")
 
 
+# Capture times a cursor may hold: years 1-9999 in Unix ms (what a datetime can say). Beyond, Redis
+# would refuse the score, and a client's typo would look like a storage outage.
+MIN_TIME_MS, MAX_TIME_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         ts, face_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":", 1)
-        return int(ts), face_id
+        ms = int(ts)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CursorError("invalid cursor") from exc
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise CursorError("invalid cursor")
+    return ms, face_id

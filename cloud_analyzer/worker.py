@@ -115,9 +115,9 @@ class RecognitionWorker:
                         self.process(stream_id, face_id)
                     except redis.RedisError:
                         raise
-                    except Exception as exc:  # one poison face must not block recognition for everyone
+                    except Exception:  # one poison face must not block recognition for everyone
                         log.exception("worker %s: face %s failed", self.consumer, face_id)
-                        self.store.mark_failed(stream_id, face_id, f"internal error: {exc}")
+                        self.store.mark_failed(stream_id, face_id, "internal error; see the analyzer's log")
             except redis.RedisError as exc:
                 log.warning("worker %s: redis error %s; retrying", self.consumer, exc)
                 self._stop.wait(1.0)

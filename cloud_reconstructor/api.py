@@ -25,10 +25,12 @@ from facecodec.bitstream import BitstreamError, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.profiles import UnknownProfileError, codec_for
+from facecodec.http import harden
 
 log = logging.getLogger(__name__)
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
+MAX_REQUEST_BYTES = 64 * 1024  # every endpoint is a GET: a body is never needed, a large one never read
 
 
 @dataclass
@@ -54,18 +56,25 @@ class Reconstructor:
             address = self.settings.edges.get(ref.edge_id)
             if address is None:
                 log.error("face %s is held by edge %r, which RECONSTRUCTOR_EDGES does not name", face_id, ref.edge_id)
-                raise HTTPException(502, f"edge {ref.edge_id} is not configured here; ask an operator")
+                raise HTTPException(502, "the edge holding this face's enhancement layers is not configured here")
             try:
                 container = self.edges.fetch(address, face_id, level)
             except EdgeFetchError as exc:
-                status = 404 if exc.code == grpc.StatusCode.NOT_FOUND else 502
-                raise HTTPException(status, f"enhancement layer unavailable: {exc}") from exc
+                # The details (the edge's address, gRPC's text) are for the log: in a reply they would
+                # tell a client which internal ports are open.
+                log.warning("face %s: fetch from its edge failed: %s", face_id, exc)
+                if exc.code == grpc.StatusCode.NOT_FOUND:
+                    raise HTTPException(404, "this face's enhancement layers are no longer kept by its edge; "
+                                             "ask for layers=base") from exc
+                raise HTTPException(502, "the edge holding this face's enhancement layers is unreachable; "
+                                         "retry later") from exc
             full = parse(container)
             if full.base != base.base or (full.model_id, full.rate_id) != (base.model_id, base.rate_id):
                 raise HTTPException(502, "edge returned a container for a different base layer")
             return codec.reconstruct(full, level), level
         except DECODE_ERRORS as exc:
-            raise HTTPException(502, f"stored bitstream cannot be decoded: {exc}") from exc
+            log.error("face %s: stored bitstream cannot be decoded: %s", face_id, exc)
+            raise HTTPException(502, "this face's stored bitstream cannot be decoded") from exc
 
 
 def get_reconstructor(request: Request) -> Reconstructor:
@@ -92,10 +101,12 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud reconstructor", version=facecodec.__version__, lifespan=lifespan, **docs)
+    harden(app, MAX_REQUEST_BYTES, log)
 
     @app.exception_handler(redis.RedisError)
-    async def redis_down(_request, exc: redis.RedisError) -> JSONResponse:
-        return JSONResponse({"detail": f"storage unavailable: {exc.__class__.__name__}"}, status_code=503)
+    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
+        log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
 
     @app.get("/healthz")
     def healthz(reconstructor: Dep) -> dict:

@@ -6,7 +6,7 @@ import logging
 import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from facecoding.v1 import ingest_pb2
@@ -27,12 +27,28 @@ from edge_encoder.settings import EdgeSettings
 from edge_encoder.tracker import FaceTracker
 from edge_encoder.uploader import Uploader
 from facecodec.access.camera_tokens import CameraTokens
+from facecodec.capture_time import CaptureTimeError, CaptureWindow
 from facecodec.codec.profiles import FaceCodec, codec_by_name
-from facecodec.frontend import FaceFrontEnd, ImageDecodeError
+from facecodec.frontend import FaceFrontEnd, ImageDecodeError, ImageTooLarge, UnsupportedImageFormat
+from facecodec.http import harden
 
 log = logging.getLogger(__name__)
 CAMERA_ID = r"^[A-Za-z0-9_.-]{1,64}$"
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}
+MULTIPART_SLACK = 64 * 1024  # form boundaries and part headers around a frame of max_frame_bytes
+
+
+def frame_error_status(exc: Exception) -> int:
+    """The HTTP status (and refusal metric label) of a frame the edge will not take."""
+    if isinstance(exc, CaptureTimeError):
+        return 422
+    if isinstance(exc, ImageTooLarge):
+        return 413
+    if isinstance(exc, UnsupportedImageFormat):
+        return 415
+    if isinstance(exc, TooManyCameras):
+        return 403
+    return 400
 
 
 @dataclass
@@ -44,16 +60,20 @@ class EdgeNode:
     uploader: Uploader
     metrics: EdgeMetrics
 
+    @property
+    def capture_window(self) -> CaptureWindow:
+        return CaptureWindow(self.settings.capture_max_future_s, self.settings.capture_max_age_s)
+
     def ingest_frame(self, camera_id: str, frame: bytes, captured_at: datetime | None) -> FrameResult:
-        """One frame through the pipeline and into the stores, counted. ImageDecodeError and
-        TooManyCameras are counted as refused and re-raised for the caller's protocol to answer."""
+        """One frame through the pipeline and into the stores, counted. CaptureTimeError (checked before
+        anything is decoded or stored), ImageDecodeError and TooManyCameras are counted as refused and
+        re-raised for the caller's protocol to answer."""
         try:
+            if captured_at is not None:
+                captured_at = self.capture_window.check(captured_at)
             result = self.pipeline.encode_frame(camera_id, frame, captured_at)
-        except ImageDecodeError:
-            self.metrics.frames_rejected.labels("400").inc()
-            raise
-        except TooManyCameras:
-            self.metrics.frames_rejected.labels("403").inc()
+        except (CaptureTimeError, ImageDecodeError, TooManyCameras) as exc:
+            self.metrics.frames_rejected.labels(str(frame_error_status(exc))).inc()
             raise
         self.metrics.frames.labels(camera_id).inc()  # counted once accepted: labels stay bounded too
         self.metrics.faces_detected.labels(camera_id).inc(result.detected)
@@ -150,13 +170,14 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
         ),
         uploader=Uploader(
             outbox, settings.cloud_ingest_address, settings.upload_batch, settings.upload_timeout_s,
-            settings.upload_retry_max_s,
+            settings.upload_retry_max_s, settings.upload_stall_s,
         ),
         metrics=metrics,
     )
     metrics.watch(lambda: {
         "outbox_pending": len(node.outbox), "outbox_rejected": node.outbox.rejected_count(),
-        "uploaded_acked": node.uploader.acked, **{f"enhancement_store_{k}": v for k, v in node.store.stats().items()},
+        "uploaded_acked": node.uploader.acked, "outbox_quarantined": node.uploader.quarantined,
+        "upload_errors": node.uploader.errors, **{f"enhancement_store_{k}": v for k, v in node.store.stats().items()},
     })
     return node
 
@@ -185,11 +206,14 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     tokens = CameraTokens(settings.tokens_path) if settings.camera_auth == "tokens" else None
     if tokens is None:
         log.warning("camera authentication is OFF (EDGE_CAMERA_AUTH=off): anyone reaching this port posts frames")
+    harden(app, settings.max_frame_bytes + MULTIPART_SLACK, log)
 
     @app.get("/healthz")
     def healthz(node: Node) -> dict:
+        uploads = node.uploader.health()
         return {
-            "status": "ok",
+            "status": "degraded" if uploads["stalled"] else "ok",
+            "uploads": uploads,
             "edge_id": settings.edge_id,
             "codec": node.pipeline.codec.spec.name,
             "outbox_pending": len(node.outbox),
@@ -213,6 +237,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         writable, and frames in flight below EDGE_MAX_FRAMES_IN_FLIGHT. /healthz only says it runs."""
         checks = {"models_loaded": True, "outbox_writable": node.outbox.writable(),
                   "enhancement_store_writable": node.store.writable(),
+                  "uploads_flowing": not node.uploader.health()["stalled"],
                   "not_saturated": in_flight < settings.max_frames_in_flight}
         return JSONResponse({"ready": all(checks.values()), "checks": checks},
                             status_code=200 if all(checks.values()) else 503)
@@ -232,6 +257,12 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
                 node.metrics.frames_rejected.labels("401").inc()
                 raise HTTPException(401, "camera token missing or wrong (Authorization: Bearer <camera token>)",
                                     headers={"WWW-Authenticate": "Bearer"})
+        if captured_at is not None:  # before the body is read: nothing decoded or stored for a bad time
+            try:
+                captured_at = node.capture_window.check(captured_at)
+            except CaptureTimeError as exc:
+                node.metrics.frames_rejected.labels("422").inc()
+                raise HTTPException(422, str(exc)) from exc
         if in_flight >= settings.max_frames_in_flight:
             node.metrics.frames_rejected.labels("429").inc()
             raise HTTPException(429, f"edge saturated: {in_flight} frames in flight; retry shortly",
@@ -249,15 +280,10 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         except HTTPException as exc:
             node.metrics.frames_rejected.labels(str(exc.status_code)).inc()
             raise
-
-        if captured_at is not None and captured_at.tzinfo is None:
-            captured_at = captured_at.replace(tzinfo=UTC)
         try:
             result = await run_in_threadpool(node.ingest_frame, camera_id, frame, captured_at)
-        except ImageDecodeError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        except TooManyCameras as exc:
-            raise HTTPException(403, str(exc)) from exc
+        except (CaptureTimeError, ImageDecodeError, TooManyCameras) as exc:
+            raise HTTPException(frame_error_status(exc), str(exc)) from exc
         faces = result.faces
         return FrameOut(
             camera_id=camera_id,

@@ -16,6 +16,7 @@ from facecoding.v1 import frames_pb2, frames_pb2_grpc
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import FrameResult, TooManyCameras
 from facecodec.access.camera_tokens import CameraTokens
+from facecodec.capture_time import CaptureTimeError, timestamp_ms
 from facecodec.frontend import ImageDecodeError
 
 CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -51,12 +52,24 @@ class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
             self.metrics.frames_rejected.labels("400").inc()
             return Ack(camera_id=camera, status=Ack.INVALID,
                        error=f"image must be 1..{self.max_frame_bytes} bytes of JPEG, PNG or WebP")
-        captured_at = frame.captured_at.ToDatetime(tzinfo=UTC) if frame.HasField("captured_at") else None
         try:
+            captured_at = _captured_at(frame)
             result = self.ingest(camera, frame.image, captured_at)
-        except ImageDecodeError as exc:
+        except (CaptureTimeError, ImageDecodeError) as exc:
             return Ack(camera_id=camera, status=Ack.INVALID, error=str(exc))
         except TooManyCameras as exc:
             return Ack(camera_id=camera, status=Ack.FORBIDDEN, error=str(exc))
         return Ack(camera_id=camera, status=Ack.ACCEPTED, faces_detected=result.detected,
                    face_ids=[f.face_id for f in result.faces])
+
+
+def _captured_at(frame: frames_pb2.Frame) -> datetime | None:
+    """The frame's capture time; CaptureTimeError where a datetime cannot hold it (protobuf's own
+    conversion raises on years past 9999). The window around now is the pipeline's to check."""
+    if not frame.HasField("captured_at"):
+        return None
+    ms = timestamp_ms(frame.captured_at.seconds, frame.captured_at.nanos)
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise CaptureTimeError("captured_at is out of range") from exc

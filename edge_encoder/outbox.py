@@ -50,6 +50,11 @@ class Outbox:
             rows = self._db.execute("SELECT face_id, record FROM outbox ORDER BY seq LIMIT ?", (limit,))
             return [(face_id, bytes(record)) for face_id, record in rows]
 
+    def oldest_pending(self) -> float | None:
+        """When the oldest record still waiting was queued (Unix time); None if none waits."""
+        with self._lock:
+            return self._db.execute("SELECT MIN(created) FROM outbox").fetchone()[0]
+
     def mark_attempt(self, face_ids: list[str]) -> None:
         with self._lock:
             self._db.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE face_id = ?",

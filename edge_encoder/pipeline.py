@@ -17,7 +17,7 @@ from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.tracker import FaceTracker
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import FaceCodec
-from facecodec.frontend import FaceFrontEnd, decode_image
+from facecodec.frontend import WEB_FORMATS, FaceFrontEnd, decode_image
 from facecodec.frontend.quality import FaceQuality, assess
 
 
@@ -94,10 +94,10 @@ class EncodePipeline:
                     for camera, c in self.tracker.counts.items()}
 
     def encode_frame(self, camera_id: str, frame: bytes, captured_at: datetime | None = None) -> FrameResult:
-        """Decode the frame (ImageDecodeError if it is not an image) and code every face in it that the
-        tracker uplinks (all of them without a tracker)."""
+        """Decode the frame (ImageDecodeError if it is not a JPEG, PNG or WebP image, or too large) and code
+        every face in it that the tracker uplinks (all of them without a tracker)."""
         with self.metrics.stage("decode"):
-            rgb = decode_image(frame)
+            rgb = decode_image(frame, WEB_FORMATS)
         captured_at = captured_at or datetime.now(UTC)
         with self._lock:
             if camera_id not in self._cameras and len(self._cameras) >= self.max_cameras:

@@ -66,6 +66,16 @@ class EdgeSettings(BaseSettings):
     upload_batch: int = Field(64, ge=1, le=1024, description="faces per ingest stream")
     upload_timeout_s: float = Field(10.0, gt=0, description="deadline of one ingest stream")
     upload_retry_max_s: float = Field(30.0, gt=0, description="longest back-off between upload retries")
+    upload_stall_s: float = Field(
+        300.0, gt=0, description="faces waiting this long with no successful upload for as long: /healthz says "
+        "degraded, /readyz fails"
+    )
+    capture_max_future_s: float = Field(
+        600.0, ge=0, description="latest accepted captured_at, seconds ahead of the edge's clock; beyond, 422"
+    )
+    capture_max_age_s: float = Field(
+        365 * 86400.0, gt=0, description="oldest accepted captured_at, seconds before now; beyond, 422"
+    )
 
     @property
     def tokens_path(self) -> Path:

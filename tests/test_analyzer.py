@@ -31,6 +31,14 @@ api = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Laura_Bush"]
 
 
+@pytest.fixture(autouse=True)
+def test_key(redis_server) -> None:
+    """The tests' admin key, registered again before each test: some tests flush Redis."""
+    import redis
+
+    KeyStore(redis.Redis.from_url(redis_server.url)).register(TOKEN, "tests", ["admin"])
+
+
 @pytest.fixture(scope="module")
 def analyzer(redis_server):
     import redis
@@ -40,7 +48,7 @@ def analyzer(redis_server):
     KeyStore(client).register(TOKEN, "tests", ["admin"])
     grpc_port = free_port()
     settings = AnalyzerSettings(redis_url=redis_server.url, grpc_port=grpc_port, http_port=free_port(),
-                                edges={"edge-t": "127.0.0.1:1"})
+                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024)
     with serve(create_app(settings)) as url:
         channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
         yield url, ingest_pb2_grpc.IngestStub(channel)
@@ -61,6 +69,11 @@ def record(front_end, path, camera: str, ts_ms: int, face_id: str | None = None,
         edge_address="127.0.0.1:1", enhancement_levels=0,
         quality=ingest_pb2.FaceQuality(face_width_px=100, sharpness=100, yaw=0.1, issues=list(issues)),
     )
+
+
+def recent_ms(days: int) -> int:
+    """A capture time `days` ago, whole seconds: inside the analyzer's window, whenever the test runs."""
+    return (int(time.time()) - days * 86_400) * 1000
 
 
 def enrol(url: str, name: str, paths) -> dict:
@@ -86,7 +99,7 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     listed = api.get(f"{url}/v1/identities").json()
     assert listed["total"] == 3 and {i["name"] for i in listed["items"]} == set(PEOPLE)
 
-    base = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    base = recent_ms(days=2)
     records = [record(front_end, lfw_image(name, 3), f"cam{i % 2}", base + 1000 * i)
                for i, name in enumerate(PEOPLE + PEOPLE)]
     acks = list(stub.Ingest(iter(records), timeout=30))
@@ -143,7 +156,7 @@ def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
     assert gallery >= 1
     colin = next(i for i in api.get(f"{url}/v1/identities").json()["items"] if i["name"] == "Colin_Powell")
     assert colin["descriptor_model"] == "faceplugin-fr_feature-512"
-    base = int(datetime(2026, 2, 1, tzinfo=UTC).timestamp() * 1000)
+    base = recent_ms(days=1)
     burst = [record(front_end, lfw_image("Colin_Powell", n), "camF", base + 400 * i) for i, n in enumerate((5, 6, 7))]
     blurred = record(front_end, lfw_image("Colin_Powell", 8), "camQ", base, issues=("blurred", "too_small"))
     stranger = record(front_end, lfw_image("George_W_Bush", 1), "camS", base)
@@ -230,7 +243,7 @@ def test_recogniser_change_never_mixes_feature_spaces(analyzer, redis_server, fr
 
 def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -> None:
     url, stub = analyzer
-    good = record(front_end, lfw_image("Colin_Powell", 4), "cam9", 1_000)
+    good = record(front_end, lfw_image("Colin_Powell", 4), "cam9", recent_ms(days=3))
     coded = CodedFace(good.model_id, good.rate_id, 112, b"\x00" * 10)
 
     def variant(**changes) -> ingest_pb2.FaceRecord:
@@ -318,3 +331,65 @@ def test_sightings_page_has_no_duplicates_when_a_sighting_lands_mid_read(redis_c
     rows, _ = store.sightings(None, None, None, None, None, 50)
     ids = [r.face_id for r in rows]
     assert len(calls) >= 2 and len(ids) == len(set(ids)) and set(ids) >= {f"f{i}" for i in range(5)}
+
+
+def test_client_errors_are_4xx_not_storage_unavailable(analyzer) -> None:
+    """Naive or far-off times are UTC times, not 500s; out-of-range offsets, cursors and stream ids
+    are the client's error (4xx), never 503 'storage unavailable' (Redis would refuse them)."""
+    from cloud_analyzer.store import encode_cursor
+
+    url, _ = analyzer
+    ok = [
+        api.get(f"{url}/v1/sightings", params={"since": "0001-01-01T00:00:00"}),
+        api.get(f"{url}/v1/sightings", params={"until": "0001-01-01T00:00:00"}),
+        api.get(f"{url}/v1/sightings", params={"since": "0001-01-01T00:00:00+01:00", "until": "9999-12-31T23:59:59"}),
+    ]
+    assert [r.status_code for r in ok] == [200, 200, 200], [r.text for r in ok]
+    assert ok[1].json()["items"] == []
+    refused = {
+        "offset": api.get(f"{url}/v1/identities", params={"offset": 10**20}),
+        "cursor in year 10**17": api.get(f"{url}/v1/sightings", params={"cursor": encode_cursor(10**30, "x")}),
+        "stream id past 2**64": api.get(f"{url}/v1/events", params={"after": "99999999999999999999-0"}),
+        "blank name": api.post(f"{url}/v1/identities", data={"name": "   "},
+                                 files={"images": ("a.jpg", lfw_image("Colin_Powell", 1).read_bytes())}),
+    }
+    codes = {k: r.status_code for k, r in refused.items()}
+    assert codes == {"offset": 422, "cursor in year 10**17": 400, "stream id past 2**64": 422, "blank name": 422}
+    assert not any("storage" in r.text for r in refused.values())
+    assert "x" not in {i["name"].strip() for i in api.get(f"{url}/v1/identities").json()["items"]}
+
+
+def test_bombs_foreign_formats_and_endless_uploads_are_refused_early(analyzer) -> None:
+    """A 48 MP PNG of ~150 KB is refused from its header (413), a BMP by name (415), and a chunked
+    upload past ANALYZER_MAX_REQUEST_BYTES is cut off while it streams (413), not read to the end."""
+    from tests.payloads import MULTIPART, EndlessBody, huge_png, image_as, multipart_file_head
+
+    url, _ = analyzer
+    bomb = huge_png(8000, 6000)
+    assert len(bomb) < 1024 * 1024
+    started = time.monotonic()
+    r = api.post(f"{url}/v1/search", files={"image": ("bomb.png", bomb, "image/png")}, timeout=30)
+    assert r.status_code == 413 and "8000x6000" in r.json()["detail"], r.text
+    assert time.monotonic() - started < 2  # not decoded (144 MB of pixels)
+    for fmt in ("BMP", "TIFF", "GIF"):
+        r = api.post(f"{url}/v1/search", files={"image": (f"a.{fmt.lower()}", image_as(fmt))})
+        assert r.status_code == 415 and fmt in r.json()["detail"], r.text
+    body = EndlessBody(200 * 1024 * 1024, prefix=multipart_file_head("image"))
+    r = api.post(f"{url}/v1/search", content=body, timeout=30, headers={"content-type": MULTIPART})
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+    assert body.sent < 32 * 1024 * 1024  # the limit (4 MiB) plus what socket buffers took, not 200 MiB
+
+
+def test_unexpected_errors_say_internal_error_only(analyzer, redis_server) -> None:
+    """A face record no ingest would write (a bug, an operator's edit): 500 with no class name or repr."""
+    import redis
+
+    url, _ = analyzer
+    face_id = uuid.uuid4().hex
+    client = redis.Redis.from_url(redis_server.url)
+    client.hset(f"fc:face:{face_id}", mapping={"face_id": face_id, "camera_id": "c", "captured_at_ms": "soon",
+                                              "base_layer": b"x"})
+    r = api.get(f"{url}/v1/faces/{face_id}")
+    client.delete(f"fc:face:{face_id}")
+    client.close()
+    assert r.status_code == 500 and r.json() == {"detail": "internal error"}

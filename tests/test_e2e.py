@@ -11,6 +11,7 @@ import io
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -131,9 +132,10 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
     edge, analyzer = stack.url("edge_encoder"), stack.url("cloud_analyzer")
     frame = compose_frame([lfw_image(name, 5) for name in ("Colin_Powell", "Tony_Blair", "Laura_Bush")])
     replies = []
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)  # inside the edge's window
     for i in range(5):
         r = httpx.post(f"{edge}/v1/cameras/cam-still/frames", content=frame, timeout=60,
-                       params={"captured_at": f"2026-01-01T10:00:0{i // 5}.{2 * i % 10}00000+00:00"},
+                       params={"captured_at": (start + timedelta(seconds=0.2 * i)).isoformat()},
                        headers={"content-type": "image/jpeg", **camera(stack)})
         assert r.status_code == 201, r.text
         replies.append(r.json())
@@ -205,8 +207,9 @@ def test_cameras_can_stream_frames_over_grpc_and_bad_frames_do_not_cut_the_strea
 
     port = stack.services["edge_encoder"].env["EDGE_GRPC_PORT"]
     captured, later = Timestamp(), Timestamp()
-    captured.FromMilliseconds(1_767_261_600_000)
-    later.FromMilliseconds(1_767_261_600_500)
+    start_ms = (int(time.time()) - 3600) * 1000  # inside the edge's capture window
+    captured.FromMilliseconds(start_ms)
+    later.FromMilliseconds(start_ms + 500)
     good = compose_frame([lfw_image("Laura_Bush", 6), lfw_image("Colin_Powell", 6)])
     frames = [frames_pb2.Frame(camera_id="cam-grpc", captured_at=captured, image=good),
               frames_pb2.Frame(camera_id="cam-grpc", image=b"not an image"),

@@ -24,16 +24,20 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
     ingest_port = free_port()
     settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=tmp_path / "edge",
                             cloud_ingest_address=f"127.0.0.1:{ingest_port}", upload_retry_max_s=1.0,
-                            upload_timeout_s=5.0, camera_auth="off")
+                            upload_timeout_s=5.0, upload_stall_s=1.0, camera_auth="off")
     with serve(create_edge(settings)) as edge:
         r = httpx.post(f"{edge}/v1/cameras/door/frames", content=lfw_image("Tony_Blair", 1).read_bytes(),
                        headers={"content-type": "image/jpeg"}, timeout=60)
         assert r.status_code == 201
         face_ids = [f["face_id"] for f in r.json()["faces"]]
-        time.sleep(1.5)  # a few failed upload attempts
+        time.sleep(1.5)  # a few failed upload attempts, longer than EDGE_UPLOAD_STALL_S
         health = httpx.get(f"{edge}/healthz").json()
         assert health["outbox_pending"] == len(face_ids) >= 1
         assert health["upload_error"].startswith("UNAVAILABLE")
+        assert health["status"] == "degraded" and health["uploads"]["stalled"], health
+        assert health["uploads"]["oldest_pending_s"] >= 1.0 and health["uploads"]["errors"] >= 1
+        ready = httpx.get(f"{edge}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["uploads_flowing"] is False
 
         server, _ = make_server(Store(redis.Redis.from_url(redis_server.url)), ingest_port, {"edge-1"})
         server.start()
@@ -41,7 +45,9 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
             deadline = time.time() + 20
             while httpx.get(f"{edge}/healthz").json()["outbox_pending"] and time.time() < deadline:
                 time.sleep(0.2)
-            assert httpx.get(f"{edge}/healthz").json()["outbox_pending"] == 0
+            health = httpx.get(f"{edge}/healthz").json()
+            assert health["outbox_pending"] == 0 and health["status"] == "ok" and not health["uploads"]["stalled"]
+            assert httpx.get(f"{edge}/readyz").status_code == 200
             for face_id in face_ids:
                 assert redis_client.hget(f"fc:face:{face_id}", "camera_id") == b"door"
         finally:
@@ -65,9 +71,11 @@ def test_reconstructor_serves_base_when_edge_is_gone(redis_server, redis_client,
         base = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
         assert base.status_code == 200 and base.content.startswith(b"\x89PNG")
         full = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full"}, timeout=30)
-        assert full.status_code == 502 and "unavailable" in full.json()["detail"]
+        assert full.status_code == 502 and "unreachable" in full.json()["detail"]
+        assert "127.0.0.1" not in full.text and gone.split(":")[1] not in full.text  # no internal addresses
         bad_level = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 9})
         assert bad_level.status_code == 422
         redis_client.hset(f"fc:face:{face_id}", "base_layer", b"FC\x01garbage")
         corrupt = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
         assert corrupt.status_code == 502 and "cannot be decoded" in corrupt.json()["detail"]
+        assert "Error" not in corrupt.text

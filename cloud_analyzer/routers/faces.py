@@ -72,7 +72,10 @@ def list_cameras(analyzer: AnalyzerDep) -> list[Camera]:
 @router.get("/v1/events", response_model=list[Event], dependencies=[Depends(Require("events:read"))])
 def list_events(
     analyzer: AnalyzerDep,
-    after: Annotated[str, Query(pattern=r"^(-|\d+-\d+)$", description="last event id seen; '-' for the start")] = "-",
+    after: Annotated[str, Query(pattern=r"^(-|\d{1,20}-\d{1,20})$",
+                                description="last event id seen; '-' for the start")] = "-",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Event]:
+    if after != "-" and any(int(part) >= 2**64 for part in after.split("-")):
+        raise HTTPException(422, "after: not a stream id (each part below 2**64)")
     return [Event(id=i, data=d) for i, d in analyzer.store.events(after, limit)]

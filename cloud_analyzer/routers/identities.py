@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1/identities", tags=["identities"])
 READ = [Depends(Require("identities:read"))]
 IDENTITY_ID = r"^[0-9a-f]{32}$"
 MAX_IMAGES = 32
+MAX_OFFSET = 10**9  # Redis refuses offsets past a 64-bit integer; a client error is a 422, not an outage
 
 
 class Identity(BaseModel):
@@ -73,9 +74,12 @@ async def enrol(
     name: Annotated[str, Form(min_length=1, max_length=128)],
     images: Annotated[list[UploadFile], File(description="one or more face images")],
 ) -> Identity:
+    name = name.strip()
+    if not name:
+        raise HTTPException(422, "name must not be blank")
     templates = await _templates(analyzer, images)
     identity_id = uuid.uuid4().hex
-    analyzer.store.add_identity(identity_id, name.strip(), templates, analyzer.codec.spec.descriptor_model)
+    analyzer.store.add_identity(identity_id, name, templates, analyzer.codec.spec.descriptor_model)
     caller.audit.update(identity_id=identity_id, detail=f"{len(templates)} templates")
     return _identity(analyzer.store.identity(identity_id))
 
@@ -83,7 +87,7 @@ async def enrol(
 @router.get("", response_model=IdentityPage, dependencies=READ)
 def list_identities(
     analyzer: AnalyzerDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> IdentityPage:
     rows, total = analyzer.store.identities(offset, limit)

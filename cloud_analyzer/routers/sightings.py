@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -22,7 +22,10 @@ class SightingPage(BaseModel):
 
 
 def _ms(t: datetime | None) -> int | None:
-    return None if t is None else int(t.timestamp() * 1000)
+    """Unix ms; a time without a zone is UTC (not the server's local zone, which also cannot say year 1)."""
+    if t is None:
+        return None
+    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 @router.get("", response_model=SightingPage)
@@ -35,10 +38,11 @@ def list_sightings(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SightingPage:
-    if since and until and since > until:
+    since_ms, until_ms = _ms(since), _ms(until)
+    if since_ms is not None and until_ms is not None and since_ms > until_ms:
         raise HTTPException(422, "since is after until")
     try:
-        rows, next_cursor = analyzer.store.sightings(identity_id, camera_id, _ms(since), _ms(until), cursor, limit)
+        rows, next_cursor = analyzer.store.sightings(identity_id, camera_id, since_ms, until_ms, cursor, limit)
     except CursorError as exc:
         raise HTTPException(400, str(exc)) from exc
     return SightingPage(items=rows, next_cursor=next_cursor)

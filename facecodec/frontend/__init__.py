@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,14 +16,27 @@ from facecodec.frontend.describe import DESCRIPTOR_DIM, FaceDescriber, normalise
 from facecodec.frontend.detect import Detection, FaceDetector
 from facecodec.frontend.landmarks import LandmarkDetector, five_points
 
-MAX_IMAGE_PIXELS = 40_000_000
+# A 4K camera frame is 8.3 MP, a 32 MP still 32 MP; beyond this a small PNG can demand GBs once decoded.
+MAX_IMAGE_PIXELS = 36_000_000
+WEB_FORMATS = ("JPEG", "PNG", "WEBP")  # what cameras and browsers send; the edge accepts only these
+# Decodes running at once in this process (FACECODEC_MAX_DECODES); excess callers wait. Each may hold
+# ~4 bytes per pixel (RGB plus Pillow's working copy), so this times MAX_IMAGE_PIXELS bounds the memory.
+MAX_CONCURRENT_DECODES = max(1, int(os.environ.get("FACECODEC_MAX_DECODES", "4")))
+_decodes = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
+# Magic numbers of formats refused by name (no need to let their Pillow plugins parse anything).
+_SIGNATURES = ((b"BM", "BMP"), (b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+               (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"), (b"\x97JB2", "JBIG2"), (b"%PDF", "PDF"))
 
 __all__ = [
     "CROP_SIZE",
     "DESCRIPTOR_DIM",
+    "MAX_IMAGE_PIXELS",
+    "WEB_FORMATS",
     "AlignedFace",
     "FaceFrontEnd",
     "ImageDecodeError",
+    "ImageTooLarge",
+    "UnsupportedImageFormat",
     "decode_image",
     "normalise",
 ]
@@ -30,20 +46,45 @@ class ImageDecodeError(ValueError):
     """The bytes are not a decodable JPEG/PNG/WebP image (or are too large)."""
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode image bytes to HxWx3 uint8 RGB, rejecting empty, corrupt and oversized input."""
+class ImageTooLarge(ImageDecodeError):
+    """The header declares more pixels than allowed; nothing was decoded."""
+
+
+class UnsupportedImageFormat(ImageDecodeError):
+    """An image format the caller does not accept."""
+
+
+def decode_image(data: bytes, formats: Sequence[str] | None = None,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode image bytes to HxWx3 uint8 RGB, rejecting empty, corrupt and oversized input.
+
+    `formats` (Pillow names, e.g. WEB_FORMATS): only these plugins may parse the bytes; None: any.
+    The pixel count is checked from the header, before any pixel is decoded; at most
+    MAX_CONCURRENT_DECODES decodes run at once in this process."""
     if not data:
         raise ImageDecodeError("empty image body")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise ImageDecodeError(f"image of {image.width}x{image.height} exceeds {MAX_IMAGE_PIXELS} pixels")
-            image.load()  # force a full decode so truncated files fail here, not later
-            return _to_rgb(ImageOps.exif_transpose(image))
+        with Image.open(io.BytesIO(data), formats=list(formats) if formats else None) as image:
+            if image.width * image.height > max_pixels:
+                raise ImageTooLarge(f"image of {image.width}x{image.height} pixels exceeds {max_pixels} pixels")
+            with _decodes:
+                image.load()  # force a full decode so truncated files fail here, not later
+                return _to_rgb(ImageOps.exif_transpose(image))
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageDecodeError(f"not a decodable image: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        # Pillow's text names a BytesIO object's address: say what the bytes are instead.
+        if formats:
+            found = next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)
+            accepted = ", ".join(formats)
+            if found:
+                raise UnsupportedImageFormat(f"{found} images are not accepted; send {accepted}") from exc
+            raise ImageDecodeError(f"not a decodable image; send {accepted}") from exc
+        raise ImageDecodeError("not a decodable image") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own bound, should a header slip past ours
+        raise ImageTooLarge(f"image exceeds {max_pixels} pixels") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError("not a decodable image: corrupt or truncated") from exc
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
