@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+import grpc
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -12,9 +13,10 @@ from fastapi.responses import JSONResponse
 import facecodec
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
+from cloud_analyzer.erasure import EdgeEraser, Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
-from cloud_analyzer.routers import faces, identities, keys, search, sightings
+from cloud_analyzer.routers import erasures, faces, identities, keys, search, sightings
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
@@ -25,6 +27,18 @@ from facecodec.frontend import FaceFrontEnd
 from facecodec.http import harden
 
 log = logging.getLogger(__name__)
+
+
+class EdgeChannels:
+    """One gRPC channel per edge address, for erasures."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.Channel] = {}
+
+    def get(self, address: str) -> grpc.Channel:
+        if address not in self._channels:
+            self._channels[address] = grpc.insecure_channel(address)
+        return self._channels[address]
 
 
 def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
@@ -52,7 +66,9 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
         access = make_access(store.r, settings)
         app.state.access = access
-        app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access)
+        edge_eraser = EdgeEraser(store.r, settings.edges, EdgeChannels().get)
+        app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access,
+                                      Eraser(store.r), edge_eraser)
         limits = IngestLimits(settings.ingest_max_streams, settings.ingest_max_streams_per_peer,
                               settings.ingest_idle_timeout_s,
                               CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s))
@@ -64,16 +80,18 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         ]
         for worker in workers:
             worker.start()
+        edge_eraser.start()
         log.info("analyzer: ingest on :%d, %d worker(s)", port, len(workers))
         yield
         for worker in workers:
             worker.stop()
+        edge_eraser.stop()
         server.stop(grace=2).wait()
         store.r.close()
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
-    for module in (identities, sightings, search, faces, keys):
+    for module in (identities, sightings, search, faces, keys, erasures):
         app.include_router(module.router)
     harden(app, settings.max_request_bytes, log)
 

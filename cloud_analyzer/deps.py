@@ -9,6 +9,7 @@ import numpy as np
 from fastapi import Depends, HTTPException, Request, UploadFile
 
 from cloud_analyzer.decision import OpenSetPolicy
+from cloud_analyzer.erasure import EdgeEraser, Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
@@ -34,6 +35,8 @@ class Analyzer:
     codec: FaceCodec
     policy: OpenSetPolicy
     access: Access
+    erasures: Eraser
+    edge_eraser: EdgeEraser
 
     def face_from_image(self, data: bytes, label: str) -> tuple[np.ndarray, FaceQuality]:
         """The largest face's float descriptor and its quality."""

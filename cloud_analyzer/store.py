@@ -142,30 +142,42 @@ class Store:
         return _face_fields(self.r.hgetall(face_key(face_id)))
 
     def record_result(self, stream_id: bytes, face: dict[str, Any], outcome: Outcome) -> None:
-        """Recognition outcome, sighting indexes, event and ack, in one transaction."""
+        """Recognition outcome, sighting indexes, event and ack, in one transaction; only the ack if the
+        face was erased meanwhile (a decision must not bring an erased face back)."""
         face_id, camera_id, ts = face["face_id"], face["camera_id"], int(face["captured_at_ms"])
-        pipe = self.r.pipeline(transaction=True)
         update = {"status": outcome.status, "identity_id": outcome.identity_id or "",
                   "identity_name": outcome.identity_name or "", "similarity": _num(outcome.similarity),
                   "threshold": _num(outcome.threshold), "decision_fpir": _num(outcome.fpir, "g"),
                   "gallery_size": _num(outcome.gallery_size, "d"), "fused_faces": outcome.fused_faces,
                   "error": outcome.error, "decided_at_ms": int(time.time() * 1000)}
-        pipe.hset(face_key(face_id), mapping=update)
-        if outcome.status != "error":
-            pipe.zadd("fc:sightings", {face_id: ts})
-            pipe.zadd(f"fc:sightings:camera:{camera_id}", {face_id: ts})
-            if outcome.identity_id:
-                pipe.zadd(f"fc:sightings:identity:{outcome.identity_id}", {face_id: ts})
-            if face.get("track_id"):  # the edge's track: one person's stay in view of one camera
-                pipe.zadd(f"fc:track:{face['track_id']}", {face_id: ts})
-            pipe.zadd("fc:cameras", {camera_id: ts}, gt=True)  # GT still adds new cameras
         event = {"type": "face.recognised" if outcome.identity_id else f"face.{outcome.status}",
                  "face_id": face_id, "camera_id": camera_id, "captured_at_ms": ts,
                  "identity_id": outcome.identity_id or "", "similarity": update["similarity"],
                  "decision_fpir": update["decision_fpir"]}
-        pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
-        pipe.xack(INGEST_STREAM, GROUP, stream_id)
-        pipe.execute()
+        while True:
+            with self.r.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(face_key(face_id))
+                    if not pipe.exists(face_key(face_id)):  # erased: nothing to record, the entry is done
+                        pipe.unwatch()
+                        self.r.xack(INGEST_STREAM, GROUP, stream_id)
+                        return
+                    pipe.multi()
+                    pipe.hset(face_key(face_id), mapping=update)
+                    if outcome.status != "error":
+                        pipe.zadd("fc:sightings", {face_id: ts})
+                        pipe.zadd(f"fc:sightings:camera:{camera_id}", {face_id: ts})
+                        if outcome.identity_id:
+                            pipe.zadd(f"fc:sightings:identity:{outcome.identity_id}", {face_id: ts})
+                        if face.get("track_id"):  # the edge's track: one person's stay in view of one camera
+                            pipe.zadd(f"fc:track:{face['track_id']}", {face_id: ts})
+                        pipe.zadd("fc:cameras", {camera_id: ts}, gt=True)  # GT still adds new cameras
+                    pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
+                    pipe.xack(INGEST_STREAM, GROUP, stream_id)
+                    pipe.execute()
+                    return
+                except redis.WatchError:  # the face changed under us (an erasure?): look again
+                    continue
 
     def recent_faces(self, camera_id: str, since_ms: int, until_ms: int, limit: int) -> list[dict[str, Any]]:
         """Decided faces (any status but error) of one camera captured in [since_ms, until_ms], newest first."""
@@ -246,14 +258,6 @@ class Store:
                 except redis.WatchError:  # changed under us (another enrolment or a delete): look again
                     continue
         return True
-
-    def delete_identity(self, identity_id: str) -> bool:
-        pipe = self.r.pipeline(transaction=True)
-        pipe.delete(identity_key(identity_id), templates_key(identity_id))
-        pipe.zrem("fc:identities", identity_id)
-        pipe.incr(GALLERY_VERSION)
-        deleted, *_ = pipe.execute()
-        return bool(deleted)
 
     def gallery_version(self) -> int:
         return int(self.r.get(GALLERY_VERSION) or 0)

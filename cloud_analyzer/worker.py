@@ -119,5 +119,18 @@ class RecognitionWorker:
                         log.exception("worker %s: face %s failed", self.consumer, face_id)
                         self.store.mark_failed(stream_id, face_id, "internal error; see the analyzer's log")
             except redis.RedisError as exc:
+                if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
+                    # The stream or group is gone (Redis flushed, or restarted without its data): make it
+                    # again rather than poll a group that will never exist.
+                    log.warning("worker %s: consumer group missing; creating it", self.consumer)
+                    self._recreate_group()
+                    continue
                 log.warning("worker %s: redis error %s; retrying", self.consumer, exc)
                 self._stop.wait(1.0)
+
+    def _recreate_group(self) -> None:
+        try:
+            self.store.ensure_group()
+        except redis.RedisError as exc:
+            log.warning("worker %s: cannot create the consumer group: %s", self.consumer, exc)
+            self._stop.wait(1.0)

@@ -20,7 +20,7 @@ import facecodec
 from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
-from facecodec.access import Access, AuditLog, Caller, KeyStore, RateLimiter, Require
+from facecodec.access import Access, AuditLog, Caller, KeyStore, RateLimiter, require
 from facecodec.bitstream import BitstreamError, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.enhancement_layer import EnhancementLayerError
@@ -120,7 +120,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     )
     async def face_image(
         reconstructor: Dep,
-        caller: Annotated[Caller, Depends(Require("faces:view", "face.view"))],
+        caller: Annotated[Caller, require("faces:view", "face.view")],
         face_id: Annotated[str, Path(pattern=ID)],
         layers: Annotated[Literal["base", "full"], Query(description="base: from the base layer alone")] = "base",
         quality: Annotated[int | None, Query(ge=1, le=255, description="enhancement level; default all")] = None,

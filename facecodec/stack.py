@@ -190,11 +190,19 @@ class Stack:
 
     def restart(self, name: str, kill: bool = True, timeout_s: float = 120.0) -> None:
         """Stop one service (SIGKILL by default: a crash, nothing flushed) and start it again, same ports."""
+        self.halt(name, kill)
+        self.resume(name, timeout_s)
+
+    def halt(self, name: str, kill: bool = True) -> None:
+        """Stop one service (SIGKILL by default) and leave it down."""
         service = self.services[name]
         if service.proc and service.proc.poll() is None:
             service.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             service.proc.wait(30)
-        self._launch(service)
+
+    def resume(self, name: str, timeout_s: float = 120.0) -> None:
+        """Start a halted service again on its ports and wait until it is healthy."""
+        self._launch(self.services[name])
         self.wait_healthy(timeout_s, [name])
 
     def wait_healthy(self, timeout_s: float, names: list[str] | None = None) -> None:

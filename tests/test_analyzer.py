@@ -143,9 +143,13 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     hits = api.post(f"{url}/v1/search", files={"image": ("p.jpg", lfw_image("Tony_Blair", 4).read_bytes())}).json()
     assert hits["candidates"][0]["name"] == "Tony_Blair" and hits["candidates"][0]["match"]
 
+    laura = [r.face_id for i, r in enumerate(records) if PEOPLE[i % 3] == "Laura_Bush"]
     assert api.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 204
     assert api.get(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
     assert api.delete(f"{url}/v1/identities/{ids['Laura_Bush']}").status_code == 404
+    # Her sightings stay, unnamed: a deleted enrolment names nobody any more.
+    assert all(api.get(f"{url}/v1/faces/{f}").json()["identity_name"] is None for f in laura)
+    assert api.get(f"{url}/v1/sightings", params={"identity_id": ids["Laura_Bush"]}).json()["items"] == []
 
 
 def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
@@ -393,3 +397,34 @@ def test_unexpected_errors_say_internal_error_only(analyzer, redis_server) -> No
     client.delete(f"fc:face:{face_id}")
     client.close()
     assert r.status_code == 500 and r.json() == {"detail": "internal error"}
+
+
+def test_erase_one_face_and_a_camera_time_range(analyzer, front_end) -> None:
+    url, stub = analyzer
+    base = recent_ms(days=3)
+    records = [record(front_end, lfw_image("Tony_Blair", 7), "erase-cam", base + 1000 * i) for i in range(4)]
+    assert [a.status for a in stub.Ingest(iter(records), timeout=30)] == [Ack.ACCEPTED] * 4
+    wait_sightings(url, 4, camera_id="erase-cam")
+    iso = [datetime.fromtimestamp((base + 1000 * i) / 1000, UTC).isoformat() for i in range(4)]
+
+    writer = api_client_for(url, ("identities:write",))
+    assert writer.delete(f"{url}/v1/faces/{records[0].face_id}").status_code == 403  # needs admin
+    one = api.delete(f"{url}/v1/faces/{records[0].face_id}")
+    assert one.status_code == 202 and one.json()["faces"] == 1 and one.json()["edges"]["edge-t"]["faces"] == 1
+    assert api.get(f"{url}/v1/faces/{records[0].face_id}").status_code == 404
+    assert api.delete(f"{url}/v1/faces/{records[0].face_id}").status_code == 404
+
+    ranged = api.post(f"{url}/v1/cameras/erase-cam/erase", json={"since": iso[1], "until": iso[2]})
+    assert ranged.status_code == 202 and ranged.json()["faces"] == 2, ranged.text
+    left = api.get(f"{url}/v1/sightings", params={"camera_id": "erase-cam"}).json()["items"]
+    assert [s["face_id"] for s in left] == [records[3].face_id]
+    assert api.post(f"{url}/v1/cameras/erase-cam/erase", json={"since": iso[2], "until": iso[1]}).status_code == 422
+    status = api.get(f"{url}/v1/erasures/{ranged.json()['erasure_id']}").json()
+    assert status["subject"].startswith("camera:erase-cam:") and status["edges"]["edge-t"]["status"] == "pending"
+    events = [e["data"].get("face_id") for e in api.get(f"{url}/v1/events", params={"limit": 1000}).json()]
+    assert not {r.face_id for r in records[:3]} & set(events)
+
+
+def api_client_for(url: str, scopes: tuple[str, ...]) -> httpx.Client:
+    created = api.post(f"{url}/v1/keys", json={"name": "scoped", "scopes": list(scopes)})
+    return httpx.Client(headers={"authorization": f"Bearer {created.json()['token']}"}, timeout=60)

@@ -291,3 +291,79 @@ def test_keys_scopes_rate_limits_audit_and_camera_tokens(stack: Stack) -> None:
     refused = next(r for r in (limited.get(f"{analyzer}/v1/events") for _ in range(6)) if r.status_code == 429)
     assert int(refused.headers["retry-after"]) >= 1
     assert admin.post(f"{analyzer}/v1/keys", json={"name": "x", "scopes": ["root"]}).status_code == 422
+
+
+def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack) -> None:
+    """Enrol, sight on two cameras, view at full quality (the edge codes and keeps layers), then erase
+    the person while the edge is down and the analyzer is killed: the erasure waits in Redis, reaches
+    the edge when it is back, and afterwards nothing of the person is left in Redis or at the edge."""
+    import sqlite3
+
+    import redis
+
+    edge, analyzer, recon = (stack.url(n) for n in ("edge_encoder", "cloud_analyzer", "cloud_reconstructor"))
+    admin = stack.client()
+    files = [("images", (f"{i}.jpg", lfw_image("Gerhard_Schroeder", i).read_bytes(), "image/jpeg")) for i in (1, 2)]
+    identity_id = admin.post(f"{analyzer}/v1/identities", data={"name": "Gerhard Schroeder"}, files=files).json()[
+        "identity_id"]
+    face_ids = []
+    for cam, i in (("erase-a", 3), ("erase-b", 4)):
+        r = admin.post(f"{edge}/v1/cameras/{cam}/frames", content=compose_frame([lfw_image("Gerhard_Schroeder", i)]),
+                       headers={"content-type": "image/jpeg", **camera(stack)})
+        face_ids += [f["face_id"] for f in r.json()["faces"]]
+    assert len(face_ids) == 2
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        items = admin.get(f"{analyzer}/v1/sightings", params={"identity_id": identity_id}).json()["items"]
+        if len(items) == 2:
+            break
+        time.sleep(0.3)
+    assert {s["face_id"] for s in items} == set(face_ids)
+    assert admin.get(f"{recon}/v1/faces/{face_ids[0]}/image", params={"layers": "full"}).status_code == 200
+
+    stack.halt("edge_encoder")
+    erased = admin.post(f"{analyzer}/v1/identities/{identity_id}/erase", json={"sightings": True})
+    assert erased.status_code == 202, erased.text
+    report = erased.json()
+    assert report["identity_erased"] and report["templates"] == 2 and report["faces"] == 2 and report["events"] >= 2
+    assert report["edges"] == {"edge-1": {"faces": 2, "status": "pending", "erased": 0, "not_held": 0,
+                                          "last_error": ""}} and not report["complete"]
+    stack.restart("cloud_analyzer")  # SIGKILL: the pending erasure lives in Redis, not in the process
+    erasure = f"{analyzer}/v1/erasures/{report['erasure_id']}"
+    time.sleep(3)
+    assert admin.get(erasure).json()["edges"]["edge-1"]["last_error"].startswith("UNAVAILABLE")
+    stack.resume("edge_encoder")
+    deadline = time.time() + 60
+    while not (status := admin.get(erasure).json())["complete"] and time.time() < deadline:
+        time.sleep(0.5)
+    assert status["edges"]["edge-1"]["status"] == "confirmed", status
+    assert status["edges"]["edge-1"]["erased"] == 2
+
+    ids = [identity_id, *face_ids]
+    client = redis.Redis.from_url(stack.redis.url)
+    for key in client.scan_iter(count=1000):
+        name, kind = key.decode(), client.type(key).decode()
+        if name == "fc:audit" or name.startswith("fc:erasure:"):  # the accountability record: random ids only
+            continue
+        assert not any(i in name for i in ids), name
+        if kind == "hash":
+            values = client.hgetall(key).values()
+        elif kind in ("zset", "set", "list"):
+            values = (client.zrange(key, 0, -1) if kind == "zset" else
+                      client.smembers(key) if kind == "set" else client.lrange(key, 0, -1))
+        elif kind == "stream":
+            values = [v for _, entry in client.xrange(key) for v in entry.values()]
+        else:
+            continue
+        assert not any(i.encode() in bytes(v) for v in values for i in ids), name
+    edge_dir = Path(stack.services["edge_encoder"].env["EDGE_DATA_DIR"])
+    for db in ("enhancement.sqlite3", "outbox.sqlite3"):
+        with sqlite3.connect(f"file:{edge_dir / db}?mode=ro", uri=True) as conn:
+            for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+                if "face_id" in [c[1] for c in conn.execute(f"PRAGMA table_info({table})")]:
+                    held = conn.execute(f"SELECT face_id FROM {table}").fetchall()
+                    assert not {f for (f,) in held} & set(face_ids), (db, table)
+    assert admin.get(f"{recon}/v1/faces/{face_ids[0]}/image").status_code == 404
+    assert admin.get(f"{analyzer}/v1/identities/{identity_id}").status_code == 404
+    trail = admin.get(f"{analyzer}/v1/audit", params={"action": "identity.erase"}).json()["items"]
+    assert trail[0]["identity_id"] == identity_id and report["erasure_id"] in trail[0]["detail"]

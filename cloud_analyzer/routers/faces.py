@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.store import to_sighting
-from facecodec.access import Require
+from facecodec.access import require
 
 router = APIRouter(tags=["faces"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -51,7 +51,7 @@ class Event(BaseModel):
     data: dict[str, str]
 
 
-@router.get("/v1/faces/{face_id}", response_model=FaceOut, dependencies=[Depends(Require("sightings:read"))])
+@router.get("/v1/faces/{face_id}", response_model=FaceOut, dependencies=[require("sightings:read")])
 def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID)]) -> FaceOut:
     face = analyzer.store.face(face_id)
     if face is None:
@@ -64,12 +64,12 @@ def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID)]) -
     )
 
 
-@router.get("/v1/cameras", response_model=list[Camera], dependencies=[Depends(Require("sightings:read"))])
+@router.get("/v1/cameras", response_model=list[Camera], dependencies=[require("sightings:read")])
 def list_cameras(analyzer: AnalyzerDep) -> list[Camera]:
     return [Camera(camera_id=c, last_seen_ms=ts, sightings=n) for c, ts, n in analyzer.store.cameras()]
 
 
-@router.get("/v1/events", response_model=list[Event], dependencies=[Depends(Require("events:read"))])
+@router.get("/v1/events", response_model=list[Event], dependencies=[require("events:read")])
 def list_events(
     analyzer: AnalyzerDep,
     after: Annotated[str, Query(pattern=r"^(-|\d{1,20}-\d{1,20})$",

@@ -6,16 +6,16 @@ import uuid
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
 from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
-from facecodec.access import Caller, Require
+from facecodec.access import Caller, require
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
-READ = [Depends(Require("identities:read"))]
+READ = [require("identities:read")]
 IDENTITY_ID = r"^[0-9a-f]{32}$"
 MAX_IMAGES = 32
 MAX_OFFSET = 10**9  # Redis refuses offsets past a 64-bit integer; a client error is a 422, not an outage
@@ -70,7 +70,7 @@ async def _templates(analyzer, images: list[UploadFile]) -> np.ndarray:
 @router.post("", status_code=201, response_model=Identity)
 async def enrol(
     analyzer: AnalyzerDep,
-    caller: Annotated[Caller, Depends(Require("identities:write", "identity.enrol"))],
+    caller: Annotated[Caller, require("identities:write", "identity.enrol")],
     name: Annotated[str, Form(min_length=1, max_length=128)],
     images: Annotated[list[UploadFile], File(description="one or more face images")],
 ) -> Identity:
@@ -104,7 +104,7 @@ def migration(analyzer: AnalyzerDep) -> Migration:
 
 
 @router.post("/{identity_id}/templates", response_model=Identity,
-             dependencies=[Depends(Require("identities:write", "identity.add_photos"))])
+             dependencies=[require("identities:write", "identity.add_photos")])
 async def add_photos(
     analyzer: AnalyzerDep,
     identity_id: Annotated[str, Path(pattern=IDENTITY_ID)],
@@ -127,8 +127,12 @@ def get_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern
     return _identity(row)
 
 
-@router.delete("/{identity_id}", status_code=204,
-               dependencies=[Depends(Require("identities:write", "identity.delete"))])
-def delete_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=IDENTITY_ID)]) -> None:
-    if not analyzer.store.delete_identity(identity_id):
+@router.delete("/{identity_id}", status_code=204)
+def delete_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=IDENTITY_ID)],
+                    caller: Annotated[Caller, require("identities:write", "identity.delete")]) -> None:
+    """Forget an enrolment: templates and metadata; the person's past sightings stay, unnamed. To erase
+    those too (and their pixels at the edges), POST /v1/identities/{id}/erase."""
+    report = analyzer.erasures.identity(identity_id, with_sightings=False, key_id=caller.key.key_id)
+    if report is None:
         raise HTTPException(404, f"identity {identity_id} not found")
+    caller.audit["detail"] = f"erasure {report.erasure_id}: {report.templates} templates; sightings unnamed"

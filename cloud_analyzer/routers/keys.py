@@ -6,11 +6,11 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep
-from facecodec.access import SCOPES, ApiKey, AuditEntry, Caller, Require
+from facecodec.access import SCOPES, ApiKey, AuditEntry, Caller, require
 from facecodec.access.keys import KeyError_
 
 router = APIRouter(tags=["admin"])
@@ -45,7 +45,7 @@ def key_out(key: ApiKey) -> KeyOut:
 
 @router.post("/v1/keys", status_code=201, response_model=NewKey)
 def create_key(analyzer: AnalyzerDep, body: KeyIn,
-               caller: Annotated[Caller, Depends(Require("admin", "key.create"))]) -> NewKey:
+               caller: Annotated[Caller, require("admin", "key.create")]) -> NewKey:
     expires = int((time.time() + body.expires_in_days * 86400) * 1000) if body.expires_in_days else None
     try:
         key, token = analyzer.access.keys.create(body.name, body.scopes, expires, body.rate_per_s)
@@ -55,14 +55,14 @@ def create_key(analyzer: AnalyzerDep, body: KeyIn,
     return NewKey(**key_out(key).model_dump(), token=token)
 
 
-@router.get("/v1/keys", response_model=list[KeyOut], dependencies=[Depends(Require("admin"))])
+@router.get("/v1/keys", response_model=list[KeyOut], dependencies=[require("admin")])
 def list_keys(analyzer: AnalyzerDep) -> list[KeyOut]:
     return [key_out(k) for k in analyzer.access.keys.list()]
 
 
 @router.delete("/v1/keys/{key_id}", response_model=KeyOut)
 def revoke_key(analyzer: AnalyzerDep, key_id: Annotated[str, Path(pattern=KEY_ID)],
-               caller: Annotated[Caller, Depends(Require("admin", "key.revoke"))]) -> KeyOut:
+               caller: Annotated[Caller, require("admin", "key.revoke")]) -> KeyOut:
     key = analyzer.access.keys.revoke(key_id)
     if key is None:
         raise HTTPException(404, f"key {key_id} not found")
@@ -85,7 +85,7 @@ class AuditPage(BaseModel):
     next_before: str | None = Field(description="pass as `before` for older entries; null when none are left")
 
 
-@router.get("/v1/audit", response_model=AuditPage, dependencies=[Depends(Require("admin"))])
+@router.get("/v1/audit", response_model=AuditPage, dependencies=[require("admin")])
 def query_audit(
     analyzer: AnalyzerDep,
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,

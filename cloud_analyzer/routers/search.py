@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
-from facecodec.access import Require
+from facecodec.access import require
 from facecodec.openset import MAX_PROBE_FRAMES, identity_template
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
@@ -31,7 +31,7 @@ class SearchResult(BaseModel):
     quality_issues: list[str] = Field(description="too_small / blurred / turned_away: then nothing is named")
 
 
-@router.post("", response_model=SearchResult, dependencies=[Depends(Require("identities:read", "search"))])
+@router.post("", response_model=SearchResult, dependencies=[require("identities:read", "search")])
 async def search(
     analyzer: AnalyzerDep,
     image: Annotated[list[UploadFile], File(description="one or more photos of one person; largest face each")],

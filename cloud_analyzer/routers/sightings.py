@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.store import CursorError, Sighting, to_sighting
-from facecodec.access import Require
+from facecodec.access import require
 
-router = APIRouter(prefix="/v1/sightings", tags=["sightings"], dependencies=[Depends(Require("sightings:read"))])
+router = APIRouter(prefix="/v1/sightings", tags=["sightings"], dependencies=[require("sightings:read")])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
 
 

@@ -1,4 +1,4 @@
-"""FastAPI side of access control: `Depends(Require(scope, action))` on every protected endpoint.
+"""FastAPI side of access control: `require(scope, action)` on every protected endpoint.
 
 A request without a valid key gets 401, with a key lacking the scope 403, over its key's rate 429 with
 Retry-After. Audited actions (`action` set) leave one audit entry per request: who, what, on which
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -97,3 +97,9 @@ def _ids(subject: dict[str, str]) -> dict[str, str]:
 
 def _with_camera(subject: dict[str, str], detail: str) -> str:
     return f"camera {subject['camera_id']}; {detail}".rstrip("; ") if "camera_id" in subject else detail
+
+
+def require(scope: str, action: str | None = None) -> Any:
+    """`Depends` for an endpoint needing `scope`. Function scope: the audit entry is written before the
+    response leaves, so a crash right after a view cannot lose its entry."""
+    return Depends(Require(scope, action), scope="function")

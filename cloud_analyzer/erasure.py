@@ -1,0 +1,275 @@
+"""Erasure: a person, a face or a camera's time range forgotten in Redis and at every edge that holds
+their pixels. The cloud part is done at once; the edges' part is queued in Redis and sent by
+`EdgeEraser` until each edge confirms, across restarts.
+
+    fc:erasure:{id}                   hash   what, who asked, when, what the cloud erased; per edge: status
+    fc:erasure:{id}:edge:{edge_id}    set    face ids that edge still has to erase
+    fc:erasures:pending               set    `{id}|{edge_id}` pairs not yet confirmed
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import redis
+from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
+
+from cloud_analyzer.store import EVENTS_STREAM, GALLERY_VERSION, INGEST_STREAM, face_key, identity_key, templates_key
+
+log = logging.getLogger(__name__)
+PENDING = "fc:erasures:pending"
+CHUNK = 10_000  # face ids per Erase call (the edge's limit)
+SCAN = 1_000  # stream entries read per round trip while looking for erased faces
+
+
+def erasure_key(erasure_id: str) -> str:
+    return f"fc:erasure:{erasure_id}"
+
+
+def edge_faces_key(erasure_id: str, edge_id: str) -> str:
+    return f"fc:erasure:{erasure_id}:edge:{edge_id}"
+
+
+@dataclass
+class EdgeStatus:
+    faces: int
+    status: str  # pending | confirmed
+    erased: int = 0  # faces the edge held and erased
+    not_held: int = 0  # faces it no longer held (evicted, expired or erased before)
+    last_error: str = ""
+
+
+@dataclass
+class ErasureReport:
+    erasure_id: str
+    subject: str  # identity:{id} | face:{id} | camera:{id}:{since}..{until}
+    requested_at_ms: int
+    key_id: str
+    identity_erased: bool
+    templates: int
+    faces: int
+    events: int
+    edges: dict[str, EdgeStatus] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return all(e.status == "confirmed" for e in self.edges.values())
+
+
+class Eraser:
+    """The cloud side of an erasure, done in the request; the edges' part queued for EdgeEraser."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    def identity(self, identity_id: str, with_sightings: bool, key_id: str) -> ErasureReport | None:
+        """Templates and metadata; with_sightings: every sighting of the person too, else their sightings
+        stay as unnamed faces. None if there is no such identity."""
+        if not self.r.exists(identity_key(identity_id)):
+            return None
+        templates = int(self.r.llen(templates_key(identity_id)))
+        sightings = f"fc:sightings:identity:{identity_id}"
+        face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1)]
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(identity_key(identity_id), templates_key(identity_id), sightings)
+        pipe.zrem("fc:identities", identity_id)
+        pipe.incr(GALLERY_VERSION)
+        pipe.execute()
+        report = self._report(f"identity:{identity_id}", key_id, identity_erased=True, templates=templates)
+        if with_sightings:
+            self._faces(report, face_ids)
+        else:  # the name is the person's data too: what stays is an unknown face
+            pipe = self.r.pipeline(transaction=False)
+            for face_id in face_ids:
+                pipe.hset(face_key(face_id), mapping={"identity_id": "", "identity_name": "", "status": "unknown"})
+            pipe.execute()
+            report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
+        return self._save(report)
+
+    def face(self, face_id: str, key_id: str) -> ErasureReport | None:
+        if not self.r.exists(face_key(face_id)):
+            return None
+        report = self._report(f"face:{face_id}", key_id)
+        self._faces(report, [face_id])
+        return self._save(report)
+
+    def camera(self, camera_id: str, since_ms: int, until_ms: int, key_id: str) -> ErasureReport:
+        face_ids = [f.decode() for f in self.r.zrangebyscore(f"fc:sightings:camera:{camera_id}", since_ms, until_ms)]
+        report = self._report(f"camera:{camera_id}:{since_ms}..{until_ms}", key_id)
+        self._faces(report, face_ids)
+        return self._save(report)
+
+    def get(self, erasure_id: str) -> ErasureReport | None:
+        raw = self.r.hget(erasure_key(erasure_id), "report")
+        return _from_json(json.loads(raw)) if raw else None
+
+    # --- internals ---------------------------------------------------------------------------------
+    def _report(self, subject: str, key_id: str, identity_erased: bool = False, templates: int = 0) -> ErasureReport:
+        return ErasureReport(uuid.uuid4().hex, subject, int(time.time() * 1000), key_id, identity_erased,
+                             templates, 0, 0)
+
+    def _faces(self, report: ErasureReport, face_ids: Iterable[str]) -> None:
+        """Every trace of these faces in Redis; their edges' share queued."""
+        by_edge: dict[str, list[str]] = defaultdict(list)
+        erased: set[str] = set()
+        for face_id in face_ids:
+            fields = self.r.hmget(face_key(face_id), "camera_id", "identity_id", "track_id", "edge_id")
+            camera_id, identity_id, track_id, edge_id = ((v or b"").decode() for v in fields)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(face_key(face_id))
+            pipe.zrem("fc:sightings", face_id)
+            if camera_id:
+                pipe.zrem(f"fc:sightings:camera:{camera_id}", face_id)
+            if identity_id:
+                pipe.zrem(f"fc:sightings:identity:{identity_id}", face_id)
+            if track_id:
+                pipe.zrem(f"fc:track:{track_id}", face_id)
+            existed, *_ = pipe.execute()
+            if existed:
+                erased.add(face_id)
+                if edge_id:
+                    by_edge[edge_id].append(face_id)
+        report.faces = len(erased)
+        report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
+        self._drop_stream_entries(INGEST_STREAM, face_ids=erased)  # still queued: the worker would find nothing
+        for edge_id, ids in by_edge.items():
+            report.edges[edge_id] = EdgeStatus(len(ids), "pending")
+            pipe = self.r.pipeline(transaction=True)
+            for start in range(0, len(ids), CHUNK):
+                pipe.sadd(edge_faces_key(report.erasure_id, edge_id), *ids[start : start + CHUNK])
+            pipe.sadd(PENDING, f"{report.erasure_id}|{edge_id}")
+            pipe.execute()
+
+    def _drop_stream_entries(self, stream: str, face_ids: set[str] | None = None,
+                             identity_ids: set[str] | None = None) -> int:
+        """XDEL the entries naming these faces or identities; returns how many."""
+        if not face_ids and not identity_ids:
+            return 0
+        dropped, start = 0, "-"
+        while True:
+            rows = self.r.xrange(stream, min=start, count=SCAN)
+            if not rows:
+                return dropped
+            doomed = [entry_id for entry_id, f in rows
+                      if (face_ids and f.get(b"face_id", b"").decode() in face_ids)
+                      or (identity_ids and f.get(b"identity_id", b"").decode() in identity_ids)]
+            if doomed:
+                dropped += int(self.r.xdel(stream, *doomed))
+            start = "(" + rows[-1][0].decode()
+
+    def _save(self, report: ErasureReport) -> ErasureReport:
+        self.r.hset(erasure_key(report.erasure_id), "report", json.dumps(_to_json(report)))
+        return report
+
+
+class EdgeEraser:
+    """Sends queued erasures to the edges that hold the faces, until each confirms. Any analyzer replica
+    may run one: Erase is idempotent, so two replicas sending the same erasure is harmless."""
+
+    def __init__(self, client: redis.Redis, edges: Mapping[str, str], channel_for, timeout_s: float = 10.0,
+                 period_s: float = 2.0) -> None:
+        self.r, self.edges, self.channel_for = client, edges, channel_for
+        self.timeout_s, self.period_s = timeout_s, period_s
+        self._stop, self._wakeup = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edge-eraser", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def wake(self) -> None:
+        """Run a round now (after a new erasure) rather than at the next period."""
+        self._wakeup.set()
+
+    def run_once(self) -> int:
+        """One attempt at every pending (erasure, edge) pair; returns how many were confirmed."""
+        confirmed = 0
+        for raw in self.r.smembers(PENDING):
+            erasure_id, edge_id = raw.decode().split("|", 1)
+            try:
+                if self._send(erasure_id, edge_id):
+                    confirmed += 1
+            except redis.RedisError:
+                raise
+            except Exception as exc:  # one edge's failure must not stop the others
+                log.exception("erasure %s at edge %s failed", erasure_id, edge_id)
+                self._update(erasure_id, edge_id, last_error=f"internal error: {type(exc).__name__}")
+        return confirmed
+
+    def _send(self, erasure_id: str, edge_id: str) -> bool:
+        address = self.edges.get(edge_id)
+        if address is None:
+            self._update(erasure_id, edge_id, last_error="edge not configured (ANALYZER_EDGES); will retry")
+            return False
+        key = edge_faces_key(erasure_id, edge_id)
+        face_ids = sorted(f.decode() for f in self.r.smembers(key))
+        stub = enhancement_pb2_grpc.EnhancementStoreStub(self.channel_for(address))
+        erased = not_held = 0
+        for start in range(0, len(face_ids), CHUNK):
+            chunk = face_ids[start : start + CHUNK]
+            try:
+                reply = stub.Erase(enhancement_pb2.EraseRequest(face_ids=chunk, erasure_id=erasure_id),
+                                   timeout=self.timeout_s)
+            except grpc.RpcError as exc:
+                self._update(erasure_id, edge_id, last_error=f"{exc.code().name}; will retry")
+                return False
+            erased, not_held = erased + reply.erased, not_held + reply.not_held
+            self.r.srem(key, *chunk)  # confirmed chunks are not sent again
+        self.r.srem(PENDING, f"{erasure_id}|{edge_id}")
+        self._update(erasure_id, edge_id, status="confirmed", erased=erased, not_held=not_held, last_error="")
+        log.info("erasure %s confirmed by edge %s: %d erased, %d not held", erasure_id, edge_id, erased, not_held)
+        return True
+
+    def _update(self, erasure_id: str, edge_id: str, **changes: Any) -> None:
+        key = erasure_key(erasure_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.hget(key, "report")
+                    if raw is None:
+                        return
+                    report = _from_json(json.loads(raw))
+                    edge = report.edges[edge_id]
+                    if edge.status == "confirmed" and changes.get("status") != "confirmed":
+                        return  # another replica confirmed it meanwhile
+                    for k, v in changes.items():
+                        setattr(edge, k, getattr(edge, k) + v if k in ("erased", "not_held") else v)
+                    pipe.multi()
+                    pipe.hset(key, "report", json.dumps(_to_json(report)))
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except redis.RedisError as exc:
+                log.warning("edge eraser: redis error %s; retrying", exc)
+            self._wakeup.wait(self.period_s)
+            self._wakeup.clear()
+
+
+def _to_json(report: ErasureReport) -> dict[str, Any]:
+    data = {k: v for k, v in report.__dict__.items() if k != "edges"}
+    data["edges"] = {k: v.__dict__ for k, v in report.edges.items()}
+    return data
+
+
+def _from_json(data: dict[str, Any]) -> ErasureReport:
+    edges = {k: EdgeStatus(**v) for k, v in data.pop("edges").items()}
+    return ErasureReport(**data, edges=edges)
