@@ -39,6 +39,13 @@ def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
     return access
 
 
+def _transport(settings: AnalyzerSettings) -> str:
+    if settings.ingest_tls is None:
+        log.warning("Ingest is plaintext gRPC: set ANALYZER_TLS_* files outside loopback development")
+        return "plaintext"
+    return "mutual TLS" if settings.ingest_tls.ca is not None else "TLS, edges not authenticated by certificate"
+
+
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     settings = settings or AnalyzerSettings()
 
@@ -56,7 +63,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         limits = IngestLimits(settings.ingest_max_streams, settings.ingest_max_streams_per_peer,
                               settings.ingest_idle_timeout_s,
                               CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s))
-        server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits)
+        server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits,
+                                   tls=settings.ingest_tls)
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s)
@@ -64,7 +72,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         ]
         for worker in workers:
             worker.start()
-        log.info("analyzer: ingest on :%d, %d worker(s)", port, len(workers))
+        log.info("analyzer: ingest on :%d (%s), %d worker(s)", port, _transport(settings), len(workers))
         yield
         for worker in workers:
             worker.stop()
