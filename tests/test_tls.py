@@ -284,3 +284,32 @@ def test_grpc_python_does_not_ask_for_a_client_certificate_it_does_not_require(p
         finally:
             server.stop(0)
     assert seen == [None, None, "cloud", "UNAVAILABLE"]
+
+
+def test_the_launcher_passes_tls_files_to_every_service(tmp_path, monkeypatch) -> None:
+    """Stack(tls_dir=...) sets each service's TLS settings; without it, nothing (plaintext loopback)."""
+    from facecodec.stack import SERVICE_MODULES, Stack
+
+    ca = Authority.create(tmp_path / "tls", "ca")
+    for name in ("cloud", "edge-1"):
+        ca.issue(tmp_path / "tls", name, file_stem=name)
+    ports = {name: 1 for name in SERVICE_MODULES}
+    plain = Stack(tmp_path / "plain").service_envs(2, 3, ports)
+    assert not any("TLS" in k for env in plain.values() for k in env)
+    envs = Stack(tmp_path / "stack", tls_dir=tmp_path / "tls").service_envs(2, 3, ports)
+    settings = {"cloud_analyzer": AnalyzerSettings, "cloud_reconstructor": ReconstructorSettings,
+                "edge_encoder": EdgeSettings}
+    loaded = {}
+    for name, cls in settings.items():
+        with monkeypatch.context() as m:
+            for k, v in envs[name].items():
+                if k.startswith(("EDGE_", "ANALYZER_", "RECONSTRUCTOR_")):
+                    m.setenv(k, v)
+            loaded[name] = cls()
+    analyzer = loaded["cloud_analyzer"]
+    assert analyzer.ingest_tls.ca == analyzer.edge_tls.ca == tmp_path / "tls" / "ca.crt"
+    assert loaded["cloud_reconstructor"].tls.cert == tmp_path / "tls" / "cloud.crt"
+    assert loaded["edge_encoder"].tls.cert == tmp_path / "tls" / "edge-1.crt"
+    for files in (analyzer.ingest_tls, analyzer.edge_tls, loaded["cloud_reconstructor"].tls,
+                  loaded["edge_encoder"].tls):
+        files.read()  # all there and PEM
