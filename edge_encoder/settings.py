@@ -89,7 +89,7 @@ class EdgeSettings(BaseSettings):
         "and every client of the gRPC server (mutual TLS: gRPC cameras need a certificate from it too)"
     )
     cloud_names: list[str] = Field(
-        default_factory=lambda: ["cloud"], description="client certificate names (CN, else first DNS SAN) allowed "
+        ["cloud"], description="client certificate names (CN, else first DNS SAN) allowed "
         "to Fetch and Erase over TLS (JSON list); others get PERMISSION_DENIED"
     )
     cloud_server_name: str = Field(
