@@ -25,19 +25,22 @@ from facecodec.capture_time import CaptureWindow
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import FaceFrontEnd
 from facecodec.http import harden
+from facecodec.tls import TlsFiles, secure_or_insecure_channel
 
 log = logging.getLogger(__name__)
 
 
 class EdgeChannels:
-    """One gRPC channel per edge address, for erasures."""
+    """One gRPC channel per edge address, for erasures: TLS with the analyzer's own certificate as
+    client certificate when ANALYZER_EDGE_TLS_CA_FILE is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TlsFiles | None) -> None:
+        self.tls = tls
         self._channels: dict[str, grpc.Channel] = {}
 
     def get(self, address: str) -> grpc.Channel:
         if address not in self._channels:
-            self._channels[address] = grpc.insecure_channel(address)
+            self._channels[address] = secure_or_insecure_channel(address, self.tls)
         return self._channels[address]
 
 
@@ -53,6 +56,13 @@ def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
     return access
 
 
+def _transport(settings: AnalyzerSettings) -> str:
+    if settings.ingest_tls is None:
+        log.warning("Ingest is plaintext gRPC: set ANALYZER_TLS_* files outside loopback development")
+        return "plaintext"
+    return "mutual TLS" if settings.ingest_tls.ca is not None else "TLS, edges not authenticated by certificate"
+
+
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     settings = settings or AnalyzerSettings()
 
@@ -66,13 +76,14 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
         access = make_access(store.r, settings)
         app.state.access = access
-        edge_eraser = EdgeEraser(store.r, settings.edges, EdgeChannels().get)
+        edge_eraser = EdgeEraser(store.r, settings.edges, EdgeChannels(settings.edge_tls).get)
         app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access,
                                       Eraser(store.r), edge_eraser)
         limits = IngestLimits(settings.ingest_max_streams, settings.ingest_max_streams_per_peer,
                               settings.ingest_idle_timeout_s,
                               CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s))
-        server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits)
+        server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits,
+                                   tls=settings.ingest_tls)
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s)
@@ -81,7 +92,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         for worker in workers:
             worker.start()
         edge_eraser.start()
-        log.info("analyzer: ingest on :%d, %d worker(s)", port, len(workers))
+        log.info("analyzer: ingest on :%d (%s), %d worker(s)", port, _transport(settings), len(workers))
         yield
         for worker in workers:
             worker.stop()

@@ -4,6 +4,10 @@ One bad record is REJECTED alone and the stream goes on. A stream that sends not
 `idle_timeout_s` is ended, one peer holds at most `max_streams_per_peer` streams, and the server runs at
 most `max_streams` RPCs at once, refusing (not queueing) the rest: a few idle or hostile clients cannot
 take the thread pool from every other edge.
+
+With mutual TLS (`make_server(tls=...)` with a client CA) an edge is who its client certificate says:
+a stream is served only when the certificate's name (CN, else first DNS SAN) is in the trusted edges
+and every record's `edge_id` is that name; anything else ends the stream with PERMISSION_DENIED.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from facecodec.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
 from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
+from facecodec.tls import TlsFiles, peer_identity, server_credentials
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -176,12 +181,20 @@ class _Streams:
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, store: Store, edges: Collection[str], limits: IngestLimits | None = None) -> None:
-        self.store, self.edges = store, edges
+    """authenticate: the server verifies client certificates (mutual TLS); their names are the edges."""
+
+    def __init__(self, store: Store, edges: Collection[str], limits: IngestLimits | None = None,
+                 authenticate: bool = False) -> None:
+        self.store, self.edges, self.authenticate = store, edges, authenticate
         self.limits = limits or IngestLimits()
         self._streams = _Streams(self.limits)
 
     def Ingest(self, request_iterator: Iterator[ingest_pb2.FaceRecord], context: grpc.ServicerContext):  # noqa: N802
+        identity = peer_identity(context) if self.authenticate else None
+        if self.authenticate and identity not in self.edges:
+            log.warning("ingest from client certificate %r refused: not in ANALYZER_EDGES", (identity or "")[:64])
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          "the client certificate names no trusted edge (ANALYZER_EDGES)")
         peer, key = peer_host(context.peer()), id(context)
         if not self._streams.open(key, peer, context):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -194,6 +207,11 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                     # retries, so a configuration fix loses nothing.
                     log.warning("ingest from untrusted edge %r refused", record.edge_id[:64])
                     context.abort(grpc.StatusCode.PERMISSION_DENIED, "this edge is not trusted here (ANALYZER_EDGES)")
+                if self.authenticate and record.edge_id != identity:
+                    # Not REJECTED either: one edge may not speak for another; a misconfigured one loses nothing.
+                    log.warning("edge %r sent records as %r; refused", identity, record.edge_id[:64])
+                    context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                  "edge_id differs from the client certificate's name")
                 yield self._one(record, context)
         finally:
             self._streams.close(key, peer)
@@ -217,19 +235,26 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
 
 
 def make_server(store: Store, port: int, edges: Collection[str], host: str = "127.0.0.1",
-                limits: IngestLimits | None = None) -> tuple[grpc.Server, int]:
+                limits: IngestLimits | None = None, tls: TlsFiles | None = None) -> tuple[grpc.Server, int]:
+    """The Ingest server. tls: None, plaintext; with a certificate and key, TLS; with a CA too, mutual
+    TLS (client certificates from that CA required, their names checked against the records' edge_id)."""
     limits = limits or IngestLimits()
+    mutual = tls is not None and tls.ca is not None
+    credentials = None if tls is None else server_credentials(tls, require_client_cert=mutual)  # bad files: fail now
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=limits.max_streams, thread_name_prefix="ingest"),
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024)],
         # One thread per RPC: past this many, refuse at once rather than queue behind idle streams.
         maximum_concurrent_rpcs=limits.max_streams,
     )
-    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, edges, limits), server)
+    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, edges, limits, authenticate=mutual), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     name = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
     health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((name, reflection.SERVICE_NAME), server)
-    return server, server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if credentials is None:
+        return server, server.add_insecure_port(address)
+    return server, server.add_secure_port(address, credentials)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facecodec.tls import TlsFiles
 
 
 class AnalyzerSettings(BaseSettings):
@@ -66,3 +68,42 @@ class AnalyzerSettings(BaseSettings):
         365 * 86400.0, gt=0, description="a record captured longer ago is REJECTED"
     )
     redis_timeout_s: float = Field(5.0, gt=0)
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of the Ingest server, also the client certificate when the "
+        "analyzer dials edges; unset: plaintext gRPC (loopback development only; production sets all TLS files)"
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of ANALYZER_TLS_CERT_FILE")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle of the edges' certificates: Ingest then requires a client certificate "
+        "from it whose name (CN, else first DNS SAN) is the records' edge_id and in ANALYZER_EDGES (mutual TLS)"
+    )
+    edge_tls_ca_file: Path | None = Field(
+        None, description="PEM CA bundle of the edges' server certificates; set: the analyzer dials edges over "
+        "TLS, presenting ANALYZER_TLS_CERT_FILE as client certificate"
+    )
+
+    @property
+    def ingest_tls(self) -> TlsFiles | None:
+        """The Ingest server's TLS files; None: plaintext."""
+        if self.tls_cert_file is None and self.tls_key_file is None:
+            if self.tls_client_ca_file is not None:
+                raise ValueError("ANALYZER_TLS_CLIENT_CA_FILE needs ANALYZER_TLS_CERT_FILE and ANALYZER_TLS_KEY_FILE")
+            return None
+        return TlsFiles(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file,
+                        ("ANALYZER_TLS_CERT_FILE", "ANALYZER_TLS_KEY_FILE", "ANALYZER_TLS_CLIENT_CA_FILE"))
+
+    @property
+    def edge_tls(self) -> TlsFiles | None:
+        """The files of the analyzer's channels to edges (facecodec.tls.secure_or_insecure_channel);
+        None: plaintext."""
+        if self.edge_tls_ca_file is None:
+            return None
+        return TlsFiles(self.tls_cert_file, self.tls_key_file, self.edge_tls_ca_file,
+                        ("ANALYZER_TLS_CERT_FILE", "ANALYZER_TLS_KEY_FILE", "ANALYZER_EDGE_TLS_CA_FILE"))
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> AnalyzerSettings:
+        """Incomplete TLS settings fail at start, not on the first connection."""
+        self.ingest_tls  # noqa: B018
+        self.edge_tls  # noqa: B018
+        return self

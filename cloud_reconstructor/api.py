@@ -94,7 +94,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         app.state.access = Access(KeyStore(faces.r), AuditLog(faces.r, settings.audit_max_entries),
                                   RateLimiter(faces.r), settings.rate_limit_per_s)
         app.state.reconstructor = Reconstructor(
-            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries),
+            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, settings.tls),
         )
         yield
         app.state.reconstructor.edges.close()

@@ -8,6 +8,8 @@ import time
 import grpc
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
+from facecodec.tls import TlsFiles, channel_credentials, secure_channel
+
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
@@ -18,17 +20,20 @@ class EdgeFetchError(RuntimeError):
 
 
 class EdgeClients:
-    """One channel per edge address, reused across requests."""
+    """One channel per edge address, reused across requests. tls: None, plaintext; else TLS verified
+    against tls.ca, presenting tls.cert as client certificate (files read once, here)."""
 
-    def __init__(self, timeout_s: float, retries: int) -> None:
+    def __init__(self, timeout_s: float, retries: int, tls: TlsFiles | None = None) -> None:
         self.timeout_s, self.retries = timeout_s, retries
+        self._credentials = None if tls is None else channel_credentials(tls)
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
     def _stub(self, address: str) -> enhancement_pb2_grpc.EnhancementStoreStub:
         with self._lock:
             if address not in self._channels:
-                self._channels[address] = grpc.insecure_channel(address)
+                self._channels[address] = (grpc.insecure_channel(address) if self._credentials is None
+                                           else secure_channel(address, self._credentials))
             return enhancement_pb2_grpc.EnhancementStoreStub(self._channels[address])
 
     def fetch(self, address: str, face_id: str, max_level: int) -> bytes:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facecodec.tls import TlsFiles
 
 
 class ReconstructorSettings(BaseSettings):
@@ -22,3 +26,24 @@ class ReconstructorSettings(BaseSettings):
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
     redis_timeout_s: float = Field(5.0, gt=0)
+    tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate (chain) presented to edges' Fetch service (its name must be in "
+        "their EDGE_CLOUD_NAMES); unset with the CA file: plaintext gRPC (loopback development only)"
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of RECONSTRUCTOR_TLS_CERT_FILE")
+    tls_ca_file: Path | None = Field(
+        None, description="PEM CA bundle of the edges' server certificates; set: Fetch over TLS"
+    )
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        """The files of the Fetch channels to edges; None: plaintext."""
+        return TlsFiles.optional(self.tls_cert_file, self.tls_key_file, self.tls_ca_file,
+                                 ("RECONSTRUCTOR_TLS_CERT_FILE", "RECONSTRUCTOR_TLS_KEY_FILE",
+                                  "RECONSTRUCTOR_TLS_CA_FILE"))
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> ReconstructorSettings:
+        """Incomplete TLS settings fail at start, not on the first connection."""
+        self.tls  # noqa: B018
+        return self

@@ -170,7 +170,7 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
         ),
         uploader=Uploader(
             outbox, settings.cloud_ingest_address, settings.upload_batch, settings.upload_timeout_s,
-            settings.upload_retry_max_s, settings.upload_stall_s,
+            settings.upload_retry_max_s, settings.upload_stall_s, settings.tls, settings.cloud_server_name,
         ),
         metrics=metrics,
     )
@@ -190,12 +190,15 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         node = build_node(settings)
         frames = FrameIngestService(node.ingest_frame, node.metrics, settings.max_frame_bytes, tokens)
         server, port = make_server(node.store, settings.grpc_port, settings.grpc_host, metrics=node.metrics,
-                                   frames=frames, outbox=node.outbox)
+                                   frames=frames, outbox=node.outbox, tls=settings.tls,
+                                   callers=settings.cloud_names)
         server.start()
         node.uploader.start()
         app.state.node = node
-        log.info("edge %s: fetch service on :%d, uploading to %s", settings.edge_id, port,
-                 settings.cloud_ingest_address)
+        log.info("edge %s: fetch service on :%d, uploading to %s (%s)", settings.edge_id, port,
+                 settings.cloud_ingest_address, "mutual TLS" if settings.tls else "plaintext")
+        if settings.tls is None:
+            log.warning("gRPC is plaintext: set EDGE_TLS_* files outside loopback development")
         yield
         node.uploader.stop()
         server.stop(grace=2).wait()

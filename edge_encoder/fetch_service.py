@@ -2,6 +2,11 @@
 
 With deferred coding the layers a fetch needs are coded then, from the crop the store kept, and kept
 for the next viewer: the edge spends enhancement-coding time only on faces someone looks at.
+
+With TLS (`make_server(tls=...)`) the server requires client certificates from the configured CA
+(grpc-python cannot request one without requiring it; see facecodec.tls), and Fetch and Erase answer
+only callers whose certificate name is one of `callers` (EDGE_CLOUD_NAMES). FrameIngest takes any
+certificate from that CA; camera tokens still decide which camera may post.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Collection
 from concurrent import futures
 
 import grpc
@@ -23,6 +29,7 @@ from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
 from facecodec.bitstream import BitstreamError, CodedFace, parse
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError, codec_for
+from facecodec.tls import TlsFiles, peer_identity, server_credentials
 
 FACE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -32,13 +39,25 @@ log = logging.getLogger(__name__)
 
 
 class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
+    """callers: the client certificate names allowed to Fetch and Erase (None: no check, plaintext)."""
+
     def __init__(self, store: EnhancementStore, metrics: EdgeMetrics | None = None,
-                 outbox: Outbox | None = None) -> None:
-        self.store, self.outbox = store, outbox
+                 outbox: Outbox | None = None, callers: Collection[str] | None = None) -> None:
+        self.store, self.outbox, self.callers = store, outbox, callers
         self.metrics = metrics or EdgeMetrics()
+
+    def _authorize(self, context: grpc.ServicerContext) -> None:
+        if self.callers is None:
+            return
+        identity = peer_identity(context)
+        if identity not in self.callers:
+            log.warning("%s from client certificate %r refused: not in EDGE_CLOUD_NAMES",
+                        context.peer(), (identity or "")[:64])
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "this client may not fetch or erase (EDGE_CLOUD_NAMES)")
 
     def Erase(self, request: enhancement_pb2.EraseRequest, context: grpc.ServicerContext):  # noqa: N802
         """Forget faces: layers, kept crops, and records still waiting in the outbox. Idempotent."""
+        self._authorize(context)
         face_ids = list(dict.fromkeys(request.face_ids))
         if not 1 <= len(face_ids) <= MAX_ERASE or not all(FACE_ID.match(f) for f in face_ids):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -51,6 +70,7 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
         return enhancement_pb2.EraseResponse(erased=erased, not_held=len(face_ids) - erased)
 
     def Fetch(self, request: enhancement_pb2.FetchRequest, context: grpc.ServicerContext):  # noqa: N802
+        self._authorize(context)
         with self.metrics.fetch_seconds.time():
             return self._fetch(request, context)
 
@@ -94,10 +114,14 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
 
 def make_server(store: EnhancementStore, port: int, host: str = "127.0.0.1", metrics: EdgeMetrics | None = None,
                 frames: frames_pb2_grpc.FrameIngestServicer | None = None,
-                outbox: Outbox | None = None) -> tuple[grpc.Server, int]:
+                outbox: Outbox | None = None, tls: TlsFiles | None = None,
+                callers: Collection[str] = ("cloud",)) -> tuple[grpc.Server, int]:
+    """tls: None, plaintext and no caller check; else mutual TLS, Fetch and Erase only for `callers`."""
+    credentials = None if tls is None else server_credentials(tls, require_client_cert=True)  # bad files: fail now
     # A camera's frame stream holds a thread for as long as it is open: room for 16 beside the fetches.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=20 if frames is not None else 4))
-    enhancement_pb2_grpc.add_EnhancementStoreServicer_to_server(EnhancementFetchService(store, metrics, outbox), server)
+    enhancement_pb2_grpc.add_EnhancementStoreServicer_to_server(EnhancementFetchService(
+        store, metrics, outbox, callers=None if tls is None else frozenset(callers)), server)
     names = [enhancement_pb2.DESCRIPTOR.services_by_name["EnhancementStore"].full_name]
     if frames is not None:  # cameras' frame streams (FrameIngest), beside the cloud's fetches
         frames_pb2_grpc.add_FrameIngestServicer_to_server(frames, server)
@@ -108,5 +132,7 @@ def make_server(store: EnhancementStore, port: int, host: str = "127.0.0.1", met
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
-    return server, bound
+    address = f"{host}:{port}"
+    if credentials is None:
+        return server, server.add_insecure_port(address)
+    return server, server.add_secure_port(address, credentials)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facecodec.tls import TlsFiles
 
 
 class EdgeSettings(BaseSettings):
@@ -76,6 +78,35 @@ class EdgeSettings(BaseSettings):
     capture_max_age_s: float = Field(
         365 * 86400.0, gt=0, description="oldest accepted captured_at, seconds before now; beyond, 422"
     )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of this edge: its gRPC server's certificate and its client "
+        "certificate towards the analyzer (name = EDGE_EDGE_ID); unset: plaintext gRPC (loopback development only; "
+        "production sets all three TLS files)"
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of EDGE_TLS_CERT_FILE")
+    tls_ca_file: Path | None = Field(
+        None, description="PEM CA bundle of the cloud's certificates: verifies the analyzer's server certificate "
+        "and every client of the gRPC server (mutual TLS: gRPC cameras need a certificate from it too)"
+    )
+    cloud_names: list[str] = Field(
+        ["cloud"], description="client certificate names (CN, else first DNS SAN) allowed "
+        "to Fetch and Erase over TLS (JSON list); others get PERMISSION_DENIED"
+    )
+    cloud_server_name: str = Field(
+        "", description="name the analyzer's server certificate must carry; default: the host of "
+        "EDGE_CLOUD_INGEST_ADDRESS"
+    )
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        """This edge's TLS files (all three, or none: plaintext)."""
+        files = (self.tls_cert_file, self.tls_key_file, self.tls_ca_file)
+        names = ("EDGE_TLS_CERT_FILE", "EDGE_TLS_KEY_FILE", "EDGE_TLS_CA_FILE")
+        if all(f is None for f in files):
+            return None
+        if any(f is None for f in files):
+            raise ValueError(f"set all of {', '.join(names)} for TLS, or none of them")
+        return TlsFiles(*files, names)
 
     @property
     def tokens_path(self) -> Path:
@@ -84,3 +115,9 @@ class EdgeSettings(BaseSettings):
     @property
     def fetch_address(self) -> str:
         return self.public_grpc_address or f"127.0.0.1:{self.grpc_port}"
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> EdgeSettings:
+        """Incomplete TLS settings fail at start, not on the first connection."""
+        self.tls  # noqa: B018
+        return self

@@ -16,6 +16,7 @@ from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.message import DecodeError
 
 from edge_encoder.outbox import Outbox
+from facecodec.tls import TlsFiles, secure_or_insecure_channel
 
 log = logging.getLogger(__name__)
 UNREADABLE = "unreadable outbox record (not a FaceRecord); quarantined on the edge"
@@ -23,11 +24,13 @@ UNREADABLE = "unreadable outbox record (not a FaceRecord); quarantined on the ed
 
 class Uploader:
     def __init__(self, outbox: Outbox, address: str, batch: int, timeout_s: float, retry_max_s: float,
-                 stall_s: float = 300.0) -> None:
+                 stall_s: float = 300.0, tls: TlsFiles | None = None, server_name: str | None = None) -> None:
+        """tls: None, plaintext; else TLS to the analyzer (verified against tls.ca, or `server_name` in its
+        certificate), presenting this edge's certificate as client certificate."""
         self.outbox = outbox
         self.address = address
         self.batch, self.timeout_s, self.retry_max_s, self.stall_s = batch, timeout_s, retry_max_s, stall_s
-        self.channel = grpc.insecure_channel(address)
+        self.channel = secure_or_insecure_channel(address, tls, server_name or None)
         self.stub = ingest_pb2_grpc.IngestStub(self.channel)
         self.acked = 0
         self.quarantined = 0  # rows that could not be read back, moved to `rejected`

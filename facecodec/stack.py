@@ -3,7 +3,9 @@
     python -m facecodec.stack up [--data-dir var/stack] [--profile baseline]
 
 Used by the demo and by the end-to-end tests. Ports are free ports unless given; logs go to
-`<data-dir>/logs/<service>.log`.
+`<data-dir>/logs/<service>.log`. gRPC is plaintext on loopback unless `tls_dir` (`--tls-dir`) holds
+ca.crt, cloud.crt/.key and edge-1.crt/.key (certificates naming 127.0.0.1; docs/security.md): then
+every gRPC link is mutual TLS.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class Stack:
     data_dir: Path
     profile: str = "scalable"
     rate: int | None = None
+    tls_dir: Path | None = None  # ca.crt, cloud.crt/.key, edge-1.crt/.key: mutual TLS on every gRPC link
     redis: RedisServer = field(init=False)
     services: dict[str, Service] = field(default_factory=dict)
 
@@ -154,24 +157,7 @@ class Stack:
         ports = {name: free_port() for name in SERVICE_MODULES}
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        edges = json.dumps({"edge-1": f"127.0.0.1:{fetch_port}"})
-        envs = {
-            "cloud_analyzer": self._env(
-                ANALYZER_REDIS_URL=self.redis.url, ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
-                ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
-                ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=self.secrets_dir / "admin_key",
-            ),
-            "cloud_reconstructor": self._env(
-                RECONSTRUCTOR_REDIS_URL=self.redis.url, RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
-                RECONSTRUCTOR_EDGES=edges,
-            ),
-            "edge_encoder": self._env(
-                EDGE_EDGE_ID="edge-1", EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
-                EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=self.data_dir / "edge",
-                EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
-                EDGE_CAMERA_TOKENS_FILE=self.secrets_dir / "camera_tokens",
-            ),
-        }
+        envs = self.service_envs(ingest_port, fetch_port, ports)
         for name in SERVICE_MODULES:
             self.services[name] = Service(name, envs[name], ports[name], logs / f"{name}.log")
             self._launch(self.services[name])
@@ -181,6 +167,39 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def service_envs(self, ingest_port: int, fetch_port: int, ports: dict[str, int]) -> dict[str, dict[str, str]]:
+        """Each service's environment: the ports, Redis, secrets and (with tls_dir) the TLS files."""
+        edges = json.dumps({"edge-1": f"127.0.0.1:{fetch_port}"})
+        tls: dict[str, dict[str, object]] = {name: {} for name in SERVICE_MODULES}
+        if self.tls_dir is not None:
+            d = Path(self.tls_dir)
+            cloud = {"TLS_CERT_FILE": d / "cloud.crt", "TLS_KEY_FILE": d / "cloud.key"}
+            tls["cloud_analyzer"] = {**{f"ANALYZER_{k}": v for k, v in cloud.items()},
+                                     "ANALYZER_TLS_CLIENT_CA_FILE": d / "ca.crt",
+                                     "ANALYZER_EDGE_TLS_CA_FILE": d / "ca.crt"}
+            tls["cloud_reconstructor"] = {**{f"RECONSTRUCTOR_{k}": v for k, v in cloud.items()},
+                                          "RECONSTRUCTOR_TLS_CA_FILE": d / "ca.crt"}
+            tls["edge_encoder"] = {"EDGE_TLS_CERT_FILE": d / "edge-1.crt", "EDGE_TLS_KEY_FILE": d / "edge-1.key",
+                                   "EDGE_TLS_CA_FILE": d / "ca.crt"}
+        return {
+            "cloud_analyzer": self._env(
+                ANALYZER_REDIS_URL=self.redis.url, ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
+                ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
+                ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=self.secrets_dir / "admin_key",
+                **tls["cloud_analyzer"],
+            ),
+            "cloud_reconstructor": self._env(
+                RECONSTRUCTOR_REDIS_URL=self.redis.url, RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
+                RECONSTRUCTOR_EDGES=edges, **tls["cloud_reconstructor"],
+            ),
+            "edge_encoder": self._env(
+                EDGE_EDGE_ID="edge-1", EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
+                EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=self.data_dir / "edge",
+                EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
+                EDGE_CAMERA_TOKENS_FILE=self.secrets_dir / "camera_tokens", **tls["edge_encoder"],
+            ),
+        }
 
     @staticmethod
     def _launch(service: Service) -> None:
@@ -250,8 +269,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", choices=["up"])
     parser.add_argument("--data-dir", type=Path, default=Path("var/stack"))
     parser.add_argument("--profile", default=os.environ.get("FACECODEC_PROFILE", "scalable"))
+    parser.add_argument("--tls-dir", type=Path, default=None,
+                        help="ca.crt, cloud.crt/.key, edge-1.crt/.key: mutual TLS on every gRPC link")
     args = parser.parse_args(argv)
-    with Stack(args.data_dir, args.profile) as stack:
+    with Stack(args.data_dir, args.profile, tls_dir=args.tls_dir) as stack:
         print(f"redis               {stack.redis.url}")
         for name in SERVICE_MODULES:
             print(f"{name:<20}{stack.url(name)}   (log: {stack.services[name].log_path})")

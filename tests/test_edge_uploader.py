@@ -56,7 +56,7 @@ def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, 
         later = valid_record(seed=6)
         outbox.put(later.face_id, later.SerializeToString())
         assert wait_for(lambda: redis_client.exists(f"fc:face:{later.face_id}") and len(outbox) == 0)
-        assert uploader.last_error == ""
+        assert wait_for(lambda: uploader.last_error == "")  # the next round succeeds and says so
     finally:
         uploader.stop()
         outbox.close()

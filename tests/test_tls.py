@@ -1,0 +1,315 @@
+"""gRPC between edges and the cloud over real TLS on loopback, with throwaway CAs: mutual TLS on the
+analyzer's Ingest (certificate name = edge_id), on the edge's Fetch/Erase (only the cloud's names), and
+the reconstructor's Fetch client; plaintext, certless and foreign-CA clients fail the handshake."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pydantic
+import pytest
+import redis
+from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc, ingest_pb2
+
+from cloud_analyzer.ingest_service import make_server as make_ingest_server
+from cloud_analyzer.settings import AnalyzerSettings
+from cloud_analyzer.store import Store
+from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
+from cloud_reconstructor.settings import ReconstructorSettings
+from edge_encoder.enhancement_store import EnhancementStore
+from edge_encoder.fetch_service import make_server as make_fetch_server
+from edge_encoder.outbox import Outbox
+from edge_encoder.settings import EdgeSettings
+from edge_encoder.uploader import Uploader
+from facecodec.codec.profiles import codec_by_name
+from facecodec.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
+from tests.test_ingest_limits import valid_record
+from tests.tls_certs import Authority
+
+Ack = ingest_pb2.IngestAck
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    edge1: TlsFiles  # edge-1's server and client certificate, CA of the cloud
+    cloud: TlsFiles  # the analyzer's server certificate, the cloud's client certificate, CA of the edges
+    edge2: TlsFiles  # from the right CA, another name
+    stranger: TlsFiles  # named edge-1, from another CA
+    certless: TlsFiles  # verifies the server, presents nothing
+
+    def client(self, files: TlsFiles) -> TlsFiles:
+        return TlsFiles(files.cert, files.key, self.ca)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    ca, other = Authority.create(d, "fleet-ca"), Authority.create(d, "other-ca")
+    files = {name: TlsFiles(*ca.issue(d, name), ca.cert_file) for name in ("edge-1", "cloud", "edge-2")}
+    return Pki(ca.cert_file, files["edge-1"], files["cloud"], files["edge-2"],
+               TlsFiles(*other.issue(d, "edge-1"), ca.cert_file), TlsFiles(ca=ca.cert_file))
+
+
+@pytest.fixture
+def ingest(pki: Pki, redis_server, redis_client):
+    """The analyzer's Ingest with mutual TLS, trusting edge-1 and edge-2; yields its address."""
+    server, port = make_ingest_server(Store(redis.Redis.from_url(redis_server.url)), 0, {"edge-1", "edge-2"},
+                                      tls=pki.cloud)
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+def upload(outbox_dir: Path, address: str, files: TlsFiles | None, edge_id: str = "edge-1",
+           server_name: str | None = None) -> tuple[ingest_pb2.FaceRecord, Outbox, Uploader]:
+    """One record through the edge's real Uploader (its outbox keeps what is not acked)."""
+    record = valid_record()
+    record.edge_id = edge_id
+    outbox = Outbox(outbox_dir / f"{uuid.uuid4().hex}.sqlite3")
+    outbox.put(record.face_id, record.SerializeToString())
+    return record, outbox, Uploader(outbox, address, 8, 5.0, 1.0, tls=files, server_name=server_name)
+
+
+def test_an_edge_with_its_certificate_ingests_over_mutual_tls(pki, ingest, redis_client, tmp_path) -> None:
+    record, outbox, uploader = upload(tmp_path, ingest, pki.edge1)
+    try:
+        assert uploader.upload_once() == 1
+    finally:
+        uploader.channel.close()
+    assert len(outbox) == 0 and outbox.rejected_count() == 0
+    assert redis_client.hget(f"fc:face:{record.face_id}", "edge_id") == b"edge-1"
+
+
+def test_the_analyzer_certificate_may_be_checked_for_a_configured_name(pki, ingest, redis_client,
+                                                                         tmp_path) -> None:
+    """EDGE_CLOUD_SERVER_NAME: the analyzer's certificate is checked for that name, not the dialled host."""
+    record, _, uploader = upload(tmp_path, ingest, pki.edge1, server_name="cloud")
+    try:
+        assert uploader.upload_once() == 1
+    finally:
+        uploader.channel.close()
+    assert redis_client.exists(f"fc:face:{record.face_id}")
+    _, _, wrong = upload(tmp_path, ingest, pki.edge1, server_name="not-the-cloud")
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            wrong.upload_once()
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        wrong.channel.close()
+
+
+@pytest.mark.parametrize("client", ["certless", "stranger", "plaintext"])
+def test_clients_without_a_certificate_from_the_ca_cannot_ingest(pki, ingest, redis_client, tmp_path,
+                                                                 client) -> None:
+    files = None if client == "plaintext" else getattr(pki, client)
+    record, outbox, uploader = upload(tmp_path, ingest, files)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            uploader.upload_once()
+    finally:
+        uploader.channel.close()
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # the handshake fails
+    assert len(outbox) == 1 and not redis_client.exists(f"fc:face:{record.face_id}")
+
+
+@pytest.mark.parametrize("client", ["edge2", "cloud"])
+def test_a_certificate_of_another_name_cannot_ingest_as_an_edge(pki, ingest, redis_client, tmp_path,
+                                                               client) -> None:
+    """edge-2 (a trusted edge) cannot send edge-1's records; the cloud's certificate is no edge at all.
+    PERMISSION_DENIED, nothing stored, nothing REJECTED: the edge keeps the records."""
+    record, outbox, uploader = upload(tmp_path, ingest, getattr(pki, client))
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            uploader.upload_once()
+    finally:
+        uploader.channel.close()
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert len(outbox) == 1 and outbox.rejected_count() == 0
+    assert not redis_client.exists(f"fc:face:{record.face_id}")
+    assert redis_client.xlen("fc:ingest") == 0
+
+
+def test_server_only_tls_keeps_the_edge_id_check(pki, redis_server, redis_client, tmp_path) -> None:
+    """Certificate and key without a client CA: TLS, no client certificates, ANALYZER_EDGES still applies."""
+    server, port = make_ingest_server(Store(redis.Redis.from_url(redis_server.url)), 0, {"edge-1"},
+                                      tls=TlsFiles(pki.cloud.cert, pki.cloud.key))
+    server.start()
+    try:
+        record, _, uploader = upload(tmp_path, f"127.0.0.1:{port}", pki.certless)
+        _, _, untrusted = upload(tmp_path, f"127.0.0.1:{port}", pki.certless, edge_id="edge-9")
+        try:
+            assert uploader.upload_once() == 1
+            with pytest.raises(grpc.RpcError) as refused:
+                untrusted.upload_once()
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        finally:
+            uploader.channel.close()
+            untrusted.channel.close()
+        assert redis_client.exists(f"fc:face:{record.face_id}")
+    finally:
+        server.stop(0)
+
+
+@pytest.fixture
+def edge(pki: Pki, tmp_path: Path):
+    """The edge's gRPC server (EnhancementStore) over mutual TLS, holding one face; yields (address, face_id)."""
+    descriptor = np.random.default_rng(0).standard_normal(512).astype(np.float32)
+    coded = codec_by_name("baseline").encode_base(descriptor / np.linalg.norm(descriptor))
+    store = EnhancementStore(tmp_path / "enhancement.sqlite3", 100, 1 << 20)
+    face_id = uuid.uuid4().hex
+    store.put(face_id, coded.base_only().to_bytes(), 0)
+    server, port = make_fetch_server(store, 0, tls=pki.edge1, callers=["cloud"])
+    server.start()
+    yield f"127.0.0.1:{port}", face_id
+    server.stop(0)
+    store.close()
+
+
+def _call(address: str, files: TlsFiles | None, rpc: str, face_id: str) -> grpc.StatusCode:
+    with secure_or_insecure_channel(address, files) as channel:
+        stub = enhancement_pb2_grpc.EnhancementStoreStub(channel)
+        try:
+            if rpc == "Fetch":
+                stub.Fetch(enhancement_pb2.FetchRequest(face_id=face_id), timeout=5)
+            else:
+                stub.Erase(enhancement_pb2.EraseRequest(face_ids=[face_id], erasure_id="t"), timeout=5)
+        except grpc.RpcError as exc:
+            return exc.code()
+    return grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("rpc", ["Fetch", "Erase"])
+def test_the_edge_answers_fetch_and_erase_only_to_the_cloud(pki, edge, rpc) -> None:
+    address, face_id = edge
+    assert _call(address, pki.client(pki.edge2), rpc, face_id) == grpc.StatusCode.PERMISSION_DENIED
+    assert _call(address, pki.client(pki.edge1), rpc, face_id) == grpc.StatusCode.PERMISSION_DENIED
+    assert _call(address, pki.certless, rpc, face_id) == grpc.StatusCode.UNAVAILABLE
+    assert _call(address, pki.stranger, rpc, face_id) == grpc.StatusCode.UNAVAILABLE
+    assert _call(address, None, rpc, face_id) == grpc.StatusCode.UNAVAILABLE
+    assert _call(address, pki.client(pki.cloud), "Fetch", face_id) == grpc.StatusCode.OK  # nothing erased yet
+
+
+def test_the_analyzer_erases_at_an_edge_with_its_edge_channel_settings(pki, edge) -> None:
+    address, face_id = edge
+    settings = AnalyzerSettings(tls_cert_file=pki.cloud.cert, tls_key_file=pki.cloud.key, edge_tls_ca_file=pki.ca)
+    with secure_or_insecure_channel(address, settings.edge_tls) as channel:
+        erased = enhancement_pb2_grpc.EnhancementStoreStub(channel).Erase(
+            enhancement_pb2.EraseRequest(face_ids=[face_id], erasure_id="t"), timeout=5)
+    assert (erased.erased, erased.not_held) == (1, 0)
+    assert _call(address, pki.client(pki.cloud), "Fetch", face_id) == grpc.StatusCode.NOT_FOUND
+
+
+def test_the_reconstructor_fetches_over_tls_with_its_certificate(pki, edge) -> None:
+    address, face_id = edge
+    settings = ReconstructorSettings(tls_cert_file=pki.cloud.cert, tls_key_file=pki.cloud.key, tls_ca_file=pki.ca)
+    clients = EdgeClients(5.0, 0, settings.tls)
+    try:
+        assert clients.fetch(address, face_id, 0).startswith(b"FC")
+    finally:
+        clients.close()
+    intruder = EdgeClients(5.0, 0, pki.client(pki.edge2))
+    try:
+        with pytest.raises(EdgeFetchError) as refused:
+            intruder.fetch(address, face_id, 0)
+        assert refused.value.code == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        intruder.close()
+
+
+def test_tls_file_errors_are_clear(pki, tmp_path) -> None:
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("hello")
+    names = ("X_CERT", "X_KEY", "X_CA")
+    with pytest.raises(TlsConfigError, match="X_CERT .*missing.crt: no such file"):
+        TlsFiles(tmp_path / "missing.crt", pki.cloud.key, names=names).read()
+    with pytest.raises(TlsConfigError, match="X_KEY .*not a PEM file"):
+        TlsFiles(pki.cloud.cert, not_pem, names=names).read()
+    with pytest.raises(TlsConfigError, match="X_CA .*is a directory"):
+        TlsFiles(ca=tmp_path, names=names).read()
+    with pytest.raises(TlsConfigError, match="set both X_CERT and X_KEY"):
+        TlsFiles(pki.cloud.cert, None, names=names)
+    with pytest.raises(TlsConfigError, match="no such file"):  # at start, before anything listens
+        make_ingest_server(None, 0, {"edge-1"}, tls=TlsFiles(tmp_path / "gone.crt", pki.cloud.key))
+
+
+def test_incomplete_tls_settings_fail_at_start(pki) -> None:
+    with pytest.raises(pydantic.ValidationError, match="EDGE_TLS_CERT_FILE, EDGE_TLS_KEY_FILE, EDGE_TLS_CA_FILE"):
+        EdgeSettings(tls_cert_file=pki.edge1.cert, tls_key_file=pki.edge1.key)
+    with pytest.raises(pydantic.ValidationError, match="ANALYZER_TLS_CLIENT_CA_FILE needs"):
+        AnalyzerSettings(tls_client_ca_file=pki.ca)
+    with pytest.raises(pydantic.ValidationError, match="RECONSTRUCTOR_TLS_CERT_FILE and RECONSTRUCTOR_TLS_KEY"):
+        ReconstructorSettings(tls_cert_file=pki.cloud.cert)
+    assert EdgeSettings().tls is None and AnalyzerSettings().ingest_tls is None and ReconstructorSettings().tls is None
+    edge = EdgeSettings(tls_cert_file=pki.edge1.cert, tls_key_file=pki.edge1.key, tls_ca_file=pki.ca)
+    assert edge.tls == TlsFiles(pki.edge1.cert, pki.edge1.key, pki.ca, edge.tls.names)
+    assert edge.cloud_names == ["cloud"]
+
+
+def test_grpc_python_does_not_ask_for_a_client_certificate_it_does_not_require(pki) -> None:
+    """The measurement behind facecodec.tls's design: require_client_auth=False with root certificates
+    requests no client certificate, so a server learns no name (and any CA "passes"); only
+    require_client_auth=True yields a verified name. If grpc ever changes this, revisit FrameIngest."""
+    from concurrent import futures
+
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from facecodec.tls import peer_identity
+
+    seen: list[str | None] = []
+
+    class Health(health.HealthServicer):
+        def Check(self, request, context):  # noqa: N802
+            seen.append(peer_identity(context))
+            return super().Check(request, context)
+
+    pem = pki.edge1.read()
+    for require in (False, True):
+        server = grpc.server(futures.ThreadPoolExecutor(2))
+        health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials(
+            [(pem.key, pem.cert)], root_certificates=pem.ca, require_client_auth=require))
+        server.start()
+        try:
+            for client in (pki.client(pki.cloud), pki.stranger):
+                with secure_or_insecure_channel(f"127.0.0.1:{port}", client) as channel:
+                    try:
+                        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                    except grpc.RpcError as exc:
+                        seen.append(exc.code().name)
+        finally:
+            server.stop(0)
+    assert seen == [None, None, "cloud", "UNAVAILABLE"]
+
+
+def test_the_launcher_passes_tls_files_to_every_service(tmp_path, monkeypatch) -> None:
+    """Stack(tls_dir=...) sets each service's TLS settings; without it, nothing (plaintext loopback)."""
+    from facecodec.stack import SERVICE_MODULES, Stack
+
+    ca = Authority.create(tmp_path / "tls", "ca")
+    for name in ("cloud", "edge-1"):
+        ca.issue(tmp_path / "tls", name, file_stem=name)
+    ports = {name: 1 for name in SERVICE_MODULES}
+    plain = Stack(tmp_path / "plain").service_envs(2, 3, ports)
+    assert not any("TLS" in k for env in plain.values() for k in env)
+    envs = Stack(tmp_path / "stack", tls_dir=tmp_path / "tls").service_envs(2, 3, ports)
+    settings = {"cloud_analyzer": AnalyzerSettings, "cloud_reconstructor": ReconstructorSettings,
+                "edge_encoder": EdgeSettings}
+    loaded = {}
+    for name, cls in settings.items():
+        with monkeypatch.context() as m:
+            for k, v in envs[name].items():
+                if k.startswith(("EDGE_", "ANALYZER_", "RECONSTRUCTOR_")):
+                    m.setenv(k, v)
+            loaded[name] = cls()
+    analyzer = loaded["cloud_analyzer"]
+    assert analyzer.ingest_tls.ca == analyzer.edge_tls.ca == tmp_path / "tls" / "ca.crt"
+    assert loaded["cloud_reconstructor"].tls.cert == tmp_path / "tls" / "cloud.crt"
+    assert loaded["edge_encoder"].tls.cert == tmp_path / "tls" / "edge-1.crt"
+    for files in (analyzer.ingest_tls, analyzer.edge_tls, loaded["cloud_reconstructor"].tls,
+                  loaded["edge_encoder"].tls):
+        files.read()  # all there and PEM
