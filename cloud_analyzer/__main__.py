@@ -30,7 +30,7 @@ def keys_command(args: argparse.Namespace, settings: AnalyzerSettings) -> int:
     if args.action == "token":
         print(new_token())
         return 0
-    keys = KeyStore(Store.from_url(settings.redis_url, settings.redis_timeout_s).r)
+    keys = KeyStore(Store.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file).r)
     if args.action == "create":
         expires = int((time.time() + args.expires_in_days * 86400) * 1000) if args.expires_in_days else None
         try:

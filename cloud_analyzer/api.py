@@ -16,6 +16,7 @@ from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.erasure import EdgeEraser, Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
+from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import erasures, faces, identities, keys, search, sightings
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
@@ -68,7 +69,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = Store.from_url(settings.redis_url, settings.redis_timeout_s)
+        store = Store.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file)
         store.ensure_group()
         gallery = Gallery(store)
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
@@ -92,11 +93,15 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         for worker in workers:
             worker.start()
         edge_eraser.start()
+        retention = Retention(store.r, settings.retention_days * 86400 if settings.retention_days else None,
+                              settings.retention_interval_s, settings.dead_consumer_s)
+        retention.start()
         log.info("analyzer: ingest on :%d (%s), %d worker(s)", port, _transport(settings), len(workers))
         yield
         for worker in workers:
             worker.stop()
         edge_eraser.stop()
+        retention.stop()
         server.stop(grace=2).wait()
         store.r.close()
 

@@ -23,7 +23,15 @@ import grpc
 import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
-from cloud_analyzer.store import EVENTS_STREAM, GALLERY_VERSION, INGEST_STREAM, face_key, identity_key, templates_key
+from cloud_analyzer.store import (
+    EVENTS_STREAM,
+    FACES,
+    GALLERY_VERSION,
+    INGEST_STREAM,
+    face_key,
+    identity_key,
+    templates_key,
+)
 
 log = logging.getLogger(__name__)
 PENDING = "fc:erasures:pending"
@@ -117,8 +125,10 @@ class Eraser:
         return ErasureReport(uuid.uuid4().hex, subject, int(time.time() * 1000), key_id, identity_erased,
                              templates, 0, 0)
 
-    def _faces(self, report: ErasureReport, face_ids: Iterable[str]) -> None:
-        """Every trace of these faces in Redis; their edges' share queued."""
+    def forget(self, face_ids: Iterable[str]) -> tuple[set[str], dict[str, list[str]]]:
+        """Delete these faces' records and index entries; returns the ones that existed and, per edge,
+        those it holds pixels of. (Stream entries are the caller's: erasure drops them one by one,
+        retention trims by time.)"""
         by_edge: dict[str, list[str]] = defaultdict(list)
         erased: set[str] = set()
         for face_id in face_ids:
@@ -126,6 +136,7 @@ class Eraser:
             camera_id, identity_id, track_id, edge_id = ((v or b"").decode() for v in fields)
             pipe = self.r.pipeline(transaction=True)
             pipe.delete(face_key(face_id))
+            pipe.zrem(FACES, face_id)
             pipe.zrem("fc:sightings", face_id)
             if camera_id:
                 pipe.zrem(f"fc:sightings:camera:{camera_id}", face_id)
@@ -138,6 +149,11 @@ class Eraser:
                 erased.add(face_id)
                 if edge_id:
                     by_edge[edge_id].append(face_id)
+        return erased, by_edge
+
+    def _faces(self, report: ErasureReport, face_ids: Iterable[str]) -> None:
+        """Every trace of these faces in Redis; their edges' share queued."""
+        erased, by_edge = self.forget(face_ids)
         report.faces = len(erased)
         report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
         self._drop_stream_entries(INGEST_STREAM, face_ids=erased)  # still queued: the worker would find nothing

@@ -67,6 +67,17 @@ class AnalyzerSettings(BaseSettings):
     capture_max_age_s: float = Field(
         365 * 86400.0, gt=0, description="a record captured longer ago is REJECTED"
     )
+    retention_days: float | None = Field(
+        30.0, gt=0, le=36500, description="faces and sightings older than this are forgotten, events too "
+        "(None: kept for ever); edges expire their pixels by EDGE_RETENTION_S"
+    )
+    retention_interval_s: float = Field(60.0, gt=0, le=86400, description="how often retention runs")
+    dead_consumer_s: float = Field(
+        3600.0, gt=0, description="ingest consumers idle this long and holding nothing are removed from the group"
+    )
+    redis_password_file: Path | None = Field(
+        None, description="file holding Redis's password (a compose secret); unset: the URL's, if any"
+    )
     redis_timeout_s: float = Field(5.0, gt=0)
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate (chain) of the Ingest server, also the client certificate when the "

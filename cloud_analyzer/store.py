@@ -1,6 +1,7 @@
 """Everything the analyzer keeps in Redis. This module owns these keys (docs/redis-keys.md):
 
     fc:face:{face_id}                 hash   one ingested face: metadata, base layer, recognition result
+    fc:faces                          zset   every stored face_id by capture time (ms): what retention walks
     fc:ingest                         stream face ids waiting for recognition (consumer group `recognisers`)
     fc:identities                     zset   identity_id by creation time (ms)
     fc:identity:{identity_id}         hash   name, created_at_ms, template count, descriptor model
@@ -20,12 +21,16 @@ import enum
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import redis
 
+from facecodec.redis_auth import redis_password
+
 INGEST_STREAM = "fc:ingest"
+FACES = "fc:faces"  # every stored face by capture time, whatever its status: what retention walks
 GROUP = "recognisers"
 EVENTS_STREAM = "fc:events"
 EVENTS_MAXLEN = 100_000
@@ -56,6 +61,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1
 """
 
@@ -111,9 +117,10 @@ class Store:
         self._ingest = self.r.register_script(_INGEST)
 
     @classmethod
-    def from_url(cls, url: str, timeout_s: float) -> Store:
+    def from_url(cls, url: str, timeout_s: float, password_file: Path | None = None) -> Store:
         client = redis.Redis.from_url(
             url,
+            **redis_password(password_file),
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry_on_timeout=True,
@@ -136,7 +143,7 @@ class Store:
         for k, v in {**fields, "face_id": face_id, "status": "pending",
                      "ingested_at_ms": int(time.time() * 1000)}.items():
             flat += [k, v]
-        return IngestResult(int(self._ingest(keys=[face_key(face_id), INGEST_STREAM], args=flat)))
+        return IngestResult(int(self._ingest(keys=[face_key(face_id), INGEST_STREAM, FACES], args=flat)))
 
     def face(self, face_id: str) -> dict[str, Any] | None:
         return _face_fields(self.r.hgetall(face_key(face_id)))

@@ -90,7 +90,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        faces = FaceIndex(settings.redis_url, settings.redis_timeout_s)
+        faces = FaceIndex(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file)
         app.state.access = Access(KeyStore(faces.r), AuditLog(faces.r, settings.audit_max_entries),
                                   RateLimiter(faces.r), settings.rate_limit_per_s)
         app.state.reconstructor = Reconstructor(

@@ -25,6 +25,9 @@ class ReconstructorSettings(BaseSettings):
     rate_limit_per_s: int = Field(100, ge=1, le=100_000, description="requests per second per API key (default)")
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
+    redis_password_file: Path | None = Field(
+        None, description="file holding Redis's password (a compose secret); unset: the URL's, if any"
+    )
     redis_timeout_s: float = Field(5.0, gt=0)
     tls_cert_file: Path | None = Field(
         None, description="PEM client certificate (chain) presented to edges' Fetch service (its name must be in "

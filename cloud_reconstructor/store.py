@@ -7,8 +7,11 @@ The reconstructor never writes faces; it reads a face's base layer and which edg
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
+
+from facecodec.redis_auth import redis_password
 
 
 @dataclass(frozen=True)
@@ -20,9 +23,9 @@ class FaceRef:
 
 
 class FaceIndex:
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str, timeout_s: float, password_file: Path | None = None) -> None:
         self.r = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                      retry_on_timeout=True)
+                                      retry_on_timeout=True, **redis_password(password_file))
 
     def get(self, face_id: str) -> FaceRef | None:
         base, edge_id, levels = self.r.hmget(f"fc:face:{face_id}", "base_layer", "edge_id", "enhancement_levels")

@@ -23,6 +23,7 @@ from edge_encoder.frame_service import FrameIngestService
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
 from edge_encoder.pipeline import CODEC_VERSION, EncodedFace, EncodePipeline, FrameResult, TooManyCameras
+from edge_encoder.retention import EdgeRetention
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.tracker import FaceTracker
 from edge_encoder.uploader import Uploader
@@ -194,12 +195,15 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
                                    callers=settings.cloud_names)
         server.start()
         node.uploader.start()
+        retention = EdgeRetention(node.store, node.outbox, settings.retention_s, settings.retention_interval_s)
+        retention.start()
         app.state.node = node
         log.info("edge %s: fetch service on :%d, uploading to %s (%s)", settings.edge_id, port,
                  settings.cloud_ingest_address, "mutual TLS" if settings.tls else "plaintext")
         if settings.tls is None:
             log.warning("gRPC is plaintext: set EDGE_TLS_* files outside loopback development")
         yield
+        retention.stop()
         node.uploader.stop()
         server.stop(grace=2).wait()
         node.outbox.close()

@@ -80,6 +80,11 @@ class EnhancementStore:
                 raise
         return held
 
+    def expire(self, older_than: float) -> int:
+        """Forget faces stored before `older_than` (Unix seconds): the edge's retention."""
+        with self._lock:
+            return self._db.execute("DELETE FROM faces WHERE created < ?", (older_than,)).rowcount
+
     def _evict(self) -> None:
         count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM faces").fetchone()
         while count > self.max_faces or (total > self.max_bytes and count > 1):

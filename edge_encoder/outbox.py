@@ -89,6 +89,11 @@ class Outbox:
             self._db.execute("DELETE FROM outbox WHERE face_id = ?", (face_id,))
             self._db.execute("COMMIT")
 
+    def expire_rejected(self, older_than: float) -> int:
+        """Forget dead letters refused before `older_than` (Unix seconds): they hold base layers too."""
+        with self._lock:
+            return self._db.execute("DELETE FROM rejected WHERE rejected < ?", (older_than,)).rowcount
+
     def rejected_count(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM rejected").fetchone()[0]

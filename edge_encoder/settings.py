@@ -35,6 +35,11 @@ class EdgeSettings(BaseSettings):
         "eager: code every level at capture",
     )
     enhancement_max_faces: int = Field(10_000, ge=1, description="retention bound of the enhancement store")
+    retention_s: float = Field(
+        7 * 86400.0, gt=0, description="enhancement layers and kept crops older than this are deleted (also "
+        "refused records); keep it at most the cloud's ANALYZER_RETENTION_DAYS"
+    )
+    retention_interval_s: float = Field(60.0, gt=0, le=86400, description="how often edge retention runs")
     enhancement_max_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="retention bound in bytes")
     detect_tiling: bool = Field(
         True, description="also search frames >= ~1000 px wide tile by tile for small faces (~70 ms per 1080p frame)"

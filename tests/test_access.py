@@ -101,3 +101,28 @@ def test_camera_tokens_per_camera_fleet_and_revocation(tmp_path: Path) -> None:
         add_camera(path, "bad id")
     path.write_text(path.read_text() + "door nothex\n")
     assert not tokens.allows("gate", fleet)  # a damaged file admits nobody
+
+
+def test_services_reach_a_password_protected_redis_with_the_password_file(tmp_path: Path) -> None:
+    import redis
+
+    from cloud_analyzer.store import Store
+    from cloud_reconstructor.store import FaceIndex
+    from facecodec.stack import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        redis.Redis.from_url(server.url).config_set("requirepass", "s3cret-from-a-file")
+        secret = tmp_path / "redis_password"
+        secret.write_text("s3cret-from-a-file\n")
+        assert Store.from_url(server.url, 2, secret).r.ping()
+        assert FaceIndex(server.url, 2, secret).r.ping()
+        with pytest.raises(redis.AuthenticationError):
+            Store.from_url(server.url, 2).r.ping()
+        empty = tmp_path / "empty"
+        empty.write_text("")
+        with pytest.raises(ValueError, match="empty"):
+            Store.from_url(server.url, 2, empty)
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ so that a renamed module or settings field breaks this test instead of a deploym
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from pathlib import Path
@@ -28,6 +29,8 @@ APP_SERVICES: dict[str, type[BaseSettings]] = {
     "edge_encoder": EdgeSettings,
 }
 PUBLISHED = {"edge_encoder": 8001, "cloud_analyzer": 8002, "cloud_reconstructor": 8003}
+# Cameras reach the edge over the network; the cloud APIs are for a proxy on the host (docs/security.md).
+HOST_BIND = {"edge_encoder": "", "cloud_analyzer": "127.0.0.1:", "cloud_reconstructor": "127.0.0.1:"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -134,8 +137,7 @@ def test_app_service_has_http_healthcheck_and_published_port(services: dict[str,
     assert f"http://127.0.0.1:{port}/healthz" in argv[3]
     assert "urllib" in argv[3]
     assert environment(service)[f"{env_prefix(APP_SERVICES[name])}HTTP_PORT"] == str(port)
-    published = {str(p) for p in service.get("ports", [])}
-    assert f"{port}:{port}" in published
+    assert [str(p) for p in service.get("ports", [])] == [f"{HOST_BIND[name]}{port}:{port}"]  # nothing else
 
 
 def test_wiring_between_services(services: dict[str, Any]) -> None:
@@ -147,6 +149,10 @@ def test_wiring_between_services(services: dict[str, Any]) -> None:
     )
     assert edge["EDGE_CLOUD_INGEST_ADDRESS"] == f"cloud_analyzer:{analyzer['ANALYZER_GRPC_PORT']}"
     assert edge["EDGE_PUBLIC_GRPC_ADDRESS"] == f"edge_encoder:{edge['EDGE_GRPC_PORT']}"
+    # The cloud dials only configured edges: the analyzer (erasures) and reconstructor (fetches) agree.
+    expected = {edge["EDGE_EDGE_ID"]: f"edge_encoder:{edge['EDGE_GRPC_PORT']}"}
+    assert json.loads(analyzer["ANALYZER_EDGES"]) == json.loads(reconstructor["RECONSTRUCTOR_EDGES"]) == expected
+    assert analyzer["ANALYZER_GRPC_HOST"] == edge["EDGE_GRPC_HOST"] == "0.0.0.0"  # reachable on the network
     assert services["cloud_analyzer"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["cloud_reconstructor"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["edge_encoder"]["depends_on"]["cloud_analyzer"]["condition"] == "service_healthy"
@@ -165,14 +171,17 @@ def test_edge_data_dir_is_on_a_named_volume(services: dict[str, Any]) -> None:
 def test_redis_persists(services: dict[str, Any]) -> None:
     compose = load("docker-compose.yml")
     redis = services["redis"]
-    assert redis["image"].startswith("redis:7")
+    assert redis["image"].startswith("redis:8")  # vector sets built in
     command = redis["command"]
     command = " ".join(command) if isinstance(command, list) else command
     assert re.search(r"--appendonly\s+yes", command)
+    assert "--requirepass" in command and "/run/secrets/redis_password" in command
+    assert "ports" not in redis  # never published
     volume, target = str(redis["volumes"][0]).split(":", 1)
     assert target == "/data"
     assert volume in compose["volumes"]
-    assert "redis-cli" in healthcheck_argv(redis) and "ping" in healthcheck_argv(redis)
+    check = " ".join(healthcheck_argv(redis))
+    assert "redis-cli ping" in check and "REDISCLI_AUTH" in check  # the check authenticates too
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
@@ -216,3 +225,21 @@ def test_dockerfile() -> None:
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", "data", "var", "out", ".git"} <= ignored
+
+
+def test_secrets_come_from_files_never_from_the_environment(services: dict[str, Any]) -> None:
+    compose = load("docker-compose.yml")
+    assert {name: spec["file"] for name, spec in compose["secrets"].items()} == {
+        "redis_password": "./secrets/redis_password", "admin_key": "./secrets/admin_key"}
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    analyzer, reconstructor = environment(services["cloud_analyzer"]), environment(services["cloud_reconstructor"])
+    assert analyzer["ANALYZER_REDIS_PASSWORD_FILE"] == reconstructor["RECONSTRUCTOR_REDIS_PASSWORD_FILE"] == (
+        "/run/secrets/redis_password")
+    assert analyzer["ANALYZER_ADMIN_KEY_FILE"] == "/run/secrets/admin_key"
+    assert set(services["cloud_analyzer"]["secrets"]) == {"redis_password", "admin_key"}
+    assert services["cloud_reconstructor"]["secrets"] == services["redis"]["secrets"] == ["redis_password"]
+    for name in APP_SERVICES:
+        for key, value in environment(services[name]).items():
+            assert "@" not in value and "PASSWORD=" not in key, (name, key)  # no credentials inline
+    edge = environment(services["edge_encoder"])
+    assert edge.get("EDGE_CAMERA_AUTH", "tokens") == "tokens"  # cameras need their token

@@ -1,0 +1,118 @@
+"""Retention: what the cloud keeps stays bounded under a steady load.
+
+Every `interval_s`, one analyzer (a Redis lock; any replica may hold it):
+- forgets faces captured more than `max_age_s` ago: record, base layer, sighting and track indexes
+  (edges expire their own pixels: EDGE_RETENTION_S);
+- trims the event stream to the same age;
+- trims the ingest stream below the oldest entry still unacknowledged or not yet delivered, so
+  processed faces do not pile up in it;
+- removes consumers of the ingest group that have been idle for `dead_consumer_s` and hold nothing
+  (their pending faces were already claimed by the live workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from cloud_analyzer.erasure import Eraser
+from cloud_analyzer.store import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM
+
+log = logging.getLogger(__name__)
+LOCK = "fc:retention:lock"
+BATCH = 1_000
+
+
+@dataclass
+class RetentionRound:
+    faces_expired: int = 0
+    events_trimmed: int = 0
+    ingest_trimmed: int = 0
+    consumers_removed: int = 0
+
+
+class Retention:
+    def __init__(self, client: redis.Redis, max_age_s: float | None, interval_s: float = 60.0,
+                 dead_consumer_s: float = 3600.0) -> None:
+        self.r, self.max_age_s = client, max_age_s
+        self.interval_s, self.dead_consumer_s = interval_s, dead_consumer_s
+        self.eraser = Eraser(client)
+        self.last = RetentionRound()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def run_once(self, now_ms: int | None = None) -> RetentionRound:
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        done = RetentionRound()
+        if self.max_age_s is not None:
+            cutoff = now_ms - int(self.max_age_s * 1000)
+            while True:  # in batches: a backlog of old faces does not block Redis in one call
+                old = [f.decode() for f in self.r.zrangebyscore(FACES, "-inf", f"({cutoff}", start=0, num=BATCH)]
+                if not old:
+                    break
+                erased, _ = self.eraser.forget(old)
+                self.r.zrem(FACES, *old)  # records that were already gone leave no index entry behind
+                done.faces_expired += len(erased)
+            done.events_trimmed = int(self.r.xtrim(EVENTS_STREAM, minid=cutoff, approximate=False))
+        done.ingest_trimmed = self._trim_ingest()
+        done.consumers_removed = self._remove_dead_consumers()
+        self.last = done
+        return done
+
+    def _trim_ingest(self) -> int:
+        """Entries every consumer has acknowledged are history: drop them. Keep everything from the
+        oldest pending entry, and everything not yet delivered to the group."""
+        try:
+            group = next(g for g in self.r.xinfo_groups(INGEST_STREAM) if g["name"].decode() == GROUP)
+        except (redis.ResponseError, StopIteration):  # no stream or no group yet
+            return 0
+        keep_from = _next_id(group["last-delivered-id"].decode())
+        pending = self.r.xpending(INGEST_STREAM, GROUP)
+        if pending["pending"]:
+            keep_from = min(keep_from, pending["min"].decode(), key=_id_key)
+        return int(self.r.xtrim(INGEST_STREAM, minid=keep_from, approximate=False))
+
+    def _remove_dead_consumers(self) -> int:
+        try:
+            consumers = self.r.xinfo_consumers(INGEST_STREAM, GROUP)
+        except redis.ResponseError:
+            return 0
+        removed = 0
+        for consumer in consumers:
+            if consumer["pending"] == 0 and consumer["idle"] > self.dead_consumer_s * 1000:
+                self.r.xgroup_delconsumer(INGEST_STREAM, GROUP, consumer["name"])
+                removed += 1
+        return removed
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                # One replica per round: the others would only repeat the same deletions.
+                if not self.r.set(LOCK, 1, nx=True, px=int(self.interval_s * 1000)):
+                    continue
+                done = self.run_once()
+                if done.faces_expired or done.consumers_removed:
+                    log.info("retention: %s", done)
+            except redis.RedisError as exc:
+                log.warning("retention: redis error %s; next round in %.0fs", exc, self.interval_s)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _next_id(entry_id: str) -> str:
+    ms, seq = _id_key(entry_id)
+    return f"{ms}-{seq + 1}"

@@ -1,0 +1,95 @@
+"""Retention on real Redis: old faces and events go, processed ingest entries are trimmed, dead
+consumers are removed, and a steady load keeps Redis bounded; the edge expires its pixels."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from cloud_analyzer.ingest_service import validate
+from cloud_analyzer.retention import Retention
+from cloud_analyzer.store import FACES, GROUP, INGEST_STREAM, Outcome, Store
+from edge_encoder.enhancement_store import EnhancementStore
+from edge_encoder.outbox import Outbox
+from edge_encoder.retention import EdgeRetention
+from tests.test_ingest_limits import valid_record
+
+
+def ingest(store: Store, captured_ms: int, camera: str = "cam-r") -> str:
+    record = valid_record(camera=camera, captured_ms=captured_ms)
+    store.ingest(record.face_id, validate(record))
+    return record.face_id
+
+
+def decide_all(store: Store, consumer: str = "w1") -> int:
+    """What a recognition worker does with each queued face, minus the recognition."""
+    done = 0
+    while rows := store.r.xreadgroup(GROUP, consumer, {INGEST_STREAM: ">"}, count=100):
+        for stream_id, fields in rows[0][1]:
+            face = store.face(fields[b"face_id"].decode())
+            store.record_result(stream_id, face, Outcome("unknown", similarity=0.1, threshold=0.5, fpir=0.01))
+            done += 1
+    return done
+
+
+def test_old_faces_events_and_processed_ingest_entries_go(redis_client: redis.Redis) -> None:
+    store = Store(redis_client)
+    store.ensure_group()
+    now = int(time.time() * 1000)
+    old = [ingest(store, now - 3 * 86_400_000 - i) for i in range(3)]
+    new = [ingest(store, now - 1000 - i) for i in range(2)]
+    assert decide_all(store) == 5
+    left_pending = ingest(store, now - 500)  # delivered to no one yet: must survive the trim
+    redis_client.xreadgroup(GROUP, "w2", {INGEST_STREAM: ">"}, count=1)  # now delivered, not acked
+    redis_client.xgroup_createconsumer(INGEST_STREAM, GROUP, "gone")  # a consumer that died holding nothing
+
+    retention = Retention(redis_client, max_age_s=2 * 86400, dead_consumer_s=0.05)
+    time.sleep(0.1)
+    done = retention.run_once(now)
+    assert done.faces_expired == 3 and done.ingest_trimmed == 5
+    assert all(store.face(f) is None for f in old) and all(store.face(f) for f in new + [left_pending])
+    assert {m.decode() for m in redis_client.zrange("fc:sightings", 0, -1)} == set(new)
+    assert {m.decode() for m in redis_client.zrange(FACES, 0, -1)} == {*new, left_pending}
+    assert redis_client.zcard("fc:sightings:camera:cam-r") == 2
+    assert [f[b"face_id"].decode() for _, f in redis_client.xrange(INGEST_STREAM)] == [left_pending]
+    assert redis_client.xlen("fc:events") == 5  # events age from when they happened: all just now
+    consumers = {c["name"].decode() for c in redis_client.xinfo_consumers(INGEST_STREAM, GROUP)}
+    assert "gone" not in consumers and "w2" in consumers  # w2 still holds a face
+    assert retention.run_once(now).faces_expired == 0  # idempotent
+    later = retention.run_once(now + 3 * 86_400_000)
+    assert later.faces_expired == 3 and later.events_trimmed == 5 and redis_client.zcard(FACES) == 0
+
+
+def test_a_steady_load_keeps_redis_bounded(redis_client: redis.Redis) -> None:
+    """200 faces/s for 6 s, kept 1 s: faces, sightings and the ingest stream stay at what one retention
+    period holds instead of growing with the run."""
+    store = Store(redis_client)
+    store.ensure_group()
+    retention = Retention(redis_client, max_age_s=1.0, dead_consumer_s=3600)
+    sizes = []
+    start = time.time()
+    while time.time() - start < 6:
+        for _ in range(20):
+            ingest(store, int(time.time() * 1000))
+        decide_all(store)
+        time.sleep(0.1)
+        if len(sizes) % 5 == 0:
+            retention.run_once()
+        sizes.append((redis_client.zcard(FACES), redis_client.xlen(INGEST_STREAM), redis_client.xlen("fc:events")))
+    faces, stream, events = (max(s[i] for s in sizes[-20:]) for i in range(3))
+    ingested = 20 * len(sizes)
+    assert ingested >= 600
+    assert faces <= 400 and stream <= 200 and events <= 400, (faces, stream, events, ingested)
+
+
+def test_the_edge_expires_layers_crops_and_dead_letters(tmp_path) -> None:
+    store = EnhancementStore(tmp_path / "e.sqlite3", 100, 10**8)
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    store.put("a", b"container", 2, b"crop")
+    outbox.put("r", b"record")
+    outbox.reject("r", "invalid")
+    retention = EdgeRetention(store, outbox, max_age_s=3600)
+    assert retention.run_once() == 0 and store.get("a") is not None
+    assert retention.run_once(now=time.time() + 7200) == 2
+    assert store.get("a") is None and outbox.rejected_count() == 0
