@@ -3,8 +3,9 @@
     python -m facecodec.demo [--out out/demo] [--profile baseline]
 
 Starts Redis + the three services as processes, enrols 4 people from 2 photos each, posts camera
-frames built from their *other* photos, prints the sightings the analyzer recognised, and writes a
-base-only and a full reconstruction of every face to `--out`.
+frames built from their *other* photos (with the launcher's camera token), prints the sightings the
+analyzer recognised, writes a base-only and a full reconstruction of every face to `--out` with a
+narrow `faces:view` key (every view audited), and finally erases one person everywhere.
 """
 
 from __future__ import annotations
@@ -114,7 +115,17 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
         audit = client.get(f"{analyzer}/v1/audit", params={"key_id": viewer.json()["key_id"], "limit": 1000}).json()
         print(f"wrote base-only and full reconstructions of {len(posted)} faces to {out}/ with a faces:view key; "
               f"the same key got {denied} on /v1/sightings; audit trail holds {len(audit['items'])} entries for it")
-        summary = {"faces": len(posted), "correct": correct,
+        # Erase one person everywhere: templates, sightings in Redis, pixels at the edge.
+        erased_id, erased_name = next(iter(names.items()))
+        report = client.post(f"{analyzer}/v1/identities/{erased_id}/erase", json={"sightings": True}).json()
+        deadline = time.time() + 30
+        while not report["complete"] and time.time() < deadline:
+            time.sleep(0.3)
+            report = client.get(f"{analyzer}/v1/erasures/{report['erasure_id']}").json()
+        edges = ", ".join(f"{e}: {v['status']} ({v['erased']} erased)" for e, v in report["edges"].items())
+        print(f"erased {erased_name}: {report['templates']} templates, {report['faces']} faces, "
+              f"{report['events']} events in the cloud; edges {edges}")
+        summary = {"faces": len(posted), "correct": correct, "erasure_complete": report["complete"],
                    "base_layer_bytes": float(np.mean([f["base_layer_bytes"] for f in posted])),
                    "enhancement_bytes": float(np.mean([f["enhancement_bytes"] for f in posted]))}
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -129,6 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = run(args.out, args.profile)
     if summary["correct"] != summary["faces"]:
         raise SystemExit(f"only {summary['correct']}/{summary['faces']} faces recognised correctly")
+    if not summary["erasure_complete"]:
+        raise SystemExit("the erasure was not confirmed by every edge")
 
 
 if __name__ == "__main__":
