@@ -71,6 +71,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         store = Store.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file)
         store.ensure_group()
+        if migrated := store.index_gallery():
+            log.info("gallery: %d identities enrolled before vector sets indexed", migrated)
         gallery = Gallery(store)
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
         codec = codec_by_name(settings.codec_profile, settings.codec_rate)

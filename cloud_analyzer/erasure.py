@@ -28,8 +28,11 @@ from cloud_analyzer.store import (
     FACES,
     GALLERY_VERSION,
     INGEST_STREAM,
+    enrol_counts_key,
     face_key,
+    gallery_key,
     identity_key,
+    mean_key,
     templates_key,
 )
 
@@ -85,11 +88,15 @@ class Eraser:
         if not self.r.exists(identity_key(identity_id)):
             return None
         templates = int(self.r.llen(templates_key(identity_id)))
+        model, enrol = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key")
         sightings = f"fc:sightings:identity:{identity_id}"
         face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1)]
         pipe = self.r.pipeline(transaction=True)
-        pipe.delete(identity_key(identity_id), templates_key(identity_id), sightings)
+        pipe.delete(identity_key(identity_id), templates_key(identity_id), mean_key(identity_id), sightings)
         pipe.zrem("fc:identities", identity_id)
+        if model is not None and enrol is not None:  # out of the gallery's vector set and make-up
+            pipe.execute_command("VREM", gallery_key(model.decode()), identity_id)
+            pipe.hincrby(enrol_counts_key(model.decode()), enrol.decode(), -1)
         pipe.incr(GALLERY_VERSION)
         pipe.execute()
         report = self._report(f"identity:{identity_id}", key_id, identity_erased=True, templates=templates)

@@ -1,21 +1,26 @@
-"""The enrolled gallery: one template per identity, in memory, rebuilt from Redis when its version changes.
+"""The enrolled gallery, searched in Redis: one template per identity in a vector set per descriptor model.
 
 An identity's template is the normalised mean of its enrolment descriptors (`facecodec.openset`), so
 a search makes one comparison per identity and a stranger meets each enrolled person once, however
 many photos they were enrolled with. Templates carry the descriptor model that made them; a probe is
 only ever compared with identities of its own model (a recogniser change never mixes feature spaces).
+
+The index lives in Redis (`Store` writes it with every enrolment, photo and erasure), so every analyzer
+replica answers from the same gallery the moment a change commits, and a restarted replica has nothing
+to load. A search is one transaction: the gallery version, its enrolment make-up (for the open-set
+threshold), its size and the vector set's approximate top candidates (HNSW, 8-bit quantised); the
+candidates are then re-ranked by the exact cosine of their float32 templates, so scores are exact.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from cloud_analyzer.store import Store
-from facecodec.openset import enrol_key, identity_template
+from cloud_analyzer.store import GALLERY_VERSION, Store, enrol_counts_key, gallery_key, identity_key, mean_key
+
+RERANK = 16  # approximate candidates re-scored exactly (>= k)
 
 
 @dataclass(frozen=True)
@@ -23,15 +28,6 @@ class Match:
     identity_id: str
     name: str
     similarity: float
-
-
-@dataclass(frozen=True)
-class _Space:
-    """The identities of one descriptor model."""
-
-    matrix: np.ndarray  # one unit template per identity
-    identities: list[tuple[str, str]]  # (identity_id, name), row for row
-    enrol_counts: Counter[int]  # enrolment key -> identities
 
 
 @dataclass(frozen=True)
@@ -44,43 +40,37 @@ class GalleryView:
 
 
 class Gallery:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._lock = threading.Lock()
-        self._version = -1
-        self._spaces: dict[str, _Space] = {}
-
-    def _refresh(self) -> None:
-        if self.store.gallery_version() == self._version:
-            return
-        with self._lock:
-            version, rows = self.store.all_templates()
-            spaces: dict[str, _Space] = {}
-            grouped: dict[str, list[tuple[str, str, np.ndarray]]] = {}
-            for identity_id, name, model, templates in rows:
-                grouped.setdefault(model, []).append((identity_id, name, templates))
-            for model, members in grouped.items():
-                spaces[model] = _Space(
-                    matrix=np.stack([identity_template(t) for _, _, t in members]),
-                    identities=[(i, n) for i, n, _ in members],
-                    enrol_counts=Counter(enrol_key(len(t)) for _, _, t in members),
-                )
-            self._spaces, self._version = spaces, version
+    def __init__(self, store: Store, rerank: int = RERANK) -> None:
+        self.store, self.rerank = store, rerank
 
     def search(self, descriptor: np.ndarray, model: str, k: int = 5) -> tuple[GalleryView, list[Match]]:
         """Top-k identities of `model` by cosine similarity of `descriptor` to their template, and the
         gallery they were ranked in (read together, so a decision never mixes two versions)."""
-        self._refresh()
-        with self._lock:
-            space = self._spaces.get(model)
-            if space is None:
-                return GalleryView(self._version, 0, {}), []
-            sims = space.matrix @ descriptor.astype(np.float32)
-            top = np.argsort(-sims)[:k]
-            view = GalleryView(self._version, len(space.identities), dict(space.enrol_counts))
-            return view, [Match(*space.identities[i], float(sims[i])) for i in top]
+        probe = np.asarray(descriptor, "<f4")
+        pipe = self.store.r.pipeline(transaction=True)
+        pipe.get(GALLERY_VERSION)
+        pipe.hgetall(enrol_counts_key(model))
+        pipe.execute_command("VCARD", gallery_key(model))
+        pipe.execute_command("VSIM", gallery_key(model), "FP32", probe.tobytes(), "WITHSCORES",
+                             "COUNT", max(k, self.rerank))
+        version, counts, size, approximate = pipe.execute()
+        view = GalleryView(int(version or 0), int(size or 0),
+                           {int(e): int(n) for e, n in counts.items() if int(n) > 0})
+        if not approximate:
+            return view, []
+        ids = [i.decode() for i in approximate]
+        pipe = self.store.r.pipeline(transaction=False)
+        for identity_id in ids:
+            pipe.get(mean_key(identity_id))
+            pipe.hget(identity_key(identity_id), "name")
+        replies = pipe.execute()
+        matches = []
+        for identity_id, template, name in zip(ids, replies[::2], replies[1::2]):
+            if template is None or name is None:  # erased between the two reads
+                continue
+            matches.append(Match(identity_id, name.decode(), float(np.frombuffer(template, "<f4") @ probe)))
+        matches.sort(key=lambda m: -m.similarity)
+        return view, matches[:k]
 
     def __len__(self) -> int:
-        self._refresh()
-        with self._lock:
-            return sum(len(s.identities) for s in self._spaces.values())
+        return int(self.store.r.zcard("fc:identities"))

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from facecodec.openset import enrol_key, identity_template
 from facecodec.redis_auth import redis_password
 
 INGEST_STREAM = "fc:ingest"
@@ -47,6 +48,24 @@ def identity_key(identity_id: str) -> str:
 
 def templates_key(identity_id: str) -> str:
     return f"fc:identity:{identity_id}:tmpl"
+
+
+def mean_key(identity_id: str) -> str:
+    """The identity's template: the normalised mean of its enrolment descriptors, float32 bytes."""
+    return f"fc:identity:{identity_id}:mean"
+
+
+def gallery_key(model: str) -> str:
+    """Vector set of one descriptor model's identity templates (element: identity_id)."""
+    return f"fc:vgallery:{model}"
+
+
+def enrol_counts_key(model: str) -> str:
+    """Hash enrolment key (photos, capped) -> identities: the gallery make-up the threshold depends on."""
+    return f"fc:gallery:enrol:{model}"
+
+
+GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector sets (migration done)
 
 
 # Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
@@ -219,6 +238,7 @@ class Store:
                                                       "descriptor_model": descriptor_model})
         pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
         pipe.zadd("fc:identities", {identity_id: now})
+        _index(pipe, identity_id, descriptor_model, templates, None)
         pipe.incr(GALLERY_VERSION)
         pipe.execute()
 
@@ -251,14 +271,16 @@ class Store:
                     if not pipe.exists(key):
                         return False
                     model = (pipe.hget(key, "descriptor_model") or LEGACY_DESCRIPTOR_MODEL.encode()).decode()
-                    kept = 0 if model != descriptor_model else int(pipe.llen(tmpl))
+                    old_enrol = pipe.hget(key, "enrol_key")
+                    same_model = model == descriptor_model
+                    kept = [np.frombuffer(b, "<f4") for b in pipe.lrange(tmpl, 0, -1)] if same_model else []
+                    everything = np.stack([*kept, *templates])[-keep:]
                     pipe.multi()
-                    if model != descriptor_model:
-                        pipe.delete(tmpl)
-                    pipe.rpush(tmpl, *[t.astype("<f4").tobytes() for t in templates])
-                    pipe.ltrim(tmpl, -keep, -1)
-                    pipe.hset(key, mapping={"descriptor_model": descriptor_model,
-                                            "templates": min(kept + len(templates), keep)})
+                    pipe.delete(tmpl)
+                    pipe.rpush(tmpl, *[t.astype("<f4").tobytes() for t in everything])
+                    pipe.hset(key, mapping={"descriptor_model": descriptor_model, "templates": len(everything)})
+                    _index(pipe, identity_id, descriptor_model, everything,
+                           (model, int(old_enrol)) if old_enrol is not None else None)
                     pipe.incr(GALLERY_VERSION)
                     pipe.execute()
                     break
@@ -269,18 +291,26 @@ class Store:
     def gallery_version(self) -> int:
         return int(self.r.get(GALLERY_VERSION) or 0)
 
-    def all_templates(self) -> tuple[int, list[tuple[str, str, str, np.ndarray]]]:
-        """(version, [(identity_id, name, descriptor model, templates)]), version read first."""
-        version = self.gallery_version()
-        out = []
+    def index_gallery(self) -> int:
+        """Put identities enrolled before the gallery lived in vector sets into them (once); returns how
+        many. Later enrolments index themselves."""
+        if self.r.get(GALLERY_SCHEMA) == b"1":
+            return 0
+        done = 0
         for raw_id in self.r.zrange("fc:identities", 0, -1):
             identity_id = raw_id.decode()
             meta = self.identity(identity_id)
             blobs = self.r.lrange(templates_key(identity_id), 0, -1)
-            if meta and blobs:
-                model = meta.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL)
-                out.append((identity_id, meta["name"], model, np.stack([np.frombuffer(b, "<f4") for b in blobs])))
-        return version, out
+            if not meta or not blobs or "enrol_key" in meta:
+                continue
+            pipe = self.r.pipeline(transaction=True)
+            _index(pipe, identity_id, meta.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL),
+                   np.stack([np.frombuffer(b, "<f4") for b in blobs]), None)
+            pipe.incr(GALLERY_VERSION)
+            pipe.execute()
+            done += 1
+        self.r.set(GALLERY_SCHEMA, 1)
+        return done
 
     # --- sightings ---------------------------------------------------------------------------------
     def sightings(
@@ -340,6 +370,23 @@ class Store:
     def events(self, after: str, limit: int) -> list[tuple[str, dict[str, str]]]:
         rows = self.r.xrange(EVENTS_STREAM, min=f"({after}" if after != "-" else "-", count=limit)
         return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in rows]
+
+
+def _index(pipe: redis.client.Pipeline, identity_id: str, model: str, templates: np.ndarray,
+           old: tuple[str, int] | None) -> None:
+    """Queue the identity's template into its model's vector set and enrolment counts (`old`: the model
+    and enrolment key it was counted under before, if it was)."""
+    template = identity_template(templates).astype("<f4")
+    if old is not None:
+        pipe.hincrby(enrol_counts_key(old[0]), str(old[1]), -1)
+        if old[0] != model:
+            pipe.execute_command("VREM", gallery_key(old[0]), identity_id)
+    key = enrol_key(len(templates))
+    pipe.hincrby(enrol_counts_key(model), str(key), 1)
+    pipe.hset(identity_key(identity_id), "enrol_key", key)
+    pipe.set(mean_key(identity_id), template.tobytes())
+    # Q8: a quarter of float32's memory for the approximate pass; the exact cosine comes from mean_key.
+    pipe.execute_command("VADD", gallery_key(model), "FP32", template.tobytes(), identity_id, "Q8")
 
 
 def _face_fields(raw: dict[bytes, bytes]) -> dict[str, Any] | None:

@@ -1,0 +1,57 @@
+"""The gallery in Redis vector sets: exact scores, per-model spaces, one truth for every replica."""
+
+from __future__ import annotations
+
+import numpy as np
+import redis
+
+from cloud_analyzer.erasure import Eraser
+from cloud_analyzer.gallery import Gallery
+from cloud_analyzer.store import GALLERY_SCHEMA, Store, templates_key
+from facecodec.openset import identity_template
+
+
+def unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, 512)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_two_replicas_search_one_gallery_with_exact_scores(redis_server, redis_client) -> None:
+    rng = np.random.default_rng(1)
+    one, other = Store(redis_client), Store(redis.Redis.from_url(redis_server.url))
+    people = {f"{i:032x}": unit(rng, 3) for i in range(200)}
+    for identity_id, templates in people.items():
+        one.add_identity(identity_id, f"person {identity_id[-3:]}", templates, "m1")
+    gallery = Gallery(other)  # another replica: nothing loaded, nothing to reload
+    target = next(iter(people))
+    probe = identity_template(people[target][:2])
+    view, matches = gallery.search(probe, "m1", k=5)
+    assert view.size == 200 and view.enrol_counts == {3: 200}
+    assert matches[0].identity_id == target
+    exact = float(identity_template(people[target]) @ probe)
+    assert abs(matches[0].similarity - exact) < 1e-6  # the exact cosine, not the quantised one
+    assert [m.similarity for m in matches] == sorted((m.similarity for m in matches), reverse=True)
+    assert gallery.search(probe, "another-model", 5)[1] == []  # spaces never mix
+
+    one.add_templates(target, unit(rng, 2), "m1", keep=4)  # seen by the other replica at once
+    view2, _ = gallery.search(probe, "m1", 5)
+    assert view2.version > view.version and view2.enrol_counts == {3: 200}  # 4 photos count as 3 (capped)
+    Eraser(redis_client).identity(target, with_sightings=False, key_id="t")
+    view3, after = gallery.search(probe, "m1", 5)
+    assert target not in {m.identity_id for m in after} and view3.size == 199
+    assert view3.enrol_counts == {3: 199}
+
+
+def test_identities_enrolled_before_vector_sets_are_indexed_once(redis_client) -> None:
+    store = Store(redis_client)
+    rng = np.random.default_rng(2)
+    templates = unit(rng, 2)
+    # What an older analyzer wrote: the identity and its templates, no vector set.
+    redis_client.hset("fc:identity:" + "a" * 32, mapping={"identity_id": "a" * 32, "name": "Old", "templates": 2,
+                                                          "created_at_ms": 1, "descriptor_model": "m1"})
+    redis_client.rpush(templates_key("a" * 32), *[t.tobytes() for t in templates])
+    redis_client.zadd("fc:identities", {"a" * 32: 1})
+    assert Gallery(store).search(templates[0], "m1", 1)[1] == []
+    assert store.index_gallery() == 1 and redis_client.get(GALLERY_SCHEMA) == b"1"
+    assert Gallery(store).search(templates[0], "m1", 1)[1][0].name == "Old"
+    assert store.index_gallery() == 0  # once
