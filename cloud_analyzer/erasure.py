@@ -139,8 +139,8 @@ class Eraser:
         by_edge: dict[str, list[str]] = defaultdict(list)
         erased: set[str] = set()
         for face_id in face_ids:
-            fields = self.r.hmget(face_key(face_id), "camera_id", "identity_id", "track_id", "edge_id")
-            camera_id, identity_id, track_id, edge_id = ((v or b"").decode() for v in fields)
+            fields = self.r.hmget(face_key(face_id), "camera_id", "identity_id", "track_id", "edge_id", "history_key")
+            camera_id, identity_id, track_id, edge_id, history = ((v or b"").decode() for v in fields)
             pipe = self.r.pipeline(transaction=True)
             pipe.delete(face_key(face_id))
             pipe.zrem(FACES, face_id)
@@ -151,6 +151,8 @@ class Eraser:
                 pipe.zrem(f"fc:sightings:identity:{identity_id}", face_id)
             if track_id:
                 pipe.zrem(f"fc:track:{track_id}", face_id)
+            if history:
+                pipe.execute_command("VREM", history, face_id)
             existed, *_ = pipe.execute()
             if existed:
                 erased.add(face_id)

@@ -1,8 +1,8 @@
 """Retention: what the cloud keeps stays bounded under a steady load.
 
 Every `interval_s`, one analyzer (a Redis lock; any replica may hold it):
-- forgets faces captured more than `max_age_s` ago: record, base layer, sighting and track indexes
-  (edges expire their own pixels: EDGE_RETENTION_S);
+- forgets faces captured more than `max_age_s` ago: record, base layer, sighting, track and history
+  indexes, whole history days at once (edges expire their own pixels: EDGE_RETENTION_S);
 - trims the event stream to the same age;
 - trims the ingest stream below the oldest entry still unacknowledged or not yet delivered, so
   processed faces do not pile up in it;
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import redis
 
 from cloud_analyzer.erasure import Eraser
+from cloud_analyzer.history import History
 from cloud_analyzer.store import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ BATCH = 1_000
 @dataclass
 class RetentionRound:
     faces_expired: int = 0
+    history_days_dropped: int = 0
     events_trimmed: int = 0
     ingest_trimmed: int = 0
     consumers_removed: int = 0
@@ -40,7 +42,7 @@ class Retention:
                  dead_consumer_s: float = 3600.0) -> None:
         self.r, self.max_age_s = client, max_age_s
         self.interval_s, self.dead_consumer_s = interval_s, dead_consumer_s
-        self.eraser = Eraser(client)
+        self.eraser, self.history = Eraser(client), History(client)
         self.last = RetentionRound()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
@@ -57,6 +59,7 @@ class Retention:
         done = RetentionRound()
         if self.max_age_s is not None:
             cutoff = now_ms - int(self.max_age_s * 1000)
+            done.history_days_dropped = self.history.drop_days_before(cutoff)  # whole days at once
             while True:  # in batches: a backlog of old faces does not block Redis in one call
                 old = [f.decode() for f in self.r.zrangebyscore(FACES, "-inf", f"({cutoff}", start=0, num=BATCH)]
                 if not old:

@@ -65,6 +65,12 @@ def enrol_counts_key(model: str) -> str:
     return f"fc:gallery:enrol:{model}"
 
 
+def history_key(model: str, captured_at_ms: int) -> str:
+    """Vector set of every face of one descriptor model captured on one UTC day (element: face_id,
+    attributes camera and ts): history search fans out over the days it needs; retention drops days."""
+    return f"fc:history:{model}:{time.strftime('%Y%m%d', time.gmtime(captured_at_ms / 1000))}"
+
+
 GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector sets (migration done)
 
 
@@ -167,9 +173,11 @@ class Store:
     def face(self, face_id: str) -> dict[str, Any] | None:
         return _face_fields(self.r.hgetall(face_key(face_id)))
 
-    def record_result(self, stream_id: bytes, face: dict[str, Any], outcome: Outcome) -> None:
-        """Recognition outcome, sighting indexes, event and ack, in one transaction; only the ack if the
-        face was erased meanwhile (a decision must not bring an erased face back)."""
+    def record_result(self, stream_id: bytes, face: dict[str, Any], outcome: Outcome,
+                      descriptor: np.ndarray | None = None, model: str = "") -> None:
+        """Recognition outcome, sighting indexes, history index (with the face's decoded `descriptor` of
+        `model`), event and ack, in one transaction; only the ack if the face was erased meanwhile (a
+        decision must not bring an erased face back)."""
         face_id, camera_id, ts = face["face_id"], face["camera_id"], int(face["captured_at_ms"])
         update = {"status": outcome.status, "identity_id": outcome.identity_id or "",
                   "identity_name": outcome.identity_name or "", "similarity": _num(outcome.similarity),
@@ -189,6 +197,12 @@ class Store:
                         self.r.xack(INGEST_STREAM, GROUP, stream_id)
                         return
                     pipe.multi()
+                    if descriptor is not None and model:
+                        history = history_key(model, ts)
+                        pipe.execute_command(
+                            "VADD", history, "FP32", np.asarray(descriptor, "<f4").tobytes(), face_id, "Q8",
+                            "SETATTR", json.dumps({"camera": camera_id, "ts": ts}))
+                        update = {**update, "history_key": history}
                     pipe.hset(face_key(face_id), mapping=update)
                     if outcome.status != "error":
                         pipe.zadd("fc:sightings", {face_id: ts})
@@ -222,6 +236,31 @@ class Store:
             pipe.hgetall(face_key(i.decode()))
         faces = [_face_fields(raw) for raw in pipe.execute()]
         return [f for f in faces if f is not None]
+
+    def relabel(self, face_id: str, identity_id: str, name: str, similarity: float) -> bool:
+        """Name a past unknown face (a backfill after an enrolment); False if it is not unknown any more."""
+        key = face_key(face_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    status, camera_id, ts = pipe.hmget(key, "status", "camera_id", "captured_at_ms")
+                    if status != b"unknown":
+                        pipe.unwatch()
+                        return False
+                    pipe.multi()
+                    pipe.hset(key, mapping={"status": "recognised", "identity_id": identity_id,
+                                            "identity_name": name, "similarity": _num(similarity),
+                                            "relabelled_at_ms": int(time.time() * 1000)})
+                    pipe.zadd(f"fc:sightings:identity:{identity_id}", {face_id: int(ts)})
+                    pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
+                                              "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
+                                              "identity_id": identity_id, "similarity": _num(similarity)},
+                              maxlen=EVENTS_MAXLEN, approximate=True)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
 
     def mark_failed(self, stream_id: bytes, face_id: str, error: str) -> None:
         pipe = self.r.pipeline(transaction=True)

@@ -51,7 +51,8 @@ class RecognitionWorker:
             self.store.record_result(stream_id, face, Outcome("error", error=str(exc)))
             return
         if face.get("quality_issues"):  # the edge judged it too small, blurred or turned away
-            self.store.record_result(stream_id, face, Outcome("low_quality"))
+            self.store.record_result(stream_id, face, Outcome("low_quality"), descriptor,
+                                     codec.spec.descriptor_model)
             self.processed += 1
             return
         calibration = codec.open_set_calibration
@@ -66,7 +67,7 @@ class RecognitionWorker:
             identity_name=decision.match.name if decision.match else None,
             similarity=best.similarity if best else None, threshold=decision.threshold, fpir=decision.fpir,
             gallery_size=decision.gallery_size, fused_faces=decision.probe_frames,
-        ))
+        ), descriptor, codec.spec.descriptor_model)
         self.processed += 1
 
     def _same_person_nearby(self, face: dict, descriptor: np.ndarray, codec: FaceCodec) -> list[np.ndarray]:

@@ -429,3 +429,53 @@ def test_erase_one_face_and_a_camera_time_range(analyzer, front_end) -> None:
 def api_client_for(url: str, scopes: tuple[str, ...]) -> httpx.Client:
     created = api.post(f"{url}/v1/keys", json={"name": "scoped", "scopes": list(scopes)})
     return httpx.Client(headers={"authorization": f"Bearer {created.json()['token']}"}, timeout=60)
+
+
+def test_history_search_and_backfill_after_an_enrolment(analyzer, front_end) -> None:
+    """A stranger seen on two cameras is found again by photo, by face, by base layer and, once
+    enrolled, by identity; a backfill names the past unknown sightings; erased faces leave the index."""
+    import base64
+
+    url, stub = analyzer
+    base = recent_ms(days=1)
+    person = "Gray_Davis"
+    records = [record(front_end, lfw_image(person, i + 1), cam, base + 60_000 * i)
+               for i, cam in enumerate(("hist-a", "hist-b", "hist-a"))]
+    other = record(front_end, lfw_image("Serena_Williams", 1), "hist-a", base + 30_000)
+    assert {a.status for a in stub.Ingest(iter([*records, other]), timeout=30)} == {Ack.ACCEPTED}
+    wait_sightings(url, 3, camera_id="hist-a")
+    assert all(api.get(f"{url}/v1/faces/{r.face_id}").json()["status"] == "unknown" for r in records)
+
+    photo = lfw_image(person, 4).read_bytes()
+    found = api.post(f"{url}/v1/search/history", files={"image": ("p.jpg", photo)}).json()
+    top = [h["face_id"] for h in found["items"][:3]]
+    assert set(top) == {r.face_id for r in records} and found["probe"] == "image", found
+    assert other.face_id not in top and found["days_searched"] >= 1
+    assert all(h["similarity"] >= 0.3 and h["status"] == "unknown" for h in found["items"])
+    only_b = api.post(f"{url}/v1/search/history", files={"image": ("p.jpg", photo)},
+                      data={"cameras": "hist-b"}).json()["items"]
+    assert [h["face_id"] for h in only_b] == [records[1].face_id]
+    window = {"since": datetime.fromtimestamp((base + 30_000) / 1000, UTC).isoformat(),
+              "until": datetime.fromtimestamp((base + 90_000) / 1000, UTC).isoformat()}
+    in_window = api.post(f"{url}/v1/search/history", data={"face_id": records[0].face_id, **window}).json()
+    assert {h["face_id"] for h in in_window["items"]} == {records[1].face_id}  # the probe's own time is outside
+    by_layer = api.post(f"{url}/v1/search/history",
+                        data={"base_layer": base64.b64encode(records[2].base_layer).decode()}).json()
+    assert by_layer["items"][0]["face_id"] == records[2].face_id and by_layer["items"][0]["similarity"] > 0.95
+    assert api.post(f"{url}/v1/search/history", data={"face_id": "x", "identity_id": "a" * 32}).status_code == 422
+    assert api.post(f"{url}/v1/search/history", data={"base_layer": "!!"}).status_code == 422
+
+    enrolled = enrol(url, person, [lfw_image(person, 5), lfw_image(person, 6)])
+    filled = api.post(f"{url}/v1/identities/{enrolled['identity_id']}/backfill", json={}).json()
+    assert filled["relabelled"] == 3 and set(filled["face_ids"]) == {r.face_id for r in records}, filled
+    named = api.get(f"{url}/v1/sightings", params={"identity_id": enrolled["identity_id"]}).json()["items"]
+    assert {s["face_id"] for s in named} == {r.face_id for r in records}
+    assert all(s["status"] == "recognised" and s["identity_name"] == person for s in named)
+    again = api.post(f"{url}/v1/identities/{enrolled['identity_id']}/backfill", json={}).json()
+    assert again["relabelled"] == 0 and again["examined"] >= 3  # idempotent
+    by_identity = api.post(f"{url}/v1/search/history", data={"identity_id": enrolled["identity_id"]}).json()
+    assert {h["face_id"] for h in by_identity["items"][:3]} == {r.face_id for r in records}
+
+    api.delete(f"{url}/v1/faces/{records[0].face_id}")
+    after = api.post(f"{url}/v1/search/history", files={"image": ("p.jpg", photo)}).json()["items"]
+    assert records[0].face_id not in {h["face_id"] for h in after}

@@ -351,6 +351,8 @@ def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack
         elif kind in ("zset", "set", "list"):
             values = (client.zrange(key, 0, -1) if kind == "zset" else
                       client.smembers(key) if kind == "set" else client.lrange(key, 0, -1))
+        elif kind == "vectorset":  # the gallery and the history indexes
+            values = client.execute_command("VRANDMEMBER", key, client.execute_command("VCARD", key) or 1) or []
         elif kind == "stream":
             values = [v for _, entry in client.xrange(key) for v in entry.values()]
         else:

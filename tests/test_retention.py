@@ -93,3 +93,21 @@ def test_the_edge_expires_layers_crops_and_dead_letters(tmp_path) -> None:
     assert retention.run_once() == 0 and store.get("a") is not None
     assert retention.run_once(now=time.time() + 7200) == 2
     assert store.get("a") is None and outbox.rejected_count() == 0
+
+
+def test_history_days_are_dropped_whole(redis_client: redis.Redis) -> None:
+    import numpy as np
+
+    store = Store(redis_client)
+    store.ensure_group()
+    now = int(time.time() * 1000)
+    for captured in (now - 5 * 86_400_000, now - 1000):
+        face_id = ingest(store, captured)
+        rows = redis_client.xreadgroup(GROUP, "w1", {INGEST_STREAM: ">"}, count=1)
+        stream_id, _ = rows[0][1][0]
+        store.record_result(stream_id, store.face(face_id), Outcome("unknown"), np.ones(512, np.float32) / 512**0.5,
+                            "m1")
+    assert len(list(redis_client.scan_iter(match="fc:history:m1:*"))) == 2
+    done = Retention(redis_client, max_age_s=2 * 86400).run_once(now)
+    assert done.history_days_dropped == 1 and done.faces_expired == 1
+    assert len(list(redis_client.scan_iter(match="fc:history:m1:*"))) == 1

@@ -1,0 +1,93 @@
+"""Face history search: every face the cloud has decided, recognised or not, searchable by similarity.
+
+Faces are indexed per descriptor model and UTC day (`fc:history:{model}:{yyyymmdd}`, written by
+`Store.record_result`), with their camera and capture time as attributes. A search fans out over the
+days its time range covers, each a single VSIM with a FILTER on camera and time, and merges the hits.
+Scores come from 8-bit quantised vectors: cosine = 2 * VSIM score - 1, within about 0.01 of the
+float cosine. Retention drops whole days (`drop_days_before`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from cloud_analyzer.store import face_key, history_key
+
+DAY_MS = 86_400_000
+MAX_DAYS = 400  # partitions one query may touch (retention keeps far fewer)
+
+
+@dataclass(frozen=True)
+class HistoryHit:
+    face_id: str
+    camera_id: str
+    captured_at_ms: int
+    similarity: float
+    status: str
+    identity_id: str | None
+    identity_name: str | None
+    track_id: str | None
+
+
+def day_keys(model: str, since_ms: int, until_ms: int) -> list[str]:
+    """The partitions covering [since_ms, until_ms], newest first."""
+    first, last = since_ms // DAY_MS, until_ms // DAY_MS
+    if last - first >= MAX_DAYS:
+        raise ValueError(f"a history search spans at most {MAX_DAYS} days")
+    return [history_key(model, day * DAY_MS) for day in range(last, first - 1, -1)]
+
+
+def _filter(cameras: list[str] | None, since_ms: int, until_ms: int) -> str:
+    # Camera ids are [A-Za-z0-9_.-]{1,64} (validated by the caller): safe inside the quotes.
+    clauses = [f".ts >= {since_ms}", f".ts <= {until_ms}"]
+    if cameras:
+        clauses.append(".camera in [" + ", ".join(json.dumps(c) for c in cameras) + "]")
+    return " and ".join(clauses)
+
+
+class History:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    def search(self, probe: np.ndarray, model: str, since_ms: int, until_ms: int, cameras: list[str] | None = None,
+               min_similarity: float = -1.0, limit: int = 50) -> tuple[list[HistoryHit], int]:
+        """Faces most similar to `probe`, best first, and how many day partitions were searched."""
+        blob = np.asarray(probe, "<f4").tobytes()
+        keys = day_keys(model, since_ms, until_ms)
+        pipe = self.r.pipeline(transaction=False)
+        for key in keys:
+            pipe.exists(key)
+        keys = [k for k, present in zip(keys, pipe.execute()) if present]
+        expression = _filter(cameras, since_ms, until_ms)
+        pipe = self.r.pipeline(transaction=False)
+        for key in keys:
+            pipe.execute_command("VSIM", key, "FP32", blob, "WITHSCORES", "COUNT", limit, "FILTER", expression)
+        scored = [(2 * float(score) - 1, face_id.decode()) for reply in pipe.execute() for face_id, score in
+                  (reply or {}).items()]
+        scored = sorted((s for s in scored if s[0] >= min_similarity), reverse=True)[:limit]
+        pipe = self.r.pipeline(transaction=False)
+        for _, face_id in scored:
+            pipe.hmget(face_key(face_id), "camera_id", "captured_at_ms", "status", "identity_id", "identity_name",
+                       "track_id")
+        hits = []
+        for (similarity, face_id), fields in zip(scored, pipe.execute()):
+            camera, ts, status, identity_id, name, track = ((v or b"").decode() for v in fields)
+            if not camera:  # erased between the two reads
+                continue
+            hits.append(HistoryHit(face_id, camera, int(ts), round(similarity, 4), status, identity_id or None,
+                                   name or None, track or None))
+        return hits, len(keys)
+
+    def drop_days_before(self, cutoff_ms: int) -> int:
+        """Delete whole day partitions that end before `cutoff_ms`; returns how many."""
+        today = time.strftime("%Y%m%d", time.gmtime(cutoff_ms / 1000))
+        doomed = [key for key in self.r.scan_iter(match="fc:history:*", count=1000)
+                  if key.decode().rsplit(":", 1)[-1] < today]
+        if doomed:
+            self.r.delete(*doomed)
+        return len(doomed)

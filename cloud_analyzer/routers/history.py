@@ -1,0 +1,158 @@
+"""The past, searched by face: where and when has this person been seen (`POST /v1/search/history`),
+and, after an enrolment, which past unknown sightings were them (`POST /v1/identities/{id}/backfill`)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from datetime import datetime
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from cloud_analyzer.deps import Analyzer, AnalyzerDep, read_upload
+from cloud_analyzer.history import History
+from cloud_analyzer.recognition import decode_base_layer
+from cloud_analyzer.routers.keys import to_ms
+from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL, mean_key
+from facecodec.access import Caller, require
+from facecodec.bitstream import BitstreamError
+from facecodec.codec.base_layer import BaseLayerError
+from facecodec.codec.profiles import UnknownProfileError
+
+router = APIRouter(tags=["history"])
+ID = r"^[A-Za-z0-9_.-]{1,64}$"
+CAMERAS = r"^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,49}$"
+DAY_MS = 86_400_000
+
+
+class HistoryHitOut(BaseModel):
+    face_id: str
+    camera_id: str
+    captured_at_ms: int
+    similarity: float = Field(description="cosine to the probe (8-bit index: within ~0.01 of the float cosine)")
+    status: str
+    identity_id: str | None
+    identity_name: str | None
+    track_id: str | None
+
+
+class HistoryResult(BaseModel):
+    items: list[HistoryHitOut]
+    probe: str = Field(description="what was searched with: image, face, identity or base_layer")
+    days_searched: int
+
+
+def _window(analyzer: Analyzer, since: datetime | None, until: datetime | None) -> tuple[int, int]:
+    now = int(time.time() * 1000)
+    hi = to_ms(until) if until else now
+    keep_days = analyzer.settings.retention_days or 365
+    lo = to_ms(since) if since else hi - int(keep_days * DAY_MS)
+    if lo > hi:
+        raise HTTPException(422, "since is after until")
+    return max(lo, 0), hi
+
+
+async def _probe(analyzer: Analyzer, image: UploadFile | None, face_id: str | None, identity_id: str | None,
+                 base_layer: str | None) -> tuple[np.ndarray, str, str]:
+    """(descriptor, its model, what it came from) from exactly one of the four probe kinds."""
+    given = [name for name, v in (("image", image), ("face_id", face_id), ("identity_id", identity_id),
+                                  ("base_layer", base_layer)) if v]
+    if len(given) != 1:
+        raise HTTPException(422, "send exactly one of image, face_id, identity_id, base_layer")
+    if image is not None:
+        blob = await read_upload(image, analyzer.settings.max_image_bytes)
+        descriptor, _ = await run_in_threadpool(analyzer.face_from_image, blob, image.filename or "image")
+        return analyzer.as_probe(descriptor), analyzer.codec.spec.descriptor_model, "image"
+    if identity_id:
+        row = analyzer.store.identity(identity_id)
+        template = analyzer.store.r.get(mean_key(identity_id))
+        if row is None or template is None:
+            raise HTTPException(404, f"identity {identity_id} not found")
+        return np.frombuffer(template, "<f4"), row.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL), "identity"
+    if face_id:
+        face = analyzer.store.face(face_id)
+        if face is None:
+            raise HTTPException(404, f"face {face_id} not found")
+        container, kind = face["base_layer"], "face"
+    else:
+        try:
+            container, kind = base64.b64decode(base_layer or "", validate=True), "base_layer"
+        except (binascii.Error, ValueError) as exc:
+            raise HTTPException(422, "base_layer must be base64") from exc
+    try:
+        descriptor, codec = decode_base_layer(container)
+    except (BitstreamError, BaseLayerError, UnknownProfileError) as exc:
+        raise HTTPException(422 if kind == "base_layer" else 500, "base layer cannot be decoded") from exc
+    return descriptor, codec.spec.descriptor_model, kind
+
+
+@router.post("/v1/search/history", response_model=HistoryResult)
+async def search_history(
+    analyzer: AnalyzerDep,
+    caller: Annotated[Caller, require("sightings:read", "search.history")],
+    image: Annotated[UploadFile | None, File(description="a photo: its largest face is the probe")] = None,
+    face_id: Annotated[str | None, Form(pattern=ID)] = None,
+    identity_id: Annotated[str | None, Form(pattern=r"^[0-9a-f]{32}$")] = None,
+    base_layer: Annotated[str | None, Form(max_length=4096, description="a base-only container, base64")] = None,
+    cameras: Annotated[str | None, Form(pattern=CAMERAS, description="comma-separated camera ids")] = None,
+    since: Annotated[datetime | None, Form(description="ISO 8601; default: the retention period back")] = None,
+    until: Annotated[datetime | None, Form(description="ISO 8601; default: now")] = None,
+    min_similarity: Annotated[float, Form(ge=-1, le=1)] = 0.3,
+    limit: Annotated[int, Form(ge=1, le=500)] = 50,
+) -> HistoryResult:
+    """Past sightings most similar to the probe (recognised or not), best first, within the filters."""
+    probe, model, kind = await _probe(analyzer, image, face_id, identity_id, base_layer)
+    lo, hi = _window(analyzer, since, until)
+    caller.audit.update({k: v for k, v in (("face_id", face_id), ("identity_id", identity_id)) if v})
+    try:
+        hits, days = await run_in_threadpool(History(analyzer.store.r).search, probe, model, lo, hi,
+                                             cameras.split(",") if cameras else None, min_similarity, limit)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    caller.audit["detail"] = f"{kind} probe; {len(hits)} hits over {days} days"
+    return HistoryResult(items=[HistoryHitOut(**h.__dict__) for h in hits], probe=kind, days_searched=days)
+
+
+class BackfillIn(BaseModel):
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class BackfillOut(BaseModel):
+    identity_id: str
+    examined: int = Field(description="past faces similar enough to be this person at the gallery's threshold")
+    relabelled: int = Field(description="of those, unknown sightings now named as this person")
+    face_ids: list[str]
+    threshold: float
+
+
+@router.post("/v1/identities/{identity_id}/backfill", response_model=BackfillOut)
+def backfill(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+             caller: Annotated[Caller, require("identities:write", "identity.backfill")],
+             body: BackfillIn | None = None) -> BackfillOut:
+    """Re-identification after the fact: past unknown sightings that match this identity at the
+    threshold the analyzer decides at now are named as it (recognised, `face.relabelled` events)."""
+    row = analyzer.store.identity(identity_id)
+    template = analyzer.store.r.get(mean_key(identity_id))
+    if row is None or template is None:
+        raise HTTPException(404, f"identity {identity_id} not found")
+    body = body or BackfillIn()
+    lo, hi = _window(analyzer, body.since, body.until)
+    probe, model = np.frombuffer(template, "<f4"), row.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL)
+    view, _ = analyzer.gallery.search(probe, model, 1)
+    threshold, _ = analyzer.policy.operating_point(analyzer.codec.open_set_calibration, view.enrol_counts, 1,
+                                                   view.version)
+    try:
+        hits, _ = History(analyzer.store.r).search(probe, model, lo, hi, None, threshold, 500)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    changed = [h.face_id for h in hits if h.status == "unknown"
+               and analyzer.store.relabel(h.face_id, identity_id, row["name"], h.similarity)]
+    caller.audit["detail"] = f"{len(changed)} of {len(hits)} matching past faces relabelled"
+    return BackfillOut(identity_id=identity_id, examined=len(hits), relabelled=len(changed), face_ids=changed,
+                       threshold=round(threshold, 4))
