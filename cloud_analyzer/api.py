@@ -89,7 +89,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                                    tls=settings.ingest_tls)
         server.start()
         workers = [
-            RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s)
+            RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s,
+                              settings.claim_idle_s)
             for i in range(settings.workers)
         ]
         for worker in workers:

@@ -37,7 +37,14 @@ class AnalyzerSettings(BaseSettings):
         description="fuse a face with the same person's faces from one camera this close in time (0: off)",
     )
     workers: int = Field(1, ge=0, le=16, description="recognition worker threads (0: ingest only)")
-    consumer_name: str = Field("analyzer-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    consumer_name: str = Field(
+        "analyzer-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="this replica's name in the ingest consumer group: unique per replica",
+    )
+    claim_idle_s: float = Field(
+        30.0, gt=0, le=3600, description="a face another replica took but has not decided for this long is "
+        "taken over (that replica died)"
+    )
     admin_key_file: Path | None = Field(
         None, description="file holding the admin API key (a compose secret); created with a new key if missing. "
         "Unset: the first start creates an admin key and prints it once"

@@ -18,16 +18,17 @@ from facecodec.codec.profiles import FaceCodec, UnknownProfileError
 from facecodec.openset import MAX_PROBE_FRAMES, identity_template
 
 log = logging.getLogger(__name__)
-CLAIM_IDLE_MS = 30_000  # a message unacked this long belonged to a worker that died: take it over
+CLAIM_IDLE_S = 30.0  # default: a face unacked this long belonged to a worker that died: take it over
 LINK_FAR = 1e-4  # two faces of one camera seconds apart count as one person above this pair FAR
 FUSION_CANDIDATES = 32  # most recent faces of the camera looked at
 
 
 class RecognitionWorker:
     def __init__(self, store: Store, gallery: Gallery, consumer: str, policy: OpenSetPolicy,
-                 fusion_window_s: float = 0.0) -> None:
+                 fusion_window_s: float = 0.0, claim_idle_s: float = CLAIM_IDLE_S) -> None:
         self.store, self.gallery, self.consumer, self.policy = store, gallery, consumer, policy
         self.fusion_window_ms = int(fusion_window_s * 1000)
+        self.claim_idle_ms = int(claim_idle_s * 1000)
         self.processed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"worker-{consumer}", daemon=True)
@@ -95,7 +96,7 @@ class RecognitionWorker:
 
     def _batches(self):
         # First anything this consumer (or a dead one) left pending, then new messages.
-        _, claimed, *_ = self.store.r.xautoclaim(INGEST_STREAM, GROUP, self.consumer, CLAIM_IDLE_MS, count=64)
+        _, claimed, *_ = self.store.r.xautoclaim(INGEST_STREAM, GROUP, self.consumer, self.claim_idle_ms, count=64)
         if claimed:
             return claimed
         pending = self.store.r.xreadgroup(GROUP, self.consumer, {INGEST_STREAM: "0"}, count=64)

@@ -103,6 +103,13 @@ class RedisServer:
                 self.proc.kill()
 
 
+def service_env(**values: object) -> dict[str, str]:
+    """This process's environment without any service settings, plus `values` (None: left out)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "ANALYZER_", "RECONSTRUCTOR_"))}
+    env.update({k: str(v) for k, v in values.items() if v is not None})
+    return env
+
+
 @dataclass
 class Service:
     name: str
@@ -127,11 +134,6 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.redis = RedisServer(self.data_dir / "redis")
-
-    def _env(self, **values: object) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_", "ANALYZER_", "RECONSTRUCTOR_"))}
-        env.update({k: str(v) for k, v in values.items() if v is not None})
-        return env
 
     @property
     def secrets_dir(self) -> Path:
@@ -171,7 +173,7 @@ class Stack:
         envs = self.service_envs(ingest_port, fetch_port, ports)
         for name in SERVICE_MODULES:
             self.services[name] = Service(name, envs[name], ports[name], logs / f"{name}.log")
-            self._launch(self.services[name])
+            self.launch(self.services[name])
         try:
             self.wait_healthy(timeout_s)
         except BaseException:
@@ -194,17 +196,17 @@ class Stack:
             tls["edge_encoder"] = {"EDGE_TLS_CERT_FILE": d / "edge-1.crt", "EDGE_TLS_KEY_FILE": d / "edge-1.key",
                                    "EDGE_TLS_CA_FILE": d / "ca.crt"}
         return {
-            "cloud_analyzer": self._env(
+            "cloud_analyzer": service_env(
                 ANALYZER_REDIS_URL=self.redis.url, ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
                 ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
                 ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=self.secrets_dir / "admin_key",
                 **tls["cloud_analyzer"],
             ),
-            "cloud_reconstructor": self._env(
+            "cloud_reconstructor": service_env(
                 RECONSTRUCTOR_REDIS_URL=self.redis.url, RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
                 RECONSTRUCTOR_EDGES=edges, **tls["cloud_reconstructor"],
             ),
-            "edge_encoder": self._env(
+            "edge_encoder": service_env(
                 EDGE_EDGE_ID="edge-1", EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
                 EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=self.data_dir / "edge",
                 EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
@@ -213,7 +215,7 @@ class Stack:
         }
 
     @staticmethod
-    def _launch(service: Service) -> None:
+    def launch(service: Service) -> None:
         log_file = open(service.log_path, "ab")  # noqa: SIM115 - owned by the child process
         service.proc = subprocess.Popen([sys.executable, "-m", SERVICE_MODULES[service.name]], env=service.env,
                                         stdout=log_file, stderr=subprocess.STDOUT)
@@ -232,7 +234,7 @@ class Stack:
 
     def resume(self, name: str, timeout_s: float = 120.0) -> None:
         """Start a halted service again on its ports and wait until it is healthy."""
-        self._launch(self.services[name])
+        self.launch(self.services[name])
         self.wait_healthy(timeout_s, [name])
 
     def wait_healthy(self, timeout_s: float, names: list[str] | None = None) -> None:
