@@ -11,12 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import facecodec
+from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.erasure import EdgeEraser, Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention
+from cloud_analyzer.routers import clusters as clusters_router
 from cloud_analyzer.routers import erasures, faces, history, identities, keys, search, sightings
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
@@ -80,8 +82,9 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         access = make_access(store.r, settings)
         app.state.access = access
         edge_eraser = EdgeEraser(store.r, settings.edges, EdgeChannels(settings.edge_tls).get)
+        clusters = Clusters(store.r)
         app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access,
-                                      Eraser(store.r), edge_eraser)
+                                      Eraser(store.r), edge_eraser, clusters)
         limits = IngestLimits(settings.ingest_max_streams, settings.ingest_max_streams_per_peer,
                               settings.ingest_idle_timeout_s,
                               CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s))
@@ -90,7 +93,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s,
-                              settings.claim_idle_s)
+                              settings.claim_idle_s, clusters)
             for i in range(settings.workers)
         ]
         for worker in workers:
@@ -110,7 +113,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
-    for module in (identities, sightings, history, search, faces, keys, erasures):
+    for module in (identities, sightings, history, search, faces, keys, erasures, clusters_router):
         app.include_router(module.router)
     harden(app, settings.max_request_bytes, log)
 

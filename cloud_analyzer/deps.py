@@ -8,6 +8,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, HTTPException, Request, UploadFile
 
+from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.erasure import EdgeEraser, Eraser
 from cloud_analyzer.gallery import Gallery
@@ -37,6 +38,7 @@ class Analyzer:
     access: Access
     erasures: Eraser
     edge_eraser: EdgeEraser
+    clusters: Clusters | None = None  # unknown faces' anonymous clusters
 
     def face_from_image(self, data: bytes, label: str) -> tuple[np.ndarray, FaceQuality]:
         """The largest face's float descriptor and its quality."""

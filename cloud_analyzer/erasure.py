@@ -23,6 +23,7 @@ import grpc
 import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
+from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.store import (
     EVENTS_STREAM,
     FACES,
@@ -81,6 +82,7 @@ class Eraser:
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
+        self.clusters = Clusters(client)
 
     def identity(self, identity_id: str, with_sightings: bool, key_id: str) -> ErasureReport | None:
         """Templates and metadata; with_sightings: every sighting of the person too, else their sightings
@@ -158,6 +160,9 @@ class Eraser:
                 erased.add(face_id)
                 if edge_id:
                     by_edge[edge_id].append(face_id)
+        # --- unknown-face clusters: after the records are gone (a face being assigned meanwhile is not added)
+        self.clusters.remove_faces(erased)
+        # --- end unknown-face clusters
         return erased, by_edge
 
     def _faces(self, report: ErasureReport, face_ids: Iterable[str]) -> None:

@@ -12,6 +12,7 @@
     fc:sightings:camera:{camera_id}   zset   the same, one camera
     fc:cameras                        zset   camera_id by last capture time (ms)
     fc:events                         stream recognition events (capped)
+    (fc:cluster*, fc:vunknown:*: unknown-face clusters, owned by cloud_analyzer/clusters.py)
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class Sighting:
     quality_issues: list[str] | None = None
     track_id: str | None = None  # the edge's track: one person in view of one camera
     decided_at_ms: int | None = None  # when the analyzer decided (frame-to-sighting latency)
+    cluster_id: str | None = None  # unknown faces: their anonymous cluster (cloud_analyzer/clusters.py)
 
 
 class Store:
@@ -463,6 +465,7 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         quality_issues=None if issues is None else [i for i in issues.split(",") if i],
         track_id=face.get("track_id") or None,
         decided_at_ms=_optional(face, "decided_at_ms", int),
+        cluster_id=face.get("cluster_id") or None,  # unknown-face clusters
     )
 
 

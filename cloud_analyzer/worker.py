@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import redis
 
+from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.recognition import decode_base_layer
@@ -25,8 +26,10 @@ FUSION_CANDIDATES = 32  # most recent faces of the camera looked at
 
 class RecognitionWorker:
     def __init__(self, store: Store, gallery: Gallery, consumer: str, policy: OpenSetPolicy,
-                 fusion_window_s: float = 0.0, claim_idle_s: float = CLAIM_IDLE_S) -> None:
+                 fusion_window_s: float = 0.0, claim_idle_s: float = CLAIM_IDLE_S,
+                 clusters: Clusters | None = None) -> None:
         self.store, self.gallery, self.consumer, self.policy = store, gallery, consumer, policy
+        self.clusters = clusters  # unknown faces grouped into anonymous clusters (None: not clustered)
         self.fusion_window_ms = int(fusion_window_s * 1000)
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.processed = 0
@@ -62,13 +65,22 @@ class RecognitionWorker:
         decision, _ = self.policy.decide(self.gallery, probe, codec.spec.descriptor_model, calibration,
                                          probe_frames=1 + len(same_person))
         best = decision.best
-        self.store.record_result(stream_id, face, Outcome(
+        outcome = Outcome(
             "recognised" if decision.match else "unknown",
             identity_id=decision.match.identity_id if decision.match else None,
             identity_name=decision.match.name if decision.match else None,
             similarity=best.similarity if best else None, threshold=decision.threshold, fpir=decision.fpir,
             gallery_size=decision.gallery_size, fused_faces=decision.probe_frames,
-        ), descriptor, codec.spec.descriptor_model)
+        )
+        self.store.record_result(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
+        # --- unknown-face clusters: never fail recognition (the decision is recorded already) ---
+        if outcome.status == "unknown" and self.clusters is not None:
+            try:
+                self.clusters.assign(face, descriptor, codec.spec.descriptor_model, calibration)
+            except Exception:
+                log.exception("worker %s: clustering face %s failed; it stays unclustered",
+                              self.consumer, face["face_id"])
+        # --- end unknown-face clusters ---
         self.processed += 1
 
     def _same_person_nearby(self, face: dict, descriptor: np.ndarray, codec: FaceCodec) -> list[np.ndarray]:

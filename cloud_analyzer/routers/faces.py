@@ -38,6 +38,7 @@ class FaceOut(BaseModel):
     quality_issues: list[str] | None
     track_id: str | None
     decided_at_ms: int | None
+    cluster_id: str | None = None  # unknown faces: their anonymous cluster
 
 
 class Camera(BaseModel):

@@ -1,0 +1,478 @@
+"""Unknown people: faces that match no identity, grouped online into persistent anonymous clusters.
+
+A face the workers decide `unknown` joins the nearest cluster of its descriptor model whose centroid
+(normalised mean of its members' decoded base layers) it reaches at the join threshold, or starts a new
+cluster `unknown-<12 hex>`. When a new member brings its cluster's centroid within the merge threshold
+of another cluster's, the two become one (the smaller goes into the larger). Operators merge, split
+and promote clusters over REST (`routers/clusters.py`); erasure and retention remove faces from them.
+
+Thresholds come from the codec's open-set calibration (impostor tails measured on *training*
+identities only): joining a cluster of n faces is a probe of 1 frame against a template of n images,
+`tail(n, 1).threshold_at(JOIN_FAR)`; merging clusters of n >= m faces is `tail(n, m)` at the same
+pair FAR (n, m counted up to 3 as the calibration does). JOIN_FAR was picked on LFW *training*
+identities (`bench/clustering.py --tune`), never on the evaluation identities it is measured on: at
+3e-4 and 1e-4 clusters chain strangers together (purity 0.76 and 0.91 on training identities); 3e-5 and
+1e-5 tie on the harmonic mean of purity and completeness (0.974), and 1e-5 is purer (0.998): a wrong
+merge costs more than a split (an operator merges in one call; a promoted impure cluster names strangers).
+
+Keys (docs/redis-keys.md):
+
+    fc:vunknown:{model}        vector set  one element per cluster (its id), the centroid (Q8; decisions
+                                           are re-scored exactly from the sums)
+    fc:cluster:{id}            hash   cluster_id descriptor_model size sum(float64 LE) first_seen_ms
+                                      last_seen_ms created_at_ms
+    fc:cluster:{id}:members    zset   face_id by capture time (ms)
+    fc:cluster:{id}:faces      hash   face_id -> `camera_id|base layer` (what the sum holds: removal
+                                      subtracts it exactly, even after the face's own hash is erased)
+    fc:cluster:{id}:score      zset   face_id by cosine to the centroid when it joined (representatives)
+    fc:cluster:{id}:cameras    hash   camera_id -> faces of this cluster seen by it
+    fc:clusters                zset   cluster_id by last seen (ms)
+    fc:clusters:size           zset   cluster_id by size
+    fc:clusters:of             hash   face_id -> cluster_id
+    fc:clusters:lock:{model}   string held by the replica changing clusters of this model (short, with expiry)
+
+Concurrency: every change to the clusters of one model is made under that model's lock, so sums and
+sizes stay consistent when several replicas assign at once. A face erased while it is being assigned
+is never added (its hash is WATCHed and must still exist when the cluster is written).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import redis
+
+from cloud_analyzer.recognition import decode_base_layer
+from cloud_analyzer.store import face_key
+from facecodec.openset import OpenSetCalibration, unit
+
+log = logging.getLogger(__name__)
+
+JOIN_FAR = 1e-5  # pair false-accept rate of joining / merging; chosen on training identities (module doc)
+CANDIDATES = 8  # nearest centroids looked at per decision
+REPRESENTATIVES = 5
+MAX_TEMPLATES = 32  # templates a promoted cluster gives its identity
+PROMOTE_POOL = 256  # best-scored members decoded to choose those templates from
+CLUSTERS, SIZES, OF = "fc:clusters", "fc:clusters:size", "fc:clusters:of"
+CLUSTER_ID = r"^unknown-[0-9a-f]{12}$"
+
+# Field updates of faces that may have been erased meanwhile: never bring a hash back.
+# KEYS[1] face hash; ARGV field/value pairs.
+_SET_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], unpack(ARGV))
+  return 1
+end
+return 0
+"""
+# KEYS[1] lock; ARGV[1] token.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class ClusterBusy(RuntimeError):
+    """Another replica held the model's lock for too long."""
+
+
+class ClusterError(ValueError):
+    """A request that cannot be done (unknown cluster, face not a member, ...)."""
+
+
+def vset_key(model: str) -> str:
+    return f"fc:vunknown:{model}"
+
+
+def cluster_key(cluster_id: str) -> str:
+    return f"fc:cluster:{cluster_id}"
+
+
+def _sub(cluster_id: str, part: str) -> str:
+    return f"fc:cluster:{cluster_id}:{part}"
+
+
+def new_cluster_id() -> str:
+    return f"unknown-{uuid.uuid4().hex[:12]}"
+
+
+def join_threshold(calibration: OpenSetCalibration, size: int, far: float = JOIN_FAR) -> float:
+    return calibration.tail(max(size, 1), 1).threshold_at(far)
+
+
+def merge_threshold(calibration: OpenSetCalibration, a: int, b: int, far: float = JOIN_FAR) -> float:
+    return calibration.tail(max(a, b, 1), max(min(a, b), 1)).threshold_at(far)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    cluster_id: str
+    descriptor_model: str
+    size: int
+    first_seen_ms: int
+    last_seen_ms: int
+    created_at_ms: int
+    cameras: dict[str, int]  # camera_id -> faces
+    representative_face_ids: list[str]  # best first
+
+
+@dataclass
+class _Member:
+    face_id: str
+    captured_at_ms: int
+    camera_id: str
+    base_layer: bytes
+    descriptor: np.ndarray  # unit
+
+
+class Clusters:
+    def __init__(self, client: redis.Redis, far: float = JOIN_FAR, lock_ttl_s: float = 30.0,
+                 lock_wait_s: float = 10.0) -> None:
+        self.r, self.far = client, far
+        self.lock_ttl_ms, self.lock_wait_s = int(lock_ttl_s * 1000), lock_wait_s
+        self._set_if_exists = self.r.register_script(_SET_IF_EXISTS)
+        self._unlock = self.r.register_script(_UNLOCK)
+
+    # --- the worker's call -------------------------------------------------------------------------
+    def assign(self, face: dict[str, Any], descriptor: np.ndarray, model: str,
+               calibration: OpenSetCalibration) -> str | None:
+        """Put an unknown face into its cluster (the nearest above the join threshold, or a new one);
+        merge clusters it brings together. Returns the cluster id, None if the face was erased meanwhile.
+        Idempotent: a face already in a cluster stays where it is."""
+        member = _Member(face["face_id"], int(face["captured_at_ms"]), face["camera_id"], face["base_layer"],
+                         unit(np.asarray(descriptor, np.float32)))
+        with self._lock(model):
+            existing = self.r.hget(OF, member.face_id)
+            if existing:
+                return existing.decode()
+            target = None
+            for cluster_id, size, similarity in self._nearest(model, member.descriptor):
+                if similarity >= join_threshold(calibration, size, self.far):
+                    target = cluster_id
+                    break
+            target = target or new_cluster_id()
+            if not self._add(target, model, member):
+                return None
+            return self._merge_neighbours(target, model, calibration)
+
+    # --- operators' calls --------------------------------------------------------------------------
+    def merge(self, cluster_id: str, other_id: str) -> Cluster:
+        """`other_id`'s faces join `cluster_id`, which stays; `other_id` is gone afterwards."""
+        if cluster_id == other_id:
+            raise ClusterError("a cluster cannot be merged with itself")
+        model = self._model(cluster_id)
+        if self._model(other_id) != model:
+            raise ClusterError("clusters of different descriptor models cannot be merged")
+        with self._lock(model):
+            self._require(cluster_id)
+            self._require(other_id)
+            self._merge_into(cluster_id, other_id, model)
+        return self.get(cluster_id)  # type: ignore[return-value]
+
+    def split(self, cluster_id: str, face_id: str) -> Cluster:
+        """The face leaves into a new cluster of its own; returns that new cluster."""
+        model = self._model(cluster_id)
+        with self._lock(model):
+            self._require(cluster_id)
+            if self.r.zscore(_sub(cluster_id, "members"), face_id) is None:
+                raise ClusterError(f"face {face_id} is not in cluster {cluster_id}")
+            if int(self.r.hget(cluster_key(cluster_id), "size") or 0) <= 1:
+                raise ClusterError(f"face {face_id} is alone in cluster {cluster_id} already")
+            members = self._remove(cluster_id, model, [face_id])
+            new_id = new_cluster_id()
+            self._add(new_id, model, members[0])
+        return self.get(new_id)  # type: ignore[return-value]
+
+    def promote(self, cluster_id: str, identity_id: str, name: str, store) -> int:
+        """Make the cluster a named identity (`store.add_identity`, its best faces as templates); every
+        member's sighting is relabelled to it; the cluster is deleted. Returns the templates stored."""
+        model = self._model(cluster_id)
+        with self._lock(model):
+            meta = self._require(cluster_id)
+            centroid = unit(np.frombuffer(meta[b"sum"], "<f8").astype(np.float32))
+            pool = [f.decode() for f in self.r.zrevrange(_sub(cluster_id, "score"), 0, PROMOTE_POOL - 1)]
+            blobs = self.r.hmget(_sub(cluster_id, "faces"), pool) if pool else []
+            scored = sorted(((float(d @ centroid), d) for d in (self._decode(b) for b in blobs if b)),
+                            key=lambda s: -s[0])
+            if not scored:
+                raise ClusterError(f"cluster {cluster_id} has no decodable face")
+            templates = np.stack([d for _, d in scored[:MAX_TEMPLATES]])
+            store.add_identity(identity_id, name, templates, model)
+            template = unit(templates.mean(0))
+            faces = self.r.hgetall(_sub(cluster_id, "faces"))
+            members = {f.decode(): int(ts) for f, ts in self.r.zrange(_sub(cluster_id, "members"), 0, -1,
+                                                                       withscores=True)}
+            pipe = self.r.pipeline(transaction=True)
+            for raw_id, blob in faces.items():
+                face_id = raw_id.decode()
+                similarity = float(self._decode(blob) @ template)
+                self._set_if_exists(keys=[face_key(face_id)], client=pipe, args=[
+                    "status", "recognised", "identity_id", identity_id, "identity_name", name,
+                    "similarity", f"{similarity:.6f}", "cluster_id", ""])
+                pipe.zadd(f"fc:sightings:identity:{identity_id}", {face_id: members.get(face_id, 0)})
+            pipe.execute()
+            # Faces erased meanwhile left a sighting index entry above: take it out again.
+            gone = [f for f, exists in zip(members, self._exist(members)) if not exists]
+            if gone:
+                self.r.zrem(f"fc:sightings:identity:{identity_id}", *gone)
+            self._delete(cluster_id, model, list(members))
+        return len(templates)
+
+    def remove_faces(self, face_ids: Iterable[str]) -> int:
+        """Faces erased or expired leave their clusters (a cluster left empty disappears). Returns how
+        many were in one. Safe to call for faces in no cluster."""
+        ids = list(dict.fromkeys(face_ids))
+        if not ids:
+            return 0
+        removed = 0
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            owners = {c.decode() for c in self.r.hmget(OF, chunk) if c}
+            models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
+            for model in models:
+                with self._lock(model):
+                    by_cluster: dict[str, list[str]] = {}
+                    for face_id, owner in zip(chunk, self.r.hmget(OF, chunk)):
+                        if owner:
+                            by_cluster.setdefault(owner.decode(), []).append(face_id)
+                    for cluster_id, members in by_cluster.items():
+                        if (self.r.hget(cluster_key(cluster_id), "descriptor_model") or b"").decode() != model:
+                            continue
+                        removed += len(self._remove(cluster_id, model, members, keep_face=False))
+            # Faces whose cluster vanished (a stale entry) must not keep pointing at it.
+            self.r.hdel(OF, *chunk)
+        return removed
+
+    # --- reading -----------------------------------------------------------------------------------
+    def get(self, cluster_id: str) -> Cluster | None:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(cluster_key(cluster_id), "descriptor_model", "size", "first_seen_ms", "last_seen_ms",
+                   "created_at_ms")
+        pipe.hgetall(_sub(cluster_id, "cameras"))
+        pipe.zrevrange(_sub(cluster_id, "score"), 0, REPRESENTATIVES - 1)
+        (model, size, first, last, created), cameras, reps = pipe.execute()
+        if model is None:
+            return None
+        return Cluster(cluster_id, model.decode(), int(size), int(first), int(last), int(created or 0),
+                       {c.decode(): int(n) for c, n in sorted(cameras.items())}, [r.decode() for r in reps])
+
+    def list(self, order: str, offset: int, limit: int) -> tuple[list[Cluster], int]:
+        """A page of clusters, largest (`order="size"`) or most recently seen (`"recent"`) first."""
+        index = SIZES if order == "size" else CLUSTERS
+        ids = [c.decode() for c in self.r.zrevrange(index, offset, offset + limit - 1)]
+        rows = [c for c in (self.get(i) for i in ids) if c is not None]
+        return rows, int(self.r.zcard(index))
+
+    def members(self, cluster_id: str, limit: int = 100) -> list[str]:
+        """Most recent member face ids first."""
+        return [f.decode() for f in self.r.zrevrange(_sub(cluster_id, "members"), 0, limit - 1)]
+
+    def of(self, face_id: str) -> str | None:
+        raw = self.r.hget(OF, face_id)
+        return raw.decode() if raw else None
+
+    # --- internals ---------------------------------------------------------------------------------
+    @contextmanager
+    def _lock(self, model: str) -> Iterator[None]:
+        key, token = f"fc:clusters:lock:{model}", uuid.uuid4().hex
+        deadline = time.monotonic() + self.lock_wait_s
+        while not self.r.set(key, token, nx=True, px=self.lock_ttl_ms):
+            if time.monotonic() > deadline:
+                raise ClusterBusy(f"clusters of {model} locked by another replica for {self.lock_wait_s:.0f}s")
+            time.sleep(0.002)
+        try:
+            yield
+        finally:
+            self._unlock(keys=[key], args=[token])
+
+    def _model(self, cluster_id: str) -> str:
+        model = self.r.hget(cluster_key(cluster_id), "descriptor_model")
+        if model is None:
+            raise ClusterError(f"cluster {cluster_id} not found")
+        return model.decode()
+
+    def _require(self, cluster_id: str) -> dict[bytes, bytes]:
+        meta = self.r.hgetall(cluster_key(cluster_id))
+        if not meta:
+            raise ClusterError(f"cluster {cluster_id} not found")
+        return meta
+
+    def _exist(self, face_ids: Iterable[str]) -> list[bool]:
+        pipe = self.r.pipeline(transaction=False)
+        for face_id in face_ids:
+            pipe.exists(face_key(face_id))
+        return [bool(x) for x in pipe.execute()]
+
+    @staticmethod
+    def _decode(entry: bytes) -> np.ndarray:
+        """The unit descriptor of a `camera_id|base layer` member entry."""
+        return unit(decode_base_layer(entry.split(b"|", 1)[1])[0].astype(np.float32))
+
+    def _nearest(self, model: str, vector: np.ndarray, exclude: str | None = None) -> list[tuple[str, int, float]]:
+        """(cluster_id, size, exact cosine to its centroid) of the nearest clusters, best first."""
+        raw = self.r.execute_command("VSIM", vset_key(model), "FP32", vector.astype("<f4").tobytes(),
+                                     "COUNT", CANDIDATES)
+        ids = [c.decode() for c in raw or [] if c.decode() != exclude]
+        if not ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for cluster_id in ids:
+            pipe.hmget(cluster_key(cluster_id), "size", "sum")
+        out = []
+        for cluster_id, (size, total) in zip(ids, pipe.execute()):
+            if size and total and int(size) > 0:
+                centroid = unit(np.frombuffer(total, "<f8").astype(np.float32))
+                out.append((cluster_id, int(size), float(centroid @ vector)))
+        return sorted(out, key=lambda c: -c[2])
+
+    def _write_centroid(self, pipe, cluster_id: str, model: str, total: np.ndarray) -> None:
+        centroid = unit(total.astype(np.float32))
+        pipe.execute_command("VADD", vset_key(model), "FP32", centroid.astype("<f4").tobytes(), cluster_id, "Q8")
+
+    def _add(self, cluster_id: str, model: str, member: _Member) -> bool:
+        """Member into cluster (made if new); False if the face was erased meanwhile."""
+        key = cluster_key(cluster_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(face_key(member.face_id))
+                    if not pipe.exists(face_key(member.face_id)):
+                        pipe.unwatch()
+                        return False
+                    size, total, first, last = pipe.hmget(key, "size", "sum", "first_seen_ms", "last_seen_ms")
+                    total_v = (np.frombuffer(total, "<f8") if total else np.zeros(len(member.descriptor))) \
+                        + member.descriptor.astype(np.float64)
+                    size_n = int(size or 0) + 1
+                    first_ms = min(int(first), member.captured_at_ms) if first else member.captured_at_ms
+                    last_ms = max(int(last), member.captured_at_ms) if last else member.captured_at_ms
+                    pipe.multi()
+                    fields = {"cluster_id": cluster_id, "descriptor_model": model, "size": size_n,
+                              "sum": total_v.astype("<f8").tobytes(), "first_seen_ms": first_ms,
+                              "last_seen_ms": last_ms}
+                    if not size:
+                        fields["created_at_ms"] = int(time.time() * 1000)
+                    pipe.hset(key, mapping=fields)
+                    pipe.zadd(_sub(cluster_id, "members"), {member.face_id: member.captured_at_ms})
+                    entry = member.camera_id.encode() + b"|" + member.base_layer
+                    pipe.hset(_sub(cluster_id, "faces"), member.face_id, entry)
+                    pipe.zadd(_sub(cluster_id, "score"),
+                              {member.face_id: float(member.descriptor @ unit(total_v.astype(np.float32)))})
+                    pipe.hincrby(_sub(cluster_id, "cameras"), member.camera_id, 1)
+                    pipe.zadd(CLUSTERS, {cluster_id: last_ms})
+                    pipe.zadd(SIZES, {cluster_id: size_n})
+                    pipe.hset(OF, member.face_id, cluster_id)
+                    pipe.hset(face_key(member.face_id), "cluster_id", cluster_id)
+                    self._write_centroid(pipe, cluster_id, model, total_v)
+                    pipe.execute()
+                    return True
+                except redis.WatchError:  # the face changed (erased?): look again
+                    continue
+
+    def _remove(self, cluster_id: str, model: str, face_ids: list[str], keep_face: bool = True) -> list[_Member]:
+        """Faces out of a cluster (deleted if left empty); returns them. keep_face: their hashes stay
+        (a split), else they are being erased."""
+        key = cluster_key(cluster_id)
+        blobs = self.r.hmget(_sub(cluster_id, "faces"), face_ids)
+        times = self.r.zmscore(_sub(cluster_id, "members"), face_ids)
+        members = []
+        for face_id, blob, ts in zip(face_ids, blobs, times):
+            if blob is None or ts is None:
+                continue
+            camera, _, base_layer = blob.partition(b"|")
+            members.append(_Member(face_id, int(ts), camera.decode(), base_layer, self._decode(blob)))
+        if not members:
+            return []
+        ids = [m.face_id for m in members]
+        meta = self._require(cluster_id)
+        size = int(meta[b"size"]) - len(members)
+        if size <= 0:
+            self._delete(cluster_id, model, ids)
+            return members
+        total = np.frombuffer(meta[b"sum"], "<f8") - np.sum([m.descriptor for m in members], 0, dtype=np.float64)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zrem(_sub(cluster_id, "members"), *ids)
+        pipe.hdel(_sub(cluster_id, "faces"), *ids)
+        pipe.zrem(_sub(cluster_id, "score"), *ids)
+        pipe.hdel(OF, *ids)
+        for m in members:
+            pipe.hincrby(_sub(cluster_id, "cameras"), m.camera_id, -1)
+        pipe.hset(key, mapping={"size": size, "sum": total.astype("<f8").tobytes()})
+        pipe.zadd(SIZES, {cluster_id: size})
+        self._write_centroid(pipe, cluster_id, model, total)
+        if keep_face:
+            for m in members:
+                self._set_if_exists(keys=[face_key(m.face_id)], args=["cluster_id", ""], client=pipe)
+        pipe.execute()
+        (first,) = self.r.zrange(_sub(cluster_id, "members"), 0, 0, withscores=True)
+        (last,) = self.r.zrange(_sub(cluster_id, "members"), -1, -1, withscores=True)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(key, mapping={"first_seen_ms": int(first[1]), "last_seen_ms": int(last[1])})
+        pipe.zadd(CLUSTERS, {cluster_id: int(last[1])})
+        for camera, n in self.r.hgetall(_sub(cluster_id, "cameras")).items():
+            if int(n) <= 0:
+                pipe.hdel(_sub(cluster_id, "cameras"), camera)
+        pipe.execute()
+        return members
+
+    def _delete(self, cluster_id: str, model: str, face_ids: list[str]) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(cluster_key(cluster_id), *(_sub(cluster_id, p) for p in ("members", "faces", "score", "cameras")))
+        pipe.execute_command("VREM", vset_key(model), cluster_id)
+        pipe.zrem(CLUSTERS, cluster_id)
+        pipe.zrem(SIZES, cluster_id)
+        if face_ids:
+            pipe.hdel(OF, *face_ids)
+        pipe.execute()
+
+    def _merge_into(self, keep: str, gone: str, model: str) -> None:
+        a, b = self._require(keep), self._require(gone)
+        total = np.frombuffer(a[b"sum"], "<f8") + np.frombuffer(b[b"sum"], "<f8")
+        size = int(a[b"size"]) + int(b[b"size"])
+        first = min(int(a[b"first_seen_ms"]), int(b[b"first_seen_ms"]))
+        last = max(int(a[b"last_seen_ms"]), int(b[b"last_seen_ms"]))
+        faces = self.r.hgetall(_sub(gone, "faces"))
+        cameras = self.r.hgetall(_sub(gone, "cameras"))
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(cluster_key(keep), mapping={"size": size, "sum": total.astype("<f8").tobytes(),
+                                              "first_seen_ms": first, "last_seen_ms": last})
+        for part in ("members", "score"):
+            pipe.zunionstore(_sub(keep, part), [_sub(keep, part), _sub(gone, part)], aggregate="MAX")
+        if faces:
+            pipe.hset(_sub(keep, "faces"), mapping=faces)
+            pipe.hset(OF, mapping={f: keep for f in faces})
+        for camera, n in cameras.items():
+            pipe.hincrby(_sub(keep, "cameras"), camera, int(n))
+        pipe.zadd(CLUSTERS, {keep: last})
+        pipe.zadd(SIZES, {keep: size})
+        self._write_centroid(pipe, keep, model, total)
+        pipe.delete(cluster_key(gone), *(_sub(gone, p) for p in ("members", "faces", "score", "cameras")))
+        pipe.execute_command("VREM", vset_key(model), gone)
+        pipe.zrem(CLUSTERS, gone)
+        pipe.zrem(SIZES, gone)
+        for face_id in faces:
+            self._set_if_exists(keys=[face_key(face_id.decode())], args=["cluster_id", keep], client=pipe)
+        pipe.execute()
+
+    def _merge_neighbours(self, cluster_id: str, model: str, calibration: OpenSetCalibration) -> str:
+        """Merge every cluster whose centroid is within the merge threshold of this one's; returns the
+        surviving id (the larger cluster of each pair keeps its id)."""
+        for _ in range(CANDIDATES):
+            meta = self.r.hmget(cluster_key(cluster_id), "size", "sum")
+            size, centroid = int(meta[0]), unit(np.frombuffer(meta[1], "<f8").astype(np.float32))
+            near = [(c, n, s) for c, n, s in self._nearest(model, centroid, exclude=cluster_id)
+                    if s >= merge_threshold(calibration, size, n, self.far)]
+            if not near:
+                return cluster_id
+            other, other_size, similarity = near[0]
+            keep, gone = (cluster_id, other) if size >= other_size else (other, cluster_id)
+            log.info("clusters: %s merged into %s (centroid cosine %.3f)", gone, keep, similarity)
+            self._merge_into(keep, gone, model)
+            cluster_id = keep
+        return cluster_id

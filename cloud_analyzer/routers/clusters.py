@@ -1,0 +1,128 @@
+"""Unknown people: anonymous clusters of faces that matched no identity. List, get, merge two, split a
+face off, and promote a cluster to a named identity in one call (its best faces become templates)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from cloud_analyzer.clusters import CLUSTER_ID, Cluster, ClusterBusy, ClusterError, Clusters
+from cloud_analyzer.deps import AnalyzerDep
+from cloud_analyzer.routers.identities import Identity, _identity
+from facecodec.access import Caller, require
+
+router = APIRouter(prefix="/v1/clusters", tags=["clusters"])
+READ = [require("sightings:read")]
+FACE_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+MAX_OFFSET = 10**9
+ClusterId = Annotated[str, Path(pattern=CLUSTER_ID)]
+
+
+class ClusterOut(BaseModel):
+    cluster_id: str
+    descriptor_model: str
+    size: int = Field(description="faces in the cluster")
+    first_seen_ms: int
+    last_seen_ms: int
+    cameras: dict[str, int] = Field(description="camera_id -> faces of this cluster it saw")
+    representative_face_ids: list[str] = Field(description="the faces closest to the cluster's centre, best first")
+
+
+class ClusterDetail(ClusterOut):
+    face_ids: list[str] = Field(description="member faces, most recent first (at most `faces` of them)")
+
+
+class ClusterPage(BaseModel):
+    items: list[ClusterOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class MergeIn(BaseModel):
+    other: str = Field(pattern=CLUSTER_ID, description="the cluster whose faces join this one; it disappears")
+
+
+class SplitIn(BaseModel):
+    face_id: str = Field(pattern=FACE_ID, description="the face that leaves into a new cluster of its own")
+
+
+class PromoteIn(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+
+
+def _out(cluster: Cluster) -> ClusterOut:
+    return ClusterOut(**{k: v for k, v in cluster.__dict__.items() if k in ClusterOut.model_fields})
+
+
+def _clusters(analyzer) -> Clusters:
+    if analyzer.clusters is None:
+        raise HTTPException(503, "unknown-face clustering is not running")
+    return analyzer.clusters
+
+
+def _call(fn, *args):
+    try:
+        return fn(*args)
+    except ClusterError as exc:
+        raise HTTPException(404 if "not found" in str(exc) else 409, str(exc)) from exc
+    except ClusterBusy as exc:
+        raise HTTPException(503, f"{exc}; retry later") from exc
+
+
+@router.get("", response_model=ClusterPage, dependencies=READ)
+def list_clusters(
+    analyzer: AnalyzerDep,
+    order: Annotated[Literal["size", "recent"], Query(description="largest or most recently seen first")] = "size",
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> ClusterPage:
+    rows, total = _clusters(analyzer).list(order, offset, limit)
+    return ClusterPage(items=[_out(c) for c in rows], total=total, offset=offset, limit=limit)
+
+
+@router.get("/{cluster_id}", response_model=ClusterDetail, dependencies=READ)
+def get_cluster(analyzer: AnalyzerDep, cluster_id: ClusterId,
+                faces: Annotated[int, Query(ge=0, le=1000)] = 100) -> ClusterDetail:
+    clusters = _clusters(analyzer)
+    cluster = clusters.get(cluster_id)
+    if cluster is None:
+        raise HTTPException(404, f"cluster {cluster_id} not found")
+    return ClusterDetail(**_out(cluster).model_dump(), face_ids=clusters.members(cluster_id, faces) if faces else [])
+
+
+@router.post("/{cluster_id}/merge", response_model=ClusterOut)
+def merge(analyzer: AnalyzerDep, cluster_id: ClusterId, body: MergeIn,
+          caller: Annotated[Caller, require("identities:write", "cluster.merge")]) -> ClusterOut:
+    merged = _call(_clusters(analyzer).merge, cluster_id, body.other)
+    caller.audit["detail"] = f"cluster {body.other} merged into {cluster_id}: {merged.size} faces"
+    return _out(merged)
+
+
+@router.post("/{cluster_id}/split", status_code=201, response_model=ClusterOut)
+def split(analyzer: AnalyzerDep, cluster_id: ClusterId, body: SplitIn,
+          caller: Annotated[Caller, require("identities:write", "cluster.split")]) -> ClusterOut:
+    """The face leaves `cluster_id` (whose centre is updated) into a new cluster of its own, answered."""
+    caller.audit["face_id"] = body.face_id
+    new = _call(_clusters(analyzer).split, cluster_id, body.face_id)
+    caller.audit["detail"] = f"face split off cluster {cluster_id} into {new.cluster_id}"
+    return _out(new)
+
+
+@router.post("/{cluster_id}/promote", status_code=201, response_model=Identity)
+async def promote(analyzer: AnalyzerDep, cluster_id: ClusterId, body: PromoteIn,
+                  caller: Annotated[Caller, require("identities:write", "cluster.promote")]) -> Identity:
+    """The cluster becomes a named identity: its best faces (at most 32) are the templates, every member's
+    sighting is relabelled to it, and the cluster is deleted."""
+    name = body.name.strip()
+    if not name:
+        raise HTTPException(422, "name must not be blank")
+    identity_id = uuid.uuid4().hex
+    templates = await run_in_threadpool(_call, _clusters(analyzer).promote, cluster_id, identity_id, name,
+                                        analyzer.store)
+    caller.audit.update(identity_id=identity_id, detail=f"cluster {cluster_id} promoted: {templates} templates")
+    return _identity(analyzer.store.identity(identity_id))

@@ -1,0 +1,254 @@
+"""Unknown people: anonymous clusters of unknown faces, in real Redis, through the real analyzer."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
+
+from cloud_analyzer.api import create_app
+from cloud_analyzer.clusters import CLUSTERS, OF, Clusters, cluster_key, vset_key
+from cloud_analyzer.decision import OpenSetPolicy
+from cloud_analyzer.gallery import Gallery
+from cloud_analyzer.recognition import decode_base_layer
+from cloud_analyzer.retention import Retention
+from cloud_analyzer.settings import AnalyzerSettings
+from cloud_analyzer.store import GROUP, INGEST_STREAM, Store
+from cloud_analyzer.worker import RecognitionWorker
+from facecodec.access import KeyStore, new_token
+from facecodec.codec.profiles import codec_by_name
+from facecodec.frontend import decode_image
+from facecodec.stack import free_port
+from tests.conftest import lfw_image
+from tests.servers import serve
+from tests.test_analyzer import recent_ms, record
+
+Ack = ingest_pb2.IngestAck
+TOKEN, READER = new_token(), new_token()
+api = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+reader = httpx.Client(headers={"Authorization": f"Bearer {READER}"}, timeout=60)
+PEOPLE = {"Colin_Powell": (1, 2, 3, 4), "Tony_Blair": (1, 2, 3, 4)}
+MODEL = codec_by_name("baseline").spec.descriptor_model
+
+
+@pytest.fixture(scope="module")
+def base_layers(front_end) -> dict[tuple[str, int], bytes]:
+    """Baseline base-only containers of a few LFW photos (the front end runs once per photo)."""
+    codec = codec_by_name("baseline")
+    out = {}
+    for name, photos in {**PEOPLE, "Laura_Bush": (1, 2, 3)}.items():
+        for n in photos:
+            face = front_end.largest_face(decode_image(lfw_image(name, n).read_bytes()))
+            out[(name, n)] = codec.encode_base(front_end.describe(face.crop)[0]).to_bytes()
+    return out
+
+
+def _ingest(store: Store, base_layer: bytes, camera: str, ts: int, face_id: str | None = None) -> dict:
+    face_id = face_id or uuid.uuid4().hex
+    store.ingest(face_id, {"base_layer": base_layer, "camera_id": camera, "captured_at_ms": ts, "edge_id": "e"})
+    return store.face(face_id)
+
+
+def _assign(clusters: Clusters, face: dict) -> str | None:
+    descriptor, codec = decode_base_layer(face["base_layer"])
+    return clusters.assign(face, descriptor, codec.spec.descriptor_model, codec.open_set_calibration)
+
+
+def _consistent(r, clusters: Clusters) -> None:
+    """Every cluster's size, sum and vector-set element agree with its members."""
+    for raw in r.zrange(CLUSTERS, 0, -1):
+        cluster_id = raw.decode()
+        members = [m.decode() for m in r.zrange(f"{cluster_key(cluster_id)}:members", 0, -1)]
+        meta = r.hgetall(cluster_key(cluster_id))
+        assert int(meta[b"size"]) == len(members) > 0
+        total = np.sum([Clusters._decode(r.hget(f"{cluster_key(cluster_id)}:faces", m)) for m in members], 0)
+        np.testing.assert_allclose(np.frombuffer(meta[b"sum"], "<f8"), total, atol=1e-4)
+        assert all(r.hget(OF, m).decode() == cluster_id for m in members)
+    assert int(r.execute_command("VCARD", vset_key(MODEL)) or 0) == r.zcard(CLUSTERS)
+
+
+def test_online_clusters_concurrent_replicas_retention(redis_client, base_layers) -> None:
+    """Two replicas assigning at once keep sums and sizes consistent; one person's photos form one
+    cluster, different people different ones; expired faces leave their clusters, empty ones vanish."""
+    store = Store(redis_client)
+    replicas = [Clusters(redis_client), Clusters(redis_client)]
+    base = 1_000_000
+    faces = [(_ingest(store, blob, f"cam{n % 2}", base + 1000 * i), name)
+             for i, ((name, n), blob) in enumerate(base_layers.items())]
+    errors: list[BaseException] = []
+
+    def run(replica: Clusters, share: list) -> None:
+        try:
+            for face, _ in share:
+                _assign(replica, face)
+        except BaseException as exc:  # noqa: BLE001  (reported by the main thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(replicas[k], faces[k::2])) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    _consistent(redis_client, replicas[0])
+    by_person: dict[str, set[str]] = {}
+    for face, name in faces:
+        by_person.setdefault(name, set()).add(replicas[0].of(face["face_id"]))
+        assert store.face(face["face_id"])["cluster_id"] == replicas[0].of(face["face_id"])
+    assert all(len(ids) == 1 for ids in by_person.values()), by_person
+    assert len(set.union(*by_person.values())) == 3
+    laura = next(iter(by_person["Laura_Bush"]))
+    cluster = replicas[1].get(laura)
+    assert cluster.size == 3 and cluster.cameras == {"cam0": 1, "cam1": 2}
+    assert set(cluster.representative_face_ids) == {f["face_id"] for f, n in faces if n == "Laura_Bush"}
+    # Assigning again changes nothing.
+    assert _assign(replicas[1], faces[0][0]) == replicas[0].of(faces[0][0]["face_id"])
+    _consistent(redis_client, replicas[0])
+
+    # Retention: everything captured before Laura's last photo expires.
+    laura_last = max(int(f["captured_at_ms"]) for f, n in faces if n == "Laura_Bush")
+    Retention(redis_client, max_age_s=1.0).run_once(now_ms=laura_last + 1000)
+    assert redis_client.zcard(CLUSTERS) == 1
+    left = replicas[0].get(laura)
+    assert left.size == 1 and left.first_seen_ms == left.last_seen_ms == laura_last and left.cameras == {"cam1": 1}
+    _consistent(redis_client, replicas[0])
+    Retention(redis_client, max_age_s=1.0).run_once(now_ms=laura_last + 2000)
+    assert redis_client.zcard(CLUSTERS) == 0 and replicas[0].get(laura) is None
+    assert not redis_client.exists(vset_key(MODEL)) and not redis_client.hlen(OF)
+
+
+def test_erased_face_is_never_clustered_and_failures_do_not_fail_recognition(redis_client, base_layers) -> None:
+    store = Store(redis_client)
+    clusters = Clusters(redis_client)
+    face = _ingest(store, base_layers[("Tony_Blair", 1)], "cam0", 5_000)
+    redis_client.delete(f"fc:face:{face['face_id']}")  # erased between the decision and clustering
+    assert _assign(clusters, face) is None and redis_client.zcard(CLUSTERS) == 0
+
+    class Broken:
+        def assign(self, *args):
+            raise RuntimeError("clustering down")
+
+    store.ensure_group()
+    face = _ingest(store, base_layers[("Tony_Blair", 2)], "cam0", 6_000)
+    worker = RecognitionWorker(store, Gallery(store), "t", OpenSetPolicy(0.01), clusters=Broken())
+    (_, entries), = redis_client.xreadgroup(GROUP, "t", {INGEST_STREAM: ">"}, count=10)
+    for stream_id, fields in entries:
+        worker.process(stream_id, fields[b"face_id"].decode())
+    assert store.face(face["face_id"])["status"] == "unknown" and worker.processed == 1
+
+
+# --- through the analyzer: gRPC ingest, workers, REST ------------------------------------------------
+@pytest.fixture(scope="module")
+def analyzer(redis_server):
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    grpc_port = free_port()
+    settings = AnalyzerSettings(redis_url=redis_server.url, grpc_port=grpc_port, http_port=free_port(),
+                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024)
+    with serve(create_app(settings)) as url:
+        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+        yield url, ingest_pb2_grpc.IngestStub(channel)
+        channel.close()
+
+
+@pytest.fixture(autouse=True)
+def keys(redis_server) -> None:
+    import redis
+
+    store = KeyStore(redis.Redis.from_url(redis_server.url))
+    store.register(TOKEN, "tests", ["admin"])
+    store.register(READER, "viewer", ["sightings:read"])
+
+
+def _decided(url: str, face_ids: list[str]) -> dict[str, dict]:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        faces = {f: api.get(f"{url}/v1/faces/{f}").json() for f in face_ids}
+        if all(f["status"] != "pending" and (f["status"] != "unknown" or f["cluster_id"]) for f in faces.values()):
+            return faces
+        time.sleep(0.2)
+    raise AssertionError(f"not decided and clustered: {faces}")
+
+
+def test_unknown_people_rest_merge_split_promote_erase(analyzer, front_end) -> None:
+    url, stub = analyzer
+    base = recent_ms(days=1)
+    records = {(name, n): record(front_end, lfw_image(name, n), f"cam{n % 2}", base + 1000 * n + 100 * k)
+               for k, (name, photos) in enumerate(PEOPLE.items()) for n in photos}
+    acks = list(stub.Ingest(iter(records.values()), timeout=60))
+    assert [a.status for a in acks] == [Ack.ACCEPTED] * len(records)
+    faces = _decided(url, [r.face_id for r in records.values()])
+    assert {f["status"] for f in faces.values()} == {"unknown"}  # nobody is enrolled
+    ids = {name: {faces[r.face_id]["cluster_id"] for (n, _), r in records.items() if n == name} for name in PEOPLE}
+    assert all(len(v) == 1 for v in ids.values()) and ids["Colin_Powell"] != ids["Tony_Blair"], ids
+    colin, blair = (next(iter(ids[n])) for n in PEOPLE)
+    colin_faces = [r.face_id for (n, _), r in records.items() if n == "Colin_Powell"]
+    sightings = api.get(f"{url}/v1/sightings", params={"camera_id": "cam1"}).json()["items"]
+    assert {s["cluster_id"] for s in sightings} == {colin, blair}
+
+    page = reader.get(f"{url}/v1/clusters").json()
+    assert page["total"] == 2 and [c["size"] for c in page["items"]] == [4, 4]
+    got = reader.get(f"{url}/v1/clusters/{colin}").json()
+    first = records[("Colin_Powell", 1)].captured_at.ToMilliseconds()
+    assert got["cameras"] == {"cam0": 2, "cam1": 2} and got["first_seen_ms"] == first
+    assert set(got["face_ids"]) == set(colin_faces) and set(got["representative_face_ids"]) <= set(colin_faces)
+    assert len(got["representative_face_ids"]) == 4
+    recent = reader.get(f"{url}/v1/clusters", params={"order": "recent", "limit": 1}).json()
+    assert recent["items"][0]["cluster_id"] == blair  # Blair's photos were captured last
+    # Reading is not changing: a sightings:read key may not merge.
+    assert reader.post(f"{url}/v1/clusters/{colin}/merge", json={"other": blair}).status_code == 403
+    assert api.get(f"{url}/v1/clusters/unknown-000000000000").status_code == 404
+    assert api.get(f"{url}/v1/clusters/not-a-cluster").status_code == 422
+
+    # Split one face off, then merge it back.
+    leaving = colin_faces[0]
+    r = api.post(f"{url}/v1/clusters/{colin}/split", json={"face_id": leaving})
+    assert r.status_code == 201, r.text
+    alone = r.json()
+    assert alone["size"] == 1 and alone["representative_face_ids"] == [leaving]
+    assert api.get(f"{url}/v1/clusters/{colin}").json()["size"] == 3
+    assert api.get(f"{url}/v1/faces/{leaving}").json()["cluster_id"] == alone["cluster_id"]
+    assert api.post(f"{url}/v1/clusters/{colin}/split", json={"face_id": leaving}).status_code == 409
+    r = api.post(f"{url}/v1/clusters/{colin}/merge", json={"other": alone["cluster_id"]})
+    assert r.status_code == 200 and r.json()["size"] == 4, r.text
+    assert api.get(f"{url}/v1/clusters/{alone['cluster_id']}").status_code == 404
+    assert api.get(f"{url}/v1/faces/{leaving}").json()["cluster_id"] == colin
+    assert api.post(f"{url}/v1/clusters/{colin}/merge", json={"other": colin}).status_code == 409
+
+    # Promote: the cluster becomes an identity; its sightings are relabelled; the person is recognised.
+    r = api.post(f"{url}/v1/clusters/{colin}/promote", json={"name": "Colin Powell"})
+    assert r.status_code == 201, r.text
+    identity = r.json()
+    assert identity["name"] == "Colin Powell" and 1 <= identity["templates"] <= 4
+    assert api.get(f"{url}/v1/clusters/{colin}").status_code == 404
+    named = api.get(f"{url}/v1/sightings", params={"identity_id": identity["identity_id"]}).json()["items"]
+    assert {s["face_id"] for s in named} == set(colin_faces)
+    assert all(s["status"] == "recognised" and s["identity_name"] == "Colin Powell" and s["cluster_id"] is None
+               for s in named)
+    later = record(front_end, lfw_image("Colin_Powell", 5), "cam9", base + 60_000)
+    assert [a.status for a in stub.Ingest(iter([later]), timeout=30)] == [Ack.ACCEPTED]
+    decided = _decided(url, [later.face_id])[later.face_id]
+    assert decided["status"] == "recognised" and decided["identity_id"] == identity["identity_id"], decided
+    assert api.get(f"{url}/v1/clusters").json()["total"] == 1
+
+    # Erasure takes faces out of their cluster; the last one takes the cluster away.
+    blair_faces = [r.face_id for (n, _), r in records.items() if n == "Tony_Blair"]
+    assert api.delete(f"{url}/v1/faces/{blair_faces[0]}").status_code == 202
+    left = api.get(f"{url}/v1/clusters/{blair}").json()
+    assert left["size"] == 3 and blair_faces[0] not in left["face_ids"] + left["representative_face_ids"]
+    for face_id in blair_faces[1:]:
+        assert api.delete(f"{url}/v1/faces/{face_id}").status_code == 202
+    assert api.get(f"{url}/v1/clusters/{blair}").status_code == 404
+    assert api.get(f"{url}/v1/clusters").json()["total"] == 0
+    audit = api.get(f"{url}/v1/audit", params={"limit": 200}).json()["items"]
+    actions = {(e["action"], e["outcome"]) for e in audit if e["action"].startswith("cluster.")}
+    assert {("cluster.split", "ok"), ("cluster.merge", "ok"), ("cluster.promote", "ok")} <= actions
+    assert ("cluster.merge", "denied") in actions
