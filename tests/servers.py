@@ -45,3 +45,21 @@ def api_client(redis_url: str, scopes: tuple[str, ...] = ("admin",), name: str =
     token = new_token()
     KeyStore(redis.Redis.from_url(redis_url)).register(token, name, list(scopes))
     return httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+
+@contextmanager
+def serve_analyzer(redis_url: str) -> Iterator[tuple[str, object]]:
+    """A real analyzer (REST on uvicorn, gRPC Ingest, workers) over a flushed Redis that trusts edge
+    `edge-t`: (REST url, Ingest stub)."""
+    import grpc
+    from facecoding.v1 import ingest_pb2_grpc
+
+    from cloud_analyzer.api import create_app
+    from cloud_analyzer.settings import AnalyzerSettings
+
+    redis.Redis.from_url(redis_url).flushdb()
+    grpc_port = free_port()
+    settings = AnalyzerSettings(redis_url=redis_url, grpc_port=grpc_port, http_port=free_port(),
+                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024)
+    with serve(create_app(settings)) as url, grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        yield url, ingest_pb2_grpc.IngestStub(channel)

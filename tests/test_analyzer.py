@@ -7,23 +7,19 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import grpc
 import httpx
 import numpy as np
 import pytest
-from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
+from facecoding.v1 import ingest_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from PIL import Image, ImageFilter
 
-from cloud_analyzer.api import create_app
-from cloud_analyzer.settings import AnalyzerSettings
 from facecodec.access import KeyStore, new_token
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
-from facecodec.stack import free_port
 from tests.conftest import lfw_image
-from tests.servers import serve
+from tests.servers import serve_analyzer
 
 Ack = ingest_pb2.IngestAck
 TOKEN = new_token()
@@ -41,18 +37,8 @@ def test_key(redis_server) -> None:
 
 @pytest.fixture(scope="module")
 def analyzer(redis_server):
-    import redis
-
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
-    KeyStore(client).register(TOKEN, "tests", ["admin"])
-    grpc_port = free_port()
-    settings = AnalyzerSettings(redis_url=redis_server.url, grpc_port=grpc_port, http_port=free_port(),
-                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024)
-    with serve(create_app(settings)) as url:
-        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-        yield url, ingest_pb2_grpc.IngestStub(channel)
-        channel.close()
+    with serve_analyzer(redis_server.url) as served:
+        yield served
 
 
 def record(front_end, path, camera: str, ts_ms: int, face_id: str | None = None,

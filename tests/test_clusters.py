@@ -6,27 +6,23 @@ import threading
 import time
 import uuid
 
-import grpc
 import httpx
 import numpy as np
 import pytest
-from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
+from facecoding.v1 import ingest_pb2
 
-from cloud_analyzer.api import create_app
 from cloud_analyzer.clusters import CLUSTERS, OF, Clusters, cluster_key, vset_key
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.retention import Retention
-from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import GROUP, INGEST_STREAM, Store
 from cloud_analyzer.worker import RecognitionWorker
 from facecodec.access import KeyStore, new_token
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
-from facecodec.stack import free_port
 from tests.conftest import lfw_image
-from tests.servers import serve
+from tests.servers import serve_analyzer
 from tests.test_analyzer import recent_ms, record
 
 Ack = ingest_pb2.IngestAck
@@ -146,17 +142,8 @@ def test_erased_face_is_never_clustered_and_failures_do_not_fail_recognition(red
 # --- through the analyzer: gRPC ingest, workers, REST ------------------------------------------------
 @pytest.fixture(scope="module")
 def analyzer(redis_server):
-    import redis
-
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
-    grpc_port = free_port()
-    settings = AnalyzerSettings(redis_url=redis_server.url, grpc_port=grpc_port, http_port=free_port(),
-                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024)
-    with serve(create_app(settings)) as url:
-        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-        yield url, ingest_pb2_grpc.IngestStub(channel)
-        channel.close()
+    with serve_analyzer(redis_server.url) as served:
+        yield served
 
 
 @pytest.fixture(autouse=True)
