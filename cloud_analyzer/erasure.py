@@ -36,6 +36,7 @@ from cloud_analyzer.store import (
     mean_key,
     templates_key,
 )
+from facecodec.access import AuditLog
 
 log = logging.getLogger(__name__)
 PENDING = "fc:erasures:pending"
@@ -208,6 +209,7 @@ class EdgeEraser:
     def __init__(self, client: redis.Redis, edges: Mapping[str, str], channel_for, timeout_s: float = 10.0,
                  period_s: float = 2.0) -> None:
         self.r, self.edges, self.channel_for = client, edges, channel_for
+        self.audit = AuditLog(client)  # each edge's confirmation joins the erasure's audit trail
         self.timeout_s, self.period_s = timeout_s, period_s
         self._stop, self._wakeup = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="edge-eraser", daemon=True)
@@ -259,6 +261,8 @@ class EdgeEraser:
             self.r.srem(key, *chunk)  # confirmed chunks are not sent again
         self.r.srem(PENDING, f"{erasure_id}|{edge_id}")
         self._update(erasure_id, edge_id, status="confirmed", erased=erased, not_held=not_held, last_error="")
+        self.audit.record("erasure.confirmed", "ok", 200, key_name="edge-eraser",
+                          detail=f"erasure {erasure_id}: edge {edge_id} erased {erased}, {not_held} not held")
         log.info("erasure %s confirmed by edge %s: %d erased, %d not held", erasure_id, edge_id, erased, not_held)
         return True
 

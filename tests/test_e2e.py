@@ -369,3 +369,5 @@ def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack
     assert admin.get(f"{analyzer}/v1/identities/{identity_id}").status_code == 404
     trail = admin.get(f"{analyzer}/v1/audit", params={"action": "identity.erase"}).json()["items"]
     assert trail[0]["identity_id"] == identity_id and report["erasure_id"] in trail[0]["detail"]
+    confirmed = admin.get(f"{analyzer}/v1/audit", params={"action": "erasure.confirmed"}).json()["items"]
+    assert any(report["erasure_id"] in e["detail"] and "edge-1 erased 2" in e["detail"] for e in confirmed)
