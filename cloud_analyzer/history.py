@@ -1,22 +1,22 @@
 """Face history search: every face the cloud has decided, recognised or not, searchable by similarity.
 
-Faces are indexed per descriptor model and UTC day (`fc:history:{model}:{yyyymmdd}`, written by
-`Store.record_result`), with their camera and capture time as attributes. A search fans out over the
-days its time range covers, each a single VSIM with a FILTER on camera and time, and merges the hits.
+Faces are indexed per descriptor model, UTC day and camera (`fc:history:{model}:{yyyymmdd}:{camera}`,
+written by `Store.record_result`), with their capture time as an attribute. A search fans out over the
+sets of the days its time range covers and of its cameras (all that day's cameras when it names none),
+each a single VSIM with a FILTER on time, in one pipeline, and merges the hits.
 Scores come from 8-bit quantised vectors: cosine = 2 * VSIM score - 1, within about 0.01 of the
 float cosine. Retention drops whole days (`drop_days_before`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import redis
 
-from cloud_analyzer.store import face_key, history_key
+from cloud_analyzer.store import face_key, history_cameras_key, history_key
 
 DAY_MS = 86_400_000
 MAX_DAYS = 400  # partitions one query may touch (retention keeps far fewer)
@@ -34,20 +34,12 @@ class HistoryHit:
     track_id: str | None
 
 
-def day_keys(model: str, since_ms: int, until_ms: int) -> list[str]:
-    """The partitions covering [since_ms, until_ms], newest first."""
+def days(since_ms: int, until_ms: int) -> list[int]:
+    """A timestamp inside each UTC day covering [since_ms, until_ms], newest first."""
     first, last = since_ms // DAY_MS, until_ms // DAY_MS
     if last - first >= MAX_DAYS:
         raise ValueError(f"a history search spans at most {MAX_DAYS} days")
-    return [history_key(model, day * DAY_MS) for day in range(last, first - 1, -1)]
-
-
-def _filter(cameras: list[str] | None, since_ms: int, until_ms: int) -> str:
-    # Camera ids are [A-Za-z0-9_.-]{1,64} (validated by the caller): safe inside the quotes.
-    clauses = [f".ts >= {since_ms}", f".ts <= {until_ms}"]
-    if cameras:
-        clauses.append(".camera in [" + ", ".join(json.dumps(c) for c in cameras) + "]")
-    return " and ".join(clauses)
+    return [day * DAY_MS for day in range(last, first - 1, -1)]
 
 
 class History:
@@ -58,16 +50,21 @@ class History:
                min_similarity: float = -1.0, limit: int = 50) -> tuple[list[HistoryHit], int]:
         """Faces most similar to `probe`, best first, and how many day partitions were searched."""
         blob = np.asarray(probe, "<f4").tobytes()
-        keys = day_keys(model, since_ms, until_ms)
-        pipe = self.r.pipeline(transaction=False)
-        for key in keys:
-            pipe.exists(key)
-        keys = [k for k, present in zip(keys, pipe.execute()) if present]
-        expression = _filter(cameras, since_ms, until_ms)
+        in_range = days(since_ms, until_ms)
+        if cameras:
+            keys = [history_key(model, day, camera) for day in in_range for camera in cameras]
+        else:
+            pipe = self.r.pipeline(transaction=False)
+            for day in in_range:
+                pipe.smembers(history_cameras_key(model, day))
+            keys = [history_key(model, day, c.decode()) for day, seen in zip(in_range, pipe.execute())
+                    for c in sorted(seen)]
+        expression = f".ts >= {since_ms} and .ts <= {until_ms}"
         pipe = self.r.pipeline(transaction=False)
         for key in keys:
             pipe.execute_command("VSIM", key, "FP32", blob, "WITHSCORES", "COUNT", limit, "FILTER", expression)
-        scored = [(2 * float(score) - 1, face_id.decode()) for reply in pipe.execute() for face_id, score in
+        replies = pipe.execute()
+        scored = [(2 * float(score) - 1, face_id.decode()) for reply in replies for face_id, score in
                   (reply or {}).items()]
         scored = sorted((s for s in scored if s[0] >= min_similarity), reverse=True)[:limit]
         pipe = self.r.pipeline(transaction=False)
@@ -81,13 +78,17 @@ class History:
                 continue
             hits.append(HistoryHit(face_id, camera, int(ts), round(similarity, 4), status, identity_id or None,
                                    name or None, track or None))
-        return hits, len(keys)
+        return hits, len(in_range)
 
     def drop_days_before(self, cutoff_ms: int) -> int:
-        """Delete whole day partitions that end before `cutoff_ms`; returns how many."""
+        """Delete the partitions of whole days that end before `cutoff_ms`; returns how many days."""
         today = time.strftime("%Y%m%d", time.gmtime(cutoff_ms / 1000))
-        doomed = [key for key in self.r.scan_iter(match="fc:history:*", count=1000)
-                  if key.decode().rsplit(":", 1)[-1] < today]
-        if doomed:
-            self.r.delete(*doomed)
-        return len(doomed)
+        doomed, dropped = [], set()
+        for key in self.r.scan_iter(match="fc:history:*", count=1000):
+            model_day = key.decode().rsplit(":", 1)[0]  # fc:history:{model}:{day}
+            if model_day.rsplit(":", 1)[-1] < today:
+                doomed.append(key)
+                dropped.add(model_day)
+        for start in range(0, len(doomed), 1000):
+            self.r.delete(*doomed[start : start + 1000])
+        return len(dropped)

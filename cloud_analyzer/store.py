@@ -66,10 +66,21 @@ def enrol_counts_key(model: str) -> str:
     return f"fc:gallery:enrol:{model}"
 
 
-def history_key(model: str, captured_at_ms: int) -> str:
-    """Vector set of every face of one descriptor model captured on one UTC day (element: face_id,
-    attributes camera and ts): history search fans out over the days it needs; retention drops days."""
+def history_day(model: str, captured_at_ms: int) -> str:
+    """Prefix of one descriptor model's history partitions of one UTC day."""
     return f"fc:history:{model}:{time.strftime('%Y%m%d', time.gmtime(captured_at_ms / 1000))}"
+
+
+def history_key(model: str, captured_at_ms: int, camera_id: str) -> str:
+    """Vector set of every face of one descriptor model one camera captured on one UTC day (element:
+    face_id, attribute ts). Camera in the key, not in a FILTER: a camera-filtered search touches only
+    its cameras' sets (docs/index-choice.md: p95 1.8 ms against 30 ms at 1M faces); retention drops days."""
+    return f"{history_day(model, captured_at_ms)}:{camera_id}"
+
+
+def history_cameras_key(model: str, captured_at_ms: int) -> str:
+    """Set of the cameras with a history partition that day: what an unfiltered search fans out over."""
+    return f"{history_day(model, captured_at_ms)}:cameras"
 
 
 GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector sets (migration done)
@@ -200,10 +211,11 @@ class Store:
                         return
                     pipe.multi()
                     if descriptor is not None and model:
-                        history = history_key(model, ts)
+                        history = history_key(model, ts, camera_id)
                         pipe.execute_command(
                             "VADD", history, "FP32", np.asarray(descriptor, "<f4").tobytes(), face_id, "Q8",
-                            "SETATTR", json.dumps({"camera": camera_id, "ts": ts}))
+                            "SETATTR", json.dumps({"ts": ts}))
+                        pipe.sadd(history_cameras_key(model, ts), camera_id)
                         update = {**update, "history_key": history}
                     pipe.hset(face_key(face_id), mapping=update)
                     if outcome.status != "error":
