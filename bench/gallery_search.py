@@ -176,7 +176,7 @@ def used_memory(client: redis.Redis) -> int:
 
 def vadd_all(client: redis.Redis, key: str, vectors: np.ndarray, quant: str, m: int, ef: int,
              attrs: list[str] | None = None, raw_hash: str | None = None, start: int = 0,
-             progress: str = "") -> tuple[float, float]:
+             progress: str = "", names: np.ndarray | None = None) -> tuple[float, float]:
     """Pipelined VADD (500 per round trip) -> (faces/s overall, faces/s over the last 10%)."""
     t0, n, chunk, tail_t, tail_n = time.time(), len(vectors), 500, None, 0
     last_print = t0
@@ -185,12 +185,13 @@ def vadd_all(client: redis.Redis, key: str, vectors: np.ndarray, quant: str, m: 
             tail_t, tail_n = time.time(), n - s
         pipe = client.pipeline(transaction=False)
         for k in range(s, min(n, s + chunk)):
-            args = ["VADD", key, "FP32", vectors[k].tobytes(), f"t{start + k}", quant, "EF", ef, "M", m]
+            name = f"t{names[k]}" if names is not None else f"t{start + k}"
+            args = ["VADD", key, "FP32", vectors[k].tobytes(), name, quant, "EF", ef, "M", m]
             if attrs is not None:
                 args += ["SETATTR", attrs[k]]
             pipe.execute_command(*args)
             if raw_hash:
-                pipe.hset(raw_hash, f"t{start + k}", vectors[k].tobytes())
+                pipe.hset(raw_hash, name, vectors[k].tobytes())
         pipe.execute()
         if progress and time.time() - last_print > 30:
             last_print = time.time()
@@ -331,9 +332,10 @@ def faiss_binary_candidate(gallery512: np.ndarray, gallery: np.ndarray, queries5
 
 
 def history_bench(client: redis.Redis, gallery: np.ndarray, queries: np.ndarray, quant: str, m: int, ef_build: int,
-                  days: int, cameras: int, seed: int = 1) -> dict:
+                  days: int, cameras: int, seed: int = 1, by_camera: bool = False) -> dict:
     """N faces over `days` day-partitioned vector sets (fc:history:{day}) with camera + ts attributes;
-    a query filtered by camera and a 1-day range (two partitions: one pipelined round trip)."""
+    a query filtered by camera and a 1-day range (two partitions: one pipelined round trip).
+    by_camera: one set per day and camera (fc:history:{day}:{camera}); the query filters on .ts only."""
     client.flushall()
     rng = np.random.default_rng(seed)
     n, t0 = len(gallery), 1_760_000_000 - 1_760_000_000 % 86400
@@ -344,11 +346,15 @@ def history_bench(client: redis.Redis, gallery: np.ndarray, queries: np.ndarray,
     day = (ts - t0) // 86400
     before, t, rates = used_memory(client), time.time(), []
     for d in range(days):
-        rows = np.flatnonzero(day == d)
-        attrs = [json.dumps({"camera": f"cam-{cam[r]:02d}", "ts": int(ts[r])}) for r in rows]
-        r, _ = vadd_all(client, f"fc:history:{d}", vecs[rows], quant, m, ef_build, attrs=attrs, start=int(rows[0]))
-        rates.append(r)
-        log(f"  history day {d + 1}/{days}: {len(rows)} faces, {r:.0f}/s")
+        for c in range(cameras) if by_camera else [None]:
+            rows = np.flatnonzero((day == d) & (cam == c)) if by_camera else np.flatnonzero(day == d)
+            key = f"fc:history:{d}:{c}" if by_camera else f"fc:history:{d}"
+            attrs = [json.dumps({"ts": int(ts[r])} if by_camera else {"camera": f"cam-{cam[r]:02d}",
+                                                                     "ts": int(ts[r])}) for r in rows]
+            r, _ = vadd_all(client, key, vecs[rows], quant, m, ef_build, attrs=attrs, names=rows)
+            rates.append(r)
+        done = int((day <= d).sum())
+        log(f"  history day {d + 1}/{days}: {int((day == d).sum())} faces, {done / (time.time() - t):.0f}/s overall")
     insert_rate = n / (time.time() - t)
     bytes_per = (used_memory(client) - before) / n
     times, recall, found = [], [], []
@@ -357,7 +363,9 @@ def history_bench(client: redis.Redis, gallery: np.ndarray, queries: np.ndarray,
         a = int(rng.integers(t0, t0 + (days - 1) * 86400))
         b = a + 86400
         flt = f'.camera == "cam-{c:02d}" and .ts >= {a} and .ts < {b}'
-        keys = sorted({(a - t0) // 86400, (b - 1 - t0) // 86400})
+        keys = [f"{d}:{c}" if by_camera else d for d in sorted({(a - t0) // 86400, (b - 1 - t0) // 86400})]
+        if by_camera:
+            flt = f".ts >= {a} and .ts < {b}"
         tq = time.perf_counter()
         pipe = client.pipeline(transaction=False)
         for d in keys:
@@ -370,8 +378,10 @@ def history_bench(client: redis.Redis, gallery: np.ndarray, queries: np.ndarray,
             exact = np.flatnonzero(mask)[np.argmax(vecs[mask] @ q)]
             recall.append(bool(hits) and (hits[0][0] == exact or vecs[hits[0][0]] @ q >= vecs[exact] @ q - 1e-6))
         found.append(len(hits))
-    out = {"faces": n, "partitions": days, "cameras": cameras,
-           "filter": '.camera == "cam-XX" and .ts >= a and .ts < a + 86400',
+    out = {"faces": n, "partitions": days * cameras if by_camera else days, "cameras": cameras,
+           "keys": "fc:history:{day}:{camera}" if by_camera else "fc:history:{day}",
+           "filter": ".ts >= a and .ts < a + 86400" if by_camera else
+           '.camera == "cam-XX" and .ts >= a and .ts < a + 86400',
            "quantisation": quant, "M": m, "EF_build": ef_build, "COUNT": 10,
            "insert_per_s": round(insert_rate, 1), "bytes_per_face": round(bytes_per, 1),
            "recall_at_1": round(float(np.mean(recall)), 4), "mean_results": round(float(np.mean(found)), 2),
@@ -433,6 +443,8 @@ def main() -> None:
     ap.add_argument("--ef", type=int, default=100, help="EF at query")
     ap.add_argument("--rerank", type=int, default=16, help="VSIM COUNT when re-ranking exactly")
     ap.add_argument("--history", type=int, default=1_000_000, help="faces in the history bench (0: skip)")
+    ap.add_argument("--history-layout", choices=("day", "day-camera", "both"), default="both",
+                    help="one set per day (camera in FILTER) and/or one per day and camera")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     t_start = time.time()
@@ -453,7 +465,7 @@ def main() -> None:
             for n in sizes:
                 gallery, queries = data["gallery"][:n], queries_all
                 best, score = exact_top1(gallery, queries)
-                g512 = unit(gallery @ basis.T) if n <= 100_000 or "faiss-binary512-rerank" in only else None
+                g512 = unit(gallery @ basis.T) if n <= 100_000 or any("512" in o for o in only) else None
                 q512 = unit(queries @ basis.T)
                 cands = make_candidates(server, args, gallery, queries, g512, q512)
                 if n > 100_000 and not only:  # the 512-d Redis set and the slow variants: see docs/index-choice.md
@@ -473,12 +485,13 @@ def main() -> None:
                     log(f"  {json.dumps(p)}")
                     save([p], extra)
                 server.client.flushall()
-            if args.history:
-                log(f"history: {args.history} faces over 30 day partitions")
+            layouts = {"day": ["day"], "day-camera": ["day-camera"], "both": ["day", "day-camera"]}
+            for layout in layouts[args.history_layout] if args.history else []:
+                log(f"history: {args.history} faces, 30 days, 50 cameras, one set per {layout}")
                 h = history_bench(server.client, data["gallery"][: args.history], queries_all, "Q8", args.m,
-                                  args.ef_build, 30, 50)
+                                  args.ef_build, 30, 50, by_camera=layout == "day-camera")
                 log(f"  {json.dumps(h)}")
-                save([], {**extra, "history": h})
+                save([], {**extra, "history" if layout == "day" else "history_by_camera": h})
         finally:
             server.stop()
 
