@@ -3,7 +3,7 @@
     python bench/gallery_search.py [--sizes 1000,10000,100000,1000000] [--ef-build 100] [--queries 600]
         [--only INDEX,...] [--history N] [--history-layout day|day-camera|both]
 
-`--sizes 1000,10000` is a one-minute check. The history bench (N faces over 30 days x 50 cameras,
+`--sizes 1000,10000 --out /tmp/check.json` is a one-minute check. The history bench (N faces over 30 days x 50 cameras,
 a query = one camera over a 1-day window) runs at the largest size unless `--history` says otherwise.
 
 Data: the real 512-d float descriptors of `data/faces/{lfw,celeba,att,cfp}.npz` (rebuilt by
@@ -405,12 +405,12 @@ def recall(top1: np.ndarray, gallery: np.ndarray, queries: np.ndarray, best: np.
     return round(float(np.mean(ok & (top1 >= 0))), 4)
 
 
-def save(points: list[dict], extra: dict) -> None:
-    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+def save(points: list[dict], extra: dict, path: Path = RESULTS) -> None:
+    old = json.loads(path.read_text()) if path.exists() else {}
     merged = {(p["templates"], p["index"]): p for p in old.get("points", [])}
     merged.update({(p["templates"], p["index"]): p for p in points})
     doc = {**old, **extra, "points": sorted(merged.values(), key=lambda p: (p["templates"], p["index"]))}
-    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def make_candidates(server: Redis8, args: argparse.Namespace, gallery: np.ndarray, queries: np.ndarray,
@@ -444,6 +444,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=600)
     ap.add_argument("--faces", type=Path, default=ROOT / "data" / "faces")
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "gallery_search_data.npz")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON (points merged by templates, index)")
     ap.add_argument("--only", default="", help="comma-separated index names to run (default: all that apply)")
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--ef-build", type=int, default=100, help="EF at build (VADD EF; usearch expansion_add)")
@@ -493,7 +494,7 @@ def main() -> None:
                     p = {"templates": n, "index": name, **p, "run_started": time.strftime("%Y-%m-%d %H:%M",
                                                                                            time.gmtime(t_start))}
                     log(f"  {json.dumps(p)}")
-                    save([p], extra)
+                    save([p], extra, args.out)
                 server.client.flushall()
             layouts = {"day": ["day"], "day-camera": ["day-camera"], "both": ["day", "day-camera"]}
             for layout in layouts[args.history_layout] if args.history else []:
@@ -501,7 +502,7 @@ def main() -> None:
                 h = history_bench(server.client, data["gallery"][: args.history], queries_all, "Q8", args.m,
                                   args.ef_build, 30, 50, by_camera=layout == "day-camera")
                 log(f"  {json.dumps(h)}")
-                save([], {**extra, "history" if layout == "day" else "history_by_camera": h})
+                save([], {**extra, "history" if layout == "day" else "history_by_camera": h}, args.out)
         finally:
             server.stop()
 
