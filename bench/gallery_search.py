@@ -204,7 +204,9 @@ def vadd_all(client: redis.Redis, key: str, vectors: np.ndarray, quant: str, m: 
             last_print = time.time()
             log(f"  {progress}: {s + chunk}/{n} ({(s + chunk) / (time.time() - t0):.0f}/s)")
     end = time.time()
-    return n / (end - t0), tail_n / max(end - (tail_t or t0), 1e-9)
+    if tail_t is None:  # fewer than ~10 chunks: no separate tail
+        tail_t, tail_n = t0, n
+    return n / max(end - t0, 1e-9), tail_n / max(end - tail_t, 1e-9)
 
 
 def parse_withscores(reply: list | dict) -> list[tuple[int, float]]:
@@ -356,6 +358,8 @@ def history_bench(client: redis.Redis, gallery: np.ndarray, queries: np.ndarray,
         for c in range(cameras) if by_camera else [None]:
             rows = np.flatnonzero((day == d) & (cam == c)) if by_camera else np.flatnonzero(day == d)
             key = f"fc:history:{d}:{c}" if by_camera else f"fc:history:{d}"
+            if not len(rows):
+                continue
             attrs = [json.dumps({"ts": int(ts[r])} if by_camera else {"camera": f"cam-{cam[r]:02d}",
                                                                      "ts": int(ts[r])}) for r in rows]
             r, _ = vadd_all(client, key, vecs[rows], quant, m, ef_build, attrs=attrs, names=rows)
