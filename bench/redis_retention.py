@@ -27,7 +27,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cloud_analyzer.ingest_service import validate
 from cloud_analyzer.retention import Retention
-from cloud_analyzer.store import FACES, GROUP, INGEST_STREAM, Outcome, Store
+from cloud_analyzer.schema import FACES, GROUP, INGEST_STREAM
+from cloud_analyzer.store import Outcome, Store
 from facecodec.codec.profiles import codec_by_name
 from facecodec.stack import RedisServer
 

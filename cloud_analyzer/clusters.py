@@ -50,7 +50,7 @@ import numpy as np
 import redis
 
 from cloud_analyzer.recognition import decode_base_layer
-from cloud_analyzer.store import face_key
+from cloud_analyzer.schema import face_key
 from facecodec.openset import OpenSetCalibration, unit
 
 log = logging.getLogger(__name__)

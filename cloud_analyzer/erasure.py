@@ -24,7 +24,7 @@ import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
 from cloud_analyzer.clusters import Clusters
-from cloud_analyzer.store import (
+from cloud_analyzer.schema import (
     EVENTS_STREAM,
     FACES,
     GALLERY_VERSION,

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cloud_analyzer.store import GALLERY_VERSION, Store, enrol_counts_key, gallery_key, identity_key, mean_key
+from cloud_analyzer.schema import GALLERY_VERSION, enrol_counts_key, gallery_key, identity_key, mean_key
+from cloud_analyzer.store import Store
 
 RERANK = 16  # approximate candidates re-scored exactly (>= k)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from cloud_analyzer.store import face_key, history_cameras_key, history_key
+from cloud_analyzer.schema import face_key, history_cameras_key, history_key
 
 DAY_MS = 86_400_000
 MAX_DAYS = 400  # partitions one query may touch (retention keeps far fewer)

@@ -21,7 +21,7 @@ import redis
 
 from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.history import History
-from cloud_analyzer.store import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM
+from cloud_analyzer.schema import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM
 
 log = logging.getLogger(__name__)
 LOCK = "fc:retention:lock"

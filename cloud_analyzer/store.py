@@ -1,19 +1,6 @@
-"""Everything the analyzer keeps in Redis. This module owns these keys (docs/redis-keys.md):
-
-    fc:face:{face_id}                 hash   one ingested face: metadata, base layer, recognition result
-    fc:faces                          zset   every stored face_id by capture time (ms): what retention walks
-    fc:ingest                         stream face ids waiting for recognition (consumer group `recognisers`)
-    fc:identities                     zset   identity_id by creation time (ms)
-    fc:identity:{identity_id}         hash   name, created_at_ms, template count, descriptor model
-    fc:identity:{identity_id}:tmpl    list   enrolment templates, float32 little-endian bytes
-    fc:gallery:version                int    bumped on every gallery change; workers reload on change
-    fc:sightings                      zset   face_id by capture time (ms), every recognised/unknown face
-    fc:sightings:identity:{id}        zset   the same, one identity
-    fc:sightings:camera:{camera_id}   zset   the same, one camera
-    fc:cameras                        zset   camera_id by last capture time (ms)
-    fc:events                         stream recognition events (capped)
-    (fc:cluster*, fc:vunknown:*: unknown-face clusters, owned by cloud_analyzer/clusters.py)
-"""
+"""The analyzer's faces, identities and sightings in Redis: ingest, decisions, enrolment, listings.
+Key names live in `cloud_analyzer/schema.py`; the whole key table, with the vector sets, access keys,
+audit and erasures, is docs/redis-keys.md."""
 
 from __future__ import annotations
 
@@ -28,63 +15,25 @@ from typing import Any
 import numpy as np
 import redis
 
+from cloud_analyzer.schema import (
+    EVENTS_MAXLEN,
+    EVENTS_STREAM,
+    FACES,
+    GALLERY_SCHEMA,
+    GALLERY_VERSION,
+    GROUP,
+    INGEST_STREAM,
+    enrol_counts_key,
+    face_key,
+    gallery_key,
+    history_cameras_key,
+    history_key,
+    identity_key,
+    mean_key,
+    templates_key,
+)
 from facecodec.openset import enrol_key, identity_template
 from facecodec.redis_auth import redis_password
-
-INGEST_STREAM = "fc:ingest"
-FACES = "fc:faces"  # every stored face by capture time, whatever its status: what retention walks
-GROUP = "recognisers"
-EVENTS_STREAM = "fc:events"
-EVENTS_MAXLEN = 100_000
-GALLERY_VERSION = "fc:gallery:version"
-
-
-def face_key(face_id: str) -> str:
-    return f"fc:face:{face_id}"
-
-
-def identity_key(identity_id: str) -> str:
-    return f"fc:identity:{identity_id}"
-
-
-def templates_key(identity_id: str) -> str:
-    return f"fc:identity:{identity_id}:tmpl"
-
-
-def mean_key(identity_id: str) -> str:
-    """The identity's template: the normalised mean of its enrolment descriptors, float32 bytes."""
-    return f"fc:identity:{identity_id}:mean"
-
-
-def gallery_key(model: str) -> str:
-    """Vector set of one descriptor model's identity templates (element: identity_id)."""
-    return f"fc:vgallery:{model}"
-
-
-def enrol_counts_key(model: str) -> str:
-    """Hash enrolment key (photos, capped) -> identities: the gallery make-up the threshold depends on."""
-    return f"fc:gallery:enrol:{model}"
-
-
-def history_day(model: str, captured_at_ms: int) -> str:
-    """Prefix of one descriptor model's history partitions of one UTC day."""
-    return f"fc:history:{model}:{time.strftime('%Y%m%d', time.gmtime(captured_at_ms / 1000))}"
-
-
-def history_key(model: str, captured_at_ms: int, camera_id: str) -> str:
-    """Vector set of every face of one descriptor model one camera captured on one UTC day (element:
-    face_id, attribute ts). Camera in the key, not in a FILTER: a camera-filtered search touches only
-    its cameras' sets (docs/index-choice.md: p95 1.8 ms against 30 ms at 1M faces); retention drops days."""
-    return f"{history_day(model, captured_at_ms)}:{camera_id}"
-
-
-def history_cameras_key(model: str, captured_at_ms: int) -> str:
-    """Set of the cameras with a history partition that day: what an unfiltered search fans out over."""
-    return f"{history_day(model, captured_at_ms)}:cameras"
-
-
-GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector sets (migration done)
-
 
 # Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
 # already stored is a duplicate only if its content (base layer, camera, capture time) is the same;

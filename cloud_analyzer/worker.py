@@ -12,7 +12,8 @@ from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.recognition import decode_base_layer
-from cloud_analyzer.store import GROUP, INGEST_STREAM, Outcome, Store
+from cloud_analyzer.schema import GROUP, INGEST_STREAM
+from cloud_analyzer.store import Outcome, Store
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError

@@ -16,7 +16,8 @@ from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.retention import Retention
-from cloud_analyzer.store import GROUP, INGEST_STREAM, Store
+from cloud_analyzer.schema import GROUP, INGEST_STREAM
+from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
 from facecodec.access import KeyStore, new_token
 from facecodec.codec.profiles import codec_by_name

@@ -7,7 +7,8 @@ import redis
 
 from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.gallery import Gallery
-from cloud_analyzer.store import GALLERY_SCHEMA, Store, templates_key
+from cloud_analyzer.schema import GALLERY_SCHEMA, templates_key
+from cloud_analyzer.store import Store
 from facecodec.openset import identity_template
 
 

@@ -9,7 +9,8 @@ import redis
 
 from cloud_analyzer.ingest_service import validate
 from cloud_analyzer.retention import Retention
-from cloud_analyzer.store import FACES, GROUP, INGEST_STREAM, Outcome, Store
+from cloud_analyzer.schema import FACES, GROUP, INGEST_STREAM
+from cloud_analyzer.store import Outcome, Store
 from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.outbox import Outbox
 from edge_encoder.retention import EdgeRetention

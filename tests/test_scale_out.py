@@ -15,7 +15,7 @@ import pytest
 import redis
 from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 
-from cloud_analyzer.store import GROUP, INGEST_STREAM
+from cloud_analyzer.schema import GROUP, INGEST_STREAM
 from facecodec.access import KeyStore, new_token
 from facecodec.stack import RedisServer, Service, Stack, free_port, service_env
 from tests.conftest import lfw_image

@@ -18,7 +18,8 @@ from cloud_analyzer.deps import Analyzer, AnalyzerDep, read_upload
 from cloud_analyzer.history import History
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.routers.keys import to_ms
-from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL, mean_key
+from cloud_analyzer.schema import mean_key
+from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
 from facecodec.access import Caller, require
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
