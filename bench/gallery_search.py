@@ -459,6 +459,8 @@ def main() -> None:
     ap.add_argument("--rerank", type=int, default=16, help="VSIM COUNT when re-ranking exactly")
     ap.add_argument("--history", type=int, default=None,
                     help="faces in the history bench (default: the largest size; 0: skip)")
+    ap.add_argument("--history-space", choices=("p129", "d512"), default="p129",
+                    help="vectors of the history sets: the 129-d equivalent space or the 512-d descriptor")
     ap.add_argument("--history-layout", choices=("day", "day-camera", "both"), default="both",
                     help="one set per day (camera in FILTER) and/or one per day and camera")
     args = ap.parse_args()
@@ -506,10 +508,15 @@ def main() -> None:
             layouts = {"day": ["day"], "day-camera": ["day-camera"], "both": ["day", "day-camera"]}
             for layout in layouts[args.history_layout] if args.history else []:
                 log(f"history: {args.history} faces, 30 days, 50 cameras, one set per {layout}")
-                h = history_bench(server.client, data["gallery"][: args.history], queries_all, "Q8", args.m,
-                                  args.ef_build, 30, 50, by_camera=layout == "day-camera")
+                faces, probes = data["gallery"][: args.history], queries_all
+                if args.history_space == "d512":  # the 512-d vectors the service indexes today
+                    faces, probes = unit(faces @ basis.T), unit(queries_all @ basis.T)
+                h = history_bench(server.client, faces, probes, "Q8", args.m, args.ef_build, 30, 50,
+                                  by_camera=layout == "day-camera")
+                h["space"] = args.history_space
                 log(f"  {json.dumps(h)}")
-                save([], {**extra, "history" if layout == "day" else "history_by_camera": h}, args.out)
+                key = "history" if layout == "day" else "history_by_camera"
+                save([], {**extra, key + ("_d512" if args.history_space == "d512" else ""): h}, args.out)
         finally:
             server.stop()
 
