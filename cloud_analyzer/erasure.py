@@ -141,6 +141,7 @@ class Eraser:
         retention trims by time.)"""
         by_edge: dict[str, list[str]] = defaultdict(list)
         erased: set[str] = set()
+        face_ids = list(face_ids)
         for face_id in face_ids:
             fields = self.r.hmget(face_key(face_id), "camera_id", "identity_id", "track_id", "edge_id", "history_key")
             camera_id, identity_id, track_id, edge_id, history = ((v or b"").decode() for v in fields)
@@ -161,8 +162,10 @@ class Eraser:
                 erased.add(face_id)
                 if edge_id:
                     by_edge[edge_id].append(face_id)
-        # --- unknown-face clusters: after the records are gone (a face being assigned meanwhile is not added)
-        self.clusters.remove_faces(erased)
+        # --- unknown-face clusters: after the records are gone (a face being assigned meanwhile is not added);
+        # every requested face, not only those whose record was still there: a retry after a failure
+        # between the two steps still takes the face out of its cluster.
+        self.clusters.remove_faces(face_ids)
         # --- end unknown-face clusters
         return erased, by_edge
 

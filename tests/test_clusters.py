@@ -140,6 +140,24 @@ def test_erased_face_is_never_clustered_and_failures_do_not_fail_recognition(red
     assert store.face(face["face_id"])["status"] == "unknown" and worker.processed == 1
 
 
+def test_a_retried_erasure_still_takes_the_face_out_of_its_cluster(redis_client, base_layers) -> None:
+    """A failure between deleting a face's record and removing it from its cluster must not leave its
+    base layer in the cluster for good: the retry removes it, though the record is already gone."""
+    from cloud_analyzer.erasure import Eraser
+
+    store, clusters = Store(redis_client), Clusters(redis_client)
+    faces = [_ingest(store, base_layers[("Colin_Powell", n)], "cam0", 1_000 * n) for n in (1, 2)]
+    cluster_ids = {_assign(clusters, face) for face in faces}
+    assert len(cluster_ids) == 1
+    redis_client.delete(f"fc:face:{faces[0]['face_id']}")  # the first step of an erasure, then a failure
+    Eraser(redis_client).forget([faces[0]["face_id"]])  # the retry
+    (cluster_id,) = cluster_ids
+    members = [m.decode() for m in redis_client.zrange(f"{cluster_key(cluster_id)}:members", 0, -1)]
+    assert members == [faces[1]["face_id"]]
+    assert redis_client.hget(f"{cluster_key(cluster_id)}:faces", faces[0]["face_id"]) is None
+    _consistent(redis_client, clusters)
+
+
 # --- through the analyzer: gRPC ingest, workers, REST ------------------------------------------------
 @pytest.fixture(scope="module")
 def analyzer(redis_server):
