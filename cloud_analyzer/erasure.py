@@ -170,18 +170,29 @@ class Eraser:
         return erased, by_edge
 
     def _faces(self, report: ErasureReport, face_ids: Iterable[str]) -> None:
-        """Every trace of these faces in Redis; their edges' share queued."""
-        erased, by_edge = self.forget(face_ids)
-        report.faces = len(erased)
-        report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
-        self._drop_stream_entries(INGEST_STREAM, face_ids=erased)  # still queued: the worker would find nothing
+        """Every trace of these faces in Redis; their edges' share queued first, so a failure half way
+        (Redis gone, the process killed) can leave records to erase again but never pixels nobody asks
+        an edge to erase."""
+        face_ids = list(face_ids)
+        by_edge: dict[str, list[str]] = defaultdict(list)
+        pipe = self.r.pipeline(transaction=False)
+        for face_id in face_ids:
+            pipe.hget(face_key(face_id), "edge_id")
+        for face_id, edge_id in zip(face_ids, pipe.execute()):
+            if edge_id:
+                by_edge[edge_id.decode()].append(face_id)
+        report.edges.update({edge_id: EdgeStatus(len(ids), "pending") for edge_id, ids in by_edge.items()})
+        self._save(report)  # before the edges' work is queued: EdgeEraser records each edge's answer in it
         for edge_id, ids in by_edge.items():
-            report.edges[edge_id] = EdgeStatus(len(ids), "pending")
             pipe = self.r.pipeline(transaction=True)
             for start in range(0, len(ids), CHUNK):
                 pipe.sadd(edge_faces_key(report.erasure_id, edge_id), *ids[start : start + CHUNK])
             pipe.sadd(PENDING, f"{report.erasure_id}|{edge_id}")
             pipe.execute()
+        erased, _ = self.forget(face_ids)
+        report.faces = len(erased)
+        report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
+        self._drop_stream_entries(INGEST_STREAM, face_ids=erased)  # still queued: the worker would find nothing
 
     def _drop_stream_entries(self, stream: str, face_ids: set[str] | None = None,
                              identity_ids: set[str] | None = None) -> int:
@@ -201,8 +212,22 @@ class Eraser:
             start = "(" + rows[-1][0].decode()
 
     def _save(self, report: ErasureReport) -> ErasureReport:
-        self.r.hset(erasure_key(report.erasure_id), "report", json.dumps(_to_json(report)))
-        return report
+        """Write the report; an edge's status already recorded (EdgeEraser may confirm before the request
+        ends) is kept, not overwritten with `pending`."""
+        key = erasure_key(report.erasure_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    stored = pipe.hget(key, "report")
+                    if stored is not None:
+                        report.edges.update(_from_json(json.loads(stored)).edges)
+                    pipe.multi()
+                    pipe.hset(key, "report", json.dumps(_to_json(report)))
+                    pipe.execute()
+                    return report
+                except redis.WatchError:
+                    continue
 
 
 class EdgeEraser:
