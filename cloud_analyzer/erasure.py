@@ -94,23 +94,34 @@ class Eraser:
         model, enrol = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key")
         sightings = f"fc:sightings:identity:{identity_id}"
         face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1)]
+        # First out of the gallery, so no new face is named as this person; the identity itself goes last,
+        # so an erasure that fails half way can be asked again and finishes the job.
+        if model is not None and enrol is not None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.execute_command("VREM", gallery_key(model.decode()), identity_id)
+            pipe.hincrby(enrol_counts_key(model.decode()), enrol.decode(), -1)
+            pipe.hdel(identity_key(identity_id), "enrol_key")  # counted out once, even if asked again
+            pipe.incr(GALLERY_VERSION)
+            pipe.execute()
+        report = self._report(f"identity:{identity_id}", key_id, identity_erased=True, templates=templates)
+        handled: set[str] = set()
+        while face_ids:  # again if a decision made just before the gallery change named someone meanwhile
+            if with_sightings:
+                self._faces(report, face_ids)
+            else:  # the name is the person's data too: what stays is an unknown face
+                pipe = self.r.pipeline(transaction=False)
+                for face_id in face_ids:
+                    pipe.hset(face_key(face_id), mapping={"identity_id": "", "identity_name": "", "status": "unknown"})
+                pipe.execute()
+            handled.update(face_ids)
+            face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1) if f.decode() not in handled]
+        if not with_sightings:
+            report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(identity_key(identity_id), templates_key(identity_id), mean_key(identity_id), sightings)
         pipe.zrem("fc:identities", identity_id)
-        if model is not None and enrol is not None:  # out of the gallery's vector set and make-up
-            pipe.execute_command("VREM", gallery_key(model.decode()), identity_id)
-            pipe.hincrby(enrol_counts_key(model.decode()), enrol.decode(), -1)
         pipe.incr(GALLERY_VERSION)
         pipe.execute()
-        report = self._report(f"identity:{identity_id}", key_id, identity_erased=True, templates=templates)
-        if with_sightings:
-            self._faces(report, face_ids)
-        else:  # the name is the person's data too: what stays is an unknown face
-            pipe = self.r.pipeline(transaction=False)
-            for face_id in face_ids:
-                pipe.hset(face_key(face_id), mapping={"identity_id": "", "identity_name": "", "status": "unknown"})
-            pipe.execute()
-            report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         return self._save(report)
 
     def face(self, face_id: str, key_id: str) -> ErasureReport | None:
@@ -190,7 +201,7 @@ class Eraser:
             pipe.sadd(PENDING, f"{report.erasure_id}|{edge_id}")
             pipe.execute()
         erased, _ = self.forget(face_ids)
-        report.faces = len(erased)
+        report.faces += len(erased)
         report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
         self._drop_stream_entries(INGEST_STREAM, face_ids=erased)  # still queued: the worker would find nothing
 
