@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-import grpc
 import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -23,28 +22,15 @@ from cloud_analyzer.routers import erasures, faces, history, identities, keys, s
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
-from facecodec.access import Access, AuditLog, KeyStore, RateLimiter, bootstrap_admin
+from facecodec.access import AuditLog, KeyStore, RateLimiter, bootstrap_admin
 from facecodec.capture_time import CaptureWindow
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import FaceFrontEnd
-from facecodec.http import harden
-from facecodec.tls import TlsFiles, secure_or_insecure_channel
+from facecodec.tls import Channels
+from service_web import Access
+from service_web.http import harden
 
 log = logging.getLogger(__name__)
-
-
-class EdgeChannels:
-    """One gRPC channel per edge address, for erasures: TLS with the analyzer's own certificate as
-    client certificate when ANALYZER_EDGE_TLS_CA_FILE is set."""
-
-    def __init__(self, tls: TlsFiles | None) -> None:
-        self.tls = tls
-        self._channels: dict[str, grpc.Channel] = {}
-
-    def get(self, address: str) -> grpc.Channel:
-        if address not in self._channels:
-            self._channels[address] = secure_or_insecure_channel(address, self.tls)
-        return self._channels[address]
 
 
 def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
@@ -81,7 +67,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
         access = make_access(store.r, settings)
         app.state.access = access
-        edge_eraser = EdgeEraser(store.r, settings.edges, EdgeChannels(settings.edge_tls).get)
+        edge_channels = Channels(settings.edge_tls)  # erasures go to the edges over these
+        edge_eraser = EdgeEraser(store.r, settings.edges, edge_channels.get)
         clusters = Clusters(store.r)
         app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access,
                                       Eraser(store.r), edge_eraser, clusters)
@@ -107,6 +94,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         for worker in workers:
             worker.stop()
         edge_eraser.stop()
+        edge_channels.close()
         retention.stop()
         server.stop(grace=2).wait()
         store.r.close()

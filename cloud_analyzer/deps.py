@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 import numpy as np
@@ -14,7 +15,6 @@ from cloud_analyzer.erasure import EdgeEraser, Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
-from facecodec.access import Access
 from facecodec.codec.profiles import FaceCodec
 from facecodec.frontend import (
     WEB_FORMATS,
@@ -25,6 +25,7 @@ from facecodec.frontend import (
     decode_image,
 )
 from facecodec.frontend.quality import FaceQuality, assess
+from service_web import Access
 
 
 @dataclass
@@ -77,3 +78,14 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     if not data:
         raise HTTPException(400, f"{upload.filename or 'upload'}: empty file")
     return data
+
+
+def to_ms(t: datetime | None) -> int | None:
+    """Milliseconds since the epoch; a time without a zone is UTC (not the server's local zone, which
+    also cannot say year 1)."""
+    if t is None:
+        return None
+    try:
+        return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
+    except (OverflowError, ValueError) as exc:
+        raise HTTPException(422, "time out of range") from exc

@@ -112,7 +112,7 @@ class AnalyzerSettings(BaseSettings):
 
     @property
     def edge_tls(self) -> TlsFiles | None:
-        """The files of the analyzer's channels to edges (facecodec.tls.secure_or_insecure_channel);
+        """The files of the analyzer's channels to edges (facecodec.tls.Channels);
         None: plaintext."""
         if self.edge_tls_ca_file is None:
             return None

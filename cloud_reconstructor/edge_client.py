@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import grpc
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
-from facecodec.tls import TlsFiles, channel_credentials, secure_channel
+from facecodec.tls import Channels, TlsFiles
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
@@ -25,16 +24,10 @@ class EdgeClients:
 
     def __init__(self, timeout_s: float, retries: int, tls: TlsFiles | None = None) -> None:
         self.timeout_s, self.retries = timeout_s, retries
-        self._credentials = None if tls is None else channel_credentials(tls)
-        self._channels: dict[str, grpc.Channel] = {}
-        self._lock = threading.Lock()
+        self._channels = Channels(tls)
 
     def _stub(self, address: str) -> enhancement_pb2_grpc.EnhancementStoreStub:
-        with self._lock:
-            if address not in self._channels:
-                self._channels[address] = (grpc.insecure_channel(address) if self._credentials is None
-                                           else secure_channel(address, self._credentials))
-            return enhancement_pb2_grpc.EnhancementStoreStub(self._channels[address])
+        return enhancement_pb2_grpc.EnhancementStoreStub(self._channels.get(address))
 
     def fetch(self, address: str, face_id: str, max_level: int) -> bytes:
         request = enhancement_pb2.FetchRequest(face_id=face_id, max_level=max_level)
@@ -48,7 +41,4 @@ class EdgeClients:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        with self._lock:
-            for channel in self._channels.values():
-                channel.close()
-            self._channels.clear()
+        self._channels.close()

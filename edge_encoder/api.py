@@ -31,7 +31,7 @@ from facecodec.access.camera_tokens import CameraTokens
 from facecodec.capture_time import CaptureTimeError, CaptureWindow
 from facecodec.codec.profiles import FaceCodec, codec_by_name
 from facecodec.frontend import FaceFrontEnd, ImageDecodeError, ImageTooLarge, UnsupportedImageFormat
-from facecodec.http import harden
+from service_web.http import harden
 
 log = logging.getLogger(__name__)
 CAMERA_ID = r"^[A-Za-z0-9_.-]{1,64}$"

@@ -18,6 +18,7 @@ from the configured CA.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,29 @@ def secure_channel(address: str, credentials: grpc.ChannelCredentials, server_na
     if server_name_override:
         opts.append(("grpc.ssl_target_name_override", server_name_override))
     return grpc.secure_channel(address, credentials, options=opts)
+
+
+class Channels:
+    """One gRPC channel per address, reused (thread-safe): plaintext when `files` is None, else TLS
+    verified against files.ca, presenting files.cert as client certificate (files read once, here)."""
+
+    def __init__(self, files: TlsFiles | None) -> None:
+        self._credentials = None if files is None else channel_credentials(files)
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, address: str) -> grpc.Channel:
+        with self._lock:
+            if address not in self._channels:
+                self._channels[address] = (grpc.insecure_channel(address) if self._credentials is None
+                                           else secure_channel(address, self._credentials))
+            return self._channels[address]
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
 
 
 def peer_identity(context: grpc.ServicerContext) -> str | None:

@@ -126,3 +126,10 @@ def test_services_reach_a_password_protected_redis_with_the_password_file(tmp_pa
             Store.from_url(server.url, 2, empty)
     finally:
         server.stop()
+
+
+def test_the_library_imports_no_web_framework() -> None:
+    """facecodec stays below the services: the launcher and the access library load without FastAPI."""
+    code = ("import sys, facecodec.access, facecodec.stack, facecodec.tls; "
+            "assert not {'fastapi', 'starlette', 'service_web'} & set(sys.modules), sorted(sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 0

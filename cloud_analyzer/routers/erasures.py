@@ -10,10 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from cloud_analyzer.deps import AnalyzerDep
+from cloud_analyzer.deps import AnalyzerDep, to_ms
 from cloud_analyzer.erasure import ErasureReport
-from cloud_analyzer.routers.keys import to_ms
-from facecodec.access import Caller, require
+from service_web import Caller, require
 
 router = APIRouter(tags=["erasure"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"

@@ -14,16 +14,15 @@ from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from cloud_analyzer.deps import Analyzer, AnalyzerDep, read_upload
+from cloud_analyzer.deps import Analyzer, AnalyzerDep, read_upload, to_ms
 from cloud_analyzer.history import History
 from cloud_analyzer.recognition import decode_base_layer
-from cloud_analyzer.routers.keys import to_ms
 from cloud_analyzer.schema import mean_key
 from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
-from facecodec.access import Caller, require
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
+from service_web import Caller, require
 
 router = APIRouter(tags=["history"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"

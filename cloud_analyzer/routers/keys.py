@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from cloud_analyzer.deps import AnalyzerDep
-from facecodec.access import SCOPES, ApiKey, AuditEntry, Caller, require
+from cloud_analyzer.deps import AnalyzerDep, to_ms
+from facecodec.access import SCOPES, ApiKey, AuditEntry
 from facecodec.access.keys import KeyError_
+from service_web import Caller, require
 
 router = APIRouter(tags=["admin"])
 KEY_ID = r"^[0-9a-f]{16}$"
@@ -68,16 +69,6 @@ def revoke_key(analyzer: AnalyzerDep, key_id: Annotated[str, Path(pattern=KEY_ID
         raise HTTPException(404, f"key {key_id} not found")
     caller.audit["detail"] = f"revoked key {key_id} {key.name!r}"
     return key_out(key)
-
-
-def to_ms(t: datetime | None) -> int | None:
-    """Milliseconds since the epoch; a time without zone is UTC."""
-    if t is None:
-        return None
-    try:
-        return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
-    except (OverflowError, ValueError) as exc:
-        raise HTTPException(422, "time out of range") from exc
 
 
 class AuditPage(BaseModel):

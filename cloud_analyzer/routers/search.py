@@ -9,8 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
-from facecodec.access import require
 from facecodec.openset import MAX_PROBE_FRAMES, identity_template
+from service_web import require
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 

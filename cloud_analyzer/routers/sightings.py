@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
-from cloud_analyzer.deps import AnalyzerDep
+from cloud_analyzer.deps import AnalyzerDep, to_ms
 from cloud_analyzer.store import CursorError, Sighting, to_sighting
-from facecodec.access import require
+from service_web import require
 
 router = APIRouter(prefix="/v1/sightings", tags=["sightings"], dependencies=[require("sightings:read")])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -19,13 +19,6 @@ ID = r"^[A-Za-z0-9_.-]{1,64}$"
 class SightingPage(BaseModel):
     items: list[Sighting]
     next_cursor: str | None
-
-
-def _ms(t: datetime | None) -> int | None:
-    """Unix ms; a time without a zone is UTC (not the server's local zone, which also cannot say year 1)."""
-    if t is None:
-        return None
-    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 @router.get("", response_model=SightingPage)
@@ -38,7 +31,7 @@ def list_sightings(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SightingPage:
-    since_ms, until_ms = _ms(since), _ms(until)
+    since_ms, until_ms = to_ms(since), to_ms(until)
     if since_ms is not None and until_ms is not None and since_ms > until_ms:
         raise HTTPException(422, "since is after until")
     try:

@@ -2,9 +2,7 @@
 audit trail. Services import this library, never each other."""
 
 from facecodec.access.audit import AuditEntry, AuditLog
-from facecodec.access.guard import Access, Caller, Require, require
 from facecodec.access.keys import SCOPES, ApiKey, KeyStore, bootstrap_admin, new_token
 from facecodec.access.ratelimit import RateLimiter
 
-__all__ = ["SCOPES", "Access", "ApiKey", "AuditEntry", "AuditLog", "Caller", "KeyStore", "RateLimiter", "Require",
-           "bootstrap_admin", "new_token", "require"]
+__all__ = ["SCOPES", "ApiKey", "AuditEntry", "AuditLog", "KeyStore", "RateLimiter", "bootstrap_admin", "new_token"]
