@@ -74,7 +74,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                                       Eraser(store.r), edge_eraser, clusters)
         limits = IngestLimits(settings.ingest_max_streams, settings.ingest_max_streams_per_peer,
                               settings.ingest_idle_timeout_s,
-                              CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s))
+                              CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s),
+                              settings.retention_days * 86400 if settings.retention_days else None)
         server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits,
                                    tls=settings.ingest_tls)
         server.start()

@@ -35,6 +35,7 @@ from cloud_analyzer.schema import (
     identity_key,
     mean_key,
     templates_key,
+    track_info_key,
 )
 from facecodec.access import AuditLog
 
@@ -164,8 +165,9 @@ class Eraser:
                 pipe.zrem(f"fc:sightings:camera:{camera_id}", face_id)
             if identity_id:
                 pipe.zrem(f"fc:sightings:identity:{identity_id}", face_id)
-            if track_id:
+            if track_id:  # the track is this person's stay in view: its summary goes with any of its faces
                 pipe.zrem(f"fc:track:{track_id}", face_id)
+                pipe.delete(track_info_key(track_id))
             if history:
                 pipe.execute_command("VREM", history, face_id)
             existed, *_ = pipe.execute()

@@ -58,6 +58,7 @@ class IngestLimits:
     max_streams_per_peer: int = 4  # streams at once from one client host; beyond, RESOURCE_EXHAUSTED
     idle_timeout_s: float = 30.0  # a stream with no record for this long is ended
     capture_window: CaptureWindow = CaptureWindow()
+    track_ttl_s: float | None = None  # how long a closed track's summary is kept (the retention); None: ever
 
 
 def validate(record: ingest_pb2.FaceRecord, window: CaptureWindow | None = None) -> dict:
@@ -112,18 +113,43 @@ def validate(record: ingest_pb2.FaceRecord, window: CaptureWindow | None = None)
     }
 
 
+def validate_track_closed(record: ingest_pb2.FaceRecord, window: CaptureWindow | None = None) -> dict:
+    """The Redis fields of a TrackClosed notice; InvalidRecord says what is wrong otherwise."""
+    for name in ("face_id", "camera_id", "edge_id", "track_id"):
+        if not ID.match(getattr(record, name)):
+            raise InvalidRecord(f"{name} must be 1-64 characters of [A-Za-z0-9_.-]")
+    if record.base_layer:
+        raise InvalidRecord("a track_closed notice carries no base_layer")
+    closed = record.track_closed
+    if not (closed.HasField("first_seen") and closed.HasField("last_seen")):
+        raise InvalidRecord("track_closed needs first_seen and last_seen")
+    try:
+        first, last = (window or CaptureWindow()).check_ms(timestamp_ms(closed.first_seen.seconds,
+                                                                        closed.first_seen.nanos)), \
+            (window or CaptureWindow()).check_ms(timestamp_ms(closed.last_seen.seconds, closed.last_seen.nanos))
+    except CaptureTimeError as exc:
+        raise InvalidRecord(str(exc)) from exc
+    if last < first or closed.faces_uplinked > closed.faces_seen:
+        raise InvalidRecord("track_closed: last_seen before first_seen, or more faces uplinked than seen")
+    return {"camera_id": record.camera_id, "edge_id": record.edge_id, "first_seen_ms": first,
+            "last_seen_ms": last, "faces_seen": closed.faces_seen, "faces_uplinked": closed.faces_uplinked,
+            "closed_at_ms": int(time.time() * 1000)}
+
+
 def _quality(record: ingest_pb2.FaceRecord) -> dict:
     """The edge's quality assessment as Redis fields; none from edges that do not send one."""
     if not record.HasField("quality"):
         return {}
     q = record.quality
-    if not all(math.isfinite(v) for v in (q.face_width_px, q.sharpness, q.yaw)):
+    if not all(math.isfinite(v) for v in (q.face_width_px, q.sharpness, q.yaw, q.score)):
         raise InvalidRecord("quality scores must be finite numbers")
+    if not 0 <= q.score <= 1:
+        raise InvalidRecord("quality score must be in [0, 1]")
     unknown = set(q.issues) - set(QUALITY_ISSUES)
     if unknown:
         raise InvalidRecord(f"unknown quality issues {sorted(unknown)}; known {list(QUALITY_ISSUES)}")
     return {"quality_issues": ",".join(dict.fromkeys(q.issues)), "face_width_px": f"{q.face_width_px:.1f}",
-            "sharpness": f"{q.sharpness:.1f}", "yaw": f"{q.yaw:.3f}"}
+            "sharpness": f"{q.sharpness:.1f}", "yaw": f"{q.yaw:.3f}", "quality_score": f"{q.score:.4f}"}
 
 
 def peer_host(peer: str) -> str:
@@ -217,6 +243,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             self._streams.close(key, peer)
 
     def _one(self, record: ingest_pb2.FaceRecord, context: grpc.ServicerContext) -> ingest_pb2.IngestAck:
+        if record.HasField("track_closed"):
+            return self._track_closed(record, context)
         try:
             fields = validate(record, self.limits.capture_window)
         except InvalidRecord as exc:
@@ -232,6 +260,20 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
         error = "face_id already stored with different content" if result is IngestResult.CONFLICT else ""
         return Ack(face_id=record.face_id, status=STATUS[result], error=error)
+
+
+    def _track_closed(self, record: ingest_pb2.FaceRecord, context: grpc.ServicerContext) -> ingest_pb2.IngestAck:
+        """A track ended at the edge: keep its summary (idempotent: a resent notice writes the same)."""
+        try:
+            fields = validate_track_closed(record, self.limits.capture_window)
+        except InvalidRecord as exc:
+            return Ack(face_id=record.face_id[:64], status=Ack.REJECTED, error=str(exc))
+        try:
+            self.store.close_track(record.track_id, fields, self.limits.track_ttl_s)
+        except redis.RedisError as exc:
+            log.error("redis unavailable during ingest: %s", exc)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
+        return Ack(face_id=record.face_id, status=Ack.ACCEPTED)
 
 
 def make_server(store: Store, port: int, edges: Collection[str], host: str = "127.0.0.1",

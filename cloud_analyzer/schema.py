@@ -16,6 +16,11 @@ def face_key(face_id: str) -> str:
     return f"fc:face:{face_id}"
 
 
+def track_info_key(track_id: str) -> str:
+    """A closed edge track's summary (hash); its decided faces are the zset fc:track:{track_id}."""
+    return f"fc:trackinfo:{track_id}"
+
+
 def identity_key(identity_id: str) -> str:
     return f"fc:identity:{identity_id}"
 

@@ -31,6 +31,7 @@ from cloud_analyzer.schema import (
     identity_key,
     mean_key,
     templates_key,
+    track_info_key,
 )
 from facecodec.openset import enrol_key, identity_template
 from facecodec.redis_auth import redis_password
@@ -93,6 +94,8 @@ class Sighting:
     gallery_size: int | None = None
     fused_faces: int | None = None
     quality_issues: list[str] | None = None
+    quality_score: float | None = None  # the edge's 0-1 score (size, sharpness, head turn); older edges: none
+    face_width_px: float | None = None
     track_id: str | None = None  # the edge's track: one person in view of one camera
     decided_at_ms: int | None = None  # when the analyzer decided (frame-to-sighting latency)
     cluster_id: str | None = None  # unknown faces: their anonymous cluster (cloud_analyzer/clusters.py)
@@ -190,6 +193,21 @@ class Store:
             pipe.hgetall(face_key(i.decode()))
         faces = [_face_fields(raw) for raw in pipe.execute()]
         return [f for f in faces if f is not None]
+
+    def close_track(self, track_id: str, fields: dict[str, Any], ttl_s: float | None) -> None:
+        """The summary of a track the edge closed: first and last seen, faces seen and uplinked."""
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(track_info_key(track_id), mapping=fields)
+            if ttl_s:
+                pipe.expire(track_info_key(track_id), int(ttl_s))
+            pipe.execute()
+
+    def track_info(self, track_id: str) -> dict[str, int | str] | None:
+        raw = self.r.hgetall(track_info_key(track_id))
+        if not raw:
+            return None
+        out = {k.decode(): v.decode() for k, v in raw.items()}
+        return {k: (int(v) if k.endswith(("_ms", "_seen", "_uplinked")) else v) for k, v in out.items()}
 
     def track_faces(self, track_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """Decided faces of one edge track, oldest first."""
@@ -424,6 +442,8 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         gallery_size=_optional(face, "gallery_size", int),
         fused_faces=_optional(face, "fused_faces", int),
         quality_issues=None if issues is None else [i for i in issues.split(",") if i],
+        quality_score=_optional(face, "quality_score"),
+        face_width_px=_optional(face, "face_width_px"),
         track_id=face.get("track_id") or None,
         decided_at_ms=_optional(face, "decided_at_ms", int),
         cluster_id=face.get("cluster_id") or None,  # unknown-face clusters

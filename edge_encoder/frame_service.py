@@ -1,7 +1,9 @@
 """gRPC FrameIngest: cameras stream frames to the edge, one ack per frame, through the REST path's pipeline.
 
 A bad frame is answered with an INVALID ack and the stream goes on: one corrupt frame from a camera
-must not cut its feed. The gRPC server's thread pool bounds how many streams run at once.
+must not cut its feed. The gRPC server's thread pool bounds how many streams run at once. A frame that
+finds the edge saturated waits up to `wait_s` for a slot before it is answered BUSY; meanwhile the
+stream is not read, so HTTP/2 flow control holds the camera back.
 """
 
 from __future__ import annotations
@@ -13,23 +15,25 @@ from datetime import UTC, datetime
 import grpc
 from facecoding.v1 import frames_pb2, frames_pb2_grpc
 
+from edge_encoder.cameras import CAMERA_ID as CAMERA_ID_PATTERN
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import FrameResult, TooManyCameras
+from edge_encoder.stages import FrameDropped, Saturated, ShuttingDown
 from facecodec.access.camera_tokens import CameraTokens
 from facecodec.capture_time import CaptureTimeError, timestamp_ms
 from facecodec.frontend import ImageDecodeError
 
-CAMERA_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+CAMERA_ID = re.compile(CAMERA_ID_PATTERN)
 Ack = frames_pb2.FrameAck
 
 
-Ingest = Callable[[str, bytes, datetime | None], FrameResult]  # EdgeNode.ingest_frame
+Ingest = Callable[[str, bytes, datetime | None, float], FrameResult]  # EdgeNode.ingest_frame
 
 
 class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
     def __init__(self, ingest: Ingest, metrics: EdgeMetrics, max_frame_bytes: int,
-                 tokens: CameraTokens | None) -> None:
-        self.ingest, self.metrics, self.max_frame_bytes = ingest, metrics, max_frame_bytes
+                 tokens: CameraTokens | None, wait_s: float = 30.0) -> None:
+        self.ingest, self.metrics, self.max_frame_bytes, self.wait_s = ingest, metrics, max_frame_bytes, wait_s
         self.tokens = tokens  # None: camera authentication explicitly off
 
     def SubmitFrames(self, request_iterator: Iterator[frames_pb2.Frame],  # noqa: N802
@@ -54,9 +58,13 @@ class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
                        error=f"image must be 1..{self.max_frame_bytes} bytes of JPEG, PNG or WebP")
         try:
             captured_at = _captured_at(frame)
-            result = self.ingest(camera, frame.image, captured_at)
+            result = self.ingest(camera, frame.image, captured_at, self.wait_s)
         except (CaptureTimeError, ImageDecodeError) as exc:
             return Ack(camera_id=camera, status=Ack.INVALID, error=str(exc))
+        except FrameDropped as exc:
+            return Ack(camera_id=camera, status=Ack.DROPPED, error=str(exc))
+        except (Saturated, ShuttingDown) as exc:
+            return Ack(camera_id=camera, status=Ack.BUSY, error=str(exc))
         except TooManyCameras as exc:
             return Ack(camera_id=camera, status=Ack.FORBIDDEN, error=str(exc))
         return Ack(camera_id=camera, status=Ack.ACCEPTED, faces_detected=result.detected,

@@ -37,12 +37,27 @@ class EdgeMetrics:
                                       "(new people and clearly better faces)", ["camera"], registry=r)
         self.faces_gated = Counter("edge_faces_gated", "uplinked faces failing a quality check (sent, "
                                    "never matched)", ["camera", "issue"], registry=r)
+        self.faces_withheld = Counter("edge_faces_withheld", "faces detected but not coded or uplinked: "
+                                      "below a gate (EDGE_MIN_FACE_PX, EDGE_MIN_QUALITY) or a tracked person's "
+                                      "face that is no better", ["camera", "reason"], registry=r)
+        self.frames_dropped = Counter("edge_frames_dropped", "frames replaced by a newer frame of their camera "
+                                      "before they were started (overflow: drop-oldest)", ["camera"], registry=r)
+        self.describe_batch_faces = Histogram("edge_describe_batch_faces", "faces described in one batch",
+                                              buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.frame_seconds = Histogram("edge_frame_seconds", "admission to committed and stored, per frame",
+                                       buckets=BUCKETS, registry=r)
+        self.tracks_closed = Counter("edge_tracks_closed", "tracks ended (person out of view) and reported to "
+                                     "the cloud", ["camera"], registry=r)
+        self.source_frames = Counter("edge_source_frames", "frames sampled from cameras' video sources",
+                                     ["camera"], registry=r)
+        self.source_errors = Counter("edge_source_errors", "video sources that failed to open or broke off",
+                                     ["camera"], registry=r)
         self.uplink_bytes = Counter("edge_uplink_bytes", "base-only container bytes queued", registry=r)
         self.fetches = Counter("edge_enhancement_fetches", "enhancement fetches served",
                                ["coded_now"], registry=r)
         self.faces_erased = Counter("edge_faces_erased", "faces erased on the cloud's request", registry=r)
-        self.stage_seconds = Histogram("edge_stage_seconds", "time per frame in each stage", ["stage"],
-                                       buckets=BUCKETS, registry=r)
+        self.stage_seconds = Histogram("edge_stage_seconds", "time per frame in each stage (describe: per "
+                                       "batch)", ["stage"], buckets=BUCKETS, registry=r)
         self.fetch_seconds = Histogram("edge_fetch_seconds", "time to serve one enhancement fetch",
                                        buckets=BUCKETS, registry=r)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 
@@ -14,10 +14,10 @@ from PIL import Image
 
 import facecodec
 from edge_encoder.metrics import EdgeMetrics
-from edge_encoder.tracker import FaceTracker
+from edge_encoder.tracker import ClosedTrack, FaceTracker
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import FaceCodec
-from facecodec.frontend import WEB_FORMATS, FaceFrontEnd, decode_image
+from facecodec.frontend import WEB_FORMATS, AlignedFace, FaceFrontEnd, decode_image
 from facecodec.frontend.quality import FaceQuality, assess
 
 
@@ -50,9 +50,36 @@ class TooManyCameras(RuntimeError):
 
 @dataclass(frozen=True)
 class FrameResult:
+    camera_id: str
     captured_at: datetime
     faces: list[EncodedFace]  # the faces coded for uplink
-    detected: int  # faces found, including those of people already uplinked (tracked)
+    detected: int  # faces found, uplinked or withheld
+    withheld: dict[str, int] = field(default_factory=dict)  # faces not uplinked, by reason (a gate, or tracked)
+
+
+@dataclass
+class AnalysedFrame:
+    """What the per-frame stages found: faces aligned and assessed, described later (in a batch)."""
+
+    faces: list[AlignedFace]
+    qualities: list[FaceQuality]
+    descriptors: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """Faces below either bound are not coded or uplinked (counted per reason): too small to be worth a
+    base layer, or too poor (FaceQuality.score) to be recognised. 0 lets every face through."""
+
+    min_face_px: float = 0.0
+    min_quality: float = 0.0
+
+    def reason(self, quality: FaceQuality) -> str | None:
+        if quality.face_width_px < self.min_face_px:
+            return "below_min_face_px"
+        if quality.score < self.min_quality:
+            return "below_min_quality"
+        return None
 
 
 def lossless(crop: np.ndarray) -> bytes:
@@ -64,25 +91,37 @@ def lossless(crop: np.ndarray) -> bytes:
 
 
 class EncodePipeline:
-    """`deferred` enhancement coding keeps each crop and leaves the layers to the first fetch (most
+    """The edge's stages for one frame: `analyse` (decode, detect, align, assess), `describe` (the
+    recogniser, on the faces of one or several frames at once), `commit` (gate, track, code). Running
+    them concurrently, in order per camera, is `edge_encoder.stages.FrameStages`'s job; `encode_frame`
+    runs them one after another.
+
+    `deferred` enhancement coding keeps each crop and leaves the layers to the first fetch (most
     faces are never viewed; coding all five levels costs about as much as the recogniser and base
     layer together, `bench/edge_encode_cost.py`); `eager` codes `levels` layers at capture."""
 
     def __init__(self, codec: FaceCodec, levels: int | None, front_end: FaceFrontEnd | None = None,
                  deferred: bool = True, tracker: FaceTracker | None = None,
-                 metrics: EdgeMetrics | None = None, workers: int = 1, max_cameras: int = 256) -> None:
+                 metrics: EdgeMetrics | None = None, max_cameras: int = 256,
+                 gate: QualityGate | None = None) -> None:
         self.codec = codec
         self.levels = codec.levels if levels is None else min(levels, codec.levels)
         self.deferred = deferred
         self.tracker = tracker  # None: every detection is coded and uplinked
         self.metrics = metrics or EdgeMetrics()
         self.front_end = front_end or FaceFrontEnd()
-        # onnxruntime sessions are thread-safe: up to `workers` frames run at once (one per core, each
-        # session on cores / workers threads), but one camera's frames run one after another, in order.
-        self._workers = threading.Semaphore(workers)
-        self._cameras: dict[str, threading.Lock] = {}
+        self.gate = gate or QualityGate()
         self.max_cameras = max_cameras
-        self._lock = threading.Lock()  # the tracker's state and the camera locks
+        self._cameras: set[str] = set()
+        self._lock = threading.Lock()  # the tracker's state and the camera set
+
+    def admit_camera(self, camera_id: str) -> None:
+        """TooManyCameras for a camera beyond the bound; known cameras are always admitted."""
+        with self._lock:
+            if camera_id not in self._cameras:
+                if len(self._cameras) >= self.max_cameras:
+                    raise TooManyCameras(f"this edge serves at most {self.max_cameras} cameras (EDGE_MAX_CAMERAS)")
+                self._cameras.add(camera_id)
 
     def camera_counts(self) -> dict[str, dict[str, int]]:
         """Per camera: faces detected, faces uplinked, tracks opened (people), tracks open now."""
@@ -93,51 +132,85 @@ class EncodePipeline:
                              "tracks_open": self.tracker.open_tracks(camera)}
                     for camera, c in self.tracker.counts.items()}
 
-    def encode_frame(self, camera_id: str, frame: bytes, captured_at: datetime | None = None) -> FrameResult:
-        """Decode the frame (ImageDecodeError if it is not a JPEG, PNG or WebP image, or too large) and code
-        every face in it that the tracker uplinks (all of them without a tracker)."""
-        with self.metrics.stage("decode"):
-            rgb = decode_image(frame, WEB_FORMATS)
-        captured_at = captured_at or datetime.now(UTC)
+    def close_tracks(self) -> list[ClosedTrack]:
+        """Tracks ended since the last call (their camera's capture clock moved on, or the edge's clock
+        did while the camera sent nothing)."""
+        if self.tracker is None:
+            return []
         with self._lock:
-            if camera_id not in self._cameras and len(self._cameras) >= self.max_cameras:
-                raise TooManyCameras(f"this edge serves at most {self.max_cameras} cameras (EDGE_MAX_CAMERAS)")
-            camera_lock = self._cameras.setdefault(camera_id, threading.Lock())
-        with camera_lock, self._workers:
-            with self.metrics.stage("detect_align"):
-                faces = self.front_end.faces(rgb)
-            if not faces:
-                return FrameResult(captured_at, [], 0)
-            with self.metrics.stage("describe"):
-                descriptors = self.front_end.describe(np.stack([f.crop for f in faces]))
-            with self.metrics.stage("track"):
-                qualities = [assess(f.detection.box, f.landmarks, f.crop) for f in faces]
-                if self.tracker is None:
-                    tracks = [("", True)] * len(faces)
-                else:
-                    with self._lock:
-                        assigned = self.tracker.assign(camera_id, captured_at, [f.detection.box for f in faces],
-                                                       descriptors, qualities)
-                    tracks = [(a.track_id, a.uplink) for a in assigned]
-            with self.metrics.stage("code"):
-                coded = [
-                    EncodedFace(
-                        face_id=uuid.uuid4().hex,
-                        camera_id=camera_id,
-                        captured_at=captured_at,
-                        box=face.detection.box,
-                        score=face.detection.score,
-                        coded=self.codec.encode_base(descriptor) if self.deferred
-                        else self.codec.encode(face.crop, descriptor, self.levels),
-                        quality=quality,
-                        levels=self.levels,
-                        track_id=track_id,
-                        source=lossless(face.crop) if self.deferred and self.levels else None,
-                    )
-                    for face, descriptor, quality, (track_id, uplink) in zip(faces, descriptors, qualities, tracks)
-                    if uplink
-                ]
-            return FrameResult(captured_at, coded, len(faces))
+            self.tracker.expire()
+            return self.tracker.closed()
+
+    def analyse(self, frame: bytes | np.ndarray) -> AnalysedFrame:
+        """Decode (ImageDecodeError if `frame` is bytes but not a JPEG, PNG or WebP image, or too large;
+        an RGB array from a video source is used as it is), detect, align and assess every face."""
+        if isinstance(frame, np.ndarray):
+            rgb = frame
+        else:
+            with self.metrics.stage("decode"):
+                rgb = decode_image(frame, WEB_FORMATS)
+        with self.metrics.stage("detect_align"):
+            faces = self.front_end.faces(rgb)
+            qualities = [assess(f.detection.box, f.landmarks, f.crop) for f in faces]
+        return AnalysedFrame(faces, qualities)
+
+    def describe(self, crops: np.ndarray) -> np.ndarray:
+        with self.metrics.stage("describe"):
+            return self.front_end.describe(crops)
+
+    def commit(self, camera_id: str, captured_at: datetime, frame: AnalysedFrame) -> FrameResult:
+        """Gate, track and code one described frame. Frames of one camera must be committed in order:
+        the tracker links each to the frames before it."""
+        if not frame.faces:
+            return FrameResult(camera_id, captured_at, [], 0)
+        withheld: dict[str, int] = {}
+        kept = []
+        for face, quality, descriptor in zip(frame.faces, frame.qualities, frame.descriptors):
+            reason = self.gate.reason(quality)
+            if reason is None:
+                kept.append((face, quality, descriptor))
+            else:
+                withheld[reason] = withheld.get(reason, 0) + 1
+        with self.metrics.stage("track"):
+            if self.tracker is None:
+                tracks = [("", True)] * len(kept)
+            else:
+                with self._lock:
+                    assigned = self.tracker.assign(camera_id, captured_at, [f.detection.box for f, _, _ in kept],
+                                                   np.array([d for _, _, d in kept]), [q for _, q, _ in kept])
+                tracks = [(a.track_id, a.uplink) for a in assigned]
+        with self.metrics.stage("code"):
+            coded = [
+                EncodedFace(
+                    face_id=uuid.uuid4().hex,
+                    camera_id=camera_id,
+                    captured_at=captured_at,
+                    box=face.detection.box,
+                    score=face.detection.score,
+                    coded=self.codec.encode_base(descriptor) if self.deferred
+                    else self.codec.encode(face.crop, descriptor, self.levels),
+                    quality=quality,
+                    levels=self.levels,
+                    track_id=track_id,
+                    source=lossless(face.crop) if self.deferred and self.levels else None,
+                )
+                for (face, quality, descriptor), (track_id, uplink) in zip(kept, tracks)
+                if uplink
+            ]
+        if len(kept) > len(coded):
+            withheld["tracked"] = len(kept) - len(coded)
+        return FrameResult(camera_id, captured_at, coded, len(frame.faces), withheld)
+
+    def encode_frame(self, camera_id: str, frame: bytes | np.ndarray,
+                     captured_at: datetime | None = None) -> FrameResult:
+        """Every stage, one after another, on the caller's thread (callers keep one camera's frames in
+        order themselves)."""
+        self.admit_camera(camera_id)
+        captured_at = captured_at or datetime.now(UTC)
+        analysed = self.analyse(frame)
+        if analysed.faces:
+            analysed.descriptors = self.describe(np.stack([f.crop for f in analysed.faces]))
+        return self.commit(camera_id, captured_at, analysed)
 
 
 CODEC_VERSION = facecodec.__version__

@@ -50,15 +50,31 @@ class EdgeSettings(BaseSettings):
     )
     track_timeout_s: float = Field(2.0, gt=0, le=60, description="a track closes after this long without its face")
     workers: int = Field(
-        0, ge=0, le=64, description="frames coded at once (different cameras; one camera's frames stay in order); "
-        "0: one per CPU core"
+        0, ge=0, le=64, description="threads decoding, detecting and aligning frames at once (any cameras; each "
+        "camera's frames are still committed in order); 0: one per CPU core"
+    )
+    describe_batch_faces: int = Field(
+        16, ge=1, le=256, description="faces of waiting frames described in one recogniser batch"
+    )
+    min_face_px: float = Field(
+        0.0, ge=0, le=4096, description="faces with a narrower detection box are not coded or uplinked (counted "
+        "in edge_faces_withheld); 0: no bound"
+    )
+    min_quality: float = Field(
+        0.0, ge=0, le=1, description="faces whose quality score (0-1: size, sharpness, head turn) is lower are "
+        "not coded or uplinked (counted in edge_faces_withheld); 0: no bound"
+    )
+    cameras_file: Path | None = Field(
+        None, description="per-camera settings (TOML): overflow policy reject|drop-oldest, and a video stream "
+        "or file the edge reads itself at a set fps (edge_encoder/cameras.py)"
     )
     max_cameras: int = Field(
         256, ge=1, le=100_000, description="distinct camera ids this edge accepts frames from; beyond, 403"
     )
     max_frames_in_flight: int = Field(
-        8, ge=1, le=1024, description="frames accepted but not yet answered; beyond it a frame gets 429 with "
-        "Retry-After instead of queueing without bound"
+        8, ge=1, le=1024, description="frames accepted but not yet committed; beyond it a posted frame gets 429 "
+        "with Retry-After (a gRPC stream waits: flow control; a drop-oldest camera replaces its oldest waiting "
+        "frame) instead of queueing without bound"
     )
     camera_auth: Literal["tokens", "off"] = Field(
         "tokens", description="tokens: a camera must present its token (Authorization: Bearer); off: any "

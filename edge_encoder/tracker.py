@@ -8,11 +8,15 @@ last face reaches `link` (the pair score that two faces of different people reac
 track's last box (IoU >= `min_iou`) and its cosine reaches `near` (pair FAR 1e-2). A track uplinks
 its first face, then again only for a clearly better face (quality: a face passing the quality gate
 after ones that did not, or a score `better_by` times the best so far), and closes after
-`timeout_s` without a face. Linking is greedy by cosine, one face per track per frame.
+`timeout_s` without a face (of the camera's capture clock, or of the edge's own clock when the camera
+sends nothing more: `expire`). Closed tracks are handed out once by `closed()`, so the edge can tell
+the cloud when a person was last seen, not only when their face was last uplinked. Linking is greedy
+by cosine, one face per track per frame.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,14 +26,6 @@ import numpy as np
 from facecodec.frontend.quality import FaceQuality
 
 MAX_TRACKS_PER_CAMERA = 256  # a crowd beyond this opens new tracks for the oldest people
-
-
-def quality_score(quality: FaceQuality) -> float:
-    """Bigger, sharper, more frontal is better; in (0, 1] for a usable face."""
-    size = min(quality.face_width_px, 160.0) / 160.0
-    sharp = min(quality.sharpness, 200.0) / 200.0
-    frontal = max(0.0, 1.0 - min(quality.yaw, 1.0))
-    return size * (0.5 + 0.5 * sharp) * (0.5 + 0.5 * frontal)
 
 
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -51,6 +47,13 @@ class Track:
     best_ok: bool
     faces: int = 1
     uplinks: int = 1
+    touched: float = field(default_factory=time.monotonic)  # the edge's clock at the track's last face
+
+
+@dataclass(frozen=True)
+class ClosedTrack:
+    camera_id: str
+    track: Track
 
 
 @dataclass(frozen=True)
@@ -75,13 +78,18 @@ class FaceTracker:
     timeout_s: float = 2.0
     better_by: float = 1.5
     _tracks: dict[str, list[Track]] = field(default_factory=dict)
+    _closed: list[ClosedTrack] = field(default_factory=list)
     counts: dict[str, CameraCounts] = field(default_factory=dict)
 
     def assign(self, camera_id: str, at: datetime, boxes: list[tuple[float, float, float, float]],
                descriptors: np.ndarray, qualities: list[FaceQuality]) -> list[Assignment]:
         """Link one frame's faces to the camera's tracks; say which to uplink."""
-        tracks = [t for t in self._tracks.get(camera_id, [])
-                  if 0 <= (at - t.last_seen).total_seconds() <= self.timeout_s]
+        tracks = []
+        for t in self._tracks.get(camera_id, []):
+            if 0 <= (at - t.last_seen).total_seconds() <= self.timeout_s:
+                tracks.append(t)
+            else:
+                self._closed.append(ClosedTrack(camera_id, t))
         candidates = []
         for i, (box, descriptor) in enumerate(zip(boxes, descriptors)):
             for j, track in enumerate(tracks):
@@ -97,10 +105,11 @@ class FaceTracker:
         counts = self.counts.setdefault(camera_id, CameraCounts())
         out = []
         for i, (box, descriptor, quality) in enumerate(zip(boxes, descriptors, qualities)):
-            score, ok = quality_score(quality), quality.ok
+            score, ok = quality.score, quality.ok
             if i in matched:
                 track = tracks[matched[i]]
                 track.box, track.descriptor, track.last_seen, track.faces = box, descriptor, at, track.faces + 1
+                track.touched = time.monotonic()
                 better = (ok and not track.best_ok) or (
                     ok == track.best_ok and score >= self.better_by * track.best_score)
                 if better:
@@ -113,7 +122,23 @@ class FaceTracker:
                 out.append(Assignment(track.track_id, True, "new"))
         counts.detected += len(out)
         counts.uplinked += sum(a.uplink for a in out)
-        self._tracks[camera_id] = sorted(tracks, key=lambda t: t.last_seen)[-MAX_TRACKS_PER_CAMERA:]
+        tracks.sort(key=lambda t: t.last_seen)
+        self._closed += [ClosedTrack(camera_id, t) for t in tracks[:-MAX_TRACKS_PER_CAMERA]]
+        self._tracks[camera_id] = tracks[-MAX_TRACKS_PER_CAMERA:]
+        return out
+
+    def expire(self, now: float | None = None) -> None:
+        """Close the tracks whose camera has sent no face of them for `timeout_s` of the edge's clock."""
+        now = time.monotonic() if now is None else now
+        for camera_id, tracks in self._tracks.items():
+            idle = [t for t in tracks if now - t.touched > self.timeout_s]
+            if idle:
+                self._closed += [ClosedTrack(camera_id, t) for t in idle]
+                self._tracks[camera_id] = [t for t in tracks if now - t.touched <= self.timeout_s]
+
+    def closed(self) -> list[ClosedTrack]:
+        """The tracks closed since the last call, each handed out once."""
+        out, self._closed = self._closed, []
         return out
 
     def open_tracks(self, camera_id: str) -> int:

@@ -129,6 +129,7 @@ class Stack:
     profile: str = "scalable"
     rate: int | None = None
     tls_dir: Path | None = None  # ca.crt, cloud.crt/.key, edge-1.crt/.key: mutual TLS on every gRPC link
+    settings: dict[str, dict[str, object]] = field(default_factory=dict)  # service -> extra env settings
     redis: RedisServer = field(init=False)
     services: dict[str, Service] = field(default_factory=dict)
 
@@ -200,17 +201,19 @@ class Stack:
                 ANALYZER_REDIS_URL=self.redis.url, ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
                 ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
                 ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=self.secrets_dir / "admin_key",
-                **tls["cloud_analyzer"],
+                **tls["cloud_analyzer"], **self.settings.get("cloud_analyzer", {}),
             ),
             "cloud_reconstructor": service_env(
                 RECONSTRUCTOR_REDIS_URL=self.redis.url, RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
                 RECONSTRUCTOR_EDGES=edges, **tls["cloud_reconstructor"],
+                **self.settings.get("cloud_reconstructor", {}),
             ),
             "edge_encoder": service_env(
                 EDGE_EDGE_ID="edge-1", EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
                 EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=self.data_dir / "edge",
                 EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
                 EDGE_CAMERA_TOKENS_FILE=self.secrets_dir / "camera_tokens", **tls["edge_encoder"],
+                **self.settings.get("edge_encoder", {}),
             ),
         }
 

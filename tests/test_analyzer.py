@@ -243,6 +243,8 @@ def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -
         for k, v in changes.items():
             if isinstance(v, ingest_pb2.FaceQuality):
                 r.quality.CopyFrom(v)
+            elif isinstance(v, ingest_pb2.TrackClosed):
+                r.track_closed.CopyFrom(v)
             else:
                 setattr(r, k, v)
         return r
@@ -260,6 +262,14 @@ def test_invalid_records_are_rejected_and_store_untouched(analyzer, front_end) -
         variant(base_layer=with_pixels.to_bytes()[:-1] + b"\x01\x01\x00" + b"\x00" * 4),
         variant(quality=ingest_pb2.FaceQuality(issues=["sunglasses"])),
         variant(quality=ingest_pb2.FaceQuality(sharpness=float("nan"))),
+        variant(quality=ingest_pb2.FaceQuality(score=1.5)),
+        variant(track_id="t1", track_closed=ingest_pb2.TrackClosed(first_seen=good.captured_at)),  # no last seen
+        variant(track_id="t1", track_closed=ingest_pb2.TrackClosed(  # a track notice carrying a face
+            first_seen=good.captured_at, last_seen=good.captured_at)),
+        variant(track_id="t1", base_layer=b"", track_closed=ingest_pb2.TrackClosed(
+            first_seen=good.captured_at, last_seen=good.captured_at, faces_seen=1, faces_uplinked=2)),
+        variant(track_id="", base_layer=b"", track_closed=ingest_pb2.TrackClosed(
+            first_seen=good.captured_at, last_seen=good.captured_at)),
     ]
     acks = list(stub.Ingest(iter(bad + [good]), timeout=30))
     assert [a.status for a in acks] == [Ack.REJECTED] * len(bad) + [Ack.ACCEPTED]

@@ -160,10 +160,20 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
     assert all(s["decided_at_ms"] > s["captured_at_ms"] for s in items)  # when the analyzer decided
     track = stack.client().get(f"{analyzer}/v1/sightings/tracks/{items[0]['track_id']}").json()  # one stay, grouped
     assert track["camera_id"] == "cam-still" and track["faces"] == 1
-    assert track["first_seen_ms"] == track["last_seen_ms"] == items[0]["captured_at_ms"]
     assert track["identity_name"] == items[0]["identity_name"]
     assert track["sightings"][0]["face_id"] == items[0]["face_id"]
+    assert 0 < items[0]["quality_score"] <= 1 and items[0]["face_width_px"] > 40  # the edge's assessment
     assert stack.client().get(f"{analyzer}/v1/sightings/tracks/nosuchtrack").status_code == 404
+    # The people leave view: 2 s later (EDGE_TRACK_TIMEOUT_S) the edge reports each track closed, and
+    # the stay spans every frame they were in (0.8 s), not only the uplinked first face.
+    first_ms = items[0]["captured_at_ms"]
+    deadline = time.time() + 30
+    while time.time() < deadline and not track["closed"]:
+        time.sleep(0.3)
+        track = stack.client().get(f"{analyzer}/v1/sightings/tracks/{items[0]['track_id']}").json()
+    assert track["closed"] and track["faces_seen"] == 5 and track["faces"] == 1
+    assert (track["first_seen_ms"], track["last_seen_ms"]) == (first_ms, first_ms + 800)
+    assert 'edge_tracks_closed_total{camera="cam-still"} 3.0' in httpx.get(f"{edge}/metrics").text
 
 
 def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack) -> None:

@@ -1,7 +1,9 @@
-"""Faults during a camera replay, with real processes: the analyzer SIGKILLed and restarted, then the edge.
+"""Faults during a camera replay, with real processes: the analyzer SIGKILLed and restarted, then the
+edge, while the edge's enhancement store holds far fewer faces than the replay codes.
 
 Afterwards every face the edge acknowledged is in Redis once and decided; nothing is left pending at
-the edge or in the cloud; the only failed posts are the ones in flight while the edge was down.
+the edge or in the cloud; the only failed posts are the ones in flight while the edge was down; the
+faces the store evicted answer NOT_FOUND on Fetch and the ones it kept are served.
 """
 
 from __future__ import annotations
@@ -10,20 +12,23 @@ import asyncio
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 import redis
+from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
 from facecodec.replay import load_frames, replay
 from facecodec.stack import Stack
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+STORE_BOUND = 6  # faces the edge's enhancement store keeps (EDGE_ENHANCEMENT_MAX_FACES)
 
 
 def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path) -> None:
     frames = load_frames(SAMPLES, 100)
-    with Stack(tmp_path) as stack:
+    with Stack(tmp_path, settings={"edge_encoder": {"EDGE_ENHANCEMENT_MAX_FACES": STORE_BOUND}}) as stack:
         edge, analyzer = stack.url("edge_encoder"), stack.url("cloud_analyzer")
 
         async def play_with_crashes():  # type: ignore[no-untyped-def]
@@ -60,3 +65,19 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
                    for fid in stored), "a face was left undecided"
         assert client.zcard("fc:sightings") == len(stored)  # each face decided once, none twice
         assert health["outbox_pending"] == 0
+        # The store was filled past its bound: the oldest faces were evicted, the newest are served.
+        assert len(ids) > STORE_BOUND and health["enhancement_store"]["faces"] == STORE_BOUND
+        fetch_port = int(stack.services["edge_encoder"].env["EDGE_GRPC_PORT"])
+        with grpc.insecure_channel(f"127.0.0.1:{fetch_port}") as channel:
+            stub = enhancement_pb2_grpc.EnhancementStoreStub(channel)
+            codes = {}
+            for fid in ids:
+                try:
+                    stub.Fetch(enhancement_pb2.FetchRequest(face_id=fid, max_level=1), timeout=60)
+                    codes[fid] = "ok"
+                except grpc.RpcError as exc:
+                    codes[fid] = exc.code().name
+        served = list(codes.values()).count("ok")
+        assert set(codes.values()) == {"ok", "NOT_FOUND"}, codes
+        assert 1 <= served <= STORE_BOUND  # the frame posted after the replay may hold one of the places
+        assert list(codes.values()).count("NOT_FOUND") == len(ids) - served

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from edge_encoder.tracker import FaceTracker, quality_score
+from edge_encoder.tracker import FaceTracker
 from facecodec.frontend.quality import FaceQuality
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -66,6 +66,22 @@ def test_a_clearly_better_face_is_uplinked_again_and_a_track_closes_after_its_ti
     assert t.assign("cam", T0 + timedelta(seconds=0.2), [(0, 0, 40, 40)], alice[None], [SMALL])[0].reason == "better"
     assert t.assign("cam", T0 + timedelta(seconds=0.4), [(0, 0, 42, 42)], alice[None], [SMALL])[0].reason == "same"
     assert t.assign("cam", T0 + timedelta(seconds=0.6), [(0, 0, 120, 120)], alice[None], [GOOD])[0].reason == "better"
-    assert quality_score(GOOD) > 1.5 * quality_score(SMALL)
+    assert GOOD.score > 1.5 * SMALL.score
     later = t.assign("cam", T0 + timedelta(seconds=3.0), [(0, 0, 120, 120)], alice[None], [GOOD])
     assert later[0].reason == "new" and t.open_tracks("cam") == 1
+
+
+def test_tracks_close_once_by_the_cameras_clock_or_the_edges_and_say_how_long_the_person_stayed() -> None:
+    t, alice, bob = tracker(), unit(1), unit(2)
+    for i in range(10):  # alice 1.8 s in view of cam
+        t.assign("cam", T0 + timedelta(seconds=i / 5), [(100, 100, 220, 240)], alice[None], [GOOD])
+    t.assign("cam2", T0, [(0, 0, 100, 100)], bob[None], [GOOD])
+    assert t.closed() == []
+    t.assign("cam", T0 + timedelta(seconds=10), [(0, 0, 100, 100)], bob[None], [GOOD])  # cam's clock moved on
+    [closed] = t.closed()
+    assert closed.camera_id == "cam" and closed.track.faces == 10 and closed.track.uplinks == 1
+    assert closed.track.last_seen - closed.track.first_seen == timedelta(seconds=1.8)
+    assert t.closed() == []  # handed out once
+    t.expire(now=closed.track.touched + 60)  # cam2 sent nothing more: the edge's clock closes it
+    assert sorted(c.camera_id for c in t.closed()) == ["cam", "cam2"]
+    assert t.open_tracks("cam") == t.open_tracks("cam2") == 0

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, to_ms
 from cloud_analyzer.store import CursorError, Sighting, to_sighting
@@ -43,13 +43,17 @@ def list_sightings(
 
 class TrackOut(BaseModel):
     """One person's stay in view of one camera, as the edge tracked it: the faces it uplinked (its first,
-    then clearly better ones), when it was first and last uplinked, and the best decision among them."""
+    then clearly better ones), when it was first and last seen, and the best decision among them. While
+    the track is open (`closed` false) first/last seen are those of its uplinked faces; once the edge
+    reports it closed, they are those of every face the edge linked to it."""
 
     track_id: str
     camera_id: str
     first_seen_ms: int
     last_seen_ms: int
+    closed: bool
     faces: int
+    faces_seen: int | None = Field(None, description="faces the edge detected in the track (known once closed)")
     identity_id: str | None
     identity_name: str | None
     similarity: float | None
@@ -63,8 +67,11 @@ def get_track(analyzer: AnalyzerDep, track_id: Annotated[str, Path(pattern=ID)])
         raise HTTPException(404, f"track {track_id} not found (or none of its faces decided yet)")
     named = [s for s in sightings if s.identity_id]
     best = max(named, key=lambda s: s.similarity or 0.0) if named else None
-    return TrackOut(track_id=track_id, camera_id=sightings[0].camera_id,
-                    first_seen_ms=min(s.captured_at_ms for s in sightings),
-                    last_seen_ms=max(s.captured_at_ms for s in sightings), faces=len(sightings),
+    info = analyzer.store.track_info(track_id) or {}
+    first = min([s.captured_at_ms for s in sightings] + ([int(info["first_seen_ms"])] if info else []))
+    last = max([s.captured_at_ms for s in sightings] + ([int(info["last_seen_ms"])] if info else []))
+    return TrackOut(track_id=track_id, camera_id=sightings[0].camera_id, first_seen_ms=first, last_seen_ms=last,
+                    closed=bool(info), faces=len(sightings),
+                    faces_seen=int(info["faces_seen"]) if info else None,
                     identity_id=best.identity_id if best else None, identity_name=best.identity_name if best else None,
                     similarity=best.similarity if best else None, sightings=sightings)

@@ -36,6 +36,17 @@ class FaceQuality:
     def ok(self) -> bool:
         return not self.issues
 
+    @property
+    def score(self) -> float:
+        """One number to rank faces of a person by, in [0, 1]: bigger (up to 160 px), sharper (up to a
+        Laplacian variance of 200) and more frontal is better; each factor halves the score at worst,
+        so a face is never ranked by one weakness alone. The edge's tracker uplinks a clearly better
+        face by it, and its minimum-quality gate (EDGE_MIN_QUALITY) reads it."""
+        size = min(self.face_width_px, 160.0) / 160.0
+        sharp = min(self.sharpness, 200.0) / 200.0
+        frontal = max(0.0, 1.0 - min(self.yaw, 1.0))
+        return size * (0.5 + 0.5 * sharp) * (0.5 + 0.5 * frontal)
+
 
 def sharpness(crop: np.ndarray) -> float:
     import cv2

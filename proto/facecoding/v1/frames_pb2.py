@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x61\x63\x65\x63oding/v1/frames.proto\x12\rfacecoding.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n\x05\x46rame\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12/\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x03 \x01(\x0c\"\xd2\x01\n\x08\x46rameAck\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.facecoding.v1.FrameAck.Status\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x16\n\x0e\x66\x61\x63\x65s_detected\x18\x04 \x01(\r\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x05 \x03(\t\"J\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\x0b\n\x07INVALID\x10\x02\x12\r\n\tFORBIDDEN\x10\x03\x32P\n\x0b\x46rameIngest\x12\x41\n\x0cSubmitFrames\x12\x14.facecoding.v1.Frame\x1a\x17.facecoding.v1.FrameAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x61\x63\x65\x63oding/v1/frames.proto\x12\rfacecoding.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n\x05\x46rame\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12/\n\x0b\x63\x61ptured_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05image\x18\x03 \x01(\x0c\"\xe9\x01\n\x08\x46rameAck\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12.\n\x06status\x18\x02 \x01(\x0e\x32\x1e.facecoding.v1.FrameAck.Status\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x16\n\x0e\x66\x61\x63\x65s_detected\x18\x04 \x01(\r\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x05 \x03(\t\"a\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\x0b\n\x07INVALID\x10\x02\x12\r\n\tFORBIDDEN\x10\x03\x12\x0b\n\x07\x44ROPPED\x10\x04\x12\x08\n\x04\x42USY\x10\x05\x32P\n\x0b\x46rameIngest\x12\x41\n\x0cSubmitFrames\x12\x14.facecoding.v1.Frame\x1a\x17.facecoding.v1.FrameAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FRAME']._serialized_start=78
   _globals['_FRAME']._serialized_end=168
   _globals['_FRAMEACK']._serialized_start=171
-  _globals['_FRAMEACK']._serialized_end=381
+  _globals['_FRAMEACK']._serialized_end=404
   _globals['_FRAMEACK_STATUS']._serialized_start=307
-  _globals['_FRAMEACK_STATUS']._serialized_end=381
-  _globals['_FRAMEINGEST']._serialized_start=383
-  _globals['_FRAMEINGEST']._serialized_end=463
+  _globals['_FRAMEACK_STATUS']._serialized_end=404
+  _globals['_FRAMEINGEST']._serialized_start=406
+  _globals['_FRAMEINGEST']._serialized_end=486
 # @@protoc_insertion_point(module_scope)

@@ -28,10 +28,14 @@ class FrameAck(_message.Message):
         ACCEPTED: _ClassVar[FrameAck.Status]
         INVALID: _ClassVar[FrameAck.Status]
         FORBIDDEN: _ClassVar[FrameAck.Status]
+        DROPPED: _ClassVar[FrameAck.Status]
+        BUSY: _ClassVar[FrameAck.Status]
     STATUS_UNSPECIFIED: FrameAck.Status
     ACCEPTED: FrameAck.Status
     INVALID: FrameAck.Status
     FORBIDDEN: FrameAck.Status
+    DROPPED: FrameAck.Status
+    BUSY: FrameAck.Status
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]

@@ -23,7 +23,7 @@ class BoundingBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class FaceRecord(_message.Message):
-    __slots__ = ("face_id", "camera_id", "captured_at", "bbox", "detection_score", "model_id", "rate_id", "codec_version", "base_layer", "edge_id", "edge_address", "enhancement_levels", "quality", "track_id")
+    __slots__ = ("face_id", "camera_id", "captured_at", "bbox", "detection_score", "model_id", "rate_id", "codec_version", "base_layer", "edge_id", "edge_address", "enhancement_levels", "quality", "track_id", "track_closed")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class FaceRecord(_message.Message):
     ENHANCEMENT_LEVELS_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_CLOSED_FIELD_NUMBER: _ClassVar[int]
     face_id: str
     camera_id: str
     captured_at: _timestamp_pb2.Timestamp
@@ -52,19 +53,34 @@ class FaceRecord(_message.Message):
     enhancement_levels: int
     quality: FaceQuality
     track_id: str
-    def __init__(self, face_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., model_id: _Optional[int] = ..., rate_id: _Optional[int] = ..., codec_version: _Optional[str] = ..., base_layer: _Optional[bytes] = ..., edge_id: _Optional[str] = ..., edge_address: _Optional[str] = ..., enhancement_levels: _Optional[int] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ..., track_id: _Optional[str] = ...) -> None: ...
+    track_closed: TrackClosed
+    def __init__(self, face_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., model_id: _Optional[int] = ..., rate_id: _Optional[int] = ..., codec_version: _Optional[str] = ..., base_layer: _Optional[bytes] = ..., edge_id: _Optional[str] = ..., edge_address: _Optional[str] = ..., enhancement_levels: _Optional[int] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ..., track_id: _Optional[str] = ..., track_closed: _Optional[_Union[TrackClosed, _Mapping]] = ...) -> None: ...
+
+class TrackClosed(_message.Message):
+    __slots__ = ("first_seen", "last_seen", "faces_seen", "faces_uplinked")
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    FACES_SEEN_FIELD_NUMBER: _ClassVar[int]
+    FACES_UPLINKED_FIELD_NUMBER: _ClassVar[int]
+    first_seen: _timestamp_pb2.Timestamp
+    last_seen: _timestamp_pb2.Timestamp
+    faces_seen: int
+    faces_uplinked: int
+    def __init__(self, first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., faces_seen: _Optional[int] = ..., faces_uplinked: _Optional[int] = ...) -> None: ...
 
 class FaceQuality(_message.Message):
-    __slots__ = ("face_width_px", "sharpness", "yaw", "issues")
+    __slots__ = ("face_width_px", "sharpness", "yaw", "issues", "score")
     FACE_WIDTH_PX_FIELD_NUMBER: _ClassVar[int]
     SHARPNESS_FIELD_NUMBER: _ClassVar[int]
     YAW_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     face_width_px: float
     sharpness: float
     yaw: float
     issues: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, face_width_px: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., issues: _Optional[_Iterable[str]] = ...) -> None: ...
+    score: float
+    def __init__(self, face_width_px: _Optional[float] = ..., sharpness: _Optional[float] = ..., yaw: _Optional[float] = ..., issues: _Optional[_Iterable[str]] = ..., score: _Optional[float] = ...) -> None: ...
 
 class IngestAck(_message.Message):
     __slots__ = ("face_id", "status", "error")

@@ -1,0 +1,123 @@
+"""The edge's stages: frames of several cameras in parallel, each camera's frames committed in order,
+bounded admission (refuse, wait, or drop a camera's oldest frame) and quality gates, on real models."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_encoder.pipeline import EncodePipeline, FrameResult, QualityGate, TooManyCameras
+from edge_encoder.stages import FrameDropped, FrameStages, Saturated
+from edge_encoder.tracker import FaceTracker
+from facecodec.codec.profiles import codec_by_name
+from tests.conftest import lfw_image
+
+
+def png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, bytes]:
+    face = np.asarray(Image.open(lfw_image("George_W_Bush", 1)).convert("RGB"))
+    big = np.full((1080, 1920, 3), 90, np.uint8)
+    big[400:650, 800:1050] = face  # a 1080p frame: the tiled pyramid makes it the slow one
+    return {"face": lfw_image("George_W_Bush", 1).read_bytes(), "slow": png(big),
+            "blank": png(np.full((64, 64, 3), 128, np.uint8))}
+
+
+@pytest.fixture
+def pipeline(front_end) -> EncodePipeline:
+    return EncodePipeline(codec_by_name("scalable"), None, front_end, max_cameras=4)
+
+
+class Sink:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.results: list[FrameResult] = []
+        self.delay_s = delay_s
+        self.lock = threading.Lock()
+
+    def __call__(self, result: FrameResult) -> None:
+        time.sleep(self.delay_s)
+        with self.lock:
+            self.results.append(result)
+
+
+def test_cameras_beyond_the_bound_are_refused_and_known_ones_still_served(pipeline, frames) -> None:
+    pipeline.max_cameras = 2
+    assert pipeline.encode_frame("a", frames["blank"]).detected == 0
+    assert pipeline.encode_frame("b", frames["blank"]).detected == 0
+    with pytest.raises(TooManyCameras, match="at most 2 cameras"):
+        pipeline.encode_frame("c", frames["blank"])
+    assert pipeline.encode_frame("a", frames["blank"]).faces == []
+
+
+def test_a_cameras_frames_are_committed_in_the_order_they_came_even_when_later_ones_finish_first(
+        pipeline, frames) -> None:
+    sink = Sink()
+    stages = FrameStages(pipeline, sink, workers=2, max_in_flight=16).start()
+    try:
+        order = ["slow", "blank", "face", "blank", "slow", "blank"]
+        futures = [stages.submit("a", frames[name], overflow="reject") for name in order]
+        other = stages.submit("b", frames["blank"])
+        results = [f.result(timeout=60) for f in futures]
+        other.result(timeout=60)
+    finally:
+        stages.stop()
+    committed = [r for r in sink.results if r.camera_id == "a"]
+    assert [r.captured_at for r in committed] == [r.captured_at for r in results]  # sink saw admission order
+    assert [r.detected for r in committed] == [1, 0, 1, 0, 1, 0]
+    assert stages.in_flight == 0
+
+
+def test_a_saturated_edge_refuses_waits_or_drops_the_cameras_oldest_frame(pipeline, frames) -> None:
+    sink = Sink(delay_s=0.3)  # a slow store keeps the slots taken long enough to look at
+    stages = FrameStages(pipeline, sink, workers=1, max_in_flight=2).start()
+    try:
+        first = stages.submit("a", frames["slow"])
+        second = stages.submit("a", frames["blank"])
+        assert stages.saturated
+        with pytest.raises(Saturated):
+            stages.submit("b", frames["blank"])  # overflow reject: refused at once
+        # drop-oldest: the camera's oldest frame not yet started gives its slot to the new one
+        newest = stages.submit("a", frames["face"], overflow="drop-oldest")
+        outcomes = []
+        for future in (first, second):
+            try:
+                future.result(timeout=60)
+                outcomes.append("done")
+            except FrameDropped:
+                outcomes.append("dropped")
+        assert outcomes.count("dropped") == 1
+        assert newest.result(timeout=60).detected == 1
+        assert pipeline.metrics.frames_dropped.labels("a")._value.get() == 1
+        # waiting (gRPC streams): admitted once a slot frees
+        stages.submit("b", frames["slow"])
+        stages.submit("b", frames["slow"])
+        waited = stages.submit("b", frames["blank"], wait_s=30)
+        assert waited.result(timeout=60).detected == 0
+    finally:
+        stages.stop()
+    assert stages.in_flight == 0
+    assert len(sink.results) == 5  # the six admitted frames but the dropped one reached the store
+
+
+def test_gates_withhold_small_or_poor_faces_and_say_why(front_end, frames) -> None:
+    codec = codec_by_name("scalable")
+    small = EncodePipeline(codec, None, front_end, gate=QualityGate(min_face_px=400))
+    result = small.encode_frame("a", frames["face"])
+    assert (result.detected, result.faces, result.withheld) == (1, [], {"below_min_face_px": 1})
+    poor = EncodePipeline(codec, None, front_end, gate=QualityGate(min_quality=0.99))
+    assert poor.encode_frame("a", frames["face"]).withheld == {"below_min_quality": 1}
+    tracked = EncodePipeline(codec, None, front_end, tracker=FaceTracker(link=0.5, near=0.3))
+    first = tracked.encode_frame("a", frames["face"])
+    again = tracked.encode_frame("a", frames["face"])
+    assert len(first.faces) == 1 and 0 < first.faces[0].quality.score <= 1
+    assert (again.faces, again.withheld) == ([], {"tracked": 1})
