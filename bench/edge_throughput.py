@@ -11,7 +11,14 @@ real processes (`facecodec.stack.Stack`); `facecodec.replay` plays the frames as
 - latency: 8 cameras at 2 fps with one face per frame: frame-to-sighting = the analyzer's decision time
   minus the frame's capture stamp (set by the camera as it sends), for every uplinked face;
 - uplink per face: base-only container bytes against a JPEG (q75) of the face's box region;
+- per-stage time (the edge's own `edge_stage_seconds` histograms, scraped from /metrics before and after
+  each run: mean, and p50/p95 interpolated within the histogram's buckets), and the share of the edge's
+  stage time spent detecting;
 - CPU seconds and peak RSS per service process over the whole run (/proc).
+
+With `--py-spy PATH` (the py-spy binary: `pip download py-spy` and unzip, or `pip install py-spy`), the
+edge process is sampled during the 4-camera run and the share of its busy samples under each part of
+the path is written beside the figures (`profile`).
 
 Machine: whatever runs it (recorded). Writes `faces_per_s`, `frame_to_sighting_p95_ms`,
 `uplink_ratio_vs_jpeg` at the top level, rows beside them.
@@ -26,6 +33,7 @@ import io
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +80,85 @@ def process_usage(pid: int) -> tuple[float, int]:
     return cpu, peak
 
 
+def stage_histograms(client: httpx.Client, edge: str) -> dict[str, dict[float, float]]:
+    """Cumulative bucket counts per stage (le -> count), plus '_sum' under le=-1."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(client.get(f"{edge}/metrics").text):
+        if family.name != "edge_stage_seconds":
+            continue
+        for sample in family.samples:
+            stage = sample.labels.get("stage")
+            if sample.name.endswith("_bucket"):
+                out.setdefault(stage, {})[float(sample.labels["le"])] = sample.value
+            elif sample.name.endswith("_sum"):
+                out.setdefault(stage, {})[-1.0] = sample.value
+    return out
+
+
+def _quantile(cumulative: dict[float, float], q: float) -> float:
+    """The q-quantile in ms from cumulative bucket counts (upper bound -> count), linear within a bucket."""
+    edges = sorted(cumulative)
+    target, lower, below = q * cumulative[edges[-1]], 0.0, 0.0
+    for le in edges:
+        if cumulative[le] >= target:
+            upper = le if le != float("inf") else lower
+            share = (target - below) / max(cumulative[le] - below, 1e-9)
+            return round(1000 * (lower + share * (upper - lower)), 1)
+        lower, below = le, cumulative[le]
+    return round(1000 * lower, 1)
+
+
+def stage_summary(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]) -> dict:
+    """Per stage over one run: count, mean, p50/p95 (linear within buckets), total seconds."""
+    summary = {}
+    for stage, buckets in after.items():
+        delta = {le: n - before.get(stage, {}).get(le, 0.0) for le, n in buckets.items()}
+        total_s = delta.pop(-1.0, 0.0)
+        edges = sorted(delta)
+        count = delta[edges[-1]] if edges else 0
+        if not count:
+            continue
+
+        summary[stage] = {"count": int(count), "mean_ms": round(1000 * total_s / count, 1),
+                          "p50_ms": _quantile(delta, 0.5), "p95_ms": _quantile(delta, 0.95),
+                          "total_s": round(total_s, 1)}
+    return summary
+
+
+# Where an edge's CPU goes: a function's share of the samples whose stack passes through it.
+PROFILE_PARTS = {
+    "decode (JPEG)": ("decode_image (",), "detect (tiled RFB)": ("frontend/detect.py",),
+    "landmarks": ("frontend/landmarks.py",), "align": ("frontend/align.py",),
+    "quality": ("frontend/quality.py",), "describe (recogniser)": ("frontend/describe.py",),
+    "track": ("edge_encoder/tracker.py",), "code base layer": ("encode_base (",), "lossless crop": ("lossless (",),
+    "store + outbox (SQLite)": ("edge_encoder/outbox.py", "edge_encoder/enhancement_store.py"),
+    "upload (gRPC)": ("edge_encoder/uploader.py",), "HTTP (uvicorn, starlette)": ("uvicorn/", "starlette/"),
+}
+
+
+def profile_edge(py_spy: str, pid: int, seconds: float) -> tuple[subprocess.Popen, Path]:
+    out = Path(tempfile.mkstemp(suffix=".txt")[1])
+    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+                             "--format", "raw", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True), out
+
+
+def profile_summary(raw: Path) -> dict:
+    """Share of busy samples under each part (a sample counts for every part on its stack)."""
+    total, parts = 0, dict.fromkeys(PROFILE_PARTS, 0)
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        for name, needles in PROFILE_PARTS.items():
+            if any(needle in stack for needle in needles):
+                parts[name] += int(count)
+    return {"samples": total, "share": {k: round(v / total, 3) for k, v in parts.items()} if total else {}}
+
+
 def frame_to_sighting(client: httpx.Client, analyzer: str, uplinked: list[tuple[str, int]],
                       timeout_s: float = 60.0) -> list[float]:
     deadline, latencies, pending = time.time() + timeout_s, [], dict(uplinked)
@@ -89,27 +176,40 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each saturation run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "edge_throughput.json")
+    parser.add_argument("--py-spy", default=None, help="py-spy binary: profile the edge during the 4-camera run")
     args = parser.parse_args(argv)
 
     print("composing 1080p frames...", flush=True)
     multi, crop_jpeg = frames(40, (1, 7), seed=0)
     single, _ = frames(40, (1, 2), seed=1)
-    rows, t0 = [], time.time()
+    rows, t0, profile = [], time.time(), None
     with tempfile.TemporaryDirectory() as tmp, Stack(Path(tmp)) as stack:
         edge, analyzer, token = stack.url("edge_encoder"), stack.url("cloud_analyzer"), stack.camera_token
         # A reader key without the default per-key rate limit: the poll below asks about every face.
         reader = stack.client().post(f"{analyzer}/v1/keys", json={"name": "bench", "scopes": ["sightings:read"],
                                                                   "rate_per_s": 100_000}).json()["token"]
         client = httpx.Client(headers={"authorization": f"Bearer {reader}"}, timeout=10)
+        plain = httpx.Client(timeout=10)
         for cameras in (1, 4, 16):
             fps = 10.0
+            before = stage_histograms(plain, edge)
+            spy = profile_edge(args.py_spy, stack.services["edge_encoder"].proc.pid, args.seconds - 1) \
+                if args.py_spy and cameras == 4 else None
             s = asyncio.run(replay(multi, edge, cameras, fps, int(args.seconds * fps), progress=False, token=token))
+            stages = stage_summary(before, stage_histograms(plain, edge))
+            if spy is not None:
+                spy[0].wait(60)
+                profile = {"run": "saturation, 4 cameras", **profile_summary(spy[1])}
+            spent = sum(v["total_s"] for v in stages.values())
             rows.append({"run": "saturation", "cameras": cameras, "fps_per_camera": fps,
                          "faces_per_s": round(s.faces_detected / s.seconds, 2),
                          "frames_per_s": round(s.accepted / s.seconds, 2),
                          "post_ms_p50": s.latency_ms_p50, "post_ms_p95": s.latency_ms_p95,
                          "frames_sent": s.frames_sent, "refused_429": s.refused_429, "skipped": s.skipped,
-                         "faces_detected": s.faces_detected, "faces_uplinked": s.faces_uplinked})
+                         "faces_detected": s.faces_detected, "faces_uplinked": s.faces_uplinked,
+                         "stages": stages,
+                         "detect_share_of_stage_time": round(stages.get("detect_align", {}).get("total_s", 0)
+                                                             / spent, 3) if spent else None})
             print(rows[-1], flush=True)
         s = asyncio.run(replay(single, edge, 8, 2.0, int(args.seconds * 2), progress=False, token=token))
         latencies = frame_to_sighting(client, analyzer, s.uplinked)
@@ -137,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                     "uplink_ratio_vs_jpeg": "<= 1/30"},
         "rows": rows,
         "services": services,
+        "profile": profile,
         "seconds": round(time.time() - t0, 1),
         "notes": "faces_per_s counts faces detected (every face is detected, aligned, described and tracked; "
                  "only uplinked ones are coded). Frames loop, so after the first pass the tracker links most "

@@ -121,3 +121,26 @@ def test_gates_withhold_small_or_poor_faces_and_say_why(front_end, frames) -> No
     again = tracked.encode_frame("a", frames["face"])
     assert len(first.faces) == 1 and 0 < first.faces[0].quality.score <= 1
     assert (again.faces, again.withheld) == ([], {"tracked": 1})
+
+
+def test_the_edge_detects_codes_and_stores_without_loading_torch(tmp_path) -> None:
+    """Torch and CompressAI's models are ~700 MB of the edge's memory it never uses: its models run on
+    onnxruntime and its entropy coder is CompressAI's rANS extension, loaded on its own."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from edge_encoder.node import build_node
+from edge_encoder.settings import EdgeSettings
+from facecodec.frontend import decode_image
+from tests.conftest import lfw_image
+node = build_node(EdgeSettings(data_dir={str(tmp_path)!r}))
+face = node.pipeline.encode_frame("a", lfw_image("Colin_Powell", 1).read_bytes()).faces[0]
+crop = decode_image(face.source)
+coded = node.pipeline.codec.encode(crop, node.pipeline.describe(crop[None])[0], node.pipeline.levels)
+assert len(coded.enhancements) == node.pipeline.levels > 0
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "compressai")))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

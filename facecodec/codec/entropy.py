@@ -7,12 +7,43 @@ bit for bit on any machine and runtime: the tables are integers, and the symbols
 
 from __future__ import annotations
 
+import functools
+import importlib.machinery
+import importlib.util
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 PRECISION = 16  # CompressAI's default entropy_coder_precision
 MAX_SYMBOL = 1 << 15  # far beyond any table here (|offset| + length < 300)
+
+
+@functools.cache
+def compressai_ans() -> ModuleType:
+    """CompressAI's rANS extension (`compressai.ans`), loaded from its file without running
+    `compressai/__init__.py`, which imports torch and every CompressAI model: a service that only codes
+    bitstreams (the edge, the analyzer) would otherwise carry ~800 MB of torch for a coder it loads in
+    12 MB. The extension itself links nothing of torch."""
+    spec = importlib.util.find_spec("compressai")
+    if spec is None or spec.origin is None:
+        raise ImportError("compressai is not installed")
+    found = sorted(Path(spec.origin).parent.glob("ans.*.so")) + sorted(Path(spec.origin).parent.glob("ans.*.pyd"))
+    if not found:  # another layout: the ordinary import
+        import compressai.ans
+
+        return compressai.ans
+    loader = importlib.machinery.ExtensionFileLoader("compressai.ans", str(found[0]))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("compressai.ans", found[0],
+                                                                                    loader=loader))
+    loader.exec_module(module)
+    # Loading put it in sys.modules without its package; drop that entry, so that a later `import
+    # compressai` imports it the ordinary way (Python hands back this same module) and binds
+    # `compressai.ans` on the package.
+    sys.modules.pop("compressai.ans", None)
+    return module
 
 
 class EntropyDecodeError(ValueError):
@@ -49,9 +80,8 @@ class RansCoder:
     """Encode/decode integer symbols, each with the index of the CDF table that models it."""
 
     def __init__(self, tables: CdfTables) -> None:
-        from compressai.ans import RansDecoder, RansEncoder
-
-        self._encoder, self._decoder = RansEncoder(), RansDecoder()
+        ans = compressai_ans()
+        self._encoder, self._decoder = ans.RansEncoder(), ans.RansDecoder()
         self._cdfs, self._lengths, self._offsets = tables.as_lists()
 
     def encode(self, symbols: np.ndarray, indexes: np.ndarray) -> bytes:
