@@ -39,58 +39,81 @@ class EnhancementStore:
             self._db.execute("ALTER TABLE faces ADD COLUMN source BLOB")
         self.max_faces, self.max_bytes = max_faces, max_bytes
         self._lock = threading.Lock()
+        # Kept in memory (only this process writes the store): counting the table on every put was a
+        # scan of up to max_faces rows per face stored.
+        self._count, self._bytes = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM faces").fetchone()
+        self.evicted = 0  # faces evicted for the bounds since start (edge_enhancement_store_evicted)
 
     def writable(self) -> bool:
         return writable(self._db, self._lock)
 
     def put(self, face_id: str, container: bytes, levels: int, source: bytes | None = None) -> None:
-        size = len(container) + len(source or b"")
+        self.put_many([(face_id, container, levels, source)])
+
+    def put_many(self, faces: list[tuple[str, bytes, int, bytes | None]]) -> None:
+        """Store (face_id, container, levels, source) rows in one transaction: one disk sync per frame,
+        not per face."""
         with self._lock:
+            count, total, evicted = self._count, self._bytes, self.evicted
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO faces (face_id, container, levels, size, created, source)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (face_id, container, levels, size, time.time(), source),
-                )
-                self._evict()
+                for face_id, container, levels, source in faces:
+                    self._insert(face_id, container, levels, source)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._count, self._bytes, self.evicted = count, total, evicted
                 raise
+
+    def _insert(self, face_id: str, container: bytes, levels: int, source: bytes | None) -> None:
+        size = len(container) + len(source or b"")
+        for (old,) in self._db.execute("DELETE FROM faces WHERE face_id = ? RETURNING size", (face_id,)):
+            self._count, self._bytes = self._count - 1, self._bytes - old
+        self._db.execute(
+            "INSERT INTO faces (face_id, container, levels, size, created, source) VALUES (?, ?, ?, ?, ?, ?)",
+            (face_id, container, levels, size, time.time(), source),
+        )
+        self._count, self._bytes = self._count + 1, self._bytes + size
+        self._evict()
 
     def keep_layers(self, face_id: str, container: bytes) -> None:
         """Replace a face's container by one with more layers (coded on a fetch), keeping its place in
         the eviction order; a face evicted meanwhile stays gone."""
         with self._lock:
-            self._db.execute(
-                "UPDATE faces SET container = ?, size = ? + COALESCE(LENGTH(source), 0) WHERE face_id = ?",
-                (container, len(container), face_id),
-            )
+            old = self._db.execute("SELECT size FROM faces WHERE face_id = ?", (face_id,)).fetchone()
+            new = self._db.execute(
+                "UPDATE faces SET container = ?, size = ? + COALESCE(LENGTH(source), 0) WHERE face_id = ?"
+                " RETURNING size", (container, len(container), face_id)).fetchone()
+            if old is not None and new is not None:
+                self._bytes += new[0] - old[0]
 
     def erase(self, face_ids: list[str]) -> int:
         """Forget these faces (container and kept crop); returns how many were held."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                held = sum(self._db.execute("DELETE FROM faces WHERE face_id = ?", (f,)).rowcount for f in face_ids)
+                sizes = [size for f in face_ids
+                         for (size,) in self._db.execute("DELETE FROM faces WHERE face_id = ? RETURNING size", (f,))]
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return held
+            self._count, self._bytes = self._count - len(sizes), self._bytes - sum(sizes)
+        return len(sizes)
 
     def expire(self, older_than: float) -> int:
         """Forget faces stored before `older_than` (Unix seconds): the edge's retention."""
         with self._lock:
-            return self._db.execute("DELETE FROM faces WHERE created < ?", (older_than,)).rowcount
+            sizes = [size for (size,) in self._db.execute("DELETE FROM faces WHERE created < ? RETURNING size",
+                                                          (older_than,))]
+            self._count, self._bytes = self._count - len(sizes), self._bytes - sum(sizes)
+            return len(sizes)
 
     def _evict(self) -> None:
-        count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM faces").fetchone()
-        while count > self.max_faces or (total > self.max_bytes and count > 1):
+        while self._count > self.max_faces or (self._bytes > self.max_bytes and self._count > 1):
             seq, size = self._db.execute("SELECT seq, size FROM faces ORDER BY seq LIMIT 1").fetchone()
             self._db.execute("DELETE FROM faces WHERE seq = ?", (seq,))
-            count, total = count - 1, total - size
+            self._count, self._bytes, self.evicted = self._count - 1, self._bytes - size, self.evicted + 1
 
     def get(self, face_id: str) -> StoredFace | None:
         with self._lock:
@@ -102,9 +125,7 @@ class EnhancementStore:
         return StoredFace(bytes(row[0]), int(row[1]), None if row[2] is None else bytes(row[2]))
 
     def stats(self) -> dict[str, int]:
-        with self._lock:
-            count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM faces").fetchone()
-        return {"faces": int(count), "bytes": int(total)}
+        return {"faces": int(self._count), "bytes": int(self._bytes), "evicted": self.evicted}
 
     def close(self) -> None:
         with self._lock:

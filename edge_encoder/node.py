@@ -102,10 +102,10 @@ class EdgeNode:
         """The stages' sink, in each camera's frame order: keep the enhancement layers first, then queue
         the base layers (the cloud never learns of a face whose pixels the edge cannot serve); count."""
         camera = result.camera_id
-        with self.metrics.stage("store"):
-            for face in result.faces:
-                self.store.put(face.face_id, face.full_container, face.levels, face.source)
-                self.outbox.put(face.face_id, self.record(face).SerializeToString())
+        if result.faces:
+            with self.metrics.stage("store"):
+                self.store.put_many([(f.face_id, f.full_container, f.levels, f.source) for f in result.faces])
+                self.outbox.put_many([(f.face_id, self.record(f).SerializeToString()) for f in result.faces])
         self.metrics.frames.labels(camera).inc()  # counted once accepted: labels stay bounded too
         self.metrics.faces_detected.labels(camera).inc(result.detected)
         for reason, count in result.withheld.items():

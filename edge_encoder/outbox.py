@@ -38,11 +38,22 @@ class Outbox:
         return writable(self._db, self._lock)
 
     def put(self, face_id: str, record: bytes) -> None:
+        self.put_many([(face_id, record)])
+
+    def put_many(self, records: list[tuple[str, bytes]]) -> None:
+        """Queue (face_id, record) pairs in order, in one transaction: one disk sync per frame."""
+        if not records:
+            return
+        now = time.time()
         with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO outbox (face_id, record, created) VALUES (?, ?, ?)",
-                (face_id, record, time.time()),
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO outbox (face_id, record, created) VALUES (?, ?, ?)",
+                                     [(face_id, record, now) for face_id, record in records])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         self.wakeup.set()
 
     def pending(self, limit: int) -> list[tuple[str, bytes]]:

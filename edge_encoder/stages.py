@@ -108,6 +108,13 @@ class FrameStages:
             self._complete(job)
         for thread in self._threads:
             thread.join(timeout_s)
+        while True:  # an analyser may have handed over a frame after the describer left
+            try:
+                job = self._to_describe.get_nowait()
+            except queue.Empty:
+                break
+            job.error = ShuttingDown("the edge is stopping")
+            self._complete(job)
 
     # -- admission -------------------------------------------------------------------------------
     @property

@@ -31,11 +31,34 @@ def test_enhancement_store_evicts_oldest_by_count_and_bytes(tmp_path: Path) -> N
         store.put(f"f{i}", bytes([i]) * 100, levels=2)
     assert store.get("f0") is None and store.get("f1") is None
     assert store.get("f4") == StoredFace(bytes([4]) * 100, 2)
-    assert store.stats() == {"faces": 3, "bytes": 300}
+    assert store.stats() == {"faces": 3, "bytes": 300, "evicted": 2}
 
     store.put("big", b"x" * 9_950, levels=1)  # over the byte bound: older faces go first
     assert store.get("big") is not None
     assert store.stats()["bytes"] <= 10_000
+
+
+def test_enhancement_store_counts_stay_true_to_the_table_through_every_change(tmp_path: Path) -> None:
+    """The store keeps its face count and bytes in memory; every way a face comes or goes must agree
+    with the table, also after reopening."""
+    path = tmp_path / "e.sqlite3"
+    store = EnhancementStore(path, max_faces=6, max_bytes=100_000)
+    for i in range(9):
+        store.put(f"f{i}", b"c" * (10 + i), levels=3, source=b"s" * i)
+    store.put("f8", b"again" * 3, levels=3)  # the same face stored again replaces it
+    store.keep_layers("f7", b"more layers" * 5)
+    store.erase(["f5", "nosuch"])
+    store.expire(older_than=0.0)
+
+    def truth(s: EnhancementStore) -> dict[str, int]:
+        count, total = s._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM faces").fetchone()
+        return {"faces": count, "bytes": total}
+
+    stats = store.stats()
+    assert {k: stats[k] for k in ("faces", "bytes")} == truth(store) and stats["evicted"] == 3
+    store.close()
+    reopened = EnhancementStore(path, max_faces=6, max_bytes=100_000)
+    assert {k: reopened.stats()[k] for k in ("faces", "bytes")} == truth(reopened)
 
 
 def test_enhancement_store_keeps_layers_coded_later_in_place(tmp_path: Path) -> None:
