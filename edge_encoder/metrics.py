@@ -44,6 +44,9 @@ class EdgeMetrics:
                                       "before they were started (overflow: drop-oldest)", ["camera"], registry=r)
         self.describe_batch_faces = Histogram("edge_describe_batch_faces", "faces described in one batch",
                                               buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.detect_searched_share = Histogram("edge_detect_searched_share", "share of each frame's area the "
+                                               "detector searched (motion gate: 1 = whole frame)",
+                                               buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0), registry=r)
         self.frame_seconds = Histogram("edge_frame_seconds", "admission to committed and stored, per frame",
                                        buckets=BUCKETS, registry=r)
         self.tracks_closed = Counter("edge_tracks_closed", "tracks ended (person out of view) and reported to "

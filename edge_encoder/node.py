@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import numpy as np
 from facecoding.v1 import ingest_pb2
@@ -33,6 +34,7 @@ from edge_encoder.uploader import Uploader
 from facecodec.capture_time import CaptureTimeError, CaptureWindow
 from facecodec.codec.profiles import FaceCodec, codec_by_name
 from facecodec.frontend import FaceFrontEnd, ImageDecodeError, ImageTooLarge, UnsupportedImageFormat
+from facecodec.frontend.motion import MotionGate
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +209,9 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
                                 deferred=settings.enhancement_coding == "deferred",
                                 tracker=make_tracker(codec, settings.track_timeout_s) if settings.tracking else None,
                                 metrics=metrics, max_cameras=settings.max_cameras,
-                                gate=QualityGate(settings.min_face_px, settings.min_quality)),
+                                gate=QualityGate(settings.min_face_px, settings.min_quality),
+                                motion_gate=partial(MotionGate, refresh_s=settings.detect_refresh_s)
+                                if settings.detect_motion_gate else None),
         outbox=outbox,
         store=EnhancementStore(
             settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes

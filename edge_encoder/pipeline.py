@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -18,6 +19,7 @@ from edge_encoder.tracker import ClosedTrack, FaceTracker
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import FaceCodec
 from facecodec.frontend import WEB_FORMATS, AlignedFace, FaceFrontEnd, decode_image
+from facecodec.frontend.motion import MotionGate
 from facecodec.frontend.quality import FaceQuality, assess
 
 
@@ -103,7 +105,7 @@ class EncodePipeline:
     def __init__(self, codec: FaceCodec, levels: int | None, front_end: FaceFrontEnd | None = None,
                  deferred: bool = True, tracker: FaceTracker | None = None,
                  metrics: EdgeMetrics | None = None, max_cameras: int = 256,
-                 gate: QualityGate | None = None) -> None:
+                 gate: QualityGate | None = None, motion_gate: Callable[[], MotionGate] | None = None) -> None:
         self.codec = codec
         self.levels = codec.levels if levels is None else min(levels, codec.levels)
         self.deferred = deferred
@@ -112,6 +114,8 @@ class EncodePipeline:
         self.front_end = front_end or FaceFrontEnd()
         self.gate = gate or QualityGate()
         self.max_cameras = max_cameras
+        self.motion_gate = motion_gate  # None: every frame searched whole; else one gate per camera
+        self._motion: dict[str, MotionGate] = {}
         self._cameras: set[str] = set()
         self._lock = threading.Lock()  # the tracker's state and the camera set
 
@@ -141,18 +145,32 @@ class EncodePipeline:
             self.tracker.expire()
             return self.tracker.closed()
 
-    def analyse(self, frame: bytes | np.ndarray) -> AnalysedFrame:
+    def analyse(self, frame: bytes | np.ndarray, camera_id: str = "") -> AnalysedFrame:
         """Decode (ImageDecodeError if `frame` is bytes but not a JPEG, PNG or WebP image, or too large;
-        an RGB array from a video source is used as it is), detect, align and assess every face."""
+        an RGB array from a video source is used as it is), detect, align and assess every face: in
+        the whole frame, or with a motion gate only where the camera's view changed or its tracked
+        people are."""
         if isinstance(frame, np.ndarray):
             rgb = frame
         else:
             with self.metrics.stage("decode"):
                 rgb = decode_image(frame, WEB_FORMATS)
         with self.metrics.stage("detect_align"):
-            faces = self.front_end.faces(rgb)
+            regions = self._regions(camera_id, rgb)
+            faces = self.front_end.faces(rgb, regions)
             qualities = [assess(f.detection.box, f.landmarks, f.crop) for f in faces]
         return AnalysedFrame(faces, qualities)
+
+    def _regions(self, camera_id: str, rgb: np.ndarray) -> list[tuple[float, float, float, float]] | None:
+        if self.motion_gate is None or not camera_id:
+            return None
+        with self._lock:
+            gate = self._motion.setdefault(camera_id, self.motion_gate())
+            keep = self.tracker.boxes(camera_id) if self.tracker is not None else []
+        regions = gate.regions(rgb, keep)
+        searched = 1.0 if regions is None else sum((b[2] - b[0]) * (b[3] - b[1]) for b in regions) / rgb[..., 0].size
+        self.metrics.detect_searched_share.observe(searched)
+        return regions
 
     def describe(self, crops: np.ndarray) -> np.ndarray:
         with self.metrics.stage("describe"):
@@ -207,7 +225,7 @@ class EncodePipeline:
         order themselves)."""
         self.admit_camera(camera_id)
         captured_at = captured_at or datetime.now(UTC)
-        analysed = self.analyse(frame)
+        analysed = self.analyse(frame, camera_id)
         if analysed.faces:
             analysed.descriptors = self.describe(np.stack([f.crop for f in analysed.faces]))
         return self.commit(camera_id, captured_at, analysed)

@@ -44,6 +44,13 @@ class EdgeSettings(BaseSettings):
     detect_tiling: bool = Field(
         True, description="also search frames >= ~1000 px wide tile by tile for small faces (~70 ms per 1080p frame)"
     )
+    detect_motion_gate: bool = Field(
+        False, description="search only where a camera's view changed or its tracked people are, and the whole "
+        "frame every detect_refresh_s (fixed cameras; facecodec/frontend/motion.py)"
+    )
+    detect_refresh_s: float = Field(
+        2.0, gt=0, le=60, description="motion gate: the whole frame is searched at least this often"
+    )
     tracking: bool = Field(
         True, description="link each camera's faces across frames and uplink a person once (again only for a "
         "clearly better face); off: every detection is uplinked"

@@ -172,7 +172,7 @@ class FrameStages:
                     return
                 job = self._waiting.popleft()
             try:
-                job.analysed = self.pipeline.analyse(job.frame)
+                job.analysed = self.pipeline.analyse(job.frame, job.camera_id)
             except Exception as exc:  # noqa: BLE001 - the frame's caller gets it; the worker goes on
                 job.error = exc
             job.frame = b""  # the decoded pixels and bytes are no longer needed: free them early

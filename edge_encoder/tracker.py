@@ -141,5 +141,9 @@ class FaceTracker:
         out, self._closed = self._closed, []
         return out
 
+    def boxes(self, camera_id: str) -> list[tuple[float, float, float, float]]:
+        """Where the camera's open tracks last saw their person."""
+        return [t.box for t in self._tracks.get(camera_id, [])]
+
     def open_tracks(self, camera_id: str) -> int:
         return len(self._tracks.get(camera_id, []))

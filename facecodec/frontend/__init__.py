@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.frontend.align import CROP_SIZE, align
 from facecodec.frontend.describe import DESCRIPTOR_DIM, FaceDescriber, normalise
-from facecodec.frontend.detect import Detection, FaceDetector
+from facecodec.frontend.detect import Detection, FaceDetector, _nms
 from facecodec.frontend.landmarks import LandmarkDetector, five_points
 
 # A 4K camera frame is 8.3 MP, a 32 MP still 32 MP; beyond this a small PNG can demand GBs once decoded.
@@ -144,13 +144,35 @@ class FaceFrontEnd:
         self.describer = FaceDescriber()
         self.max_faces = max_faces
 
-    def faces(self, rgb: np.ndarray) -> list[AlignedFace]:
+    def faces(self, rgb: np.ndarray, regions: Sequence[tuple[float, float, float, float]] | None = None
+              ) -> list[AlignedFace]:
+        """Every face in `rgb`, or only those found within `regions` (x1, y1, x2, y2: a MotionGate's
+        answer), largest confidence first."""
         faces = []
-        for det in self.detector(rgb)[: self.max_faces]:
+        for det in self.detect(rgb, regions)[: self.max_faces]:
             points68 = self.landmarks.points68(rgb, det.box)
             points = five_points(points68)
             faces.append(AlignedFace(det, points, align(rgb, points), points68))
         return faces
+
+    def detect(self, rgb: np.ndarray, regions: Sequence[tuple[float, float, float, float]] | None = None
+               ) -> list[Detection]:
+        """Face boxes in the whole of `rgb`, or in each of `regions` (mapped back, duplicates merged)."""
+        if regions is None:
+            return self.detector(rgb)
+        found: list[Detection] = []
+        for x1, y1, x2, y2 in regions:
+            x1, y1, x2, y2 = int(x1), int(y1), int(np.ceil(x2)), int(np.ceil(y2))
+            if x2 - x1 < 8 or y2 - y1 < 8:
+                continue
+            for det in self.detector(rgb[y1:y2, x1:x2]):
+                bx1, by1, bx2, by2 = det.box
+                found.append(Detection((bx1 + x1, by1 + y1, bx2 + x1, by2 + y1), det.score))
+        if len(found) < 2:
+            return found
+        boxes = np.array([d.box for d in found], np.float32)
+        keep = _nms(boxes, np.array([d.score for d in found], np.float32), 0.4)
+        return sorted((found[i] for i in keep), key=lambda d: -d.score)
 
     def largest_face(self, rgb: np.ndarray) -> AlignedFace | None:
         faces = self.faces(rgb)

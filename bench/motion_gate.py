@@ -1,0 +1,157 @@
+"""What a motion gate saves on fixed cameras, and what it costs in faces found.
+
+    .venv/bin/python bench/motion_gate.py [--sequences 6] [--frames 50]
+
+Sequences shaped like a fixed camera's stream at 5 fps: a WIDER FACE validation scene
+(`../shared/datasets/wider_val/`, padded into 1920x1080, its annotated faces standing still) with 2-4
+heads cut from LFW evaluation-identity photos walking across it at 5-25 px per frame, 40-300 px wide;
+sensor noise and a JPEG q85 round trip per frame. Every frame is searched twice with the same detector:
+whole (the edge's default) and through `MotionGate` (regions that changed since the previous frame,
+the previous frame's finds as the tracker's boxes, the whole frame every 2 s of stream time). Recall by
+band counts the walkers and the scene's faces (`invalid` and heavily occluded ones left out) with
+IoU >= 0.4, as `bench/detection.py` does; ms per frame includes the gate. Single-threaded, this 2-core
+CPU. Writes `bench/results/motion_gate.json`.
+"""
+
+# ruff: noqa: E402  (the thread count must be set before onnxruntime is imported)
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("FACECODEC_ORT_THREADS", "1")
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import cv2
+import numpy as np
+from detection import BANDS, FRAME_H, FRAME_W, iou
+
+from facecodec.datasets import dataset_root, evaluation_images
+from facecodec.frontend import FaceFrontEnd, decode_image
+from facecodec.frontend.detect import FaceDetector
+from facecodec.frontend.motion import MotionGate
+
+OUT = ROOT / "bench" / "results" / "motion_gate.json"
+FPS = 5.0
+
+
+def head(photo_path: Path, reference: FaceDetector, width: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """A head and shoulders cut from a photo, scaled so the face box is `width` px; (pixels, face box)."""
+    photo = decode_image(photo_path.read_bytes())
+    found = reference(photo)
+    if not found:
+        return None
+    x1, y1, x2, y2 = max(found, key=lambda d: d.score).box
+    m = 0.35 * (x2 - x1)
+    cx1, cy1 = int(max(x1 - m, 0)), int(max(y1 - m, 0))
+    cx2, cy2 = int(min(x2 + m, photo.shape[1])), int(min(y2 + 1.5 * m, photo.shape[0]))
+    scale = width / (x2 - x1)
+    pixels = cv2.resize(photo[cy1:cy2, cx1:cx2], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return pixels, np.array([x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1], np.float32) * scale
+
+
+def scene(path: Path, marked: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rgb = decode_image(path.read_bytes())
+    h, w = rgb.shape[:2]
+    scale = min(FRAME_W / w, FRAME_H / h)
+    frame = np.zeros((FRAME_H, FRAME_W, 3), np.uint8)
+    scaled = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+    frame[: scaled.shape[0], : scaled.shape[1]] = scaled
+    truth = np.array([[a["x"], a["y"], a["x"] + a["w"], a["y"] + a["h"]] for a in marked], np.float32).reshape(-1, 4)
+    scored = np.array([a["invalid"] == 0 and a["occlusion"] < 2 for a in marked], bool)
+    return frame, truth * scale, scored
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.found, self.total = dict.fromkeys(BANDS, 0), dict.fromkeys(BANDS, 0)
+        self.false_positives = self.frames = 0
+        self.seconds = self.searched = 0.0
+
+    def add(self, boxes: np.ndarray, truth: np.ndarray, scored: np.ndarray, seconds: float, searched: float) -> None:
+        self.frames += 1
+        self.seconds += seconds
+        self.searched += searched
+        overlap = iou(truth, boxes)
+        widths = truth[:, 2] - truth[:, 0]
+        for band, (lo, hi) in BANDS.items():
+            sel = scored & (widths >= lo) & (widths < hi)
+            self.total[band] += int(sel.sum())
+            if len(boxes):
+                self.found[band] += int((overlap[sel].max(1) >= 0.4).sum())
+        if len(boxes):
+            self.false_positives += int((overlap.max(0) < 0.3).sum()) if len(truth) else len(boxes)
+
+    def report(self) -> dict:
+        return {"recall": {b: round(self.found[b] / max(self.total[b], 1), 4) for b in BANDS}, "faces": self.total,
+                "fp_per_frame": round(self.false_positives / max(self.frames, 1), 3),
+                "ms_per_frame": round(1000 * self.seconds / max(self.frames, 1), 1),
+                "searched_share_mean": round(self.searched / max(self.frames, 1), 3), "frames": self.frames}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sequences", type=int, default=6)
+    parser.add_argument("--frames", type=int, default=50, help="frames per sequence (at 5 fps)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+
+    rng = np.random.default_rng(0)
+    root = dataset_root() / "wider_val"
+    scenes = list(json.loads((root / "boxes.json").read_text()).items())
+    photos = evaluation_images()
+    reference, front_end = FaceDetector(tiling=False), FaceFrontEnd()
+    whole, gated = Tally(), Tally()
+    for n in range(args.sequences):
+        path, marked = scenes[int(rng.integers(len(scenes)))]
+        background, static, static_scored = scene(root / path, marked)
+        walkers = []
+        for lane in range(int(rng.integers(2, 5))):
+            lo, hi = list(BANDS.values())[int(rng.integers(len(BANDS)))]
+            cut = head(photos[int(rng.integers(len(photos)))].path, reference, float(rng.uniform(lo, hi)))
+            if cut is not None:
+                y = int(60 + lane * (FRAME_H - 120 - cut[0].shape[0]) / 3)
+                walkers.append((cut, float(rng.uniform(0, FRAME_W - cut[0].shape[1])), y,
+                                float(rng.choice([-1, 1]) * rng.uniform(5, 25))))
+        gate, keep = MotionGate(refresh_s=2.0), []
+        for f in range(args.frames):
+            frame, truth = background.copy(), [static]
+            for (pixels, box), x0, y, speed in walkers:
+                ph, pw = pixels.shape[:2]
+                x = int((x0 + speed * f) % (FRAME_W - pw))
+                frame[y : y + ph, x : x + pw] = pixels
+                truth.append((box + [x, y, x, y])[None])
+            noisy = np.clip(frame + rng.normal(0, 2, frame.shape), 0, 255).astype(np.uint8)
+            ok, jpeg = cv2.imencode(".jpg", noisy[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+            rgb = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1].copy()
+            truth_boxes = np.concatenate(truth).astype(np.float32)
+            scored = np.concatenate([static_scored, np.ones(len(truth_boxes) - len(static), bool)])
+            start = time.perf_counter()
+            found = np.array([d.box for d in front_end.detect(rgb)], np.float32).reshape(-1, 4)
+            whole.add(found, truth_boxes, scored, time.perf_counter() - start, 1.0)
+            start = time.perf_counter()
+            regions = gate.regions(rgb, keep, now=f / FPS)
+            found = np.array([d.box for d in front_end.detect(rgb, regions)], np.float32).reshape(-1, 4)
+            seconds = time.perf_counter() - start
+            share = 1.0 if regions is None else sum((b[2] - b[0]) * (b[3] - b[1]) for b in regions) / FRAME_W / FRAME_H
+            gated.add(found, truth_boxes, scored, seconds, share)
+            keep = [tuple(b) for b in found]
+        print(f"sequence {n + 1}/{args.sequences}: whole {whole.report()['ms_per_frame']} ms, "
+              f"gated {gated.report()['ms_per_frame']} ms", flush=True)
+    result = {"whole": whole.report(), "gated": gated.report(),
+              "sequences": args.sequences, "frames_per_sequence": args.frames, "fps": FPS, "refresh_s": 2.0,
+              "machine": f"{os.cpu_count()}-core CPU, no GPU, one onnxruntime thread"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
