@@ -21,9 +21,10 @@ annotators draw boxes differently); a detection overlapping no box by IoU 0.3 is
 Bands are face box widths in the 1080p frame: 40-60, 60-100, 100-300 px. Single-threaded (one
 onnxruntime thread, one OpenMP thread), on this 2-core CPU. Writes `bench/results/detection.json`, one entry
 per detector (`--detector`): `rfb` (faceplugin's RFB-320 over the tiled pyramid; `--no-tiling` for its
-whole-frame pass only) and `libfd` (libfacedetection, `facecodec.frontend.detect.LibfdDetector`). WIDER is
-also reported on its even- and odd-indexed scenes: `libfd`'s score threshold was chosen on the composite
-set and the even half only, so the odd half is its held-out figure.
+whole-frame pass only) and `libfd` (libfacedetection + MTCNN's O-Net, `facecodec.frontend.detect.LibfdDetector`;
+`--max-side` trades time for small faces). WIDER is also reported on its even- and odd-indexed scenes:
+`libfd`'s thresholds were chosen on the composite set and the even half only, so the odd half is its
+held-out figure.
 """
 
 # ruff: noqa: E402  (the thread count must be set before onnxruntime is imported)
@@ -194,19 +195,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wider", type=int, default=351, help="WIDER scenes (all 351 by default)")
     parser.add_argument("--detector", nargs="+", choices=["rfb", "libfd"], default=["rfb", "libfd"])
     parser.add_argument("--no-tiling", action="store_true", help="rfb: the whole-frame pass only")
+    parser.add_argument("--max-side", type=int, default=1320, help="libfd: the frame's longer side shrunk to this")
+    parser.add_argument("--no-verify", action="store_true", help="libfd: no O-Net check")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     reference = FaceDetector(tiling=False)
     report: dict = {"detectors": {}, "machine": "2-core CPU, no GPU, one onnxruntime / OpenMP thread"}
     for kind in args.detector:
-        detector = make_detector(kind, **({"tiling": not args.no_tiling} if kind == "rfb" else {}))
+        detector = make_detector(kind, **({"tiling": not args.no_tiling} if kind == "rfb" else
+                                          {"max_side": args.max_side, "verify": not args.no_verify}))
         if kind == "rfb":
             settings = {"tiling": detector.tiling, "levels_1080p": detector.scales(FRAME_W, FRAME_H),
                         "score_threshold": detector.score_threshold,
                         "tile_score_threshold": detector.tile_score_threshold, "tile_overlap": detector.tile_overlap}
         else:
-            settings = {"score_threshold": detector.score_threshold, "max_side": detector.max_side,
-                        "min_width": detector.min_width}
+            settings = {"max_side": detector.max_side, "factor_1080p": detector.factor(FRAME_W, FRAME_H),
+                        "candidate_threshold": detector.candidate_threshold,
+                        "score_threshold (mean with O-Net)": detector.score_threshold,
+                        "min_width": detector.min_width, "verify": detector.verify}
         report["detectors"][kind] = {
             "settings": settings,
             "composite": composite(detector, reference, args.frames),

