@@ -8,6 +8,9 @@ real processes (`facecodec.stack.Stack`); `facecodec.replay` plays the frames as
 
 - saturation: 1, 4 and 16 cameras at 10 fps each for `--seconds`: faces detected per second, frames
   accepted per second, POST latency (frame in -> coded at the edge);
+- video: 4 cameras at 10 fps each playing a fixed camera's stream (`bench/motion_gate.py`'s sequence: a
+  WIDER scene with 2-4 LFW heads walking across it, 60 frames looped), where consecutive frames share
+  their background, as a real camera's do (the composites above share nothing from frame to frame);
 - latency: 8 cameras at 2 fps with one face per frame: frame-to-sighting = the analyzer's decision time
   minus the frame's capture stamp (set by the camera as it sends), for every uplinked face;
 - uplink per face: base-only container bytes against a JPEG (q75) of the face's box region;
@@ -45,6 +48,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import httpx
 import numpy as np
 from detection import composite_frame
+from motion_gate import walking_sequence, wider_scenes
 from PIL import Image
 
 from facecodec.datasets import evaluation_images
@@ -69,6 +73,17 @@ def frames(count: int, faces: tuple[int, int], seed: int) -> tuple[list[tuple[by
             Image.fromarray(rgb[max(y1, 0) : y2, max(x1, 0) : x2]).save(crop, "JPEG", quality=75)
             crops.append(len(crop.getvalue()))
     return out, crops
+
+
+def video_frames(count: int, seed: int) -> list[tuple[bytes, str]]:
+    rng = np.random.default_rng(seed)
+    sequence = walking_sequence(rng, wider_scenes(), evaluation_images(), FaceDetector(tiling=False), count)
+    out = []
+    for rgb, _, _ in sequence:
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, "JPEG", quality=85)
+        out.append((buffer.getvalue(), "image/jpeg"))
+    return out
 
 
 def process_usage(pid: int) -> tuple[float, int]:
@@ -176,32 +191,37 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each saturation run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "edge_throughput.json")
+    parser.add_argument("--edge-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="an edge setting for the run, e.g. EDGE_DETECT_MOTION_GATE=false (repeatable)")
     parser.add_argument("--py-spy", default=None, help="py-spy binary: profile the edge during the 4-camera run")
     args = parser.parse_args(argv)
 
     print("composing 1080p frames...", flush=True)
     multi, crop_jpeg = frames(40, (1, 7), seed=0)
     single, _ = frames(40, (1, 2), seed=1)
+    video = video_frames(60, seed=2)
+    edge_settings = dict(item.split("=", 1) for item in args.edge_setting)
     rows, t0, profile = [], time.time(), None
-    with tempfile.TemporaryDirectory() as tmp, Stack(Path(tmp)) as stack:
+    with tempfile.TemporaryDirectory() as tmp, Stack(Path(tmp), settings={"edge_encoder": edge_settings}) as stack:
         edge, analyzer, token = stack.url("edge_encoder"), stack.url("cloud_analyzer"), stack.camera_token
         # A reader key without the default per-key rate limit: the poll below asks about every face.
         reader = stack.client().post(f"{analyzer}/v1/keys", json={"name": "bench", "scopes": ["sightings:read"],
                                                                   "rate_per_s": 100_000}).json()["token"]
         client = httpx.Client(headers={"authorization": f"Bearer {reader}"}, timeout=10)
         plain = httpx.Client(timeout=10)
-        for cameras in (1, 4, 16):
+        for run, cameras, played in (("saturation", 1, multi), ("saturation", 4, multi), ("saturation", 16, multi),
+                                     ("video", 4, video)):
             fps = 10.0
             before = stage_histograms(plain, edge)
             spy = profile_edge(args.py_spy, stack.services["edge_encoder"].proc.pid, args.seconds - 1) \
-                if args.py_spy and cameras == 4 else None
-            s = asyncio.run(replay(multi, edge, cameras, fps, int(args.seconds * fps), progress=False, token=token))
+                if args.py_spy and (run, cameras) == ("saturation", 4) else None
+            s = asyncio.run(replay(played, edge, cameras, fps, int(args.seconds * fps), progress=False, token=token))
             stages = stage_summary(before, stage_histograms(plain, edge))
             if spy is not None:
                 spy[0].wait(60)
                 profile = {"run": "saturation, 4 cameras", **profile_summary(spy[1])}
             spent = sum(v["total_s"] for v in stages.values())
-            rows.append({"run": "saturation", "cameras": cameras, "fps_per_camera": fps,
+            rows.append({"run": run, "cameras": cameras, "fps_per_camera": fps,
                          "faces_per_s": round(s.faces_detected / s.seconds, 2),
                          "frames_per_s": round(s.accepted / s.seconds, 2),
                          "post_ms_p50": s.latency_ms_p50, "post_ms_p95": s.latency_ms_p95,
@@ -230,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, no GPU; Redis + 3 services + this driver on it",
         "faces_per_s": max(r["faces_per_s"] for r in rows if r["run"] == "saturation"),
+        "faces_per_s_fixed_camera_video": next(r["faces_per_s"] for r in rows if r["run"] == "video"),
+        "edge_settings": edge_settings,
         "frame_to_sighting_p95_ms": rows[-1]["frame_to_sighting_ms_p95"],
         "uplink_ratio_vs_jpeg": round(base_mean / float(np.mean(crop_jpeg)), 4) if base_mean else None,
         "uplink": {"base_container_bytes_mean": base_mean, "jpeg_q75_face_box_bytes_mean": float(np.mean(crop_jpeg))},

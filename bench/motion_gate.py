@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,39 @@ def scene(path: Path, marked: list[dict]) -> tuple[np.ndarray, np.ndarray, np.nd
     return frame, truth * scale, scored
 
 
+def wider_scenes() -> list[tuple[Path, list[dict]]]:
+    root = dataset_root() / "wider_val"
+    return [(root / path, marked) for path, marked in json.loads((root / "boxes.json").read_text()).items()]
+
+
+def walking_sequence(rng: np.random.Generator, scenes: list[tuple[Path, list[dict]]], photos: list,
+                     reference: FaceDetector, frames: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A fixed camera's `frames` at 5 fps: a WIDER scene with 2-4 LFW heads walking across it; per frame
+    (rgb after sensor noise and JPEG q85, face boxes, which boxes count for recall)."""
+    path, marked = scenes[int(rng.integers(len(scenes)))]
+    background, static, static_scored = scene(path, marked)
+    walkers = []
+    for lane in range(int(rng.integers(2, 5))):
+        lo, hi = list(BANDS.values())[int(rng.integers(len(BANDS)))]
+        cut = head(photos[int(rng.integers(len(photos)))].path, reference, float(rng.uniform(lo, hi)))
+        if cut is not None:
+            y = int(60 + lane * (FRAME_H - 120 - cut[0].shape[0]) / 3)
+            walkers.append((cut, float(rng.uniform(0, FRAME_W - cut[0].shape[1])), y,
+                            float(rng.choice([-1, 1]) * rng.uniform(5, 25))))
+    for f in range(frames):
+        frame, truth = background.copy(), [static]
+        for (pixels, box), x0, y, speed in walkers:
+            ph, pw = pixels.shape[:2]
+            x = int((x0 + speed * f) % (FRAME_W - pw))
+            frame[y : y + ph, x : x + pw] = pixels
+            truth.append((box + [x, y, x, y])[None])
+        noisy = np.clip(frame + rng.normal(0, 2, frame.shape), 0, 255).astype(np.uint8)
+        _, jpeg = cv2.imencode(".jpg", noisy[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+        rgb = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1].copy()
+        boxes = np.concatenate(truth).astype(np.float32)
+        yield rgb, boxes, np.concatenate([static_scored, np.ones(len(boxes) - len(static), bool)])
+
+
 class Tally:
     def __init__(self) -> None:
         self.found, self.total = dict.fromkeys(BANDS, 0), dict.fromkeys(BANDS, 0)
@@ -104,35 +138,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     rng = np.random.default_rng(0)
-    root = dataset_root() / "wider_val"
-    scenes = list(json.loads((root / "boxes.json").read_text()).items())
-    photos = evaluation_images()
+    scenes, photos = wider_scenes(), evaluation_images()
     reference, front_end = FaceDetector(tiling=False), FaceFrontEnd()
     whole, gated = Tally(), Tally()
     for n in range(args.sequences):
-        path, marked = scenes[int(rng.integers(len(scenes)))]
-        background, static, static_scored = scene(root / path, marked)
-        walkers = []
-        for lane in range(int(rng.integers(2, 5))):
-            lo, hi = list(BANDS.values())[int(rng.integers(len(BANDS)))]
-            cut = head(photos[int(rng.integers(len(photos)))].path, reference, float(rng.uniform(lo, hi)))
-            if cut is not None:
-                y = int(60 + lane * (FRAME_H - 120 - cut[0].shape[0]) / 3)
-                walkers.append((cut, float(rng.uniform(0, FRAME_W - cut[0].shape[1])), y,
-                                float(rng.choice([-1, 1]) * rng.uniform(5, 25))))
         gate, keep = MotionGate(refresh_s=2.0), []
-        for f in range(args.frames):
-            frame, truth = background.copy(), [static]
-            for (pixels, box), x0, y, speed in walkers:
-                ph, pw = pixels.shape[:2]
-                x = int((x0 + speed * f) % (FRAME_W - pw))
-                frame[y : y + ph, x : x + pw] = pixels
-                truth.append((box + [x, y, x, y])[None])
-            noisy = np.clip(frame + rng.normal(0, 2, frame.shape), 0, 255).astype(np.uint8)
-            ok, jpeg = cv2.imencode(".jpg", noisy[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])
-            rgb = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)[..., ::-1].copy()
-            truth_boxes = np.concatenate(truth).astype(np.float32)
-            scored = np.concatenate([static_scored, np.ones(len(truth_boxes) - len(static), bool)])
+        for f, (rgb, truth_boxes, scored) in enumerate(walking_sequence(rng, scenes, photos, reference,
+                                                                        args.frames)):
             start = time.perf_counter()
             found = np.array([d.box for d in front_end.detect(rgb)], np.float32).reshape(-1, 4)
             whole.add(found, truth_boxes, scored, time.perf_counter() - start, 1.0)
