@@ -1,12 +1,12 @@
 """What a motion gate saves on fixed cameras, and what it costs in faces found.
 
-    .venv/bin/python bench/motion_gate.py [--sequences 6] [--frames 50]
+    .venv/bin/python bench/motion_gate.py [--sequences 6] [--frames 50] [--detector rfb libfd]
 
 Sequences shaped like a fixed camera's stream at 5 fps: a WIDER FACE validation scene
 (`../shared/datasets/wider_val/`, padded into 1920x1080, its annotated faces standing still) with 2-4
 heads cut from LFW evaluation-identity photos walking across it at 5-25 px per frame, 40-300 px wide;
 sensor noise and a JPEG q85 round trip per frame. Every frame is searched twice with the same detector:
-whole (the edge's default) and through `MotionGate` (regions that changed since the previous frame,
+whole and through `MotionGate` (regions that changed since the previous frame,
 the previous frame's finds as the tracker's boxes, the whole frame every 2 s of stream time). Recall by
 band counts the walkers and the scene's faces (`invalid` and heavily occluded ones left out) with
 IoU >= 0.4, as `bench/detection.py` does; ms per frame includes the gate. Single-threaded, this 2-core
@@ -134,32 +134,34 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sequences", type=int, default=6)
     parser.add_argument("--frames", type=int, default=50, help="frames per sequence (at 5 fps)")
+    parser.add_argument("--detector", nargs="+", default=["rfb", "libfd"], choices=["rfb", "libfd"])
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
 
-    rng = np.random.default_rng(0)
-    scenes, photos = wider_scenes(), evaluation_images()
-    reference, front_end = FaceDetector(tiling=False), FaceFrontEnd()
-    whole, gated = Tally(), Tally()
-    for n in range(args.sequences):
-        gate, keep = MotionGate(refresh_s=2.0), []
-        for f, (rgb, truth_boxes, scored) in enumerate(walking_sequence(rng, scenes, photos, reference,
-                                                                        args.frames)):
-            start = time.perf_counter()
-            found = np.array([d.box for d in front_end.detect(rgb)], np.float32).reshape(-1, 4)
-            whole.add(found, truth_boxes, scored, time.perf_counter() - start, 1.0)
-            start = time.perf_counter()
-            regions = gate.regions(rgb, keep, now=f / FPS)
-            found = np.array([d.box for d in front_end.detect(rgb, regions)], np.float32).reshape(-1, 4)
-            seconds = time.perf_counter() - start
-            share = 1.0 if regions is None else sum((b[2] - b[0]) * (b[3] - b[1]) for b in regions) / FRAME_W / FRAME_H
-            gated.add(found, truth_boxes, scored, seconds, share)
-            keep = [tuple(b) for b in found]
-        print(f"sequence {n + 1}/{args.sequences}: whole {whole.report()['ms_per_frame']} ms, "
-              f"gated {gated.report()['ms_per_frame']} ms", flush=True)
-    result = {"whole": whole.report(), "gated": gated.report(),
-              "sequences": args.sequences, "frames_per_sequence": args.frames, "fps": FPS, "refresh_s": 2.0,
-              "machine": f"{os.cpu_count()}-core CPU, no GPU, one onnxruntime thread"}
+    scenes, photos, reference = wider_scenes(), evaluation_images(), FaceDetector(tiling=False)
+    result: dict = {"sequences": args.sequences, "frames_per_sequence": args.frames, "fps": FPS, "refresh_s": 2.0,
+                    "machine": f"{os.cpu_count()}-core CPU, no GPU, one onnxruntime thread"}
+    for name in args.detector:
+        rng = np.random.default_rng(0)  # the same sequences for every detector
+        front_end, whole, gated = FaceFrontEnd(detector=name), Tally(), Tally()
+        for n in range(args.sequences):
+            gate, keep = MotionGate(refresh_s=2.0), []
+            for f, (rgb, truth_boxes, scored) in enumerate(walking_sequence(rng, scenes, photos, reference,
+                                                                            args.frames)):
+                start = time.perf_counter()
+                found = np.array([d.box for d in front_end.detect(rgb)], np.float32).reshape(-1, 4)
+                whole.add(found, truth_boxes, scored, time.perf_counter() - start, 1.0)
+                start = time.perf_counter()
+                regions = gate.regions(rgb, keep, now=f / FPS)
+                found = np.array([d.box for d in front_end.detect(rgb, regions)], np.float32).reshape(-1, 4)
+                seconds = time.perf_counter() - start
+                share = 1.0 if regions is None else \
+                    sum((b[2] - b[0]) * (b[3] - b[1]) for b in regions) / FRAME_W / FRAME_H
+                gated.add(found, truth_boxes, scored, seconds, share)
+                keep = [tuple(b) for b in found]
+            print(f"{name} sequence {n + 1}/{args.sequences}: whole {whole.report()['ms_per_frame']} ms, "
+                  f"gated {gated.report()['ms_per_frame']} ms", flush=True)
+        result[name] = {"whole": whole.report(), "gated": gated.report()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

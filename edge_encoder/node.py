@@ -200,6 +200,7 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
     workers = settings.workers or cores
     # Sessions open below: with several frames at once, each gets cores / workers threads, not all cores.
     os.environ.setdefault("FACECODEC_ORT_THREADS", str(max(1, cores // workers)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))  # libfd's OpenMP, likewise
     codec = codec_by_name(settings.codec_profile, settings.codec_rate)
     outbox = Outbox(settings.data_dir / "outbox.sqlite3")
     metrics = EdgeMetrics()

@@ -55,7 +55,7 @@ class EdgeSettings(BaseSettings):
         "1080p frame)"
     )
     detect_motion_gate: bool = Field(
-        False, description="search only where a camera's view changed or its tracked people are, and the whole "
+        True, description="search only where a camera's view changed or its tracked people are, and the whole "
         "frame every detect_refresh_s (fixed cameras; facecodec/frontend/motion.py)"
     )
     detect_refresh_s: float = Field(
