@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                     "machine": f"{os.cpu_count()}-core CPU, no GPU, one onnxruntime thread"}
     for name in args.detector:
         rng = np.random.default_rng(0)  # the same sequences for every detector
-        front_end, whole, gated = FaceFrontEnd(detector=name), Tally(), Tally()
+        front_end, whole, gated = FaceFrontEnd(detector=name, max_faces=100_000), Tally(), Tally()
         for n in range(args.sequences):
             gate, keep = MotionGate(refresh_s=2.0), []
             for f, (rgb, truth_boxes, scored) in enumerate(walking_sequence(rng, scenes, photos, reference,

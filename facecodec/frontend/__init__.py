@@ -144,7 +144,8 @@ class FaceFrontEnd:
         tiles) or `libfd` (libfacedetection + O-Net, `LibfdDetector`, on the image shrunk to `max_side`,
         with its own thresholds). See `bench/detection.py`."""
         self.detector: FaceDetector | LibfdDetector = (
-            FaceDetector(score_threshold=score_threshold, tiling=tiling) if detector == "rfb"
+            FaceDetector(score_threshold=score_threshold, tiling=tiling, max_detections=max_faces)
+            if detector == "rfb"
             else make_detector(detector, max_side=max_side))
         self.landmarks = LandmarkDetector()
         self.describer = FaceDescriber()
