@@ -103,7 +103,7 @@ def test_quality_gate_flags_profiles_not_frontal_faces(front_end) -> None:
 
 
 def test_small_faces_in_a_full_hd_frame_are_found_by_the_tiled_pyramid() -> None:
-    """A 45 px face in 1920x1080 is ~8 px to a whole-frame pass; the tiles see it at 34 px."""
+    """A 45 px face in 1920x1080 is ~8 px to a whole-frame pass; the tiles see it at 27 px."""
     from facecodec.frontend.detect import FaceDetector
 
     photo = np.asarray(Image.open(lfw_image("Colin_Powell", 1)).convert("RGB"))

@@ -53,12 +53,15 @@ class FaceDetector:
     detections of every tile and level are mapped back and merged by NMS. Tiles only find the faces the
     whole frame misses, so they answer to a stricter score (`tile_score_threshold`): textures cut out of
     context look more face-like than whole scenes do. `bench/detection.py` measures recall by face
-    size, false positives per frame and time per frame.
+    size, false positives per frame and time per frame. The defaults (one tiled level at 0.6 of a 1080p
+    frame, 25% overlap: 20 tiles) were chosen on the composite set and WIDER's even-indexed scenes over
+    0.75 with 30% (two levels, 36 tiles): as many faces found there, fewer false positives, 40% less
+    time.
     """
 
     def __init__(
         self, score_threshold: float = 0.7, iou_threshold: float = 0.4, min_size: int = 20,
-        tiling: bool = True, finest_scale: float = 0.75, scale_step: float = 2.4, tile_overlap: float = 0.3,
+        tiling: bool = True, finest_scale: float = 0.6, scale_step: float = 2.4, tile_overlap: float = 0.25,
         tile_score_threshold: float = 0.85, max_detections: int | None = None,
     ) -> None:
         import cv2  # local: keeps `import facecodec` light for services that never detect
@@ -72,7 +75,8 @@ class FaceDetector:
         self.tile_overlap, self.tile_score_threshold = tile_overlap, tile_score_threshold
         # A crowd gives hundreds of tile-only finds, each confirmed by a network pass of its own (~1.5 ms):
         # 355 ms for a WIDER crowd scene. The edge keeps at most this many faces per frame anyway, so it
-        # stops there (highest scores first); None: every face (the detection benchmark).
+        # stops there and confirms at most this many tile finds (highest scores first); None: every face
+        # (the detection benchmark).
         self.max_detections = max_detections
 
     def _run(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -146,11 +150,16 @@ class FaceDetector:
             scores += s
         all_boxes, all_scores = np.concatenate(boxes), np.concatenate(scores)
         detections: list[Detection] = []
+        confirmations = 0
         for i in _nms(all_boxes, all_scores, self.iou_threshold):
             if self.max_detections is not None and len(detections) >= self.max_detections:
                 break
-            if i >= len(whole_boxes) and not self._confirmed(rgb, all_boxes[i]):
-                continue
+            if i >= len(whole_boxes):
+                if self.max_detections is not None and confirmations >= self.max_detections:
+                    continue  # a crowd: enough network passes spent on tile finds for this frame
+                confirmations += 1
+                if not self._confirmed(rgb, all_boxes[i]):
+                    continue
             x1, y1, x2, y2 = (float(v) for v in all_boxes[i])
             x1, y1, x2, y2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
             if min(x2 - x1, y2 - y1) >= self.min_size:
