@@ -221,6 +221,10 @@ def main(argv: list[str] | None = None) -> None:
             "composite": composite(detector, reference, args.frames),
             "wider_val": wider(detector, args.wider),
         }
+    # The schema at the top level: the edge's default detector (rfb) when it was measured.
+    default = report["detectors"].get("rfb") or next(iter(report["detectors"].values()))
+    report = {"composite": default["composite"], "wider_val": default["wider_val"],
+              "detector": "rfb" if "rfb" in report["detectors"] else args.detector[0], **report}
     print(json.dumps(report, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
