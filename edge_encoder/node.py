@@ -128,9 +128,10 @@ class EdgeNode:
             self.sources[camera_id] = VideoSource(camera_id, config, self.submit_frame, self.metrics,
                                                   self.settings.upload_retry_max_s).start()
 
-    def close_tracks(self) -> int:
-        """Queue a TrackClosed notice for every track that ended (after its faces, in upload order)."""
-        closed = [c for c in self.pipeline.close_tracks() if c.track.uplinks]
+    def close_tracks(self, everything: bool = False) -> int:
+        """Queue a TrackClosed notice for every track that ended (after its faces, in upload order);
+        `everything`: for the open ones too, as the edge stops (the outbox keeps them for the next run)."""
+        closed = [c for c in self.pipeline.close_tracks(everything) if c.track.uplinks]
         for c in closed:
             self.outbox.put(f"track-{c.track.track_id}", self.track_record(c).SerializeToString())
             self.metrics.tracks_closed.labels(c.camera_id).inc()
@@ -161,6 +162,10 @@ class EdgeNode:
             source.stop()
         if self.stages is not None:
             self.stages.stop()
+        try:  # a clean stop ends every open stay now, so the cloud's tracks are not left open
+            self.close_tracks(everything=True)
+        except Exception:  # noqa: BLE001 - stopping goes on
+            log.exception("could not queue the open tracks' closing notices")
 
     def record(self, face: EncodedFace) -> ingest_pb2.FaceRecord:
         captured = Timestamp()

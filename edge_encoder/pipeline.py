@@ -136,13 +136,13 @@ class EncodePipeline:
                              "tracks_open": self.tracker.open_tracks(camera)}
                     for camera, c in self.tracker.counts.items()}
 
-    def close_tracks(self) -> list[ClosedTrack]:
+    def close_tracks(self, everything: bool = False) -> list[ClosedTrack]:
         """Tracks ended since the last call (their camera's capture clock moved on, or the edge's clock
-        did while the camera sent nothing)."""
+        did while the camera sent nothing); `everything`: every open track too (the edge is stopping)."""
         if self.tracker is None:
             return []
         with self._lock:
-            self.tracker.expire()
+            self.tracker.expire(now=float("inf") if everything else None)
             return self.tracker.closed()
 
     def analyse(self, frame: bytes | np.ndarray, camera_id: str = "") -> AnalysedFrame:

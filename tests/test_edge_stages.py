@@ -144,3 +144,23 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_clean_stop_reports_the_open_tracks_closed_behind_their_faces(tmp_path, frames) -> None:
+    from facecoding.v1 import ingest_pb2
+
+    from edge_encoder.node import build_node
+    from edge_encoder.outbox import Outbox
+    from edge_encoder.settings import EdgeSettings
+
+    node = build_node(EdgeSettings(data_dir=tmp_path, track_timeout_s=60))
+    node.start()
+    first = node.ingest_frame("gate", frames["face"], None)
+    node.ingest_frame("gate", frames["face"], None)  # the same person: tracked, not uplinked again
+    node.stop()
+    node.outbox.close()
+    queued = Outbox(tmp_path / "outbox.sqlite3").pending(10)
+    assert [face_id for face_id, _ in queued] == [first.faces[0].face_id, f"track-{first.faces[0].track_id}"]
+    notice = ingest_pb2.FaceRecord.FromString(queued[1][1])
+    assert notice.track_closed.faces_seen == 2 and notice.track_closed.faces_uplinked == 1
+    assert not notice.base_layer and notice.camera_id == "gate"
