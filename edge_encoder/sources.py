@@ -63,7 +63,7 @@ class VideoSource:
                 played = self._play()
             except Exception as exc:  # noqa: BLE001 - PyAV raises many kinds; the source must live on
                 played = 0
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                self.last_error = self._scrubbed(f"{type(exc).__name__}: {exc}")[:300]
                 self.metrics.source_errors.labels(self.camera_id).inc()
                 log.warning("camera %s: video source failed (%s); retrying in %.0f s", self.camera_id,
                             self.last_error, backoff)
@@ -77,6 +77,13 @@ class VideoSource:
             if self._stop.wait(backoff):
                 return
             backoff = min(2 * backoff, self.retry_max_s)
+
+    def _scrubbed(self, text: str) -> str:
+        """An error text without the source's credentials (FFmpeg's messages quote the URL)."""
+        source = self.config.source or ""
+        text = text.replace(source, _redacted(source))
+        userinfo = source.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
+        return text.replace(userinfo, "***") if userinfo else text
 
     def _play(self) -> int:
         """Open the source and sample it until it ends or the source is stopped; frames sampled."""

@@ -37,6 +37,23 @@ def write_video(path: Path, seconds: float, fps: int = 10) -> Path:
     return path
 
 
+def test_a_failing_streams_credentials_stay_out_of_health_and_logs(caplog) -> None:
+    from edge_encoder.cameras import CameraConfig
+    from edge_encoder.metrics import EdgeMetrics
+    from edge_encoder.sources import VideoSource
+
+    config = CameraConfig(source="rtsp://admin:s3cret@127.0.0.1:9/stream", fps=1)
+    source = VideoSource("cam", config, lambda *a: None, EdgeMetrics(), retry_max_s=1, open_timeout_s=1).start()
+    for _ in range(100):
+        if source.last_error:
+            break
+        time.sleep(0.05)
+    source.stop()
+    health = str(source.health())
+    assert source.last_error and "s3cret" not in health and "admin" not in health, health
+    assert "s3cret" not in caplog.text
+
+
 def test_camera_files_are_validated_with_the_reason(tmp_path) -> None:
     good = tmp_path / "cameras.toml"
     good.write_text('[cameras.gate-1]\noverflow = "drop-oldest"\n[cameras.lobby]\nsource = "rtsp://u:p@cam/1"\n'
@@ -80,3 +97,6 @@ def test_a_video_file_is_watched_as_a_camera_sampled_at_its_fps_and_its_person_u
         metrics = httpx.get(f"{url}/metrics").text
         assert 'edge_source_errors_total{camera="broken"}' in metrics
         assert 'edge_faces_withheld_total{camera="door",reason="tracked"}' in metrics
+        for gauge in ("edge_frames_in_flight", "edge_queue_analyse", "edge_queue_describe",
+                      "edge_enhancement_store_evicted", "edge_detect_searched_share_count", "edge_frame_seconds_count"):
+            assert gauge in metrics, gauge
