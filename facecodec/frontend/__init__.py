@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.frontend.align import CROP_SIZE, align
 from facecodec.frontend.describe import DESCRIPTOR_DIM, FaceDescriber, normalise
-from facecodec.frontend.detect import Detection, FaceDetector, LibfdDetector, _nms, make_detector
+from facecodec.frontend.detect import CombinedDetector, Detection, FaceDetector, LibfdDetector, _nms, make_detector
 from facecodec.frontend.landmarks import LandmarkDetector, five_points
 
 # A 4K camera frame is 8.3 MP, a 32 MP still 32 MP; beyond this a small PNG can demand GBs once decoded.
@@ -143,10 +143,11 @@ class FaceFrontEnd:
         """`detector`: `rfb` (faceplugin's RFB-320 pyramid, with `score_threshold`; `tiling` switches its
         tiles) or `libfd` (libfacedetection + O-Net, `LibfdDetector`, on the image shrunk to `max_side`,
         with its own thresholds). See `bench/detection.py`."""
-        self.detector: FaceDetector | LibfdDetector = (
+        self.detector: FaceDetector | LibfdDetector | CombinedDetector = (
             FaceDetector(score_threshold=score_threshold, tiling=tiling, max_detections=max_faces)
             if detector == "rfb"
-            else make_detector(detector, max_side=max_side))
+            else make_detector(detector, max_side=max_side, **({"max_detections": max_faces}
+                                                               if detector == "libfd+rfb" else {})))
         self.landmarks = LandmarkDetector()
         self.describer = FaceDescriber()
         self.max_faces = max_faces
