@@ -82,7 +82,11 @@ class Tally:
         """`truth`: all ground-truth boxes; `scored`: which of them count for recall."""
         start = time.perf_counter()
         detections = np.array([d.box for d in detector(frame)], np.float32).reshape(-1, 4)
-        self.seconds += time.perf_counter() - start
+        self.add_boxes(detections, truth, scored, time.perf_counter() - start)
+
+    def add_boxes(self, detections: np.ndarray, truth: np.ndarray, scored: np.ndarray, seconds: float) -> None:
+        """One frame's detections (N x 4), found in `seconds`, against its ground truth."""
+        self.seconds += seconds
         self.frames += 1
         overlap = iou(truth, detections)
         widths = truth[:, 2] - truth[:, 0]
@@ -104,25 +108,48 @@ class Tally:
         }
 
 
-def wider(detector, limit: int) -> dict:
+def wider_scenes() -> list[tuple[Path, list[dict]]]:
+    """The WIDER validation scenes (image path, annotations)."""
     root = dataset_root() / "wider_val"
-    boxes = json.loads((root / "boxes.json").read_text())
+    return [(root / path, marked) for path, marked in json.loads((root / "boxes.json").read_text()).items()]
+
+
+def wider_frame(path: Path, marked: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A WIDER scene scaled to fit 1920x1080 and padded with black: (rgb, boxes N x 4, which count)."""
+    rgb = decode_image(path.read_bytes())
+    h, w = rgb.shape[:2]
+    scale = min(FRAME_W / w, FRAME_H / h)
+    scaled = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
+    frame = np.zeros((FRAME_H, FRAME_W, 3), np.uint8)
+    frame[: scaled.shape[0], : scaled.shape[1]] = scaled
+    truth = np.array([[a["x"], a["y"], a["x"] + a["w"], a["y"] + a["h"]] for a in marked],
+                     np.float32).reshape(-1, 4) * scale
+    scored = np.array([a["invalid"] == 0 and a["occlusion"] < 2 for a in marked], bool)
+    return frame, truth, scored
+
+
+def wider(detector, limit: int) -> dict:
     tallies = {"all": Tally(), "even": Tally(), "odd": Tally()}
-    for index, (path, marked) in enumerate(list(boxes.items())[:limit]):
-        rgb = decode_image((root / path).read_bytes())
-        h, w = rgb.shape[:2]
-        scale = min(FRAME_W / w, FRAME_H / h)
-        scaled = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
-        frame = np.zeros((FRAME_H, FRAME_W, 3), np.uint8)
-        frame[: scaled.shape[0], : scaled.shape[1]] = scaled
-        truth = np.array([[a["x"], a["y"], a["x"] + a["w"], a["y"] + a["h"]] for a in marked],
-                         np.float32).reshape(-1, 4) * scale
-        scored = np.array([a["invalid"] == 0 and a["occlusion"] < 2 for a in marked], bool)
+    for index, (path, marked) in enumerate(wider_scenes()[:limit]):
+        frame, truth, scored = wider_frame(path, marked)
         for tally in (tallies["all"], tallies["odd" if index % 2 else "even"]):
             tally.add(detector, frame, truth, scored)
     report = tallies["all"].report()
     report["halves"] = {half: tallies[half].report() for half in ("even", "odd")}
     return report
+
+
+def head_cut(photo: np.ndarray, reference: FaceDetector) -> tuple[np.ndarray, np.ndarray] | None:
+    """The head and some shoulders around a photo's most confident face, not the whole photo (LFW
+    photos often show other people): (pixels, face box in them); None without a face."""
+    found = reference(photo)
+    if not found:
+        return None
+    x1, y1, x2, y2 = max(found, key=lambda d: d.score).box
+    m = 0.35 * (x2 - x1)
+    cx1, cy1 = int(max(x1 - m, 0)), int(max(y1 - m, 0))
+    cx2, cy2 = int(min(x2 + m, photo.shape[1])), int(min(y2 + 1.5 * m, photo.shape[0]))
+    return photo[cy1:cy2, cx1:cx2], np.array([x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1], np.float64)
 
 
 def background(rng: np.random.Generator) -> np.ndarray:
@@ -144,16 +171,10 @@ def composite_frame(rng: np.random.Generator, photos: list, reference: FaceDetec
     taken: list[tuple[int, int, int, int]] = []
     truth = []
     for _ in range(rng.integers(*faces)):
-        photo = decode_image(photos[rng.integers(len(photos))].path.read_bytes())
-        found = reference(photo)
-        if not found:
+        cut = head_cut(decode_image(photos[rng.integers(len(photos))].path.read_bytes()), reference)
+        if cut is None:
             continue
-        x1, y1, x2, y2 = max(found, key=lambda d: d.score).box
-        # The head and some shoulders, not the whole photo: LFW photos often show other people.
-        m = 0.35 * (x2 - x1)
-        cx1, cy1 = int(max(x1 - m, 0)), int(max(y1 - m, 0))
-        cx2, cy2 = int(min(x2 + m, photo.shape[1])), int(min(y2 + 1.5 * m, photo.shape[0]))
-        photo, (x1, y1, x2, y2) = photo[cy1:cy2, cx1:cx2], (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
+        photo, (x1, y1, x2, y2) = cut
         lo, hi = list(BANDS.values())[rng.integers(len(BANDS))]
         scale = rng.uniform(lo, hi) / (x2 - x1)
         pasted = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),

@@ -47,8 +47,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import httpx
 import numpy as np
-from detection import composite_frame
-from motion_gate import walking_sequence, wider_scenes
+from detection import composite_frame, wider_scenes
+from motion_gate import walking_sequence
 from PIL import Image
 
 from facecodec.datasets import evaluation_images

@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import cv2
+import detection
 import numpy as np
-from detection import BANDS, FRAME_H, FRAME_W, iou
+from detection import BANDS, FRAME_H, FRAME_W, head_cut, wider_frame, wider_scenes
 
-from facecodec.datasets import dataset_root, evaluation_images
+from facecodec.datasets import evaluation_images
 from facecodec.frontend import FaceFrontEnd, decode_image
 from facecodec.frontend.detect import DETECTORS, FaceDetector
 from facecodec.frontend.motion import MotionGate
@@ -45,34 +46,12 @@ FPS = 5.0
 
 def head(photo_path: Path, reference: FaceDetector, width: float) -> tuple[np.ndarray, np.ndarray] | None:
     """A head and shoulders cut from a photo, scaled so the face box is `width` px; (pixels, face box)."""
-    photo = decode_image(photo_path.read_bytes())
-    found = reference(photo)
-    if not found:
+    cut = head_cut(decode_image(photo_path.read_bytes()), reference)
+    if cut is None:
         return None
-    x1, y1, x2, y2 = max(found, key=lambda d: d.score).box
-    m = 0.35 * (x2 - x1)
-    cx1, cy1 = int(max(x1 - m, 0)), int(max(y1 - m, 0))
-    cx2, cy2 = int(min(x2 + m, photo.shape[1])), int(min(y2 + 1.5 * m, photo.shape[0]))
-    scale = width / (x2 - x1)
-    pixels = cv2.resize(photo[cy1:cy2, cx1:cx2], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return pixels, np.array([x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1], np.float32) * scale
-
-
-def scene(path: Path, marked: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rgb = decode_image(path.read_bytes())
-    h, w = rgb.shape[:2]
-    scale = min(FRAME_W / w, FRAME_H / h)
-    frame = np.zeros((FRAME_H, FRAME_W, 3), np.uint8)
-    scaled = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_LINEAR)
-    frame[: scaled.shape[0], : scaled.shape[1]] = scaled
-    truth = np.array([[a["x"], a["y"], a["x"] + a["w"], a["y"] + a["h"]] for a in marked], np.float32).reshape(-1, 4)
-    scored = np.array([a["invalid"] == 0 and a["occlusion"] < 2 for a in marked], bool)
-    return frame, truth * scale, scored
-
-
-def wider_scenes() -> list[tuple[Path, list[dict]]]:
-    root = dataset_root() / "wider_val"
-    return [(root / path, marked) for path, marked in json.loads((root / "boxes.json").read_text()).items()]
+    pixels, box = cut
+    scale = width / (box[2] - box[0])
+    return cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), (box * scale).astype(np.float32)
 
 
 def walking_sequence(rng: np.random.Generator, scenes: list[tuple[Path, list[dict]]], photos: list,
@@ -80,7 +59,7 @@ def walking_sequence(rng: np.random.Generator, scenes: list[tuple[Path, list[dic
     """A fixed camera's `frames` at 5 fps: a WIDER scene with 2-4 LFW heads walking across it; per frame
     (rgb after sensor noise and JPEG q85, face boxes, which boxes count for recall)."""
     path, marked = scenes[int(rng.integers(len(scenes)))]
-    background, static, static_scored = scene(path, marked)
+    background, static, static_scored = wider_frame(path, marked)
     walkers = []
     for lane in range(int(rng.integers(2, 5))):
         lo, hi = list(BANDS.values())[int(rng.integers(len(BANDS)))]
@@ -103,31 +82,19 @@ def walking_sequence(rng: np.random.Generator, scenes: list[tuple[Path, list[dic
         yield rgb, boxes, np.concatenate([static_scored, np.ones(len(boxes) - len(static), bool)])
 
 
-class Tally:
+class Tally(detection.Tally):
+    """detection.Tally, plus the share of each frame searched."""
+
     def __init__(self) -> None:
-        self.found, self.total = dict.fromkeys(BANDS, 0), dict.fromkeys(BANDS, 0)
-        self.false_positives = self.frames = 0
-        self.seconds = self.searched = 0.0
+        super().__init__()
+        self.searched = 0.0
 
     def add(self, boxes: np.ndarray, truth: np.ndarray, scored: np.ndarray, seconds: float, searched: float) -> None:
-        self.frames += 1
-        self.seconds += seconds
+        self.add_boxes(boxes, truth, scored, seconds)
         self.searched += searched
-        overlap = iou(truth, boxes)
-        widths = truth[:, 2] - truth[:, 0]
-        for band, (lo, hi) in BANDS.items():
-            sel = scored & (widths >= lo) & (widths < hi)
-            self.total[band] += int(sel.sum())
-            if len(boxes):
-                self.found[band] += int((overlap[sel].max(1) >= 0.4).sum())
-        if len(boxes):
-            self.false_positives += int((overlap.max(0) < 0.3).sum()) if len(truth) else len(boxes)
 
     def report(self) -> dict:
-        return {"recall": {b: round(self.found[b] / max(self.total[b], 1), 4) for b in BANDS}, "faces": self.total,
-                "fp_per_frame": round(self.false_positives / max(self.frames, 1), 3),
-                "ms_per_frame": round(1000 * self.seconds / max(self.frames, 1), 1),
-                "searched_share_mean": round(self.searched / max(self.frames, 1), 3), "frames": self.frames}
+        return {**super().report(), "searched_share_mean": round(self.searched / max(self.frames, 1), 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
