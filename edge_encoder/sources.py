@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 
@@ -91,8 +90,7 @@ class VideoSource:
 
         source = self.config.source or ""
         options = {"rtsp_transport": "tcp"} if source.lower().startswith(("rtsp://", "rtsps://")) else {}
-        target = source if self.live else str(Path(source))
-        with av.open(target, options=options, timeout=self.open_timeout_s) as container:
+        with av.open(source, options=options, timeout=self.open_timeout_s) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             self.state = "playing"

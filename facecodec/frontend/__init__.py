@@ -13,7 +13,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facecodec.frontend.align import CROP_SIZE, align
 from facecodec.frontend.describe import DESCRIPTOR_DIM, FaceDescriber, normalise
-from facecodec.frontend.detect import CombinedDetector, Detection, FaceDetector, LibfdDetector, _nms, make_detector
+from facecodec.frontend.detect import (
+    CombinedDetector,
+    Detection,
+    FaceDetector,
+    LibfdDetector,
+    make_detector,
+    merged,
+)
 from facecodec.frontend.landmarks import LandmarkDetector, five_points
 
 # A 4K camera frame is 8.3 MP, a 32 MP still 32 MP; beyond this a small PNG can demand GBs once decoded.
@@ -176,11 +183,7 @@ class FaceFrontEnd:
             for det in self.detector(rgb[y1:y2, x1:x2]):
                 bx1, by1, bx2, by2 = det.box
                 found.append(Detection((bx1 + x1, by1 + y1, bx2 + x1, by2 + y1), det.score))
-        if len(found) < 2:
-            return found
-        boxes = np.array([d.box for d in found], np.float32)
-        keep = _nms(boxes, np.array([d.score for d in found], np.float32), 0.4)
-        return sorted((found[i] for i in keep), key=lambda d: -d.score)
+        return merged(found)
 
     def largest_face(self, rgb: np.ndarray) -> AlignedFace | None:
         faces = self.faces(rgb)

@@ -43,6 +43,15 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[in
     return keep
 
 
+def merged(detections: list[Detection], iou_threshold: float = 0.4) -> list[Detection]:
+    """Detections of several passes (regions, detectors) with duplicates removed, highest score first."""
+    if len(detections) < 2:
+        return detections
+    keep = _nms(np.array([d.box for d in detections], np.float32),
+                np.array([d.score for d in detections], np.float32), iou_threshold)
+    return [detections[i] for i in keep]
+
+
 class FaceDetector:
     """The RFB-320 detector over an image pyramid.
 
@@ -318,10 +327,7 @@ class CombinedDetector:
             checked = self.libfd._onet(rgb, np.array([d.box for d in extra], np.float32))
             found += [Detection(d.box, float((d.score + p) / 2)) for d, p in zip(extra, checked)
                       if (d.score + p) / 2 >= self.rfb_threshold]
-        if len(found) < 2:
-            return found
-        keep = _nms(np.array([d.box for d in found], np.float32), np.array([d.score for d in found], np.float32), 0.4)
-        return [found[i] for i in keep]
+        return merged(found)
 
 
 DETECTORS = ("rfb", "libfd", "libfd+rfb")
