@@ -4,10 +4,12 @@
 
 Each camera posts its frames at `--fps` (cameras start staggered across one frame interval), like a
 camera it does not queue: a frame whose time has passed while the previous one was still in flight is
-skipped and counted. Images are sent as they are (JPEG/PNG/WebP); video frames (PyAV, `pip install av`)
-are sent as JPEG q90. A status line every second goes to stderr; the summary (frames sent, accepted,
-refused with 429, other errors, skipped, faces detected and uplinked, p50/p95 latency of accepted posts,
-faces/s) goes to stdout, as JSON with `--json`.
+skipped and counted. While the edge refuses connections (restarting) a camera tries again within its
+frame's slot, then counts the frame unreachable. Images are sent as they are (JPEG/PNG/WebP); video
+frames (PyAV, `pip install av`) are sent as JPEG q90. A status line every second goes to stderr; the
+summary (frames sent, accepted, refused with 429, unreachable, other errors, skipped, faces detected and
+uplinked, p50/p95 latency of accepted posts, faces/s) goes to stdout, as JSON with `--json`. The exit
+status is 0 when some frames were accepted and none met an error (unreachable ones are not errors).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+RETRY_S = 0.1  # between connection attempts while the edge is down
 IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
@@ -41,6 +44,7 @@ class Summary:
     frames_sent: int = 0
     accepted: int = 0
     refused_429: int = 0
+    unreachable: int = 0  # frames whose slot passed while the edge refused connections (down, restarting)
     errors: int = 0
     skipped: int = 0
     faces_detected: int = 0
@@ -88,6 +92,21 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
+async def _post(client: httpx.AsyncClient, url: str, data: bytes, content_type: str, captured_ms: int,
+                until: float) -> httpx.Response:
+    """POST one frame; while the edge refuses connections (restarting), try again every RETRY_S until the
+    frame's slot ends (`until`, perf_counter seconds), as a camera would, then raise httpx.ConnectError.
+    Nothing reached the edge, so a retry cannot duplicate the frame."""
+    while True:
+        try:
+            return await client.post(url, content=data, headers={"content-type": content_type},
+                                     params={"captured_at": _iso(captured_ms)})
+        except httpx.ConnectError:
+            if time.perf_counter() + RETRY_S > until:
+                raise
+            await asyncio.sleep(RETRY_S)
+
+
 async def _camera(client: httpx.AsyncClient, edge: str, camera: str, frames: list[tuple[bytes, str]],
                   count: int, fps: float, offset: float, summary: Summary, latencies: list[float]) -> None:
     start = time.perf_counter() + offset
@@ -103,10 +122,12 @@ async def _camera(client: httpx.AsyncClient, edge: str, camera: str, frames: lis
         captured_ms = int(time.time() * 1000)  # the camera's clock stamps the frame as it is sent
         summary.frames_sent += 1
         try:
-            reply = await client.post(f"{edge}/v1/cameras/{camera}/frames", content=data,
-                                      headers={"content-type": content_type},
-                                      params={"captured_at": _iso(captured_ms)})
-        except httpx.HTTPError as exc:
+            reply = await _post(client, f"{edge}/v1/cameras/{camera}/frames", data, content_type, captured_ms,
+                                until=due + 1 / fps)
+        except httpx.ConnectError:
+            summary.unreachable += 1
+            continue
+        except httpx.HTTPError as exc:  # cut mid-request, timed out: the frame's fate is unknown
             summary.errors += 1
             summary.error_samples = (summary.error_samples + [f"{camera}: {exc!r}"])[:5]
             continue
@@ -137,7 +158,8 @@ async def replay(frames: list[tuple[bytes, str]], edge: str, cameras: int = 4, f
             await asyncio.sleep(1.0)
             elapsed = time.perf_counter() - t0
             print(f"\r{elapsed:5.0f}s  sent {summary.frames_sent}  accepted {summary.accepted}  "
-                  f"429 {summary.refused_429}  skipped {summary.skipped}  uplinked {summary.faces_uplinked}",
+                  f"429 {summary.refused_429}  unreachable {summary.unreachable}  skipped {summary.skipped}  "
+                  f"uplinked {summary.faces_uplinked}",
                   end="", file=sys.stderr, flush=True)
 
     limits = httpx.Limits(max_connections=cameras * 2)
@@ -184,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(f"{k} {v}" for k, v in asdict(summary).items() if k not in ("error_samples", "uplinked")))
         for sample in summary.error_samples:
             print(f"  error: {sample}")
-    return 0 if summary.errors == 0 else 1
+    return 0 if summary.errors == 0 and summary.accepted else 1
 
 
 if __name__ == "__main__":
