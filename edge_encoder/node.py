@@ -68,6 +68,8 @@ class EdgeNode:
     stages: FrameStages | None = None  # started with the node: build_node
     sources: dict[str, VideoSource] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _held: dict[str, bytes] = field(default_factory=dict)  # the closing notices last held for open tracks
+    _closer: threading.Thread | None = None
 
     @property
     def capture_window(self) -> CaptureWindow:
@@ -119,11 +121,15 @@ class EdgeNode:
                 self.metrics.faces_gated.labels(camera, issue).inc()
 
     def start(self) -> None:
+        recovered = self.outbox.recover_open()
+        if recovered:
+            log.warning("queued the closing notices of %d tracks left open by an unclean stop", recovered)
         self.stages = FrameStages(self.pipeline, self.accept, workers=self.settings.workers or os.cpu_count() or 1,
                                   max_in_flight=self.settings.max_frames_in_flight,
                                   batch_faces=self.settings.describe_batch_faces, metrics=self.metrics).start()
         self.metrics.watch(self.stages.depths)
-        threading.Thread(target=self._close_tracks_loop, name="track-closer", daemon=True).start()
+        self._closer = threading.Thread(target=self._close_tracks_loop, name="track-closer", daemon=True)
+        self._closer.start()
         for camera_id, config in self.cameras.sources().items():
             self.sources[camera_id] = VideoSource(camera_id, config, self.submit_frame, self.metrics,
                                                   self.settings.upload_retry_max_s).start()
@@ -137,10 +143,21 @@ class EdgeNode:
             self.metrics.tracks_closed.labels(c.camera_id).inc()
         return len(closed)
 
+    def hold_open_tracks(self) -> None:
+        """Keep aside the notice each open track would get if it closed now, for a crash to leave behind
+        (`Outbox.recover_open`); written only when it changed. After `close_tracks`, so that a track is
+        always held or queued: one closed since is still held until its notice is queued."""
+        held = {f"track-{c.track.track_id}": self.track_record(c).SerializeToString()
+                for c in self.pipeline.open_tracks() if c.track.uplinks}
+        if held != self._held:
+            self.outbox.hold_open(list(held.items()))
+            self._held = held
+
     def _close_tracks_loop(self) -> None:
         while not self._stopping.wait(0.5):
             try:
                 self.close_tracks()
+                self.hold_open_tracks()
             except Exception:  # noqa: BLE001 - a full disk must not end the loop; the next round retries
                 log.exception("could not queue closed tracks")
 
@@ -162,6 +179,8 @@ class EdgeNode:
             source.stop()
         if self.stages is not None:
             self.stages.stop()
+        if self._closer is not None:  # its last round must not hold copies of the notices queued below
+            self._closer.join(timeout=5.0)
         try:  # a clean stop ends every open stay now, so the cloud's tracks are not left open
             self.close_tracks(everything=True)
         except Exception:  # noqa: BLE001 - stopping goes on
@@ -205,7 +224,6 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
     workers = settings.workers or cores
     # Sessions open below: with several frames at once, each gets cores / workers threads, not all cores.
     os.environ.setdefault("FACECODEC_ORT_THREADS", str(max(1, cores // workers)))
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))  # libfd's OpenMP, likewise
     codec = codec_by_name(settings.codec_profile, settings.codec_rate)
     outbox = Outbox(settings.data_dir / "outbox.sqlite3")
     metrics = EdgeMetrics()

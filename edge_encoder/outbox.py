@@ -3,6 +3,10 @@
 SQLite (stdlib, fsync'd on commit) so a crash or a cloud outage loses nothing: records are removed
 only after a per-face ack, and re-sent after a restart. The cloud is idempotent on face_id, so a
 record sent twice is harmless.
+
+Open tracks: the closing notice each open track would get now is kept aside (`hold_open`) and replaced
+as the track goes on; a notice queued for real replaces its held copy in the same transaction. After a
+crash the held copies are queued at start (`recover_open`), so no cloud track stays open for ever.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Outbox:
             "CREATE TABLE IF NOT EXISTS rejected (face_id TEXT PRIMARY KEY, record BLOB NOT NULL,"
             " error TEXT NOT NULL, rejected REAL NOT NULL)"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS open_tracks (face_id TEXT PRIMARY KEY, record BLOB NOT NULL)")
         self._lock = threading.Lock()
         self.wakeup = threading.Event()
 
@@ -41,7 +46,8 @@ class Outbox:
         self.put_many([(face_id, record)])
 
     def put_many(self, records: list[tuple[str, bytes]]) -> None:
-        """Queue (face_id, record) pairs in order, in one transaction: one disk sync per frame."""
+        """Queue (face_id, record) pairs in order, in one transaction: one disk sync per frame. A held
+        copy of a track's closing notice (same face_id) goes in the same transaction."""
         if not records:
             return
         now = time.time()
@@ -50,11 +56,45 @@ class Outbox:
             try:
                 self._db.executemany("INSERT OR IGNORE INTO outbox (face_id, record, created) VALUES (?, ?, ?)",
                                      [(face_id, record, now) for face_id, record in records])
+                self._db.executemany("DELETE FROM open_tracks WHERE face_id = ?", [(f,) for f, _ in records])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         self.wakeup.set()
+
+    def hold_open(self, records: list[tuple[str, bytes]]) -> None:
+        """Replace the held closing notices with these (face_id, record) pairs: every open track's now."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM open_tracks")
+                self._db.executemany("INSERT INTO open_tracks (face_id, record) VALUES (?, ?)", records)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def held_open(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return [(f, bytes(r)) for f, r in self._db.execute("SELECT face_id, record FROM open_tracks")]
+
+    def recover_open(self) -> int:
+        """Queue the closing notices held for tracks that were open when the edge last stopped without
+        closing them (a crash); returns how many."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                queued = self._db.execute("INSERT OR IGNORE INTO outbox (face_id, record, created)"
+                                          " SELECT face_id, record, ? FROM open_tracks", (time.time(),)).rowcount
+                self._db.execute("DELETE FROM open_tracks")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if queued:
+            self.wakeup.set()
+        return queued
 
     def pending(self, limit: int) -> list[tuple[str, bytes]]:
         with self._lock:

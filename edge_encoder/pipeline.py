@@ -145,6 +145,13 @@ class EncodePipeline:
             self.tracker.expire(now=float("inf") if everything else None)
             return self.tracker.closed()
 
+    def open_tracks(self) -> list[ClosedTrack]:
+        """Every track whose closing notice has not been handed out (copies), as it stands now."""
+        if self.tracker is None:
+            return []
+        with self._lock:
+            return self.tracker.still_open()
+
     def analyse(self, frame: bytes | np.ndarray, camera_id: str = "") -> AnalysedFrame:
         """Decode (ImageDecodeError if `frame` is bytes but not a JPEG, PNG or WebP image, or too large;
         an RGB array from a video source is used as it is), detect, align and assess every face: in

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -140,6 +140,11 @@ class FaceTracker:
         """The tracks closed since the last call, each handed out once."""
         out, self._closed = self._closed, []
         return out
+
+    def still_open(self) -> list[ClosedTrack]:
+        """A copy of every track not yet handed out by `closed` (open, or closed since), as it stands."""
+        return ([ClosedTrack(camera_id, replace(t)) for camera_id, tracks in self._tracks.items() for t in tracks]
+                + [ClosedTrack(c.camera_id, replace(c.track)) for c in self._closed])
 
     def boxes(self, camera_id: str) -> list[tuple[float, float, float, float]]:
         """Where the camera's open tracks last saw their person."""

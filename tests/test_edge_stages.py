@@ -164,3 +164,47 @@ def test_a_clean_stop_reports_the_open_tracks_closed_behind_their_faces(tmp_path
     notice = ingest_pb2.FaceRecord.FromString(queued[1][1])
     assert notice.track_closed.faces_seen == 2 and notice.track_closed.faces_uplinked == 1
     assert not notice.base_layer and notice.camera_id == "gate"
+
+
+def test_tracks_open_when_the_edge_is_killed_are_closed_when_it_starts_again(tmp_path) -> None:
+    """The edge holds each open track's closing notice aside as the track goes on; SIGKILLed, it leaves
+    them behind, and its next start queues them behind the faces, so the cloud's track does not stay
+    open for ever."""
+    import subprocess
+    import sys
+
+    from facecoding.v1 import ingest_pb2
+
+    from edge_encoder.node import build_node
+    from edge_encoder.settings import EdgeSettings
+
+    script = f"""
+import os, signal, time
+from edge_encoder.node import build_node
+from edge_encoder.settings import EdgeSettings
+from tests.conftest import lfw_image
+node = build_node(EdgeSettings(data_dir={str(tmp_path)!r}, track_timeout_s=60))
+node.start()
+frame = lfw_image("George_W_Bush", 1).read_bytes()
+print(node.ingest_frame("gate", frame, None).faces[0].track_id, flush=True)
+node.ingest_frame("gate", frame, None)
+deadline = time.time() + 10
+while not node.outbox.held_open() and time.time() < deadline:
+    time.sleep(0.1)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == -9, run.stderr
+    track_id = run.stdout.split()[0]
+    node = build_node(EdgeSettings(data_dir=tmp_path, track_timeout_s=60))
+    assert [f for f, _ in node.outbox.held_open()] == [f"track-{track_id}"]
+    assert len(node.outbox.pending(10)) == 1  # its face; the notice is only held
+    node.start()
+    try:
+        queued = node.outbox.pending(10)
+        assert [f for f, _ in queued][1:] == [f"track-{track_id}"] and not node.outbox.held_open()
+        notice = ingest_pb2.FaceRecord.FromString(queued[1][1])
+        assert notice.track_closed.faces_seen == 2 and notice.track_closed.faces_uplinked == 1
+        assert notice.camera_id == "gate" and notice.track_id == track_id
+    finally:
+        node.stop()
