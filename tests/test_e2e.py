@@ -40,7 +40,16 @@ def stack(tmp_path_factory):
         yield running
 
 
-def test_whole_path(stack: Stack, front_end: FaceFrontEnd) -> None:
+@pytest.fixture(scope="module")
+def edge_front_end() -> FaceFrontEnd:
+    """The front end as the edge runs it (its default detector)."""
+    from edge_encoder.settings import EdgeSettings
+
+    defaults = EdgeSettings.model_fields
+    return FaceFrontEnd(detector=defaults["detect_model"].default, max_side=defaults["detect_max_side"].default)
+
+
+def test_whole_path(stack: Stack, edge_front_end: FaceFrontEnd) -> None:
     edge, analyzer, recon = (stack.url(n) for n in ("edge_encoder", "cloud_analyzer", "cloud_reconstructor"))
     client = stack.client()
     ids = {}
@@ -61,7 +70,7 @@ def test_whole_path(stack: Stack, front_end: FaceFrontEnd) -> None:
         faces = sorted(r.json()["faces"], key=lambda f: f["bbox"][0])
         assert len(faces) == len(paths)
         # The front end is deterministic: running it on the same frame gives the edge's exact crops.
-        local = sorted(front_end.faces(decode_image(frame)), key=lambda f: f.detection.box[0])
+        local = sorted(edge_front_end.faces(decode_image(frame)), key=lambda f: f.detection.box[0])
         for face, path, aligned in zip(faces, paths, local):
             assert np.allclose(face["bbox"], aligned.detection.box, atol=0.01)
             assert face["quality_issues"] == []  # LFW photos composed at full size pass the edge's gate

