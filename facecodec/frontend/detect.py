@@ -222,7 +222,7 @@ class LibfdDetector:
         self._cv2 = cv2
         self.max_side, self.min_width, self.verify = max_side, min_width, verify
         self.candidate_threshold, self.score_threshold = candidate_threshold, score_threshold
-        self.network = open_session(LIBFD_PATH)
+        self.network = open_session(LIBFD_PATH, varying_shapes=True)
         self.onet = open_session(ONET_PATH) if verify else None
 
     def factor(self, width: int, height: int) -> float:

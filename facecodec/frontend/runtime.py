@@ -17,8 +17,12 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def open_session(path: Path | str | bytes) -> ort.InferenceSession:
+def open_session(path: Path | str | bytes, varying_shapes: bool = False) -> ort.InferenceSession:
+    """`varying_shapes`: inputs change size from call to call (whole frames, motion-gate regions): no
+    memory pattern is planned per shape, which kept ~45 MB more of a detector's activations for the
+    same speed (measured on 400 region sizes)."""
     options = ort.SessionOptions()
+    options.enable_mem_pattern = not varying_shapes
     threads = int(os.environ.get("FACECODEC_ORT_THREADS", "0"))
     if threads:
         options.intra_op_num_threads = threads
