@@ -25,6 +25,7 @@ from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.schema import (
+    ERASED_TRACK_TTL_S,
     EVENTS_STREAM,
     FACES,
     GALLERY_VERSION,
@@ -35,6 +36,7 @@ from cloud_analyzer.schema import (
     identity_key,
     mean_key,
     templates_key,
+    track_erased_key,
     track_info_key,
 )
 from facecodec.access import AuditLog
@@ -147,10 +149,12 @@ class Eraser:
         return ErasureReport(uuid.uuid4().hex, subject, int(time.time() * 1000), key_id, identity_erased,
                              templates, 0, 0)
 
-    def forget(self, face_ids: Iterable[str]) -> tuple[set[str], dict[str, list[str]]]:
+    def forget(self, face_ids: Iterable[str], erasure: bool = False) -> tuple[set[str], dict[str, list[str]]]:
         """Delete these faces' records and index entries; returns the ones that existed and, per edge,
         those it holds pixels of. (Stream entries are the caller's: erasure drops them one by one,
-        retention trims by time.)"""
+        retention trims by time.) `erasure`: also mark their tracks erased, so that a closing notice
+        still on its way does not store the track's summary again (retention needs no mark: the summary
+        it would store expires anyway)."""
         by_edge: dict[str, list[str]] = defaultdict(list)
         erased: set[str] = set()
         face_ids = list(face_ids)
@@ -168,6 +172,8 @@ class Eraser:
             if track_id:  # the track is this person's stay in view: its summary goes with any of its faces
                 pipe.zrem(f"fc:track:{track_id}", face_id)
                 pipe.delete(track_info_key(track_id))
+                if erasure:
+                    pipe.set(track_erased_key(track_id), 1, ex=ERASED_TRACK_TTL_S)
             if history:
                 pipe.execute_command("VREM", history, face_id)
             existed, *_ = pipe.execute()
@@ -202,7 +208,7 @@ class Eraser:
                 pipe.sadd(edge_faces_key(report.erasure_id, edge_id), *ids[start : start + CHUNK])
             pipe.sadd(PENDING, f"{report.erasure_id}|{edge_id}")
             pipe.execute()
-        erased, _ = self.forget(face_ids)
+        erased, _ = self.forget(face_ids, erasure=True)
         report.faces += len(erased)
         report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
         self._drop_stream_entries(INGEST_STREAM, face_ids=erased)  # still queued: the worker would find nothing

@@ -263,7 +263,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
 
 
     def _track_closed(self, record: ingest_pb2.FaceRecord, context: grpc.ServicerContext) -> ingest_pb2.IngestAck:
-        """A track ended at the edge: keep its summary (idempotent: a resent notice writes the same)."""
+        """A track ended at the edge: keep its summary (idempotent: a resent notice writes the same), unless
+        an erasure took a face of the track meanwhile (acknowledged all the same: nothing to retry)."""
         try:
             fields = validate_track_closed(record, self.limits.capture_window)
         except InvalidRecord as exc:

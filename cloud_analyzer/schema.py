@@ -21,6 +21,16 @@ def track_info_key(track_id: str) -> str:
     return f"fc:trackinfo:{track_id}"
 
 
+def track_erased_key(track_id: str) -> str:
+    """Set when an erasure removed a face of this track: its closing notice, still on its way from the
+    edge, must not store a summary again (string, expires after ERASED_TRACK_TTL_S)."""
+    return f"fc:trackerased:{track_id}"
+
+
+# Longer than the default capture window (365 days): a notice captured before that is refused anyway.
+ERASED_TRACK_TTL_S = 366 * 86400
+
+
 def identity_key(identity_id: str) -> str:
     return f"fc:identity:{identity_id}"
 

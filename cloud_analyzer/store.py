@@ -31,6 +31,7 @@ from cloud_analyzer.schema import (
     identity_key,
     mean_key,
     templates_key,
+    track_erased_key,
     track_info_key,
 )
 from facecodec.openset import enrol_key, identity_template
@@ -40,6 +41,14 @@ from facecodec.redis_auth import redis_password
 # already stored is a duplicate only if its content (base layer, camera, capture time) is the same;
 # otherwise it is a conflict and the stored face stays as it was.
 # ARGV: face_id, base_layer, camera_id, captured_at_ms, then the hash's field/value pairs.
+# KEYS: the track's summary, its erasure mark. ARGV: ttl_s (0: none), then the field/value pairs.
+_CLOSE_TRACK = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return 1
+"""
+
 _INGEST = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local stored = redis.call('HMGET', KEYS[1], 'base_layer', 'camera_id', 'captured_at_ms')
@@ -105,6 +114,7 @@ class Store:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._ingest = self.r.register_script(_INGEST)
+        self._close_track = self.r.register_script(_CLOSE_TRACK)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float, password_file: Path | None = None) -> Store:
@@ -194,13 +204,12 @@ class Store:
         faces = [_face_fields(raw) for raw in pipe.execute()]
         return [f for f in faces if f is not None]
 
-    def close_track(self, track_id: str, fields: dict[str, Any], ttl_s: float | None) -> None:
-        """The summary of a track the edge closed: first and last seen, faces seen and uplinked."""
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(track_info_key(track_id), mapping=fields)
-            if ttl_s:
-                pipe.expire(track_info_key(track_id), int(ttl_s))
-            pipe.execute()
+    def close_track(self, track_id: str, fields: dict[str, Any], ttl_s: float | None) -> bool:
+        """The summary of a track the edge closed: first and last seen, faces seen and uplinked. Not
+        stored (False) when an erasure took any of the track's faces."""
+        pairs = [v for item in fields.items() for v in item]
+        return bool(self._close_track(keys=[track_info_key(track_id), track_erased_key(track_id)],
+                                      args=[int(ttl_s or 0), *pairs]))
 
     def track_info(self, track_id: str) -> dict[str, int | str] | None:
         raw = self.r.hgetall(track_info_key(track_id))

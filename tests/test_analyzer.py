@@ -475,3 +475,23 @@ def test_history_search_and_backfill_after_an_enrolment(analyzer, front_end) -> 
     api.delete(f"{url}/v1/faces/{records[0].face_id}")
     after = api.post(f"{url}/v1/search/history", files={"image": ("p.jpg", photo)}).json()["items"]
     assert records[0].face_id not in {h["face_id"] for h in after}
+
+
+def test_a_track_notice_arriving_after_an_erasure_stores_no_summary(redis_client) -> None:
+    """The edge may still be sending a track's closing notice when a face of the track is erased: the
+    summary is not stored again. Faces dropped by retention leave no such mark."""
+    from cloud_analyzer.erasure import Eraser
+    from cloud_analyzer.schema import face_key
+    from cloud_analyzer.store import Store
+
+    store, eraser = Store(redis_client), Eraser(redis_client)
+    summary = {"camera_id": "gate", "edge_id": "e", "first_seen_ms": 1, "last_seen_ms": 2, "faces_seen": 3,
+               "faces_uplinked": 1, "closed_at_ms": 3}
+    redis_client.hset(face_key("f1"), mapping={"track_id": "t-erased", "camera_id": "gate"})
+    redis_client.hset(face_key("f2"), mapping={"track_id": "t-expired", "camera_id": "gate"})
+    assert eraser.face("f1", key_id="admin") is not None
+    eraser.forget(["f2"])  # as retention does
+    assert store.close_track("t-erased", summary, None) is False and store.track_info("t-erased") is None
+    assert store.close_track("t-expired", summary, 60) is True
+    assert store.track_info("t-expired")["faces_seen"] == 3
+    assert 0 < redis_client.ttl("fc:trackinfo:t-expired") <= 60
