@@ -19,8 +19,8 @@ def providers() -> list[str]:
 
 def open_session(path: Path | str | bytes, varying_shapes: bool = False) -> ort.InferenceSession:
     """`varying_shapes`: inputs change size from call to call (whole frames, motion-gate regions): no
-    memory pattern is planned per shape, which kept ~45 MB more of a detector's activations for the
-    same speed (measured on 400 region sizes)."""
+    memory pattern is planned per shape (with the detector's session so: edge peak RSS 426 instead of
+    465 MB at the same throughput, bench/edge_throughput.py)."""
     options = ort.SessionOptions()
     options.enable_mem_pattern = not varying_shapes
     threads = int(os.environ.get("FACECODEC_ORT_THREADS", "0"))
