@@ -10,8 +10,8 @@ Shiqi Yu; a YuNet-style network): the library exports its filter table `param_pC
   channels (tap-major: channel (3 * ky + kx) * 3 + c);
 - a "DP" pair is a 1x1 convolution without ReLU, then a 3x3 depthwise one with ReLU (heads: without);
 - depthwise weights are stored tap-major (9 x channels).
-The shipped wheel is compiled for SSE only (55 AVX instructions in the whole library); onnxruntime's
-kernels use the AVX-512 this CPU has, which is why this export exists (measured by bench/detection.py).
+The shipped wheel barely uses AVX (107 uses of 256-bit registers, none of 512-bit); onnxruntime's
+kernels use the AVX-512 this CPU has, which is why this export exists (bench/libfd_runtime.py measures both).
 
 Writes `facecodec/weights/libfd.onnx`: input `bgr` 1 x 3 x H x W float32, BGR 0..255, H and W multiples
 of 32 (pad with zeros at the bottom and right, as the library does); outputs `stride8`, `stride16`,

@@ -208,8 +208,9 @@ class LibfdDetector:
     that small. The thresholds were chosen on bench/detection.py's composite set and WIDER's even-indexed
     scenes; it measures this detector against the RFB pyramid (`--detector libfd rfb`).
 
-    onnxruntime runs the network ~5x faster than the wheel's own library, which is compiled for SSE only
-    (16 vs 73 ms on a 1320x743 frame here, one thread), with the same boxes and scores (tested).
+    onnxruntime runs the network ~6x faster than the wheel's own library, which barely uses AVX (18 vs
+    115 ms on a 1320x742 frame here, one thread each: bench/libfd_runtime.py), with the same boxes and
+    scores (tested).
     """
 
     STRIDES = (8, 16, 32)
