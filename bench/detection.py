@@ -45,6 +45,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+from report import write_report
 
 from edge_encoder.settings import EdgeSettings
 from facecodec.datasets import dataset_root, evaluation_images
@@ -250,10 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     top = edge_default if edge_default in report["detectors"] else args.detector[0]
     report = {"composite": report["detectors"][top]["composite"], "wider_val": report["detectors"][top]["wider_val"],
               "detector": top, **report}
-    print(json.dumps(report, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

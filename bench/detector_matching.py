@@ -20,7 +20,6 @@ import os
 os.environ.setdefault("FACECODEC_ORT_THREADS", "1")
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import write_report
 
 from facecodec.datasets import dataset_root, lfw_pairs
 from facecodec.eval.metrics import unit, verification_accuracy_cv
@@ -90,10 +91,7 @@ def main(argv: list[str] | None = None) -> None:
                                            "min": round(float(cosines.min()), 4)},
         "verification": accuracy,
     }
-    print(json.dumps(report, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import importlib.util
-import json
 import re
 import shutil
 import subprocess
@@ -33,6 +32,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from report import write_report
 
 from facecodec.frontend.detect import LibfdDetector
 
@@ -82,10 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         print(width, rows[f"{width}x{height}"])
     report = {"machine": f"{os.cpu_count()}-core CPU, no GPU, one thread each", "repeats": args.repeats,
               "frames": rows, "library_avx_register_uses": avx_instructions(Path(library._name))}
-    print(json.dumps(report, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

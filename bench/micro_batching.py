@@ -33,6 +33,8 @@ from onnx import numpy_helper
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from report import write_report
+
 from facecodec.assets import model_path
 from facecodec.codec.compact_onnx import restore
 from facecodec.codec.profiles import WEIGHTS, codec_by_name
@@ -113,9 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         inputs = dict(zip(names, inputs.values())) if len(names) == len(inputs) else inputs
         report["networks"][name] = per_face_ms(session, inputs, args.repeats)
         print(name, json.dumps(report["networks"][name]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":
