@@ -33,22 +33,16 @@ from report import write_report
 
 from facecodec.datasets import dataset_root, lfw_pairs
 from facecodec.eval.metrics import unit, verification_accuracy_cv
-from facecodec.frontend import FaceFrontEnd, decode_image, five_points
-from facecodec.frontend.align import align
-from facecodec.train.prepare import fallback_box
+from facecodec.frontend import FaceFrontEnd, decode_image
+from facecodec.train.prepare import aligned_crop
 
 OUT = ROOT / "bench" / "results" / "detector_matching.json"
 
 
 def descriptor(front_end: FaceFrontEnd, rgb: np.ndarray) -> tuple[np.ndarray, bool]:
     """The unit descriptor of the largest face, and whether the detector found one."""
-    face = front_end.largest_face(rgb)
-    if face is not None:
-        crop = face.crop
-    else:
-        points = five_points(front_end.landmarks.points68(rgb, fallback_box(*rgb.shape[:2], "lfw")))
-        crop = align(rgb, points)
-    return unit(front_end.describe(crop[None]))[0], face is not None
+    crop, detected, _ = aligned_crop(front_end, rgb, "lfw")
+    return unit(front_end.describe(crop[None]))[0], detected
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,6 +29,16 @@ def fallback_box(h: int, w: int, dataset: str) -> tuple[float, float, float, flo
     return (w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2
 
 
+def aligned_crop(front: FaceFrontEnd, rgb: np.ndarray, dataset: str) -> tuple[np.ndarray, bool, np.ndarray]:
+    """The largest face's aligned crop, whether it was detected, and its 68 points; with no detection,
+    the landmarks are found in the data set's centred fallback box."""
+    face = front.largest_face(rgb)
+    if face is not None:
+        return face.crop, True, face.points68
+    points68 = front.landmarks.points68(rgb, fallback_box(*rgb.shape[:2], dataset))
+    return align(rgb, five_points(points68)), False, points68
+
+
 def prepare(dataset: str, out: Path, front: FaceFrontEnd) -> None:
     target = out / f"{dataset}.npz"
     if target.exists():
@@ -40,14 +50,7 @@ def prepare(dataset: str, out: Path, front: FaceFrontEnd) -> None:
     points68 = np.zeros((len(images), 68, 2), np.float32)  # kept so alignment recipes can be compared
     start = time.time()
     for i, im in enumerate(images):
-        rgb = decode_image(im.path.read_bytes())
-        face = front.largest_face(rgb)
-        if face is not None:
-            crops[i], detected[i], points68[i] = face.crop, True, face.points68
-        else:
-            h, w = rgb.shape[:2]
-            points68[i] = front.landmarks.points68(rgb, fallback_box(h, w, dataset))
-            crops[i] = align(rgb, five_points(points68[i]))
+        crops[i], detected[i], points68[i] = aligned_crop(front, decode_image(im.path.read_bytes()), dataset)
         if (i + 1) % 500 == 0 or i + 1 == len(images):
             rate = (i + 1) / (time.time() - start)
             print(f"{dataset}: {i + 1}/{len(images)} images, {rate:.1f}/s, "
