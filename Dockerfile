@@ -21,14 +21,16 @@ ARG ORT_PACKAGE=onnxruntime
 # `pip install .` below keeps them.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
+# Every pip install below takes its versions from the lock file (constraints.txt, `make lock`).
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_CONSTRAINT=/src/constraints.txt \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv
 
 WORKDIR /src
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 # torch first, in its own layer (the largest and the least often changed). Its pins are read from
 # pyproject.toml so that they are written in one place only.
 RUN pip install --index-url "$TORCH_INDEX_URL" $(python -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print(" ".join(d for d in deps if d.startswith(("torch==", "torchvision=="))))')
@@ -46,7 +48,7 @@ RUN pip install .
 # slim base image needs no CUDA install (the host's driver comes in through the NVIDIA runtime).
 RUN if [ "$ORT_PACKAGE" != "onnxruntime" ]; then \
         pip uninstall -y onnxruntime && \
-        if [ "$ORT_PACKAGE" = "onnxruntime-gpu" ]; then pip install "onnxruntime-gpu[cuda,cudnn]>=1.20"; \
+        if [ "$ORT_PACKAGE" = "onnxruntime-gpu" ]; then pip install "onnxruntime-gpu[cuda,cudnn]"; \
         else pip install "$ORT_PACKAGE"; fi; \
     fi
 

@@ -1,18 +1,22 @@
 # Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
-# Both create .venv, install the project with pip and fetch the pretrained face models once.
+# Both create .venv, install the project at the versions in constraints.txt (the lock file) and fetch
+# the pretrained face models once.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCK   := constraints.txt
 
-.PHONY: setup demo test lint bench-baseline
+.PHONY: setup demo test test-fast lint lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# pip, setuptools and wheel come from the lock first, so the project is built by the locked setuptools
+# (no isolated build environment that would fetch the newest one).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(LOCK) pip setuptools wheel
+	$(PY) -m pip install --quiet -c $(LOCK) --no-build-isolation -e '.[dev]'
 	$(PY) -m facecodec.assets
 	touch $(STAMP)
 
@@ -22,5 +26,13 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The inner loop: everything but the slow and end-to-end tests.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not e2e"
+
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# Re-resolve every dependency from the registries and rewrite the lock (README, 'Upgrading dependencies').
+lock:
+	$(PYTHON) scripts/lock.py
