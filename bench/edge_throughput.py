@@ -50,6 +50,7 @@ import numpy as np
 from detection import composite_frame, wider_scenes
 from motion_gate import walking_sequence
 from PIL import Image
+from report import machine_record
 
 from facecodec.datasets import evaluation_images
 from facecodec.frontend.detect import FaceDetector
@@ -241,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
                      "post_ms_p50": s.latency_ms_p50, "post_ms_p95": s.latency_ms_p95,
                      "sightings_measured": len(latencies)})
         print(rows[-1], flush=True)
+        # The level each of the edge's onnxruntime sessions got on this machine (facecodec.frontend.runtime).
+        onnx_levels = plain.get(f"{edge}/healthz").json().get("onnxruntime")
+        print("onnxruntime graph optimisation per model:", onnx_levels, flush=True)
         services = {}
         for name, service in stack.services.items():
             if service.proc is not None and service.proc.poll() is None:
@@ -249,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     base_mean = float(np.mean(bases)) if bases else None
     result = {
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, no GPU; Redis + 3 services + this driver on it",
+        **machine_record(),
+        "onnxruntime_levels": onnx_levels,
         "faces_per_s": max(r["faces_per_s"] for r in rows if r["run"] == "saturation"),
         "faces_per_s_fixed_camera_video": next(r["faces_per_s"] for r in rows if r["run"] == "video"),
         "edge_settings": edge_settings,

@@ -24,6 +24,7 @@ from edge_encoder.stages import FrameDropped, Saturated, ShuttingDown
 from facecodec.access.camera_tokens import CameraTokens
 from facecodec.capture_time import CaptureTimeError
 from facecodec.frontend import ImageDecodeError
+from facecodec.frontend.runtime import chosen_levels
 from service_web.http import harden
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
             "cameras": node.pipeline.camera_counts(),
             "sources": {camera: source.health() for camera, source in node.sources.items()},
             "stages": node.stages.depths(),
+            "onnxruntime": chosen_levels(),  # graph optimisation level per model, as measured on this machine
         }
 
     if settings.metrics_enabled:

@@ -92,8 +92,8 @@ class LearnedBaseLayer:
         with np.load(path) as z:
             self.medians = z["medians"].astype(np.float32)
             self.tables = CdfTables(z["cdfs"], z["lengths"], z["offsets"])
-            self.analysis = open_session(z["analysis_onnx"].tobytes())
-            self.synthesis = open_session(z["synthesis_onnx"].tobytes())
+            self.analysis = open_session(z["analysis_onnx"].tobytes(), name=f"{path.stem}.analysis")
+            self.synthesis = open_session(z["synthesis_onnx"].tobytes(), name=f"{path.stem}.synthesis")
             self.name = str(z["name"])
         self.coder = ArithmeticCoder(self.tables, escapes=False) if coder == "arithmetic" else RansCoder(self.tables)
         self.indexes = np.arange(len(self.medians), dtype=np.int64)

@@ -34,9 +34,9 @@ class LearnedResidualCodec:
         from facecodec.frontend.runtime import open_session
 
         with np.load(path) as z:
-            self.analysis = open_session(restore(z, "analysis"))
-            self.hyper_analysis = open_session(restore(z, "hyper_analysis"))
-            self.synthesis = open_session(restore(z, "synthesis"))
+            self.analysis = open_session(restore(z, "analysis"), name=f"{path.stem}.analysis")
+            self.hyper_analysis = open_session(restore(z, "hyper_analysis"), name=f"{path.stem}.hyper_analysis")
+            self.synthesis = open_session(restore(z, "synthesis"), name=f"{path.stem}.synthesis")
             self.gain, self.inverse_gain = z["gain"].astype(np.float32), z["inverse_gain"].astype(np.float32)
             self.h_s = IntegerHyperSynthesis({k: z[k] for k in z.files if k.startswith("h_s")})
             self.z_medians = z["z_medians"].astype(np.float32)

@@ -40,7 +40,7 @@ class GeneratorPrediction:
         from facecodec.frontend.runtime import open_session
 
         with np.load(path) as z:
-            self.session = open_session(restore(z, "generator"))
+            self.session = open_session(restore(z, "generator"), name=f"{path.stem}.generator")
 
     def __call__(self, descriptor: np.ndarray) -> np.ndarray:
         return self.batch(np.asarray(descriptor, np.float32).reshape(1, -1))[0]

@@ -18,7 +18,7 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 class FaceDescriber:
     def __init__(self) -> None:
-        self.session = open_session(model_path("fr_feature.onnx"))
+        self.session = open_session(model_path("fr_feature.onnx"), name="recogniser")
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:

@@ -75,7 +75,7 @@ class FaceDetector:
         import cv2  # local: keeps `import facecodec` light for services that never detect
 
         self._cv2 = cv2
-        self.session = open_session(model_path("fr_detect.onnx"))
+        self.session = open_session(model_path("fr_detect.onnx"), name="rfb")
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.min_size = min_size
@@ -223,8 +223,10 @@ class LibfdDetector:
         self._cv2 = cv2
         self.max_side, self.min_width, self.verify = max_side, min_width, verify
         self.candidate_threshold, self.score_threshold = candidate_threshold, score_threshold
-        self.network = open_session(LIBFD_PATH, varying_shapes=True)
-        self.onet = open_session(ONET_PATH) if verify else None
+        # timed at the size a 16:9 frame is served at (1600x900, padded to the strides)
+        self.network = open_session(LIBFD_PATH, varying_shapes=True, name="libfd",
+                                    shape={"h": -(-max_side * 9 // 16 // 32) * 32, "w": -(-max_side // 32) * 32})
+        self.onet = open_session(ONET_PATH, name="onet", shape={"n": 4}) if verify else None
 
     def factor(self, width: int, height: int) -> float:
         """The resize factor for a width x height image: its longer side to `max_side`, never enlarged."""

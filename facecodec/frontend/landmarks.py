@@ -54,7 +54,7 @@ class LandmarkDetector:
         import cv2
 
         self._cv2 = cv2
-        self.session = open_session(model_path("fr_landmark.onnx"))
+        self.session = open_session(model_path("fr_landmark.onnx"), name="landmarks")
 
     def __call__(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """Five landmarks (5x2, image pixels) for the face in `box`."""
