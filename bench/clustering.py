@@ -36,10 +36,10 @@ from cloud_analyzer import clusters as clusters_module
 from cloud_analyzer.clusters import OF, Clusters
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.store import Store
+from devstack.stack import RedisServer
 from facecodec.codec.profiles import codec_by_name
 from facecodec.datasets import lfw_eval_identities, lfw_train_identities
 from facecodec.frontend.quality import passes
-from facecodec.stack import RedisServer
 
 OUT = Path(__file__).resolve().parent / "results" / "clustering.json"
 TUNE_FARS = (3e-4, 1e-4, 3e-5, 1e-5, 3e-6)

@@ -29,8 +29,8 @@ from cloud_analyzer.ingest_service import validate
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.schema import FACES, GROUP, INGEST_STREAM
 from cloud_analyzer.store import Outcome, Store
+from devstack.stack import RedisServer
 from facecodec.codec.profiles import codec_by_name
-from facecodec.stack import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -39,7 +39,7 @@ from cloud_analyzer.schema import (
     track_erased_key,
     track_info_key,
 )
-from facecodec.access import AuditLog
+from service_common.access import AuditLog
 
 log = logging.getLogger(__name__)
 PENDING = "fc:erasures:pending"

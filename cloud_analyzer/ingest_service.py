@@ -32,11 +32,11 @@ from grpc_reflection.v1alpha import reflection
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.store import IngestResult, Store
 from facecodec.bitstream import MAX_ENHANCEMENT_LAYERS, BitstreamError, parse
-from facecodec.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
 from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
-from facecodec.tls import TlsFiles, peer_identity, server_credentials
+from service_common.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
+from service_common.tls import TlsFiles, peer_identity, server_credentials
 
 log = logging.getLogger(__name__)
 ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

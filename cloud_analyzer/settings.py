@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from facecodec.tls import TlsFiles
+from service_common.tls import TlsFiles
 
 
 class AnalyzerSettings(BaseSettings):
@@ -112,7 +112,7 @@ class AnalyzerSettings(BaseSettings):
 
     @property
     def edge_tls(self) -> TlsFiles | None:
-        """The files of the analyzer's channels to edges (facecodec.tls.Channels);
+        """The files of the analyzer's channels to edges (service_common.tls.Channels);
         None: plaintext."""
         if self.edge_tls_ca_file is None:
             return None

@@ -35,7 +35,7 @@ from cloud_analyzer.schema import (
     track_info_key,
 )
 from facecodec.openset import enrol_key, identity_template
-from facecodec.redis_auth import redis_password
+from service_common.redis_auth import redis_password
 
 # Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
 # already stored is a duplicate only if its content (base layer, camera, capture time) is the same;

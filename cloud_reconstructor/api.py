@@ -20,13 +20,13 @@ import facecodec
 from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
-from facecodec.access import AuditLog, KeyStore, RateLimiter
 from facecodec.bitstream import BitstreamError, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.profiles import UnknownProfileError, codec_for
-from service_web import Access, Caller, require
-from service_web.http import harden
+from service_common.access import AuditLog, KeyStore, RateLimiter
+from service_common.guard import Access, Caller, require
+from service_common.http import harden
 
 log = logging.getLogger(__name__)
 ID = r"^[A-Za-z0-9_.-]{1,64}$"

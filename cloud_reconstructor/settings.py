@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from facecodec.tls import TlsFiles
+from service_common.tls import TlsFiles
 
 
 class ReconstructorSettings(BaseSettings):

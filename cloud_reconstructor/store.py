@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from facecodec.redis_auth import redis_password
+from service_common.redis_auth import redis_password
 
 
 @dataclass(frozen=True)

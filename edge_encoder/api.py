@@ -21,10 +21,10 @@ from edge_encoder.pipeline import CODEC_VERSION, TooManyCameras
 from edge_encoder.retention import EdgeRetention
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.stages import FrameDropped, Saturated, ShuttingDown
-from facecodec.access.camera_tokens import CameraTokens
-from facecodec.capture_time import CaptureTimeError
 from facecodec.frontend import ImageDecodeError
-from service_web.http import harden
+from service_common.access.camera_tokens import CameraTokens
+from service_common.capture_time import CaptureTimeError
+from service_common.http import harden
 
 log = logging.getLogger(__name__)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}

@@ -4,7 +4,7 @@ With deferred coding the layers a fetch needs are coded then, from the crop the 
 for the next viewer: the edge spends enhancement-coding time only on faces someone looks at.
 
 With TLS (`make_server(tls=...)`) the server requires client certificates from the configured CA
-(grpc-python cannot request one without requiring it; see facecodec.tls), and Fetch and Erase answer
+(grpc-python cannot request one without requiring it; see service_common.tls), and Fetch and Erase answer
 only callers whose certificate name is one of `callers` (EDGE_CLOUD_NAMES). FrameIngest takes any
 certificate from that CA; camera tokens still decide which camera may post.
 """
@@ -29,7 +29,7 @@ from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
 from facecodec.bitstream import BitstreamError, CodedFace, parse
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError, codec_for
-from facecodec.tls import TlsFiles, peer_identity, server_credentials
+from service_common.tls import TlsFiles, peer_identity, server_credentials
 
 FACE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 

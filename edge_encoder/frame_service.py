@@ -19,9 +19,9 @@ from edge_encoder.cameras import CAMERA_ID as CAMERA_ID_PATTERN
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import FrameResult, TooManyCameras
 from edge_encoder.stages import FrameDropped, Saturated, ShuttingDown
-from facecodec.access.camera_tokens import CameraTokens
-from facecodec.capture_time import CaptureTimeError, timestamp_ms
 from facecodec.frontend import ImageDecodeError
+from service_common.access.camera_tokens import CameraTokens
+from service_common.capture_time import CaptureTimeError, timestamp_ms
 
 CAMERA_ID = re.compile(CAMERA_ID_PATTERN)
 Ack = frames_pb2.FrameAck

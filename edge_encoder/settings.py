@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from facecodec.tls import TlsFiles
+from service_common.tls import TlsFiles
 
 
 class EdgeSettings(BaseSettings):

@@ -14,10 +14,10 @@ from facecoding.v1 import ingest_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from PIL import Image, ImageFilter
 
-from facecodec.access import KeyStore, new_token
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
+from service_common.access import KeyStore, new_token
 from tests.conftest import lfw_image
 from tests.servers import serve_analyzer
 

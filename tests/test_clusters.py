@@ -19,9 +19,9 @@ from cloud_analyzer.retention import Retention
 from cloud_analyzer.schema import GROUP, INGEST_STREAM
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
-from facecodec.access import KeyStore, new_token
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
+from service_common.access import KeyStore, new_token
 from tests.conftest import lfw_image
 from tests.servers import serve_analyzer
 from tests.test_analyzer import recent_ms, record

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecodec.demo import compose_frame
+from devstack.demo import compose_frame
+from devstack.stack import Stack
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import FaceFrontEnd, decode_image
-from facecodec.stack import Stack
 from tests.conftest import lfw_image
 
 pytestmark = pytest.mark.e2e
@@ -212,7 +212,7 @@ def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack
 
 
 def test_replay_plays_a_folder_as_cameras_and_summarises(stack: Stack) -> None:
-    from facecodec.replay import load_frames, replay
+    from devstack.replay import load_frames, replay
 
     frames = load_frames(Path(__file__).resolve().parent.parent / "samples", 100)
     assert len(frames) == 16 and all(t in ("image/jpeg", "image/png") for _, t in frames)

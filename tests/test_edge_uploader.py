@@ -9,9 +9,9 @@ import redis
 
 from cloud_analyzer.ingest_service import make_server
 from cloud_analyzer.store import Store
+from devstack.stack import free_port
 from edge_encoder.outbox import Outbox
 from edge_encoder.uploader import UNREADABLE, Uploader
-from facecodec.stack import free_port
 from tests.test_ingest_limits import valid_record
 
 

@@ -13,7 +13,7 @@ import redis
 from cloud_reconstructor.api import MAX_REQUEST_BYTES
 from cloud_reconstructor.api import create_app as create_reconstructor
 from cloud_reconstructor.settings import ReconstructorSettings
-from facecodec.stack import RedisServer, free_port
+from devstack.stack import RedisServer, free_port
 from tests.payloads import EndlessBody
 from tests.servers import api_client, serve
 

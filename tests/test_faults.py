@@ -18,8 +18,8 @@ import pytest
 import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
-from facecodec.replay import load_frames, replay
-from facecodec.stack import Stack
+from devstack.replay import load_frames, replay
+from devstack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -18,8 +18,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cloud_analyzer.ingest_service import IngestLimits, make_server, peer_host
 from cloud_analyzer.store import Store
+from devstack.stack import free_port
 from facecodec.codec.profiles import codec_by_name
-from facecodec.stack import free_port
 
 Ack = ingest_pb2.IngestAck
 

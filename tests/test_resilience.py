@@ -12,10 +12,10 @@ from cloud_analyzer.ingest_service import make_server
 from cloud_analyzer.store import Store
 from cloud_reconstructor.api import create_app as create_reconstructor
 from cloud_reconstructor.settings import ReconstructorSettings
+from devstack.stack import free_port
 from edge_encoder.api import create_app as create_edge
 from edge_encoder.settings import EdgeSettings
 from facecodec.codec.profiles import codec_by_name
-from facecodec.stack import free_port
 from tests.conftest import lfw_image
 from tests.servers import api_client, serve
 

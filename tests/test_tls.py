@@ -26,7 +26,7 @@ from edge_encoder.outbox import Outbox
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.uploader import Uploader
 from facecodec.codec.profiles import codec_by_name
-from facecodec.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
+from service_common.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
 from tests.test_ingest_limits import valid_record
 from tests.tls_certs import Authority
 
@@ -251,14 +251,14 @@ def test_incomplete_tls_settings_fail_at_start(pki) -> None:
 
 
 def test_grpc_python_does_not_ask_for_a_client_certificate_it_does_not_require(pki) -> None:
-    """The measurement behind facecodec.tls's design: require_client_auth=False with root certificates
+    """The measurement behind service_common.tls's design: require_client_auth=False with root certificates
     requests no client certificate, so a server learns no name (and any CA "passes"); only
     require_client_auth=True yields a verified name. If grpc ever changes this, revisit FrameIngest."""
     from concurrent import futures
 
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-    from facecodec.tls import peer_identity
+    from service_common.tls import peer_identity
 
     seen: list[str | None] = []
 
@@ -288,7 +288,7 @@ def test_grpc_python_does_not_ask_for_a_client_certificate_it_does_not_require(p
 
 def test_the_launcher_passes_tls_files_to_every_service(tmp_path, monkeypatch) -> None:
     """Stack(tls_dir=...) sets each service's TLS settings; without it, nothing (plaintext loopback)."""
-    from facecodec.stack import SERVICE_MODULES, Stack
+    from devstack.stack import SERVICE_MODULES, Stack
 
     ca = Authority.create(tmp_path / "tls", "ca")
     for name in ("cloud", "edge-1"):

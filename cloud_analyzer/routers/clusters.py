@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from cloud_analyzer.clusters import CLUSTER_ID, Cluster, ClusterBusy, ClusterError, Clusters
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.routers.identities import Identity, _identity
-from service_web import Caller, require
+from service_common.guard import Caller, require
 
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"])
 READ = [require("sightings:read")]

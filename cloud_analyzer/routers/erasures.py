@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, to_ms
 from cloud_analyzer.erasure import ErasureReport
-from service_web import Caller, require
+from service_common.guard import Caller, require
 
 router = APIRouter(tags=["erasure"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"

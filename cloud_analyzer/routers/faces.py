@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.store import to_sighting
-from service_web import require
+from service_common.guard import require
 
 router = APIRouter(tags=["faces"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"

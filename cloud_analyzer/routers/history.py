@@ -22,7 +22,7 @@ from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
-from service_web import Caller, require
+from service_common.guard import Caller, require
 
 router = APIRouter(tags=["history"])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
 from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
-from service_web import Caller, require
+from service_common.guard import Caller, require
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
 READ = [require("identities:read")]

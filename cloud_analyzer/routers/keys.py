@@ -10,9 +10,9 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, to_ms
-from facecodec.access import SCOPES, ApiKey, AuditEntry
-from facecodec.access.keys import KeyError_
-from service_web import Caller, require
+from service_common.access import SCOPES, ApiKey, AuditEntry
+from service_common.access.keys import KeyError_
+from service_common.guard import Caller, require
 
 router = APIRouter(tags=["admin"])
 KEY_ID = r"^[0-9a-f]{16}$"

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, to_ms
 from cloud_analyzer.store import CursorError, Sighting, to_sighting
-from service_web import require
+from service_common.guard import require
 
 router = APIRouter(prefix="/v1/sightings", tags=["sightings"], dependencies=[require("sightings:read")])
 ID = r"^[A-Za-z0-9_.-]{1,64}$"

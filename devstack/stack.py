@@ -1,6 +1,6 @@
 """Process launcher: Redis + the three services, the way docker compose runs them, without docker.
 
-    python -m facecodec.stack up [--data-dir var/stack] [--profile baseline]
+    python -m devstack.stack up [--data-dir var/stack] [--profile baseline]
 
 Used by the demo and by the end-to-end tests. Ports are free ports unless given; logs go to
 `<data-dir>/logs/<service>.log`. gRPC is plaintext on loopback unless `tls_dir` (`--tls-dir`) holds
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from facecodec.access.camera_tokens import add_camera
+from service_common.access.camera_tokens import add_camera
 
 # service name -> module run with `python -m`; docker-compose.yml runs the same entry points.
 SERVICE_MODULES: dict[str, str] = {

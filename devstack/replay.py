@@ -1,6 +1,6 @@
 """Play a folder of images or a video to an edge as N cameras, and say how the edge kept up.
 
-    python -m facecodec.replay DIR|VIDEO [--cameras 4] [--fps 2] [--frames 100] [--edge http://127.0.0.1:8001]
+    python -m devstack.replay DIR|VIDEO [--cameras 4] [--fps 2] [--frames 100] [--edge http://127.0.0.1:8001]
 
 Each camera posts its frames at `--fps` (cameras start staggered across one frame interval), like a
 camera it does not queue: a frame whose time has passed while the previous one was still in flight is
