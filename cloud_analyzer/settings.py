@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service_common.ids import ID_PATTERN
 from service_common.tls import TlsFiles
 
 
@@ -38,7 +39,7 @@ class AnalyzerSettings(BaseSettings):
     )
     workers: int = Field(1, ge=0, le=16, description="recognition worker threads (0: ingest only)")
     consumer_name: str = Field(
-        "analyzer-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        "analyzer-1", pattern=ID_PATTERN,
         description="this replica's name in the ingest consumer group: unique per replica",
     )
     claim_idle_s: float = Field(

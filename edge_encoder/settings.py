@@ -8,13 +8,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service_common.ids import ID_PATTERN
 from service_common.tls import TlsFiles
 
 
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGE_")
 
-    edge_id: str = Field("edge-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="name of this edge node")
+    edge_id: str = Field("edge-1", pattern=ID_PATTERN, description="name of this edge node")
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8001, ge=1, le=65535, description="REST API for cameras")
     grpc_host: str = Field("127.0.0.1", description="interface the EnhancementStore (and FrameIngest) gRPC "

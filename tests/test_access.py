@@ -13,12 +13,13 @@ import pytest
 from service_common.access import AuditLog, KeyStore, bootstrap_admin
 from service_common.access.camera_tokens import CameraTokenError, CameraTokens, add_camera, revoke_camera
 from service_common.access.keys import KeyError_
+from service_common.redis_keys import api_key_key
 
 
 def test_keys_are_stored_as_hashes_and_checked_for_scope_expiry_and_revocation(redis_client) -> None:
     keys = KeyStore(redis_client)
     key, token = keys.create("ops", ["sightings:read"])
-    stored = b"".join(k + v for k, v in redis_client.hgetall(f"fc:key:{key.key_id}").items())
+    stored = b"".join(k + v for k, v in redis_client.hgetall(api_key_key(key.key_id)).items())
     secret = token.split("_", 2)[2]  # fck_{id}_{secret}: the secret may itself hold "_"
     assert secret.encode() not in stored  # only the hash
     assert keys.verify(token) == key and key.allows("sightings:read") and not key.allows("faces:view")

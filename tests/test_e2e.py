@@ -23,6 +23,7 @@ from devstack.demo import compose_frame
 from devstack.stack import Stack
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import FaceFrontEnd, decode_image
+from service_common.redis_keys import AUDIT_STREAM, erasure_key
 from tests.conftest import lfw_image
 
 pytestmark = pytest.mark.e2e
@@ -367,7 +368,7 @@ def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack
     client = redis.Redis.from_url(stack.redis.url)
     for key in client.scan_iter(count=1000):
         name, kind = key.decode(), client.type(key).decode()
-        if name == "fc:audit" or name.startswith("fc:erasure:"):  # the accountability record: random ids only
+        if name == AUDIT_STREAM or name.startswith(erasure_key("")):  # the accountability record: random ids only
             continue
         assert not any(i in name for i in ids), name
         if kind == "hash":

@@ -26,6 +26,7 @@ from edge_encoder.outbox import Outbox
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.uploader import Uploader
 from facecodec.codec.profiles import codec_by_name
+from service_common.redis_keys import INGEST_STREAM, face_key
 from service_common.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
 from tests.test_ingest_limits import valid_record
 from tests.tls_certs import Authority
@@ -82,7 +83,7 @@ def test_an_edge_with_its_certificate_ingests_over_mutual_tls(pki, ingest, redis
     finally:
         uploader.channel.close()
     assert len(outbox) == 0 and outbox.rejected_count() == 0
-    assert redis_client.hget(f"fc:face:{record.face_id}", "edge_id") == b"edge-1"
+    assert redis_client.hget(face_key(record.face_id), "edge_id") == b"edge-1"
 
 
 def test_the_analyzer_certificate_may_be_checked_for_a_configured_name(pki, ingest, redis_client,
@@ -93,7 +94,7 @@ def test_the_analyzer_certificate_may_be_checked_for_a_configured_name(pki, inge
         assert uploader.upload_once() == 1
     finally:
         uploader.channel.close()
-    assert redis_client.exists(f"fc:face:{record.face_id}")
+    assert redis_client.exists(face_key(record.face_id))
     _, _, wrong = upload(tmp_path, ingest, pki.edge1, server_name="not-the-cloud")
     try:
         with pytest.raises(grpc.RpcError) as refused:
@@ -114,7 +115,7 @@ def test_clients_without_a_certificate_from_the_ca_cannot_ingest(pki, ingest, re
     finally:
         uploader.channel.close()
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # the handshake fails
-    assert len(outbox) == 1 and not redis_client.exists(f"fc:face:{record.face_id}")
+    assert len(outbox) == 1 and not redis_client.exists(face_key(record.face_id))
 
 
 @pytest.mark.parametrize("client", ["edge2", "cloud"])
@@ -130,8 +131,8 @@ def test_a_certificate_of_another_name_cannot_ingest_as_an_edge(pki, ingest, red
         uploader.channel.close()
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert len(outbox) == 1 and outbox.rejected_count() == 0
-    assert not redis_client.exists(f"fc:face:{record.face_id}")
-    assert redis_client.xlen("fc:ingest") == 0
+    assert not redis_client.exists(face_key(record.face_id))
+    assert redis_client.xlen(INGEST_STREAM) == 0
 
 
 def test_server_only_tls_keeps_the_edge_id_check(pki, redis_server, redis_client, tmp_path) -> None:
@@ -150,7 +151,7 @@ def test_server_only_tls_keeps_the_edge_id_check(pki, redis_server, redis_client
         finally:
             uploader.channel.close()
             untrusted.channel.close()
-        assert redis_client.exists(f"fc:face:{record.face_id}")
+        assert redis_client.exists(face_key(record.face_id))
     finally:
         server.stop(0)
 
