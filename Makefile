@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m facecodec.demo
+	$(PY) -m devstack.demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -153,7 +153,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 class Redis8:
     def __init__(self, workdir: Path) -> None:
-        from facecodec.stack import free_port, redis_server_binary
+        from devstack.stack import free_port, redis_server_binary
 
         self.port = free_port()
         self.proc = subprocess.Popen(

@@ -25,7 +25,7 @@ from facecodec.frontend import (
     decode_image,
 )
 from facecodec.frontend.quality import FaceQuality, assess
-from service_web import Access
+from service_common.guard import Access
 
 
 @dataclass

@@ -1,10 +1,7 @@
 """Erasure: a person, a face or a camera's time range forgotten in Redis and at every edge that holds
 their pixels. The cloud part is done at once; the edges' part is queued in Redis and sent by
-`EdgeEraser` until each edge confirms, across restarts.
-
-    fc:erasure:{id}                   hash   what, who asked, when, what the cloud erased; per edge: status
-    fc:erasure:{id}:edge:{edge_id}    set    face ids that edge still has to erase
-    fc:erasures:pending               set    `{id}|{edge_id}` pairs not yet confirmed
+`EdgeEraser` until each edge confirms, across restarts. Keys: `erasure_key`, `erasure_edge_key` and
+`ERASURES_PENDING` in service_common/redis_keys.py.
 """
 
 from __future__ import annotations
@@ -24,35 +21,34 @@ import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
 from cloud_analyzer.clusters import Clusters
-from cloud_analyzer.schema import (
+from service_common.access import AuditLog
+from service_common.redis_keys import (
     ERASED_TRACK_TTL_S,
+    ERASURES_PENDING,
     EVENTS_STREAM,
     FACES,
     GALLERY_VERSION,
+    IDENTITIES,
     INGEST_STREAM,
+    SIGHTINGS,
+    camera_sightings_key,
     enrol_counts_key,
+    erasure_edge_key,
+    erasure_key,
     face_key,
     gallery_key,
     identity_key,
+    identity_sightings_key,
     mean_key,
     templates_key,
     track_erased_key,
     track_info_key,
+    track_key,
 )
-from facecodec.access import AuditLog
 
 log = logging.getLogger(__name__)
-PENDING = "fc:erasures:pending"
 CHUNK = 10_000  # face ids per Erase call (the edge's limit)
 SCAN = 1_000  # stream entries read per round trip while looking for erased faces
-
-
-def erasure_key(erasure_id: str) -> str:
-    return f"fc:erasure:{erasure_id}"
-
-
-def edge_faces_key(erasure_id: str, edge_id: str) -> str:
-    return f"fc:erasure:{erasure_id}:edge:{edge_id}"
 
 
 @dataclass
@@ -95,7 +91,7 @@ class Eraser:
             return None
         templates = int(self.r.llen(templates_key(identity_id)))
         model, enrol = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key")
-        sightings = f"fc:sightings:identity:{identity_id}"
+        sightings = identity_sightings_key(identity_id)
         face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1)]
         # First out of the gallery, so no new face is named as this person; the identity itself goes last,
         # so an erasure that fails half way can be asked again and finishes the job.
@@ -122,7 +118,7 @@ class Eraser:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(identity_key(identity_id), templates_key(identity_id), mean_key(identity_id), sightings)
-        pipe.zrem("fc:identities", identity_id)
+        pipe.zrem(IDENTITIES, identity_id)
         pipe.incr(GALLERY_VERSION)
         pipe.execute()
         return self._save(report)
@@ -135,7 +131,7 @@ class Eraser:
         return self._save(report)
 
     def camera(self, camera_id: str, since_ms: int, until_ms: int, key_id: str) -> ErasureReport:
-        face_ids = [f.decode() for f in self.r.zrangebyscore(f"fc:sightings:camera:{camera_id}", since_ms, until_ms)]
+        face_ids = [f.decode() for f in self.r.zrangebyscore(camera_sightings_key(camera_id), since_ms, until_ms)]
         report = self._report(f"camera:{camera_id}:{since_ms}..{until_ms}", key_id)
         self._faces(report, face_ids)
         return self._save(report)
@@ -164,13 +160,13 @@ class Eraser:
             pipe = self.r.pipeline(transaction=True)
             pipe.delete(face_key(face_id))
             pipe.zrem(FACES, face_id)
-            pipe.zrem("fc:sightings", face_id)
+            pipe.zrem(SIGHTINGS, face_id)
             if camera_id:
-                pipe.zrem(f"fc:sightings:camera:{camera_id}", face_id)
+                pipe.zrem(camera_sightings_key(camera_id), face_id)
             if identity_id:
-                pipe.zrem(f"fc:sightings:identity:{identity_id}", face_id)
+                pipe.zrem(identity_sightings_key(identity_id), face_id)
             if track_id:  # the track is this person's stay in view: its summary goes with any of its faces
-                pipe.zrem(f"fc:track:{track_id}", face_id)
+                pipe.zrem(track_key(track_id), face_id)
                 pipe.delete(track_info_key(track_id))
                 if erasure:
                     pipe.set(track_erased_key(track_id), 1, ex=ERASED_TRACK_TTL_S)
@@ -205,8 +201,8 @@ class Eraser:
         for edge_id, ids in by_edge.items():
             pipe = self.r.pipeline(transaction=True)
             for start in range(0, len(ids), CHUNK):
-                pipe.sadd(edge_faces_key(report.erasure_id, edge_id), *ids[start : start + CHUNK])
-            pipe.sadd(PENDING, f"{report.erasure_id}|{edge_id}")
+                pipe.sadd(erasure_edge_key(report.erasure_id, edge_id), *ids[start : start + CHUNK])
+            pipe.sadd(ERASURES_PENDING, f"{report.erasure_id}|{edge_id}")
             pipe.execute()
         erased, _ = self.forget(face_ids, erasure=True)
         report.faces += len(erased)
@@ -275,7 +271,7 @@ class EdgeEraser:
     def run_once(self) -> int:
         """One attempt at every pending (erasure, edge) pair; returns how many were confirmed."""
         confirmed = 0
-        for raw in self.r.smembers(PENDING):
+        for raw in self.r.smembers(ERASURES_PENDING):
             erasure_id, edge_id = raw.decode().split("|", 1)
             try:
                 if self._send(erasure_id, edge_id):
@@ -292,7 +288,7 @@ class EdgeEraser:
         if address is None:
             self._update(erasure_id, edge_id, last_error="edge not configured (ANALYZER_EDGES); will retry")
             return False
-        key = edge_faces_key(erasure_id, edge_id)
+        key = erasure_edge_key(erasure_id, edge_id)
         face_ids = sorted(f.decode() for f in self.r.smembers(key))
         stub = enhancement_pb2_grpc.EnhancementStoreStub(self.channel_for(address))
         erased = not_held = 0
@@ -306,7 +302,7 @@ class EdgeEraser:
                 return False
             erased, not_held = erased + reply.erased, not_held + reply.not_held
             self.r.srem(key, *chunk)  # confirmed chunks are not sent again
-        self.r.srem(PENDING, f"{erasure_id}|{edge_id}")
+        self.r.srem(ERASURES_PENDING, f"{erasure_id}|{edge_id}")
         self._update(erasure_id, edge_id, status="confirmed", erased=erased, not_held=not_held, last_error="")
         self.audit.record("erasure.confirmed", "ok", 200, key_name="edge-eraser",
                           detail=f"erasure {erasure_id}: edge {edge_id} erased {erased}, {not_held} not held")

@@ -15,27 +15,33 @@ from typing import Any
 import numpy as np
 import redis
 
-from cloud_analyzer.schema import (
+from facecodec.openset import enrol_key, identity_template
+from service_common.redis_auth import redis_password
+from service_common.redis_keys import (
+    CAMERAS,
     EVENTS_MAXLEN,
     EVENTS_STREAM,
     FACES,
     GALLERY_SCHEMA,
     GALLERY_VERSION,
     GROUP,
+    IDENTITIES,
     INGEST_STREAM,
+    SIGHTINGS,
+    camera_sightings_key,
     enrol_counts_key,
     face_key,
     gallery_key,
     history_cameras_key,
     history_key,
     identity_key,
+    identity_sightings_key,
     mean_key,
     templates_key,
     track_erased_key,
     track_info_key,
+    track_key,
 )
-from facecodec.openset import enrol_key, identity_template
-from facecodec.redis_auth import redis_password
 
 # Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
 # already stored is a duplicate only if its content (base layer, camera, capture time) is the same;
@@ -181,13 +187,13 @@ class Store:
                         update = {**update, "history_key": history}
                     pipe.hset(face_key(face_id), mapping=update)
                     if outcome.status != "error":
-                        pipe.zadd("fc:sightings", {face_id: ts})
-                        pipe.zadd(f"fc:sightings:camera:{camera_id}", {face_id: ts})
+                        pipe.zadd(SIGHTINGS, {face_id: ts})
+                        pipe.zadd(camera_sightings_key(camera_id), {face_id: ts})
                         if outcome.identity_id:
-                            pipe.zadd(f"fc:sightings:identity:{outcome.identity_id}", {face_id: ts})
+                            pipe.zadd(identity_sightings_key(outcome.identity_id), {face_id: ts})
                         if face.get("track_id"):  # the edge's track: one person's stay in view of one camera
-                            pipe.zadd(f"fc:track:{face['track_id']}", {face_id: ts})
-                        pipe.zadd("fc:cameras", {camera_id: ts}, gt=True)  # GT still adds new cameras
+                            pipe.zadd(track_key(face["track_id"]), {face_id: ts})
+                        pipe.zadd(CAMERAS, {camera_id: ts}, gt=True)  # GT still adds new cameras
                     pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.xack(INGEST_STREAM, GROUP, stream_id)
                     pipe.execute()
@@ -197,7 +203,7 @@ class Store:
 
     def recent_faces(self, camera_id: str, since_ms: int, until_ms: int, limit: int) -> list[dict[str, Any]]:
         """Decided faces (any status but error) of one camera captured in [since_ms, until_ms], newest first."""
-        ids = self.r.zrevrangebyscore(f"fc:sightings:camera:{camera_id}", until_ms, since_ms, start=0, num=limit)
+        ids = self.r.zrevrangebyscore(camera_sightings_key(camera_id), until_ms, since_ms, start=0, num=limit)
         pipe = self.r.pipeline(transaction=False)  # one round trip: this runs for every face decided
         for i in ids:
             pipe.hgetall(face_key(i.decode()))
@@ -220,7 +226,7 @@ class Store:
 
     def track_faces(self, track_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """Decided faces of one edge track, oldest first."""
-        ids = self.r.zrange(f"fc:track:{track_id}", 0, limit - 1)
+        ids = self.r.zrange(track_key(track_id), 0, limit - 1)
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(face_key(i.decode()))
@@ -242,7 +248,7 @@ class Store:
                     pipe.hset(key, mapping={"status": "recognised", "identity_id": identity_id,
                                             "identity_name": name, "similarity": _num(similarity),
                                             "relabelled_at_ms": int(time.time() * 1000)})
-                    pipe.zadd(f"fc:sightings:identity:{identity_id}", {face_id: int(ts)})
+                    pipe.zadd(identity_sightings_key(identity_id), {face_id: int(ts)})
                     pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
                                               "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
                                               "identity_id": identity_id, "similarity": _num(similarity)},
@@ -266,7 +272,7 @@ class Store:
                                                       "created_at_ms": now, "templates": len(templates),
                                                       "descriptor_model": descriptor_model})
         pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
-        pipe.zadd("fc:identities", {identity_id: now})
+        pipe.zadd(IDENTITIES, {identity_id: now})
         _index(pipe, identity_id, descriptor_model, templates, None)
         pipe.incr(GALLERY_VERSION)
         pipe.execute()
@@ -278,12 +284,12 @@ class Store:
     def identities(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """A page of identities, oldest first; limit -1: all from offset."""
         end = -1 if limit < 0 else offset + limit - 1
-        ids = [i.decode() for i in self.r.zrange("fc:identities", offset, end)]
+        ids = [i.decode() for i in self.r.zrange(IDENTITIES, offset, end)]
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(identity_key(i))
         rows = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute() if raw]
-        return rows, int(self.r.zcard("fc:identities"))
+        return rows, int(self.r.zcard(IDENTITIES))
 
     def all_identities(self) -> list[dict[str, Any]]:
         rows, _ = self.identities(0, -1)
@@ -326,7 +332,7 @@ class Store:
         if self.r.get(GALLERY_SCHEMA) == b"1":
             return 0
         done = 0
-        for raw_id in self.r.zrange("fc:identities", 0, -1):
+        for raw_id in self.r.zrange(IDENTITIES, 0, -1):
             identity_id = raw_id.decode()
             meta = self.identity(identity_id)
             blobs = self.r.lrange(templates_key(identity_id), 0, -1)
@@ -348,11 +354,11 @@ class Store:
     ) -> tuple[list[Sighting], str | None]:
         """Newest first; `cursor` continues after the last sighting of the previous page."""
         if identity_id:
-            key = f"fc:sightings:identity:{identity_id}"
+            key = identity_sightings_key(identity_id)
         elif camera_id:
-            key = f"fc:sightings:camera:{camera_id}"
+            key = camera_sightings_key(camera_id)
         else:
-            key = "fc:sightings"
+            key = SIGHTINGS
         hi: float | str = until_ms if until_ms is not None else "+inf"
         lo: float | str = since_ms if since_ms is not None else "-inf"
         after: tuple[int, str] | None = decode_cursor(cursor) if cursor else None
@@ -389,10 +395,10 @@ class Store:
         return results, next_cursor
 
     def cameras(self) -> list[tuple[str, int, int]]:
-        rows = self.r.zrevrange("fc:cameras", 0, -1, withscores=True)
+        rows = self.r.zrevrange(CAMERAS, 0, -1, withscores=True)
         pipe = self.r.pipeline(transaction=False)
         for cam, _ in rows:
-            pipe.zcard(f"fc:sightings:camera:{cam.decode()}")
+            pipe.zcard(camera_sightings_key(cam.decode()))
         counts = pipe.execute()
         return [(cam.decode(), int(ts), int(n)) for (cam, ts), n in zip(rows, counts)]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from devstack.stack import RedisServer
 from facecodec.datasets import dataset_root
-from facecodec.stack import RedisServer
 
 LFW = dataset_root() / "lfw" / "images"
 

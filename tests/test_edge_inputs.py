@@ -15,9 +15,9 @@ import pytest
 from facecoding.v1 import frames_pb2, frames_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from devstack.stack import free_port
 from edge_encoder.api import create_app
 from edge_encoder.settings import EdgeSettings
-from facecodec.stack import free_port
 from tests.conftest import lfw_image
 from tests.payloads import MULTIPART, EndlessBody, huge_png, image_as, multipart_file_head
 from tests.servers import serve

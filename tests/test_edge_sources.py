@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from devstack.stack import free_port
 from edge_encoder.api import create_app
 from edge_encoder.cameras import CameraConfigError, Cameras
 from edge_encoder.settings import EdgeSettings
-from facecodec.stack import free_port
 from tests.conftest import lfw_image
 from tests.servers import serve
 

@@ -9,9 +9,10 @@ import redis
 
 from cloud_analyzer.ingest_service import make_server
 from cloud_analyzer.store import Store
+from devstack.stack import free_port
 from edge_encoder.outbox import Outbox
 from edge_encoder.uploader import UNREADABLE, Uploader
-from facecodec.stack import free_port
+from service_common.redis_keys import face_key
 from tests.test_ingest_limits import valid_record
 
 
@@ -39,7 +40,7 @@ def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, 
     uploader.start()
     try:
         assert wait_for(lambda: len(outbox) == 0)
-        assert redis_client.hget(f"fc:face:{good.face_id}", "camera_id") == b"cam-a"
+        assert redis_client.hget(face_key(good.face_id), "camera_id") == b"cam-a"
         assert outbox.rejected_count() == 1 and uploader.quarantined == 1
         error = outbox._db.execute("SELECT error FROM rejected WHERE face_id = 'garbage'").fetchone()[0]
         assert error == UNREADABLE
@@ -55,7 +56,7 @@ def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, 
         outbox._db.execute("ALTER TABLE outbox_away RENAME TO outbox")
         later = valid_record(seed=6)
         outbox.put(later.face_id, later.SerializeToString())
-        assert wait_for(lambda: redis_client.exists(f"fc:face:{later.face_id}") and len(outbox) == 0)
+        assert wait_for(lambda: redis_client.exists(face_key(later.face_id)) and len(outbox) == 0)
         assert wait_for(lambda: uploader.last_error == "")  # the next round succeeds and says so
     finally:
         uploader.stop()

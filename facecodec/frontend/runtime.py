@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from facecodec.settings import RuntimeSettings
+
 log = logging.getLogger(__name__)
 
 LEVELS: dict[str, ort.GraphOptimizationLevel] = {
@@ -61,7 +63,7 @@ _chosen: dict[str, str] = {}
 def providers() -> list[str]:
     # onnxruntime-gpu is an optional extra; use CUDA only when it is really there.
     available = ort.get_available_providers()
-    wanted = os.environ.get("FACECODEC_ORT_PROVIDERS")
+    wanted = RuntimeSettings().ort_providers
     if wanted:
         return [p for p in wanted.split(",") if p in available] or ["CPUExecutionProvider"]
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
@@ -83,8 +85,8 @@ def open_session(path: Path | str | bytes, varying_shapes: bool = False, name: s
     timing input; unnamed symbolic dimensions are 1."""
     model = path if isinstance(path, bytes) else str(path)
     name = name or (Path(model).name if isinstance(model, str) else "model")
-    threads = int(os.environ.get("FACECODEC_ORT_THREADS", "0"))
-    wanted = os.environ.get("FACECODEC_ORT_OPT_LEVEL", "auto").strip().lower()
+    settings = RuntimeSettings()
+    threads, wanted = settings.ort_threads, settings.ort_opt_level
     chosen_providers = providers()
 
     def session(level: str) -> ort.InferenceSession:
@@ -96,10 +98,8 @@ def open_session(path: Path | str | bytes, varying_shapes: bool = False, name: s
         options.log_severity_level = 3
         return ort.InferenceSession(model, sess_options=options, providers=chosen_providers)
 
-    if wanted in LEVELS:
+    if wanted != "auto":
         level = wanted
-    elif wanted != "auto":
-        raise ValueError(f"FACECODEC_ORT_OPT_LEVEL={wanted!r}: expected auto or one of {', '.join(LEVELS)}")
     elif chosen_providers[0] != "CPUExecutionProvider":
         level = DEFAULT  # GPU providers fuse for their own kernels; the CPU timing says nothing about them
     else:
@@ -192,9 +192,9 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def _cache_path() -> Path:
-    folder = os.environ.get("FACECODEC_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "facecodec")
-    return Path(folder) / "ort_levels.json"
+    folder = RuntimeSettings().cache_dir or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "facecodec"
+    return folder / "ort_levels.json"
 
 
 def _read_cache(path: Path) -> dict:
