@@ -1,4 +1,4 @@
-"""Gallery search at 1k-1M templates: Redis 8 vector sets against in-process indexes (issue 12).
+"""Gallery search at 1k-1M templates: Redis 8 vector sets against in-process indexes (docs/index-choice.md).
 
     python bench/gallery_search.py [--sizes 1000,10000,100000,1000000] [--ef-build 100] [--queries 600]
         [--only INDEX,...] [--history N] [--history-layout day|day-camera|both]

@@ -13,7 +13,8 @@ import facecodec
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
-from cloud_analyzer.erasure import EdgeEraser, Eraser
+from cloud_analyzer.edge_eraser import EdgeEraser
+from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis.exceptions import LockError
 
 from cloud_analyzer.recognition import decode_base_layer
 from facecodec.openset import OpenSetCalibration, unit
@@ -72,11 +73,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], unpack(ARGV))
   return 1
 end
-return 0
-"""
-# KEYS[1] lock; ARGV[1] token.
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -126,9 +122,8 @@ class Clusters:
     def __init__(self, client: redis.Redis, far: float = JOIN_FAR, lock_ttl_s: float = 30.0,
                  lock_wait_s: float = 10.0) -> None:
         self.r, self.far = client, far
-        self.lock_ttl_ms, self.lock_wait_s = int(lock_ttl_s * 1000), lock_wait_s
+        self.lock_ttl_s, self.lock_wait_s = lock_ttl_s, lock_wait_s
         self._set_if_exists = self.r.register_script(_SET_IF_EXISTS)
-        self._unlock = self.r.register_script(_UNLOCK)
 
     # --- the worker's call -------------------------------------------------------------------------
     def assign(self, face: dict[str, Any], descriptor: np.ndarray, model: str,
@@ -271,16 +266,19 @@ class Clusters:
     # --- internals ---------------------------------------------------------------------------------
     @contextmanager
     def _lock(self, model: str) -> Iterator[None]:
-        key, token = clusters_lock_key(model), uuid.uuid4().hex
-        deadline = time.monotonic() + self.lock_wait_s
-        while not self.r.set(key, token, nx=True, px=self.lock_ttl_ms):
-            if time.monotonic() > deadline:
-                raise ClusterBusy(f"clusters of {model} locked by another replica for {self.lock_wait_s:.0f}s")
-            time.sleep(0.002)
+        # The expiry frees the lock of a replica that died holding it; a random token per holder means a
+        # holder whose lock expired never deletes the next holder's. Polled every 2 ms: changes are short.
+        lock = self.r.lock(clusters_lock_key(model), timeout=self.lock_ttl_s, sleep=0.002,
+                           blocking_timeout=self.lock_wait_s)
+        if not lock.acquire():
+            raise ClusterBusy(f"clusters of {model} locked by another replica for {self.lock_wait_s:.0f}s")
         try:
             yield
         finally:
-            self._unlock(keys=[key], args=[token])
+            try:
+                lock.release()
+            except LockError:  # expired meanwhile (and maybe taken by another replica): nothing of ours to free
+                pass
 
     def _model(self, cluster_id: str) -> str:
         model = self.r.hget(cluster_key(cluster_id), "descriptor_model")

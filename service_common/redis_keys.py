@@ -7,11 +7,11 @@ docs/redis-keys.md.
 Owners (who writes) and readers, by group:
 - faces, the ingest stream and its group, sightings, tracks, cameras, events: cloud_analyzer/store.py;
   read by cloud_reconstructor/store.py (`face_key` and FACE_VIEW_FIELDS only), history, clusters.
-- identities, templates, the gallery's vector sets, counts and version: cloud_analyzer/store.py
-  (identity methods); read by cloud_analyzer/gallery.py and routers/history.py.
+- identities, templates, the gallery's vector sets, counts and version: cloud_analyzer/identities.py;
+  read by cloud_analyzer/gallery.py and routers/history.py.
 - history partitions: cloud_analyzer/store.py, with each decision; read by cloud_analyzer/history.py.
 - unknown-face clusters and their lock: cloud_analyzer/clusters.py.
-- erasures: cloud_analyzer/erasure.py (queued by Eraser, confirmed by EdgeEraser).
+- erasures: cloud_analyzer/erasure.py (queued by Eraser); cloud_analyzer/edge_eraser.py confirms each edge.
 - the retention lock: cloud_analyzer/retention.py.
 - API keys and rate counters: service_common/access/keys.py and ratelimit.py; the audit stream:
   service_common/access/audit.py; used by both cloud services.
@@ -73,7 +73,7 @@ def track_erased_key(track_id: str) -> str:
 # Longer than the default capture window (365 days): a notice captured before that is refused anyway.
 ERASED_TRACK_TTL_S = 366 * 86400
 
-# --- identities and the gallery (cloud_analyzer/store.py) ----------------------------------------------
+# --- identities and the gallery (cloud_analyzer/identities.py) -----------------------------------------
 IDENTITIES = "fc:identities"  # identity_id by creation time (ms)
 GALLERY_VERSION = "fc:gallery:version"
 GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector sets (migration done)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from facecoding.v1 import ingest_pb2
 
-from cloud_analyzer.clusters import Clusters
+from cloud_analyzer.clusters import ClusterBusy, Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.recognition import decode_base_layer
@@ -27,6 +27,7 @@ from service_common.redis_keys import (
     GROUP,
     INGEST_STREAM,
     cluster_key,
+    clusters_lock_key,
     face_key,
     unknown_vset_key,
 )
@@ -266,3 +267,17 @@ def test_unknown_people_rest_merge_split_promote_erase(analyzer, front_end) -> N
     actions = {(e["action"], e["outcome"]) for e in audit if e["action"].startswith("cluster.")}
     assert {("cluster.split", "ok"), ("cluster.merge", "ok"), ("cluster.promote", "ok")} <= actions
     assert ("cluster.merge", "denied") in actions
+
+
+def test_the_model_lock_excludes_other_replicas_and_expires(redis_client) -> None:
+    """One replica at a time changes a model's clusters; a lock left by a dead replica frees itself."""
+    holder = Clusters(redis_client, lock_ttl_s=0.3, lock_wait_s=0.05)
+    waiter = Clusters(redis_client, lock_ttl_s=0.3, lock_wait_s=0.05)
+    with holder._lock("m-lock"):
+        with pytest.raises(ClusterBusy):
+            with waiter._lock("m-lock"):
+                pass
+        time.sleep(0.4)  # the holder outlived its lock: another replica may go on
+        with waiter._lock("m-lock"):
+            assert redis_client.exists(clusters_lock_key("m-lock"))
+    assert not redis_client.exists(clusters_lock_key("m-lock"))

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import Analyzer, AnalyzerDep, read_upload, to_ms
 from cloud_analyzer.history import History
+from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL
 from cloud_analyzer.recognition import decode_base_layer
-from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
-from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
+from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN
 
