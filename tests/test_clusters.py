@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import httpx
@@ -22,9 +21,8 @@ from cloud_analyzer.worker import RecognitionWorker
 from facecodec.access import KeyStore, new_token
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
-from tests.conftest import lfw_image
-from tests.servers import serve_analyzer
-from tests.test_analyzer import recent_ms, record
+from tests.helpers import lfw_image, wait_until
+from tests.helpers.records import recent_ms, record
 
 Ack = ingest_pb2.IngestAck
 TOKEN, READER = new_token(), new_token()
@@ -159,12 +157,6 @@ def test_a_retried_erasure_still_takes_the_face_out_of_its_cluster(redis_client,
 
 
 # --- through the analyzer: gRPC ingest, workers, REST ------------------------------------------------
-@pytest.fixture(scope="module")
-def analyzer(redis_server):
-    with serve_analyzer(redis_server.url) as served:
-        yield served
-
-
 @pytest.fixture(autouse=True)
 def keys(redis_server) -> None:
     import redis
@@ -175,13 +167,12 @@ def keys(redis_server) -> None:
 
 
 def _decided(url: str, face_ids: list[str]) -> dict[str, dict]:
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    def settled() -> dict[str, dict]:
         faces = {f: api.get(f"{url}/v1/faces/{f}").json() for f in face_ids}
-        if all(f["status"] != "pending" and (f["status"] != "unknown" or f["cluster_id"]) for f in faces.values()):
-            return faces
-        time.sleep(0.2)
-    raise AssertionError(f"not decided and clustered: {faces}")
+        done = all(f["status"] != "pending" and (f["status"] != "unknown" or f["cluster_id"]) for f in faces.values())
+        return faces if done else {}
+
+    return wait_until(settled, 60, 0.2, "every face decided and clustered")
 
 
 def test_unknown_people_rest_merge_split_promote_erase(analyzer, front_end) -> None:

@@ -17,10 +17,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from edge_encoder.api import create_app
 from edge_encoder.settings import EdgeSettings
-from facecodec.stack import free_port
-from tests.conftest import lfw_image
-from tests.payloads import MULTIPART, EndlessBody, huge_png, image_as, multipart_file_head
-from tests.servers import serve
+from tests.helpers import free_port, lfw_image
+from tests.helpers.payloads import MULTIPART, EndlessBody, huge_png, image_as, multipart_file_head
+from tests.helpers.servers import serve
 
 LIMIT = 1024 * 1024
 JPEG = {"content-type": "image/jpeg"}

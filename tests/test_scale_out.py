@@ -18,8 +18,8 @@ from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 from cloud_analyzer.schema import GROUP, INGEST_STREAM
 from facecodec.access import KeyStore, new_token
 from facecodec.stack import RedisServer, Service, Stack, free_port, service_env
-from tests.conftest import lfw_image
-from tests.test_ingest_limits import valid_record
+from tests.helpers import lfw_image
+from tests.helpers.records import valid_record
 
 pytestmark = pytest.mark.e2e
 
