@@ -34,10 +34,11 @@ COPY pyproject.toml ./
 RUN pip install --index-url "$TORCH_INDEX_URL" $(python -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print(" ".join(d for d in deps if d.startswith(("torch==", "torchvision=="))))')
 
 COPY facecodec ./facecodec
-COPY service_web ./service_web
+COPY service_common ./service_common
 COPY edge_encoder ./edge_encoder
 COPY cloud_analyzer ./cloud_analyzer
 COPY cloud_reconstructor ./cloud_reconstructor
+COPY devstack ./devstack
 COPY proto ./proto
 RUN pip install .
 

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m facecodec.demo
+	$(PY) -m devstack.demo
 
 test: setup
 	$(PY) -m pytest -q

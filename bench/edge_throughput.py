@@ -4,7 +4,7 @@
 
 Frames: 1920x1080 composites of LFW evaluation photos at known boxes, 40-300 px wide, 1-6 faces each
 (`bench/detection.py`'s compositor, JPEG q85), 40 distinct frames looped. The launcher's stack runs as
-real processes (`facecodec.stack.Stack`); `facecodec.replay` plays the frames as cameras:
+real processes (`devstack.stack.Stack`); `devstack.replay` plays the frames as cameras:
 
 - saturation: 1, 4 and 16 cameras at 10 fps each for `--seconds`: faces detected per second, frames
   accepted per second, POST latency (frame in -> coded at the edge);
@@ -51,10 +51,10 @@ from detection import composite_frame, wider_scenes
 from motion_gate import walking_sequence
 from PIL import Image
 
+from devstack.replay import replay
+from devstack.stack import Stack
 from facecodec.datasets import evaluation_images
 from facecodec.frontend.detect import FaceDetector
-from facecodec.replay import replay
-from facecodec.stack import Stack
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -1,4 +1,4 @@
-"""Gallery search at 1k-1M templates: Redis 8 vector sets against in-process indexes (issue 12).
+"""Gallery search at 1k-1M templates: Redis 8 vector sets against in-process indexes (docs/index-choice.md).
 
     python bench/gallery_search.py [--sizes 1000,10000,100000,1000000] [--ef-build 100] [--queries 600]
         [--only INDEX,...] [--history N] [--history-layout day|day-camera|both]
@@ -153,7 +153,7 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 class Redis8:
     def __init__(self, workdir: Path) -> None:
-        from facecodec.stack import free_port, redis_server_binary
+        from devstack.stack import free_port, redis_server_binary
 
         self.port = free_port()
         self.proc = subprocess.Popen(

@@ -27,10 +27,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cloud_analyzer.ingest_service import validate
 from cloud_analyzer.retention import Retention
-from cloud_analyzer.schema import FACES, GROUP, INGEST_STREAM
 from cloud_analyzer.store import Outcome, Store
+from devstack.stack import RedisServer
 from facecodec.codec.profiles import codec_by_name
-from facecodec.stack import RedisServer
+from service_common.redis_keys import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def run(client: redis.Redis, pool: list[ingest_pb2.FaceRecord], seconds: float, 
             info = client.info("memory")
             samples.append({"t_s": round(elapsed, 1), "faces_ingested": sent, "used_memory_mb":
                             round(info["used_memory"] / 2**20, 2), "faces_kept": client.zcard(FACES),
-                            "ingest_stream": client.xlen(INGEST_STREAM), "events": client.xlen("fc:events"),
+                            "ingest_stream": client.xlen(INGEST_STREAM), "events": client.xlen(EVENTS_STREAM),
                             "keys": client.dbsize()})
             print(samples[-1], flush=True)
             next_sample += 5.0

@@ -22,8 +22,8 @@ import uvicorn
 from cloud_analyzer.api import create_app
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
-from facecodec.access import SCOPES, KeyStore, new_token
-from facecodec.access.keys import KeyError_
+from service_common.access import SCOPES, KeyStore, new_token
+from service_common.access.keys import KeyError_
 
 
 def keys_command(args: argparse.Namespace, settings: AnalyzerSettings) -> int:

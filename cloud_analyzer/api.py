@@ -13,7 +13,8 @@ import facecodec
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
-from cloud_analyzer.erasure import EdgeEraser, Eraser
+from cloud_analyzer.edge_eraser import EdgeEraser
+from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention
@@ -22,13 +23,13 @@ from cloud_analyzer.routers import erasures, faces, history, identities, keys, s
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
-from facecodec.access import AuditLog, KeyStore, RateLimiter, bootstrap_admin
-from facecodec.capture_time import CaptureWindow
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import FaceFrontEnd
-from facecodec.tls import Channels
-from service_web import Access
-from service_web.http import harden
+from service_common.access import AuditLog, KeyStore, RateLimiter, bootstrap_admin
+from service_common.capture_time import CaptureWindow
+from service_common.guard import Access
+from service_common.http import harden
+from service_common.tls import Channels
 
 log = logging.getLogger(__name__)
 

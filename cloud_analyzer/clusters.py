@@ -15,21 +15,13 @@ identities (`bench/clustering.py --tune`), never on the evaluation identities it
 1e-5 tie on the harmonic mean of purity and completeness (0.974), and 1e-5 is purer (0.998): a wrong
 merge costs more than a split (an operator merges in one call; a promoted impure cluster names strangers).
 
-Keys (docs/redis-keys.md):
-
-    fc:vunknown:{model}        vector set  one element per cluster (its id), the centroid (Q8; decisions
-                                           are re-scored exactly from the sums)
-    fc:cluster:{id}            hash   cluster_id descriptor_model size sum(float64 LE) first_seen_ms
-                                      last_seen_ms created_at_ms
-    fc:cluster:{id}:members    zset   face_id by capture time (ms)
-    fc:cluster:{id}:faces      hash   face_id -> `camera_id|base layer` (what the sum holds: removal
-                                      subtracts it exactly, even after the face's own hash is erased)
-    fc:cluster:{id}:score      zset   face_id by cosine to the centroid when it joined (representatives)
-    fc:cluster:{id}:cameras    hash   camera_id -> faces of this cluster seen by it
-    fc:clusters                zset   cluster_id by last seen (ms)
-    fc:clusters:size           zset   cluster_id by size
-    fc:clusters:of             hash   face_id -> cluster_id
-    fc:clusters:lock:{model}   string held by the replica changing clusters of this model (short, with expiry)
+Keys (named in service_common/redis_keys.py, described in docs/redis-keys.md): per descriptor model a
+vector set of centroids (`unknown_vset_key`, Q8; decisions are re-scored exactly from the sums) and a
+lock (`clusters_lock_key`); per cluster a hash (`cluster_key`: size, sum of unit descriptors, times)
+and its parts (`cluster_part_key`): members by capture time, `faces` (face_id -> `camera_id|base
+layer`: what the sum holds, so a removal subtracts it exactly even after the face's own hash is
+erased), `score` (cosine when it joined: representatives) and `cameras`; the indexes `CLUSTERS` (by
+last seen), `CLUSTER_SIZES` and `CLUSTER_OF` (face_id -> cluster_id).
 
 Concurrency: every change to the clusters of one model is made under that model's lock, so sums and
 sizes stay consistent when several replicas assign at once. A face erased while it is being assigned
@@ -48,10 +40,22 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis.exceptions import LockError
 
 from cloud_analyzer.recognition import decode_base_layer
-from cloud_analyzer.schema import face_key
 from facecodec.openset import OpenSetCalibration, unit
+from service_common.redis_keys import (
+    CLUSTER_OF,
+    CLUSTER_PARTS,
+    CLUSTER_SIZES,
+    CLUSTERS,
+    cluster_key,
+    cluster_part_key,
+    clusters_lock_key,
+    face_key,
+    identity_sightings_key,
+    unknown_vset_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,6 @@ CANDIDATES = 8  # nearest centroids looked at per decision
 REPRESENTATIVES = 5
 MAX_TEMPLATES = 32  # templates a promoted cluster gives its identity
 PROMOTE_POOL = 256  # best-scored members decoded to choose those templates from
-CLUSTERS, SIZES, OF = "fc:clusters", "fc:clusters:size", "fc:clusters:of"
 CLUSTER_ID = r"^unknown-[0-9a-f]{12}$"
 
 # Field updates of faces that may have been erased meanwhile: never bring a hash back.
@@ -72,11 +75,6 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return 0
 """
-# KEYS[1] lock; ARGV[1] token.
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class ClusterBusy(RuntimeError):
@@ -85,18 +83,6 @@ class ClusterBusy(RuntimeError):
 
 class ClusterError(ValueError):
     """A request that cannot be done (unknown cluster, face not a member, ...)."""
-
-
-def vset_key(model: str) -> str:
-    return f"fc:vunknown:{model}"
-
-
-def cluster_key(cluster_id: str) -> str:
-    return f"fc:cluster:{cluster_id}"
-
-
-def _sub(cluster_id: str, part: str) -> str:
-    return f"fc:cluster:{cluster_id}:{part}"
 
 
 def new_cluster_id() -> str:
@@ -136,9 +122,8 @@ class Clusters:
     def __init__(self, client: redis.Redis, far: float = JOIN_FAR, lock_ttl_s: float = 30.0,
                  lock_wait_s: float = 10.0) -> None:
         self.r, self.far = client, far
-        self.lock_ttl_ms, self.lock_wait_s = int(lock_ttl_s * 1000), lock_wait_s
+        self.lock_ttl_s, self.lock_wait_s = lock_ttl_s, lock_wait_s
         self._set_if_exists = self.r.register_script(_SET_IF_EXISTS)
-        self._unlock = self.r.register_script(_UNLOCK)
 
     # --- the worker's call -------------------------------------------------------------------------
     def assign(self, face: dict[str, Any], descriptor: np.ndarray, model: str,
@@ -149,7 +134,7 @@ class Clusters:
         member = _Member(face["face_id"], int(face["captured_at_ms"]), face["camera_id"], face["base_layer"],
                          unit(np.asarray(descriptor, np.float32)))
         with self._lock(model):
-            existing = self.r.hget(OF, member.face_id)
+            existing = self.r.hget(CLUSTER_OF, member.face_id)
             if existing:
                 return existing.decode()
             target = None
@@ -181,7 +166,7 @@ class Clusters:
         model = self._model(cluster_id)
         with self._lock(model):
             self._require(cluster_id)
-            if self.r.zscore(_sub(cluster_id, "members"), face_id) is None:
+            if self.r.zscore(cluster_part_key(cluster_id, "members"), face_id) is None:
                 raise ClusterError(f"face {face_id} is not in cluster {cluster_id}")
             if int(self.r.hget(cluster_key(cluster_id), "size") or 0) <= 1:
                 raise ClusterError(f"face {face_id} is alone in cluster {cluster_id} already")
@@ -197,8 +182,8 @@ class Clusters:
         with self._lock(model):
             meta = self._require(cluster_id)
             centroid = unit(np.frombuffer(meta[b"sum"], "<f8").astype(np.float32))
-            pool = [f.decode() for f in self.r.zrevrange(_sub(cluster_id, "score"), 0, PROMOTE_POOL - 1)]
-            blobs = self.r.hmget(_sub(cluster_id, "faces"), pool) if pool else []
+            pool = [f.decode() for f in self.r.zrevrange(cluster_part_key(cluster_id, "score"), 0, PROMOTE_POOL - 1)]
+            blobs = self.r.hmget(cluster_part_key(cluster_id, "faces"), pool) if pool else []
             scored = sorted(((float(d @ centroid), d) for d in (self._decode(b) for b in blobs if b)),
                             key=lambda s: -s[0])
             if not scored:
@@ -206,8 +191,8 @@ class Clusters:
             templates = np.stack([d for _, d in scored[:MAX_TEMPLATES]])
             store.add_identity(identity_id, name, templates, model)
             template = unit(templates.mean(0))
-            faces = self.r.hgetall(_sub(cluster_id, "faces"))
-            members = {f.decode(): int(ts) for f, ts in self.r.zrange(_sub(cluster_id, "members"), 0, -1,
+            faces = self.r.hgetall(cluster_part_key(cluster_id, "faces"))
+            members = {f.decode(): int(ts) for f, ts in self.r.zrange(cluster_part_key(cluster_id, "members"), 0, -1,
                                                                        withscores=True)}
             pipe = self.r.pipeline(transaction=True)
             for raw_id, blob in faces.items():
@@ -216,12 +201,12 @@ class Clusters:
                 self._set_if_exists(keys=[face_key(face_id)], client=pipe, args=[
                     "status", "recognised", "identity_id", identity_id, "identity_name", name,
                     "similarity", f"{similarity:.6f}", "cluster_id", ""])
-                pipe.zadd(f"fc:sightings:identity:{identity_id}", {face_id: members.get(face_id, 0)})
+                pipe.zadd(identity_sightings_key(identity_id), {face_id: members.get(face_id, 0)})
             pipe.execute()
             # Faces erased meanwhile left a sighting index entry above: take it out again.
             gone = [f for f, exists in zip(members, self._exist(members)) if not exists]
             if gone:
-                self.r.zrem(f"fc:sightings:identity:{identity_id}", *gone)
+                self.r.zrem(identity_sightings_key(identity_id), *gone)
             self._delete(cluster_id, model, list(members))
         return len(templates)
 
@@ -234,12 +219,12 @@ class Clusters:
         removed = 0
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            owners = {c.decode() for c in self.r.hmget(OF, chunk) if c}
+            owners = {c.decode() for c in self.r.hmget(CLUSTER_OF, chunk) if c}
             models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
             for model in models:
                 with self._lock(model):
                     by_cluster: dict[str, list[str]] = {}
-                    for face_id, owner in zip(chunk, self.r.hmget(OF, chunk)):
+                    for face_id, owner in zip(chunk, self.r.hmget(CLUSTER_OF, chunk)):
                         if owner:
                             by_cluster.setdefault(owner.decode(), []).append(face_id)
                     for cluster_id, members in by_cluster.items():
@@ -247,7 +232,7 @@ class Clusters:
                             continue
                         removed += len(self._remove(cluster_id, model, members, keep_face=False))
             # Faces whose cluster vanished (a stale entry) must not keep pointing at it.
-            self.r.hdel(OF, *chunk)
+            self.r.hdel(CLUSTER_OF, *chunk)
         return removed
 
     # --- reading -----------------------------------------------------------------------------------
@@ -255,8 +240,8 @@ class Clusters:
         pipe = self.r.pipeline(transaction=False)
         pipe.hmget(cluster_key(cluster_id), "descriptor_model", "size", "first_seen_ms", "last_seen_ms",
                    "created_at_ms")
-        pipe.hgetall(_sub(cluster_id, "cameras"))
-        pipe.zrevrange(_sub(cluster_id, "score"), 0, REPRESENTATIVES - 1)
+        pipe.hgetall(cluster_part_key(cluster_id, "cameras"))
+        pipe.zrevrange(cluster_part_key(cluster_id, "score"), 0, REPRESENTATIVES - 1)
         (model, size, first, last, created), cameras, reps = pipe.execute()
         if model is None:
             return None
@@ -265,32 +250,35 @@ class Clusters:
 
     def list(self, order: str, offset: int, limit: int) -> tuple[list[Cluster], int]:
         """A page of clusters, largest (`order="size"`) or most recently seen (`"recent"`) first."""
-        index = SIZES if order == "size" else CLUSTERS
+        index = CLUSTER_SIZES if order == "size" else CLUSTERS
         ids = [c.decode() for c in self.r.zrevrange(index, offset, offset + limit - 1)]
         rows = [c for c in (self.get(i) for i in ids) if c is not None]
         return rows, int(self.r.zcard(index))
 
     def members(self, cluster_id: str, limit: int = 100) -> list[str]:
         """Most recent member face ids first."""
-        return [f.decode() for f in self.r.zrevrange(_sub(cluster_id, "members"), 0, limit - 1)]
+        return [f.decode() for f in self.r.zrevrange(cluster_part_key(cluster_id, "members"), 0, limit - 1)]
 
     def of(self, face_id: str) -> str | None:
-        raw = self.r.hget(OF, face_id)
+        raw = self.r.hget(CLUSTER_OF, face_id)
         return raw.decode() if raw else None
 
     # --- internals ---------------------------------------------------------------------------------
     @contextmanager
     def _lock(self, model: str) -> Iterator[None]:
-        key, token = f"fc:clusters:lock:{model}", uuid.uuid4().hex
-        deadline = time.monotonic() + self.lock_wait_s
-        while not self.r.set(key, token, nx=True, px=self.lock_ttl_ms):
-            if time.monotonic() > deadline:
-                raise ClusterBusy(f"clusters of {model} locked by another replica for {self.lock_wait_s:.0f}s")
-            time.sleep(0.002)
+        # The expiry frees the lock of a replica that died holding it; a random token per holder means a
+        # holder whose lock expired never deletes the next holder's. Polled every 2 ms: changes are short.
+        lock = self.r.lock(clusters_lock_key(model), timeout=self.lock_ttl_s, sleep=0.002,
+                           blocking_timeout=self.lock_wait_s)
+        if not lock.acquire():
+            raise ClusterBusy(f"clusters of {model} locked by another replica for {self.lock_wait_s:.0f}s")
         try:
             yield
         finally:
-            self._unlock(keys=[key], args=[token])
+            try:
+                lock.release()
+            except LockError:  # expired meanwhile (and maybe taken by another replica): nothing of ours to free
+                pass
 
     def _model(self, cluster_id: str) -> str:
         model = self.r.hget(cluster_key(cluster_id), "descriptor_model")
@@ -317,7 +305,7 @@ class Clusters:
 
     def _nearest(self, model: str, vector: np.ndarray, exclude: str | None = None) -> list[tuple[str, int, float]]:
         """(cluster_id, size, exact cosine to its centroid) of the nearest clusters, best first."""
-        raw = self.r.execute_command("VSIM", vset_key(model), "FP32", vector.astype("<f4").tobytes(),
+        raw = self.r.execute_command("VSIM", unknown_vset_key(model), "FP32", vector.astype("<f4").tobytes(),
                                      "COUNT", CANDIDATES)
         ids = [c.decode() for c in raw or [] if c.decode() != exclude]
         if not ids:
@@ -334,7 +322,8 @@ class Clusters:
 
     def _write_centroid(self, pipe, cluster_id: str, model: str, total: np.ndarray) -> None:
         centroid = unit(total.astype(np.float32))
-        pipe.execute_command("VADD", vset_key(model), "FP32", centroid.astype("<f4").tobytes(), cluster_id, "Q8")
+        pipe.execute_command("VADD", unknown_vset_key(model), "FP32", centroid.astype("<f4").tobytes(), cluster_id,
+                             "Q8")
 
     def _add(self, cluster_id: str, model: str, member: _Member) -> bool:
         """Member into cluster (made if new); False if the face was erased meanwhile."""
@@ -359,15 +348,15 @@ class Clusters:
                     if not size:
                         fields["created_at_ms"] = int(time.time() * 1000)
                     pipe.hset(key, mapping=fields)
-                    pipe.zadd(_sub(cluster_id, "members"), {member.face_id: member.captured_at_ms})
+                    pipe.zadd(cluster_part_key(cluster_id, "members"), {member.face_id: member.captured_at_ms})
                     entry = member.camera_id.encode() + b"|" + member.base_layer
-                    pipe.hset(_sub(cluster_id, "faces"), member.face_id, entry)
-                    pipe.zadd(_sub(cluster_id, "score"),
+                    pipe.hset(cluster_part_key(cluster_id, "faces"), member.face_id, entry)
+                    pipe.zadd(cluster_part_key(cluster_id, "score"),
                               {member.face_id: float(member.descriptor @ unit(total_v.astype(np.float32)))})
-                    pipe.hincrby(_sub(cluster_id, "cameras"), member.camera_id, 1)
+                    pipe.hincrby(cluster_part_key(cluster_id, "cameras"), member.camera_id, 1)
                     pipe.zadd(CLUSTERS, {cluster_id: last_ms})
-                    pipe.zadd(SIZES, {cluster_id: size_n})
-                    pipe.hset(OF, member.face_id, cluster_id)
+                    pipe.zadd(CLUSTER_SIZES, {cluster_id: size_n})
+                    pipe.hset(CLUSTER_OF, member.face_id, cluster_id)
                     pipe.hset(face_key(member.face_id), "cluster_id", cluster_id)
                     self._write_centroid(pipe, cluster_id, model, total_v)
                     pipe.execute()
@@ -379,8 +368,8 @@ class Clusters:
         """Faces out of a cluster (deleted if left empty); returns them. keep_face: their hashes stay
         (a split), else they are being erased."""
         key = cluster_key(cluster_id)
-        blobs = self.r.hmget(_sub(cluster_id, "faces"), face_ids)
-        times = self.r.zmscore(_sub(cluster_id, "members"), face_ids)
+        blobs = self.r.hmget(cluster_part_key(cluster_id, "faces"), face_ids)
+        times = self.r.zmscore(cluster_part_key(cluster_id, "members"), face_ids)
         members = []
         for face_id, blob, ts in zip(face_ids, blobs, times):
             if blob is None or ts is None:
@@ -397,38 +386,38 @@ class Clusters:
             return members
         total = np.frombuffer(meta[b"sum"], "<f8") - np.sum([m.descriptor for m in members], 0, dtype=np.float64)
         pipe = self.r.pipeline(transaction=True)
-        pipe.zrem(_sub(cluster_id, "members"), *ids)
-        pipe.hdel(_sub(cluster_id, "faces"), *ids)
-        pipe.zrem(_sub(cluster_id, "score"), *ids)
-        pipe.hdel(OF, *ids)
+        pipe.zrem(cluster_part_key(cluster_id, "members"), *ids)
+        pipe.hdel(cluster_part_key(cluster_id, "faces"), *ids)
+        pipe.zrem(cluster_part_key(cluster_id, "score"), *ids)
+        pipe.hdel(CLUSTER_OF, *ids)
         for m in members:
-            pipe.hincrby(_sub(cluster_id, "cameras"), m.camera_id, -1)
+            pipe.hincrby(cluster_part_key(cluster_id, "cameras"), m.camera_id, -1)
         pipe.hset(key, mapping={"size": size, "sum": total.astype("<f8").tobytes()})
-        pipe.zadd(SIZES, {cluster_id: size})
+        pipe.zadd(CLUSTER_SIZES, {cluster_id: size})
         self._write_centroid(pipe, cluster_id, model, total)
         if keep_face:
             for m in members:
                 self._set_if_exists(keys=[face_key(m.face_id)], args=["cluster_id", ""], client=pipe)
         pipe.execute()
-        (first,) = self.r.zrange(_sub(cluster_id, "members"), 0, 0, withscores=True)
-        (last,) = self.r.zrange(_sub(cluster_id, "members"), -1, -1, withscores=True)
+        (first,) = self.r.zrange(cluster_part_key(cluster_id, "members"), 0, 0, withscores=True)
+        (last,) = self.r.zrange(cluster_part_key(cluster_id, "members"), -1, -1, withscores=True)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping={"first_seen_ms": int(first[1]), "last_seen_ms": int(last[1])})
         pipe.zadd(CLUSTERS, {cluster_id: int(last[1])})
-        for camera, n in self.r.hgetall(_sub(cluster_id, "cameras")).items():
+        for camera, n in self.r.hgetall(cluster_part_key(cluster_id, "cameras")).items():
             if int(n) <= 0:
-                pipe.hdel(_sub(cluster_id, "cameras"), camera)
+                pipe.hdel(cluster_part_key(cluster_id, "cameras"), camera)
         pipe.execute()
         return members
 
     def _delete(self, cluster_id: str, model: str, face_ids: list[str]) -> None:
         pipe = self.r.pipeline(transaction=True)
-        pipe.delete(cluster_key(cluster_id), *(_sub(cluster_id, p) for p in ("members", "faces", "score", "cameras")))
-        pipe.execute_command("VREM", vset_key(model), cluster_id)
+        pipe.delete(cluster_key(cluster_id), *(cluster_part_key(cluster_id, p) for p in CLUSTER_PARTS))
+        pipe.execute_command("VREM", unknown_vset_key(model), cluster_id)
         pipe.zrem(CLUSTERS, cluster_id)
-        pipe.zrem(SIZES, cluster_id)
+        pipe.zrem(CLUSTER_SIZES, cluster_id)
         if face_ids:
-            pipe.hdel(OF, *face_ids)
+            pipe.hdel(CLUSTER_OF, *face_ids)
         pipe.execute()
 
     def _merge_into(self, keep: str, gone: str, model: str) -> None:
@@ -437,25 +426,26 @@ class Clusters:
         size = int(a[b"size"]) + int(b[b"size"])
         first = min(int(a[b"first_seen_ms"]), int(b[b"first_seen_ms"]))
         last = max(int(a[b"last_seen_ms"]), int(b[b"last_seen_ms"]))
-        faces = self.r.hgetall(_sub(gone, "faces"))
-        cameras = self.r.hgetall(_sub(gone, "cameras"))
+        faces = self.r.hgetall(cluster_part_key(gone, "faces"))
+        cameras = self.r.hgetall(cluster_part_key(gone, "cameras"))
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(cluster_key(keep), mapping={"size": size, "sum": total.astype("<f8").tobytes(),
                                               "first_seen_ms": first, "last_seen_ms": last})
         for part in ("members", "score"):
-            pipe.zunionstore(_sub(keep, part), [_sub(keep, part), _sub(gone, part)], aggregate="MAX")
+            into = cluster_part_key(keep, part)
+            pipe.zunionstore(into, [into, cluster_part_key(gone, part)], aggregate="MAX")
         if faces:
-            pipe.hset(_sub(keep, "faces"), mapping=faces)
-            pipe.hset(OF, mapping={f: keep for f in faces})
+            pipe.hset(cluster_part_key(keep, "faces"), mapping=faces)
+            pipe.hset(CLUSTER_OF, mapping={f: keep for f in faces})
         for camera, n in cameras.items():
-            pipe.hincrby(_sub(keep, "cameras"), camera, int(n))
+            pipe.hincrby(cluster_part_key(keep, "cameras"), camera, int(n))
         pipe.zadd(CLUSTERS, {keep: last})
-        pipe.zadd(SIZES, {keep: size})
+        pipe.zadd(CLUSTER_SIZES, {keep: size})
         self._write_centroid(pipe, keep, model, total)
-        pipe.delete(cluster_key(gone), *(_sub(gone, p) for p in ("members", "faces", "score", "cameras")))
-        pipe.execute_command("VREM", vset_key(model), gone)
+        pipe.delete(cluster_key(gone), *(cluster_part_key(gone, p) for p in CLUSTER_PARTS))
+        pipe.execute_command("VREM", unknown_vset_key(model), gone)
         pipe.zrem(CLUSTERS, gone)
-        pipe.zrem(SIZES, gone)
+        pipe.zrem(CLUSTER_SIZES, gone)
         for face_id in faces:
             self._set_if_exists(keys=[face_key(face_id.decode())], args=["cluster_id", keep], client=pipe)
         pipe.execute()

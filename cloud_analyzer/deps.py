@@ -11,7 +11,8 @@ from fastapi import Depends, HTTPException, Request, UploadFile
 
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
-from cloud_analyzer.erasure import EdgeEraser, Eraser
+from cloud_analyzer.edge_eraser import EdgeEraser
+from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
@@ -25,7 +26,7 @@ from facecodec.frontend import (
     decode_image,
 )
 from facecodec.frontend.quality import FaceQuality, assess
-from service_web import Access
+from service_common.guard import Access
 
 
 @dataclass

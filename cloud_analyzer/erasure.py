@@ -1,58 +1,48 @@
 """Erasure: a person, a face or a camera's time range forgotten in Redis and at every edge that holds
-their pixels. The cloud part is done at once; the edges' part is queued in Redis and sent by
-`EdgeEraser` until each edge confirms, across restarts.
-
-    fc:erasure:{id}                   hash   what, who asked, when, what the cloud erased; per edge: status
-    fc:erasure:{id}:edge:{edge_id}    set    face ids that edge still has to erase
-    fc:erasures:pending               set    `{id}|{edge_id}` pairs not yet confirmed
+their pixels. The cloud part is done at once (`Eraser`); the edges' part is queued in Redis and sent by
+`EdgeEraser` (cloud_analyzer/edge_eraser.py) until each edge confirms, across restarts. Keys:
+`erasure_key`, `erasure_edge_key` and `ERASURES_PENDING` in service_common/redis_keys.py.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import redis
-from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
 from cloud_analyzer.clusters import Clusters
-from cloud_analyzer.schema import (
+from service_common.redis_keys import (
     ERASED_TRACK_TTL_S,
+    ERASURES_PENDING,
     EVENTS_STREAM,
     FACES,
     GALLERY_VERSION,
+    IDENTITIES,
     INGEST_STREAM,
+    SIGHTINGS,
+    camera_sightings_key,
     enrol_counts_key,
+    erasure_edge_key,
+    erasure_key,
     face_key,
     gallery_key,
     identity_key,
+    identity_sightings_key,
     mean_key,
     templates_key,
     track_erased_key,
     track_info_key,
+    track_key,
 )
-from facecodec.access import AuditLog
 
-log = logging.getLogger(__name__)
-PENDING = "fc:erasures:pending"
 CHUNK = 10_000  # face ids per Erase call (the edge's limit)
 SCAN = 1_000  # stream entries read per round trip while looking for erased faces
-
-
-def erasure_key(erasure_id: str) -> str:
-    return f"fc:erasure:{erasure_id}"
-
-
-def edge_faces_key(erasure_id: str, edge_id: str) -> str:
-    return f"fc:erasure:{erasure_id}:edge:{edge_id}"
 
 
 @dataclass
@@ -95,7 +85,7 @@ class Eraser:
             return None
         templates = int(self.r.llen(templates_key(identity_id)))
         model, enrol = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key")
-        sightings = f"fc:sightings:identity:{identity_id}"
+        sightings = identity_sightings_key(identity_id)
         face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1)]
         # First out of the gallery, so no new face is named as this person; the identity itself goes last,
         # so an erasure that fails half way can be asked again and finishes the job.
@@ -122,7 +112,7 @@ class Eraser:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(identity_key(identity_id), templates_key(identity_id), mean_key(identity_id), sightings)
-        pipe.zrem("fc:identities", identity_id)
+        pipe.zrem(IDENTITIES, identity_id)
         pipe.incr(GALLERY_VERSION)
         pipe.execute()
         return self._save(report)
@@ -135,14 +125,14 @@ class Eraser:
         return self._save(report)
 
     def camera(self, camera_id: str, since_ms: int, until_ms: int, key_id: str) -> ErasureReport:
-        face_ids = [f.decode() for f in self.r.zrangebyscore(f"fc:sightings:camera:{camera_id}", since_ms, until_ms)]
+        face_ids = [f.decode() for f in self.r.zrangebyscore(camera_sightings_key(camera_id), since_ms, until_ms)]
         report = self._report(f"camera:{camera_id}:{since_ms}..{until_ms}", key_id)
         self._faces(report, face_ids)
         return self._save(report)
 
     def get(self, erasure_id: str) -> ErasureReport | None:
         raw = self.r.hget(erasure_key(erasure_id), "report")
-        return _from_json(json.loads(raw)) if raw else None
+        return report_from_json(json.loads(raw)) if raw else None
 
     # --- internals ---------------------------------------------------------------------------------
     def _report(self, subject: str, key_id: str, identity_erased: bool = False, templates: int = 0) -> ErasureReport:
@@ -164,13 +154,13 @@ class Eraser:
             pipe = self.r.pipeline(transaction=True)
             pipe.delete(face_key(face_id))
             pipe.zrem(FACES, face_id)
-            pipe.zrem("fc:sightings", face_id)
+            pipe.zrem(SIGHTINGS, face_id)
             if camera_id:
-                pipe.zrem(f"fc:sightings:camera:{camera_id}", face_id)
+                pipe.zrem(camera_sightings_key(camera_id), face_id)
             if identity_id:
-                pipe.zrem(f"fc:sightings:identity:{identity_id}", face_id)
+                pipe.zrem(identity_sightings_key(identity_id), face_id)
             if track_id:  # the track is this person's stay in view: its summary goes with any of its faces
-                pipe.zrem(f"fc:track:{track_id}", face_id)
+                pipe.zrem(track_key(track_id), face_id)
                 pipe.delete(track_info_key(track_id))
                 if erasure:
                     pipe.set(track_erased_key(track_id), 1, ex=ERASED_TRACK_TTL_S)
@@ -205,8 +195,8 @@ class Eraser:
         for edge_id, ids in by_edge.items():
             pipe = self.r.pipeline(transaction=True)
             for start in range(0, len(ids), CHUNK):
-                pipe.sadd(edge_faces_key(report.erasure_id, edge_id), *ids[start : start + CHUNK])
-            pipe.sadd(PENDING, f"{report.erasure_id}|{edge_id}")
+                pipe.sadd(erasure_edge_key(report.erasure_id, edge_id), *ids[start : start + CHUNK])
+            pipe.sadd(ERASURES_PENDING, f"{report.erasure_id}|{edge_id}")
             pipe.execute()
         erased, _ = self.forget(face_ids, erasure=True)
         report.faces += len(erased)
@@ -240,117 +230,21 @@ class Eraser:
                     pipe.watch(key)
                     stored = pipe.hget(key, "report")
                     if stored is not None:
-                        report.edges.update(_from_json(json.loads(stored)).edges)
+                        report.edges.update(report_from_json(json.loads(stored)).edges)
                     pipe.multi()
-                    pipe.hset(key, "report", json.dumps(_to_json(report)))
+                    pipe.hset(key, "report", json.dumps(report_to_json(report)))
                     pipe.execute()
                     return report
                 except redis.WatchError:
                     continue
 
 
-class EdgeEraser:
-    """Sends queued erasures to the edges that hold the faces, until each confirms. Any analyzer replica
-    may run one: Erase is idempotent, so two replicas sending the same erasure is harmless."""
-
-    def __init__(self, client: redis.Redis, edges: Mapping[str, str], channel_for, timeout_s: float = 10.0,
-                 period_s: float = 2.0) -> None:
-        self.r, self.edges, self.channel_for = client, edges, channel_for
-        self.audit = AuditLog(client)  # each edge's confirmation joins the erasure's audit trail
-        self.timeout_s, self.period_s = timeout_s, period_s
-        self._stop, self._wakeup = threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._run, name="edge-eraser", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def wake(self) -> None:
-        """Run a round now (after a new erasure) rather than at the next period."""
-        self._wakeup.set()
-
-    def run_once(self) -> int:
-        """One attempt at every pending (erasure, edge) pair; returns how many were confirmed."""
-        confirmed = 0
-        for raw in self.r.smembers(PENDING):
-            erasure_id, edge_id = raw.decode().split("|", 1)
-            try:
-                if self._send(erasure_id, edge_id):
-                    confirmed += 1
-            except redis.RedisError:
-                raise
-            except Exception as exc:  # one edge's failure must not stop the others
-                log.exception("erasure %s at edge %s failed", erasure_id, edge_id)
-                self._update(erasure_id, edge_id, last_error=f"internal error: {type(exc).__name__}")
-        return confirmed
-
-    def _send(self, erasure_id: str, edge_id: str) -> bool:
-        address = self.edges.get(edge_id)
-        if address is None:
-            self._update(erasure_id, edge_id, last_error="edge not configured (ANALYZER_EDGES); will retry")
-            return False
-        key = edge_faces_key(erasure_id, edge_id)
-        face_ids = sorted(f.decode() for f in self.r.smembers(key))
-        stub = enhancement_pb2_grpc.EnhancementStoreStub(self.channel_for(address))
-        erased = not_held = 0
-        for start in range(0, len(face_ids), CHUNK):
-            chunk = face_ids[start : start + CHUNK]
-            try:
-                reply = stub.Erase(enhancement_pb2.EraseRequest(face_ids=chunk, erasure_id=erasure_id),
-                                   timeout=self.timeout_s)
-            except grpc.RpcError as exc:
-                self._update(erasure_id, edge_id, last_error=f"{exc.code().name}; will retry")
-                return False
-            erased, not_held = erased + reply.erased, not_held + reply.not_held
-            self.r.srem(key, *chunk)  # confirmed chunks are not sent again
-        self.r.srem(PENDING, f"{erasure_id}|{edge_id}")
-        self._update(erasure_id, edge_id, status="confirmed", erased=erased, not_held=not_held, last_error="")
-        self.audit.record("erasure.confirmed", "ok", 200, key_name="edge-eraser",
-                          detail=f"erasure {erasure_id}: edge {edge_id} erased {erased}, {not_held} not held")
-        log.info("erasure %s confirmed by edge %s: %d erased, %d not held", erasure_id, edge_id, erased, not_held)
-        return True
-
-    def _update(self, erasure_id: str, edge_id: str, **changes: Any) -> None:
-        key = erasure_key(erasure_id)
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.hget(key, "report")
-                    if raw is None:
-                        return
-                    report = _from_json(json.loads(raw))
-                    edge = report.edges[edge_id]
-                    if edge.status == "confirmed" and changes.get("status") != "confirmed":
-                        return  # another replica confirmed it meanwhile
-                    for k, v in changes.items():
-                        setattr(edge, k, getattr(edge, k) + v if k in ("erased", "not_held") else v)
-                    pipe.multi()
-                    pipe.hset(key, "report", json.dumps(_to_json(report)))
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except redis.RedisError as exc:
-                log.warning("edge eraser: redis error %s; retrying", exc)
-            self._wakeup.wait(self.period_s)
-            self._wakeup.clear()
-
-
-def _to_json(report: ErasureReport) -> dict[str, Any]:
+def report_to_json(report: ErasureReport) -> dict[str, Any]:
     data = {k: v for k, v in report.__dict__.items() if k != "edges"}
     data["edges"] = {k: v.__dict__ for k, v in report.edges.items()}
     return data
 
 
-def _from_json(data: dict[str, Any]) -> ErasureReport:
+def report_from_json(data: dict[str, Any]) -> ErasureReport:
     edges = {k: EdgeStatus(**v) for k, v in data.pop("edges").items()}
     return ErasureReport(**data, edges=edges)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cloud_analyzer.schema import GALLERY_VERSION, enrol_counts_key, gallery_key, identity_key, mean_key
 from cloud_analyzer.store import Store
+from service_common.redis_keys import GALLERY_VERSION, IDENTITIES, enrol_counts_key, gallery_key, identity_key, mean_key
 
 RERANK = 16  # approximate candidates re-scored exactly (>= k)
 
@@ -74,4 +74,4 @@ class Gallery:
         return view, matches[:k]
 
     def __len__(self) -> int:
-        return int(self.store.r.zcard("fc:identities"))
+        return int(self.store.r.zcard(IDENTITIES))

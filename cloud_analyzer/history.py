@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from cloud_analyzer.schema import face_key, history_cameras_key, history_key
+from service_common.redis_keys import HISTORY_PATTERN, face_key, history_cameras_key, history_key
 
 DAY_MS = 86_400_000
 MAX_DAYS = 400  # partitions one query may touch (retention keeps far fewer)
@@ -84,7 +84,7 @@ class History:
         """Delete the partitions of whole days that end before `cutoff_ms`; returns how many days."""
         today = time.strftime("%Y%m%d", time.gmtime(cutoff_ms / 1000))
         doomed, dropped = [], set()
-        for key in self.r.scan_iter(match="fc:history:*", count=1000):
+        for key in self.r.scan_iter(match=HISTORY_PATTERN, count=1000):
             model_day = key.decode().rsplit(":", 1)[0]  # fc:history:{model}:{day}
             if model_day.rsplit(":", 1)[-1] < today:
                 doomed.append(key)

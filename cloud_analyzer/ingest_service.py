@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections import Counter
@@ -32,14 +31,14 @@ from grpc_reflection.v1alpha import reflection
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.store import IngestResult, Store
 from facecodec.bitstream import MAX_ENHANCEMENT_LAYERS, BitstreamError, parse
-from facecodec.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
 from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
-from facecodec.tls import TlsFiles, peer_identity, server_credentials
+from service_common.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
+from service_common.ids import ID, ID_RULE
+from service_common.tls import TlsFiles, peer_identity, server_credentials
 
 log = logging.getLogger(__name__)
-ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_COORDINATE = 1e6  # pixels; far beyond any frame, still exact in a float32
 Ack = ingest_pb2.IngestAck
 STATUS = {IngestResult.CREATED: Ack.ACCEPTED, IngestResult.DUPLICATE: Ack.DUPLICATE,
@@ -64,11 +63,11 @@ class IngestLimits:
 def validate(record: ingest_pb2.FaceRecord, window: CaptureWindow | None = None) -> dict:
     """The Redis fields for a valid record; InvalidRecord says what is wrong otherwise."""
     if not ID.match(record.face_id):
-        raise InvalidRecord("face_id must be 1-64 characters of [A-Za-z0-9_.-]")
+        raise InvalidRecord(f"face_id must be {ID_RULE}")
     if not ID.match(record.camera_id):
-        raise InvalidRecord("camera_id must be 1-64 characters of [A-Za-z0-9_.-]")
+        raise InvalidRecord(f"camera_id must be {ID_RULE}")
     if not ID.match(record.edge_id):
-        raise InvalidRecord("edge_id must be 1-64 characters of [A-Za-z0-9_.-]")
+        raise InvalidRecord(f"edge_id must be {ID_RULE}")
     if not record.HasField("captured_at"):
         raise InvalidRecord("captured_at is required")
     try:
@@ -77,7 +76,7 @@ def validate(record: ingest_pb2.FaceRecord, window: CaptureWindow | None = None)
     except CaptureTimeError as exc:
         raise InvalidRecord(str(exc)) from exc
     if record.track_id and not ID.match(record.track_id):
-        raise InvalidRecord("track_id must be 1-64 characters of [A-Za-z0-9_.-] (or empty)")
+        raise InvalidRecord(f"track_id must be {ID_RULE} (or empty)")
     b = record.bbox
     if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in (b.x1, b.y1, b.x2, b.y2)):
         raise InvalidRecord(f"bbox coordinates must be finite numbers within +-{MAX_COORDINATE:g} pixels")
@@ -117,7 +116,7 @@ def validate_track_closed(record: ingest_pb2.FaceRecord, window: CaptureWindow |
     """The Redis fields of a TrackClosed notice; InvalidRecord says what is wrong otherwise."""
     for name in ("face_id", "camera_id", "edge_id", "track_id"):
         if not ID.match(getattr(record, name)):
-            raise InvalidRecord(f"{name} must be 1-64 characters of [A-Za-z0-9_.-]")
+            raise InvalidRecord(f"{name} must be {ID_RULE}")
     if record.base_layer:
         raise InvalidRecord("a track_closed notice carries no base_layer")
     closed = record.track_closed

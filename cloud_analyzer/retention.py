@@ -21,10 +21,9 @@ import redis
 
 from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.history import History
-from cloud_analyzer.schema import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM
+from service_common.redis_keys import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM, RETENTION_LOCK
 
 log = logging.getLogger(__name__)
-LOCK = "fc:retention:lock"
 BATCH = 1_000
 
 
@@ -102,7 +101,7 @@ class Retention:
         while not self._stop.wait(self.interval_s):
             try:
                 # One replica per round: the others would only repeat the same deletions.
-                if not self.r.set(LOCK, 1, nx=True, px=int(self.interval_s * 1000)):
+                if not self.r.set(RETENTION_LOCK, 1, nx=True, px=int(self.interval_s * 1000)):
                     continue
                 done = self.run_once()
                 if done.faces_expired or done.consumers_removed:

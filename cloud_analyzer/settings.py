@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from facecodec.tls import TlsFiles
+from service_common.ids import ID_PATTERN
+from service_common.settings import RedisSettings, TlsIdentitySettings
+from service_common.tls import TlsFiles
 
 
-class AnalyzerSettings(BaseSettings):
+class AnalyzerSettings(RedisSettings, TlsIdentitySettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
 
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="the cloud's single source of truth")
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8002, ge=1, le=65535, description="REST API")
     grpc_host: str = Field("127.0.0.1", description="interface the Ingest service listens on (0.0.0.0 in containers)")
@@ -38,7 +39,7 @@ class AnalyzerSettings(BaseSettings):
     )
     workers: int = Field(1, ge=0, le=16, description="recognition worker threads (0: ingest only)")
     consumer_name: str = Field(
-        "analyzer-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        "analyzer-1", pattern=ID_PATTERN,
         description="this replica's name in the ingest consumer group: unique per replica",
     )
     claim_idle_s: float = Field(
@@ -82,15 +83,6 @@ class AnalyzerSettings(BaseSettings):
     dead_consumer_s: float = Field(
         3600.0, gt=0, description="ingest consumers idle this long and holding nothing are removed from the group"
     )
-    redis_password_file: Path | None = Field(
-        None, description="file holding Redis's password (a compose secret); unset: the URL's, if any"
-    )
-    redis_timeout_s: float = Field(5.0, gt=0)
-    tls_cert_file: Path | None = Field(
-        None, description="PEM certificate (chain) of the Ingest server, also the client certificate when the "
-        "analyzer dials edges; unset: plaintext gRPC (loopback development only; production sets all TLS files)"
-    )
-    tls_key_file: Path | None = Field(None, description="PEM private key of ANALYZER_TLS_CERT_FILE")
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the edges' certificates: Ingest then requires a client certificate "
         "from it whose name (CN, else first DNS SAN) is the records' edge_id and in ANALYZER_EDGES (mutual TLS)"
@@ -105,19 +97,18 @@ class AnalyzerSettings(BaseSettings):
         """The Ingest server's TLS files; None: plaintext."""
         if self.tls_cert_file is None and self.tls_key_file is None:
             if self.tls_client_ca_file is not None:
-                raise ValueError("ANALYZER_TLS_CLIENT_CA_FILE needs ANALYZER_TLS_CERT_FILE and ANALYZER_TLS_KEY_FILE")
+                raise ValueError(f"{self.env_name('tls_client_ca_file')} needs {self.env_name('tls_cert_file')} "
+                                 f"and {self.env_name('tls_key_file')}")
             return None
-        return TlsFiles(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file,
-                        ("ANALYZER_TLS_CERT_FILE", "ANALYZER_TLS_KEY_FILE", "ANALYZER_TLS_CLIENT_CA_FILE"))
+        return self.tls_files("tls_client_ca_file")
 
     @property
     def edge_tls(self) -> TlsFiles | None:
-        """The files of the analyzer's channels to edges (facecodec.tls.Channels);
+        """The files of the analyzer's channels to edges (service_common.tls.Channels);
         None: plaintext."""
         if self.edge_tls_ca_file is None:
             return None
-        return TlsFiles(self.tls_cert_file, self.tls_key_file, self.edge_tls_ca_file,
-                        ("ANALYZER_TLS_CERT_FILE", "ANALYZER_TLS_KEY_FILE", "ANALYZER_EDGE_TLS_CA_FILE"))
+        return self.tls_files("edge_tls_ca_file")
 
     @model_validator(mode="after")
     def _tls_complete(self) -> AnalyzerSettings:

@@ -1,6 +1,7 @@
-"""The analyzer's faces, identities and sightings in Redis: ingest, decisions, enrolment, listings.
-Key names live in `cloud_analyzer/schema.py`; the whole key table, with the vector sets, access keys,
-audit and erasures, is docs/redis-keys.md."""
+"""The analyzer's faces and sightings in Redis: ingest, decisions, tracks, listings. Identities and the
+gallery's index are `IdentityStore`'s (cloud_analyzer/identities.py), which `Store` extends so that one
+client handle serves both. Key names live in service_common/redis_keys.py; the whole key table is
+docs/redis-keys.md."""
 
 from __future__ import annotations
 
@@ -15,27 +16,25 @@ from typing import Any
 import numpy as np
 import redis
 
-from cloud_analyzer.schema import (
+from cloud_analyzer.identities import IdentityStore
+from service_common.redis_auth import redis_password
+from service_common.redis_keys import (
+    CAMERAS,
     EVENTS_MAXLEN,
     EVENTS_STREAM,
     FACES,
-    GALLERY_SCHEMA,
-    GALLERY_VERSION,
     GROUP,
     INGEST_STREAM,
-    enrol_counts_key,
+    SIGHTINGS,
+    camera_sightings_key,
     face_key,
-    gallery_key,
     history_cameras_key,
     history_key,
-    identity_key,
-    mean_key,
-    templates_key,
+    identity_sightings_key,
     track_erased_key,
     track_info_key,
+    track_key,
 )
-from facecodec.openset import enrol_key, identity_template
-from facecodec.redis_auth import redis_password
 
 # Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
 # already stored is a duplicate only if its content (base layer, camera, capture time) is the same;
@@ -67,10 +66,6 @@ class IngestResult(enum.Enum):
     CREATED = 1
     CONFLICT = 2  # stored earlier with different content: the new record was dropped
 
-
-# Identities enrolled before templates recorded their model were all made with this one (a fixed
-# historical value, deliberately not the current default model).
-LEGACY_DESCRIPTOR_MODEL = "faceplugin-fr_feature-512"
 
 
 @dataclass(frozen=True)
@@ -110,7 +105,7 @@ class Sighting:
     cluster_id: str | None = None  # unknown faces: their anonymous cluster (cloud_analyzer/clusters.py)
 
 
-class Store:
+class Store(IdentityStore):
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self._ingest = self.r.register_script(_INGEST)
@@ -181,13 +176,13 @@ class Store:
                         update = {**update, "history_key": history}
                     pipe.hset(face_key(face_id), mapping=update)
                     if outcome.status != "error":
-                        pipe.zadd("fc:sightings", {face_id: ts})
-                        pipe.zadd(f"fc:sightings:camera:{camera_id}", {face_id: ts})
+                        pipe.zadd(SIGHTINGS, {face_id: ts})
+                        pipe.zadd(camera_sightings_key(camera_id), {face_id: ts})
                         if outcome.identity_id:
-                            pipe.zadd(f"fc:sightings:identity:{outcome.identity_id}", {face_id: ts})
+                            pipe.zadd(identity_sightings_key(outcome.identity_id), {face_id: ts})
                         if face.get("track_id"):  # the edge's track: one person's stay in view of one camera
-                            pipe.zadd(f"fc:track:{face['track_id']}", {face_id: ts})
-                        pipe.zadd("fc:cameras", {camera_id: ts}, gt=True)  # GT still adds new cameras
+                            pipe.zadd(track_key(face["track_id"]), {face_id: ts})
+                        pipe.zadd(CAMERAS, {camera_id: ts}, gt=True)  # GT still adds new cameras
                     pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.xack(INGEST_STREAM, GROUP, stream_id)
                     pipe.execute()
@@ -197,7 +192,7 @@ class Store:
 
     def recent_faces(self, camera_id: str, since_ms: int, until_ms: int, limit: int) -> list[dict[str, Any]]:
         """Decided faces (any status but error) of one camera captured in [since_ms, until_ms], newest first."""
-        ids = self.r.zrevrangebyscore(f"fc:sightings:camera:{camera_id}", until_ms, since_ms, start=0, num=limit)
+        ids = self.r.zrevrangebyscore(camera_sightings_key(camera_id), until_ms, since_ms, start=0, num=limit)
         pipe = self.r.pipeline(transaction=False)  # one round trip: this runs for every face decided
         for i in ids:
             pipe.hgetall(face_key(i.decode()))
@@ -220,7 +215,7 @@ class Store:
 
     def track_faces(self, track_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """Decided faces of one edge track, oldest first."""
-        ids = self.r.zrange(f"fc:track:{track_id}", 0, limit - 1)
+        ids = self.r.zrange(track_key(track_id), 0, limit - 1)
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(face_key(i.decode()))
@@ -242,7 +237,7 @@ class Store:
                     pipe.hset(key, mapping={"status": "recognised", "identity_id": identity_id,
                                             "identity_name": name, "similarity": _num(similarity),
                                             "relabelled_at_ms": int(time.time() * 1000)})
-                    pipe.zadd(f"fc:sightings:identity:{identity_id}", {face_id: int(ts)})
+                    pipe.zadd(identity_sightings_key(identity_id), {face_id: int(ts)})
                     pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
                                               "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
                                               "identity_id": identity_id, "similarity": _num(similarity)},
@@ -258,89 +253,6 @@ class Store:
         pipe.xack(INGEST_STREAM, GROUP, stream_id)
         pipe.execute()
 
-    # --- identities --------------------------------------------------------------------------------
-    def add_identity(self, identity_id: str, name: str, templates: np.ndarray, descriptor_model: str) -> None:
-        now = int(time.time() * 1000)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(identity_key(identity_id), mapping={"identity_id": identity_id, "name": name,
-                                                      "created_at_ms": now, "templates": len(templates),
-                                                      "descriptor_model": descriptor_model})
-        pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
-        pipe.zadd("fc:identities", {identity_id: now})
-        _index(pipe, identity_id, descriptor_model, templates, None)
-        pipe.incr(GALLERY_VERSION)
-        pipe.execute()
-
-    def identity(self, identity_id: str) -> dict[str, Any] | None:
-        raw = self.r.hgetall(identity_key(identity_id))
-        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
-
-    def identities(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """A page of identities, oldest first; limit -1: all from offset."""
-        end = -1 if limit < 0 else offset + limit - 1
-        ids = [i.decode() for i in self.r.zrange("fc:identities", offset, end)]
-        pipe = self.r.pipeline(transaction=False)
-        for i in ids:
-            pipe.hgetall(identity_key(i))
-        rows = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute() if raw]
-        return rows, int(self.r.zcard("fc:identities"))
-
-    def all_identities(self) -> list[dict[str, Any]]:
-        rows, _ = self.identities(0, -1)
-        return rows
-
-    def add_templates(self, identity_id: str, templates: np.ndarray, descriptor_model: str, keep: int) -> bool:
-        """Append templates (the newest `keep` stay), or replace them all when the identity's were made
-        by another descriptor model. False if the identity is gone."""
-        key, tmpl = identity_key(identity_id), templates_key(identity_id)
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key, tmpl)
-                    if not pipe.exists(key):
-                        return False
-                    model = (pipe.hget(key, "descriptor_model") or LEGACY_DESCRIPTOR_MODEL.encode()).decode()
-                    old_enrol = pipe.hget(key, "enrol_key")
-                    same_model = model == descriptor_model
-                    kept = [np.frombuffer(b, "<f4") for b in pipe.lrange(tmpl, 0, -1)] if same_model else []
-                    everything = np.stack([*kept, *templates])[-keep:]
-                    pipe.multi()
-                    pipe.delete(tmpl)
-                    pipe.rpush(tmpl, *[t.astype("<f4").tobytes() for t in everything])
-                    pipe.hset(key, mapping={"descriptor_model": descriptor_model, "templates": len(everything)})
-                    _index(pipe, identity_id, descriptor_model, everything,
-                           (model, int(old_enrol)) if old_enrol is not None else None)
-                    pipe.incr(GALLERY_VERSION)
-                    pipe.execute()
-                    break
-                except redis.WatchError:  # changed under us (another enrolment or a delete): look again
-                    continue
-        return True
-
-    def gallery_version(self) -> int:
-        return int(self.r.get(GALLERY_VERSION) or 0)
-
-    def index_gallery(self) -> int:
-        """Put identities enrolled before the gallery lived in vector sets into them (once); returns how
-        many. Later enrolments index themselves."""
-        if self.r.get(GALLERY_SCHEMA) == b"1":
-            return 0
-        done = 0
-        for raw_id in self.r.zrange("fc:identities", 0, -1):
-            identity_id = raw_id.decode()
-            meta = self.identity(identity_id)
-            blobs = self.r.lrange(templates_key(identity_id), 0, -1)
-            if not meta or not blobs or "enrol_key" in meta:
-                continue
-            pipe = self.r.pipeline(transaction=True)
-            _index(pipe, identity_id, meta.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL),
-                   np.stack([np.frombuffer(b, "<f4") for b in blobs]), None)
-            pipe.incr(GALLERY_VERSION)
-            pipe.execute()
-            done += 1
-        self.r.set(GALLERY_SCHEMA, 1)
-        return done
-
     # --- sightings ---------------------------------------------------------------------------------
     def sightings(
         self, identity_id: str | None, camera_id: str | None, since_ms: int | None, until_ms: int | None,
@@ -348,11 +260,11 @@ class Store:
     ) -> tuple[list[Sighting], str | None]:
         """Newest first; `cursor` continues after the last sighting of the previous page."""
         if identity_id:
-            key = f"fc:sightings:identity:{identity_id}"
+            key = identity_sightings_key(identity_id)
         elif camera_id:
-            key = f"fc:sightings:camera:{camera_id}"
+            key = camera_sightings_key(camera_id)
         else:
-            key = "fc:sightings"
+            key = SIGHTINGS
         hi: float | str = until_ms if until_ms is not None else "+inf"
         lo: float | str = since_ms if since_ms is not None else "-inf"
         after: tuple[int, str] | None = decode_cursor(cursor) if cursor else None
@@ -389,33 +301,16 @@ class Store:
         return results, next_cursor
 
     def cameras(self) -> list[tuple[str, int, int]]:
-        rows = self.r.zrevrange("fc:cameras", 0, -1, withscores=True)
+        rows = self.r.zrevrange(CAMERAS, 0, -1, withscores=True)
         pipe = self.r.pipeline(transaction=False)
         for cam, _ in rows:
-            pipe.zcard(f"fc:sightings:camera:{cam.decode()}")
+            pipe.zcard(camera_sightings_key(cam.decode()))
         counts = pipe.execute()
         return [(cam.decode(), int(ts), int(n)) for (cam, ts), n in zip(rows, counts)]
 
     def events(self, after: str, limit: int) -> list[tuple[str, dict[str, str]]]:
         rows = self.r.xrange(EVENTS_STREAM, min=f"({after}" if after != "-" else "-", count=limit)
         return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in rows]
-
-
-def _index(pipe: redis.client.Pipeline, identity_id: str, model: str, templates: np.ndarray,
-           old: tuple[str, int] | None) -> None:
-    """Queue the identity's template into its model's vector set and enrolment counts (`old`: the model
-    and enrolment key it was counted under before, if it was)."""
-    template = identity_template(templates).astype("<f4")
-    if old is not None:
-        pipe.hincrby(enrol_counts_key(old[0]), str(old[1]), -1)
-        if old[0] != model:
-            pipe.execute_command("VREM", gallery_key(old[0]), identity_id)
-    key = enrol_key(len(templates))
-    pipe.hincrby(enrol_counts_key(model), str(key), 1)
-    pipe.hset(identity_key(identity_id), "enrol_key", key)
-    pipe.set(mean_key(identity_id), template.tobytes())
-    # Q8: a quarter of float32's memory for the approximate pass; the exact cosine comes from mean_key.
-    pipe.execute_command("VADD", gallery_key(model), "FP32", template.tobytes(), identity_id, "Q8")
 
 
 def _face_fields(raw: dict[bytes, bytes]) -> dict[str, Any] | None:

@@ -12,12 +12,12 @@ from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.recognition import decode_base_layer
-from cloud_analyzer.schema import GROUP, INGEST_STREAM
 from cloud_analyzer.store import Outcome, Store
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError
 from facecodec.openset import MAX_PROBE_FRAMES, identity_template
+from service_common.redis_keys import GROUP, INGEST_STREAM
 
 log = logging.getLogger(__name__)
 CLAIM_IDLE_S = 30.0  # default: a face unacked this long belonged to a worker that died: take it over

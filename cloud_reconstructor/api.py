@@ -20,16 +20,16 @@ import facecodec
 from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
-from facecodec.access import AuditLog, KeyStore, RateLimiter
 from facecodec.bitstream import BitstreamError, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.profiles import UnknownProfileError, codec_for
-from service_web import Access, Caller, require
-from service_web.http import harden
+from service_common.access import AuditLog, KeyStore, RateLimiter
+from service_common.guard import Access, Caller, require
+from service_common.http import harden
+from service_common.ids import ID_PATTERN
 
 log = logging.getLogger(__name__)
-ID = r"^[A-Za-z0-9_.-]{1,64}$"
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
 MAX_REQUEST_BYTES = 64 * 1024  # every endpoint is a GET: a body is never needed, a large one never read
 
@@ -122,7 +122,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     async def face_image(
         reconstructor: Dep,
         caller: Annotated[Caller, require("faces:view", "face.view")],
-        face_id: Annotated[str, Path(pattern=ID)],
+        face_id: Annotated[str, Path(pattern=ID_PATTERN)],
         layers: Annotated[Literal["base", "full"], Query(description="base: from the base layer alone")] = "base",
         quality: Annotated[int | None, Query(ge=1, le=255, description="enhancement level; default all")] = None,
     ) -> Response:

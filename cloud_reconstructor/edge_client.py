@@ -7,7 +7,7 @@ import time
 import grpc
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
-from facecodec.tls import Channels, TlsFiles
+from service_common.tls import Channels, TlsFiles
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from facecodec.tls import TlsFiles
+from service_common.settings import RedisSettings, TlsIdentitySettings
+from service_common.tls import TlsFiles
 
 
-class ReconstructorSettings(BaseSettings):
+class ReconstructorSettings(RedisSettings, TlsIdentitySettings):
     model_config = SettingsConfigDict(env_prefix="RECONSTRUCTOR_")
 
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="where the analyzer keeps base layers")
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8003, ge=1, le=65535, description="REST API")
     fetch_timeout_s: float = Field(5.0, gt=0, description="deadline of one Fetch call to an edge")
@@ -25,15 +25,6 @@ class ReconstructorSettings(BaseSettings):
     rate_limit_per_s: int = Field(100, ge=1, le=100_000, description="requests per second per API key (default)")
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
-    redis_password_file: Path | None = Field(
-        None, description="file holding Redis's password (a compose secret); unset: the URL's, if any"
-    )
-    redis_timeout_s: float = Field(5.0, gt=0)
-    tls_cert_file: Path | None = Field(
-        None, description="PEM client certificate (chain) presented to edges' Fetch service (its name must be in "
-        "their EDGE_CLOUD_NAMES); unset with the CA file: plaintext gRPC (loopback development only)"
-    )
-    tls_key_file: Path | None = Field(None, description="PEM private key of RECONSTRUCTOR_TLS_CERT_FILE")
     tls_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the edges' server certificates; set: Fetch over TLS"
     )
@@ -41,9 +32,9 @@ class ReconstructorSettings(BaseSettings):
     @property
     def tls(self) -> TlsFiles | None:
         """The files of the Fetch channels to edges; None: plaintext."""
-        return TlsFiles.optional(self.tls_cert_file, self.tls_key_file, self.tls_ca_file,
-                                 ("RECONSTRUCTOR_TLS_CERT_FILE", "RECONSTRUCTOR_TLS_KEY_FILE",
-                                  "RECONSTRUCTOR_TLS_CA_FILE"))
+        if self.tls_cert_file is None and self.tls_key_file is None and self.tls_ca_file is None:
+            return None
+        return self.tls_files("tls_ca_file")
 
     @model_validator(mode="after")
     def _tls_complete(self) -> ReconstructorSettings:

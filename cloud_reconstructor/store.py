@@ -1,4 +1,4 @@
-"""Read-only view of the analyzer's face records (`fc:face:{face_id}`, docs/redis-keys.md).
+"""Read-only view of the analyzer's face records (`face_key`, service_common/redis_keys.py).
 
 The reconstructor never writes faces; it reads a face's base layer and which edge holds the rest
 (the edge's address comes from RECONSTRUCTOR_EDGES, never from the record).
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import redis
 
-from facecodec.redis_auth import redis_password
+from service_common.redis_auth import redis_password
+from service_common.redis_keys import FACE_VIEW_FIELDS, face_key
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class FaceIndex:
                                       retry_on_timeout=True, **redis_password(password_file))
 
     def get(self, face_id: str) -> FaceRef | None:
-        base, edge_id, levels = self.r.hmget(f"fc:face:{face_id}", "base_layer", "edge_id", "enhancement_levels")
+        base, edge_id, levels = self.r.hmget(face_key(face_id), *FACE_VIEW_FIELDS)
         if base is None:
             return None
         return FaceRef(face_id, base, (edge_id or b"").decode(), int(levels or 0))

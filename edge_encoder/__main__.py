@@ -18,7 +18,7 @@ import uvicorn
 
 from edge_encoder.api import create_app
 from edge_encoder.settings import EdgeSettings
-from facecodec.access.camera_tokens import CameraTokenError, add_camera, revoke_camera
+from service_common.access.camera_tokens import CameraTokenError, add_camera, revoke_camera
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from edge_encoder.cameras import CAMERA_ID
 from edge_encoder.fetch_service import make_server
 from edge_encoder.frame_service import FrameIngestService
 from edge_encoder.node import EdgeNode, build_node, frame_error_status
@@ -21,10 +20,11 @@ from edge_encoder.pipeline import CODEC_VERSION, TooManyCameras
 from edge_encoder.retention import EdgeRetention
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.stages import FrameDropped, Saturated, ShuttingDown
-from facecodec.access.camera_tokens import CameraTokens
-from facecodec.capture_time import CaptureTimeError
 from facecodec.frontend import ImageDecodeError
-from service_web.http import harden
+from service_common.access.camera_tokens import CameraTokens
+from service_common.capture_time import CaptureTimeError
+from service_common.http import harden
+from service_common.ids import ID_PATTERN
 
 log = logging.getLogger(__name__)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}
@@ -137,7 +137,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     async def post_frame(
         request: Request,
         node: Node,
-        camera_id: Annotated[str, Path(pattern=CAMERA_ID)],
+        camera_id: Annotated[str, Path(pattern=ID_PATTERN)],
         captured_at: Annotated[datetime | None, Query(description="capture time (ISO 8601); default now")] = None,
     ) -> FrameOut:
         if tokens is not None:

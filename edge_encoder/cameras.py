@@ -13,14 +13,13 @@ a file that does not parse, or a camera entry with an unknown key, stops the edg
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-CAMERA_ID = r"^[A-Za-z0-9_.-]{1,64}$"
+from service_common.ids import ID_RULE, is_id
 
 
 class CameraConfig(BaseModel):
@@ -67,10 +66,10 @@ class Cameras:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise CameraConfigError(f"EDGE_CAMERAS_FILE {path}: {problems}") from exc
-        bad = [name for name in cameras if not re.match(CAMERA_ID, name)]
+        bad = [name for name in cameras if not is_id(name)]
         if bad:
-            raise CameraConfigError(f"EDGE_CAMERAS_FILE {path}: camera ids must be 1-64 characters of "
-                                    f"[A-Za-z0-9_.-], not {bad}")
+            raise CameraConfigError(f"EDGE_CAMERAS_FILE {path}: camera ids must be {ID_RULE}, "
+                                    f"not {bad}")
         return cls(cameras)
 
     def __getitem__(self, camera_id: str) -> CameraConfig:

@@ -4,7 +4,7 @@ With deferred coding the layers a fetch needs are coded then, from the crop the 
 for the next viewer: the edge spends enhancement-coding time only on faces someone looks at.
 
 With TLS (`make_server(tls=...)`) the server requires client certificates from the configured CA
-(grpc-python cannot request one without requiring it; see facecodec.tls), and Fetch and Erase answer
+(grpc-python cannot request one without requiring it; see service_common.tls), and Fetch and Erase answer
 only callers whose certificate name is one of `callers` (EDGE_CLOUD_NAMES). FrameIngest takes any
 certificate from that CA; camera tokens still decide which camera may post.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 from collections.abc import Collection
 from concurrent import futures
 
@@ -29,10 +28,8 @@ from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
 from facecodec.bitstream import BitstreamError, CodedFace, parse
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError, codec_for
-from facecodec.tls import TlsFiles, peer_identity, server_credentials
-
-FACE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
+from service_common.ids import ID_RULE, is_id
+from service_common.tls import TlsFiles, peer_identity, server_credentials
 
 MAX_ERASE = 10_000
 log = logging.getLogger(__name__)
@@ -59,9 +56,9 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
         """Forget faces: layers, kept crops, and records still waiting in the outbox. Idempotent."""
         self._authorize(context)
         face_ids = list(dict.fromkeys(request.face_ids))
-        if not 1 <= len(face_ids) <= MAX_ERASE or not all(FACE_ID.match(f) for f in face_ids):
+        if not 1 <= len(face_ids) <= MAX_ERASE or not all(is_id(f) for f in face_ids):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"send 1 to {MAX_ERASE} face_ids of 1-64 characters of [A-Za-z0-9_.-]")
+                          f"send 1 to {MAX_ERASE} face_ids of {ID_RULE}")
         erased = self.store.erase(face_ids)
         if self.outbox is not None:
             self.outbox.erase(face_ids)
@@ -75,8 +72,8 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
             return self._fetch(request, context)
 
     def _fetch(self, request: enhancement_pb2.FetchRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
-        if not FACE_ID.match(request.face_id):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "face_id must be 1-64 characters of [A-Za-z0-9_.-]")
+        if not is_id(request.face_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"face_id must be {ID_RULE}")
         found = self.store.get(request.face_id)
         if found is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"face {request.face_id} is not (or no longer) held here")

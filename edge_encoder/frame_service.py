@@ -8,22 +8,20 @@ stream is not read, so HTTP/2 flow control holds the camera back.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import grpc
 from facecoding.v1 import frames_pb2, frames_pb2_grpc
 
-from edge_encoder.cameras import CAMERA_ID as CAMERA_ID_PATTERN
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import FrameResult, TooManyCameras
 from edge_encoder.stages import FrameDropped, Saturated, ShuttingDown
-from facecodec.access.camera_tokens import CameraTokens
-from facecodec.capture_time import CaptureTimeError, timestamp_ms
 from facecodec.frontend import ImageDecodeError
+from service_common.access.camera_tokens import CameraTokens
+from service_common.capture_time import CaptureTimeError, timestamp_ms
+from service_common.ids import ID_RULE, is_id
 
-CAMERA_ID = re.compile(CAMERA_ID_PATTERN)
 Ack = frames_pb2.FrameAck
 
 
@@ -45,9 +43,8 @@ class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
 
     def _one(self, frame: frames_pb2.Frame, token: str | None) -> frames_pb2.FrameAck:
         camera = frame.camera_id
-        if not CAMERA_ID.match(camera):
-            return Ack(camera_id=camera[:64], status=Ack.INVALID, error="camera_id must be 1-64 characters of "
-                       "[A-Za-z0-9_.-]")
+        if not is_id(camera):
+            return Ack(camera_id=camera[:64], status=Ack.INVALID, error=f"camera_id must be {ID_RULE}")
         if self.tokens is not None and not self.tokens.allows(camera, token):
             self.metrics.frames_rejected.labels("401").inc()
             return Ack(camera_id=camera, status=Ack.FORBIDDEN,

@@ -31,10 +31,10 @@ from edge_encoder.sources import VideoSource
 from edge_encoder.stages import FrameDropped, FrameStages, Saturated, ShuttingDown
 from edge_encoder.tracker import ClosedTrack, FaceTracker
 from edge_encoder.uploader import Uploader
-from facecodec.capture_time import CaptureTimeError, CaptureWindow
 from facecodec.codec.profiles import FaceCodec, codec_by_name
 from facecodec.frontend import FaceFrontEnd, ImageDecodeError, ImageTooLarge, UnsupportedImageFormat
 from facecodec.frontend.motion import MotionGate
+from service_common.capture_time import CaptureTimeError, CaptureWindow
 
 log = logging.getLogger(__name__)
 

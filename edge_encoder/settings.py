@@ -6,15 +6,17 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from facecodec.tls import TlsFiles
+from service_common.ids import ID_PATTERN
+from service_common.settings import TlsIdentitySettings
+from service_common.tls import TlsFiles
 
 
-class EdgeSettings(BaseSettings):
+class EdgeSettings(TlsIdentitySettings):
     model_config = SettingsConfigDict(env_prefix="EDGE_")
 
-    edge_id: str = Field("edge-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="name of this edge node")
+    edge_id: str = Field("edge-1", pattern=ID_PATTERN, description="name of this edge node")
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
     http_port: int = Field(8001, ge=1, le=65535, description="REST API for cameras")
     grpc_host: str = Field("127.0.0.1", description="interface the EnhancementStore (and FrameIngest) gRPC "
@@ -117,12 +119,6 @@ class EdgeSettings(BaseSettings):
     capture_max_age_s: float = Field(
         365 * 86400.0, gt=0, description="oldest accepted captured_at, seconds before now; beyond, 422"
     )
-    tls_cert_file: Path | None = Field(
-        None, description="PEM certificate (chain) of this edge: its gRPC server's certificate and its client "
-        "certificate towards the analyzer (name = EDGE_EDGE_ID); unset: plaintext gRPC (loopback development only; "
-        "production sets all three TLS files)"
-    )
-    tls_key_file: Path | None = Field(None, description="PEM private key of EDGE_TLS_CERT_FILE")
     tls_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the cloud's certificates: verifies the analyzer's server certificate "
         "and every client of the gRPC server (mutual TLS: gRPC cameras need a certificate from it too)"
@@ -140,12 +136,12 @@ class EdgeSettings(BaseSettings):
     def tls(self) -> TlsFiles | None:
         """This edge's TLS files (all three, or none: plaintext)."""
         files = (self.tls_cert_file, self.tls_key_file, self.tls_ca_file)
-        names = ("EDGE_TLS_CERT_FILE", "EDGE_TLS_KEY_FILE", "EDGE_TLS_CA_FILE")
         if all(f is None for f in files):
             return None
         if any(f is None for f in files):
+            names = (self.env_name(n) for n in ("tls_cert_file", "tls_key_file", "tls_ca_file"))
             raise ValueError(f"set all of {', '.join(names)} for TLS, or none of them")
-        return TlsFiles(*files, names)
+        return self.tls_files("tls_ca_file")
 
     @property
     def tokens_path(self) -> Path:

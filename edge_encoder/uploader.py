@@ -16,7 +16,7 @@ from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.message import DecodeError
 
 from edge_encoder.outbox import Outbox
-from facecodec.tls import TlsFiles, secure_or_insecure_channel
+from service_common.tls import TlsFiles, secure_or_insecure_channel
 
 log = logging.getLogger(__name__)
 UNREADABLE = "unreadable outbox record (not a FaceRecord); quarantined on the edge"

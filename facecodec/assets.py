@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import sys
 import tarfile
 import urllib.request
 from pathlib import Path
+
+from facecodec.settings import RuntimeSettings
 
 PACKAGE = "faceplugin-face-recognition-js@0.0.1"
 TARBALL_URL = (
@@ -34,9 +35,9 @@ class MissingModelError(RuntimeError):
 
 
 def model_dir() -> Path:
-    override = os.environ.get("FACECODEC_MODEL_DIR")
-    if override:
-        return Path(override)
+    override = RuntimeSettings().model_dir
+    if override is not None:
+        return override
     return Path(__file__).resolve().parent / "assets" / "faceplugin"
 
 

@@ -6,17 +6,19 @@ identities of View-2 folds 6-10 (`eval_identities.txt`). This module is the one 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from facecodec.settings import RuntimeSettings
 
 # `../shared/datasets` beside the checkout; /work/shared/datasets when the checkout lives elsewhere.
 CANDIDATE_ROOTS = (Path(__file__).resolve().parents[2] / "shared" / "datasets", Path("/work/shared/datasets"))
 
 
 def dataset_root() -> Path:
-    if "FACECODEC_DATASETS" in os.environ:
-        return Path(os.environ["FACECODEC_DATASETS"])
+    configured = RuntimeSettings().datasets
+    if configured is not None:
+        return configured
     return next((p for p in CANDIDATE_ROOTS if p.is_dir()), CANDIDATE_ROOTS[0])
 
 
@@ -58,7 +60,7 @@ def cfp_images(root: Path | None = None) -> list[FaceImage]:
     """CFP (`<identity>/{frontal,profile}/NN.jpg` anywhere below `root`): by default the 50-identity
     test split in the shared folder; FACECODEC_CFP may name a whole CFP extracted as
     `../shared/datasets/EXTRA.md` says (its `Data/Images`). No model here trains on CFP."""
-    root = root or Path(os.environ.get("FACECODEC_CFP", dataset_root() / "cfp_test" / "images"))
+    root = root or RuntimeSettings().cfp or dataset_root() / "cfp_test" / "images"
     paths = sorted(p for p in root.rglob("*.jpg") if p.parent.name in ("frontal", "profile"))
     return [
         FaceImage(p, "cfp", f"cfp/{p.parent.parent.name}", f"{p.parent.parent.name}/{p.parent.name}/{p.stem}")
@@ -69,7 +71,7 @@ def cfp_images(root: Path | None = None) -> list[FaceImage]:
 def fgnet_images(root: Path | None = None) -> list[FaceImage]:
     """FG-NET (`001A02.JPG` = person 001 at age 2), extracted as `../shared/datasets/EXTRA.md` says and
     named by FACECODEC_FGNET: 82 people photographed across their lives. No model here trains on it."""
-    root = root or Path(os.environ.get("FACECODEC_FGNET", dataset_root() / "fgnet" / "images"))
+    root = root or RuntimeSettings().fgnet or dataset_root() / "fgnet" / "images"
     paths = sorted(p for p in root.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     return [FaceImage(p, "fgnet", f"fgnet/{p.stem[:3]}", p.stem) for p in paths]
 
@@ -88,7 +90,7 @@ def cfp_names(images_root: Path | None = None) -> dict[str, str]:
         for line in labels.read_text().splitlines()[1:]:
             _, identity, name, _ = line.split(",")
             names[f"cfp/{identity}"] = name
-    root = images_root or (Path(os.environ["FACECODEC_CFP"]) if "FACECODEC_CFP" in os.environ else None)
+    root = images_root or RuntimeSettings().cfp
     if root is not None and (root.parent / "list_name.txt").exists():
         for i, name in enumerate((root.parent / "list_name.txt").read_text().splitlines(), start=1):
             names[f"cfp/{i:03d}"] = name.strip()

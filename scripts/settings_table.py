@@ -1,4 +1,5 @@
-"""Print the environment settings of the three services as Markdown (pasted into README.md).
+"""Print the environment settings of the three services, the library and the development stack as
+Markdown (pasted into README.md).
 
     python scripts/settings_table.py
 
@@ -11,19 +12,24 @@ from pydantic_settings import BaseSettings
 
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_reconstructor.settings import ReconstructorSettings
+from devstack.settings import DevstackSettings
 from edge_encoder.settings import EdgeSettings
+from facecodec.settings import RuntimeSettings
 
 SERVICES: list[tuple[str, type[BaseSettings]]] = [
     ("edge_encoder", EdgeSettings),
     ("cloud_analyzer", AnalyzerSettings),
     ("cloud_reconstructor", ReconstructorSettings),
+    ("facecodec (the library, every process that uses it)", RuntimeSettings),
+    ("devstack (launcher, replay)", DevstackSettings),
 ]
 
 
 def rows(settings: type[BaseSettings]) -> list[tuple[str, str, str]]:
     prefix = settings.model_config.get("env_prefix", "")
     return [
-        (f"{prefix}{name}".upper(), f"`{field.default}`", field.description or "")
+        # get_default: a field with a default_factory (a dict, ...) shows what the factory makes.
+        (f"{prefix}{name}".upper(), f"`{field.get_default(call_default_factory=True)}`", field.description or "")
         for name, field in settings.model_fields.items()
     ]
 

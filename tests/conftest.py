@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from facecodec.stack import RedisServer
+from devstack.stack import RedisServer
 from tests.helpers.servers import serve_analyzer
 
 

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from facecodec.access import AuditLog, KeyStore, bootstrap_admin
-from facecodec.access.camera_tokens import CameraTokenError, CameraTokens, add_camera, revoke_camera
-from facecodec.access.keys import KeyError_
+from service_common.access import AuditLog, KeyStore, bootstrap_admin
+from service_common.access.camera_tokens import CameraTokenError, CameraTokens, add_camera, revoke_camera
+from service_common.access.keys import KeyError_
+from service_common.redis_keys import api_key_key
 
 
 def test_keys_are_stored_as_hashes_and_checked_for_scope_expiry_and_revocation(redis_client) -> None:
     now = [time.time()]
     keys = KeyStore(redis_client, clock=lambda: now[0])
     key, token = keys.create("ops", ["sightings:read"])
-    stored = b"".join(k + v for k, v in redis_client.hgetall(f"fc:key:{key.key_id}").items())
+    stored = b"".join(k + v for k, v in redis_client.hgetall(api_key_key(key.key_id)).items())
     secret = token.split("_", 2)[2]  # fck_{id}_{secret}: the secret may itself hold "_"
     assert secret.encode() not in stored  # only the hash
     assert keys.verify(token) == key and key.allows("sightings:read") and not key.allows("faces:view")
@@ -114,7 +115,7 @@ def test_services_reach_a_password_protected_redis_with_the_password_file(tmp_pa
 
     from cloud_analyzer.store import Store
     from cloud_reconstructor.store import FaceIndex
-    from facecodec.stack import RedisServer
+    from devstack.stack import RedisServer
 
     server = RedisServer(tmp_path / "redis")
     server.start()
@@ -134,8 +135,9 @@ def test_services_reach_a_password_protected_redis_with_the_password_file(tmp_pa
         server.stop()
 
 
-def test_the_library_imports_no_web_framework() -> None:
-    """facecodec stays below the services: the launcher and the access library load without FastAPI."""
-    code = ("import sys, facecodec.access, facecodec.stack, facecodec.tls; "
-            "assert not {'fastapi', 'starlette', 'service_web'} & set(sys.modules), sorted(sys.modules)")
+def test_the_launcher_and_the_access_library_load_no_web_framework() -> None:
+    """The launcher and the CLIs use access control and TLS without paying for FastAPI."""
+    code = ("import sys, service_common.access, devstack.stack, service_common.tls; "
+            "assert not {'fastapi', 'starlette', 'service_common.guard', 'service_common.http'} & set(sys.modules), "
+            "sorted(sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 0

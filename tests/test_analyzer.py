@@ -13,10 +13,11 @@ import pytest
 from facecoding.v1 import ingest_pb2
 from PIL import Image, ImageFilter
 
-from facecodec.access import KeyStore, new_token
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
+from service_common.access import KeyStore, new_token
+from service_common.redis_keys import face_key, track_info_key
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.records import recent_ms, record, variant
 
@@ -345,10 +346,10 @@ def test_unexpected_errors_say_internal_error_only(analyzer, redis_server) -> No
     url, _ = analyzer
     face_id = uuid.uuid4().hex
     client = redis.Redis.from_url(redis_server.url)
-    client.hset(f"fc:face:{face_id}", mapping={"face_id": face_id, "camera_id": "c", "captured_at_ms": "soon",
+    client.hset(face_key(face_id), mapping={"face_id": face_id, "camera_id": "c", "captured_at_ms": "soon",
                                               "base_layer": b"x"})
     r = api.get(f"{url}/v1/faces/{face_id}")
-    client.delete(f"fc:face:{face_id}")
+    client.delete(face_key(face_id))
     client.close()
     assert r.status_code == 500 and r.json() == {"detail": "internal error"}
 
@@ -438,8 +439,8 @@ def test_a_track_notice_arriving_after_an_erasure_stores_no_summary(redis_client
     """The edge may still be sending a track's closing notice when a face of the track is erased: the
     summary is not stored again. Faces dropped by retention leave no such mark."""
     from cloud_analyzer.erasure import Eraser
-    from cloud_analyzer.schema import face_key
     from cloud_analyzer.store import Store
+    from service_common.redis_keys import face_key
 
     store, eraser = Store(redis_client), Eraser(redis_client)
     summary = {"camera_id": "gate", "edge_id": "e", "first_seen_ms": 1, "last_seen_ms": 2, "faces_seen": 3,
@@ -451,4 +452,4 @@ def test_a_track_notice_arriving_after_an_erasure_stores_no_summary(redis_client
     assert store.close_track("t-erased", summary, None) is False and store.track_info("t-erased") is None
     assert store.close_track("t-expired", summary, 60) is True
     assert store.track_info("t-expired")["faces_seen"] == 3
-    assert 0 < redis_client.ttl("fc:trackinfo:t-expired") <= 60
+    assert 0 < redis_client.ttl(track_info_key("t-expired")) <= 60

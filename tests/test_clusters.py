@@ -10,17 +10,26 @@ import numpy as np
 import pytest
 from facecoding.v1 import ingest_pb2
 
-from cloud_analyzer.clusters import CLUSTERS, OF, Clusters, cluster_key, vset_key
+from cloud_analyzer.clusters import ClusterBusy, Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.retention import Retention
-from cloud_analyzer.schema import GROUP, INGEST_STREAM
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
-from facecodec.access import KeyStore, new_token
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
+from service_common.access import KeyStore, new_token
+from service_common.redis_keys import (
+    CLUSTER_OF,
+    CLUSTERS,
+    GROUP,
+    INGEST_STREAM,
+    cluster_key,
+    clusters_lock_key,
+    face_key,
+    unknown_vset_key,
+)
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.records import recent_ms, record
 
@@ -64,8 +73,8 @@ def _consistent(r, clusters: Clusters) -> None:
         assert int(meta[b"size"]) == len(members) > 0
         total = np.sum([Clusters._decode(r.hget(f"{cluster_key(cluster_id)}:faces", m)) for m in members], 0)
         np.testing.assert_allclose(np.frombuffer(meta[b"sum"], "<f8"), total, atol=1e-4)
-        assert all(r.hget(OF, m).decode() == cluster_id for m in members)
-    assert int(r.execute_command("VCARD", vset_key(MODEL)) or 0) == r.zcard(CLUSTERS)
+        assert all(r.hget(CLUSTER_OF, m).decode() == cluster_id for m in members)
+    assert int(r.execute_command("VCARD", unknown_vset_key(MODEL)) or 0) == r.zcard(CLUSTERS)
 
 
 def test_online_clusters_concurrent_replicas_retention(redis_client, base_layers) -> None:
@@ -115,14 +124,14 @@ def test_online_clusters_concurrent_replicas_retention(redis_client, base_layers
     _consistent(redis_client, replicas[0])
     Retention(redis_client, max_age_s=1.0).run_once(now_ms=laura_last + 2000)
     assert redis_client.zcard(CLUSTERS) == 0 and replicas[0].get(laura) is None
-    assert not redis_client.exists(vset_key(MODEL)) and not redis_client.hlen(OF)
+    assert not redis_client.exists(unknown_vset_key(MODEL)) and not redis_client.hlen(CLUSTER_OF)
 
 
 def test_erased_face_is_never_clustered_and_failures_do_not_fail_recognition(redis_client, base_layers) -> None:
     store = Store(redis_client)
     clusters = Clusters(redis_client)
     face = _ingest(store, base_layers[("Tony_Blair", 1)], "cam0", 5_000)
-    redis_client.delete(f"fc:face:{face['face_id']}")  # erased between the decision and clustering
+    redis_client.delete(face_key(face['face_id']))  # erased between the decision and clustering
     assert _assign(clusters, face) is None and redis_client.zcard(CLUSTERS) == 0
 
     class Broken:
@@ -147,7 +156,7 @@ def test_a_retried_erasure_still_takes_the_face_out_of_its_cluster(redis_client,
     faces = [_ingest(store, base_layers[("Colin_Powell", n)], "cam0", 1_000 * n) for n in (1, 2)]
     cluster_ids = {_assign(clusters, face) for face in faces}
     assert len(cluster_ids) == 1
-    redis_client.delete(f"fc:face:{faces[0]['face_id']}")  # the first step of an erasure, then a failure
+    redis_client.delete(face_key(faces[0]['face_id']))  # the first step of an erasure, then a failure
     Eraser(redis_client).forget([faces[0]["face_id"]])  # the retry
     (cluster_id,) = cluster_ids
     members = [m.decode() for m in redis_client.zrange(f"{cluster_key(cluster_id)}:members", 0, -1)]
@@ -249,3 +258,19 @@ def test_unknown_people_rest_merge_split_promote_erase(analyzer, front_end) -> N
     actions = {(e["action"], e["outcome"]) for e in audit if e["action"].startswith("cluster.")}
     assert {("cluster.split", "ok"), ("cluster.merge", "ok"), ("cluster.promote", "ok")} <= actions
     assert ("cluster.merge", "denied") in actions
+
+
+def test_the_model_lock_excludes_other_replicas_and_expires(redis_client) -> None:
+    """One replica at a time changes a model's clusters; a lock left by a dead replica frees itself."""
+    holder = Clusters(redis_client, lock_ttl_s=60, lock_wait_s=0.05)
+    waiter = Clusters(redis_client, lock_ttl_s=60, lock_wait_s=0.05)
+    with holder._lock("m-lock"), pytest.raises(ClusterBusy):
+        with waiter._lock("m-lock"):
+            pass
+    dying = Clusters(redis_client, lock_ttl_s=0.3, lock_wait_s=0.05)
+    with dying._lock("m-lock"):
+        # The holder outlives its lock (Redis expires it): another replica may go on.
+        wait_until(lambda: not redis_client.exists(clusters_lock_key("m-lock")), 10, 0.05, "the lock expired")
+        with waiter._lock("m-lock"):
+            assert redis_client.exists(clusters_lock_key("m-lock"))
+    assert not redis_client.exists(clusters_lock_key("m-lock"))

@@ -19,8 +19,8 @@ from pydantic_settings import BaseSettings
 
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_reconstructor.settings import ReconstructorSettings
+from devstack.stack import SERVICE_MODULES
 from edge_encoder.settings import EdgeSettings
-from facecodec.stack import SERVICE_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES: dict[str, type[BaseSettings]] = {

@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facecodec.demo import compose_frame
+from devstack.demo import compose_frame
+from devstack.stack import Stack
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import FaceFrontEnd, decode_image
-from facecodec.stack import Stack
+from service_common.redis_keys import AUDIT_STREAM, erasure_key
 from tests.helpers import lfw_image, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -207,7 +208,7 @@ def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack
 
 
 def test_replay_plays_a_folder_as_cameras_and_summarises(stack: Stack) -> None:
-    from facecodec.replay import load_frames, replay
+    from devstack.replay import load_frames, replay
 
     frames = load_frames(Path(__file__).resolve().parent.parent / "samples", 100)
     assert len(frames) == 16 and all(t in ("image/jpeg", "image/png") for _, t in frames)
@@ -358,7 +359,7 @@ def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack
     client = redis.Redis.from_url(stack.redis.url)
     for key in client.scan_iter(count=1000):
         name, kind = key.decode(), client.type(key).decode()
-        if name == "fc:audit" or name.startswith("fc:erasure:"):  # the accountability record: random ids only
+        if name == AUDIT_STREAM or name.startswith(erasure_key("")):  # the accountability record: random ids only
             continue
         assert not any(i in name for i in ids), name
         if kind == "hash":

@@ -9,6 +9,7 @@ from cloud_analyzer.ingest_service import make_server
 from cloud_analyzer.store import Store
 from edge_encoder.outbox import Outbox
 from edge_encoder.uploader import UNREADABLE, Uploader
+from service_common.redis_keys import face_key
 from tests.helpers import free_port, wait_until
 from tests.helpers.records import valid_record
 
@@ -28,7 +29,7 @@ def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, 
     uploader.start()
     try:
         wait_until(lambda: len(outbox) == 0)
-        assert redis_client.hget(f"fc:face:{good.face_id}", "camera_id") == b"cam-a"
+        assert redis_client.hget(face_key(good.face_id), "camera_id") == b"cam-a"
         assert outbox.rejected_count() == 1 and uploader.quarantined == 1
         error = outbox._db.execute("SELECT error FROM rejected WHERE face_id = 'garbage'").fetchone()[0]
         assert error == UNREADABLE
@@ -44,7 +45,7 @@ def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, 
         outbox._db.execute("ALTER TABLE outbox_away RENAME TO outbox")
         later = valid_record(seed=6)
         outbox.put(later.face_id, later.SerializeToString())
-        wait_until(lambda: redis_client.exists(f"fc:face:{later.face_id}") and len(outbox) == 0)
+        wait_until(lambda: redis_client.exists(face_key(later.face_id)) and len(outbox) == 0)
         wait_until(lambda: uploader.last_error == "")  # the next round succeeds and says so
     finally:
         uploader.stop()

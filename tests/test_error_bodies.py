@@ -13,7 +13,8 @@ import redis
 from cloud_reconstructor.api import MAX_REQUEST_BYTES
 from cloud_reconstructor.api import create_app as create_reconstructor
 from cloud_reconstructor.settings import ReconstructorSettings
-from facecodec.stack import RedisServer, free_port
+from devstack.stack import RedisServer, free_port
+from service_common.redis_keys import face_key
 from tests.helpers.payloads import EndlessBody
 from tests.helpers.servers import api_client, serve
 
@@ -33,7 +34,7 @@ def test_reconstructor_errors_name_no_internals(tmp_path) -> None:
             viewer = api_client(private.url, ("faces:view",))
             client = redis.Redis.from_url(private.url)
             broken = uuid.uuid4().hex  # a record no analyzer writes: the catch-all answers
-            client.hset(f"fc:face:{broken}", mapping={"base_layer": b"x", "enhancement_levels": "many"})
+            client.hset(face_key(broken), mapping={"base_layer": b"x", "enhancement_levels": "many"})
             r = viewer.get(f"{url}/v1/faces/{broken}/image")
             assert r.status_code == 500 and r.json() == {"detail": "internal error"}
             client.close()

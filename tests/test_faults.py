@@ -18,8 +18,9 @@ import pytest
 import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
-from facecodec.replay import load_frames, replay
-from facecodec.stack import Stack
+from devstack.replay import load_frames, replay
+from devstack.stack import Stack
+from service_common.redis_keys import INGEST_STREAM, SIGHTINGS, face_key
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -51,7 +52,7 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         deadline = time.time() + 90
         while time.time() < deadline:
             health = httpx.get(f"{edge}/healthz").json()
-            pending = redis.Redis.from_url(stack.redis.url).xpending("fc:ingest", "recognisers")["pending"]
+            pending = redis.Redis.from_url(stack.redis.url).xpending(INGEST_STREAM, "recognisers")["pending"]
             statuses = [api.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
             if health["outbox_pending"] == 0 and pending == 0 and "pending" not in statuses and None not in statuses:
                 break
@@ -59,11 +60,11 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         client = redis.Redis.from_url(stack.redis.url)
         ids = [fid for fid, _ in summary.uplinked]
         assert len(ids) == len(set(ids)) >= 5
-        stored = {key.decode().split(":")[-1] for key in client.scan_iter("fc:face:*")}
+        stored = {key.decode().split(":")[-1] for key in client.scan_iter(face_key("*"))}
         assert set(ids) <= stored, set(ids) - stored  # every acknowledged face reached the cloud
-        assert all(client.hget(f"fc:face:{fid}", "status") in (b"recognised", b"unknown", b"low_quality")
+        assert all(client.hget(face_key(fid), "status") in (b"recognised", b"unknown", b"low_quality")
                    for fid in stored), "a face was left undecided"
-        assert client.zcard("fc:sightings") == len(stored)  # each face decided once, none twice
+        assert client.zcard(SIGHTINGS) == len(stored)  # each face decided once, none twice
         assert health["outbox_pending"] == 0
         # The store was filled past its bound: the oldest faces were evicted, the newest are served.
         assert len(ids) > STORE_BOUND and health["enhancement_store"]["faces"] == STORE_BOUND

@@ -7,9 +7,9 @@ import redis
 
 from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.gallery import Gallery
-from cloud_analyzer.schema import GALLERY_SCHEMA, templates_key
 from cloud_analyzer.store import Store
 from facecodec.openset import identity_template
+from service_common.redis_keys import GALLERY_SCHEMA, IDENTITIES, identity_key, templates_key
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -48,10 +48,10 @@ def test_identities_enrolled_before_vector_sets_are_indexed_once(redis_client) -
     rng = np.random.default_rng(2)
     templates = unit(rng, 2)
     # What an older analyzer wrote: the identity and its templates, no vector set.
-    redis_client.hset("fc:identity:" + "a" * 32, mapping={"identity_id": "a" * 32, "name": "Old", "templates": 2,
+    redis_client.hset(identity_key("a" * 32), mapping={"identity_id": "a" * 32, "name": "Old", "templates": 2,
                                                           "created_at_ms": 1, "descriptor_model": "m1"})
     redis_client.rpush(templates_key("a" * 32), *[t.tobytes() for t in templates])
-    redis_client.zadd("fc:identities", {"a" * 32: 1})
+    redis_client.zadd(IDENTITIES, {"a" * 32: 1})
     assert Gallery(store).search(templates[0], "m1", 1)[1] == []
     assert store.index_gallery() == 1 and redis_client.get(GALLERY_SCHEMA) == b"1"
     assert Gallery(store).search(templates[0], "m1", 1)[1][0].name == "Old"

@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cloud_analyzer.ingest_service import IngestLimits, make_server, peer_host
 from cloud_analyzer.store import Store
+from service_common.redis_keys import INGEST_STREAM, face_key
 from tests.helpers import free_port, wait_until
 from tests.helpers.records import valid_record, variant
 
@@ -149,8 +150,8 @@ def test_one_bad_record_is_rejected_alone_and_the_stream_goes_on(ingest, redis_c
         {name: (a.status, a.error) for name, a in zip(bad, acks)}
     assert all(a.error for a in acks[:-1])
     assert "future" in acks[1].error and "past" in acks[2].error
-    assert not any(redis_client.exists(f"fc:face:{r.face_id}") for r in bad.values())
-    assert redis_client.hget(f"fc:face:{good.face_id}", "camera_id") == b"cam-a"
+    assert not any(redis_client.exists(face_key(r.face_id)) for r in bad.values())
+    assert redis_client.hget(face_key(good.face_id), "camera_id") == b"cam-a"
 
 
 def test_a_face_id_resent_with_other_content_is_a_conflict(ingest, redis_client) -> None:
@@ -170,9 +171,9 @@ def test_a_face_id_resent_with_other_content_is_a_conflict(ingest, redis_client)
             iter([first, same, other_pixels, other_camera, other_time]), timeout=10))
     assert [a.status for a in acks] == [Ack.ACCEPTED, Ack.DUPLICATE, Ack.CONFLICT, Ack.CONFLICT, Ack.CONFLICT]
     assert acks[1].error == "" and all("different content" in a.error for a in acks[2:])
-    stored = redis_client.hgetall(f"fc:face:{first.face_id}")
+    stored = redis_client.hgetall(face_key(first.face_id))
     assert stored[b"base_layer"] == first.base_layer and stored[b"camera_id"] == b"cam-a"
-    assert redis_client.xlen("fc:ingest") == 1  # queued for recognition once
+    assert redis_client.xlen(INGEST_STREAM) == 1  # queued for recognition once
 
 
 def _ts(ms: int) -> Timestamp:

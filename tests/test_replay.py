@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facecodec.replay import ReplayError, load_frames, main
+from devstack.replay import ReplayError, load_frames, main
 
 
 def test_a_video_is_played_frame_by_frame_as_jpeg(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_a_camera_tries_again_within_its_slot_while_the_edge_is_down() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from facecodec.replay import replay
+    from devstack.replay import replay
 
     posted: list[str] = []
 

@@ -15,6 +15,7 @@ from cloud_reconstructor.settings import ReconstructorSettings
 from edge_encoder.api import create_app as create_edge
 from edge_encoder.settings import EdgeSettings
 from facecodec.codec.profiles import codec_by_name
+from service_common.redis_keys import face_key
 from tests.helpers import free_port, lfw_image, wait_until
 from tests.helpers.servers import api_client, serve
 
@@ -48,7 +49,7 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
             assert health["outbox_pending"] == 0 and health["status"] == "ok" and not health["uploads"]["stalled"]
             assert httpx.get(f"{edge}/readyz").status_code == 200
             for face_id in face_ids:
-                assert redis_client.hget(f"fc:face:{face_id}", "camera_id") == b"door"
+                assert redis_client.hget(face_key(face_id), "camera_id") == b"door"
         finally:
             server.stop(0)
 
@@ -61,7 +62,7 @@ def test_reconstructor_serves_base_when_edge_is_gone(redis_server, redis_client,
     coded = codec.encode(face.crop, front_end.describe(face.crop)[0])
     face_id = uuid.uuid4().hex
     gone = f"127.0.0.1:{free_port()}"  # nothing listens there
-    redis_client.hset(f"fc:face:{face_id}", mapping={"base_layer": coded.base_only().to_bytes(),
+    redis_client.hset(face_key(face_id), mapping={"base_layer": coded.base_only().to_bytes(),
                                                      "edge_id": "edge-gone", "enhancement_levels": 4})
     settings = ReconstructorSettings(redis_url=redis_server.url, http_port=free_port(), fetch_timeout_s=1.0,
                                      fetch_retries=1, edges={"edge-gone": gone})
@@ -74,7 +75,7 @@ def test_reconstructor_serves_base_when_edge_is_gone(redis_server, redis_client,
         assert "127.0.0.1" not in full.text and gone.split(":")[1] not in full.text  # no internal addresses
         bad_level = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 9})
         assert bad_level.status_code == 422
-        redis_client.hset(f"fc:face:{face_id}", "base_layer", b"FC\x01garbage")
+        redis_client.hset(face_key(face_id), "base_layer", b"FC\x01garbage")
         corrupt = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
         assert corrupt.status_code == 502 and "cannot be decoded" in corrupt.json()["detail"]
         assert "Error" not in corrupt.text

@@ -10,11 +10,19 @@ import redis
 
 from cloud_analyzer.ingest_service import validate
 from cloud_analyzer.retention import Retention
-from cloud_analyzer.schema import FACES, GROUP, INGEST_STREAM
 from cloud_analyzer.store import Outcome, Store
 from edge_encoder.enhancement_store import EnhancementStore
 from edge_encoder.outbox import Outbox
 from edge_encoder.retention import EdgeRetention
+from service_common.redis_keys import (
+    EVENTS_STREAM,
+    FACES,
+    GROUP,
+    INGEST_STREAM,
+    SIGHTINGS,
+    camera_sightings_key,
+    history_pattern,
+)
 from tests.helpers.records import valid_record
 
 
@@ -51,11 +59,11 @@ def test_old_faces_events_and_processed_ingest_entries_go(redis_client: redis.Re
     done = retention.run_once(now)
     assert done.faces_expired == 3 and done.ingest_trimmed == 5
     assert all(store.face(f) is None for f in old) and all(store.face(f) for f in new + [left_pending])
-    assert {m.decode() for m in redis_client.zrange("fc:sightings", 0, -1)} == set(new)
+    assert {m.decode() for m in redis_client.zrange(SIGHTINGS, 0, -1)} == set(new)
     assert {m.decode() for m in redis_client.zrange(FACES, 0, -1)} == {*new, left_pending}
-    assert redis_client.zcard("fc:sightings:camera:cam-r") == 2
+    assert redis_client.zcard(camera_sightings_key("cam-r")) == 2
     assert [f[b"face_id"].decode() for _, f in redis_client.xrange(INGEST_STREAM)] == [left_pending]
-    assert redis_client.xlen("fc:events") == 5  # events age from when they happened: all just now
+    assert redis_client.xlen(EVENTS_STREAM) == 5  # events age from when they happened: all just now
     consumers = {c["name"].decode() for c in redis_client.xinfo_consumers(INGEST_STREAM, GROUP)}
     assert "gone" not in consumers and "w2" in consumers  # w2 still holds a face
     assert retention.run_once(now).faces_expired == 0  # idempotent
@@ -78,7 +86,7 @@ def test_a_steady_load_keeps_redis_bounded(redis_client: redis.Redis) -> None:
         time.sleep(0.1)
         if len(sizes) % 5 == 0:
             retention.run_once()
-        sizes.append((redis_client.zcard(FACES), redis_client.xlen(INGEST_STREAM), redis_client.xlen("fc:events")))
+        sizes.append((redis_client.zcard(FACES), redis_client.xlen(INGEST_STREAM), redis_client.xlen(EVENTS_STREAM)))
     faces, stream, events = (max(s[i] for s in sizes[-20:]) for i in range(3))
     ingested = 20 * len(sizes)
     assert ingested >= 600
@@ -110,7 +118,7 @@ def test_history_days_are_dropped_whole(redis_client: redis.Redis) -> None:
         store.record_result(stream_id, store.face(face_id), Outcome("unknown"), np.ones(512, np.float32) / 512**0.5,
                             "m1")
     def days() -> set[str]:  # fc:history:{model}:{day}:{camera or "cameras"}
-        return {k.decode().split(":")[3] for k in redis_client.scan_iter(match="fc:history:m1:*")}
+        return {k.decode().split(":")[3] for k in redis_client.scan_iter(match=history_pattern("m1"))}
 
     assert len(days()) == 2
     done = Retention(redis_client, max_age_s=2 * 86400).run_once(now)

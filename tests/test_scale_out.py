@@ -15,10 +15,10 @@ import pytest
 import redis
 from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 
-from cloud_analyzer.schema import GROUP, INGEST_STREAM
-from facecodec.access import KeyStore, new_token
-from facecodec.stack import RedisServer, Service, Stack, free_port, service_env
-from tests.helpers import lfw_image
+from devstack.stack import RedisServer, Service, Stack, service_env
+from service_common.access import KeyStore, new_token
+from service_common.redis_keys import GROUP, INGEST_STREAM, SIGHTINGS, face_key
+from tests.helpers import free_port, lfw_image
 from tests.helpers.records import valid_record
 
 pytestmark = pytest.mark.e2e
@@ -74,11 +74,11 @@ def test_two_replicas_share_work_survive_a_kill_and_see_one_gallery(tmp_path: Pa
         b.proc.send_signal(signal.SIGKILL)
         b.proc.wait(10)
         deadline = time.time() + 60
-        while time.time() < deadline and client.zcard("fc:sightings") < len(records):
+        while time.time() < deadline and client.zcard(SIGHTINGS) < len(records):
             time.sleep(0.5)
-        assert client.zcard("fc:sightings") == len(records)  # every face decided, none twice
+        assert client.zcard(SIGHTINGS) == len(records)  # every face decided, none twice
         assert client.xpending(INGEST_STREAM, GROUP)["pending"] == 0
-        statuses = {client.hget(f"fc:face:{r.face_id}", "status") for r in records}
+        statuses = {client.hget(face_key(r.face_id), "status") for r in records}
         assert statuses <= {b"unknown", b"recognised"}
         consumers = {c["name"].decode(): c for c in client.xinfo_consumers(INGEST_STREAM, GROUP)}
         assert any(n.startswith("replica-b") for n in consumers)  # B did take a share before dying

@@ -26,7 +26,8 @@ from edge_encoder.outbox import Outbox
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.uploader import Uploader
 from facecodec.codec.profiles import codec_by_name
-from facecodec.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
+from service_common.redis_keys import INGEST_STREAM, face_key
+from service_common.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
 from tests.helpers.records import valid_record
 from tests.helpers.tls_certs import Authority
 
@@ -82,7 +83,7 @@ def test_an_edge_with_its_certificate_ingests_over_mutual_tls(pki, ingest, redis
     finally:
         uploader.channel.close()
     assert len(outbox) == 0 and outbox.rejected_count() == 0
-    assert redis_client.hget(f"fc:face:{record.face_id}", "edge_id") == b"edge-1"
+    assert redis_client.hget(face_key(record.face_id), "edge_id") == b"edge-1"
 
 
 def test_the_analyzer_certificate_may_be_checked_for_a_configured_name(pki, ingest, redis_client,
@@ -93,7 +94,7 @@ def test_the_analyzer_certificate_may_be_checked_for_a_configured_name(pki, inge
         assert uploader.upload_once() == 1
     finally:
         uploader.channel.close()
-    assert redis_client.exists(f"fc:face:{record.face_id}")
+    assert redis_client.exists(face_key(record.face_id))
     _, _, wrong = upload(tmp_path, ingest, pki.edge1, server_name="not-the-cloud")
     try:
         with pytest.raises(grpc.RpcError) as refused:
@@ -114,7 +115,7 @@ def test_clients_without_a_certificate_from_the_ca_cannot_ingest(pki, ingest, re
     finally:
         uploader.channel.close()
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # the handshake fails
-    assert len(outbox) == 1 and not redis_client.exists(f"fc:face:{record.face_id}")
+    assert len(outbox) == 1 and not redis_client.exists(face_key(record.face_id))
 
 
 @pytest.mark.parametrize("client", ["edge2", "cloud"])
@@ -130,8 +131,8 @@ def test_a_certificate_of_another_name_cannot_ingest_as_an_edge(pki, ingest, red
         uploader.channel.close()
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert len(outbox) == 1 and outbox.rejected_count() == 0
-    assert not redis_client.exists(f"fc:face:{record.face_id}")
-    assert redis_client.xlen("fc:ingest") == 0
+    assert not redis_client.exists(face_key(record.face_id))
+    assert redis_client.xlen(INGEST_STREAM) == 0
 
 
 def test_server_only_tls_keeps_the_edge_id_check(pki, redis_server, redis_client, tmp_path) -> None:
@@ -150,7 +151,7 @@ def test_server_only_tls_keeps_the_edge_id_check(pki, redis_server, redis_client
         finally:
             uploader.channel.close()
             untrusted.channel.close()
-        assert redis_client.exists(f"fc:face:{record.face_id}")
+        assert redis_client.exists(face_key(record.face_id))
     finally:
         server.stop(0)
 
@@ -251,14 +252,14 @@ def test_incomplete_tls_settings_fail_at_start(pki) -> None:
 
 
 def test_grpc_python_does_not_ask_for_a_client_certificate_it_does_not_require(pki) -> None:
-    """The measurement behind facecodec.tls's design: require_client_auth=False with root certificates
+    """The measurement behind service_common.tls's design: require_client_auth=False with root certificates
     requests no client certificate, so a server learns no name (and any CA "passes"); only
     require_client_auth=True yields a verified name. If grpc ever changes this, revisit FrameIngest."""
     from concurrent import futures
 
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-    from facecodec.tls import peer_identity
+    from service_common.tls import peer_identity
 
     seen: list[str | None] = []
 
@@ -288,7 +289,7 @@ def test_grpc_python_does_not_ask_for_a_client_certificate_it_does_not_require(p
 
 def test_the_launcher_passes_tls_files_to_every_service(tmp_path, monkeypatch) -> None:
     """Stack(tls_dir=...) sets each service's TLS settings; without it, nothing (plaintext loopback)."""
-    from facecodec.stack import SERVICE_MODULES, Stack
+    from devstack.stack import SERVICE_MODULES, Stack
 
     ca = Authority.create(tmp_path / "tls", "ca")
     for name in ("cloud", "edge-1"):

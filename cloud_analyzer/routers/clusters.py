@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field
 from cloud_analyzer.clusters import CLUSTER_ID, Cluster, ClusterBusy, ClusterError, Clusters
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.routers.identities import Identity, _identity
-from service_web import Caller, require
+from service_common.guard import Caller, require
+from service_common.ids import ID_PATTERN
 
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"])
 READ = [require("sightings:read")]
-FACE_ID = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_OFFSET = 10**9
 ClusterId = Annotated[str, Path(pattern=CLUSTER_ID)]
 
@@ -48,7 +48,7 @@ class MergeIn(BaseModel):
 
 
 class SplitIn(BaseModel):
-    face_id: str = Field(pattern=FACE_ID, description="the face that leaves into a new cluster of its own")
+    face_id: str = Field(pattern=ID_PATTERN, description="the face that leaves into a new cluster of its own")
 
 
 class PromoteIn(BaseModel):

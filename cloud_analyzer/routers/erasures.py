@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, to_ms
 from cloud_analyzer.erasure import ErasureReport
-from service_web import Caller, require
+from service_common.guard import Caller, require
+from service_common.ids import HEX32_PATTERN, ID_PATTERN
 
 router = APIRouter(tags=["erasure"])
-ID = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class EdgeErasure(BaseModel):
@@ -62,7 +62,7 @@ def _done(analyzer, caller: Caller, report: ErasureReport) -> ErasureOut:
 
 
 @router.post("/v1/identities/{identity_id}/erase", status_code=202, response_model=ErasureOut)
-def erase_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+def erase_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)],
                    caller: Annotated[Caller, require("identities:write", "identity.erase")],
                    body: IdentityErase | None = None) -> ErasureOut:
     report = analyzer.erasures.identity(identity_id, (body or IdentityErase()).sightings, caller.key.key_id)
@@ -72,7 +72,7 @@ def erase_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(patte
 
 
 @router.delete("/v1/faces/{face_id}", status_code=202, response_model=ErasureOut)
-def erase_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID)],
+def erase_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID_PATTERN)],
                caller: Annotated[Caller, require("admin", "face.erase")]) -> ErasureOut:
     report = analyzer.erasures.face(face_id, caller.key.key_id)
     if report is None:
@@ -81,7 +81,7 @@ def erase_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID)],
 
 
 @router.post("/v1/cameras/{camera_id}/erase", status_code=202, response_model=ErasureOut)
-def erase_camera_range(analyzer: AnalyzerDep, camera_id: Annotated[str, Path(pattern=ID)], body: CameraErase,
+def erase_camera_range(analyzer: AnalyzerDep, camera_id: Annotated[str, Path(pattern=ID_PATTERN)], body: CameraErase,
                        caller: Annotated[Caller, require("admin", "camera.erase")]) -> ErasureOut:
     since, until = to_ms(body.since), to_ms(body.until)
     if since is None or until is None or since > until:
@@ -91,7 +91,7 @@ def erase_camera_range(analyzer: AnalyzerDep, camera_id: Annotated[str, Path(pat
 
 @router.get("/v1/erasures/{erasure_id}", response_model=ErasureOut,
             dependencies=[require("identities:write")])
-def get_erasure(analyzer: AnalyzerDep, erasure_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> ErasureOut:
+def get_erasure(analyzer: AnalyzerDep, erasure_id: Annotated[str, Path(pattern=HEX32_PATTERN)]) -> ErasureOut:
     report = analyzer.erasures.get(erasure_id)
     if report is None:
         raise HTTPException(404, f"erasure {erasure_id} not found")

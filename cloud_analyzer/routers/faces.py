@@ -10,10 +10,10 @@ from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.store import to_sighting
-from service_web import require
+from service_common.guard import require
+from service_common.ids import ID_PATTERN
 
 router = APIRouter(tags=["faces"])
-ID = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class FaceOut(BaseModel):
@@ -53,7 +53,7 @@ class Event(BaseModel):
 
 
 @router.get("/v1/faces/{face_id}", response_model=FaceOut, dependencies=[require("sightings:read")])
-def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID)]) -> FaceOut:
+def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> FaceOut:
     face = analyzer.store.face(face_id)
     if face is None:
         raise HTTPException(404, f"face {face_id} not found")

@@ -16,17 +16,17 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import Analyzer, AnalyzerDep, read_upload, to_ms
 from cloud_analyzer.history import History
+from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL
 from cloud_analyzer.recognition import decode_base_layer
-from cloud_analyzer.schema import mean_key
-from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
-from service_web import Caller, require
+from service_common.guard import Caller, require
+from service_common.ids import HEX32_PATTERN, ID_BODY, ID_PATTERN
+from service_common.redis_keys import mean_key
 
 router = APIRouter(tags=["history"])
-ID = r"^[A-Za-z0-9_.-]{1,64}$"
-CAMERAS = r"^[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,49}$"
+CAMERAS = f"^{ID_BODY}(,{ID_BODY}){{0,49}}$"  # up to 50 comma-separated camera ids
 DAY_MS = 86_400_000
 
 
@@ -96,8 +96,8 @@ async def search_history(
     analyzer: AnalyzerDep,
     caller: Annotated[Caller, require("sightings:read", "search.history")],
     image: Annotated[UploadFile | None, File(description="a photo: its largest face is the probe")] = None,
-    face_id: Annotated[str | None, Form(pattern=ID)] = None,
-    identity_id: Annotated[str | None, Form(pattern=r"^[0-9a-f]{32}$")] = None,
+    face_id: Annotated[str | None, Form(pattern=ID_PATTERN)] = None,
+    identity_id: Annotated[str | None, Form(pattern=HEX32_PATTERN)] = None,
     base_layer: Annotated[str | None, Form(max_length=4096, description="a base-only container, base64")] = None,
     cameras: Annotated[str | None, Form(pattern=CAMERAS, description="comma-separated camera ids")] = None,
     since: Annotated[datetime | None, Form(description="ISO 8601; default: the retention period back")] = None,
@@ -132,7 +132,7 @@ class BackfillOut(BaseModel):
 
 
 @router.post("/v1/identities/{identity_id}/backfill", response_model=BackfillOut)
-def backfill(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+def backfill(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)],
              caller: Annotated[Caller, require("identities:write", "identity.backfill")],
              body: BackfillIn | None = None) -> BackfillOut:
     """Re-identification after the fact: past unknown sightings that match this identity at the

@@ -11,12 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
-from cloud_analyzer.store import LEGACY_DESCRIPTOR_MODEL
-from service_web import Caller, require
+from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL
+from service_common.guard import Caller, require
+from service_common.ids import HEX32_PATTERN
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
 READ = [require("identities:read")]
-IDENTITY_ID = r"^[0-9a-f]{32}$"
 MAX_IMAGES = 32
 MAX_OFFSET = 10**9  # Redis refuses offsets past a 64-bit integer; a client error is a 422, not an outage
 
@@ -107,7 +107,7 @@ def migration(analyzer: AnalyzerDep) -> Migration:
              dependencies=[require("identities:write", "identity.add_photos")])
 async def add_photos(
     analyzer: AnalyzerDep,
-    identity_id: Annotated[str, Path(pattern=IDENTITY_ID)],
+    identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)],
     images: Annotated[list[UploadFile], File(description="one or more face images of this person")],
 ) -> Identity:
     """More photos of an enrolled person. Templates of another recogniser are replaced, not mixed."""
@@ -120,7 +120,7 @@ async def add_photos(
 
 
 @router.get("/{identity_id}", response_model=Identity, dependencies=READ)
-def get_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=IDENTITY_ID)]) -> Identity:
+def get_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)]) -> Identity:
     row = analyzer.store.identity(identity_id)
     if row is None:
         raise HTTPException(404, f"identity {identity_id} not found")
@@ -128,7 +128,7 @@ def get_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern
 
 
 @router.delete("/{identity_id}", status_code=204)
-def delete_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=IDENTITY_ID)],
+def delete_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)],
                     caller: Annotated[Caller, require("identities:write", "identity.delete")]) -> None:
     """Forget an enrolment: templates and metadata; the person's past sightings stay, unnamed. To erase
     those too (and their pixels at the edges), POST /v1/identities/{id}/erase."""

@@ -10,12 +10,12 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, to_ms
-from facecodec.access import SCOPES, ApiKey, AuditEntry
-from facecodec.access.keys import KeyError_
-from service_web import Caller, require
+from service_common.access import SCOPES, ApiKey, AuditEntry
+from service_common.access.keys import KeyError_
+from service_common.guard import Caller, require
+from service_common.ids import HEX32_PATTERN, ID_PATTERN, KEY_ID_PATTERN
 
 router = APIRouter(tags=["admin"])
-KEY_ID = r"^[0-9a-f]{16}$"
 
 
 class KeyIn(BaseModel):
@@ -62,7 +62,7 @@ def list_keys(analyzer: AnalyzerDep) -> list[KeyOut]:
 
 
 @router.delete("/v1/keys/{key_id}", response_model=KeyOut)
-def revoke_key(analyzer: AnalyzerDep, key_id: Annotated[str, Path(pattern=KEY_ID)],
+def revoke_key(analyzer: AnalyzerDep, key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)],
                caller: Annotated[Caller, require("admin", "key.revoke")]) -> KeyOut:
     key = analyzer.access.keys.revoke(key_id)
     if key is None:
@@ -81,10 +81,10 @@ def query_audit(
     analyzer: AnalyzerDep,
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    key_id: Annotated[str | None, Query(pattern=KEY_ID)] = None,
+    key_id: Annotated[str | None, Query(pattern=KEY_ID_PATTERN)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-    face_id: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None,
-    identity_id: Annotated[str | None, Query(pattern=r"^[0-9a-f]{32}$")] = None,
+    face_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    identity_id: Annotated[str | None, Query(pattern=HEX32_PATTERN)] = None,
     before: Annotated[str | None, Query(pattern=r"^\d{1,15}-\d{1,10}$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, read_upload
 from facecodec.openset import MAX_PROBE_FRAMES, identity_template
-from service_web import require
+from service_common.guard import require
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 

@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import AnalyzerDep, to_ms
 from cloud_analyzer.store import CursorError, Sighting, to_sighting
-from service_web import require
+from service_common.guard import require
+from service_common.ids import ID_PATTERN
 
 router = APIRouter(prefix="/v1/sightings", tags=["sightings"], dependencies=[require("sightings:read")])
-ID = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class SightingPage(BaseModel):
@@ -24,8 +24,8 @@ class SightingPage(BaseModel):
 @router.get("", response_model=SightingPage)
 def list_sightings(
     analyzer: AnalyzerDep,
-    identity_id: Annotated[str | None, Query(pattern=ID)] = None,
-    camera_id: Annotated[str | None, Query(pattern=ID)] = None,
+    identity_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    camera_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -61,7 +61,7 @@ class TrackOut(BaseModel):
 
 
 @router.get("/tracks/{track_id}", response_model=TrackOut)
-def get_track(analyzer: AnalyzerDep, track_id: Annotated[str, Path(pattern=ID)]) -> TrackOut:
+def get_track(analyzer: AnalyzerDep, track_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> TrackOut:
     sightings = [to_sighting(face) for face in analyzer.store.track_faces(track_id)]
     if not sightings:
         raise HTTPException(404, f"track {track_id} not found (or none of its faces decided yet)")

@@ -4,7 +4,8 @@ Two families share one interface:
 - `ScalarBaseLayer`: every dimension quantised with one step and coded with a frozen discretised
   Gaussian (the walking-skeleton baseline; nothing learned but the table's scale).
 - `LearnedBaseLayer`: a learned analysis transform to a small latent, CompressAI EntropyBottleneck
-  tables frozen at export, and a synthesis transform back to the descriptor space (issue 3).
+  tables frozen at export, and a synthesis transform back to the descriptor space (compared with the
+  scalar baseline, bytes against accuracy, in bench/results/rate_accuracy.json).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ class UnknownProfileError(LookupError):
 
 
 # Rate ids 1-5 (latent 128) were trained on descriptors of the RANSAC alignment; 6-9 on those of the
-# least-squares one, with smaller latents where the rate is low (issue 13): 6 ~6.6 B (latent 32),
+# least-squares one, with smaller latents where the rate is low (added later, for payloads of 32 bytes and
+# below): 6 ~6.6 B (latent 32),
 # 7 ~14 B and 8 ~16 B (latent 64), 9 ~22 B (latent 96). A rate id names its weights for good.
 LEARNED_RATES = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 

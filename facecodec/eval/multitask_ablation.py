@@ -32,13 +32,9 @@ from facecodec.codec.prediction import GeneratorPrediction
 from facecodec.codec.profiles import WEIGHTS
 from facecodec.eval.bd_rate import bd_rate
 from facecodec.eval.metrics import psnr
-from facecodec.eval.rate_accuracy import (
-    DescriptorMethod,
-    EvalSet,
-    base_layer_code,
-    load_eval_set,
-    run_descriptor_method,
-)
+from facecodec.eval.rate_accuracy.descriptor_codecs import DescriptorMethod
+from facecodec.eval.rate_accuracy.descriptor_rows import base_layer_code, run_descriptor_method
+from facecodec.eval.rate_accuracy.evalset import EvalSet, load_eval_set
 from facecodec.eval.rate_fidelity import RESULTS, sample
 
 PIXELS = 112 * 112

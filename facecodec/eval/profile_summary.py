@@ -20,7 +20,8 @@ import numpy as np
 
 from facecodec.codec.profiles import codec_by_name
 from facecodec.eval.metrics import psnr
-from facecodec.eval.rate_accuracy import EVAL_FOLDS, load_eval_set, score
+from facecodec.eval.rate_accuracy.evalset import EVAL_FOLDS, load_eval_set
+from facecodec.eval.rate_accuracy.scoring import score
 from facecodec.train.data import load_evaluation_faces
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,13 +21,14 @@ from facecodec.frontend.detect import (
     merged,
 )
 from facecodec.frontend.landmarks import LandmarkDetector, five_points
+from facecodec.settings import RuntimeSettings
 
 # A 4K camera frame is 8.3 MP, a 32 MP still 32 MP; beyond this a small PNG can demand GBs once decoded.
 MAX_IMAGE_PIXELS = 36_000_000
 WEB_FORMATS = ("JPEG", "PNG", "WEBP")  # what cameras and browsers send; the edge accepts only these
 # Decodes running at once in this process (FACECODEC_MAX_DECODES); excess callers wait. Each may hold
 # ~4 bytes per pixel (RGB plus Pillow's working copy), so this times MAX_IMAGE_PIXELS bounds the memory.
-MAX_CONCURRENT_DECODES = max(1, int(os.environ.get("FACECODEC_MAX_DECODES", "4")))
+MAX_CONCURRENT_DECODES = max(1, RuntimeSettings().max_decodes)
 _decodes = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
 # Magic numbers of formats refused by name (no need to let their Pillow plugins parse anything).
 _SIGNATURES = ((b"BM", "BMP"), (b"GIF8", "GIF"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),

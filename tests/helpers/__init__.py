@@ -16,8 +16,8 @@ from typing import TypeVar
 
 import pytest
 
+from devstack.stack import free_port
 from facecodec.datasets import dataset_root
-from facecodec.stack import free_port
 
 __all__ = ["LFW", "free_port", "lfw_image", "shared_path", "wait_until"]
 

@@ -12,8 +12,8 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 
-from facecodec.access import KeyStore, new_token
-from facecodec.stack import free_port
+from devstack.stack import free_port
+from service_common.access import KeyStore, new_token
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Play a folder of images or a video to an edge as N cameras, and say how the edge kept up.
 
-    python -m facecodec.replay DIR|VIDEO [--cameras 4] [--fps 2] [--frames 100] [--edge http://127.0.0.1:8001]
+    python -m devstack.replay DIR|VIDEO [--cameras 4] [--fps 2] [--frames 100] [--edge http://127.0.0.1:8001]
 
 Each camera posts its frames at `--fps` (cameras start staggered across one frame interval), like a
 camera it does not queue: a frame whose time has passed while the previous one was still in flight is
@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from devstack.settings import DevstackSettings
 
 RETRY_S = 0.1  # between connection attempts while the edge is down
 IMAGE_SUFFIXES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=2.0)
     parser.add_argument("--frames", type=int, default=100, help="frames per camera (the source loops)")
     parser.add_argument("--edge", default="http://127.0.0.1:8001")
-    parser.add_argument("--token", default=os.environ.get("FACECODEC_CAMERA_TOKEN"),
+    parser.add_argument("--token", default=DevstackSettings().camera_token,
                         help="camera token valid for every replay-N camera (a fleet token, `tokens add '*'`); "
                              "default $FACECODEC_CAMERA_TOKEN")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

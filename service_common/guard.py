@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from facecodec.access.audit import AuditLog
-from facecodec.access.keys import ApiKey, KeyStore
-from facecodec.access.ratelimit import RateLimiter
+from service_common.access.audit import AuditLog
+from service_common.access.keys import ApiKey, KeyStore
+from service_common.access.ratelimit import RateLimiter
 
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                     description="an API key: `Authorization: Bearer fck_...` (see docs/security.md)")

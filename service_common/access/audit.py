@@ -1,7 +1,7 @@
 """Append-only audit trail: every pixel view, enrolment, deletion, erasure and key change, and every
 denied attempt, in one Redis stream shared by all services and replicas.
 
-    fc:audit   stream   at, key_id, key_name, action, outcome, status, client, face_id, identity_id,
+    fc:audit (AUDIT_STREAM)   stream   at, key_id, key_name, action, outcome, status, client, face_id, identity_id,
                         layers, detail
 
 Nothing in the services deletes or edits entries; the stream is capped at `max_entries` (oldest
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import redis
 
-AUDIT_STREAM = "fc:audit"
+from service_common.redis_keys import AUDIT_STREAM
+
 FIELDS = ("key_id", "key_name", "action", "outcome", "status", "client", "face_id", "identity_id", "layers",
           "detail")
 SCAN_CAP = 200_000  # entries one query may scan for its filters, newest first

@@ -1,6 +1,6 @@
 """Requests per second per API key, counted in Redis so every replica enforces one shared budget.
 
-    fc:rate:{key_id}:{second}   int   requests in that wall-clock second (expires after 2 s)
+    fc:rate:{key_id}:{second} (rate_key)   int   requests in that wall-clock second (expires after 2 s)
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import math
 import time
 
 import redis
+
+from service_common.redis_keys import rate_key
 
 
 class RateLimiter:
@@ -20,8 +22,9 @@ class RateLimiter:
         now = time.time()
         second = int(now)
         pipe = self.r.pipeline(transaction=False)
-        pipe.incr(f"fc:rate:{key_id}:{second}")
-        pipe.expire(f"fc:rate:{key_id}:{second}", 2)
+        key = rate_key(key_id, second)
+        pipe.incr(key)
+        pipe.expire(key, 2)
         count, _ = pipe.execute()
         if count <= per_second:
             return None

@@ -1,6 +1,6 @@
 """The main job: the whole pipeline on the committed sample set, no docker, no shared data.
 
-    python -m facecodec.demo [--out out/demo] [--profile baseline]
+    python -m devstack.demo [--out out/demo] [--profile baseline]
 
 Starts Redis + the three services as processes, enrols 4 people from 2 photos each, posts camera
 frames built from their *other* photos (with the launcher's camera token), prints the sightings the
@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from facecodec.stack import Stack
+from devstack.stack import Stack
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "lfw"
 

