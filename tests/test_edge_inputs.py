@@ -88,7 +88,8 @@ def test_a_decompression_bomb_is_refused_from_its_header(edge) -> None:
     started = time.monotonic()
     r = httpx.post(f"{url}/v1/cameras/cam-b/frames", content=bomb, headers={"content-type": "image/png"})
     assert r.status_code == 413 and "8000x6000" in r.json()["detail"], r.text
-    assert time.monotonic() - started < 2
+    took = time.monotonic() - started
+    assert took < 3, f"refusing the bomb took {took:.1f} s: it was decoded (144 MB of pixels), not read from its header"
 
 
 def test_bodies_past_the_limit_are_refused_while_they_stream(edge) -> None:
