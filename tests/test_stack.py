@@ -90,7 +90,6 @@ def test_a_signal_stops_redis_and_every_service(tmp_path: Path, signame: str) ->
         assert proc.poll() is None, proc.stdout.read().decode()
         started += children(proc.pid)
         assert len(started) == 4, started  # redis-server and the three services
-        assert stat.S_IMODE((data / "stack.env").stat().st_mode) == 0o600
         env = read_env_file(data / "stack.env")
         assert env["EDGE_CAMERA_TOKENS_FILE"] == str((data / "secrets" / "camera_tokens").resolve())
         edge = env["EDGE"]
@@ -103,6 +102,8 @@ def test_a_signal_stops_redis_and_every_service(tmp_path: Path, signame: str) ->
         posted = httpx.post(f"{edge}/v1/cameras/lobby/frames", content=SAMPLE.read_bytes(), timeout=60,
                             headers={"content-type": "image/jpeg", "authorization": f"Bearer {token}"})
         assert posted.status_code == 201, posted.text
+        secrets = [data / "stack.env", *(data / "secrets").iterdir()]  # admin_key, camera_token, camera_tokens
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in secrets} == {f.name: 0o600 for f in secrets}
         refused = httpx.post(f"{edge}/v1/cameras/gate/frames", content=SAMPLE.read_bytes(), timeout=60,
                              headers={"content-type": "image/jpeg", "authorization": f"Bearer {token}"})
         assert refused.status_code == 401  # lobby's token, not the gate's
