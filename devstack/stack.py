@@ -1,8 +1,25 @@
 """Process launcher: Redis + the three services, the way docker compose runs them, without docker.
 
-    python -m devstack.stack up [--data-dir var/stack] [--profile baseline]
+    python -m devstack.stack up [--data-dir var/stack] [--detach] [--ports fixed|auto] [--env-file FILE]
+                                [--profile baseline] [--tls-dir DIR]
+    python -m devstack.stack down [--data-dir var/stack]
 
-Used by the demo and by the end-to-end tests. Ports are free ports unless given; logs go to
+Ports: `fixed` (the default) gives each service its own default, as docker-compose.yml publishes them:
+edge 8001, analyzer 8002, reconstructor 8003, gRPC Ingest 50051 and edge Fetch/Erase 50052; `auto`
+takes free ports (the tests; FACECODEC_PORTS=auto). Once every service answers /healthz, the launcher
+writes `<data-dir>/stack.env` (mode 0600, for `source`): ANALYZER, EDGE, RECONSTRUCTOR (URLs),
+ADMIN_KEY, CAMERA_TOKEN (a fleet token: any camera id) and EDGE_CAMERA_TOKENS_FILE (so that
+`python -m edge_encoder tokens add CAMERA` writes the file this edge reads). Service settings
+(`EDGE_*`, `ANALYZER_*`, `RECONSTRUCTOR_*`) come from `--env-file` (dotenv) and the environment (which
+wins), passed through to the services, except the ones the launcher wires itself (ports, Redis,
+addresses, data and secret files), which it keeps and warns about.
+
+SIGTERM and SIGINT (Ctrl-C, also when started in the background with `&`) stop everything it started:
+the services, then Redis. The children run in their own sessions, so a terminal's Ctrl-C reaches only
+the launcher, which stops them in order. `--detach` returns once the stack is healthy (the launcher's
+output in `<data-dir>/logs/launcher.log`, its pid in `<data-dir>/stack.pid`); `down` stops it.
+
+Used by the demo and by the end-to-end tests (`Stack`, free ports unless `fixed_ports`); logs go to
 `<data-dir>/logs/<service>.log`. gRPC is plaintext on loopback unless `tls_dir` (`--tls-dir`) holds
 ca.crt, cloud.crt/.key and edge-1.crt/.key (certificates naming 127.0.0.1; docs/security.md): then
 every gRPC link is mutual TLS.
@@ -14,6 +31,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -25,7 +43,10 @@ from pathlib import Path
 
 import httpx
 
+from cloud_analyzer.settings import AnalyzerSettings
+from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.settings import DevstackSettings
+from edge_encoder.settings import EdgeSettings
 from service_common.access.camera_tokens import add_camera
 
 # service name -> module run with `python -m`; docker-compose.yml runs the same entry points.
@@ -36,10 +57,32 @@ SERVICE_MODULES: dict[str, str] = {
 }
 
 
+# Settings prefix -> service; the launcher passes EDGE_*, ANALYZER_*, RECONSTRUCTOR_* variables through.
+PREFIXES: dict[str, str] = {"ANALYZER_": "cloud_analyzer", "RECONSTRUCTOR_": "cloud_reconstructor",
+                            "EDGE_": "edge_encoder"}
+# `--ports fixed`: each service's own defaults (docker-compose.yml publishes the same).
+FIXED_PORTS: dict[str, int] = {
+    "cloud_analyzer": AnalyzerSettings.model_fields["http_port"].default,
+    "cloud_reconstructor": ReconstructorSettings.model_fields["http_port"].default,
+    "edge_encoder": EdgeSettings.model_fields["http_port"].default,
+    "ingest": AnalyzerSettings.model_fields["grpc_port"].default,
+    "fetch": EdgeSettings.model_fields["grpc_port"].default,
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def redis_server_binary() -> str:
@@ -81,7 +124,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
              "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.time() + timeout_s
         while time.time() < deadline:
@@ -132,6 +175,9 @@ class Stack:
     rate: int | None = None
     tls_dir: Path | None = None  # ca.crt, cloud.crt/.key, edge-1.crt/.key: mutual TLS on every gRPC link
     settings: dict[str, dict[str, object]] = field(default_factory=dict)  # service -> extra env settings
+    fixed_ports: bool = False  # True: FIXED_PORTS (the CLI's default); False: free ports
+    # Settings from the user (environment, --env-file): passed through unless the launcher wires the variable.
+    user_settings: dict[str, str] = field(default_factory=dict)
     redis: RedisServer = field(init=False)
     services: dict[str, Service] = field(default_factory=dict)
 
@@ -166,27 +212,55 @@ class Stack:
             with os.fdopen(fd, "w") as out:
                 out.write(token + "\n")
 
+    @property
+    def env_file(self) -> Path:
+        return self.data_dir / "stack.env"
+
     def start(self, timeout_s: float = 120.0) -> Stack:
-        self.redis.start()
-        self._secrets()
-        ingest_port, fetch_port = free_port(), free_port()
-        ports = {name: free_port() for name in SERVICE_MODULES}
-        logs = self.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        envs = self.service_envs(ingest_port, fetch_port, ports)
-        for name in SERVICE_MODULES:
-            self.services[name] = Service(name, envs[name], ports[name], logs / f"{name}.log")
-            self.launch(self.services[name])
+        if self.fixed_ports:
+            busy = [f"{port} ({name})" for name, port in FIXED_PORTS.items() if not port_is_free(port)]
+            if busy:
+                raise RuntimeError(f"ports in use: {', '.join(busy)}; is a stack already running? "
+                                   "Stop it (python -m devstack.stack down) or start with --ports auto")
+            ports = dict(FIXED_PORTS)
+        else:
+            ports = {name: free_port() for name in FIXED_PORTS}
+        self.env_file.unlink(missing_ok=True)  # written again once this stack is healthy
         try:
+            self.redis.start()
+            self._secrets()
+            logs = self.data_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            envs = self.service_envs(ports["ingest"], ports["fetch"], ports)
+            for name in SERVICE_MODULES:
+                self.services[name] = Service(name, envs[name], ports[name], logs / f"{name}.log")
+                self.launch(self.services[name])
             self.wait_healthy(timeout_s)
+            self.write_env_file()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def write_env_file(self) -> Path:
+        """`<data-dir>/stack.env` for `source`: the URLs, the admin key, a camera token, the tokens file."""
+        values = {"ANALYZER": self.url("cloud_analyzer"), "EDGE": self.url("edge_encoder"),
+                  "RECONSTRUCTOR": self.url("cloud_reconstructor"), "ADMIN_KEY": self.admin_key,
+                  "CAMERA_TOKEN": self.camera_token,
+                  "EDGE_CAMERA_TOKENS_FILE": self.services["edge_encoder"].env["EDGE_CAMERA_TOKENS_FILE"]}
+        text = "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in values.items())
+        tmp = self.env_file.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the admin key
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        tmp.replace(self.env_file)  # whole or not at all: `up --detach` waits for this file
+        return self.env_file
+
     def service_envs(self, ingest_port: int, fetch_port: int, ports: dict[str, int]) -> dict[str, dict[str, str]]:
         """Each service's environment: the ports, Redis, secrets and (with tls_dir) the TLS files."""
         edges = json.dumps({"edge-1": f"127.0.0.1:{fetch_port}"})
+        data_dir = self.data_dir.resolve()
         tls: dict[str, dict[str, object]] = {name: {} for name in SERVICE_MODULES}
         if self.tls_dir is not None:
             d = Path(self.tls_dir)
@@ -198,32 +272,44 @@ class Stack:
                                           "RECONSTRUCTOR_TLS_CA_FILE": d / "ca.crt"}
             tls["edge_encoder"] = {"EDGE_TLS_CERT_FILE": d / "edge-1.crt", "EDGE_TLS_KEY_FILE": d / "edge-1.key",
                                    "EDGE_TLS_CA_FILE": d / "ca.crt"}
-        return {
+        envs = {
             "cloud_analyzer": service_env(
                 ANALYZER_REDIS_URL=self.redis.url, ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
                 ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
-                ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=self.secrets_dir / "admin_key",
-                **tls["cloud_analyzer"], **self.settings.get("cloud_analyzer", {}),
+                ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=data_dir / "secrets" / "admin_key",
+                **tls["cloud_analyzer"],
             ),
             "cloud_reconstructor": service_env(
                 RECONSTRUCTOR_REDIS_URL=self.redis.url, RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
                 RECONSTRUCTOR_EDGES=edges, **tls["cloud_reconstructor"],
-                **self.settings.get("cloud_reconstructor", {}),
             ),
             "edge_encoder": service_env(
                 EDGE_EDGE_ID="edge-1", EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
-                EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=self.data_dir / "edge",
+                EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=data_dir / "edge",
                 EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
-                EDGE_CAMERA_TOKENS_FILE=self.secrets_dir / "camera_tokens", **tls["edge_encoder"],
-                **self.settings.get("edge_encoder", {}),
+                EDGE_CAMERA_TOKENS_FILE=data_dir / "secrets" / "camera_tokens", **tls["edge_encoder"],
             ),
         }
+        for key, value in self.user_settings.items():
+            name = next((n for prefix, n in PREFIXES.items() if key.startswith(prefix)), None)
+            if name is None:
+                continue
+            if key in envs[name] and envs[name][key] != value:  # service_env dropped the caller's EDGE_* etc.
+                print(f"warning: {key} is set by the launcher ({envs[name][key]}); ignoring {value!r}",
+                      file=sys.stderr)
+                continue
+            envs[name][key] = value
+        for name, extra in self.settings.items():
+            envs[name].update({k: str(v) for k, v in extra.items() if v is not None})
+        return envs
 
     @staticmethod
     def launch(service: Service) -> None:
         log_file = open(service.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        # Its own session: a terminal's Ctrl-C reaches the launcher only, which then stops everything in order.
         service.proc = subprocess.Popen([sys.executable, "-m", SERVICE_MODULES[service.name]], env=service.env,
-                                        stdout=log_file, stderr=subprocess.STDOUT)
+                                        stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
 
     def restart(self, name: str, kill: bool = True, timeout_s: float = 120.0) -> None:
         """Stop one service (SIGKILL by default: a crash, nothing flushed) and start it again, same ports."""
@@ -282,26 +368,147 @@ class Stack:
         return self.services[name].url
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up"])
+class Stopped(BaseException):  # noqa: N818 - not an error: SIGTERM or SIGINT asked the launcher to stop
+    pass
+
+
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):  # one orderly stop; further signals wait for it
+        signal.signal(sig, signal.SIG_IGN)
+    raise Stopped(signal.Signals(signum).name)
+
+
+def user_settings(env_file: Path | None, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """EDGE_*, ANALYZER_*, RECONSTRUCTOR_* settings from a dotenv file, then the environment (which wins)."""
+    from dotenv import dotenv_values
+
+    environ = dict(os.environ if environ is None else environ)
+    found: dict[str, str] = {}
+    if env_file is not None:
+        if not env_file.is_file():
+            raise SystemExit(f"error: --env-file {env_file}: no such file")
+        found.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    found.update(environ)
+    return {k: v for k, v in found.items() if k.startswith(tuple(PREFIXES))}
+
+
+def launcher_pid(pid_file: Path) -> int | None:
+    """The pid in `pid_file` if that process still runs, else None."""
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def up(args: argparse.Namespace) -> int:
+    # Explicit handlers: a shell starts a background job (`&`) with SIGINT ignored, and SIGTERM's default
+    # would kill the launcher alone, leaving Redis and the services running.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    pid_file = args.data_dir / "stack.pid"
+    running = launcher_pid(pid_file)
+    if running is not None:
+        print(f"error: a stack is already running from {args.data_dir} (pid {running}); "
+              f"stop it: python -m devstack.stack down --data-dir {args.data_dir}", file=sys.stderr)
+        return 1
+    pid_file.write_text(f"{os.getpid()}\n")
+    stack = Stack(args.data_dir, args.profile, tls_dir=args.tls_dir, fixed_ports=args.ports == "fixed",
+                  user_settings=user_settings(args.env_file))
+    try:
+        with stack:
+            print(f"redis               {stack.redis.url}")
+            for name in SERVICE_MODULES:
+                print(f"{name:<20}{stack.url(name)}   (log: {stack.services[name].log_path})")
+            print(f"admin API key       {stack.secrets_dir / 'admin_key'}   (send as Authorization: Bearer ...)")
+            print(f"camera token        {stack.secrets_dir / 'camera_token'}   (any camera id; for POST .../frames)")
+            print(f"environment         source {stack.env_file}   (ANALYZER, EDGE, RECONSTRUCTOR, ADMIN_KEY, "
+                  "CAMERA_TOKEN)")
+            print(f"Ctrl-C or kill {os.getpid()} to stop.", flush=True)
+            while True:
+                signal.pause()
+    except Stopped as why:
+        print(f"{why}: stopped redis and the services", flush=True)
+    except RuntimeError as exc:  # a port in use, a service that exited at start
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        stack.env_file.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
+    return 0
+
+
+def detach(args: argparse.Namespace, argv: list[str], timeout_s: float = 300.0) -> int:
+    """Start `up` in the background (its own session) and return once it is healthy, or its log's tail."""
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    (args.data_dir / "logs").mkdir(exist_ok=True)
+    env_file, log_path = args.data_dir / "stack.env", args.data_dir / "logs" / "launcher.log"
+    env_file.unlink(missing_ok=True)
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "devstack.stack", *[a for a in argv if a != "--detach"]],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while not env_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+            print(f"error: the stack did not start (log: {log_path})", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        print(log.read().decode(errors="replace"), end="")
+    print(f"running in the background (pid {proc.pid}); stop: python -m devstack.stack down "
+          f"--data-dir {args.data_dir}")
+    return 0
+
+
+def down(args: argparse.Namespace, timeout_s: float = 60.0) -> int:
+    """SIGTERM the launcher whose pid is in <data-dir>/stack.pid and wait until it has stopped everything."""
+    pid_file = args.data_dir / "stack.pid"
+    pid = launcher_pid(pid_file)
+    if pid is None:
+        print(f"no stack running from {args.data_dir}")
+        pid_file.unlink(missing_ok=True)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_file.exists():
+        print(f"error: the launcher (pid {pid}) has not stopped after {timeout_s:.0f} s", file=sys.stderr)
+        return 1
+    print(f"stopped the stack in {args.data_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    defaults = DevstackSettings()
+    parser = argparse.ArgumentParser(prog="python -m devstack.stack", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down"])
     parser.add_argument("--data-dir", type=Path, default=Path("var/stack"))
-    parser.add_argument("--profile", default=DevstackSettings().profile)
+    parser.add_argument("--profile", default=defaults.profile)
+    parser.add_argument("--ports", choices=["fixed", "auto"], default=defaults.ports,
+                        help="fixed: edge 8001, analyzer 8002, reconstructor 8003 (gRPC 50051, 50052); "
+                        "auto: free ports")
+    parser.add_argument("--env-file", type=Path, default=None,
+                        help="EDGE_*, ANALYZER_*, RECONSTRUCTOR_* settings (dotenv) for the services; "
+                        "the environment wins")
+    parser.add_argument("--detach", action="store_true", help="run in the background; return once healthy")
     parser.add_argument("--tls-dir", type=Path, default=None,
                         help="ca.crt, cloud.crt/.key, edge-1.crt/.key: mutual TLS on every gRPC link")
     args = parser.parse_args(argv)
-    with Stack(args.data_dir, args.profile, tls_dir=args.tls_dir) as stack:
-        print(f"redis               {stack.redis.url}")
-        for name in SERVICE_MODULES:
-            print(f"{name:<20}{stack.url(name)}   (log: {stack.services[name].log_path})")
-        print(f"admin API key       {stack.secrets_dir / 'admin_key'}   (send as Authorization: Bearer ...)")
-        print(f"camera token        {stack.secrets_dir / 'camera_token'}   (any camera id; for POST .../frames)")
-        print("Ctrl-C to stop.", flush=True)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+    if args.command == "down":
+        return down(args)
+    return detach(args, argv) if args.detach else up(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

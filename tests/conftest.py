@@ -1,17 +1,14 @@
-"""Shared fixtures: a real redis-server on a free port, data set paths, the front end."""
+"""Shared fixtures: a real redis-server on a free port, the front end. Helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from devstack.stack import RedisServer
-from facecodec.datasets import dataset_root
-
-LFW = dataset_root() / "lfw" / "images"
+from tests.helpers.servers import serve_analyzer
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +35,8 @@ def front_end():
     return FaceFrontEnd()
 
 
-def lfw_image(name: str, index: int) -> Path:
-    path = LFW / name / f"{name}_{index:04d}.jpg"
-    if not path.exists():
-        pytest.skip(f"shared data set not available: {path}")
-    return path
+@pytest.fixture(scope="module")
+def analyzer(redis_server):
+    """A real analyzer over a flushed Redis (REST url, Ingest stub), one per test module."""
+    with serve_analyzer(redis_server.url) as served:
+        yield served

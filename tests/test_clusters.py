@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import httpx
@@ -31,9 +30,8 @@ from service_common.redis_keys import (
     face_key,
     unknown_vset_key,
 )
-from tests.conftest import lfw_image
-from tests.servers import serve_analyzer
-from tests.test_analyzer import recent_ms, record
+from tests.helpers import lfw_image, wait_until
+from tests.helpers.records import recent_ms, record
 
 Ack = ingest_pb2.IngestAck
 TOKEN, READER = new_token(), new_token()
@@ -168,12 +166,6 @@ def test_a_retried_erasure_still_takes_the_face_out_of_its_cluster(redis_client,
 
 
 # --- through the analyzer: gRPC ingest, workers, REST ------------------------------------------------
-@pytest.fixture(scope="module")
-def analyzer(redis_server):
-    with serve_analyzer(redis_server.url) as served:
-        yield served
-
-
 @pytest.fixture(autouse=True)
 def keys(redis_server) -> None:
     import redis
@@ -184,13 +176,12 @@ def keys(redis_server) -> None:
 
 
 def _decided(url: str, face_ids: list[str]) -> dict[str, dict]:
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    def settled() -> dict[str, dict]:
         faces = {f: api.get(f"{url}/v1/faces/{f}").json() for f in face_ids}
-        if all(f["status"] != "pending" and (f["status"] != "unknown" or f["cluster_id"]) for f in faces.values()):
-            return faces
-        time.sleep(0.2)
-    raise AssertionError(f"not decided and clustered: {faces}")
+        done = all(f["status"] != "pending" and (f["status"] != "unknown" or f["cluster_id"]) for f in faces.values())
+        return faces if done else {}
+
+    return wait_until(settled, 60, 0.2, "every face decided and clustered")
 
 
 def test_unknown_people_rest_merge_split_promote_erase(analyzer, front_end) -> None:
@@ -271,13 +262,15 @@ def test_unknown_people_rest_merge_split_promote_erase(analyzer, front_end) -> N
 
 def test_the_model_lock_excludes_other_replicas_and_expires(redis_client) -> None:
     """One replica at a time changes a model's clusters; a lock left by a dead replica frees itself."""
-    holder = Clusters(redis_client, lock_ttl_s=0.3, lock_wait_s=0.05)
-    waiter = Clusters(redis_client, lock_ttl_s=0.3, lock_wait_s=0.05)
-    with holder._lock("m-lock"):
-        with pytest.raises(ClusterBusy):
-            with waiter._lock("m-lock"):
-                pass
-        time.sleep(0.4)  # the holder outlived its lock: another replica may go on
+    holder = Clusters(redis_client, lock_ttl_s=60, lock_wait_s=0.05)
+    waiter = Clusters(redis_client, lock_ttl_s=60, lock_wait_s=0.05)
+    with holder._lock("m-lock"), pytest.raises(ClusterBusy):
+        with waiter._lock("m-lock"):
+            pass
+    dying = Clusters(redis_client, lock_ttl_s=0.3, lock_wait_s=0.05)
+    with dying._lock("m-lock"):
+        # The holder outlives its lock (Redis expires it): another replica may go on.
+        wait_until(lambda: not redis_client.exists(clusters_lock_key("m-lock")), 10, 0.05, "the lock expired")
         with waiter._lock("m-lock"):
             assert redis_client.exists(clusters_lock_key("m-lock"))
     assert not redis_client.exists(clusters_lock_key("m-lock"))

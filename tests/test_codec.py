@@ -13,7 +13,7 @@ from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.profiles import PROFILES, UnknownProfileError, codec_by_name, codec_for
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import decode_image
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,7 @@ def test_unknown_model_or_rate_is_refused_clearly() -> None:
         codec_for(PROFILES["baseline"].model_id, 99)
 
 
+@pytest.mark.slow
 def test_bitstream_decodes_identically_in_another_process(face, tmp_path) -> None:
     crop, descriptor = face
     for profile in sorted(PROFILES):

@@ -24,7 +24,7 @@ from devstack.stack import Stack
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import FaceFrontEnd, decode_image
 from service_common.redis_keys import AUDIT_STREAM, erasure_key
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image, wait_until
 
 pytestmark = pytest.mark.e2e
 PEOPLE = ["Colin_Powell", "Tony_Blair", "Jennifer_Capriati", "Laura_Bush", "Serena_Williams"]
@@ -78,21 +78,19 @@ def test_whole_path(stack: Stack, edge_front_end: FaceFrontEnd) -> None:
             truth[face["face_id"]] = path.parent.name
             crops[face["face_id"]] = aligned.crop
 
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    def all_decided() -> list[dict]:
         items = client.get(f"{analyzer}/v1/sightings", params={"limit": 100}).json()["items"]
-        if len(items) == len(truth) and all(s["status"] != "pending" for s in items):
-            break
-        time.sleep(0.3)
+        return items if len(items) == len(truth) and all(s["status"] != "pending" for s in items) else []
+
+    items = wait_until(all_decided, 60, 0.3, f"{len(truth)} decided sightings")
     recognised = {s["face_id"]: s["identity_name"] for s in items}
     assert recognised == truth, (recognised, truth)
     # The edge's quality verdict crossed the network with each base layer; every decision states its FPIR.
     assert all(s["quality_issues"] == [] and 0 < s["decision_fpir"] <= 0.01 for s in items), items
     # Uploads are the faces plus the TrackClosed notice of each camera's track that has ended (after
     # EDGE_TRACK_TIMEOUT_S, 2 s): one camera per frame here, and a notice may still be on its way.
-    deadline = time.time() + 30
-    while (health := client.get(f"{edge}/healthz").json())["outbox_pending"] and time.time() < deadline:
-        time.sleep(0.2)
+    health = wait_until(lambda: (h := client.get(f"{edge}/healthz").json())["outbox_pending"] == 0 and h,
+                        30, 0.2, "the edge's outbox empty")
     cameras = len(range(0, len(held_out), 3))
     assert health["outbox_pending"] == 0 and len(truth) <= health["uploaded"] <= len(truth) + cameras, health
 
@@ -165,12 +163,11 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
     assert 'edge_faces_uplinked_total{camera="cam-still"} 3.0' in metrics
     assert 'edge_frames_total{camera="cam-still"} 5.0' in metrics
     assert 'edge_stage_seconds_count{stage="describe"}' in metrics and "edge_outbox_pending" in metrics
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        items = stack.client().get(f"{analyzer}/v1/sightings", params={"camera_id": "cam-still"}).json()["items"]
-        if len(items) == 3:
-            break
-        time.sleep(0.3)
+    def three_sightings() -> list[dict]:
+        found = stack.client().get(f"{analyzer}/v1/sightings", params={"camera_id": "cam-still"}).json()["items"]
+        return found if len(found) == 3 else []
+
+    items = wait_until(three_sightings, 30, 0.3, "3 sightings at cam-still")
     assert {s["track_id"] for s in items} == tracks
     assert all(s["decided_at_ms"] > s["captured_at_ms"] for s in items)  # when the analyzer decided
     track = stack.client().get(f"{analyzer}/v1/sightings/tracks/{items[0]['track_id']}").json()  # one stay, grouped
@@ -182,10 +179,8 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
     # The people leave view: 2 s later (EDGE_TRACK_TIMEOUT_S) the edge reports each track closed, and
     # the stay spans every frame they were in (0.8 s), not only the uplinked first face.
     first_ms = items[0]["captured_at_ms"]
-    deadline = time.time() + 30
-    while time.time() < deadline and not track["closed"]:
-        time.sleep(0.3)
-        track = stack.client().get(f"{analyzer}/v1/sightings/tracks/{items[0]['track_id']}").json()
+    track = wait_until(lambda: (t := stack.client().get(f"{analyzer}/v1/sightings/tracks/{items[0]['track_id']}")
+                                .json())["closed"] and t, 30, 0.3, "the track closed")
     assert track["closed"] and track["faces_seen"] == 5 and track["faces"] == 1
     assert (track["first_seen_ms"], track["last_seen_ms"]) == (first_ms, first_ms + 800)
     assert 'edge_tracks_closed_total{camera="cam-still"} 3.0' in httpx.get(f"{edge}/metrics").text
@@ -287,9 +282,7 @@ def test_keys_scopes_rate_limits_audit_and_camera_tokens(stack: Stack) -> None:
     viewer = httpx.Client(headers={"authorization": f"Bearer {created.json()['token']}"}, timeout=60)
     assert viewer.get(f"{analyzer}/v1/identities").status_code == 403
     assert "token" not in str(admin.get(f"{analyzer}/v1/keys").json())  # secrets are never listed
-    deadline = time.time() + 30
-    while admin.get(f"{analyzer}/v1/faces/{face_id}").status_code != 200 and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: admin.get(f"{analyzer}/v1/faces/{face_id}").status_code == 200, 30, 0.2, "the face stored")
     assert viewer.get(f"{recon}/v1/faces/{face_id}/image", params={"layers": "base"}).status_code == 200
     assert viewer.get(f"{recon}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 2}).status_code == 200
     assert viewer.get(f"{recon}/v1/faces/{uuid.uuid4().hex}/image").status_code == 404
@@ -337,12 +330,11 @@ def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack
                        headers={"content-type": "image/jpeg", **camera(stack)})
         face_ids += [f["face_id"] for f in r.json()["faces"]]
     assert len(face_ids) == 2
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        items = admin.get(f"{analyzer}/v1/sightings", params={"identity_id": identity_id}).json()["items"]
-        if len(items) == 2:
-            break
-        time.sleep(0.3)
+    def two_sightings() -> list[dict]:
+        found = admin.get(f"{analyzer}/v1/sightings", params={"identity_id": identity_id}).json()["items"]
+        return found if len(found) == 2 else []
+
+    items = wait_until(two_sightings, 60, 0.3, "2 sightings of the person")
     assert {s["face_id"] for s in items} == set(face_ids)
     assert admin.get(f"{recon}/v1/faces/{face_ids[0]}/image", params={"layers": "full"}).status_code == 200
 
@@ -355,12 +347,11 @@ def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack
                                           "last_error": ""}} and not report["complete"]
     stack.restart("cloud_analyzer")  # SIGKILL: the pending erasure lives in Redis, not in the process
     erasure = f"{analyzer}/v1/erasures/{report['erasure_id']}"
-    time.sleep(3)
-    assert admin.get(erasure).json()["edges"]["edge-1"]["last_error"].startswith("UNAVAILABLE")
+    # The restarted analyzer retries the edge and records why it could not reach it.
+    wait_until(lambda: admin.get(erasure).json()["edges"]["edge-1"]["last_error"].startswith("UNAVAILABLE"),
+               60, 0.3, "the erasure's edge part failing UNAVAILABLE while the edge is down")
     stack.resume("edge_encoder")
-    deadline = time.time() + 60
-    while not (status := admin.get(erasure).json())["complete"] and time.time() < deadline:
-        time.sleep(0.5)
+    status = wait_until(lambda: (e := admin.get(erasure).json())["complete"] and e, 60, 0.5, "the erasure complete")
     assert status["edges"]["edge-1"]["status"] == "confirmed", status
     assert status["edges"]["edge-1"]["erased"] == 2
 

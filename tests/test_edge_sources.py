@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import av
@@ -12,12 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from devstack.stack import free_port
 from edge_encoder.api import create_app
 from edge_encoder.cameras import CameraConfigError, Cameras
 from edge_encoder.settings import EdgeSettings
-from tests.conftest import lfw_image
-from tests.servers import serve
+from tests.helpers import free_port, lfw_image, wait_until
+from tests.helpers.servers import serve
 
 
 def write_video(path: Path, seconds: float, fps: int = 10) -> Path:
@@ -44,11 +42,10 @@ def test_a_failing_streams_credentials_stay_out_of_health_and_logs(caplog) -> No
 
     config = CameraConfig(source="rtsp://admin:s3cret@127.0.0.1:9/stream", fps=1)
     source = VideoSource("cam", config, lambda *a: None, EdgeMetrics(), retry_max_s=1, open_timeout_s=1).start()
-    for _ in range(100):
-        if source.last_error:
-            break
-        time.sleep(0.05)
-    source.stop()
+    try:
+        wait_until(lambda: source.last_error, 30, 0.05, "the stream failing")
+    finally:
+        source.stop()
     health = str(source.health())
     assert source.last_error and "s3cret" not in health and "admin" not in health, health
     assert "s3cret" not in caplog.text
@@ -72,6 +69,7 @@ def test_camera_files_are_validated_with_the_reason(tmp_path) -> None:
         Cameras.load(tmp_path / "missing.toml")
 
 
+@pytest.mark.slow
 def test_a_video_file_is_watched_as_a_camera_sampled_at_its_fps_and_its_person_uplinked_once(tmp_path) -> None:
     video = write_video(tmp_path / "walk.mp4", seconds=3.0)
     cameras = tmp_path / "cameras.toml"
@@ -81,12 +79,12 @@ def test_a_video_file_is_watched_as_a_camera_sampled_at_its_fps_and_its_person_u
                             camera_auth="off", cloud_ingest_address=f"127.0.0.1:{free_port()}",
                             cameras_file=cameras, upload_retry_max_s=1)
     with serve(create_app(settings)) as url:
-        health = {}
-        for _ in range(200):
+        def door_done() -> dict:
             health = httpx.get(f"{url}/healthz").json()
-            if health["sources"]["door"]["state"] == "ended" and health["stages"]["frames_in_flight"] == 0:
-                break
-            time.sleep(0.1)
+            return health if health["sources"]["door"]["state"] == "ended" and \
+                health["stages"]["frames_in_flight"] == 0 else {}
+
+        health = wait_until(door_done, 60, 0.1, "the video played to its end and its frames processed")
         door, broken = health["sources"]["door"], health["sources"]["broken"]
         assert door["state"] == "ended", health
         assert 5 <= door["frames_sampled"] <= 7  # 3 s at 2 fps

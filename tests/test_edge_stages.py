@@ -15,7 +15,7 @@ from edge_encoder.pipeline import EncodePipeline, FrameResult, QualityGate, TooM
 from edge_encoder.stages import FrameDropped, FrameStages, Saturated
 from edge_encoder.tracker import FaceTracker
 from facecodec.codec.profiles import codec_by_name
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 
 
 def png(rgb: np.ndarray) -> bytes:
@@ -123,6 +123,7 @@ def test_gates_withhold_small_or_poor_faces_and_say_why(front_end, frames) -> No
     assert (again.faces, again.withheld) == ([], {"tracked": 1})
 
 
+@pytest.mark.slow
 def test_the_edge_detects_codes_and_stores_without_loading_torch(tmp_path) -> None:
     """Torch and CompressAI's models are ~700 MB of the edge's memory it never uses: its models run on
     onnxruntime and its entropy coder is CompressAI's rANS extension, loaded on its own."""
@@ -134,7 +135,7 @@ import sys
 from edge_encoder.node import build_node
 from edge_encoder.settings import EdgeSettings
 from facecodec.frontend import decode_image
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 node = build_node(EdgeSettings(data_dir={str(tmp_path)!r}))
 face = node.pipeline.encode_frame("a", lfw_image("Colin_Powell", 1).read_bytes()).faces[0]
 crop = decode_image(face.source)
@@ -166,6 +167,7 @@ def test_a_clean_stop_reports_the_open_tracks_closed_behind_their_faces(tmp_path
     assert not notice.base_layer and notice.camera_id == "gate"
 
 
+@pytest.mark.slow
 def test_tracks_open_when_the_edge_is_killed_are_closed_when_it_starts_again(tmp_path) -> None:
     """The edge holds each open track's closing notice aside as the track goes on; SIGKILLed, it leaves
     them behind, and its next start queues them behind the faces, so the cloud's track does not stay
@@ -182,7 +184,7 @@ def test_tracks_open_when_the_edge_is_killed_are_closed_when_it_starts_again(tmp
 import os, signal, time
 from edge_encoder.node import build_node
 from edge_encoder.settings import EdgeSettings
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 node = build_node(EdgeSettings(data_dir={str(tmp_path)!r}, track_timeout_s=60))
 node.start()
 frame = lfw_image("George_W_Bush", 1).read_bytes()

@@ -3,26 +3,15 @@ server: an unreadable row is quarantined and the rows behind it delivered; no fa
 
 from __future__ import annotations
 
-import time
-
 import redis
 
 from cloud_analyzer.ingest_service import make_server
 from cloud_analyzer.store import Store
-from devstack.stack import free_port
 from edge_encoder.outbox import Outbox
 from edge_encoder.uploader import UNREADABLE, Uploader
 from service_common.redis_keys import face_key
-from tests.test_ingest_limits import valid_record
-
-
-def wait_for(condition, timeout_s: float = 15) -> bool:
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
+from tests.helpers import free_port, wait_until
+from tests.helpers.records import valid_record
 
 
 def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, redis_server, redis_client) -> None:
@@ -39,7 +28,7 @@ def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, 
     uploader = Uploader(outbox, f"127.0.0.1:{port}", batch=8, timeout_s=5, retry_max_s=1)
     uploader.start()
     try:
-        assert wait_for(lambda: len(outbox) == 0)
+        wait_until(lambda: len(outbox) == 0)
         assert redis_client.hget(face_key(good.face_id), "camera_id") == b"cam-a"
         assert outbox.rejected_count() == 1 and uploader.quarantined == 1
         error = outbox._db.execute("SELECT error FROM rejected WHERE face_id = 'garbage'").fetchone()[0]
@@ -51,13 +40,13 @@ def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, 
         # retried; the thread lives on and uploads again once the outbox is back.
         outbox._db.execute("ALTER TABLE outbox RENAME TO outbox_away")
         outbox.wakeup.set()
-        assert wait_for(lambda: uploader.errors >= 1)
+        wait_until(lambda: uploader.errors >= 1)
         assert uploader._thread.is_alive() and "internal error" in uploader.last_error
         outbox._db.execute("ALTER TABLE outbox_away RENAME TO outbox")
         later = valid_record(seed=6)
         outbox.put(later.face_id, later.SerializeToString())
-        assert wait_for(lambda: redis_client.exists(face_key(later.face_id)) and len(outbox) == 0)
-        assert wait_for(lambda: uploader.last_error == "")  # the next round succeeds and says so
+        wait_until(lambda: redis_client.exists(face_key(later.face_id)) and len(outbox) == 0)
+        wait_until(lambda: uploader.last_error == "")  # the next round succeeds and says so
     finally:
         uploader.stop()
         outbox.close()

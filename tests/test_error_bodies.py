@@ -15,8 +15,8 @@ from cloud_reconstructor.api import create_app as create_reconstructor
 from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.stack import RedisServer, free_port
 from service_common.redis_keys import face_key
-from tests.payloads import EndlessBody
-from tests.servers import api_client, serve
+from tests.helpers.payloads import EndlessBody
+from tests.helpers.servers import api_client, serve
 
 INTERNALS = ("127.0.0.1", "Error", "Exception", "Traceback", " object at 0x")
 

@@ -9,7 +9,6 @@ faces the store evicted answer NOT_FOUND on Fetch and the ones it kept are serve
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import grpc
@@ -21,6 +20,7 @@ from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 from devstack.replay import load_frames, replay
 from devstack.stack import Stack
 from service_common.redis_keys import INGEST_STREAM, SIGHTINGS, face_key
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -49,14 +49,14 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         again = httpx.post(f"{edge}/v1/cameras/replay-1/frames", content=frames[0][0], timeout=60,
                            headers={"content-type": frames[0][1], "authorization": f"Bearer {stack.camera_token}"})
         assert again.status_code == 201
-        deadline = time.time() + 90
-        while time.time() < deadline:
+        def settled() -> dict:
             health = httpx.get(f"{edge}/healthz").json()
             pending = redis.Redis.from_url(stack.redis.url).xpending(INGEST_STREAM, "recognisers")["pending"]
             statuses = [api.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
-            if health["outbox_pending"] == 0 and pending == 0 and "pending" not in statuses and None not in statuses:
-                break
-            time.sleep(0.5)
+            done = health["outbox_pending"] == 0 and pending == 0 and not {"pending", None} & set(statuses)
+            return health if done else {}
+
+        health = wait_until(settled, 90, 0.5, "every uplinked face delivered and decided")
         client = redis.Redis.from_url(stack.redis.url)
         ids = [fid for fid, _ in summary.uplinked]
         assert len(ids) == len(set(ids)) >= 5

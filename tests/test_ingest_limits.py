@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import grpc
-import numpy as np
 import pytest
 import redis
 from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
@@ -18,46 +16,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cloud_analyzer.ingest_service import IngestLimits, make_server, peer_host
 from cloud_analyzer.store import Store
-from devstack.stack import free_port
-from facecodec.codec.profiles import codec_by_name
 from service_common.redis_keys import INGEST_STREAM, face_key
+from tests.helpers import free_port, wait_until
+from tests.helpers.records import valid_record, variant
 
 Ack = ingest_pb2.IngestAck
-
-
-def valid_record(camera: str = "cam-a", captured_ms: int | None = None, seed: int = 0) -> ingest_pb2.FaceRecord:
-    """What an edge sends: a real base layer (of a random descriptor), captured just now."""
-    descriptor = np.random.default_rng(seed).standard_normal(512).astype(np.float32)
-    coded = codec_by_name("baseline").encode_base(descriptor / np.linalg.norm(descriptor))
-    captured = Timestamp()
-    captured.FromMilliseconds(captured_ms if captured_ms is not None else int(time.time() * 1000))
-    return ingest_pb2.FaceRecord(
-        face_id=uuid.uuid4().hex, camera_id=camera, captured_at=captured,
-        bbox=ingest_pb2.BoundingBox(x1=10, y1=20, x2=110, y2=140), detection_score=0.9, model_id=coded.model_id,
-        rate_id=coded.rate_id, codec_version="test", base_layer=coded.base_only().to_bytes(), edge_id="edge-t",
-        edge_address="127.0.0.1:1", enhancement_levels=4,
-    )
-
-
-def variant(good: ingest_pb2.FaceRecord, **changes) -> ingest_pb2.FaceRecord:
-    r = ingest_pb2.FaceRecord()
-    r.CopyFrom(good)
-    r.face_id = uuid.uuid4().hex
-    for k, v in changes.items():
-        if k == "bbox":
-            r.bbox.CopyFrom(v)
-        elif k == "captured_at":
-            r.captured_at.CopyFrom(v)
-        else:
-            setattr(r, k, v)
-    return r
 
 
 @pytest.fixture
 def ingest(redis_server, redis_client):
     """A real Ingest server with short limits; yields its port."""
     port = free_port()
-    limits = IngestLimits(max_streams=8, max_streams_per_peer=3, idle_timeout_s=1.5)
+    limits = IngestLimits(max_streams=8, max_streams_per_peer=3, idle_timeout_s=3.0)
     # Both loopbacks (127.0.0.1 and ::1): two client hosts on one machine.
     server, port = make_server(Store(redis.Redis.from_url(redis_server.url)), port, {"edge-t"}, "[::]", limits=limits)
     server.start()
@@ -71,6 +41,7 @@ def test_peer_host_strips_port_and_brackets() -> None:
     assert peer_host("unix:/tmp/s") == "unix:/tmp/s"
 
 
+@pytest.mark.slow
 def test_idle_streams_from_one_peer_do_not_stall_ingest_for_other_edges(ingest) -> None:
     """More idle streams than the old pool of 8 threads, all from 127.0.0.1: beyond its 3 the peer is
     refused at once; another peer ([::1]) is served meanwhile; the idle ones are ended after the idle
@@ -90,12 +61,14 @@ def test_idle_streams_from_one_peer_do_not_stall_ingest_for_other_edges(ingest) 
     for t in threads:
         t.start()
     try:
-        time.sleep(0.3)  # all 12 are open or refused by now
+        # The first 3 are open, so the other 9 are refused at once.
+        wait_until(lambda: len(outcomes) >= 9, 30, 0.05, "9 streams refused")
         with grpc.insecure_channel(f"[::1]:{ingest}") as other:  # another edge, another host
-            started = time.monotonic()
             acks = list(ingest_pb2_grpc.IngestStub(other).Ingest(iter(records[:1]), timeout=5))
             assert [a.status for a in acks] == [Ack.ACCEPTED]
-            assert time.monotonic() - started < 1.0  # not after the idle timeout: served at once
+        # Served while the 3 idle streams still held their threads (none ended by the idle timeout yet),
+        # not once they were gone.
+        assert outcomes == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 9, outcomes
         for t in threads:
             t.join(10)
         # 9 refused at once (per-peer cap), 3 ended by the idle watchdog: none left holding a thread.
@@ -133,12 +106,20 @@ def test_the_server_refuses_rather_than_queues_beyond_its_streams(redis_server, 
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
         held = [ingest_pb2_grpc.IngestStub(channel).Ingest(idle(), timeout=30) for _ in range(2)]
-        time.sleep(0.3)
-        started = time.monotonic()
-        with pytest.raises(grpc.RpcError) as refused:
-            list(ingest_pb2_grpc.IngestStub(channel).Ingest(iter([valid_record()]), timeout=10))
-        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert time.monotonic() - started < 2
+        def third_call() -> tuple[grpc.StatusCode, float] | None:
+            """Refused (code, seconds taken), or None while the held RPCs have not reached the server
+            yet (then this one was served)."""
+            started = time.monotonic()
+            try:
+                list(ingest_pb2_grpc.IngestStub(channel).Ingest(iter([valid_record()]), timeout=10))
+            except grpc.RpcError as exc:
+                return exc.code(), time.monotonic() - started
+            return None
+
+        code, seconds = wait_until(third_call, 30, 0.05, "a third RPC refused")
+        # Queued behind the held ones it would end DEADLINE_EXCEEDED after its 10 s timeout.
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, code
+        assert seconds < 5, f"refused only after {seconds:.1f} s: should be at once, not queued"
         for call in held:
             call.cancel()
     finally:

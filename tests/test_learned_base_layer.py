@@ -13,7 +13,7 @@ from facecodec.codec.base_layer import BaseLayerError, LearnedBaseLayer
 from facecodec.codec.profiles import PROFILES, WEIGHTS
 from facecodec.frontend import decode_image
 from facecodec.models.feature_codec import FeatureCodec
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 
 LEARNED = PROFILES["learned"]
 RATES = sorted(LEARNED.base_files)
@@ -34,6 +34,7 @@ def descriptors(front_end) -> np.ndarray:
     return (both / np.linalg.norm(both, axis=1, keepdims=True)).astype(np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rate", RATES)
 def test_torch_and_onnxruntime_agree_bit_for_bit(rate: int, descriptors: np.ndarray) -> None:
     path = WEIGHTS / LEARNED.base_files[rate]

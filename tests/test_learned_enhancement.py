@@ -23,7 +23,7 @@ from facecodec.codec.profiles import PROFILES, WEIGHTS, codec_by_name
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import decode_image
 from facecodec.train.enhancement_export import load_exported
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 
 SPEC = PROFILES["scalable"]
 

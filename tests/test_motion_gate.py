@@ -12,7 +12,7 @@ from edge_encoder.pipeline import EncodePipeline
 from edge_encoder.tracker import FaceTracker
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend.motion import MotionGate
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 
 
 def scene() -> np.ndarray:

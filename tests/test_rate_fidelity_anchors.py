@@ -14,7 +14,7 @@ from facecodec.eval.anchors import (
 )
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import decode_image as decode_photo
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_anchor_settings_run_from_worst_to_best() -> None:
 def test_vvc_round_trip(crop: np.ndarray) -> None:
     reason = vvc_unavailable()
     if reason:
-        pytest.skip(reason)
+        pytest.skip(f"the VVC anchor needs an ffmpeg built with libvvenc (imageio-ffmpeg has none): {reason}")
     streams = {qp: encode_image(crop, "vvc", qp) for qp in (46, 28)}
     assert all(s.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")) for s in streams.values())  # Annex B
     decoded = decode_image(streams[28], "vvc")

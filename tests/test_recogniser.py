@@ -7,7 +7,7 @@ import torch
 
 from facecodec.frontend import decode_image
 from facecodec.models.recogniser import Recogniser
-from tests.conftest import lfw_image
+from tests.helpers import lfw_image
 
 
 def test_torch_recogniser_matches_onnxruntime_on_a_batch(front_end) -> None:

@@ -11,7 +11,7 @@ from devstack.replay import ReplayError, load_frames, main
 
 
 def test_a_video_is_played_frame_by_frame_as_jpeg(tmp_path: Path) -> None:
-    av = pytest.importorskip("av")
+    import av  # a dependency (the edge reads cameras' streams with it): never skipped
     path = tmp_path / "clip.mp4"
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=5)
@@ -34,6 +34,7 @@ def test_bad_sources_get_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert "neither a folder nor a file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_camera_tries_again_within_its_slot_while_the_edge_is_down() -> None:
     """Nothing listens for the first ~1.15 s (an edge restarting): the frames whose slots end by then are
     counted unreachable, not errors; the one whose slot is still open gets through once the edge is up."""

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
+import pytest
 import redis
 
 from cloud_analyzer.ingest_service import make_server
 from cloud_analyzer.store import Store
 from cloud_reconstructor.api import create_app as create_reconstructor
 from cloud_reconstructor.settings import ReconstructorSettings
-from devstack.stack import free_port
 from edge_encoder.api import create_app as create_edge
 from edge_encoder.settings import EdgeSettings
 from facecodec.codec.profiles import codec_by_name
 from service_common.redis_keys import face_key
-from tests.conftest import lfw_image
-from tests.servers import api_client, serve
+from tests.helpers import free_port, lfw_image, wait_until
+from tests.helpers.servers import api_client, serve
 
 
+@pytest.mark.slow
 def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_client, tmp_path) -> None:
     ingest_port = free_port()
     settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=tmp_path / "edge",
@@ -31,8 +31,9 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
                        headers={"content-type": "image/jpeg"}, timeout=60)
         assert r.status_code == 201
         face_ids = [f["face_id"] for f in r.json()["faces"]]
-        time.sleep(1.5)  # a few failed upload attempts, longer than EDGE_UPLOAD_STALL_S
-        health = httpx.get(f"{edge}/healthz").json()
+        # Failed upload attempts for longer than EDGE_UPLOAD_STALL_S (1 s): the edge says it is stalled.
+        health = wait_until(lambda: (h := httpx.get(f"{edge}/healthz").json())["uploads"]["stalled"] and h,
+                            30, 0.1, "uploads reported stalled")
         assert health["outbox_pending"] == len(face_ids) >= 1
         assert health["upload_error"].startswith("UNAVAILABLE")
         assert health["status"] == "degraded" and health["uploads"]["stalled"], health
@@ -43,9 +44,7 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
         server, _ = make_server(Store(redis.Redis.from_url(redis_server.url)), ingest_port, {"edge-1"})
         server.start()
         try:
-            deadline = time.time() + 20
-            while httpx.get(f"{edge}/healthz").json()["outbox_pending"] and time.time() < deadline:
-                time.sleep(0.2)
+            wait_until(lambda: httpx.get(f"{edge}/healthz").json()["outbox_pending"] == 0, 30, 0.2, "outbox empty")
             health = httpx.get(f"{edge}/healthz").json()
             assert health["outbox_pending"] == 0 and health["status"] == "ok" and not health["uploads"]["stalled"]
             assert httpx.get(f"{edge}/readyz").status_code == 200

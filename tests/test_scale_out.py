@@ -15,11 +15,11 @@ import pytest
 import redis
 from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 
-from devstack.stack import RedisServer, Service, Stack, free_port, service_env
+from devstack.stack import RedisServer, Service, Stack, service_env
 from service_common.access import KeyStore, new_token
 from service_common.redis_keys import GROUP, INGEST_STREAM, SIGHTINGS, face_key
-from tests.conftest import lfw_image
-from tests.test_ingest_limits import valid_record
+from tests.helpers import free_port, lfw_image, wait_until
+from tests.helpers.records import valid_record
 
 pytestmark = pytest.mark.e2e
 
@@ -73,9 +73,7 @@ def test_two_replicas_share_work_survive_a_kill_and_see_one_gallery(tmp_path: Pa
         assert held, "replica B never held a face"
         b.proc.send_signal(signal.SIGKILL)
         b.proc.wait(10)
-        deadline = time.time() + 60
-        while time.time() < deadline and client.zcard(SIGHTINGS) < len(records):
-            time.sleep(0.5)
+        wait_until(lambda: client.zcard(SIGHTINGS) >= len(records), 60, 0.5, "every face decided")
         assert client.zcard(SIGHTINGS) == len(records)  # every face decided, none twice
         assert client.xpending(INGEST_STREAM, GROUP)["pending"] == 0
         statuses = {client.hget(face_key(r.face_id), "status") for r in records}

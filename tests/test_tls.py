@@ -28,8 +28,8 @@ from edge_encoder.uploader import Uploader
 from facecodec.codec.profiles import codec_by_name
 from service_common.redis_keys import INGEST_STREAM, face_key
 from service_common.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
-from tests.test_ingest_limits import valid_record
-from tests.tls_certs import Authority
+from tests.helpers.records import valid_record
+from tests.helpers.tls_certs import Authority
 
 Ack = ingest_pb2.IngestAck
 

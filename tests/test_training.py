@@ -20,11 +20,14 @@ from facecodec.frontend import decode_image
 from facecodec.train import enhancement, texture
 from facecodec.train.data import Faces
 from facecodec.train.pack import load_pack, write_pack
-from tests.conftest import LFW
+from tests.helpers import LFW, shared_path
+
+pytestmark = pytest.mark.slow  # trains for real: about a minute
 
 
 @pytest.fixture(scope="module")
 def pack(front_end, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    shared_path(LFW)
     crops, identities, keys = [], [], []
     for name in sorted(lfw_train_identities()):
         paths = sorted((LFW / name).glob("*.jpg"))[:2]
@@ -38,8 +41,7 @@ def pack(front_end, tmp_path_factory: pytest.TempPathFactory) -> Path:
                 keys.append(f"{name}/{path.stem}")
         if len(crops) >= 40:
             break
-    if len(crops) < 40:
-        pytest.skip("shared LFW images not available")
+    assert len(crops) >= 40, f"only {len(crops)} faces in the LFW training identities under {LFW}"
     path = tmp_path_factory.mktemp("pack") / "faces.npz"
     write_pack(Faces(np.stack(crops), np.zeros((len(crops), 0), np.float32), np.array(identities), np.array(keys)),
                path)

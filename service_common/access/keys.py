@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +68,8 @@ def _parse(key_id: str, raw: dict[bytes, bytes]) -> ApiKey:
 
 
 class KeyStore:
-    def __init__(self, client: redis.Redis) -> None:
-        self.r = client
+    def __init__(self, client: redis.Redis, clock: Callable[[], float] = time.time) -> None:
+        self.r, self.clock = client, clock  # clock: seconds since the epoch (tests pass their own)
 
     def register(self, token: str, name: str, scopes: list[str] | tuple[str, ...],
                  expires_at_ms: int | None = None, rate_per_s: int | None = None) -> ApiKey:
@@ -81,7 +82,7 @@ class KeyStore:
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown or not scopes:
             raise KeyError_(f"scopes must be a non-empty subset of {list(SCOPES)}; unknown: {unknown}")
-        now = int(time.time() * 1000)
+        now = int(self.clock() * 1000)
         if expires_at_ms is not None and expires_at_ms <= now:
             raise KeyError_("expiry is in the past")
         if rate_per_s is not None and not 1 <= rate_per_s <= 100_000:
@@ -118,7 +119,7 @@ class KeyStore:
         if not hmac.compare_digest(raw[b"sha256"].decode(), _digest(secret)):
             return None
         key = _parse(key_id, raw)
-        return key if key.active(int(time.time() * 1000)) else None
+        return key if key.active(int(self.clock() * 1000)) else None
 
     def get(self, key_id: str) -> ApiKey | None:
         raw = self.r.hgetall(api_key_key(key_id))
@@ -135,7 +136,7 @@ class KeyStore:
         """Revoke a key (kept, marked, for the audit trail); None if there is no such key."""
         if self.get(key_id) is None:
             return None
-        self.r.hsetnx(api_key_key(key_id), "revoked_at_ms", int(time.time() * 1000))
+        self.r.hsetnx(api_key_key(key_id), "revoked_at_ms", int(self.clock() * 1000))
         return self.get(key_id)
 
     def any(self) -> bool:
