@@ -152,6 +152,11 @@ class Stack:
         """A fleet camera token (any camera id) the launcher made for its edge."""
         return (self.secrets_dir / "camera_token").read_text().strip()
 
+    @property
+    def edge_admin(self) -> dict[str, str]:
+        """Headers with the edge's admin token (its /v1/status, /metrics, /docs), made by the edge at start."""
+        return {"Authorization": f"Bearer {(self.secrets_dir / 'edge_admin_token').read_text().strip()}"}
+
     def client(self, timeout_s: float = 60) -> httpx.Client:
         """An HTTP client that sends the admin key (for the cloud services)."""
         return httpx.Client(headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=timeout_s)
@@ -214,7 +219,8 @@ class Stack:
                 EDGE_EDGE_ID="edge-1", EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
                 EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=self.data_dir / "edge",
                 EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
-                EDGE_CAMERA_TOKENS_FILE=self.secrets_dir / "camera_tokens", **tls["edge_encoder"],
+                EDGE_CAMERA_TOKENS_FILE=self.secrets_dir / "camera_tokens",
+                EDGE_ADMIN_TOKEN_FILE=self.secrets_dir / "edge_admin_token", **tls["edge_encoder"],
                 **self.settings.get("edge_encoder", {}),
             ),
         }
@@ -296,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<20}{stack.url(name)}   (log: {stack.services[name].log_path})")
         print(f"admin API key       {stack.secrets_dir / 'admin_key'}   (send as Authorization: Bearer ...)")
         print(f"camera token        {stack.secrets_dir / 'camera_token'}   (any camera id; for POST .../frames)")
+        print(f"edge admin token    {stack.secrets_dir / 'edge_admin_token'}   (edge /v1/status, /metrics, /docs)")
         print("Ctrl-C to stop.", flush=True)
         try:
             signal.pause()

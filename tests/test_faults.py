@@ -51,7 +51,7 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         assert again.status_code == 201
         deadline = time.time() + 90
         while time.time() < deadline:
-            health = httpx.get(f"{edge}/healthz").json()
+            health = httpx.get(f"{edge}/v1/status", headers=stack.edge_admin).json()
             pending = redis.Redis.from_url(stack.redis.url).xpending(INGEST_STREAM, "recognisers")["pending"]
             statuses = [api.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
             if health["outbox_pending"] == 0 and pending == 0 and "pending" not in statuses and None not in statuses:

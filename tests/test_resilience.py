@@ -18,7 +18,7 @@ from edge_encoder.settings import EdgeSettings
 from facecodec.codec.profiles import codec_by_name
 from service_common.redis_keys import face_key
 from tests.conftest import lfw_image
-from tests.servers import api_client, serve
+from tests.servers import api_client, edge_admin, serve
 
 
 def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_client, tmp_path) -> None:
@@ -32,7 +32,8 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
         assert r.status_code == 201
         face_ids = [f["face_id"] for f in r.json()["faces"]]
         time.sleep(1.5)  # a few failed upload attempts, longer than EDGE_UPLOAD_STALL_S
-        health = httpx.get(f"{edge}/healthz").json()
+        health = httpx.get(f"{edge}/v1/status", headers=edge_admin(settings)).json()
+        assert httpx.get(f"{edge}/healthz").json() == {"status": "degraded"}  # all the open health says
         assert health["outbox_pending"] == len(face_ids) >= 1
         assert health["upload_error"].startswith("UNAVAILABLE")
         assert health["status"] == "degraded" and health["uploads"]["stalled"], health
@@ -44,9 +45,10 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
         server.start()
         try:
             deadline = time.time() + 20
-            while httpx.get(f"{edge}/healthz").json()["outbox_pending"] and time.time() < deadline:
+            while httpx.get(f"{edge}/v1/status", headers=edge_admin(settings)).json()["outbox_pending"] \
+                    and time.time() < deadline:
                 time.sleep(0.2)
-            health = httpx.get(f"{edge}/healthz").json()
+            health = httpx.get(f"{edge}/v1/status", headers=edge_admin(settings)).json()
             assert health["outbox_pending"] == 0 and health["status"] == "ok" and not health["uploads"]["stalled"]
             assert httpx.get(f"{edge}/readyz").status_code == 200
             for face_id in face_ids:
