@@ -14,7 +14,8 @@ real processes (`devstack.stack.Stack`); `devstack.replay` plays the frames as c
 - latency: 8 cameras at 2 fps with one face per frame: frame-to-sighting = the analyzer's decision time
   minus the frame's capture stamp (set by the camera as it sends), for every uplinked face;
 - uplink per face: base-only container bytes against a JPEG (q75) of the face's box region;
-- per-stage time (the edge's own `edge_stage_seconds` histograms, scraped from /metrics before and after
+- per-stage time (the edge's own `edge_stage_seconds` histograms, scraped from /metrics, with the edge's admin token,
+  before and after
   each run: mean, and p50/p95 interpolated within the histogram's buckets), and the share of the edge's
   stage time spent detecting;
 - CPU seconds and peak RSS per service process over the whole run (/proc).
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         reader = stack.client().post(f"{analyzer}/v1/keys", json={"name": "bench", "scopes": ["sightings:read"],
                                                                   "rate_per_s": 100_000}).json()["token"]
         client = httpx.Client(headers={"authorization": f"Bearer {reader}"}, timeout=10)
-        plain = httpx.Client(timeout=10)
+        plain = httpx.Client(timeout=10, headers=stack.edge_admin)  # the edge's /metrics and /v1/status
         for run, cameras, played in (("saturation", 1, multi), ("saturation", 4, multi), ("saturation", 16, multi),
                                      ("video", 4, video)):
             fps = 10.0
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
                      "sightings_measured": len(latencies)})
         print(rows[-1], flush=True)
         # The level each of the edge's onnxruntime sessions got on this machine (facecodec.frontend.runtime).
-        onnx_levels = plain.get(f"{edge}/healthz").json().get("onnxruntime")
+        onnx_levels = plain.get(f"{edge}/v1/status").json().get("onnxruntime")
         print("onnxruntime graph optimisation per model:", onnx_levels, flush=True)
         services = {}
         for name, service in stack.services.items():

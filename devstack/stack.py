@@ -8,7 +8,8 @@ Ports: `fixed` (the default) gives each service its own default, as docker-compo
 edge 8001, analyzer 8002, reconstructor 8003, gRPC Ingest 50051 and edge Fetch/Erase 50052; `auto`
 takes free ports (the tests; FACECODEC_PORTS=auto). Once every service answers /healthz, the launcher
 writes `<data-dir>/stack.env` (mode 0600, for `source`): ANALYZER, EDGE, RECONSTRUCTOR (URLs),
-ADMIN_KEY, CAMERA_TOKEN (a fleet token: any camera id) and EDGE_CAMERA_TOKENS_FILE (so that
+ADMIN_KEY, CAMERA_TOKEN (a fleet token: any camera id), EDGE_ADMIN_TOKEN (the edge's /v1/status,
+/metrics, /docs) and EDGE_CAMERA_TOKENS_FILE (so that
 `python -m edge_encoder tokens add CAMERA` writes the file this edge reads). Service settings
 (`EDGE_*`, `ANALYZER_*`, `RECONSTRUCTOR_*`) come from `--env-file` (dotenv) and the environment (which
 wins), passed through to the services, except the ones the launcher wires itself (ports, Redis,
@@ -198,6 +199,11 @@ class Stack:
         """A fleet camera token (any camera id) the launcher made for its edge."""
         return (self.secrets_dir / "camera_token").read_text().strip()
 
+    @property
+    def edge_admin(self) -> dict[str, str]:
+        """Headers with the edge's admin token (its /v1/status, /metrics, /docs), made by the edge at start."""
+        return {"Authorization": f"Bearer {(self.secrets_dir / 'edge_admin_token').read_text().strip()}"}
+
     def client(self, timeout_s: float = 60) -> httpx.Client:
         """An HTTP client that sends the admin key (for the cloud services)."""
         return httpx.Client(headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=timeout_s)
@@ -247,6 +253,7 @@ class Stack:
         values = {"ANALYZER": self.url("cloud_analyzer"), "EDGE": self.url("edge_encoder"),
                   "RECONSTRUCTOR": self.url("cloud_reconstructor"), "ADMIN_KEY": self.admin_key,
                   "CAMERA_TOKEN": self.camera_token,
+                  "EDGE_ADMIN_TOKEN": self.edge_admin["Authorization"].removeprefix("Bearer "),
                   "EDGE_CAMERA_TOKENS_FILE": self.services["edge_encoder"].env["EDGE_CAMERA_TOKENS_FILE"]}
         text = "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in values.items())
         tmp = self.env_file.with_suffix(".tmp")
@@ -287,7 +294,8 @@ class Stack:
                 EDGE_EDGE_ID="edge-1", EDGE_HTTP_PORT=ports["edge_encoder"], EDGE_GRPC_PORT=fetch_port,
                 EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{ingest_port}", EDGE_DATA_DIR=data_dir / "edge",
                 EDGE_CODEC_PROFILE=self.profile, EDGE_CODEC_RATE=self.rate,
-                EDGE_CAMERA_TOKENS_FILE=data_dir / "secrets" / "camera_tokens", **tls["edge_encoder"],
+                EDGE_CAMERA_TOKENS_FILE=data_dir / "secrets" / "camera_tokens",
+                EDGE_ADMIN_TOKEN_FILE=data_dir / "secrets" / "edge_admin_token", **tls["edge_encoder"],
             ),
         }
         for key, value in self.user_settings.items():
@@ -424,6 +432,7 @@ def up(args: argparse.Namespace) -> int:
                 print(f"{name:<20}{stack.url(name)}   (log: {stack.services[name].log_path})")
             print(f"admin API key       {stack.secrets_dir / 'admin_key'}   (send as Authorization: Bearer ...)")
             print(f"camera token        {stack.secrets_dir / 'camera_token'}   (any camera id; for POST .../frames)")
+            print(f"edge admin token    {stack.secrets_dir / 'edge_admin_token'}   (edge /v1/status, /metrics, /docs)")
             print(f"environment         source {stack.env_file}   (ANALYZER, EDGE, RECONSTRUCTOR, ADMIN_KEY, "
                   "CAMERA_TOKEN)")
             print(f"Ctrl-C or kill {os.getpid()} to stop.", flush=True)

@@ -1,6 +1,7 @@
 """`python -m edge_encoder`: REST API for cameras + gRPC fetch service + uploader, one process.
 
-    python -m edge_encoder                          serve (settings from EDGE_* variables)
+    python -m edge_encoder                          serve (settings from EDGE_* variables; HTTPS with
+                                                    EDGE_HTTPS_CERT_FILE and EDGE_HTTPS_KEY_FILE)
     python -m edge_encoder tokens add CAMERA_ID     a new camera token, printed once (CAMERA_ID `*`: fleet token)
     python -m edge_encoder tokens revoke CAMERA_ID  remove every token of that camera
 
@@ -19,6 +20,8 @@ import uvicorn
 from edge_encoder.api import create_app
 from edge_encoder.settings import EdgeSettings
 from service_common.access.camera_tokens import CameraTokenError, add_camera, revoke_camera
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {revoke_camera(path, args.camera_id)} token(s) of {args.camera_id}", file=sys.stderr)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s edge %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
+    https = settings.https
+    if https is None and settings.http_host not in LOOPBACK:
+        logging.getLogger("edge_encoder").warning(
+            "REST API on %s in plain HTTP: camera tokens and frames cross the network readable; set "
+            "EDGE_HTTPS_CERT_FILE and EDGE_HTTPS_KEY_FILE", settings.http_host)
+    cert, key = https or (None, None)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info",
+                ssl_certfile=cert, ssl_keyfile=key)
     return 0
 
 

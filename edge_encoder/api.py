@@ -1,4 +1,9 @@
-"""Edge REST API: cameras post frames here."""
+"""Edge REST API: cameras post frames here.
+
+Open: `/healthz` (status only: ok or degraded), `/readyz` (which readiness check fails) and the camera
+endpoint (camera tokens). Behind the admin token (edge_encoder/admin.py): `/v1/status` (camera ids,
+head counts, upload errors, ...), `/metrics`, `/docs` and `/openapi.json`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,15 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
+from edge_encoder.admin import AdminAuth, bearer, load_admin_token
 from edge_encoder.fetch_service import make_server
 from edge_encoder.frame_service import FrameIngestService
+from edge_encoder.frame_streams import FrameStreams
 from edge_encoder.node import EdgeNode, build_node, frame_error_status
 from edge_encoder.pipeline import CODEC_VERSION, TooManyCameras
 from edge_encoder.retention import EdgeRetention
@@ -69,7 +77,9 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         node = build_node(settings)
         node.start()
-        frames = FrameIngestService(node.ingest_frame, node.metrics, settings.max_frame_bytes, tokens)
+        frames = FrameIngestService(node.ingest_frame, node.metrics, settings.max_frame_bytes, tokens,
+                                    streams=FrameStreams(settings.max_frame_streams,
+                                                         settings.frame_stream_idle_timeout_s))
         server, port = make_server(node.store, settings.grpc_port, settings.grpc_host, metrics=node.metrics,
                                    frames=frames, outbox=node.outbox, tls=settings.tls,
                                    callers=settings.cloud_names)
@@ -90,7 +100,11 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         node.outbox.close()
         node.store.close()
 
-    app = FastAPI(title="facecodec edge encoder", version=CODEC_VERSION, lifespan=lifespan)
+    # The documentation lists this edge's endpoints: served below, behind the admin token.
+    app = FastAPI(title="facecodec edge encoder", version=CODEC_VERSION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    admin = [Depends(AdminAuth(load_admin_token(settings.admin_token_path)))]
+    admin_only = {401: {"description": "admin token missing or wrong"}}
     tokens = CameraTokens(settings.tokens_path) if settings.camera_auth == "tokens" else None
     if tokens is None:
         log.warning("camera authentication is OFF (EDGE_CAMERA_AUTH=off): anyone reaching this port posts frames")
@@ -98,6 +112,12 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(node: Node) -> dict:
+        """Liveness for anyone (load balancers, compose): ok, or degraded while uploads are stalled.
+        Nothing about cameras, ids or errors: that is /v1/status, with the admin token."""
+        return {"status": "degraded" if node.uploader.health()["stalled"] else "ok"}
+
+    @app.get("/v1/status", dependencies=admin, responses=admin_only)
+    def status(node: Node) -> dict:
         uploads = node.uploader.health()
         return {
             "status": "degraded" if uploads["stalled"] else "ok",
@@ -115,10 +135,20 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
             "onnxruntime": chosen_levels(),  # graph optimisation level per model, as measured on this machine
         }
 
-    if settings.metrics_enabled:
-        @app.get("/metrics", response_class=PlainTextResponse)
+    if settings.metrics_enabled:  # Prometheus scrapes with the token (scrape_config `authorization`)
+        @app.get("/metrics", response_class=PlainTextResponse, dependencies=admin, responses=admin_only)
         def metrics(node: Node) -> PlainTextResponse:
             return PlainTextResponse(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json", dependencies=admin, include_in_schema=False)
+    def openapi() -> dict:
+        return app.openapi()
+
+    @app.get("/docs", dependencies=admin, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # The schema goes inline: the page's own fetch of /openapi.json would not carry the token.
+        return get_swagger_ui_html(openapi_url="", title=f"{app.title} - docs",
+                                   swagger_ui_parameters={"spec": app.openapi()})
 
     @app.get("/readyz", responses={503: {"description": "not ready: see which check failed"}})
     def readyz(node: Node) -> JSONResponse:
@@ -143,7 +173,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         captured_at: Annotated[datetime | None, Query(description="capture time (ISO 8601); default now")] = None,
     ) -> FrameOut:
         if tokens is not None:
-            if not tokens.allows(camera_id, _bearer(request.headers.get("authorization", ""))):
+            if not tokens.allows(camera_id, bearer(request.headers.get("authorization", ""))):
                 node.metrics.frames_rejected.labels("401").inc()
                 raise HTTPException(401, "camera token missing or wrong (Authorization: Bearer <camera token>)",
                                     headers={"WWW-Authenticate": "Bearer"})
@@ -191,11 +221,6 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         )
 
     return app
-
-
-def _bearer(header: str) -> str | None:
-    scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def _read_frame(request: Request, limit: int) -> bytes:

@@ -8,13 +8,12 @@ store keeps at most `max_faces` faces and `max_bytes` bytes, evicting the oldest
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_encoder.local_db import writable
+from edge_encoder.local_db import open_db, purge_wal, writable
 
 
 @dataclass(frozen=True)
@@ -26,9 +25,7 @@ class StoredFace:
 
 class EnhancementStore:
     def __init__(self, path: Path, max_faces: int, max_bytes: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_db(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS faces (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
             " face_id TEXT UNIQUE NOT NULL, container BLOB NOT NULL, levels INTEGER NOT NULL,"
@@ -99,6 +96,7 @@ class EnhancementStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._count, self._bytes = self._count - len(sizes), self._bytes - sum(sizes)
+            purge_wal(self._db)
         return len(sizes)
 
     def expire(self, older_than: float) -> int:
@@ -107,6 +105,8 @@ class EnhancementStore:
             sizes = [size for (size,) in self._db.execute("DELETE FROM faces WHERE created < ? RETURNING size",
                                                           (older_than,))]
             self._count, self._bytes = self._count - len(sizes), self._bytes - sum(sizes)
+            if sizes:  # expired faces leave the log too, as erased ones do
+                purge_wal(self._db)
             return len(sizes)
 
     def _evict(self) -> None:

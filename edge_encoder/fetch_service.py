@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from PIL import Image
 
 from edge_encoder.enhancement_store import EnhancementStore
+from edge_encoder.frame_service import FrameIngestService
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
 from facecodec.bitstream import BitstreamError, CodedFace, parse
@@ -32,6 +33,7 @@ from service_common.ids import ID_RULE, is_id
 from service_common.tls import TlsFiles, peer_identity, server_credentials
 
 MAX_ERASE = 10_000
+FETCH_THREADS = 4  # threads no camera stream can take: Fetch, Erase and health checks always get through
 log = logging.getLogger(__name__)
 
 
@@ -110,13 +112,15 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
 
 
 def make_server(store: EnhancementStore, port: int, host: str = "127.0.0.1", metrics: EdgeMetrics | None = None,
-                frames: frames_pb2_grpc.FrameIngestServicer | None = None,
+                frames: FrameIngestService | None = None,
                 outbox: Outbox | None = None, tls: TlsFiles | None = None,
                 callers: Collection[str] = ("cloud",)) -> tuple[grpc.Server, int]:
     """tls: None, plaintext and no caller check; else mutual TLS, Fetch and Erase only for `callers`."""
     credentials = None if tls is None else server_credentials(tls, require_client_cert=True)  # bad files: fail now
-    # A camera's frame stream holds a thread for as long as it is open: room for 16 beside the fetches.
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=20 if frames is not None else 4))
+    # A camera's frame stream holds a thread for as long as it is open: FrameStreams caps them below the
+    # pool, so FETCH_THREADS stay free for the cloud whatever the cameras do.
+    streams = frames.streams.max_streams if frames is not None else 0
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=streams + FETCH_THREADS, thread_name_prefix="edge"))
     enhancement_pb2_grpc.add_EnhancementStoreServicer_to_server(EnhancementFetchService(
         store, metrics, outbox, callers=None if tls is None else frozenset(callers)), server)
     names = [enhancement_pb2.DESCRIPTOR.services_by_name["EnhancementStore"].full_name]

@@ -1,9 +1,15 @@
 """gRPC FrameIngest: cameras stream frames to the edge, one ack per frame, through the REST path's pipeline.
 
+The camera's token (metadata `authorization: Bearer <token>`) is checked when the stream opens: a
+stream without a token valid for some camera ends UNAUTHENTICATED before a frame is read; each frame's
+camera id must still be one the token is bound to (else a FORBIDDEN ack). At most
+EDGE_MAX_FRAME_STREAMS streams are open at once (beyond, RESOURCE_EXHAUSTED) and a stream idle for
+EDGE_FRAME_STREAM_IDLE_TIMEOUT_S is ended (edge_encoder/frame_streams.py): idle cameras cannot hold
+the threads the cloud's Fetch and Erase need.
+
 A bad frame is answered with an INVALID ack and the stream goes on: one corrupt frame from a camera
-must not cut its feed. The gRPC server's thread pool bounds how many streams run at once. A frame that
-finds the edge saturated waits up to `wait_s` for a slot before it is answered BUSY; meanwhile the
-stream is not read, so HTTP/2 flow control holds the camera back.
+must not cut its feed. A frame that finds the edge saturated waits up to `wait_s` for a slot before
+it is answered BUSY; meanwhile the stream is not read, so HTTP/2 flow control holds the camera back.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from datetime import UTC, datetime
 import grpc
 from facecoding.v1 import frames_pb2, frames_pb2_grpc
 
+from edge_encoder.admin import bearer
+from edge_encoder.frame_streams import FrameStreams
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import FrameResult, TooManyCameras
 from edge_encoder.stages import FrameDropped, Saturated, ShuttingDown
@@ -30,16 +38,30 @@ Ingest = Callable[[str, bytes, datetime | None, float], FrameResult]  # EdgeNode
 
 class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
     def __init__(self, ingest: Ingest, metrics: EdgeMetrics, max_frame_bytes: int,
-                 tokens: CameraTokens | None, wait_s: float = 30.0) -> None:
+                 tokens: CameraTokens | None, wait_s: float = 30.0, streams: FrameStreams | None = None) -> None:
         self.ingest, self.metrics, self.max_frame_bytes, self.wait_s = ingest, metrics, max_frame_bytes, wait_s
         self.tokens = tokens  # None: camera authentication explicitly off
+        self.streams = streams if streams is not None else FrameStreams()  # empty (len 0) is falsy
 
     def SubmitFrames(self, request_iterator: Iterator[frames_pb2.Frame],  # noqa: N802
                      context: grpc.ServicerContext) -> Iterator[frames_pb2.FrameAck]:
-        metadata = dict(context.invocation_metadata())
-        token = metadata.get("authorization", "").removeprefix("Bearer ").strip() or None
-        for frame in request_iterator:
-            yield self._one(frame, token)
+        token = bearer(dict(context.invocation_metadata()).get("authorization", ""))
+        if self.tokens is not None and not self.tokens.cameras(token):
+            self.metrics.frames_rejected.labels("401").inc()
+            context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                          "camera token missing or wrong (metadata authorization: Bearer <camera token>)")
+        if not self.streams.open(context):
+            self.metrics.frames_rejected.labels("429").inc()
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"this edge holds {self.streams.max_streams} frame streams already; retry later")
+        try:
+            for frame in request_iterator:
+                self.streams.busy(context)
+                ack = self._one(frame, token)
+                self.streams.waiting(context)
+                yield ack
+        finally:
+            self.streams.close(context)
 
     def _one(self, frame: frames_pb2.Frame, token: str | None) -> frames_pb2.FrameAck:
         camera = frame.camera_id

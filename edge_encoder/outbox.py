@@ -11,19 +11,16 @@ crash the held copies are queued at start (`recover_open`), so no cloud track st
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from edge_encoder.local_db import writable
+from edge_encoder.local_db import open_db, purge_wal, writable
 
 
 class Outbox:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_db(path)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -128,6 +125,7 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            purge_wal(self._db)
         return dropped
 
     def reject(self, face_id: str, error: str) -> None:
@@ -143,7 +141,10 @@ class Outbox:
     def expire_rejected(self, older_than: float) -> int:
         """Forget dead letters refused before `older_than` (Unix seconds): they hold base layers too."""
         with self._lock:
-            return self._db.execute("DELETE FROM rejected WHERE rejected < ?", (older_than,)).rowcount
+            expired = self._db.execute("DELETE FROM rejected WHERE rejected < ?", (older_than,)).rowcount
+            if expired:
+                purge_wal(self._db)
+            return expired
 
     def rejected_count(self) -> int:
         with self._lock:

@@ -104,7 +104,23 @@ class EdgeSettings(TlsIdentitySettings):
         None, description="camera token hashes (`python -m edge_encoder tokens add CAMERA`); default "
         "<data_dir>/camera_tokens; re-read when it changes"
     )
-    metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics")
+    metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics (admin token)")
+    admin_token_file: Path | None = Field(
+        None, description="file holding the bearer token for /v1/status (the detailed health), /metrics, /docs "
+        "and /openapi.json; default <data_dir>/admin_token, made (mode 0600) at first start when missing"
+    )
+    https_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of the REST API: set with EDGE_HTTPS_KEY_FILE to serve "
+        "HTTPS (camera tokens and frames cross the network); unset: plain HTTP (loopback only)"
+    )
+    https_key_file: Path | None = Field(None, description="PEM private key of EDGE_HTTPS_CERT_FILE")
+    max_frame_streams: int = Field(
+        16, ge=1, le=256, description="gRPC SubmitFrames streams open at once; beyond, RESOURCE_EXHAUSTED "
+        "(Fetch and Erase keep threads of their own)"
+    )
+    frame_stream_idle_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a gRPC SubmitFrames stream that sends no frame for this long is ended"
+    )
     max_frame_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted frame upload")
     upload_batch: int = Field(64, ge=1, le=1024, description="faces per ingest stream")
     upload_timeout_s: float = Field(10.0, gt=0, description="deadline of one ingest stream")
@@ -148,6 +164,19 @@ class EdgeSettings(TlsIdentitySettings):
         return self.camera_tokens_file or self.data_dir / "camera_tokens"
 
     @property
+    def admin_token_path(self) -> Path:
+        return self.admin_token_file or self.data_dir / "admin_token"
+
+    @property
+    def https(self) -> tuple[Path, Path] | None:
+        """The REST API's certificate and key files (both, or none: plain HTTP)."""
+        if self.https_cert_file is None and self.https_key_file is None:
+            return None
+        if self.https_cert_file is None or self.https_key_file is None:
+            raise ValueError("set both EDGE_HTTPS_CERT_FILE and EDGE_HTTPS_KEY_FILE for HTTPS, or neither")
+        return self.https_cert_file, self.https_key_file
+
+    @property
     def fetch_address(self) -> str:
         return self.public_grpc_address or f"127.0.0.1:{self.grpc_port}"
 
@@ -155,4 +184,5 @@ class EdgeSettings(TlsIdentitySettings):
     def _tls_complete(self) -> EdgeSettings:
         """Incomplete TLS settings fail at start, not on the first connection."""
         self.tls  # noqa: B018
+        self.https  # noqa: B018
         return self

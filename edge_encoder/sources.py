@@ -21,6 +21,7 @@ import numpy as np
 from edge_encoder.cameras import CameraConfig
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import FrameResult
+from edge_encoder.redact import redact_url, scrub
 from edge_encoder.stages import Saturated
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class VideoSource:
         self.state = "stopped"
 
     def health(self) -> dict:
-        return {"source": _redacted(self.config.source or ""), "fps": self.config.fps, "state": self.state,
+        return {"source": redact_url(self.config.source or ""), "fps": self.config.fps, "state": self.state,
                 "frames_sampled": self.frames_sampled, "frames_skipped": self.frames_skipped,
                 "last_error": self.last_error}
 
@@ -62,7 +63,8 @@ class VideoSource:
                 played = self._play()
             except Exception as exc:  # noqa: BLE001 - PyAV raises many kinds; the source must live on
                 played = 0
-                self.last_error = self._scrubbed(f"{type(exc).__name__}: {exc}")[:300]
+                # FFmpeg's messages quote the URL: credentials out before the text is kept or logged.
+                self.last_error = scrub(f"{type(exc).__name__}: {exc}", self.config.source or "")[:300]
                 self.metrics.source_errors.labels(self.camera_id).inc()
                 log.warning("camera %s: video source failed (%s); retrying in %.0f s", self.camera_id,
                             self.last_error, backoff)
@@ -76,13 +78,6 @@ class VideoSource:
             if self._stop.wait(backoff):
                 return
             backoff = min(2 * backoff, self.retry_max_s)
-
-    def _scrubbed(self, text: str) -> str:
-        """An error text without the source's credentials (FFmpeg's messages quote the URL)."""
-        source = self.config.source or ""
-        text = text.replace(source, _redacted(source))
-        userinfo = source.partition("://")[2].split("/", 1)[0].rpartition("@")[0]
-        return text.replace(userinfo, "***") if userinfo else text
 
     def _play(self) -> int:
         """Open the source and sample it until it ends or the source is stopped; frames sampled."""
@@ -120,11 +115,3 @@ class VideoSource:
             return
         self.frames_sampled += 1
         self.metrics.source_frames.labels(self.camera_id).inc()
-
-
-def _redacted(url: str) -> str:
-    """The source without credentials (rtsp://user:pass@host/... -> rtsp://***@host/...)."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

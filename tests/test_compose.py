@@ -29,8 +29,9 @@ APP_SERVICES: dict[str, type[BaseSettings]] = {
     "edge_encoder": EdgeSettings,
 }
 PUBLISHED = {"edge_encoder": 8001, "cloud_analyzer": 8002, "cloud_reconstructor": 8003}
-# Cameras reach the edge over the network; the cloud APIs are for a proxy on the host (docs/security.md).
-HOST_BIND = {"edge_encoder": "", "cloud_analyzer": "127.0.0.1:", "cloud_reconstructor": "127.0.0.1:"}
+# Every published port on the host's loopback only: a proxy (or HTTPS, for the edge) serves them further
+# (docs/security.md). Never every interface by default.
+HOST_BIND = {"edge_encoder": "127.0.0.1:", "cloud_analyzer": "127.0.0.1:", "cloud_reconstructor": "127.0.0.1:"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -138,6 +139,26 @@ def test_app_service_has_http_healthcheck_and_published_port(services: dict[str,
     assert "urllib" in argv[3]
     assert environment(service)[f"{env_prefix(APP_SERVICES[name])}HTTP_PORT"] == str(port)
     assert [str(p) for p in service.get("ports", [])] == [f"{HOST_BIND[name]}{port}:{port}"]  # nothing else
+
+
+def host_ip(port: object) -> str:
+    """The host address of a compose port entry (short `[ip:]host:container` or long syntax); "" is every
+    interface."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", ""))
+    parts = str(port).rsplit(":", 2)
+    return parts[0].strip("[]") if len(parts) == 3 else ""
+
+
+def test_the_edge_publishes_nothing_beyond_the_hosts_loopback(services: dict[str, Any]) -> None:
+    """Its camera API carries tokens and frames, its gRPC port face pixels: published on every interface,
+    both would be open to the host's whole network (and in clear text without EDGE_HTTPS_*)."""
+    edge = services["edge_encoder"]
+    assert edge.get("ports"), "the edge publishes its camera API"
+    for port in edge["ports"]:
+        assert host_ip(port) == "127.0.0.1", port
+    assert host_ip("8001:8001") == "" and host_ip({"target": 8001, "host_ip": "127.0.0.1"}) == "127.0.0.1"
+    assert host_ip("[::1]:8001:8001") == "::1"
 
 
 def test_wiring_between_services(services: dict[str, Any]) -> None:

@@ -92,8 +92,9 @@ def test_whole_path(stack: Stack, edge_front_end: FaceFrontEnd) -> None:
     assert all(s["quality_issues"] == [] and 0 < s["decision_fpir"] <= 0.01 for s in items), items
     # Uploads are the faces plus the TrackClosed notice of each camera's track that has ended (after
     # EDGE_TRACK_TIMEOUT_S, 2 s): one camera per frame here, and a notice may still be on its way.
-    health = wait_until(lambda: (h := client.get(f"{edge}/healthz").json())["outbox_pending"] == 0 and h,
-                        30, 0.2, "the edge's outbox empty")
+    health = wait_until(
+        lambda: (h := client.get(f"{edge}/v1/status", headers=stack.edge_admin).json())["outbox_pending"] == 0 and h,
+        30, 0.2, "the edge's outbox empty")
     cameras = len(range(0, len(held_out), 3))
     assert health["outbox_pending"] == 0 and len(truth) <= health["uploaded"] <= len(truth) + cameras, health
 
@@ -161,9 +162,10 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
     assert all(r["faces_detected"] == 3 for r in replies)
     tracks = {f["track_id"] for f in replies[0]["faces"]}
     assert len(tracks) == 3 and "" not in tracks
-    counts = httpx.get(f"{edge}/healthz").json()["cameras"]["cam-still"]
+    counts = httpx.get(f"{edge}/v1/status", headers=stack.edge_admin).json()["cameras"]["cam-still"]
     assert counts["detected"] == 15 and counts["uplinked"] == 3 and counts["tracks_opened"] == 3
-    metrics = httpx.get(f"{edge}/metrics").text  # the same counts for Prometheus, and where the time went
+    # The same counts for Prometheus (with the edge's admin token), and where the time went.
+    metrics = httpx.get(f"{edge}/metrics", headers=stack.edge_admin).text
     assert 'edge_faces_detected_total{camera="cam-still"} 15.0' in metrics
     assert 'edge_faces_uplinked_total{camera="cam-still"} 3.0' in metrics
     assert 'edge_frames_total{camera="cam-still"} 5.0' in metrics
@@ -188,7 +190,8 @@ def test_a_person_in_view_is_uplinked_once_per_track(stack: Stack) -> None:
                                 .json())["closed"] and t, 30, 0.3, "the track closed")
     assert track["closed"] and track["faces_seen"] == 5 and track["faces"] == 1
     assert (track["first_seen_ms"], track["last_seen_ms"]) == (first_ms, first_ms + 800)
-    assert 'edge_tracks_closed_total{camera="cam-still"} 3.0' in httpx.get(f"{edge}/metrics").text
+    closed = httpx.get(f"{edge}/metrics", headers=stack.edge_admin).text
+    assert 'edge_tracks_closed_total{camera="cam-still"} 3.0' in closed
 
 
 def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack) -> None:
@@ -206,7 +209,7 @@ def test_a_burst_beyond_the_edge_capacity_gets_429_with_retry_after(stack: Stack
     codes = [r.status_code for r in replies]
     assert set(codes) <= {201, 429} and codes.count(201) >= 1 and codes.count(429) >= 1, codes
     assert all(r.headers["retry-after"] == "1" for r in replies if r.status_code == 429)
-    refused = httpx.get(f"{edge}/metrics").text
+    refused = httpx.get(f"{edge}/metrics", headers=stack.edge_admin).text
     assert f'edge_frames_rejected_total{{reason="429"}} {codes.count(429)}.0' in refused
     ready = httpx.get(f"{edge}/readyz")  # the burst is over: ready again
     assert ready.status_code == 200 and ready.json()["ready"] and all(ready.json()["checks"].values())
@@ -247,7 +250,7 @@ def test_cameras_can_stream_frames_over_grpc_and_bad_frames_do_not_cut_the_strea
     assert [a.status for a in acks] == [Ack.ACCEPTED, Ack.INVALID, Ack.INVALID, Ack.ACCEPTED]
     assert acks[0].faces_detected == 2 and len(acks[0].face_ids) == 2
     assert acks[3].faces_detected == 2 and len(acks[3].face_ids) == 0  # the same two people: tracked, not resent
-    face = httpx.get(f"{stack.url('edge_encoder')}/healthz").json()["cameras"]["cam-grpc"]
+    face = httpx.get(f"{stack.url('edge_encoder')}/v1/status", headers=stack.edge_admin).json()["cameras"]["cam-grpc"]
     assert face["detected"] == 4 and face["uplinked"] == 2
 
 
@@ -270,9 +273,11 @@ def test_keys_scopes_rate_limits_audit_and_camera_tokens(stack: Stack) -> None:
     assert posted.status_code == 201, posted.text
     face_id = posted.json()["faces"][0]["face_id"]
     with grpc.insecure_channel(f"127.0.0.1:{stack.services['edge_encoder'].env['EDGE_GRPC_PORT']}") as channel:
-        acks = list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(
-            iter([frames_pb2.Frame(camera_id="cam-auth", image=frame)]), timeout=60))
-    assert acks[0].status == frames_pb2.FrameAck.FORBIDDEN and "token" in acks[0].error
+        with pytest.raises(grpc.RpcError) as unauthenticated:  # the stream is refused before its first frame
+            list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(
+                iter([frames_pb2.Frame(camera_id="cam-auth", image=frame)]), timeout=60))
+    refusal = unauthenticated.value
+    assert refusal.code() == grpc.StatusCode.UNAUTHENTICATED and "token" in refusal.details()
 
     for url in (f"{analyzer}/v1/sightings", f"{analyzer}/v1/identities", f"{recon}/v1/faces/{face_id}/image"):
         assert httpx.get(url).status_code == 401, url

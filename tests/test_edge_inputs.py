@@ -19,7 +19,7 @@ from edge_encoder.api import create_app
 from edge_encoder.settings import EdgeSettings
 from tests.helpers import free_port, lfw_image
 from tests.helpers.payloads import MULTIPART, EndlessBody, huge_png, image_as, multipart_file_head
-from tests.helpers.servers import serve
+from tests.helpers.servers import edge_admin, serve
 
 LIMIT = 1024 * 1024
 JPEG = {"content-type": "image/jpeg"}
@@ -34,22 +34,22 @@ def edge(tmp_path_factory):
         yield url, settings
 
 
-def stored(url: str) -> tuple[int, int]:
-    health = httpx.get(f"{url}/healthz").json()
+def stored(url: str, settings: EdgeSettings) -> tuple[int, int]:
+    health = httpx.get(f"{url}/v1/status", headers=edge_admin(settings)).json()
     return health["outbox_pending"], health["enhancement_store"]["faces"]
 
 
 def test_capture_times_outside_the_window_are_422_and_nothing_is_stored(edge) -> None:
-    url, _ = edge
+    url, settings = edge
     frame = lfw_image("Colin_Powell", 1).read_bytes()
-    before = stored(url)
+    before = stored(url, settings)
     now = datetime.now(UTC)
     for captured_at in ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00", "9999-12-31T23:59:59-01:00",
                         (now + timedelta(days=1)).isoformat(), (now - timedelta(days=400)).isoformat()):
         r = httpx.post(f"{url}/v1/cameras/cam-t/frames", content=frame, headers=JPEG,
                        params={"captured_at": captured_at}, timeout=60)
         assert r.status_code == 422, (captured_at, r.status_code, r.text)
-    assert stored(url) == before
+    assert stored(url, settings) == before
     naive_now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)  # no zone: UTC
     r = httpx.post(f"{url}/v1/cameras/cam-t/frames", content=frame, headers=JPEG,
                    params={"captured_at": naive_now.isoformat()}, timeout=60)

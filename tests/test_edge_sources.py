@@ -15,7 +15,7 @@ from edge_encoder.api import create_app
 from edge_encoder.cameras import CameraConfigError, Cameras
 from edge_encoder.settings import EdgeSettings
 from tests.helpers import free_port, lfw_image, wait_until
-from tests.helpers.servers import serve
+from tests.helpers.servers import edge_admin, serve
 
 
 def write_video(path: Path, seconds: float, fps: int = 10) -> Path:
@@ -80,7 +80,7 @@ def test_a_video_file_is_watched_as_a_camera_sampled_at_its_fps_and_its_person_u
                             cameras_file=cameras, upload_retry_max_s=1)
     with serve(create_app(settings)) as url:
         def door_done() -> dict:
-            health = httpx.get(f"{url}/healthz").json()
+            health = httpx.get(f"{url}/v1/status", headers=edge_admin(settings)).json()
             return health if health["sources"]["door"]["state"] == "ended" and \
                 health["stages"]["frames_in_flight"] == 0 else {}
 
@@ -92,7 +92,7 @@ def test_a_video_file_is_watched_as_a_camera_sampled_at_its_fps_and_its_person_u
         assert health["cameras"]["door"]["uplinked"] == 1  # one person walking: one track, one uplink
         assert health["outbox_pending"] == 1
         assert broken["state"] == "reconnecting" and "nothing.mp4" in broken["last_error"]
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"{url}/metrics", headers=edge_admin(settings)).text
         assert 'edge_source_errors_total{camera="broken"}' in metrics
         assert 'edge_faces_withheld_total{camera="door",reason="tracked"}' in metrics
         for gauge in ("edge_frames_in_flight", "edge_queue_analyse", "edge_queue_describe",

@@ -50,7 +50,7 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
                            headers={"content-type": frames[0][1], "authorization": f"Bearer {stack.camera_token}"})
         assert again.status_code == 201
         def settled() -> dict:
-            health = httpx.get(f"{edge}/healthz").json()
+            health = httpx.get(f"{edge}/v1/status", headers=stack.edge_admin).json()
             pending = redis.Redis.from_url(stack.redis.url).xpending(INGEST_STREAM, "recognisers")["pending"]
             statuses = [api.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
             done = health["outbox_pending"] == 0 and pending == 0 and not {"pending", None} & set(statuses)

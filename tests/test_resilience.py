@@ -17,7 +17,7 @@ from edge_encoder.settings import EdgeSettings
 from facecodec.codec.profiles import codec_by_name
 from service_common.redis_keys import face_key
 from tests.helpers import free_port, lfw_image, wait_until
-from tests.helpers.servers import api_client, serve
+from tests.helpers.servers import api_client, edge_admin, serve
 
 
 @pytest.mark.slow
@@ -32,8 +32,10 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
         assert r.status_code == 201
         face_ids = [f["face_id"] for f in r.json()["faces"]]
         # Failed upload attempts for longer than EDGE_UPLOAD_STALL_S (1 s): the edge says it is stalled.
-        health = wait_until(lambda: (h := httpx.get(f"{edge}/healthz").json())["uploads"]["stalled"] and h,
-                            30, 0.1, "uploads reported stalled")
+        health = wait_until(
+            lambda: (h := httpx.get(f"{edge}/v1/status", headers=edge_admin(settings)).json())["uploads"]["stalled"]
+            and h, 30, 0.1, "uploads reported stalled")
+        assert httpx.get(f"{edge}/healthz").json() == {"status": "degraded"}  # all the open health says
         assert health["outbox_pending"] == len(face_ids) >= 1
         assert health["upload_error"].startswith("UNAVAILABLE")
         assert health["status"] == "degraded" and health["uploads"]["stalled"], health
@@ -44,8 +46,9 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
         server, _ = make_server(Store(redis.Redis.from_url(redis_server.url)), ingest_port, {"edge-1"})
         server.start()
         try:
-            wait_until(lambda: httpx.get(f"{edge}/healthz").json()["outbox_pending"] == 0, 30, 0.2, "outbox empty")
-            health = httpx.get(f"{edge}/healthz").json()
+            wait_until(lambda: httpx.get(f"{edge}/v1/status", headers=edge_admin(settings)).json()["outbox_pending"]
+                       == 0, 30, 0.2, "outbox empty")
+            health = httpx.get(f"{edge}/v1/status", headers=edge_admin(settings)).json()
             assert health["outbox_pending"] == 0 and health["status"] == "ok" and not health["uploads"]["stalled"]
             assert httpx.get(f"{edge}/readyz").status_code == 200
             for face_id in face_ids:

@@ -94,7 +94,9 @@ def test_a_signal_stops_redis_and_every_service(tmp_path: Path, signame: str) ->
         assert env["EDGE_CAMERA_TOKENS_FILE"] == str((data / "secrets" / "camera_tokens").resolve())
         edge = env["EDGE"]
         # The settings file reached the edge: it watches the configured camera.
-        assert "door" in httpx.get(f"{edge}/healthz", timeout=10).json()["sources"]
+        status = httpx.get(f"{edge}/v1/status", headers={"Authorization": f"Bearer {env['EDGE_ADMIN_TOKEN']}"},
+                           timeout=10)
+        assert "door" in status.json()["sources"]
         # `tokens add` with stack.env sourced writes the file this edge reads: its token is accepted.
         added = subprocess.run([sys.executable, "-m", "edge_encoder", "tokens", "add", "lobby"], cwd=ROOT,
                                env={**clean_env(), **env}, capture_output=True, text=True, check=True)

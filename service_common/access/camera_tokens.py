@@ -94,6 +94,14 @@ class CameraTokens:
                 self._stamp = stamp
             return self._digests
 
+    def cameras(self, token: str | None) -> set[str]:
+        """The camera ids (`*`: any) this token is valid for; empty for a missing or unknown token."""
+        if not token:
+            return set()
+        presented = digest(token)
+        return {camera for camera, digests in self._load().items()
+                if any([hmac.compare_digest(presented, d) for d in digests])}
+
     def allows(self, camera_id: str, token: str | None) -> bool:
         if not token:
             return False

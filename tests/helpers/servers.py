@@ -40,6 +40,13 @@ def serve(app: FastAPI, timeout_s: float = 60) -> Iterator[str]:
         thread.join(10)
 
 
+def edge_admin(settings: object) -> dict[str, str]:
+    """Headers with an in-process edge's admin token (create_app made it in its data dir)."""
+    from edge_encoder.admin import load_admin_token
+
+    return {"authorization": f"Bearer {load_admin_token(settings.admin_token_path)}"}  # type: ignore[attr-defined]
+
+
 def api_client(redis_url: str, scopes: tuple[str, ...] = ("admin",), name: str = "tests") -> httpx.Client:
     """An HTTP client holding a fresh API key with these scopes, registered straight in Redis."""
     token = new_token()
