@@ -71,7 +71,10 @@ class Reconstructor:
                 raise HTTPException(502, "the edge holding this face's enhancement layers is unreachable; "
                                          "retry later") from exc
             full = self._from_edge(face_id, container, base, codec.layers_needed(level))
-            return codec.reconstruct(full, level), level
+            try:
+                return codec.reconstruct(full, level), level
+            except EnhancementLayerError as exc:  # e.g. a layer declaring another pixel size
+                raise _refuse(face_id, str(exc)) from exc
         except DECODE_ERRORS as exc:
             log.error("face %s: stored bitstream cannot be decoded: %s", face_id, exc)
             raise HTTPException(502, "this face's stored bitstream cannot be decoded") from exc
@@ -82,24 +85,24 @@ class Reconstructor:
         exactly the enhancement levels the wanted quality needs (each layer's pixel size is checked by the
         codec before it decodes). Anything else is refused with 502, undecoded."""
         limit = self.settings.max_edge_container_bytes
-
-        def refuse(why: str) -> HTTPException:
-            log.error("face %s: the container from its edge is refused: %s", face_id, why)
-            return HTTPException(502, f"the edge returned an unusable enhancement container ({why})")
-
         if len(container) > limit:
-            raise refuse(f"{len(container)} bytes, more than {limit}")
+            raise _refuse(face_id, f"{len(container)} bytes, more than {limit}")
         try:
             full = parse(container)
         except BitstreamError as exc:
-            raise refuse(str(exc)) from exc
+            raise _refuse(face_id, str(exc)) from exc
         if full.base != base.base or (full.model_id, full.rate_id, full.crop_size) != (
                 base.model_id, base.rate_id, base.crop_size):
-            raise refuse("it is for a different base layer")
+            raise _refuse(face_id, "it is for a different base layer")
         levels = sorted(layer.level for layer in full.enhancements)
-        if not set(needed) <= set(levels) or len(levels) > len(set(levels)) or max(levels, default=0) > max(needed):
-            raise refuse(f"levels {levels[:16]}, wanted {list(needed)}")
+        if levels != sorted(needed):  # what the edge sends: exactly the layers this level decodes from
+            raise _refuse(face_id, f"levels {levels[:16]}, wanted {list(needed)}")
         return full
+
+
+def _refuse(face_id: str, why: str) -> HTTPException:
+    log.error("face %s: the container from its edge is refused: %s", face_id, why)
+    return HTTPException(502, f"the edge returned an unusable enhancement container ({why})")
 
 
 def get_reconstructor(request: Request) -> Reconstructor:

@@ -38,7 +38,7 @@ TEXT_MAX = {"key_name": 64, "action": 64, "outcome": 16, "client": 64, "layers":
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # KEYS: stream, dropped counter; ARGV: min id (ms), cap, then field/value pairs.
 APPEND = """
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(ARGV, 3))
+local id = redis.call('XADD', KEYS[1], 'MINID', ARGV[1], '*', unpack(ARGV, 3))
 local dropped = 0
 if redis.call('XLEN', KEYS[1]) > tonumber(ARGV[2]) then
   dropped = redis.call('XTRIM', KEYS[1], 'MAXLEN', tonumber(ARGV[2]))
