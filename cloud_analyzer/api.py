@@ -25,9 +25,11 @@ from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import FaceFrontEnd
-from service_common.access import AuditLog, KeyStore, RateLimiter, bootstrap_admin
+from service_common.access import bootstrap_admin
+from service_common.access.denials import DenialFlusher
 from service_common.capture_time import CaptureWindow
-from service_common.guard import Access
+from service_common.gate import BodyLimits, protect
+from service_common.guard import Access, build_access, require
 from service_common.http import harden
 from service_common.tls import Channels
 
@@ -36,8 +38,7 @@ log = logging.getLogger(__name__)
 
 def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
     """Keys, audit and rate limits over the analyzer's Redis; the first admin key on first start."""
-    access = Access(KeyStore(client), AuditLog(client, settings.audit_max_entries), RateLimiter(client),
-                    settings.rate_limit_per_s)
+    access = build_access(client, settings)
     token = bootstrap_admin(access.keys, settings.admin_key_file)
     if token is not None:  # printed once, here, and never stored: the operator must keep it now
         print(f"\n{'=' * 72}\nFirst start: admin API key (shown once, stored only as a hash):\n\n    {token}\n\n"
@@ -91,6 +92,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         retention = Retention(store.r, settings.retention_days * 86400 if settings.retention_days else None,
                               settings.retention_interval_s, settings.dead_consumer_s)
         retention.start()
+        denial_flusher = DenialFlusher(access.denials)
+        denial_flusher.start()
         log.info("analyzer: ingest on :%d (%s), %d worker(s)", port, _transport(settings), len(workers))
         yield
         for worker in workers:
@@ -98,6 +101,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         edge_eraser.stop()
         edge_channels.close()
         retention.stop()
+        denial_flusher.stop()
         server.stop(grace=2).wait()
         store.r.close()
 
@@ -106,6 +110,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     for module in (identities, sightings, history, search, faces, keys, erasures, clusters_router):
         app.include_router(module.router)
     harden(app, settings.max_request_bytes, log)
+    protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
@@ -114,8 +119,18 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
 
     @app.get("/healthz")
     def healthz(analyzer: AnalyzerDep) -> dict:
+        """Open liveness: the status only (how many people are enrolled is not for anyone on the network)."""
         analyzer.store.r.ping()
+        return {"status": "ok"}
+
+    @app.get("/v1/health", dependencies=[require("admin")])
+    def health(analyzer: AnalyzerDep) -> dict:
+        """The detail, for admins: gallery size, operating point, and the audit trail's state (entries the
+        safety cap dropped: 0 unless audit entries were lost)."""
+        audit = analyzer.access.audit
         return {"status": "ok", "identities": len(analyzer.gallery), "codec": analyzer.codec.spec.name,
-                "target_fpir": analyzer.settings.target_fpir}
+                "target_fpir": analyzer.settings.target_fpir,
+                "audit": {"entries": len(audit), "retention_days": audit.retention_days,
+                          "max_entries": audit.max_entries, "dropped_over_cap": audit.dropped()}}
 
     return app

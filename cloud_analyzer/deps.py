@@ -81,6 +81,12 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
+def filters(**given: object) -> str:
+    """The filters a listing was asked with, for its audit entry: `camera_id=door since=...`."""
+    said = " ".join(f"{k}={v.isoformat() if isinstance(v, datetime) else v}" for k, v in given.items() if v)
+    return said or "no filters"
+
+
 def to_ms(t: datetime | None) -> int | None:
     """Milliseconds since the epoch; a time without a zone is UTC (not the server's local zone, which
     also cannot say year 1)."""

@@ -8,11 +8,11 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from service_common.ids import ID_PATTERN
-from service_common.settings import RedisSettings, TlsIdentitySettings
+from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
 
-class AnalyzerSettings(RedisSettings, TlsIdentitySettings):
+class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
@@ -50,10 +50,7 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings):
         None, description="file holding the admin API key (a compose secret); created with a new key if missing. "
         "Unset: the first start creates an admin key and prints it once"
     )
-    rate_limit_per_s: int = Field(100, ge=1, le=100_000, description="requests per second per API key (default; "
-                                  "a key may carry its own)")
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json (they list endpoints, not data)")
-    audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted image upload")
     max_request_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="largest request body (an enrolment of up to 32 photos); "

@@ -20,12 +20,13 @@ import facecodec
 from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
-from facecodec.bitstream import BitstreamError, parse
+from facecodec.bitstream import BitstreamError, CodedFace, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.enhancement_layer import EnhancementLayerError
 from facecodec.codec.profiles import UnknownProfileError, codec_for
-from service_common.access import AuditLog, KeyStore, RateLimiter
-from service_common.guard import Access, Caller, require
+from service_common.access.denials import DenialFlusher
+from service_common.gate import BodyLimits, protect
+from service_common.guard import Caller, build_access, require
 from service_common.http import harden
 from service_common.ids import ID_PATTERN
 
@@ -69,13 +70,39 @@ class Reconstructor:
                                              "ask for layers=base") from exc
                 raise HTTPException(502, "the edge holding this face's enhancement layers is unreachable; "
                                          "retry later") from exc
-            full = parse(container)
-            if full.base != base.base or (full.model_id, full.rate_id) != (base.model_id, base.rate_id):
-                raise HTTPException(502, "edge returned a container for a different base layer")
-            return codec.reconstruct(full, level), level
+            full = self._from_edge(face_id, container, base, codec.layers_needed(level))
+            try:
+                return codec.reconstruct(full, level), level
+            except EnhancementLayerError as exc:  # e.g. a layer declaring another pixel size
+                raise _refuse(face_id, str(exc)) from exc
         except DECODE_ERRORS as exc:
             log.error("face %s: stored bitstream cannot be decoded: %s", face_id, exc)
             raise HTTPException(502, "this face's stored bitstream cannot be decoded") from exc
+
+
+    def _from_edge(self, face_id: str, container: bytes, base: CodedFace, needed: tuple[int, ...]) -> CodedFace:
+        """The edge's container, only if it is what was asked for: bounded in bytes, the same base layer,
+        exactly the enhancement levels the wanted quality needs (each layer's pixel size is checked by the
+        codec before it decodes). Anything else is refused with 502, undecoded."""
+        limit = self.settings.max_edge_container_bytes
+        if len(container) > limit:
+            raise _refuse(face_id, f"{len(container)} bytes, more than {limit}")
+        try:
+            full = parse(container)
+        except BitstreamError as exc:
+            raise _refuse(face_id, str(exc)) from exc
+        if full.base != base.base or (full.model_id, full.rate_id, full.crop_size) != (
+                base.model_id, base.rate_id, base.crop_size):
+            raise _refuse(face_id, "it is for a different base layer")
+        levels = sorted(layer.level for layer in full.enhancements)
+        if levels != sorted(needed):  # what the edge sends: exactly the layers this level decodes from
+            raise _refuse(face_id, f"levels {levels[:16]}, wanted {list(needed)}")
+        return full
+
+
+def _refuse(face_id: str, why: str) -> HTTPException:
+    log.error("face %s: the container from its edge is refused: %s", face_id, why)
+    return HTTPException(502, f"the edge returned an unusable enhancement container ({why})")
 
 
 def get_reconstructor(request: Request) -> Reconstructor:
@@ -92,17 +119,20 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         faces = FaceIndex(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file)
-        app.state.access = Access(KeyStore(faces.r), AuditLog(faces.r, settings.audit_max_entries),
-                                  RateLimiter(faces.r), settings.rate_limit_per_s)
+        app.state.access = build_access(faces.r, settings)
+        denial_flusher = DenialFlusher(app.state.access.denials)
+        denial_flusher.start()
         app.state.reconstructor = Reconstructor(
             settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, settings.tls),
         )
         yield
+        denial_flusher.stop()
         app.state.reconstructor.edges.close()
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud reconstructor", version=facecodec.__version__, lifespan=lifespan, **docs)
     harden(app, MAX_REQUEST_BYTES, log)
+    protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=MAX_REQUEST_BYTES))
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
@@ -121,7 +151,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     )
     async def face_image(
         reconstructor: Dep,
-        caller: Annotated[Caller, require("faces:view", "face.view")],
+        caller: Annotated[Caller, require("faces:view_base", "face.view", {("layers", "full"): "faces:view"})],
         face_id: Annotated[str, Path(pattern=ID_PATTERN)],
         layers: Annotated[Literal["base", "full"], Query(description="base: from the base layer alone")] = "base",
         quality: Annotated[int | None, Query(ge=1, le=255, description="enhancement level; default all")] = None,

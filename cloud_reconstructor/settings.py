@@ -7,11 +7,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from service_common.settings import RedisSettings, TlsIdentitySettings
+from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
 
-class ReconstructorSettings(RedisSettings, TlsIdentitySettings):
+class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
     model_config = SettingsConfigDict(env_prefix="RECONSTRUCTOR_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
@@ -22,9 +22,11 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings):
         default_factory=dict, description='edge_id -> host:port of its EnhancementStore, as JSON ({"edge-1": '
         '"edge:50052"}); the only addresses this service dials (never one from a record)'
     )
-    rate_limit_per_s: int = Field(100, ge=1, le=100_000, description="requests per second per API key (default)")
+    max_edge_container_bytes: int = Field(
+        1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="largest container accepted from an edge's Fetch "
+        "(a face's layers are tens of KB); larger ones are refused with 502, not decoded"
+    )
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
-    audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
     tls_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the edges' server certificates; set: Fetch over TLS"
     )

@@ -1,8 +1,10 @@
 """FastAPI side of access control: `require(scope, action)` on every protected endpoint.
 
-A request without a valid key gets 401, with a key lacking the scope 403, over its key's rate 429 with
-Retry-After. Audited actions (`action` set) leave one audit entry per request: who, what, on which
-face or identity, from where, and how it ended; denied attempts leave one for every endpoint.
+The key itself is checked earlier, by `service_common.gate.ApiKeyGate`, before any body is read: a
+request without a valid key gets 401, with a key lacking the scope 403, over its key's rate 429 with
+Retry-After, and those denials are summarised per client (service_common/access/denials.py). Here the
+dependency hands the verified key to the endpoint and, for audited actions (`action` set), leaves one
+audit entry per request: who, what, on which face or identity, from where, and how it ended.
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import redis
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service_common.access.audit import AuditLog
+from service_common.access.denials import Denials
 from service_common.access.keys import ApiKey, KeyStore
 from service_common.access.ratelimit import RateLimiter
+from service_common.ids import audit_safe
+from service_common.settings import AccessSettings
 
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                     description="an API key: `Authorization: Bearer fck_...` (see docs/security.md)")
 SUBJECT = ("face_id", "identity_id", "camera_id")
+STATE_KEY = "api_key"  # where the gate leaves the verified key in the request's state
 
 
 @dataclass
@@ -31,6 +39,7 @@ class Access:
     audit: AuditLog
     limiter: RateLimiter
     default_rate_per_s: int
+    denials: Denials
 
 
 @dataclass
@@ -43,34 +52,27 @@ class Caller:
 
 
 class Require:
-    """Dependency: the caller's key must hold `scope` (admin holds every scope)."""
+    """Dependency: the caller's key must hold `scope` (admin holds every scope). `stronger` names query
+    values that need more: {("layers", "full"): "faces:view"} makes `?layers=full` need faces:view."""
 
-    def __init__(self, scope: str, action: str | None = None) -> None:
-        self.scope, self.action = scope, action
+    def __init__(self, scope: str, action: str | None = None,
+                 stronger: dict[tuple[str, str], str] | None = None) -> None:
+        self.scope, self.action, self.stronger = scope, action, stronger or {}
+
+    def scope_for(self, query: dict[str, str]) -> str:
+        """The scope a request with these query parameters needs."""
+        return next((s for (name, value), s in self.stronger.items() if query.get(name) == value), self.scope)
 
     def __call__(self, request: Request,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Iterator[Caller]:
         access: Access = request.app.state.access
+        key: ApiKey | None = getattr(request.state, STATE_KEY, None)
+        # The gate has checked key, scope and rate already; checked again here so that an app built
+        # without the gate fails closed rather than open.
+        if key is None or not key.allows(self.scope_for(dict(request.query_params))):
+            raise HTTPException(403, "this request was not authorised")
         client = request.client.host if request.client else ""
-        subject = {k: str(v) for k, v in request.path_params.items() if k in SUBJECT}
-        action = self.action or f"{request.method} {request.scope.get('route').path}"  # type: ignore[union-attr]
-        key = access.keys.verify(credentials.credentials) if credentials else None
-
-        def deny(status: int, detail: str, key_id: str = "", headers: dict | None = None) -> HTTPException:
-            access.audit.record(action, "denied", status, key_id=key_id, key_name=key.name if key else "",
-                                client=client, detail=_with_camera(subject, detail), **_ids(subject))
-            return HTTPException(status, detail, headers=headers)
-
-        if key is None:
-            raise deny(401, "a valid API key is required (Authorization: Bearer <key>)",
-                       headers={"WWW-Authenticate": "Bearer"})
-        if not key.allows(self.scope):
-            raise deny(403, f"this key lacks the {self.scope!r} scope", key.key_id)
-        retry_after = access.limiter.hit(key.key_id, key.rate_per_s or access.default_rate_per_s)
-        if retry_after is not None:
-            raise deny(429, "rate limit of this key exceeded; retry later", key.key_id,
-                       headers={"Retry-After": str(max(1, round(retry_after)))})
-        caller = Caller(key, client, dict(subject))
+        caller = Caller(key, client, {k: str(v) for k, v in request.path_params.items() if k in SUBJECT})
         if self.action is None:
             yield caller
             return
@@ -78,6 +80,9 @@ class Require:
             yield caller
         except HTTPException as exc:
             self._record(access, caller, "failed", exc.status_code, str(exc.detail))
+            raise
+        except RequestValidationError:  # a path or form value broke its rule (it is recorded sanitised)
+            self._record(access, caller, "failed", 422, "invalid request")
             raise
         except Exception:
             self._record(access, caller, "failed", 500, "internal error")
@@ -96,10 +101,20 @@ def _ids(subject: dict[str, str]) -> dict[str, str]:
 
 
 def _with_camera(subject: dict[str, str], detail: str) -> str:
-    return f"camera {subject['camera_id']}; {detail}".rstrip("; ") if "camera_id" in subject else detail
+    if "camera_id" not in subject:
+        return detail
+    return f"camera {audit_safe(subject['camera_id'])}; {detail}".rstrip("; ")
 
 
-def require(scope: str, action: str | None = None) -> Any:
+def require(scope: str, action: str | None = None, stronger: dict[tuple[str, str], str] | None = None) -> Any:
     """`Depends` for an endpoint needing `scope`. Function scope: the audit entry is written before the
     response leaves, so a crash right after a view cannot lose its entry."""
-    return Depends(Require(scope, action), scope="function")
+    return Depends(Require(scope, action, stronger), scope="function")
+
+
+def build_access(client: redis.Redis, settings: AccessSettings) -> Access:
+    """Keys, audit, rate limits and denial accounting over one Redis client."""
+    audit = AuditLog(client, settings.audit_max_entries, settings.audit_retention_days)
+    limiter = RateLimiter(client)
+    return Access(KeyStore(client), audit, limiter, settings.rate_limit_per_s,
+                  Denials(client, limiter, audit, settings.denial_budget_per_min, settings.denial_window_s))

@@ -42,11 +42,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > self.limit:
             await self._too_large(send)
             return
-        has_body = bool(declared) or _header(scope, b"transfer-encoding") is not None
+        has_body = bool(declared) or header(scope, b"transfer-encoding") is not None
         received = 0
         tripped = body_done = started = False
 
@@ -89,12 +89,12 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope: Scope, wanted: bytes) -> bytes | None:
+def header(scope: Scope, wanted: bytes) -> bytes | None:
     return next((value for name, value in scope.get("headers", []) if name == wanted), None)
 
 
-def _content_length(scope: Scope) -> int | None:
-    value = _header(scope, b"content-length")
+def content_length(scope: Scope) -> int | None:
+    value = header(scope, b"content-length")
     try:
         return None if value is None else int(value)
     except ValueError:

@@ -7,6 +7,7 @@ The patterns are strings, as FastAPI's and pydantic's `pattern=` take them; `ID`
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 ID_CHARS = "[A-Za-z0-9_.-]"
@@ -22,3 +23,12 @@ KEY_ID_PATTERN = r"^[0-9a-f]{16}$"  # API key ids
 
 def is_id(value: str) -> bool:
     return ID.match(value) is not None
+
+
+def audit_safe(value: str, pattern: str = ID_PATTERN) -> str:
+    """`value` if it follows `pattern` (the id rule by default), else `invalid:<sha256 prefix>`: what a
+    client sent in a path or form never reaches the audit trail raw (no control characters, no 12 KB
+    ids), yet two attempts with the same bad id still read as the same one."""
+    if not value or re.match(pattern, value):
+        return value
+    return f"invalid:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"

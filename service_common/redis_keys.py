@@ -182,6 +182,17 @@ def api_key_key(key_id: str) -> str:
     return f"fc:key:{key_id}"
 
 
-def rate_key(key_id: str, second: int) -> str:
-    """Requests of one key in one wall-clock second (int, expires after 2 s)."""
-    return f"fc:rate:{key_id}:{second}"
+def rate_key(name: str) -> str:
+    """A sliding-window rate log (zset: one member per admitted request, scored by its time in ms;
+    expires one window after the last): `name` is a key id, or `denied:<client>` for a client's denials."""
+    return f"fc:rate:{name}"
+
+
+AUDIT_DROPPED = "fc:audit:dropped"  # int: entries the audit stream's safety cap ever removed
+DENIALS_PENDING = "fc:denied:pending"  # zset: denial window hashes by the end of their window (ms)
+
+
+def denial_window_key(window_start_ms: int, client: str, key_id: str) -> str:
+    """Denials of one client (and key, if one was presented and valid) in one window (hash: client
+    key_id first s401 s403 s429 window_start_ms); summarised into one audit entry, then deleted."""
+    return f"fc:denied:{window_start_ms}:{client}:{key_id}"

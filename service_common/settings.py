@@ -44,3 +44,26 @@ class TlsIdentitySettings(BaseSettings):
         names = ("tls_cert_file", "tls_key_file", ca_field)
         return TlsFiles(self.tls_cert_file, self.tls_key_file, getattr(self, ca_field),
                         tuple(self.env_name(n) for n in names))
+
+
+class AccessSettings(BaseSettings):
+    """How the REST gate and the audit trail bound what clients can cost (docs/security.md)."""
+
+    rate_limit_per_s: int = Field(100, ge=1, le=100_000, description="requests per second per API key, in any "
+                                  "1 s sliding window, shared by replicas (default; a key may carry its own)")
+    audit_max_entries: int = Field(10_000_000, ge=1000, description="memory guard of the audit stream: beyond "
+                                   "it the oldest go, counted (analyzer GET /v1/health) and logged as errors")
+
+    audit_retention_days: float = Field(
+        365, gt=0, le=3650, description="audit entries older than this are trimmed as new ones arrive (retention by "
+        "time: no volume of requests pushes a recent entry out)"
+    )
+    denial_budget_per_min: int = Field(
+        30, ge=1, le=100_000, description="denied requests (401/403/429) one client address (IPv6: its /64) may have "
+        "in any minute; beyond, it gets 429 before its key is looked up. Denials are audited as one access.denied "
+        "entry per address and minute"
+    )
+    denial_window_s: float = Field(60.0, ge=1, le=3600, description="denials of one client are summed over "
+                                   "windows this long, one access.denied audit entry each")
+    max_json_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024,
+                                description="largest body of a JSON endpoint (413 while it streams in)")

@@ -141,3 +141,61 @@ def test_the_launcher_and_the_access_library_load_no_web_framework() -> None:
             "assert not {'fastapi', 'starlette', 'service_common.guard', 'service_common.http'} & set(sys.modules), "
             "sorted(sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 0
+
+
+def _redis_time(client) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+def test_rate_limit_holds_a_burst_straddling_a_second_boundary_across_replicas(redis_server) -> None:
+    """10/s: a full burst at .85 s and another at .10 s of the next second. A per-second counter admits
+    both (20 in 0.25 s); the sliding window admits none of the second, whichever replica counts it."""
+    import redis
+
+    from service_common.access import RateLimiter
+
+    replicas = [RateLimiter(redis.Redis.from_url(redis_server.url)) for _ in range(2)]
+    client = replicas[0].r
+    client.flushdb()
+    while _redis_time(client) % 1 < 0.85 or _redis_time(client) % 1 > 0.9:
+        time.sleep(0.005)
+    first = [replicas[i % 2].hit("k1", 10) for i in range(10)]
+    while _redis_time(client) % 1 > 0.5 or _redis_time(client) % 1 < 0.1:
+        time.sleep(0.005)
+    second = [replicas[i % 2].hit("k1", 10) for i in range(10)]
+    assert first == [None] * 10
+    assert all(wait is not None and 0 < wait <= 1 for wait in second), second
+    assert replicas[1].over("k1", 10) is not None and replicas[0].over("k2", 10) is None
+    time.sleep(max(second))  # once the first burst leaves the window, requests fit again
+    assert replicas[0].hit("k1", 10) is None
+
+
+def test_audit_retention_is_by_time_and_the_safety_cap_is_counted_and_logged(redis_client, caplog) -> None:
+    keep_ms = 1500
+    audit = AuditLog(redis_client, max_entries=1000, retention_days=keep_ms / 86_400_000)
+    audit.record("face.view", "ok", 200, face_id="old")
+    for i in range(2000):  # many new entries do not push an entry out while it is within retention
+        audit.record("search", "ok", 200, face_id=f"f{i}")
+    assert len(audit) == 1000 and audit.dropped() == 1001  # only the memory guard could: counted
+    assert "dropped" in caplog.text and any(r.levelname == "ERROR" for r in caplog.records)
+    caplog.clear()
+    redis_client.delete("fc:audit")
+    audit.record("face.view", "ok", 200, face_id="kept")
+    for i in range(500):
+        audit.record("search", "ok", 200, face_id=f"g{i}")
+    assert audit.query(face_id="kept")[0] and len(audit) == 501  # volume under the cap pushes nothing out
+    time.sleep(keep_ms / 1000 + 0.1)
+    audit.record("search", "ok", 200, face_id="new")
+    assert len(audit) == 1 and not audit.query(face_id="kept")[0]  # older than retention: trimmed
+    assert not caplog.text  # retention is policy, not loss: no error
+
+
+def test_audit_fields_are_sanitised_whatever_the_caller_passes(redis_client) -> None:
+    audit = AuditLog(redis_client)
+    audit.record("face.view", "ok", 200, face_id="a\nb" * 5000, identity_id="not-hex", key_id="k" * 99,
+                 detail="line\nbreak\x1b[31m" + "d" * 5000)
+    (entry,) = audit.query()[0]
+    assert entry.face_id.startswith("invalid:") and entry.identity_id.startswith("invalid:")
+    assert entry.key_id.startswith("invalid:") and len(entry.detail) == 500 and "\n" not in entry.detail
+    assert "\x1b" not in entry.detail

@@ -42,6 +42,7 @@ def test_reconstructor_errors_name_no_internals(tmp_path) -> None:
             host = urlsplit(url)  # a body declared past the limit: 413 before a byte of it is read
             with socket.create_connection((host.hostname, host.port), timeout=10) as s:
                 s.sendall(f"POST /v1/faces/{broken}/image HTTP/1.1\r\nHost: x\r\n"
+                          f"Authorization: {viewer.headers['authorization']}\r\n"
                           f"Content-Length: {MAX_REQUEST_BYTES + 1}\r\n\r\n".encode())
                 assert s.recv(4096).startswith(b"HTTP/1.1 413")
             body = EndlessBody(100 * 1024 * 1024)

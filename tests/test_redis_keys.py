@@ -45,7 +45,7 @@ def test_key_values_are_the_documented_ones() -> None:
     assert redis_keys.clusters_lock_key("m") == "fc:clusters:lock:m"
     assert redis_keys.erasure_edge_key("e", "edge-1") == "fc:erasure:e:edge:edge-1"
     assert redis_keys.api_key_key("k") == "fc:key:k"
-    assert redis_keys.rate_key("k", 7) == "fc:rate:k:7"
+    assert redis_keys.rate_key("k") == "fc:rate:k"
     documented = (ROOT / "docs" / "redis-keys.md").read_text()
     for name in ("fc:faces", "fc:ingest", "fc:events", "fc:audit", "fc:erasures:pending", "fc:retention:lock",
                  "fc:keys:bootstrapped", "fc:gallery:version", "fc:clusters:size"):

@@ -17,7 +17,6 @@ from service_common.guard import Caller, require
 from service_common.ids import ID_PATTERN
 
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"])
-READ = [require("sightings:read")]
 MAX_OFFSET = 10**9
 ClusterId = Annotated[str, Path(pattern=CLUSTER_ID)]
 
@@ -74,7 +73,7 @@ def _call(fn, *args):
         raise HTTPException(503, f"{exc}; retry later") from exc
 
 
-@router.get("", response_model=ClusterPage, dependencies=READ)
+@router.get("", response_model=ClusterPage, dependencies=[require("sightings:read", "clusters.list")])
 def list_clusters(
     analyzer: AnalyzerDep,
     order: Annotated[Literal["size", "recent"], Query(description="largest or most recently seen first")] = "size",
@@ -85,7 +84,7 @@ def list_clusters(
     return ClusterPage(items=[_out(c) for c in rows], total=total, offset=offset, limit=limit)
 
 
-@router.get("/{cluster_id}", response_model=ClusterDetail, dependencies=READ)
+@router.get("/{cluster_id}", response_model=ClusterDetail, dependencies=[require("sightings:read", "cluster.view")])
 def get_cluster(analyzer: AnalyzerDep, cluster_id: ClusterId,
                 faces: Annotated[int, Query(ge=0, le=1000)] = 100) -> ClusterDetail:
     clusters = _clusters(analyzer)

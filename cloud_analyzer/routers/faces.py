@@ -52,7 +52,7 @@ class Event(BaseModel):
     data: dict[str, str]
 
 
-@router.get("/v1/faces/{face_id}", response_model=FaceOut, dependencies=[require("sightings:read")])
+@router.get("/v1/faces/{face_id}", response_model=FaceOut, dependencies=[require("sightings:read", "face.read")])
 def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> FaceOut:
     face = analyzer.store.face(face_id)
     if face is None:

@@ -94,7 +94,7 @@ async def _probe(analyzer: Analyzer, image: UploadFile | None, face_id: str | No
 @router.post("/v1/search/history", response_model=HistoryResult)
 async def search_history(
     analyzer: AnalyzerDep,
-    caller: Annotated[Caller, require("sightings:read", "search.history")],
+    caller: Annotated[Caller, require("faces:search", "search.history")],
     image: Annotated[UploadFile | None, File(description="a photo: its largest face is the probe")] = None,
     face_id: Annotated[str | None, Form(pattern=ID_PATTERN)] = None,
     identity_id: Annotated[str | None, Form(pattern=HEX32_PATTERN)] = None,

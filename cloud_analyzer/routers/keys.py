@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from cloud_analyzer.deps import AnalyzerDep, to_ms
+from cloud_analyzer.deps import AnalyzerDep, filters, to_ms
 from service_common.access import SCOPES, ApiKey, AuditEntry
 from service_common.access.keys import KeyError_
 from service_common.guard import Caller, require
@@ -76,9 +76,10 @@ class AuditPage(BaseModel):
     next_before: str | None = Field(description="pass as `before` for older entries; null when none are left")
 
 
-@router.get("/v1/audit", response_model=AuditPage, dependencies=[require("admin")])
+@router.get("/v1/audit", response_model=AuditPage)
 def query_audit(
     analyzer: AnalyzerDep,
+    caller: Annotated[Caller, require("admin", "audit.query")],
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
     key_id: Annotated[str | None, Query(pattern=KEY_ID_PATTERN)] = None,
@@ -92,4 +93,6 @@ def query_audit(
     if (lo is not None and lo < 0) or (hi is not None and hi < 0):
         raise HTTPException(422, "times before 1970 hold no audit entries")
     items, more = analyzer.access.audit.query(lo, hi, key_id, action, face_id, identity_id, before, limit)
+    caller.audit.update({k: v for k, v in (("face_id", face_id), ("identity_id", identity_id)) if v})
+    caller.audit["detail"] = filters(since=since, until=until, key_id=key_id, action=action) + f"; {len(items)} entries"
     return AuditPage(items=items, next_before=more)

@@ -31,7 +31,7 @@ class SearchResult(BaseModel):
     quality_issues: list[str] = Field(description="too_small / blurred / turned_away: then nothing is named")
 
 
-@router.post("", response_model=SearchResult, dependencies=[require("identities:read", "search")])
+@router.post("", response_model=SearchResult, dependencies=[require("faces:search", "search")])
 async def search(
     analyzer: AnalyzerDep,
     image: Annotated[list[UploadFile], File(description="one or more photos of one person; largest face each")],

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from cloud_analyzer.deps import AnalyzerDep, to_ms
+from cloud_analyzer.deps import AnalyzerDep, filters, to_ms
 from cloud_analyzer.store import CursorError, Sighting, to_sighting
-from service_common.guard import require
+from service_common.guard import Caller, require
 from service_common.ids import ID_PATTERN
 
-router = APIRouter(prefix="/v1/sightings", tags=["sightings"], dependencies=[require("sightings:read")])
+router = APIRouter(prefix="/v1/sightings", tags=["sightings"])
 
 
 class SightingPage(BaseModel):
@@ -24,6 +24,7 @@ class SightingPage(BaseModel):
 @router.get("", response_model=SightingPage)
 def list_sightings(
     analyzer: AnalyzerDep,
+    caller: Annotated[Caller, require("sightings:read", "sightings.list")],
     identity_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     camera_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
@@ -38,6 +39,8 @@ def list_sightings(
         rows, next_cursor = analyzer.store.sightings(identity_id, camera_id, since_ms, until_ms, cursor, limit)
     except CursorError as exc:
         raise HTTPException(400, str(exc)) from exc
+    caller.audit.update({"identity_id": identity_id} if identity_id else {})
+    caller.audit["detail"] = filters(camera_id=camera_id, since=since, until=until) + f"; {len(rows)} sightings"
     return SightingPage(items=rows, next_cursor=next_cursor)
 
 
@@ -61,10 +64,12 @@ class TrackOut(BaseModel):
 
 
 @router.get("/tracks/{track_id}", response_model=TrackOut)
-def get_track(analyzer: AnalyzerDep, track_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> TrackOut:
+def get_track(analyzer: AnalyzerDep, track_id: Annotated[str, Path(pattern=ID_PATTERN)],
+              caller: Annotated[Caller, require("sightings:read", "track.view")]) -> TrackOut:
     sightings = [to_sighting(face) for face in analyzer.store.track_faces(track_id)]
     if not sightings:
         raise HTTPException(404, f"track {track_id} not found (or none of its faces decided yet)")
+    caller.audit["detail"] = f"track {track_id}; {len(sightings)} sightings"
     named = [s for s in sightings if s.identity_id]
     best = max(named, key=lambda s: s.similarity or 0.0) if named else None
     info = analyzer.store.track_info(track_id) or {}

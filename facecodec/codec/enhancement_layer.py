@@ -48,6 +48,11 @@ class WebPResidualCodec:
             with Image.open(io.BytesIO(payload)) as image:
                 if image.format != "WEBP":
                     raise EnhancementLayerError("enhancement payload is not WebP")
+                # The header's size, checked before a pixel is decoded: a payload declaring 16383 x 16383
+                # would otherwise cost ~800 MB to find out it is the wrong size.
+                if image.size != (shape[1], shape[0]):
+                    raise EnhancementLayerError(f"enhancement layer declares {image.size[0]}x{image.size[1]} "
+                                                f"pixels, expected {shape[1]}x{shape[0]}")
                 residual = np.asarray(image.convert("RGB"), np.int16) - 128
         except (OSError, ValueError) as exc:
             raise EnhancementLayerError(f"undecodable enhancement layer: {exc}") from exc

@@ -24,7 +24,10 @@ import redis
 
 from service_common.redis_keys import API_KEYS, API_KEYS_BOOTSTRAPPED, api_key_key
 
-SCOPES = ("identities:read", "identities:write", "sightings:read", "faces:view", "events:read", "admin")
+SCOPES = ("identities:read", "identities:write", "sightings:read", "faces:search", "faces:view_base", "faces:view",
+          "events:read", "admin")
+# A scope that holds another: full pixels include the base-only preview. admin holds every scope.
+IMPLIES = {"faces:view": ("faces:view_base",)}
 TOKEN = re.compile(r"^fck_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 NAME = re.compile(r"^[A-Za-z0-9_.@ -]{1,64}$")
 
@@ -53,7 +56,7 @@ class ApiKey:
     rate_per_s: int | None  # None: the service's default
 
     def allows(self, scope: str) -> bool:
-        return "admin" in self.scopes or scope in self.scopes
+        return "admin" in self.scopes or scope in self.scopes or any(scope in IMPLIES.get(s, ()) for s in self.scopes)
 
     def active(self, now_ms: int) -> bool:
         return self.revoked_at_ms is None and (self.expires_at_ms is None or now_ms < self.expires_at_ms)

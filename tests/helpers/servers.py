@@ -13,7 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from devstack.stack import free_port
-from service_common.access import KeyStore, new_token
+from service_common.access import AuditEntry, AuditLog, KeyStore, RateLimiter, new_token
+from service_common.access.denials import Denials
 
 
 @contextmanager
@@ -55,9 +56,9 @@ def api_client(redis_url: str, scopes: tuple[str, ...] = ("admin",), name: str =
 
 
 @contextmanager
-def serve_analyzer(redis_url: str) -> Iterator[tuple[str, object]]:
+def serve_analyzer(redis_url: str, **overrides: object) -> Iterator[tuple[str, object]]:
     """A real analyzer (REST on uvicorn, gRPC Ingest, workers) over a flushed Redis that trusts edge
-    `edge-t`: (REST url, Ingest stub)."""
+    `edge-t`: (REST url, Ingest stub). `overrides`: other AnalyzerSettings fields."""
     import grpc
     from facecoding.v1 import ingest_pb2_grpc
 
@@ -67,6 +68,16 @@ def serve_analyzer(redis_url: str) -> Iterator[tuple[str, object]]:
     redis.Redis.from_url(redis_url).flushdb()
     grpc_port = free_port()
     settings = AnalyzerSettings(redis_url=redis_url, grpc_port=grpc_port, http_port=free_port(),
-                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024)
+                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024,
+                                **overrides)
     with serve(create_app(settings)) as url, grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         yield url, ingest_pb2_grpc.IngestStub(channel)
+
+
+def denial_summaries(redis_url: str) -> list[AuditEntry]:
+    """The `access.denied` audit entries, after summarising every pending denial window now (as the
+    services' flushers do once a window has ended)."""
+    client = redis.Redis.from_url(redis_url)
+    audit = AuditLog(client)
+    Denials(client, RateLimiter(client), audit, 1).flush(now_ms=int(time.time() * 1000) + 86_400_000)
+    return audit.query(action="access.denied", limit=1000)[0]
