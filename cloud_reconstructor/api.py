@@ -88,6 +88,7 @@ Dep = Annotated[Reconstructor, Depends(get_reconstructor)]
 
 def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     settings = settings or ReconstructorSettings()
+    tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -95,7 +96,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         app.state.access = Access(KeyStore(faces.r), AuditLog(faces.r, settings.audit_max_entries),
                                   RateLimiter(faces.r), settings.rate_limit_per_s)
         app.state.reconstructor = Reconstructor(
-            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, settings.tls),
+            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, tls),
         )
         yield
         app.state.reconstructor.edges.close()

@@ -36,6 +36,11 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings):
             return None
         return self.tls_files("tls_ca_file")
 
+    def transport(self) -> TlsFiles | None:
+        """At start: the Fetch channels' TLS files; None only with RECONSTRUCTOR_GRPC_INSECURE;
+        GrpcTransportError otherwise."""
+        return self.grpc_transport(self.tls, ("tls_cert_file", "tls_key_file", "tls_ca_file"))
+
     @model_validator(mode="after")
     def _tls_complete(self) -> ReconstructorSettings:
         """Incomplete TLS settings fail at start, not on the first connection."""

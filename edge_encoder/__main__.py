@@ -19,6 +19,7 @@ import uvicorn
 from edge_encoder.api import create_app
 from edge_encoder.settings import EdgeSettings
 from service_common.access.camera_tokens import CameraTokenError, add_camera, revoke_camera
+from service_common.settings import GrpcTransportError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {revoke_camera(path, args.camera_id)} token(s) of {args.camera_id}", file=sys.stderr)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s edge %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
+    try:
+        app = create_app(settings)
+    except GrpcTransportError as exc:  # neither certificates nor the plaintext switch: say so, start nothing
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
     return 0
 
 

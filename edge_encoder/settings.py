@@ -132,6 +132,9 @@ class EdgeSettings(TlsIdentitySettings):
         "EDGE_CLOUD_INGEST_ADDRESS"
     )
 
+    grpc_reflection: bool = Field(False, description="serve gRPC reflection (lists the services to any client; "
+                                  "for debugging)")
+
     @property
     def tls(self) -> TlsFiles | None:
         """This edge's TLS files (all three, or none: plaintext)."""
@@ -142,6 +145,10 @@ class EdgeSettings(TlsIdentitySettings):
             names = (self.env_name(n) for n in ("tls_cert_file", "tls_key_file", "tls_ca_file"))
             raise ValueError(f"set all of {', '.join(names)} for TLS, or none of them")
         return self.tls_files("tls_ca_file")
+
+    def transport(self) -> TlsFiles | None:
+        """At start: the TLS files; None only with EDGE_GRPC_INSECURE; GrpcTransportError otherwise."""
+        return self.grpc_transport(self.tls, ("tls_cert_file", "tls_key_file", "tls_ca_file"))
 
     @property
     def tokens_path(self) -> Path:
