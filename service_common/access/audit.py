@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from service_common.redis_keys import AUDIT_STREAM
+from service_common.redis_oom import atomic_writes
 
 FIELDS = ("key_id", "key_name", "action", "outcome", "status", "client", "face_id", "identity_id", "layers",
           "detail")
@@ -47,7 +48,10 @@ class AuditLog:
         fields = {"key_id": key_id, "key_name": key_name, "action": action, "outcome": outcome, "status": status,
                   "client": client, "face_id": face_id, "identity_id": identity_id, "layers": layers,
                   "detail": detail[:500]}
-        return self.r.xadd(AUDIT_STREAM, fields, maxlen=self.max_entries, approximate=True).decode()
+        # Written even when Redis is full: an erasure or a denied view is recorded, not lost.
+        args = [x for item in fields.items() for x in item]
+        (entry_id,) = atomic_writes(self.r, [("XADD", AUDIT_STREAM, "MAXLEN", "~", self.max_entries, "*", *args)])
+        return entry_id.decode()
 
     def query(self, since_ms: int | None = None, until_ms: int | None = None, key_id: str | None = None,
               action: str | None = None, face_id: str | None = None, identity_id: str | None = None,

@@ -11,6 +11,7 @@ import time
 import redis
 
 from service_common.redis_keys import rate_key
+from service_common.redis_oom import atomic_writes
 
 
 class RateLimiter:
@@ -21,11 +22,10 @@ class RateLimiter:
         """Count one request; None if within budget, else seconds until the next window opens."""
         now = time.time()
         second = int(now)
-        pipe = self.r.pipeline(transaction=False)
         key = rate_key(key_id, second)
-        pipe.incr(key)
-        pipe.expire(key, 2)
-        count, _ = pipe.execute()
+        # Counted even when Redis is full (one short-lived counter per key): otherwise every request, the
+        # erasures that would free memory included, fails.
+        count, _ = atomic_writes(self.r, [("INCR", key), ("EXPIRE", key, 2)])
         if count <= per_second:
             return None
         return max(0.001, math.ceil((second + 1 - now) * 1000) / 1000)
