@@ -84,8 +84,9 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings):
         3600.0, gt=0, description="ingest consumers idle this long and holding nothing are removed from the group"
     )
     tls_client_ca_file: Path | None = Field(
-        None, description="PEM CA bundle of the edges' certificates: Ingest then requires a client certificate "
-        "from it whose name (CN, else first DNS SAN) is the records' edge_id and in ANALYZER_EDGES (mutual TLS)"
+        None, description="PEM CA bundle of the edges' certificates: Ingest requires a client certificate from it "
+        "with the edge role whose name (spiffe://facecodec/edge/<edge_id>) is in ANALYZER_EDGES and is every "
+        "record's edge_id (mutual TLS)"
     )
     edge_tls_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the edges' server certificates; the analyzer dials edges over TLS "

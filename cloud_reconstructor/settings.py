@@ -26,7 +26,8 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings):
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     audit_max_entries: int = Field(10_000_000, ge=1000, description="audit stream cap (oldest dropped beyond)")
     tls_ca_file: Path | None = Field(
-        None, description="PEM CA bundle of the edges' server certificates; set: Fetch over TLS"
+        None, description="PEM CA bundle of the edges' server certificates: Fetch over mutual TLS, presenting "
+        "RECONSTRUCTOR_TLS_CERT_FILE"
     )
 
     @property

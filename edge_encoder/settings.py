@@ -124,8 +124,8 @@ class EdgeSettings(TlsIdentitySettings):
         "and every client of the gRPC server (mutual TLS: gRPC cameras need a certificate from it too)"
     )
     cloud_names: list[str] = Field(
-        ["cloud"], description="client certificate names (CN, else first DNS SAN) allowed "
-        "to Fetch and Erase over TLS (JSON list); others get PERMISSION_DENIED"
+        ["cloud"], description="cloud certificates (role cloud, these names: spiffe://facecodec/cloud/<name>) "
+        "allowed to Fetch and Erase (JSON list); any other certificate gets PERMISSION_DENIED"
     )
     cloud_server_name: str = Field(
         "", description="name the analyzer's server certificate must carry; default: the host of "

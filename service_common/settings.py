@@ -37,9 +37,9 @@ class TlsIdentitySettings(BaseSettings):
 
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate (chain) this service presents: its gRPC server certificate and its "
-        "client certificate when it dials (its name, CN else first DNS SAN, is what peers check: an edge's is "
-        "its EDGE_EDGE_ID, the cloud's in EDGE_CLOUD_NAMES; its role URI says cloud or edge: "
-        "`python -m service_common.certs init`)"
+        "client certificate when it dials; peers check its role and name, the SAN URI spiffe://facecodec/<role>/"
+        "<name> (an edge's name is its EDGE_EDGE_ID, the cloud's in EDGE_CLOUD_NAMES): made by `python -m "
+        "service_common.certs init`"
     )
     tls_key_file: Path | None = Field(None, description="PEM private key of this service's TLS certificate")
     grpc_insecure: bool = Field(
