@@ -113,10 +113,12 @@ def _issue(ca_key, ca_cert, leaf: Leaf, hosts: Iterable[str]):  # type: ignore[n
 
 
 def _signed_by(cert_file: Path, ca_cert) -> bool:  # type: ignore[no-untyped-def]
+    from cryptography.exceptions import InvalidSignature
+
     x509 = _crypto()[0]
     try:
         x509.load_pem_x509_certificate(cert_file.read_bytes()).verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, x509.InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature):
         return False
     return True
 

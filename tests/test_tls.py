@@ -376,3 +376,63 @@ def test_the_launcher_passes_tls_files_to_every_service(tmp_path, monkeypatch) -
     for files in (analyzer.ingest_tls, analyzer.edge_tls, loaded["cloud_reconstructor"].tls,
                   loaded["edge_encoder"].tls):
         files.read()  # all there and PEM
+
+
+def test_certs_init_makes_role_certificates_once_and_renews_on_request(tmp_path) -> None:
+    """`python -m service_common.certs init`: a CA, the cloud's, each edge's and each camera's certificate
+    with its role URI; idempotent (a second run writes nothing); --renew re-issues one; a certificate from
+    another CA in the folder is an error, not silently kept."""
+    from cryptography import x509
+
+    from service_common import certs
+    from service_common.tls import role_uri
+
+    out, ca = tmp_path / "tls", tmp_path / "ca"
+    assert certs.main(["init", "--dir", str(out), "--ca-dir", str(ca), "--edge", "edge-1", "--camera", "lobby"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ca.crt", "camera-lobby.crt", "camera-lobby.key", "cloud.crt",
+                                                     "cloud.key", "edge-1.crt", "edge-1.key"]
+    assert [p.name for p in ca.iterdir()] == ["ca.key"]
+    for stem, role, name in (("cloud", "cloud", "cloud"), ("edge-1", "edge", "edge-1"), ("camera-lobby", "camera",
+                                                                                            "lobby")):
+        cert = x509.load_pem_x509_certificate((out / f"{stem}.crt").read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [role_uri(role, name)]
+        assert "cloud_analyzer" in sans.get_values_for_type(x509.DNSName)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert certs.init(out, ["edge-1"], cameras=["lobby"], ca_dir=ca) == []
+    assert certs.init(out, ["edge-1"], ca_dir=ca, renew=["edge-1"]) == [out / "edge-1.crt", out / "edge-1.key"]
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert [n for n in before if before[n] != after[n]] == ["edge-1.crt", "edge-1.key"]
+    other = Authority.create(tmp_path / "other", "other-ca")
+    other.issue(out, "edge-2", file_stem="edge-2", role="edge")
+    with pytest.raises(certs.CertError, match="edge-2.crt was not issued by"):
+        certs.init(out, ["edge-1", "edge-2"], ca_dir=ca)
+    assert certs.main(["init", "--dir", str(out), "--edge", "bad id"]) == 2
+
+
+def test_secret_files_are_created_private_not_chmod_ed_afterwards(tmp_path, monkeypatch, redis_client) -> None:
+    """Camera tokens, the admin key and certificate keys are 0600 from creation: with chmod unavailable
+    (a file written with the umask and fixed afterwards would stay world-readable) they still are."""
+    import os
+
+    from service_common import certs
+    from service_common.access import KeyStore, bootstrap_admin
+    from service_common.access.camera_tokens import add_camera, revoke_camera
+
+    def no_chmod(*args, **kwargs):
+        raise AssertionError("secret files must be created 0600, not chmod-ed")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    monkeypatch.setattr(Path, "chmod", no_chmod)
+    old = os.umask(0o022)
+    try:
+        tokens = tmp_path / "camera_tokens"
+        add_camera(tokens, "lobby")
+        add_camera(tokens, "door")
+        revoke_camera(tokens, "door")
+        bootstrap_admin(KeyStore(redis_client), tmp_path / "admin_key")
+        certs.init(tmp_path / "tls", ["edge-1"], ca_dir=tmp_path / "ca")
+    finally:
+        os.umask(old)
+    private = [tokens, tmp_path / "admin_key", tmp_path / "ca" / "ca.key", *(tmp_path / "tls").glob("*.key")]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in private} == {p.name: "0o600" for p in private}
