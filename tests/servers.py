@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import redis
@@ -59,8 +61,9 @@ def serve_analyzer(redis_url: str) -> Iterator[tuple[str, object]]:
 
     redis.Redis.from_url(redis_url).flushdb()
     grpc_port = free_port()
-    settings = AnalyzerSettings(redis_url=redis_url, grpc_port=grpc_port, http_port=free_port(),
-                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024,
-                                grpc_insecure=True)
-    with serve(create_app(settings)) as url, grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-        yield url, ingest_pb2_grpc.IngestStub(channel)
+    with tempfile.TemporaryDirectory(prefix="analyzer-secrets-") as secrets:  # the first admin key's file
+        settings = AnalyzerSettings(redis_url=redis_url, grpc_port=grpc_port, http_port=free_port(),
+                                    edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024,
+                                    grpc_insecure=True, admin_key_file=Path(secrets) / "admin_key")
+        with serve(create_app(settings)) as url, grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            yield url, ingest_pb2_grpc.IngestStub(channel)
