@@ -75,10 +75,10 @@ RUN for d in /opt/venv/lib/python3*/site-packages/nvidia; do \
         if [ -d "$d" ]; then find "$d" -mindepth 2 -maxdepth 2 -type d -name lib > /etc/ld.so.conf.d/nvidia-wheels.conf && ldconfig; fi; \
     done
 
-# An unprivileged user; /data/edge exists and belongs to it so that a fresh named volume mounted
-# there (EDGE_DATA_DIR) is writable.
+# An unprivileged user; /data/edge, /tls and /tls-ca exist and belong to it so that fresh named volumes
+# mounted there (EDGE_DATA_DIR, the certificates, the CA key) are writable.
 RUN useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin app && \
-    mkdir -p /srv /data/edge && chown -R app /srv /data
+    mkdir -p /srv /data/edge /tls /tls-ca && chown -R app /srv /data /tls /tls-ca
 USER app
 WORKDIR /srv
 

@@ -24,6 +24,7 @@ from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from service_common.access import SCOPES, KeyStore, new_token
 from service_common.access.keys import KeyError_
+from service_common.settings import GrpcTransportError
 
 
 def keys_command(args: argparse.Namespace, settings: AnalyzerSettings) -> int:
@@ -71,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         return keys_command(args, settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s analyzer %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
+    try:
+        app = create_app(settings)
+    except GrpcTransportError as exc:  # neither certificates nor the plaintext switch: say so, start nothing
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
     return 0
 
 

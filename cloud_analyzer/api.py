@@ -39,23 +39,15 @@ log = logging.getLogger(__name__)
 def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
     """Keys, audit and rate limits over the analyzer's Redis; the first admin key on first start."""
     access = build_access(client, settings)
-    token = bootstrap_admin(access.keys, settings.admin_key_file)
-    if token is not None:  # printed once, here, and never stored: the operator must keep it now
-        print(f"\n{'=' * 72}\nFirst start: admin API key (shown once, stored only as a hash):\n\n    {token}\n\n"
-              f"Create narrower keys with it: python -m cloud_analyzer keys create --help\n{'=' * 72}\n",
-              flush=True)
+    if bootstrap_admin(access.keys, settings.admin_key_file):  # where the key is, never the key
+        log.warning("new admin API key written to %s (mode 0600); create narrower keys with it: "
+                    "python -m cloud_analyzer keys create --help", settings.admin_key_file)
     return access
-
-
-def _transport(settings: AnalyzerSettings) -> str:
-    if settings.ingest_tls is None:
-        log.warning("Ingest is plaintext gRPC: set ANALYZER_TLS_* files outside loopback development")
-        return "plaintext"
-    return "mutual TLS" if settings.ingest_tls.ca is not None else "TLS, edges not authenticated by certificate"
 
 
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     settings = settings or AnalyzerSettings()
+    ingest_tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -69,7 +61,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
         access = make_access(store.r, settings)
         app.state.access = access
-        edge_channels = Channels(settings.edge_tls)  # erasures go to the edges over these
+        edge_channels = Channels(None if ingest_tls is None else settings.edge_tls)  # erasures go to edges over these
         edge_eraser = EdgeEraser(store.r, settings.edges, edge_channels.get)
         clusters = Clusters(store.r)
         app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access,
@@ -79,7 +71,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                               CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s),
                               settings.retention_days * 86400 if settings.retention_days else None)
         server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits,
-                                   tls=settings.ingest_tls)
+                                   tls=ingest_tls, reflection_on=settings.grpc_reflection)
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s,
@@ -94,7 +86,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         retention.start()
         denial_flusher = DenialFlusher(access.denials)
         denial_flusher.start()
-        log.info("analyzer: ingest on :%d (%s), %d worker(s)", port, _transport(settings), len(workers))
+        log.info("analyzer: ingest on :%d (%s), %d worker(s)", port,
+                 "plaintext" if ingest_tls is None else "mutual TLS", len(workers))
         yield
         for worker in workers:
             worker.stop()

@@ -17,6 +17,7 @@ from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 from cloud_analyzer.erasure import CHUNK, report_from_json, report_to_json
 from service_common.access import AuditLog
 from service_common.redis_keys import ERASURES_PENDING, erasure_edge_key, erasure_key
+from service_common.redis_oom import compare_and_set_field
 
 log = logging.getLogger(__name__)
 
@@ -87,25 +88,18 @@ class EdgeEraser:
 
     def _update(self, erasure_id: str, edge_id: str, **changes: Any) -> None:
         key = erasure_key(erasure_id)
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.hget(key, "report")
-                    if raw is None:
-                        return
-                    report = report_from_json(json.loads(raw))
-                    edge = report.edges[edge_id]
-                    if edge.status == "confirmed" and changes.get("status") != "confirmed":
-                        return  # another replica confirmed it meanwhile
-                    for k, v in changes.items():
-                        setattr(edge, k, getattr(edge, k) + v if k in ("erased", "not_held") else v)
-                    pipe.multi()
-                    pipe.hset(key, "report", json.dumps(report_to_json(report)))
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+        while True:  # compare-and-set, not WATCH/MULTI: it must also work when Redis is full
+            raw = self.r.hget(key, "report")
+            if raw is None:
+                return
+            report = report_from_json(json.loads(raw))
+            edge = report.edges[edge_id]
+            if edge.status == "confirmed" and changes.get("status") != "confirmed":
+                return  # another replica confirmed it meanwhile
+            for k, v in changes.items():
+                setattr(edge, k, getattr(edge, k) + v if k in ("erased", "not_held") else v)
+            if compare_and_set_field(self.r, key, "report", raw, json.dumps(report_to_json(report))):
+                return
 
     def _run(self) -> None:
         while not self._stop.is_set():

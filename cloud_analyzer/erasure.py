@@ -40,6 +40,7 @@ from service_common.redis_keys import (
     track_info_key,
     track_key,
 )
+from service_common.redis_oom import atomic_writes, compare_and_set_field
 
 CHUNK = 10_000  # face ids per Erase call (the edge's limit)
 SCAN = 1_000  # stream entries read per round trip while looking for erased faces
@@ -90,31 +91,25 @@ class Eraser:
         # First out of the gallery, so no new face is named as this person; the identity itself goes last,
         # so an erasure that fails half way can be asked again and finishes the job.
         if model is not None and enrol is not None:
-            pipe = self.r.pipeline(transaction=True)
-            pipe.execute_command("VREM", gallery_key(model.decode()), identity_id)
-            pipe.hincrby(enrol_counts_key(model.decode()), enrol.decode(), -1)
-            pipe.hdel(identity_key(identity_id), "enrol_key")  # counted out once, even if asked again
-            pipe.incr(GALLERY_VERSION)
-            pipe.execute()
+            atomic_writes(self.r, [("VREM", gallery_key(model.decode()), identity_id),
+                                   ("HINCRBY", enrol_counts_key(model.decode()), enrol.decode(), -1),
+                                   ("HDEL", identity_key(identity_id), "enrol_key"),  # counted out once
+                                   ("INCR", GALLERY_VERSION)])
         report = self._report(f"identity:{identity_id}", key_id, identity_erased=True, templates=templates)
         handled: set[str] = set()
         while face_ids:  # again if a decision made just before the gallery change named someone meanwhile
             if with_sightings:
                 self._faces(report, face_ids)
             else:  # the name is the person's data too: what stays is an unknown face
-                pipe = self.r.pipeline(transaction=False)
-                for face_id in face_ids:
-                    pipe.hset(face_key(face_id), mapping={"identity_id": "", "identity_name": "", "status": "unknown"})
-                pipe.execute()
+                for start in range(0, len(face_ids), SCAN):
+                    atomic_writes(self.r, [("HSET", face_key(f), "identity_id", "", "identity_name", "",
+                                            "status", "unknown") for f in face_ids[start : start + SCAN]])
             handled.update(face_ids)
             face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1) if f.decode() not in handled]
         if not with_sightings:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
-        pipe = self.r.pipeline(transaction=True)
-        pipe.delete(identity_key(identity_id), templates_key(identity_id), mean_key(identity_id), sightings)
-        pipe.zrem(IDENTITIES, identity_id)
-        pipe.incr(GALLERY_VERSION)
-        pipe.execute()
+        atomic_writes(self.r, [("DEL", identity_key(identity_id), templates_key(identity_id), mean_key(identity_id),
+                                sightings), ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])
         return self._save(report)
 
     def face(self, face_id: str, key_id: str) -> ErasureReport | None:
@@ -151,22 +146,18 @@ class Eraser:
         for face_id in face_ids:
             fields = self.r.hmget(face_key(face_id), "camera_id", "identity_id", "track_id", "edge_id", "history_key")
             camera_id, identity_id, track_id, edge_id, history = ((v or b"").decode() for v in fields)
-            pipe = self.r.pipeline(transaction=True)
-            pipe.delete(face_key(face_id))
-            pipe.zrem(FACES, face_id)
-            pipe.zrem(SIGHTINGS, face_id)
+            commands: list[tuple] = [("DEL", face_key(face_id)), ("ZREM", FACES, face_id), ("ZREM", SIGHTINGS, face_id)]
             if camera_id:
-                pipe.zrem(camera_sightings_key(camera_id), face_id)
+                commands.append(("ZREM", camera_sightings_key(camera_id), face_id))
             if identity_id:
-                pipe.zrem(identity_sightings_key(identity_id), face_id)
+                commands.append(("ZREM", identity_sightings_key(identity_id), face_id))
             if track_id:  # the track is this person's stay in view: its summary goes with any of its faces
-                pipe.zrem(track_key(track_id), face_id)
-                pipe.delete(track_info_key(track_id))
+                commands += [("ZREM", track_key(track_id), face_id), ("DEL", track_info_key(track_id))]
                 if erasure:
-                    pipe.set(track_erased_key(track_id), 1, ex=ERASED_TRACK_TTL_S)
+                    commands.append(("SET", track_erased_key(track_id), 1, "EX", ERASED_TRACK_TTL_S))
             if history:
-                pipe.execute_command("VREM", history, face_id)
-            existed, *_ = pipe.execute()
+                commands.append(("VREM", history, face_id))
+            existed, *_ = atomic_writes(self.r, commands)  # one face at a time, atomically, also when Redis is full
             if existed:
                 erased.add(face_id)
                 if edge_id:
@@ -193,11 +184,9 @@ class Eraser:
         report.edges.update({edge_id: EdgeStatus(len(ids), "pending") for edge_id, ids in by_edge.items()})
         self._save(report)  # before the edges' work is queued: EdgeEraser records each edge's answer in it
         for edge_id, ids in by_edge.items():
-            pipe = self.r.pipeline(transaction=True)
-            for start in range(0, len(ids), CHUNK):
-                pipe.sadd(erasure_edge_key(report.erasure_id, edge_id), *ids[start : start + CHUNK])
-            pipe.sadd(ERASURES_PENDING, f"{report.erasure_id}|{edge_id}")
-            pipe.execute()
+            atomic_writes(self.r, [*(("SADD", erasure_edge_key(report.erasure_id, edge_id), *ids[start : start + SCAN])
+                                     for start in range(0, len(ids), SCAN)),
+                                   ("SADD", ERASURES_PENDING, f"{report.erasure_id}|{edge_id}")])
         erased, _ = self.forget(face_ids, erasure=True)
         report.faces += len(erased)
         report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
@@ -224,19 +213,13 @@ class Eraser:
         """Write the report; an edge's status already recorded (EdgeEraser may confirm before the request
         ends) is kept, not overwritten with `pending`."""
         key = erasure_key(report.erasure_id)
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    stored = pipe.hget(key, "report")
-                    if stored is not None:
-                        report.edges.update(report_from_json(json.loads(stored)).edges)
-                    pipe.multi()
-                    pipe.hset(key, "report", json.dumps(report_to_json(report)))
-                    pipe.execute()
-                    return report
-                except redis.WatchError:
-                    continue
+        while True:  # compare-and-set, not WATCH/MULTI: it must also work when Redis is full
+            stored = self.r.hget(key, "report")
+            if stored is not None:
+                report.edges.update(report_from_json(json.loads(stored)).edges)
+            if compare_and_set_field(self.r, key, "report", stored, json.dumps(report_to_json(report))):
+                return report
+
 
 
 def report_to_json(report: ErasureReport) -> dict[str, Any]:

@@ -6,8 +6,10 @@ most `max_streams` RPCs at once, refusing (not queueing) the rest: a few idle or
 take the thread pool from every other edge.
 
 With mutual TLS (`make_server(tls=...)` with a client CA) an edge is who its client certificate says:
-a stream is served only when the certificate's name (CN, else first DNS SAN) is in the trusted edges
-and every record's `edge_id` is that name; anything else ends the stream with PERMISSION_DENIED.
+a stream is served only when the certificate has the edge role with a name in the trusted edges
+(`spiffe://facecodec/edge/<edge_id>`, service_common.certs) and every record's `edge_id` is that name;
+anything else (a cloud or camera certificate, another edge's records) ends the stream with
+PERMISSION_DENIED.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from facecodec.codec.profiles import UnknownProfileError
 from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
 from service_common.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
 from service_common.ids import ID, ID_RULE
-from service_common.tls import TlsFiles, peer_identity, server_credentials
+from service_common.tls import TlsFiles, peer_role, server_credentials
 
 log = logging.getLogger(__name__)
 MAX_COORDINATE = 1e6  # pixels; far beyond any frame, still exact in a float32
@@ -215,11 +217,13 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         self._streams = _Streams(self.limits)
 
     def Ingest(self, request_iterator: Iterator[ingest_pb2.FaceRecord], context: grpc.ServicerContext):  # noqa: N802
-        identity = peer_identity(context) if self.authenticate else None
+        caller = peer_role(context) if self.authenticate else None
+        identity = caller.name if caller is not None and caller.role == "edge" else None
         if self.authenticate and identity not in self.edges:
-            log.warning("ingest from client certificate %r refused: not in ANALYZER_EDGES", (identity or "")[:64])
+            log.warning("ingest from client certificate %r refused: no edge certificate of an edge in "
+                        "ANALYZER_EDGES", caller)
             context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                          "the client certificate names no trusted edge (ANALYZER_EDGES)")
+                          "the client certificate is not the edge certificate of a trusted edge (ANALYZER_EDGES)")
         peer, key = peer_host(context.peer()), id(context)
         if not self._streams.open(key, peer, context):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -277,9 +281,11 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
 
 
 def make_server(store: Store, port: int, edges: Collection[str], host: str = "127.0.0.1",
-                limits: IngestLimits | None = None, tls: TlsFiles | None = None) -> tuple[grpc.Server, int]:
+                limits: IngestLimits | None = None, tls: TlsFiles | None = None,
+                reflection_on: bool = False) -> tuple[grpc.Server, int]:
     """The Ingest server. tls: None, plaintext; with a certificate and key, TLS; with a CA too, mutual
-    TLS (client certificates from that CA required, their names checked against the records' edge_id)."""
+    TLS (client certificates from that CA required, their role and name checked against the records'
+    edge_id). reflection_on: serve gRPC reflection (lists the services to anyone who connects)."""
     limits = limits or IngestLimits()
     mutual = tls is not None and tls.ca is not None
     credentials = None if tls is None else server_credentials(tls, require_client_cert=mutual)  # bad files: fail now
@@ -295,7 +301,8 @@ def make_server(store: Store, port: int, edges: Collection[str], host: str = "12
     name = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
     health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((name, reflection.SERVICE_NAME), server)
+    if reflection_on:
+        reflection.enable_server_reflection((name, reflection.SERVICE_NAME), server)
     address = f"{host}:{port}"
     if credentials is None:
         return server, server.add_insecure_port(address)

@@ -22,6 +22,7 @@ import redis
 from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.history import History
 from service_common.redis_keys import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM, RETENTION_LOCK
+from service_common.redis_oom import set_nx_px
 
 log = logging.getLogger(__name__)
 BATCH = 1_000
@@ -72,6 +73,14 @@ class Retention:
         self.last = done
         return done
 
+    def run_locked(self, now_ms: int | None = None) -> RetentionRound | None:
+        """One round, unless another replica holds this interval's lock (None): the others would only
+        repeat the same deletions. The lock is taken even when Redis is full: retention is what frees it
+        (its deletions run under OOM; a plain SET NX would be refused)."""
+        if not set_nx_px(self.r, RETENTION_LOCK, 1, int(self.interval_s * 1000)):
+            return None
+        return self.run_once(now_ms)
+
     def _trim_ingest(self) -> int:
         """Entries every consumer has acknowledged are history: drop them. Keep everything from the
         oldest pending entry, and everything not yet delivered to the group."""
@@ -100,11 +109,8 @@ class Retention:
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                # One replica per round: the others would only repeat the same deletions.
-                if not self.r.set(RETENTION_LOCK, 1, nx=True, px=int(self.interval_s * 1000)):
-                    continue
-                done = self.run_once()
-                if done.faces_expired or done.consumers_removed:
+                done = self.run_locked()
+                if done is not None and (done.faces_expired or done.consumers_removed):
                     log.info("retention: %s", done)
             except redis.RedisError as exc:
                 log.warning("retention: redis error %s; next round in %.0fs", exc, self.interval_s)

@@ -47,8 +47,8 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         "taken over (that replica died)"
     )
     admin_key_file: Path | None = Field(
-        None, description="file holding the admin API key (a compose secret); created with a new key if missing. "
-        "Unset: the first start creates an admin key and prints it once"
+        None, description="file holding the admin API key (a compose secret); created (mode 0600) with a new key if "
+        "missing. Unset: the analyzer refuses to start on a Redis that holds no API key yet (it never prints one)"
     )
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json (they list endpoints, not data)")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted image upload")
@@ -81,13 +81,16 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         3600.0, gt=0, description="ingest consumers idle this long and holding nothing are removed from the group"
     )
     tls_client_ca_file: Path | None = Field(
-        None, description="PEM CA bundle of the edges' certificates: Ingest then requires a client certificate "
-        "from it whose name (CN, else first DNS SAN) is the records' edge_id and in ANALYZER_EDGES (mutual TLS)"
+        None, description="PEM CA bundle of the edges' certificates: Ingest requires a client certificate from it "
+        "with the edge role whose name (spiffe://facecodec/edge/<edge_id>) is in ANALYZER_EDGES and is every "
+        "record's edge_id (mutual TLS)"
     )
     edge_tls_ca_file: Path | None = Field(
-        None, description="PEM CA bundle of the edges' server certificates; set: the analyzer dials edges over "
-        "TLS, presenting ANALYZER_TLS_CERT_FILE as client certificate"
+        None, description="PEM CA bundle of the edges' server certificates; the analyzer dials edges over TLS "
+        "with it, presenting ANALYZER_TLS_CERT_FILE as client certificate; default ANALYZER_TLS_CLIENT_CA_FILE"
     )
+    grpc_reflection: bool = Field(False, description="serve gRPC reflection on Ingest (lists its services to "
+                                  "any client; for debugging)")
 
     @property
     def ingest_tls(self) -> TlsFiles | None:
@@ -103,9 +106,17 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
     def edge_tls(self) -> TlsFiles | None:
         """The files of the analyzer's channels to edges (service_common.tls.Channels);
         None: plaintext."""
-        if self.edge_tls_ca_file is None:
+        ca = self.edge_tls_ca_file or self.tls_client_ca_file
+        if ca is None:
             return None
-        return self.tls_files("edge_tls_ca_file")
+        names = tuple(self.env_name(n) for n in ("tls_cert_file", "tls_key_file",
+                                                 "edge_tls_ca_file" if self.edge_tls_ca_file else "tls_client_ca_file"))
+        return TlsFiles(self.tls_cert_file, self.tls_key_file, ca, names)
+
+    def transport(self) -> TlsFiles | None:
+        """At start: Ingest's TLS files (mutual: the client CA is required); None only with
+        ANALYZER_GRPC_INSECURE; GrpcTransportError otherwise."""
+        return self.grpc_transport(self.ingest_tls, ("tls_cert_file", "tls_key_file", "tls_client_ca_file"))
 
     @model_validator(mode="after")
     def _tls_complete(self) -> AnalyzerSettings:

@@ -115,6 +115,7 @@ Dep = Annotated[Reconstructor, Depends(get_reconstructor)]
 
 def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     settings = settings or ReconstructorSettings()
+    tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -123,7 +124,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         denial_flusher = DenialFlusher(app.state.access.denials)
         denial_flusher.start()
         app.state.reconstructor = Reconstructor(
-            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, settings.tls),
+            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, tls),
         )
         yield
         denial_flusher.stop()

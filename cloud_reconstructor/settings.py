@@ -28,7 +28,8 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
     )
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     tls_ca_file: Path | None = Field(
-        None, description="PEM CA bundle of the edges' server certificates; set: Fetch over TLS"
+        None, description="PEM CA bundle of the edges' server certificates: Fetch over mutual TLS, presenting "
+        "RECONSTRUCTOR_TLS_CERT_FILE"
     )
 
     @property
@@ -37,6 +38,11 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         if self.tls_cert_file is None and self.tls_key_file is None and self.tls_ca_file is None:
             return None
         return self.tls_files("tls_ca_file")
+
+    def transport(self) -> TlsFiles | None:
+        """At start: the Fetch channels' TLS files; None only with RECONSTRUCTOR_GRPC_INSECURE;
+        GrpcTransportError otherwise."""
+        return self.grpc_transport(self.tls, ("tls_cert_file", "tls_key_file", "tls_ca_file"))
 
     @model_validator(mode="after")
     def _tls_complete(self) -> ReconstructorSettings:

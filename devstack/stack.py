@@ -21,9 +21,11 @@ the launcher, which stops them in order. `--detach` returns once the stack is he
 output in `<data-dir>/logs/launcher.log`, its pid in `<data-dir>/stack.pid`); `down` stops it.
 
 Used by the demo and by the end-to-end tests (`Stack`, free ports unless `fixed_ports`); logs go to
-`<data-dir>/logs/<service>.log`. gRPC is plaintext on loopback unless `tls_dir` (`--tls-dir`) holds
-ca.crt, cloud.crt/.key and edge-1.crt/.key (certificates naming 127.0.0.1; docs/security.md): then
-every gRPC link is mutual TLS.
+`<data-dir>/logs/<service>.log`. Every gRPC link is mutual TLS: the first start makes a CA and the
+certificates in `<data-dir>/tls` (`python -m service_common.certs init`; the CA key in
+`<data-dir>/secrets`), or `--tls-dir` names a folder holding ca.crt, cloud.crt/.key and edge-1.crt/.key
+(docs/security.md); `--insecure-grpc` runs them plaintext instead. Redis asks for a password
+(`<data-dir>/secrets/redis_password`, made on first start); every secret file is created 0600.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import argparse
 import importlib.util
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -42,13 +45,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
+import redis
 
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.settings import DevstackSettings
 from edge_encoder.settings import EdgeSettings
+from service_common import certs
 from service_common.access.camera_tokens import add_camera
+from service_common.secret_files import create_private
+from service_common.tls import TlsFiles, secure_or_insecure_channel
 
 # service name -> module run with `python -m`; docker-compose.yml runs the same entry points.
 SERVICE_MODULES: dict[str, str] = {
@@ -112,29 +120,50 @@ def redis_server_binary() -> str:
 
 
 class RedisServer:
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        self.data_dir, self.port = data_dir, port or free_port()
+    """password_file: Redis asks for that password (protected mode on); it reaches redis-server on stdin, as
+    configuration, never on its command line (which every local user can read)."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, password_file: Path | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.data_dir, self.port, self.password_file = data_dir, port or free_port(), password_file
+        self.extra_args = extra_args
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def password(self) -> str | None:
+        return None if self.password_file is None else self.password_file.read_text().strip()
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        """A client of this server, with its password."""
+        return redis.Redis.from_url(self.url, password=self.password, **kwargs)
+
     def start(self, timeout_s: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        password = self.password
+        protected = "yes" if password else "no"
         self.proc = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--save", "", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [redis_server_binary(), "-", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+             "--appendonly", "yes", "--save", "", "--protected-mode", protected, *self.extra_args],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f'requirepass "{password}"\n'.encode() if password else b"")
+        self.proc.stdin.close()
+        hello = (f"AUTH {password}\r\n" if password else "").encode() + b"PING\r\n"
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    s.sendall(hello)
+                    time.sleep(0.02)
+                    if b"+PONG" in s.recv(64):
                         return
             except OSError:
                 time.sleep(0.05)
@@ -174,7 +203,8 @@ class Stack:
     data_dir: Path
     profile: str = "scalable"
     rate: int | None = None
-    tls_dir: Path | None = None  # ca.crt, cloud.crt/.key, edge-1.crt/.key: mutual TLS on every gRPC link
+    tls_dir: Path | None = None  # ca.crt, cloud.crt/.key, edge-1.crt/.key; default <data_dir>/tls, made on first start
+    insecure_grpc: bool = False  # plaintext gRPC (every service warns): loopback development only
     settings: dict[str, dict[str, object]] = field(default_factory=dict)  # service -> extra env settings
     fixed_ports: bool = False  # True: FIXED_PORTS (the CLI's default); False: free ports
     # Settings from the user (environment, --env-file): passed through unless the launcher wires the variable.
@@ -183,7 +213,7 @@ class Stack:
     services: dict[str, Service] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.redis = RedisServer(self.data_dir / "redis")
+        self.redis = RedisServer(self.data_dir / "redis", password_file=self.secrets_dir / "redis_password")
 
     @property
     def secrets_dir(self) -> Path:
@@ -208,15 +238,25 @@ class Stack:
         """An HTTP client that sends the admin key (for the cloud services)."""
         return httpx.Client(headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=timeout_s)
 
+    def grpc_channel(self, service: str, identity: str = "cloud") -> grpc.Channel:
+        """A channel to `service`'s gRPC port (analyzer Ingest, edge Fetch/Erase/FrameIngest) presenting the
+        certificate `<tls dir>/<identity>.crt` (cloud, edge-1, camera-dev); plaintext with insecure_grpc."""
+        env = self.services[service].env
+        port = env["ANALYZER_GRPC_PORT"] if service == "cloud_analyzer" else env["EDGE_GRPC_PORT"]
+        d = None if self.insecure_grpc else Path(self.tls_dir or self.data_dir / "tls")
+        files = None if d is None else TlsFiles(d / f"{identity}.crt", d / f"{identity}.key", d / "ca.crt")
+        return secure_or_insecure_channel(f"127.0.0.1:{port}", files)
+
     def _secrets(self) -> None:
-        """The admin key file (the analyzer registers it) and a fleet camera token for the edge, made once."""
-        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        """Made once, each 0600: Redis's password, the certificates (unless plaintext gRPC or a given
+        tls_dir), a fleet camera token for the edge; the analyzer writes the admin key file itself."""
+        self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        create_private(self.secrets_dir / "redis_password", secrets.token_hex(32) + "\n")
+        if not self.insecure_grpc and self.tls_dir is None:
+            certs.init(self.data_dir / "tls", edges=["edge-1"], cameras=["dev"], ca_dir=self.secrets_dir)
         token_file = self.secrets_dir / "camera_token"
         if not token_file.exists():
-            token = add_camera(self.secrets_dir / "camera_tokens", "*")
-            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(token + "\n")
+            create_private(token_file, add_camera(self.secrets_dir / "camera_tokens", "*") + "\n")
 
     @property
     def env_file(self) -> Path:
@@ -233,8 +273,8 @@ class Stack:
             ports = {name: free_port() for name in FIXED_PORTS}
         self.env_file.unlink(missing_ok=True)  # written again once this stack is healthy
         try:
+            self._secrets()  # Redis's password first: Redis starts with it
             self.redis.start()
-            self._secrets()
             logs = self.data_dir / "logs"
             logs.mkdir(parents=True, exist_ok=True)
             envs = self.service_envs(ports["ingest"], ports["fetch"], ports)
@@ -265,12 +305,14 @@ class Stack:
         return self.env_file
 
     def service_envs(self, ingest_port: int, fetch_port: int, ports: dict[str, int]) -> dict[str, dict[str, str]]:
-        """Each service's environment: the ports, Redis, secrets and (with tls_dir) the TLS files."""
+        """Each service's environment: the ports, Redis, secrets and the TLS files (or the plaintext switch)."""
         edges = json.dumps({"edge-1": f"127.0.0.1:{fetch_port}"})
         data_dir = self.data_dir.resolve()
-        tls: dict[str, dict[str, object]] = {name: {} for name in SERVICE_MODULES}
-        if self.tls_dir is not None:
-            d = Path(self.tls_dir)
+        tls: dict[str, dict[str, object]] = {
+            "cloud_analyzer": {"ANALYZER_GRPC_INSECURE": "true"}, "edge_encoder": {"EDGE_GRPC_INSECURE": "true"},
+            "cloud_reconstructor": {"RECONSTRUCTOR_GRPC_INSECURE": "true"}}
+        if not self.insecure_grpc:
+            d = Path(self.tls_dir or data_dir / "tls")
             cloud = {"TLS_CERT_FILE": d / "cloud.crt", "TLS_KEY_FILE": d / "cloud.key"}
             tls["cloud_analyzer"] = {**{f"ANALYZER_{k}": v for k, v in cloud.items()},
                                      "ANALYZER_TLS_CLIENT_CA_FILE": d / "ca.crt",
@@ -281,13 +323,16 @@ class Stack:
                                    "EDGE_TLS_CA_FILE": d / "ca.crt"}
         envs = {
             "cloud_analyzer": service_env(
-                ANALYZER_REDIS_URL=self.redis.url, ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
+                ANALYZER_REDIS_URL=self.redis.url, ANALYZER_REDIS_PASSWORD_FILE=data_dir / "secrets" / "redis_password",
+                ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
                 ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
                 ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=data_dir / "secrets" / "admin_key",
                 **tls["cloud_analyzer"],
             ),
             "cloud_reconstructor": service_env(
-                RECONSTRUCTOR_REDIS_URL=self.redis.url, RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
+                RECONSTRUCTOR_REDIS_URL=self.redis.url,
+                RECONSTRUCTOR_REDIS_PASSWORD_FILE=data_dir / "secrets" / "redis_password",
+                RECONSTRUCTOR_HTTP_PORT=ports["cloud_reconstructor"],
                 RECONSTRUCTOR_EDGES=edges, **tls["cloud_reconstructor"],
             ),
             "edge_encoder": service_env(
@@ -423,8 +468,8 @@ def up(args: argparse.Namespace) -> int:
               f"stop it: python -m devstack.stack down --data-dir {args.data_dir}", file=sys.stderr)
         return 1
     pid_file.write_text(f"{os.getpid()}\n")
-    stack = Stack(args.data_dir, args.profile, tls_dir=args.tls_dir, fixed_ports=args.ports == "fixed",
-                  user_settings=user_settings(args.env_file))
+    stack = Stack(args.data_dir, args.profile, tls_dir=args.tls_dir, insecure_grpc=args.insecure_grpc,
+                  fixed_ports=args.ports == "fixed", user_settings=user_settings(args.env_file))
     try:
         with stack:
             print(f"redis               {stack.redis.url}")
@@ -512,7 +557,9 @@ def main(argv: list[str] | None = None) -> int:
                         "the environment wins")
     parser.add_argument("--detach", action="store_true", help="run in the background; return once healthy")
     parser.add_argument("--tls-dir", type=Path, default=None,
-                        help="ca.crt, cloud.crt/.key, edge-1.crt/.key: mutual TLS on every gRPC link")
+                        help="ca.crt, cloud.crt/.key, edge-1.crt/.key for mutual TLS (default: made in DATA_DIR/tls)")
+    parser.add_argument("--insecure-grpc", action="store_true",
+                        help="plaintext gRPC without certificates: anyone reaching the ports can call them")
     args = parser.parse_args(argv)
     if args.command == "down":
         return down(args)

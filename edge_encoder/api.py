@@ -72,6 +72,7 @@ Node = Annotated[EdgeNode, Depends(get_node)]
 
 def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     settings = settings or EdgeSettings()
+    tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,19 +80,18 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         node.start()
         frames = FrameIngestService(node.ingest_frame, node.metrics, settings.max_frame_bytes, tokens,
                                     streams=FrameStreams(settings.max_frame_streams,
-                                                         settings.frame_stream_idle_timeout_s))
+                                                         settings.frame_stream_idle_timeout_s),
+                                    camera_certificates=tls is not None)
         server, port = make_server(node.store, settings.grpc_port, settings.grpc_host, metrics=node.metrics,
-                                   frames=frames, outbox=node.outbox, tls=settings.tls,
-                                   callers=settings.cloud_names)
+                                   frames=frames, outbox=node.outbox, tls=tls,
+                                   callers=settings.cloud_names, reflection_on=settings.grpc_reflection)
         server.start()
         node.uploader.start()
         retention = EdgeRetention(node.store, node.outbox, settings.retention_s, settings.retention_interval_s)
         retention.start()
         app.state.node = node
         log.info("edge %s: fetch service on :%d, uploading to %s (%s)", settings.edge_id, port,
-                 settings.cloud_ingest_address, "mutual TLS" if settings.tls else "plaintext")
-        if settings.tls is None:
-            log.warning("gRPC is plaintext: set EDGE_TLS_* files outside loopback development")
+                 settings.cloud_ingest_address, "mutual TLS" if tls else "plaintext")
         yield
         node.stop()
         retention.stop()

@@ -5,8 +5,9 @@ for the next viewer: the edge spends enhancement-coding time only on faces someo
 
 With TLS (`make_server(tls=...)`) the server requires client certificates from the configured CA
 (grpc-python cannot request one without requiring it; see service_common.tls), and Fetch and Erase answer
-only callers whose certificate name is one of `callers` (EDGE_CLOUD_NAMES). FrameIngest takes any
-certificate from that CA; camera tokens still decide which camera may post.
+only cloud certificates (role `cloud`, service_common.certs) whose name is one of `callers`
+(EDGE_CLOUD_NAMES). FrameIngest takes only camera certificates (role `camera`); camera tokens still
+decide which camera id may post.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from edge_encoder.outbox import Outbox
 from facecodec.bitstream import BitstreamError, CodedFace, parse
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError, codec_for
 from service_common.ids import ID_RULE, is_id
-from service_common.tls import TlsFiles, peer_identity, server_credentials
+from service_common.tls import TlsFiles, peer_role, server_credentials
 
 MAX_ERASE = 10_000
 FETCH_THREADS = 4  # threads no camera stream can take: Fetch, Erase and health checks always get through
@@ -48,11 +49,12 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
     def _authorize(self, context: grpc.ServicerContext) -> None:
         if self.callers is None:
             return
-        identity = peer_identity(context)
-        if identity not in self.callers:
-            log.warning("%s from client certificate %r refused: not in EDGE_CLOUD_NAMES",
-                        context.peer(), (identity or "")[:64])
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, "this client may not fetch or erase (EDGE_CLOUD_NAMES)")
+        caller = peer_role(context)
+        if caller is None or caller.role != "cloud" or caller.name not in self.callers:
+            log.warning("%s with client certificate %r refused: no cloud certificate named in EDGE_CLOUD_NAMES",
+                        context.peer(), caller)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                          "only a cloud certificate named in EDGE_CLOUD_NAMES may fetch or erase")
 
     def Erase(self, request: enhancement_pb2.EraseRequest, context: grpc.ServicerContext):  # noqa: N802
         """Forget faces: layers, kept crops, and records still waiting in the outbox. Idempotent."""
@@ -114,8 +116,10 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
 def make_server(store: EnhancementStore, port: int, host: str = "127.0.0.1", metrics: EdgeMetrics | None = None,
                 frames: FrameIngestService | None = None,
                 outbox: Outbox | None = None, tls: TlsFiles | None = None,
-                callers: Collection[str] = ("cloud",)) -> tuple[grpc.Server, int]:
-    """tls: None, plaintext and no caller check; else mutual TLS, Fetch and Erase only for `callers`."""
+                callers: Collection[str] = ("cloud",), reflection_on: bool = False) -> tuple[grpc.Server, int]:
+    """tls: None, plaintext and no caller check; else mutual TLS, Fetch and Erase only for cloud
+    certificates named in `callers`, FrameIngest only for camera certificates. reflection_on: serve gRPC
+    reflection (lists the services to anyone who connects)."""
     credentials = None if tls is None else server_credentials(tls, require_client_cert=True)  # bad files: fail now
     # A camera's frame stream holds a thread for as long as it is open: FrameStreams caps them below the
     # pool, so FETCH_THREADS stay free for the cloud whatever the cameras do.
@@ -125,6 +129,8 @@ def make_server(store: EnhancementStore, port: int, host: str = "127.0.0.1", met
         store, metrics, outbox, callers=None if tls is None else frozenset(callers)), server)
     names = [enhancement_pb2.DESCRIPTOR.services_by_name["EnhancementStore"].full_name]
     if frames is not None:  # cameras' frame streams (FrameIngest), beside the cloud's fetches
+        if tls is not None and not getattr(frames, "camera_certificates", False):
+            raise ValueError("over TLS, FrameIngest must check camera certificates (camera_certificates=True)")
         frames_pb2_grpc.add_FrameIngestServicer_to_server(frames, server)
         names.append(frames_pb2.DESCRIPTOR.services_by_name["FrameIngest"].full_name)
     health_servicer = health.HealthServicer()
@@ -132,7 +138,8 @@ def make_server(store: EnhancementStore, port: int, host: str = "127.0.0.1", met
     for name in names:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
+    if reflection_on:
+        reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
     address = f"{host}:{port}"
     if credentials is None:
         return server, server.add_insecure_port(address)

@@ -10,6 +10,9 @@ the threads the cloud's Fetch and Erase need.
 A bad frame is answered with an INVALID ack and the stream goes on: one corrupt frame from a camera
 must not cut its feed. A frame that finds the edge saturated waits up to `wait_s` for a slot before
 it is answered BUSY; meanwhile the stream is not read, so HTTP/2 flow control holds the camera back.
+
+Over mutual TLS (`camera_certificates`) a stream is served only to a camera certificate (role `camera`,
+service_common.certs): the cloud's and the edges' certificates from the same CA cannot post frames.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from facecodec.frontend import ImageDecodeError
 from service_common.access.camera_tokens import CameraTokens
 from service_common.capture_time import CaptureTimeError, timestamp_ms
 from service_common.ids import ID_RULE, is_id
+from service_common.tls import peer_role
 
 Ack = frames_pb2.FrameAck
 
@@ -38,13 +42,19 @@ Ingest = Callable[[str, bytes, datetime | None, float], FrameResult]  # EdgeNode
 
 class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
     def __init__(self, ingest: Ingest, metrics: EdgeMetrics, max_frame_bytes: int,
-                 tokens: CameraTokens | None, wait_s: float = 30.0, streams: FrameStreams | None = None) -> None:
+                 tokens: CameraTokens | None, wait_s: float = 30.0, streams: FrameStreams | None = None,
+                 camera_certificates: bool = False) -> None:
         self.ingest, self.metrics, self.max_frame_bytes, self.wait_s = ingest, metrics, max_frame_bytes, wait_s
         self.tokens = tokens  # None: camera authentication explicitly off
         self.streams = streams if streams is not None else FrameStreams()  # empty (len 0) is falsy
+        self.camera_certificates = camera_certificates  # mutual TLS: only camera-role certificates may post
 
     def SubmitFrames(self, request_iterator: Iterator[frames_pb2.Frame],  # noqa: N802
                      context: grpc.ServicerContext) -> Iterator[frames_pb2.FrameAck]:
+        if self.camera_certificates:
+            caller = peer_role(context)
+            if caller is None or caller.role != "camera":
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "only a camera certificate may submit frames")
         token = bearer(dict(context.invocation_metadata()).get("authorization", ""))
         if self.tokens is not None and not self.tokens.cameras(token):
             self.metrics.frames_rejected.labels("401").inc()

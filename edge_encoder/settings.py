@@ -140,13 +140,16 @@ class EdgeSettings(TlsIdentitySettings):
         "and every client of the gRPC server (mutual TLS: gRPC cameras need a certificate from it too)"
     )
     cloud_names: list[str] = Field(
-        ["cloud"], description="client certificate names (CN, else first DNS SAN) allowed "
-        "to Fetch and Erase over TLS (JSON list); others get PERMISSION_DENIED"
+        ["cloud"], description="cloud certificates (role cloud, these names: spiffe://facecodec/cloud/<name>) "
+        "allowed to Fetch and Erase (JSON list); any other certificate gets PERMISSION_DENIED"
     )
     cloud_server_name: str = Field(
         "", description="name the analyzer's server certificate must carry; default: the host of "
         "EDGE_CLOUD_INGEST_ADDRESS"
     )
+
+    grpc_reflection: bool = Field(False, description="serve gRPC reflection (lists the services to any client; "
+                                  "for debugging)")
 
     @property
     def tls(self) -> TlsFiles | None:
@@ -158,6 +161,10 @@ class EdgeSettings(TlsIdentitySettings):
             names = (self.env_name(n) for n in ("tls_cert_file", "tls_key_file", "tls_ca_file"))
             raise ValueError(f"set all of {', '.join(names)} for TLS, or none of them")
         return self.tls_files("tls_ca_file")
+
+    def transport(self) -> TlsFiles | None:
+        """At start: the TLS files; None only with EDGE_GRPC_INSECURE; GrpcTransportError otherwise."""
+        return self.grpc_transport(self.tls, ("tls_cert_file", "tls_key_file", "tls_ca_file"))
 
     @property
     def tokens_path(self) -> Path:

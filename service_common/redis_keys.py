@@ -173,7 +173,6 @@ RETENTION_LOCK = "fc:retention:lock"  # the replica running this round (expires 
 
 # --- access: keys, rate limits, audit (service_common/access) ------------------------------------------
 API_KEYS = "fc:keys"  # key_id by creation time (ms)
-API_KEYS_BOOTSTRAPPED = "fc:keys:bootstrapped"  # one replica wins the first admin key
 AUDIT_STREAM = "fc:audit"
 
 

@@ -4,12 +4,19 @@ them and keeps its own `env_prefix`, so one field here is `ANALYZER_REDIS_URL` i
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from service_common.tls import TlsFiles
+
+log = logging.getLogger(__name__)
+
+
+class GrpcTransportError(ValueError):
+    """Neither the TLS files nor the explicit plaintext switch: the service refuses to start."""
 
 
 class RedisSettings(BaseSettings):
@@ -25,15 +32,20 @@ class RedisSettings(BaseSettings):
 
 class TlsIdentitySettings(BaseSettings):
     """This service's own certificate and key for gRPC; the CA files differ by service and stay in each
-    service's class. Unset: plaintext gRPC (loopback development only; production sets every TLS file)."""
+    service's class. Mutual TLS is required: without the files a service starts only with the explicit
+    plaintext switch (`grpc_insecure`)."""
 
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate (chain) this service presents: its gRPC server certificate and its "
-        "client certificate when it dials (its name, CN else first DNS SAN, is what peers check: an edge's is "
-        "its EDGE_EDGE_ID, the cloud's in EDGE_CLOUD_NAMES); unset: plaintext gRPC (loopback development only; "
-        "production sets all TLS files)"
+        "client certificate when it dials; peers check its role and name, the SAN URI spiffe://facecodec/<role>/"
+        "<name> (an edge's name is its EDGE_EDGE_ID, the cloud's in EDGE_CLOUD_NAMES): made by `python -m "
+        "service_common.certs init`"
     )
     tls_key_file: Path | None = Field(None, description="PEM private key of this service's TLS certificate")
+    grpc_insecure: bool = Field(
+        False, description="plaintext gRPC without certificates: anyone reaching the ports calls them (loopback "
+        "development only; warned on every start). Unset and no TLS files: the service refuses to start"
+    )
 
     def env_name(self, field: str) -> str:
         """The environment variable of one of this class's fields (what error messages name)."""
@@ -45,6 +57,23 @@ class TlsIdentitySettings(BaseSettings):
         return TlsFiles(self.tls_cert_file, self.tls_key_file, getattr(self, ca_field),
                         tuple(self.env_name(n) for n in names))
 
+    def grpc_transport(self, tls: TlsFiles | None, required: tuple[str, ...]) -> TlsFiles | None:
+        """Checked at start: the TLS files when every field in `required` is set; None (plaintext, warned)
+        only with grpc_insecure; GrpcTransportError otherwise, naming what to set."""
+        switch = self.env_name("grpc_insecure")
+        if self.grpc_insecure:
+            if tls is not None:
+                raise GrpcTransportError(f"{switch}=true and TLS files are both set: choose one")
+            log.warning("%s=true: gRPC is PLAINTEXT and unauthenticated: anyone who reaches its ports can call "
+                        "it. Loopback development only", switch)
+            return None
+        missing = [self.env_name(f) for f in required if getattr(self, f) is None]
+        if missing or tls is None:
+            raise GrpcTransportError(
+                f"gRPC needs mutual TLS: set {', '.join(missing)} (make a CA and certificates with `python -m "
+                f"service_common.certs init --dir DIR --edge EDGE_ID`, docs/security.md), or set {switch}=true "
+                "for plaintext gRPC on loopback development")
+        return tls
 
 class AccessSettings(BaseSettings):
     """How the REST gate and the audit trail bound what clients can cost (docs/security.md)."""

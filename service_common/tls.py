@@ -24,6 +24,24 @@ from pathlib import Path
 
 import grpc
 
+ROLES = ("cloud", "edge", "camera")
+ROLE_URI_PREFIX = "spiffe://facecodec/"
+
+
+def role_uri(role: str, name: str) -> str:
+    """The SAN URI that gives a certificate its role: spiffe://facecodec/<role>/<name>."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    return f"{ROLE_URI_PREFIX}{role}/{name}"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who a verified client certificate says the caller is."""
+
+    role: str
+    name: str
+
 
 class TlsConfigError(ValueError):
     """A TLS file setting is incomplete, or a file is missing, unreadable or not PEM."""
@@ -154,3 +172,18 @@ def peer_identity(context: grpc.ServicerContext) -> str | None:
         if values:
             return values[0].decode("utf-8", "replace")
     return None
+
+
+def peer_role(context: grpc.ServicerContext) -> Peer | None:
+    """The role and name of the verified client certificate, from its one `spiffe://facecodec/<role>/<name>`
+    SAN URI; None on plaintext, without a client certificate, or when the certificate carries no such URI
+    or more than one (a certificate must not hold two roles)."""
+    auth = context.auth_context()
+    if auth.get("transport_security_type") != [b"ssl"]:
+        return None
+    uris = [v.decode("utf-8", "replace") for v in auth.get("peer_uri") or auth.get("x509_subject_alternative_name",
+                                                                                    [])]
+    ours = [u.removeprefix(ROLE_URI_PREFIX).split("/") for u in uris if u.startswith(ROLE_URI_PREFIX)]
+    if len(ours) != 1 or len(ours[0]) != 2 or ours[0][0] not in ROLES or not ours[0][1]:
+        return None
+    return Peer(*ours[0])

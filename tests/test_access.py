@@ -12,7 +12,7 @@ import pytest
 
 from service_common.access import AuditLog, KeyStore, bootstrap_admin
 from service_common.access.camera_tokens import CameraTokenError, CameraTokens, add_camera, revoke_camera
-from service_common.access.keys import KeyError_
+from service_common.access.keys import AdminKeyError, KeyError_
 from service_common.redis_keys import api_key_key
 
 
@@ -43,19 +43,21 @@ def test_keys_are_stored_as_hashes_and_checked_for_scope_expiry_and_revocation(r
     assert all(admin.allows(scope) for scope in ("faces:view", "identities:write", "events:read"))
 
 
-def test_first_admin_key_once_or_from_a_secret_file(redis_client, tmp_path: Path) -> None:
+def test_first_admin_key_only_from_a_secret_file(redis_client, tmp_path: Path) -> None:
+    """The first admin key goes to a 0600 file, never to the caller (which would print it); without a file
+    and with no key yet, start is refused; once a key exists, no file is needed."""
     keys = KeyStore(redis_client)
-    token = bootstrap_admin(keys, None)
-    assert token and keys.verify(token).scopes == ("admin",)
-    assert bootstrap_admin(keys, None) is None  # never a second one, nor on another replica
-    redis_client.flushdb()
+    with pytest.raises(AdminKeyError, match="ANALYZER_ADMIN_KEY_FILE"):
+        bootstrap_admin(keys, None)
+    assert keys.list() == []
     secret = tmp_path / "secrets" / "admin_key"
-    assert bootstrap_admin(keys, secret) is None
+    assert bootstrap_admin(keys, secret) is True
     assert oct(secret.stat().st_mode & 0o777) == "0o600"
     from_file = secret.read_text().strip()
     assert keys.verify(from_file).scopes == ("admin",)
-    bootstrap_admin(keys, secret)  # every start registers the same file again: still one key
+    assert bootstrap_admin(keys, secret) is False  # every start registers the same file again: still one key
     assert len(keys.list()) == 1
+    assert bootstrap_admin(keys, None) is False  # a replica without the file: keys exist, nothing to do
 
 
 def test_audit_is_queryable_by_time_key_action_face_and_identity(redis_client) -> None:

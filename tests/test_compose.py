@@ -77,7 +77,7 @@ def test_service_modules_match_the_app_services() -> None:
 
 
 def test_all_services_exist(services: dict[str, Any]) -> None:
-    assert set(services) == {"redis", *APP_SERVICES}
+    assert set(services) == {"redis", "certs", *APP_SERVICES}
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
@@ -264,3 +264,51 @@ def test_secrets_come_from_files_never_from_the_environment(services: dict[str, 
             assert "@" not in value and "PASSWORD=" not in key, (name, key)  # no credentials inline
     edge = environment(services["edge_encoder"])
     assert edge.get("EDGE_CAMERA_AUTH", "tokens") == "tokens"  # cameras need their token
+
+
+def test_every_grpc_link_is_mutual_tls_with_certificates_made_on_first_start(services: dict[str, Any],
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `certs` one-shot service makes the CA and certificates in the `tls` volume before any app service
+    starts; each app service reads its files there (read-only) and none runs plaintext; the CA key's volume
+    is mounted by `certs` alone."""
+    compose = load("docker-compose.yml")
+    certs = services["certs"]
+    argv = command_argv(certs)
+    assert argv[:5] == ["python", "-m", "service_common.certs", "init", "--dir"]
+    assert importlib.util.find_spec("service_common.certs") is not None
+    mounts = dict(str(v).split(":", 1) for v in certs["volumes"])
+    out_dir, ca_dir = argv[argv.index("--dir") + 1], argv[argv.index("--ca-dir") + 1]
+    assert mounts == {"tls": out_dir, "tls-ca": ca_dir} and {"tls", "tls-ca"} <= set(compose["volumes"])
+    edges = [argv[i + 1] for i, a in enumerate(argv) if a == "--edge"]
+    analyzer = environment(services["cloud_analyzer"])
+    assert set(json.loads(analyzer["ANALYZER_EDGES"])) == set(edges) == {environment(services["edge_encoder"])[
+        "EDGE_EDGE_ID"]}
+    for name, settings in APP_SERVICES.items():
+        service = services[name]
+        assert service["depends_on"]["certs"]["condition"] == "service_completed_successfully"
+        assert f"tls:{out_dir}:ro" in service["volumes"] and not any("tls-ca" in str(v) for v in service["volumes"])
+        env = environment(service)
+        assert not any(k.endswith("_GRPC_INSECURE") for k in env), name
+        assert all(v.startswith(f"{out_dir}/") for k, v in env.items() if "_TLS_" in k), name
+        for key in list(os.environ):
+            if key.startswith(env_prefix(settings)):
+                monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        assert settings().transport() is not None, name  # mutual TLS, not refused, not plaintext
+    edge = environment(services["edge_encoder"])
+    assert edge["EDGE_TLS_CERT_FILE"] == f"{out_dir}/{edge['EDGE_EDGE_ID']}.crt"
+
+
+def test_redis_memory_is_bounded_and_never_evicted(services: dict[str, Any]) -> None:
+    command = " ".join(command_argv(services["redis"]))
+    assert re.search(r"--maxmemory \d+[kmg]b", command)
+    assert "--maxmemory-policy noeviction" in command
+
+
+def test_every_published_port_binds_loopback(services: dict[str, Any]) -> None:
+    """Everything published is on the host's loopback (the edge's camera API included: serving cameras on
+    another network is a deliberate change, with HTTPS, docs/security.md); Redis and gRPC not at all."""
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import httpx
 import numpy as np
 import pytest
@@ -230,11 +231,9 @@ def test_replay_plays_a_folder_as_cameras_and_summarises(stack: Stack) -> None:
 
 
 def test_cameras_can_stream_frames_over_grpc_and_bad_frames_do_not_cut_the_stream(stack: Stack) -> None:
-    import grpc
     from facecoding.v1 import frames_pb2, frames_pb2_grpc
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    port = stack.services["edge_encoder"].env["EDGE_GRPC_PORT"]
     captured, later = Timestamp(), Timestamp()
     start_ms = (int(time.time()) - 3600) * 1000  # inside the edge's capture window
     captured.FromMilliseconds(start_ms)
@@ -244,7 +243,7 @@ def test_cameras_can_stream_frames_over_grpc_and_bad_frames_do_not_cut_the_strea
               frames_pb2.Frame(camera_id="cam-grpc", image=b"not an image"),
               frames_pb2.Frame(camera_id="bad camera", image=good),
               frames_pb2.Frame(camera_id="cam-grpc", captured_at=later, image=good)]
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with stack.grpc_channel("edge_encoder", "camera-dev") as channel:  # a gRPC camera has its certificate
         acks = list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(
             iter(frames), timeout=60, metadata=[("authorization", f"Bearer {stack.camera_token}")]))
     Ack = frames_pb2.FrameAck
@@ -258,7 +257,6 @@ def test_cameras_can_stream_frames_over_grpc_and_bad_frames_do_not_cut_the_strea
 def test_keys_scopes_rate_limits_audit_and_camera_tokens(stack: Stack) -> None:
     """Access control across the real services: no key 401, wrong scope 403 (audited), a view audited with
     its layers, revocation effective at once, per-key rate limit 429, cameras need their token."""
-    import grpc
     from facecoding.v1 import frames_pb2, frames_pb2_grpc
 
     edge, analyzer, recon = (stack.url(n) for n in ("edge_encoder", "cloud_analyzer", "cloud_reconstructor"))
@@ -273,7 +271,7 @@ def test_keys_scopes_rate_limits_audit_and_camera_tokens(stack: Stack) -> None:
                         timeout=60)
     assert posted.status_code == 201, posted.text
     face_id = posted.json()["faces"][0]["face_id"]
-    with grpc.insecure_channel(f"127.0.0.1:{stack.services['edge_encoder'].env['EDGE_GRPC_PORT']}") as channel:
+    with stack.grpc_channel("edge_encoder", "camera-dev") as channel:
         with pytest.raises(grpc.RpcError) as unauthenticated:  # the stream is refused before its first frame
             list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(
                 iter([frames_pb2.Frame(camera_id="cam-auth", image=frame)]), timeout=60))
@@ -305,7 +303,8 @@ def test_keys_scopes_rate_limits_audit_and_camera_tokens(stack: Stack) -> None:
     assert views[1]["client"] == "127.0.0.1"
     by_face = admin.get(f"{analyzer}/v1/audit", params={"face_id": face_id, "action": "face.view"}).json()["items"]
     assert sorted((e["outcome"], e["status"]) for e in by_face) == [("ok", 200)] * 2  # denials: one summary each
-    denied = {(e.key_id, e.status, e.detail.split("first: ")[1]) for e in denial_summaries(stack.redis.url)}
+    summaries = denial_summaries(stack.redis.url, stack.redis.password)
+    denied = {(e.key_id, e.status, e.detail.split("first: ")[1]) for e in summaries}
     assert (viewer_id, 403, "GET /v1/identities") in denied
     assert any(key_id == "" and status == 401 for key_id, status, _ in denied)
     assert viewer.get(f"{analyzer}/v1/audit").status_code == 403
@@ -330,7 +329,6 @@ def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack
     the edge when it is back, and afterwards nothing of the person is left in Redis or at the edge."""
     import sqlite3
 
-    import redis
 
     edge, analyzer, recon = (stack.url(n) for n in ("edge_encoder", "cloud_analyzer", "cloud_reconstructor"))
     admin = stack.client()
@@ -369,7 +367,7 @@ def test_erasing_a_person_reaches_every_store_and_survives_restarts(stack: Stack
     assert status["edges"]["edge-1"]["erased"] == 2
 
     ids = [identity_id, *face_ids]
-    client = redis.Redis.from_url(stack.redis.url)
+    client = stack.redis.client()
     for key in client.scan_iter(count=1000):
         name, kind = key.decode(), client.type(key).decode()
         if name == AUDIT_STREAM or name.startswith(erasure_key("")):  # the accountability record: random ids only

@@ -67,7 +67,8 @@ def test_hostile_edge_containers_are_refused_before_decoding(redis_server, redis
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     settings = ReconstructorSettings(redis_url=redis_server.url, http_port=free_port(), fetch_retries=0,
-                                     edges={"edge-h": f"127.0.0.1:{port}"}, max_edge_container_bytes=256 * 1024)
+                                     edges={"edge-h": f"127.0.0.1:{port}"}, max_edge_container_bytes=256 * 1024,
+                                     grpc_insecure=True)  # the hostile edge is a plaintext test server
     viewer = api_client(redis_server.url, ("faces:view",))
     try:
         with serve(create_reconstructor(settings)) as url:

@@ -29,6 +29,7 @@ JPEG = {"content-type": "image/jpeg"}
 def edge(tmp_path_factory):
     settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=tmp_path_factory.mktemp("edge"),
                             camera_auth="off",  # input checks here; camera tokens are tested in test_e2e
+                            grpc_insecure=True,
                             cloud_ingest_address=f"127.0.0.1:{free_port()}", max_frame_bytes=LIMIT)
     with serve(create_app(settings)) as url:
         yield url, settings

@@ -31,7 +31,7 @@ GUARDED = ("/v1/status", "/metrics", "/docs", "/openapi.json")
 def edge(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("edge")
     settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=data_dir, edge_id="edge-secret",
-                            cloud_ingest_address=f"127.0.0.1:{free_port()}")
+                            cloud_ingest_address=f"127.0.0.1:{free_port()}", grpc_insecure=True)
     camera = add_camera(settings.tokens_path, "cam-secret")
     with serve(create_app(settings)) as url:
         r = httpx.post(f"{url}/v1/cameras/cam-secret/frames", content=lfw_image("Colin_Powell", 1).read_bytes(),
@@ -111,7 +111,8 @@ def test_a_real_edge_serves_its_rest_api_over_https(tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "edge.log"
     env = service_env(EDGE_HTTP_PORT=port, EDGE_GRPC_PORT=free_port(), EDGE_DATA_DIR=tmp_path / "edge",
                       EDGE_CLOUD_INGEST_ADDRESS=f"127.0.0.1:{free_port()}", EDGE_HTTPS_CERT_FILE=cert,
-                      EDGE_HTTPS_KEY_FILE=key, EDGE_CAMERA_TOKENS_FILE=tmp_path / "camera_tokens")
+                      EDGE_HTTPS_KEY_FILE=key, EDGE_CAMERA_TOKENS_FILE=tmp_path / "camera_tokens",
+                      EDGE_GRPC_INSECURE="true")
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "edge_encoder"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:

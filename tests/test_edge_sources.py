@@ -76,7 +76,7 @@ def test_a_video_file_is_watched_as_a_camera_sampled_at_its_fps_and_its_person_u
     cameras.write_text(f'[cameras.door]\nsource = "{video}"\nfps = 2\n\n'
                        f'[cameras.broken]\nsource = "{tmp_path / "nothing.mp4"}"\n')
     settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=tmp_path / "edge",
-                            camera_auth="off", cloud_ingest_address=f"127.0.0.1:{free_port()}",
+                            camera_auth="off", cloud_ingest_address=f"127.0.0.1:{free_port()}", grpc_insecure=True,
                             cameras_file=cameras, upload_retry_max_s=1)
     with serve(create_app(settings)) as url:
         def door_done() -> dict:

@@ -29,7 +29,7 @@ def test_reconstructor_errors_name_no_internals(tmp_path) -> None:
     private = RedisServer(tmp_path / "redis")
     private.start()
     try:
-        settings = ReconstructorSettings(redis_url=private.url, http_port=free_port())
+        settings = ReconstructorSettings(redis_url=private.url, http_port=free_port(), grpc_insecure=True)
         with serve(create_reconstructor(settings)) as url:
             viewer = api_client(private.url, ("faces:view",))
             client = redis.Redis.from_url(private.url)

@@ -14,7 +14,6 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
 from devstack.replay import load_frames, replay
@@ -51,13 +50,13 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         assert again.status_code == 201
         def settled() -> dict:
             health = httpx.get(f"{edge}/v1/status", headers=stack.edge_admin).json()
-            pending = redis.Redis.from_url(stack.redis.url).xpending(INGEST_STREAM, "recognisers")["pending"]
+            pending = stack.redis.client().xpending(INGEST_STREAM, "recognisers")["pending"]
             statuses = [api.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
             done = health["outbox_pending"] == 0 and pending == 0 and not {"pending", None} & set(statuses)
             return health if done else {}
 
         health = wait_until(settled, 90, 0.5, "every uplinked face delivered and decided")
-        client = redis.Redis.from_url(stack.redis.url)
+        client = stack.redis.client()
         ids = [fid for fid, _ in summary.uplinked]
         assert len(ids) == len(set(ids)) >= 5
         stored = {key.decode().split(":")[-1] for key in client.scan_iter(face_key("*"))}
@@ -68,8 +67,7 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         assert health["outbox_pending"] == 0
         # The store was filled past its bound: the oldest faces were evicted, the newest are served.
         assert len(ids) > STORE_BOUND and health["enhancement_store"]["faces"] == STORE_BOUND
-        fetch_port = int(stack.services["edge_encoder"].env["EDGE_GRPC_PORT"])
-        with grpc.insecure_channel(f"127.0.0.1:{fetch_port}") as channel:
+        with stack.grpc_channel("edge_encoder", "cloud") as channel:
             stub = enhancement_pb2_grpc.EnhancementStoreStub(channel)
             codes = {}
             for fid in ids:

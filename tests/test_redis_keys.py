@@ -48,7 +48,7 @@ def test_key_values_are_the_documented_ones() -> None:
     assert redis_keys.rate_key("k") == "fc:rate:k"
     documented = (ROOT / "docs" / "redis-keys.md").read_text()
     for name in ("fc:faces", "fc:ingest", "fc:events", "fc:audit", "fc:erasures:pending", "fc:retention:lock",
-                 "fc:keys:bootstrapped", "fc:gallery:version", "fc:clusters:size"):
+                 "fc:gallery:version", "fc:clusters:size"):
         assert f"`{name}`" in documented, name
 
 

@@ -25,7 +25,7 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
     ingest_port = free_port()
     settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=tmp_path / "edge",
                             cloud_ingest_address=f"127.0.0.1:{ingest_port}", upload_retry_max_s=1.0,
-                            upload_timeout_s=5.0, upload_stall_s=1.0, camera_auth="off")
+                            upload_timeout_s=5.0, upload_stall_s=1.0, camera_auth="off", grpc_insecure=True)
     with serve(create_edge(settings)) as edge:
         r = httpx.post(f"{edge}/v1/cameras/door/frames", content=lfw_image("Tony_Blair", 1).read_bytes(),
                        headers={"content-type": "image/jpeg"}, timeout=60)
@@ -68,7 +68,7 @@ def test_reconstructor_serves_base_when_edge_is_gone(redis_server, redis_client,
     redis_client.hset(face_key(face_id), mapping={"base_layer": coded.base_only().to_bytes(),
                                                      "edge_id": "edge-gone", "enhancement_levels": 4})
     settings = ReconstructorSettings(redis_url=redis_server.url, http_port=free_port(), fetch_timeout_s=1.0,
-                                     fetch_retries=1, edges={"edge-gone": gone})
+                                     fetch_retries=1, edges={"edge-gone": gone}, grpc_insecure=True)
     viewer = api_client(redis_server.url, ("faces:view",))
     with serve(create_reconstructor(settings)) as url:
         base = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.e2e
 def replica(name: str, redis_url: str, logs: Path) -> Service:
     env = service_env(ANALYZER_REDIS_URL=redis_url, ANALYZER_HTTP_PORT=free_port(),
                            ANALYZER_GRPC_PORT=free_port(), ANALYZER_CONSUMER_NAME=name,
-                           ANALYZER_EDGES=json.dumps({"edge-t": "127.0.0.1:1"}), ANALYZER_CLAIM_IDLE_S=2)
+                           ANALYZER_EDGES=json.dumps({"edge-t": "127.0.0.1:1"}), ANALYZER_CLAIM_IDLE_S=2,
+                           ANALYZER_GRPC_INSECURE="true")
     service = Service("cloud_analyzer", env, int(env["ANALYZER_HTTP_PORT"]), logs / f"{name}.log")
     Stack.launch(service)
     return service

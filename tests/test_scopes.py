@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from cloud_analyzer.api import create_app as create_analyzer
+from cloud_analyzer.settings import AnalyzerSettings
 from cloud_reconstructor.api import create_app as create_reconstructor
 from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.stack import free_port
@@ -33,18 +34,21 @@ def documented() -> dict[str, set[tuple[str, str, str]]]:
                                "" if action == "no" else action.strip("`")))
     return rows
 
+# Only the routes are read: the app's gRPC side never starts, so no certificates are needed.
+PLAINTEXT = AnalyzerSettings(grpc_insecure=True)
+
 
 def test_the_scope_table_in_security_md_is_what_the_routes_demand() -> None:
     doc = documented()
-    assert scope_table(create_analyzer()) == doc["analyzer"]
-    assert scope_table(create_reconstructor()) == doc["reconstructor"]
+    assert scope_table(create_analyzer(PLAINTEXT)) == doc["analyzer"]
+    assert scope_table(create_reconstructor(ReconstructorSettings(grpc_insecure=True))) == doc["reconstructor"]
     searches = {endpoint for scope, endpoint, _ in doc["analyzer"] if scope == "faces:search"}
     assert searches == {"POST /v1/search", "POST /v1/search/history"}
 
 
 def test_the_table_check_sees_a_change(tmp_path: Path) -> None:
     """A route whose scope differs from the doc is caught (the comparison is not vacuous)."""
-    rows = scope_table(create_analyzer())
+    rows = scope_table(create_analyzer(PLAINTEXT))
     assert ("faces:search", "POST /v1/search/history", "search.history") in rows
     assert ("sightings:read", "POST /v1/search/history", "search.history") not in rows
     assert all(action for scope, endpoint, action in rows if scope == "faces:search")
@@ -90,7 +94,8 @@ def test_base_previews_and_full_pixels_are_separate_scopes(redis_server, redis_c
     redis_client.hset(face_key(face_id), mapping={"base_layer": coded.base_only().to_bytes(),
                                                      "edge_id": "edge-gone", "enhancement_levels": 4})
     settings = ReconstructorSettings(redis_url=redis_server.url, http_port=free_port(), fetch_timeout_s=0.5,
-                                     fetch_retries=0, edges={"edge-gone": f"127.0.0.1:{free_port()}"})
+                                     fetch_retries=0, edges={"edge-gone": f"127.0.0.1:{free_port()}"},
+                                     grpc_insecure=True)
     base_viewer = api_client(redis_server.url, ("faces:view_base",))
     viewer = api_client(redis_server.url, ("faces:view",))
     with serve(create_reconstructor(settings)) as url:

@@ -15,6 +15,7 @@ import pytest
 import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc, ingest_pb2
 
+from cloud_analyzer.api import create_app as create_analyzer
 from cloud_analyzer.ingest_service import make_server as make_ingest_server
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
@@ -27,6 +28,7 @@ from edge_encoder.settings import EdgeSettings
 from edge_encoder.uploader import Uploader
 from facecodec.codec.profiles import codec_by_name
 from service_common.redis_keys import INGEST_STREAM, face_key
+from service_common.settings import GrpcTransportError
 from service_common.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
 from tests.helpers.records import valid_record
 from tests.helpers.tls_certs import Authority
@@ -42,6 +44,8 @@ class Pki:
     edge2: TlsFiles  # from the right CA, another name
     stranger: TlsFiles  # named edge-1, from another CA
     certless: TlsFiles  # verifies the server, presents nothing
+    roleless: TlsFiles  # from the right CA, named cloud, but with no role URI (e.g. a plain openssl certificate)
+    camera: TlsFiles  # a gRPC camera's certificate (role camera)
 
     def client(self, files: TlsFiles) -> TlsFiles:
         return TlsFiles(files.cert, files.key, self.ca)
@@ -51,9 +55,11 @@ class Pki:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("pki")
     ca, other = Authority.create(d, "fleet-ca"), Authority.create(d, "other-ca")
-    files = {name: TlsFiles(*ca.issue(d, name), ca.cert_file) for name in ("edge-1", "cloud", "edge-2")}
+    files = {name: TlsFiles(*ca.issue(d, name, role=role), ca.cert_file)
+             for name, role in (("edge-1", "edge"), ("cloud", "cloud"), ("edge-2", "edge"), ("lobby", "camera"))}
     return Pki(ca.cert_file, files["edge-1"], files["cloud"], files["edge-2"],
-               TlsFiles(*other.issue(d, "edge-1"), ca.cert_file), TlsFiles(ca=ca.cert_file))
+               TlsFiles(*other.issue(d, "edge-1", role="edge"), ca.cert_file), TlsFiles(ca=ca.cert_file),
+               TlsFiles(*ca.issue(d, "cloud", file_stem="roleless"), ca.cert_file), files["lobby"])
 
 
 @pytest.fixture
@@ -118,10 +124,11 @@ def test_clients_without_a_certificate_from_the_ca_cannot_ingest(pki, ingest, re
     assert len(outbox) == 1 and not redis_client.exists(face_key(record.face_id))
 
 
-@pytest.mark.parametrize("client", ["edge2", "cloud"])
+@pytest.mark.parametrize("client", ["edge2", "cloud", "camera", "roleless"])
 def test_a_certificate_of_another_name_cannot_ingest_as_an_edge(pki, ingest, redis_client, tmp_path,
                                                                client) -> None:
-    """edge-2 (a trusted edge) cannot send edge-1's records; the cloud's certificate is no edge at all.
+    """edge-2 (a trusted edge) cannot send edge-1's records; the cloud's and a camera's certificates are no
+    edge at all, nor one without a role.
     PERMISSION_DENIED, nothing stored, nothing REJECTED: the edge keeps the records."""
     record, outbox, uploader = upload(tmp_path, ingest, getattr(pki, client))
     try:
@@ -189,6 +196,8 @@ def test_the_edge_answers_fetch_and_erase_only_to_the_cloud(pki, edge, rpc) -> N
     address, face_id = edge
     assert _call(address, pki.client(pki.edge2), rpc, face_id) == grpc.StatusCode.PERMISSION_DENIED
     assert _call(address, pki.client(pki.edge1), rpc, face_id) == grpc.StatusCode.PERMISSION_DENIED
+    assert _call(address, pki.client(pki.camera), rpc, face_id) == grpc.StatusCode.PERMISSION_DENIED
+    assert _call(address, pki.client(pki.roleless), rpc, face_id) == grpc.StatusCode.PERMISSION_DENIED
     assert _call(address, pki.certless, rpc, face_id) == grpc.StatusCode.UNAVAILABLE
     assert _call(address, pki.stranger, rpc, face_id) == grpc.StatusCode.UNAVAILABLE
     assert _call(address, None, rpc, face_id) == grpc.StatusCode.UNAVAILABLE
@@ -251,6 +260,56 @@ def test_incomplete_tls_settings_fail_at_start(pki) -> None:
     assert edge.cloud_names == ["cloud"]
 
 
+def test_no_certificates_and_no_plaintext_switch_refuse_to_start(pki, caplog) -> None:
+    """Plaintext gRPC is never the silent default: neither TLS files nor *_GRPC_INSECURE is an error that
+    says what to set; the switch gives plaintext with a warning; server-only TLS on Ingest is not enough."""
+    for settings in (EdgeSettings(), AnalyzerSettings(), ReconstructorSettings(),
+                     AnalyzerSettings(tls_cert_file=pki.cloud.cert, tls_key_file=pki.cloud.key)):
+        with pytest.raises(GrpcTransportError, match=r"needs mutual TLS: set .*service_common.certs init.*"
+                           r"_GRPC_INSECURE=true"):
+            settings.transport()
+    with caplog.at_level("WARNING"):
+        assert AnalyzerSettings(grpc_insecure=True).transport() is None
+    assert "ANALYZER_GRPC_INSECURE=true: gRPC is PLAINTEXT" in caplog.text
+    with pytest.raises(GrpcTransportError, match="both set"):
+        EdgeSettings(grpc_insecure=True, tls_cert_file=pki.edge1.cert, tls_key_file=pki.edge1.key,
+                     tls_ca_file=pki.ca).transport()
+    analyzer = AnalyzerSettings(tls_cert_file=pki.cloud.cert, tls_key_file=pki.cloud.key, tls_client_ca_file=pki.ca)
+    assert analyzer.transport().ca == analyzer.edge_tls.ca == pki.ca  # the edges' CA defaults to the client CA
+    with pytest.raises(GrpcTransportError):
+        create_analyzer(AnalyzerSettings())  # before anything is started
+
+
+def test_only_camera_certificates_submit_frames(pki, tmp_path) -> None:
+    """FrameIngest over mutual TLS: the cloud's and the edges' certificates from the same CA are refused."""
+    from facecoding.v1 import frames_pb2, frames_pb2_grpc
+
+    from edge_encoder.frame_service import FrameIngestService
+    from edge_encoder.metrics import EdgeMetrics
+
+    store = EnhancementStore(tmp_path / "enhancement.sqlite3", 100, 1 << 20)
+    frames = FrameIngestService(lambda *a: None, EdgeMetrics(), 1024, None, camera_certificates=True)
+    server, port = make_fetch_server(store, 0, tls=pki.edge1, frames=frames)
+    server.start()
+    try:
+        for client, expected in ((pki.cloud, "PERMISSION_DENIED"), (pki.edge2, "PERMISSION_DENIED"),
+                                 (pki.roleless, "PERMISSION_DENIED"), (pki.camera, "INVALID")):
+            with secure_or_insecure_channel(f"127.0.0.1:{port}", pki.client(client)) as channel:
+                try:
+                    acks = list(frames_pb2_grpc.FrameIngestStub(channel).SubmitFrames(
+                        iter([frames_pb2.Frame(camera_id="lobby")]), timeout=5))
+                    got = frames_pb2.FrameAck.Status.Name(acks[0].status)
+                except grpc.RpcError as exc:
+                    got = exc.code().name
+            assert got == expected, client  # the camera gets through to the frame check (no image: INVALID)
+        with pytest.raises(ValueError, match="camera_certificates"):
+            make_fetch_server(store, 0, tls=pki.edge1, frames=FrameIngestService(lambda *a: None, EdgeMetrics(),
+                                                                                 1024, None))
+    finally:
+        server.stop(0)
+        store.close()
+
+
 def test_grpc_python_does_not_ask_for_a_client_certificate_it_does_not_require(pki) -> None:
     """The measurement behind service_common.tls's design: require_client_auth=False with root certificates
     requests no client certificate, so a server learns no name (and any CA "passes"); only
@@ -288,15 +347,18 @@ def test_grpc_python_does_not_ask_for_a_client_certificate_it_does_not_require(p
 
 
 def test_the_launcher_passes_tls_files_to_every_service(tmp_path, monkeypatch) -> None:
-    """Stack(tls_dir=...) sets each service's TLS settings; without it, nothing (plaintext loopback)."""
+    """Stack(tls_dir=...) sets each service's TLS settings; plaintext only with insecure_grpc, which sets
+    each service's explicit switch."""
     from devstack.stack import SERVICE_MODULES, Stack
 
     ca = Authority.create(tmp_path / "tls", "ca")
-    for name in ("cloud", "edge-1"):
-        ca.issue(tmp_path / "tls", name, file_stem=name)
+    for name, role in (("cloud", "cloud"), ("edge-1", "edge")):
+        ca.issue(tmp_path / "tls", name, file_stem=name, role=role)
     ports = {name: 1 for name in SERVICE_MODULES}
-    plain = Stack(tmp_path / "plain").service_envs(2, 3, ports)
+    plain = Stack(tmp_path / "plain", insecure_grpc=True).service_envs(2, 3, ports)
     assert not any("TLS" in k for env in plain.values() for k in env)
+    assert all(sum(k.endswith("_GRPC_INSECURE") and v == "true" for k, v in env.items()) == 1
+               for env in plain.values())
     envs = Stack(tmp_path / "stack", tls_dir=tmp_path / "tls").service_envs(2, 3, ports)
     settings = {"cloud_analyzer": AnalyzerSettings, "cloud_reconstructor": ReconstructorSettings,
                 "edge_encoder": EdgeSettings}
@@ -314,3 +376,63 @@ def test_the_launcher_passes_tls_files_to_every_service(tmp_path, monkeypatch) -
     for files in (analyzer.ingest_tls, analyzer.edge_tls, loaded["cloud_reconstructor"].tls,
                   loaded["edge_encoder"].tls):
         files.read()  # all there and PEM
+
+
+def test_certs_init_makes_role_certificates_once_and_renews_on_request(tmp_path) -> None:
+    """`python -m service_common.certs init`: a CA, the cloud's, each edge's and each camera's certificate
+    with its role URI; idempotent (a second run writes nothing); --renew re-issues one; a certificate from
+    another CA in the folder is an error, not silently kept."""
+    from cryptography import x509
+
+    from service_common import certs
+    from service_common.tls import role_uri
+
+    out, ca = tmp_path / "tls", tmp_path / "ca"
+    assert certs.main(["init", "--dir", str(out), "--ca-dir", str(ca), "--edge", "edge-1", "--camera", "lobby"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["ca.crt", "camera-lobby.crt", "camera-lobby.key", "cloud.crt",
+                                                     "cloud.key", "edge-1.crt", "edge-1.key"]
+    assert [p.name for p in ca.iterdir()] == ["ca.key"]
+    for stem, role, name in (("cloud", "cloud", "cloud"), ("edge-1", "edge", "edge-1"), ("camera-lobby", "camera",
+                                                                                            "lobby")):
+        cert = x509.load_pem_x509_certificate((out / f"{stem}.crt").read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [role_uri(role, name)]
+        assert "cloud_analyzer" in sans.get_values_for_type(x509.DNSName)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert certs.init(out, ["edge-1"], cameras=["lobby"], ca_dir=ca) == []
+    assert certs.init(out, ["edge-1"], ca_dir=ca, renew=["edge-1"]) == [out / "edge-1.crt", out / "edge-1.key"]
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert [n for n in before if before[n] != after[n]] == ["edge-1.crt", "edge-1.key"]
+    other = Authority.create(tmp_path / "other", "other-ca")
+    other.issue(out, "edge-2", file_stem="edge-2", role="edge")
+    with pytest.raises(certs.CertError, match="edge-2.crt was not issued by"):
+        certs.init(out, ["edge-1", "edge-2"], ca_dir=ca)
+    assert certs.main(["init", "--dir", str(out), "--edge", "bad id"]) == 2
+
+
+def test_secret_files_are_created_private_not_chmod_ed_afterwards(tmp_path, monkeypatch, redis_client) -> None:
+    """Camera tokens, the admin key and certificate keys are 0600 from creation: with chmod unavailable
+    (a file written with the umask and fixed afterwards would stay world-readable) they still are."""
+    import os
+
+    from service_common import certs
+    from service_common.access import KeyStore, bootstrap_admin
+    from service_common.access.camera_tokens import add_camera, revoke_camera
+
+    def no_chmod(*args, **kwargs):
+        raise AssertionError("secret files must be created 0600, not chmod-ed")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    monkeypatch.setattr(Path, "chmod", no_chmod)
+    old = os.umask(0o022)
+    try:
+        tokens = tmp_path / "camera_tokens"
+        add_camera(tokens, "lobby")
+        add_camera(tokens, "door")
+        revoke_camera(tokens, "door")
+        bootstrap_admin(KeyStore(redis_client), tmp_path / "admin_key")
+        certs.init(tmp_path / "tls", ["edge-1"], ca_dir=tmp_path / "ca")
+    finally:
+        os.umask(old)
+    private = [tokens, tmp_path / "admin_key", tmp_path / "ca" / "ca.key", *(tmp_path / "tls").glob("*.key")]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in private} == {p.name: "0o600" for p in private}

@@ -37,7 +37,9 @@ DAY_MS = 86_400_000
 TEXT_MAX = {"key_name": 64, "action": 64, "outcome": 16, "client": 64, "layers": 32, "detail": 500}
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # KEYS: stream, dropped counter; ARGV: min id (ms), cap, then field/value pairs.
-APPEND = """
+# allow-oom: written even when Redis is full (service_common/redis_oom.py): an erasure or a denied view
+# is recorded, not lost.
+APPEND = """#!lua flags=allow-oom
 local id = redis.call('XADD', KEYS[1], 'MINID', ARGV[1], '*', unpack(ARGV, 3))
 local dropped = 0
 if redis.call('XLEN', KEYS[1]) > tonumber(ARGV[2]) then

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from service_common.ids import ID_BODY, ID_RULE
+from service_common.secret_files import append_private, write_private
 
 log = logging.getLogger(__name__)
 CAMERA_ID = re.compile(f"^({ID_BODY}|\\*)$")
@@ -41,9 +42,7 @@ def add_camera(path: Path, camera_id: str) -> str:
         raise CameraTokenError(f"camera id must be {ID_RULE}, or * for a fleet token")
     token = new_camera_token()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as out:
-        out.write(f"{camera_id} {digest(token)}\n")
-    path.chmod(0o600)
+    append_private(path, f"{camera_id} {digest(token)}\n")
     return token
 
 
@@ -51,7 +50,7 @@ def revoke_camera(path: Path, camera_id: str) -> int:
     """Remove every token of `camera_id`; returns how many."""
     lines = path.read_text().splitlines() if path.exists() else []
     kept = [line for line in lines if line.split()[:1] != [camera_id]]
-    path.write_text("".join(f"{line}\n" for line in kept))
+    write_private(path, "".join(f"{line}\n" for line in kept))
     return len(lines) - len(kept)
 
 

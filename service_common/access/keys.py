@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import redis
 
-from service_common.redis_keys import API_KEYS, API_KEYS_BOOTSTRAPPED, api_key_key
+from service_common.redis_keys import API_KEYS, api_key_key
+from service_common.secret_files import create_private
 
 SCOPES = ("identities:read", "identities:write", "sightings:read", "faces:search", "faces:view_base", "faces:view",
           "events:read", "admin")
@@ -146,19 +146,21 @@ class KeyStore:
         return bool(self.r.zcard(API_KEYS))
 
 
-def bootstrap_admin(keys: KeyStore, key_file: Path | None) -> str | None:
-    """The first admin key. With `key_file` (a compose secret, the launcher's file): register the token
-    it holds, or write a new one there (mode 0600) if it does not exist. Without: create one only when
-    no key exists yet (one replica wins), and return its token for the caller to print once."""
+class AdminKeyError(RuntimeError):
+    """No admin key can exist: none in Redis and no key file to make one in."""
+
+
+def bootstrap_admin(keys: KeyStore, key_file: Path | None) -> bool:
+    """The first admin key, never printed nor logged. With `key_file` (a compose secret, the launcher's
+    file): register the token it holds, or first write a new one there (created 0600); True when it wrote
+    the file. Without: nothing to do when a key exists already; AdminKeyError when none does (an admin
+    key nobody can read would lock everyone out, one in the log would hand it to whoever reads logs)."""
     if key_file is not None:
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(new_token() + "\n")
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        written = create_private(key_file, new_token() + "\n")
         keys.register(key_file.read_text().strip(), "admin", ["admin"])
-        return None
-    if keys.any() or not keys.r.set(API_KEYS_BOOTSTRAPPED, 1, nx=True):
-        return None
-    _, token = keys.create("admin", ["admin"])
-    return token
+        return written
+    if not keys.any():
+        raise AdminKeyError("no API key exists yet: set ANALYZER_ADMIN_KEY_FILE to a file path; the analyzer "
+                            "writes a new admin key there (mode 0600) and registers it")
+    return False

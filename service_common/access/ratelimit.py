@@ -19,7 +19,9 @@ from service_common.redis_keys import rate_key
 
 # KEYS[1] the log; ARGV: limit, window (µs), a unique member suffix, record (1) or only look (0).
 # Returns -1 when admitted (or, when only looking, when one more would be), else µs until a slot frees.
-SLIDING_WINDOW = """
+# allow-oom: counted even when Redis is full (service_common/redis_oom.py), or every request, the erasures
+# that would free memory included, would fail.
+SLIDING_WINDOW = """#!lua flags=allow-oom
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])

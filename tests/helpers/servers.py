@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import redis
@@ -67,17 +69,19 @@ def serve_analyzer(redis_url: str, **overrides: object) -> Iterator[tuple[str, o
 
     redis.Redis.from_url(redis_url).flushdb()
     grpc_port = free_port()
-    settings = AnalyzerSettings(redis_url=redis_url, grpc_port=grpc_port, http_port=free_port(),
-                                edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024,
-                                **overrides)
-    with serve(create_app(settings)) as url, grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
-        yield url, ingest_pb2_grpc.IngestStub(channel)
+    with tempfile.TemporaryDirectory(prefix="analyzer-secrets-") as secrets:  # the first admin key's file
+        settings = AnalyzerSettings(redis_url=redis_url, grpc_port=grpc_port, http_port=free_port(),
+                                    edges={"edge-t": "127.0.0.1:1"}, max_request_bytes=4 * 1024 * 1024,
+                                    grpc_insecure=True, admin_key_file=Path(secrets) / "admin_key",
+                                    **overrides)
+        with serve(create_app(settings)) as url, grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            yield url, ingest_pb2_grpc.IngestStub(channel)
 
 
-def denial_summaries(redis_url: str) -> list[AuditEntry]:
+def denial_summaries(redis_url: str, password: str | None = None) -> list[AuditEntry]:
     """The `access.denied` audit entries, after summarising every pending denial window now (as the
     services' flushers do once a window has ended)."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(redis_url, password=password)
     audit = AuditLog(client)
     Denials(client, RateLimiter(client), audit, 1).flush(now_ms=int(time.time() * 1000) + 86_400_000)
     return audit.query(action="access.denied", limit=1000)[0]

@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from service_common.tls import role_uri
+
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -54,12 +56,16 @@ class Authority:
         return cls(name, key, cert, cert_file)
 
     def issue(self, directory: Path, cn: str, dns: tuple[str, ...] = ("localhost",),
-              ips: tuple[str, ...] = ("127.0.0.1",), file_stem: str | None = None) -> tuple[Path, Path]:
-        """A server-and-client certificate for `cn` (SANs: `cn`, `dns`, `ips`); returns (cert, key) files."""
+              ips: tuple[str, ...] = ("127.0.0.1",), file_stem: str | None = None,
+              role: str | None = None) -> tuple[Path, Path]:
+        """A server-and-client certificate for `cn` (SANs: `cn`, `dns`, `ips`, and the role URI of `role`,
+        service_common.tls.role_uri, when given); returns (cert, key) files."""
         key = _key()
         now = dt.datetime.now(dt.UTC)
         sans = [x509.DNSName(cn), *(x509.DNSName(d) for d in dns), *(x509.IPAddress(ipaddress.ip_address(i))
                                                                        for i in ips)]
+        if role is not None:
+            sans.insert(0, x509.UniformResourceIdentifier(role_uri(role, cn)))
         cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.cert.subject)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))

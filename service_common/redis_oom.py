@@ -1,0 +1,58 @@
+"""Writes that must succeed when Redis is full (maxmemory reached with `noeviction`).
+
+A full Redis refuses every command that may grow memory (SET, HSET, INCR, XADD, SADD...; measured on
+Redis 8.2, tests/test_redis_full.py), while DEL, ZREM, HDEL, SREM, XDEL, XTRIM, VREM and EXPIRE, and
+MULTI blocks of only those, still run. Retention and erasure are what free memory, so the few small
+writes they need (a lock, an erasure's record and queue entry, its audit entry, the request's rate
+counter) go through a Lua script flagged `allow-oom`, which Redis runs even then: they may take Redis a
+few hundred bytes past the limit, and the deletions that follow give it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+
+# ARGV: a command's argument count, then its arguments, then the next command's. All run atomically (one
+# script), like a MULTI block, but also when Redis is out of memory.
+_BATCH = """#!lua flags=allow-oom
+local out, i = {}, 1
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  out[#out + 1] = redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return out
+"""
+
+# KEYS[1] field ARGV[1]: set to ARGV[3] only if it still holds ARGV[2] ("" = absent). 1 when set.
+_COMPARE_AND_SET = """#!lua flags=allow-oom
+local now = redis.call('HGET', KEYS[1], ARGV[1])
+if (now or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+Command = Sequence[object]
+
+
+def atomic_writes(client: redis.Redis, commands: Sequence[Command]) -> list:
+    """Run `commands` (each a sequence: name, arguments) atomically, even when Redis is full; their
+    replies in order. Keys are not declared: for a single Redis (not Redis Cluster), as everywhere here."""
+    args: list[object] = []
+    for command in commands:
+        args += [len(command), *command]
+    return client.eval(_BATCH, 0, *args) if args else []
+
+
+def set_nx_px(client: redis.Redis, key: str, value: object, px: int) -> bool:
+    """SET key value NX PX px (a lock), also when Redis is full."""
+    (reply,) = atomic_writes(client, [("SET", key, value, "NX", "PX", px)])
+    return bool(reply)
+
+
+def compare_and_set_field(client: redis.Redis, key: str, field: str, expected: bytes | None, value: str) -> bool:
+    """HSET key field value only if the field still holds `expected` (None: absent), also when Redis is
+    full; False when another writer changed it first (read it again and retry)."""
+    return bool(client.eval(_COMPARE_AND_SET, 1, key, field, expected or b"", value))

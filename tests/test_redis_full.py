@@ -1,0 +1,93 @@
+"""A full Redis (maxmemory reached, `noeviction`, as compose runs it) refuses new faces but still lets
+retention free memory and an erasure complete: measured on a real redis-server with a small maxmemory
+filled with faces until writes fail with OOM."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from cloud_analyzer.api import create_app
+from cloud_analyzer.ingest_service import validate
+from cloud_analyzer.retention import Retention
+from cloud_analyzer.settings import AnalyzerSettings
+from cloud_analyzer.store import Store
+from devstack.stack import RedisServer, free_port
+from service_common.redis_keys import AUDIT_STREAM, ERASURES_PENDING, RETENTION_LOCK, face_key
+from service_common.redis_oom import atomic_writes, set_nx_px
+from tests.helpers.records import valid_record
+from tests.helpers.servers import serve
+
+DAY_MS = 86_400_000
+
+
+@pytest.fixture
+def full_redis(tmp_path: Path):
+    server = RedisServer(tmp_path / "redis", extra_args=("--maxmemory", "8mb", "--maxmemory-policy", "noeviction"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def fill(store: Store, fields: dict, captured_ms: int) -> int:
+    """Faces until Redis refuses one for want of memory; how many went in."""
+    n = 0
+    while True:
+        try:
+            store.ingest(f"{n:032x}", {**fields, "captured_at_ms": captured_ms})
+        except redis.exceptions.OutOfMemoryError:
+            return n
+        n += 1
+
+
+def test_what_redis_refuses_when_full_and_the_writes_that_still_go_through(full_redis) -> None:
+    client = full_redis.client()
+    fill(Store(client), validate(valid_record()), int(time.time() * 1000))
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        client.set(RETENTION_LOCK, 1, nx=True, px=1000)  # how retention used to lock: never again once full
+    assert set_nx_px(client, RETENTION_LOCK, 1, 1000) and not set_nx_px(client, RETENTION_LOCK, 1, 1000)
+    assert atomic_writes(client, [("INCR", "n"), ("EXPIRE", "n", 2)]) == [1, 1]
+
+
+def test_retention_and_an_erasure_work_on_a_full_redis(full_redis, tmp_path: Path) -> None:
+    client = full_redis.client()
+    store = Store(client)
+    settings = AnalyzerSettings(redis_url=full_redis.url, grpc_port=free_port(), http_port=free_port(),
+                                grpc_insecure=True, workers=0, retention_interval_s=3600,
+                                edges={"edge-t": "127.0.0.1:1"}, admin_key_file=tmp_path / "admin_key")
+    with serve(create_app(settings)) as url:  # started (admin key, ingest group) while Redis has room
+        admin = httpx.Client(headers={"authorization": f"Bearer {(tmp_path / 'admin_key').read_text().strip()}"},
+                             timeout=60)
+        recent = [valid_record(seed=i) for i in range(2)]
+        for record in recent:
+            store.ingest(record.face_id, validate(record))
+        old = fill(store, validate(valid_record(seed=9)), int(time.time() * 1000) - 10 * DAY_MS)
+        assert old > 1000
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.hset("probe", "x", 1)
+        full = client.info("memory")["used_memory"]
+
+        # An erasure on the full Redis: answered, the cloud part done, the edge's part queued, audited.
+        erased = admin.delete(f"{url}/v1/faces/{recent[0].face_id}")
+        assert erased.status_code == 202, erased.text
+        report = erased.json()
+        assert report["faces"] == 1 and report["edges"]["edge-t"]["status"] == "pending"
+        assert not client.exists(face_key(recent[0].face_id))
+        assert client.sismember(ERASURES_PENDING, f"{report['erasure_id']}|edge-t")
+        audited = [fields[b"action"] for _, fields in client.xrevrange(AUDIT_STREAM, count=10)]
+        assert b"face.erase" in audited
+
+        # Retention on the full Redis: takes its lock, expires the old faces, and memory comes back.
+        fill(store, validate(valid_record(seed=9)), int(time.time() * 1000) - 10 * DAY_MS)  # full again
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.hset("probe", "x", 1)
+        done = Retention(client, max_age_s=DAY_MS / 1000, interval_s=60).run_locked()
+        assert done is not None and done.faces_expired >= old
+        after = client.info("memory")["used_memory"]
+        assert after < full / 2, (full, after)
+        assert client.hset("probe", "x", 1) == 1  # writes are accepted again
+        assert client.exists(face_key(recent[1].face_id))  # what retention keeps stays
