@@ -65,3 +65,41 @@ def test_an_erasure_rewrites_the_append_only_file_once_per_burst(tmp_path: Path)
         # The first erasure's rewrite at once, the rest of the burst in at most one more.
         assert 1 <= client.info("persistence")["aof_rewrites"] - before <= 2
         assert redis_files(stack) and not any(holding(stack, r.base_layer) for r in records)
+
+
+@pytest.mark.parametrize("persistence", ["aof+rdb", "rdb", "none"])
+def test_compaction_rewrites_whatever_files_redis_keeps(tmp_path: Path, persistence: str) -> None:
+    """Compose's Redis also takes RDB snapshots (its default `save`): those are rewritten too (BGSAVE);
+    a Redis that keeps no files has nothing to rewrite, and no file is made."""
+    from cloud_analyzer.compaction import Compactor
+    from cloud_analyzer.erasure import Eraser
+    from devstack.stack import RedisServer
+
+    args = {"aof+rdb": ("--save", "3600 1"), "rdb": ("--appendonly", "no", "--save", "3600 1"),
+            "none": ("--appendonly", "no")}[persistence]
+    server = RedisServer(tmp_path / "redis", extra_args=args)
+    server.start()
+    try:
+        client = server.client()
+        blob = valid_record(seed=7).base_layer
+        client.hset(face_key("f1"), mapping={"base_layer": blob, "camera_id": "door", "captured_at_ms": 1})
+        if persistence != "none":
+            client.save()  # a snapshot holding the face, as Redis's own `save` schedule would make
+            assert holding_in(tmp_path, blob)
+        eraser, compactor = Eraser(client), Compactor(client, interval_s=3600)
+        assert compactor.run_once() is False  # nothing erased: nothing to rewrite
+        eraser.face("f1", key_id="test")
+        assert compactor.run_once() is True
+        wait_until(lambda: not any(client.info("persistence")[k] for k in (
+            "aof_rewrite_in_progress", "aof_rewrite_scheduled", "rdb_bgsave_in_progress")), 30, 0.1, "rewrites")
+        assert not holding_in(tmp_path, blob)
+        if persistence == "none":
+            assert not [p for p in (tmp_path / "redis").rglob("*") if p.is_file()]
+        eraser.request_compaction()  # another erasure within the interval: waits for it
+        assert compactor.run_once() is False and client.exists(ERASURES_COMPACT)
+    finally:
+        server.stop()
+
+
+def holding_in(root: Path, blob: bytes) -> list[str]:
+    return [p.name for p in root.rglob("*") if p.is_file() and blob in p.read_bytes()]
