@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 import facecodec
 from cloud_analyzer.clusters import Clusters
+from cloud_analyzer.compaction import Compactor
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.edge_eraser import EdgeEraser
@@ -81,6 +82,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         for worker in workers:
             worker.start()
         edge_eraser.start()
+        compactor = Compactor(store.r, settings.erasure_rewrite_interval_s)
+        compactor.start()
         retention = Retention(store.r, settings.retention_days * 86400 if settings.retention_days else None,
                               settings.retention_interval_s, settings.dead_consumer_s)
         retention.start()
@@ -92,6 +95,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         for worker in workers:
             worker.stop()
         edge_eraser.stop()
+        compactor.stop()
         edge_channels.close()
         retention.stop()
         denial_flusher.stop()

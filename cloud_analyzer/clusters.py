@@ -259,6 +259,22 @@ class Clusters:
         """Most recent member face ids first."""
         return [f.decode() for f in self.r.zrevrange(cluster_part_key(cluster_id, "members"), 0, limit - 1)]
 
+    def above(self, model: str, probe: np.ndarray, min_similarity: float) -> list[tuple[str, int, float]]:
+        """(cluster_id, size, exact cosine of its centroid to `probe`) of every cluster of `model` whose
+        8-bit score reaches `min_similarity`, best first. Exhaustive (TRUTH, a linear scan): for erasure."""
+        key = unknown_vset_key(model)
+        card = int(self.r.execute_command("VCARD", key) or 0)
+        if not card:
+            return []
+        epsilon = min(max(1 - (min_similarity + 1) / 2, 0.0), 1.0)  # VSIM score = (cosine + 1) / 2
+        raw = self.r.execute_command("VSIM", key, "FP32", unit(np.asarray(probe, np.float32)).astype("<f4").tobytes(),
+                                     "COUNT", card, "EPSILON", epsilon, "TRUTH")
+        ids = [c.decode() for c in raw or []]
+        return self._scored(ids, unit(np.asarray(probe, np.float32)))
+
+    def all_members(self, cluster_id: str) -> list[str]:
+        return [f.decode() for f in self.r.zrange(cluster_part_key(cluster_id, "members"), 0, -1)]
+
     def of(self, face_id: str) -> str | None:
         raw = self.r.hget(CLUSTER_OF, face_id)
         return raw.decode() if raw else None
@@ -307,7 +323,10 @@ class Clusters:
         """(cluster_id, size, exact cosine to its centroid) of the nearest clusters, best first."""
         raw = self.r.execute_command("VSIM", unknown_vset_key(model), "FP32", vector.astype("<f4").tobytes(),
                                      "COUNT", CANDIDATES)
-        ids = [c.decode() for c in raw or [] if c.decode() != exclude]
+        return self._scored([c.decode() for c in raw or [] if c.decode() != exclude], vector)
+
+    def _scored(self, ids: list[str], vector: np.ndarray) -> list[tuple[str, int, float]]:
+        """(cluster_id, size, exact cosine to its centroid, from the float sums), best first."""
         if not ids:
             return []
         pipe = self.r.pipeline(transaction=False)

@@ -17,8 +17,10 @@ from typing import Any
 import redis
 
 from cloud_analyzer.clusters import Clusters
+from cloud_analyzer.person_search import PersonSearch
 from service_common.redis_keys import (
     ERASED_TRACK_TTL_S,
+    ERASURES_COMPACT,
     ERASURES_PENDING,
     EVENTS_STREAM,
     FACES,
@@ -66,6 +68,10 @@ class ErasureReport:
     faces: int
     events: int
     edges: dict[str, EdgeStatus] = field(default_factory=dict)
+    # Identity erasures: the person's unnamed faces found by biometric search (person_search.py).
+    matched_faces: int = 0  # erased: unknown / low-quality faces at the threshold, and matched clusters' members
+    clusters: int = 0  # unknown-face clusters matched, erased whole
+    match_threshold: float | None = None  # the cosine one face had to reach (None: no search made)
 
     @property
     def complete(self) -> bool:
@@ -79,15 +85,17 @@ class Eraser:
         self.r = client
         self.clusters = Clusters(client)
 
-    def identity(self, identity_id: str, with_sightings: bool, key_id: str) -> ErasureReport | None:
-        """Templates and metadata; with_sightings: every sighting of the person too, else their sightings
+    def identity(self, identity_id: str, with_sightings: bool, key_id: str,
+                 person: PersonSearch | None = None) -> ErasureReport | None:
+        """Templates and metadata; with_sightings: every sighting of the person too, and, with `person`,
+        their unnamed faces and unknown-face clusters found by biometric search; else their sightings
         stay as unnamed faces. None if there is no such identity."""
         if not self.r.exists(identity_key(identity_id)):
             return None
         templates = int(self.r.llen(templates_key(identity_id)))
         model, enrol = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key")
         sightings = identity_sightings_key(identity_id)
-        face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1)]
+        face_ids = self.identity_faces(identity_id)
         # First out of the gallery, so no new face is named as this person; the identity itself goes last,
         # so an erasure that fails half way can be asked again and finishes the job.
         if model is not None and enrol is not None:
@@ -106,10 +114,18 @@ class Eraser:
                                             "status", "unknown") for f in face_ids[start : start + SCAN]])
             handled.update(face_ids)
             face_ids = [f.decode() for f in self.r.zrange(sightings, 0, -1) if f.decode() not in handled]
+        if with_sightings and person is not None:
+            # After the gallery change: a face decided meanwhile is unknown now, and found here.
+            matches = person.find()
+            before = report.faces
+            self._faces(report, [f for f in matches.face_ids() if f not in handled])
+            report.matched_faces, report.clusters = report.faces - before, len(matches.clusters)
+            report.match_threshold = round(matches.threshold, 4)
         if not with_sightings:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         atomic_writes(self.r, [("DEL", identity_key(identity_id), templates_key(identity_id), mean_key(identity_id),
                                 sightings), ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])
+        self.request_compaction()  # the templates were on disk too
         return self._save(report)
 
     def face(self, face_id: str, key_id: str) -> ErasureReport | None:
@@ -120,10 +136,44 @@ class Eraser:
         return self._save(report)
 
     def camera(self, camera_id: str, since_ms: int, until_ms: int, key_id: str) -> ErasureReport:
-        face_ids = [f.decode() for f in self.r.zrangebyscore(camera_sightings_key(camera_id), since_ms, until_ms)]
+        """Every face of the camera captured in the range, whatever its state: decided, still pending in
+        the ingest stream (its entry is dropped; a worker holding it already finds no record and records
+        nothing), in error."""
+        face_ids = list(dict.fromkeys([*self.camera_faces(camera_id, since_ms, until_ms),
+                                       *(f.decode() for f in self.r.zrangebyscore(camera_sightings_key(camera_id),
+                                                                                 since_ms, until_ms))]))
         report = self._report(f"camera:{camera_id}:{since_ms}..{until_ms}", key_id)
         self._faces(report, face_ids)
         return self._save(report)
+
+    def identity_faces(self, identity_id: str) -> list[str]:
+        """The sightings named as this identity."""
+        return [f.decode() for f in self.r.zrange(identity_sightings_key(identity_id), 0, -1)]
+
+    def edges_of(self, face_ids: list[str]) -> dict[str, list[str]]:
+        """edge_id -> the faces of `face_ids` whose pixels it holds."""
+        by_edge: dict[str, list[str]] = defaultdict(list)
+        pipe = self.r.pipeline(transaction=False)
+        for face_id in face_ids:
+            pipe.hget(face_key(face_id), "edge_id")
+        for face_id, edge_id in zip(face_ids, pipe.execute()):
+            if edge_id:
+                by_edge[edge_id.decode()].append(face_id)
+        return dict(by_edge)
+
+    def camera_faces(self, camera_id: str, since_ms: int, until_ms: int) -> list[str]:
+        """Stored faces of one camera captured in [since_ms, until_ms], in any state: every face is in
+        FACES by capture time from its ingest on (the sighting indexes hold decided faces only)."""
+        found, offset = [], 0
+        while True:
+            ids = [f.decode() for f in self.r.zrangebyscore(FACES, since_ms, until_ms, start=offset, num=SCAN)]
+            if not ids:
+                return found
+            offset += len(ids)
+            pipe = self.r.pipeline(transaction=False)
+            for face_id in ids:
+                pipe.hget(face_key(face_id), "camera_id")
+            found += [f for f, camera in zip(ids, pipe.execute()) if camera == camera_id.encode()]
 
     def get(self, erasure_id: str) -> ErasureReport | None:
         raw = self.r.hget(erasure_key(erasure_id), "report")
@@ -174,13 +224,7 @@ class Eraser:
         (Redis gone, the process killed) can leave records to erase again but never pixels nobody asks
         an edge to erase."""
         face_ids = list(face_ids)
-        by_edge: dict[str, list[str]] = defaultdict(list)
-        pipe = self.r.pipeline(transaction=False)
-        for face_id in face_ids:
-            pipe.hget(face_key(face_id), "edge_id")
-        for face_id, edge_id in zip(face_ids, pipe.execute()):
-            if edge_id:
-                by_edge[edge_id.decode()].append(face_id)
+        by_edge = self.edges_of(face_ids)
         report.edges.update({edge_id: EdgeStatus(len(ids), "pending") for edge_id, ids in by_edge.items()})
         self._save(report)  # before the edges' work is queued: EdgeEraser records each edge's answer in it
         for edge_id, ids in by_edge.items():
@@ -189,8 +233,14 @@ class Eraser:
                                    ("SADD", ERASURES_PENDING, f"{report.erasure_id}|{edge_id}")])
         erased, _ = self.forget(face_ids, erasure=True)
         report.faces += len(erased)
+        self.request_compaction()
         report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
         self._drop_stream_entries(INGEST_STREAM, face_ids=erased)  # still queued: the worker would find nothing
+
+    def request_compaction(self) -> None:
+        """Ask for Redis's files to be rewritten without what was just erased (cloud_analyzer/compaction.py:
+        at most one rewrite per interval, whichever replica gets to it). Allow-oom: also when Redis is full."""
+        atomic_writes(self.r, [("SET", ERASURES_COMPACT, int(time.time() * 1000))])
 
     def _drop_stream_entries(self, stream: str, face_ids: set[str] | None = None,
                              identity_ids: set[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from service_common.redis_keys import HISTORY_PATTERN, face_key, history_cameras_key, history_key
+from service_common.redis_keys import FACES, HISTORY_PATTERN, face_key, history_cameras_key, history_key
 
 DAY_MS = 86_400_000
 MAX_DAYS = 400  # partitions one query may touch (retention keeps far fewer)
@@ -79,6 +79,39 @@ class History:
             hits.append(HistoryHit(face_id, camera, int(ts), round(similarity, 4), status, identity_id or None,
                                    name or None, track or None))
         return hits, len(in_range)
+
+    def all_above(self, probe: np.ndarray, model: str, min_similarity: float) -> dict[str, float]:
+        """Every indexed face of `model` whose 8-bit score to `probe` reaches `min_similarity`, over every
+        day that holds a stored face: face_id -> cosine. Exhaustive (TRUTH: a linear scan, not the HNSW
+        graph, which may miss a neighbour; EPSILON keeps the reply to the faces above the floor), for
+        erasure, where completeness matters more than speed."""
+        oldest, newest = self.r.zrange(FACES, 0, 0, withscores=True), self.r.zrange(FACES, -1, -1, withscores=True)
+        if not oldest:
+            return {}
+        blob = np.asarray(probe, "<f4").tobytes()
+        epsilon = min(max(1 - (min_similarity + 1) / 2, 0.0), 1.0)  # VSIM score = (cosine + 1) / 2
+        found: dict[str, float] = {}
+        first, last = int(oldest[0][1]) // DAY_MS, int(newest[0][1]) // DAY_MS
+        for start in range(first, last + 1, MAX_DAYS):
+            in_range = [day * DAY_MS for day in range(start, min(start + MAX_DAYS, last + 1))]
+            pipe = self.r.pipeline(transaction=False)
+            for day in in_range:
+                pipe.smembers(history_cameras_key(model, day))
+            keys = [history_key(model, day, c.decode()) for day, seen in zip(in_range, pipe.execute())
+                    for c in sorted(seen)]
+            pipe = self.r.pipeline(transaction=False)
+            for key in keys:
+                pipe.execute_command("VCARD", key)
+            cards = pipe.execute()
+            pipe = self.r.pipeline(transaction=False)
+            for key, card in zip(keys, cards):
+                pipe.execute_command("VSIM", key, "FP32", blob, "WITHSCORES", "COUNT", max(int(card or 0), 1),
+                                     "EPSILON", epsilon, "TRUTH")
+            for reply in pipe.execute():
+                for face_id, score in (reply or {}).items():
+                    if 2 * float(score) - 1 >= min_similarity:
+                        found[face_id.decode()] = 2 * float(score) - 1
+        return found
 
     def drop_days_before(self, cutoff_ms: int) -> int:
         """Delete the partitions of whole days that end before `cutoff_ms`; returns how many days."""

@@ -80,6 +80,11 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
     dead_consumer_s: float = Field(
         3600.0, gt=0, description="ingest consumers idle this long and holding nothing are removed from the group"
     )
+    erasure_rewrite_interval_s: float = Field(
+        60.0, ge=1, le=86400, description="after an erasure Redis rewrites its append-only file (and RDB "
+        "snapshot, if configured) without the erased data: at most once per this many seconds, so erased "
+        "bytes stay in its files at most about this long"
+    )
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the edges' certificates: Ingest requires a client certificate from it "
         "with the edge role whose name (spiffe://facecodec/edge/<edge_id>) is in ANALYZER_EDGES and is every "

@@ -156,6 +156,10 @@ def clusters_lock_key(model: str) -> str:
 
 # --- erasures (cloud_analyzer/erasure.py) --------------------------------------------------------------
 ERASURES_PENDING = "fc:erasures:pending"  # `{erasure_id}|{edge_id}` pairs not yet confirmed
+# Set (to the time, ms) by an erasure: Redis's files still hold what it erased until they are rewritten.
+# Cleared by the replica that starts the rewrite (cloud_analyzer/compaction.py).
+ERASURES_COMPACT = "fc:erasures:compact"
+ERASURES_COMPACT_LOCK = "fc:erasures:compact:lock"  # the last rewrite's replica; expires after one interval
 
 
 def erasure_key(erasure_id: str) -> str:

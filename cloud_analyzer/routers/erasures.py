@@ -7,13 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 
-from cloud_analyzer.deps import AnalyzerDep, to_ms
+from cloud_analyzer.deps import Analyzer, AnalyzerDep, to_ms
 from cloud_analyzer.erasure import ErasureReport
+from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL
+from cloud_analyzer.person_search import PersonSearch
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN, ID_PATTERN
+from service_common.redis_keys import mean_key
 
 router = APIRouter(tags=["erasure"])
 
@@ -36,6 +40,12 @@ class ErasureOut(BaseModel):
     events: int = Field(description="events naming them removed from the event stream")
     edges: dict[str, EdgeErasure]
     complete: bool = Field(description="every edge confirmed")
+    matched_faces: int = Field(0, description="identity erasures: unnamed faces found by biometric search and "
+                                              "erased (unknown and low-quality faces, matched clusters' members)")
+    clusters: int = Field(0, description="identity erasures: unknown-face clusters matched and erased whole")
+    match_threshold: float | None = Field(
+        None, description="identity erasures: the cosine a face had to reach against the person's template (the "
+                          "analyzer's decision threshold); null: no search made")
 
 
 class IdentityErase(BaseModel):
@@ -50,14 +60,17 @@ class CameraErase(BaseModel):
 def erasure_out(report: ErasureReport) -> ErasureOut:
     return ErasureOut(erasure_id=report.erasure_id, subject=report.subject, requested_at_ms=report.requested_at_ms,
                       identity_erased=report.identity_erased, templates=report.templates, faces=report.faces,
-                      events=report.events, complete=report.complete,
+                      events=report.events, complete=report.complete, matched_faces=report.matched_faces,
+                      clusters=report.clusters, match_threshold=report.match_threshold,
                       edges={k: EdgeErasure(**v.__dict__) for k, v in report.edges.items()})
 
 
 def _done(analyzer, caller: Caller, report: ErasureReport) -> ErasureOut:
     analyzer.edge_eraser.wake()
-    caller.audit["detail"] = (f"erasure {report.erasure_id}: {report.templates} templates, {report.faces} faces, "
-                              f"{report.events} events; edges {sorted(report.edges)}")
+    matched = ("" if report.match_threshold is None else f" ({report.matched_faces} unnamed, "
+               f"{report.clusters} clusters at cosine {report.match_threshold})")
+    caller.audit["detail"] = (f"erasure {report.erasure_id}: {report.templates} templates, {report.faces} faces"
+                              f"{matched}, {report.events} events; edges {sorted(report.edges)}")
     return erasure_out(report)
 
 
@@ -65,10 +78,82 @@ def _done(analyzer, caller: Caller, report: ErasureReport) -> ErasureOut:
 def erase_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)],
                    caller: Annotated[Caller, require("identities:write", "identity.erase")],
                    body: IdentityErase | None = None) -> ErasureOut:
-    report = analyzer.erasures.identity(identity_id, (body or IdentityErase()).sightings, caller.key.key_id)
+    sightings = (body or IdentityErase()).sightings
+    person = person_search(analyzer, identity_id) if sightings else None
+    report = analyzer.erasures.identity(identity_id, sightings, caller.key.key_id, person)
     if report is None:
         raise HTTPException(404, f"identity {identity_id} not found")
     return _done(analyzer, caller, report)
+
+
+def person_search(analyzer: Analyzer, identity_id: str) -> PersonSearch | None:
+    """The search for this identity's unnamed faces, at the threshold the analyzer decides at now (the
+    gallery with the person in it); None if there is no such identity."""
+    row = analyzer.store.identity(identity_id)
+    template = analyzer.store.r.get(mean_key(identity_id))
+    if row is None or template is None:
+        return None
+    probe, model = np.frombuffer(template, "<f4"), row.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL)
+    view, _ = analyzer.gallery.search(probe, model, 1)
+    calibration = analyzer.codec.open_set_calibration
+
+    def threshold_for(frames: int) -> float:
+        return analyzer.policy.operating_point(calibration, view.enrol_counts, frames, view.version)[0]
+
+    return PersonSearch(analyzer.store.r, probe, model, threshold_for, analyzer.clusters)
+
+
+class MatchedFace(BaseModel):
+    face_id: str
+    camera_id: str
+    captured_at_ms: int
+    status: str
+    similarity: float = Field(description="cosine to the person's template")
+    edge_id: str
+
+
+class MatchedCluster(BaseModel):
+    cluster_id: str
+    size: int
+    similarity: float = Field(description="cosine of its centroid to the person's template")
+    threshold: float = Field(description="what a fused probe of this many faces must reach")
+
+
+class ErasurePreview(BaseModel):
+    identity_id: str
+    templates: int
+    named_faces: list[str] = Field(description="sightings named as this person")
+    match_threshold: float = Field(description="the cosine an unnamed face must reach (the decision threshold)")
+    matched_faces: list[MatchedFace] = Field(description="unnamed faces at or above it, best first")
+    clusters: list[MatchedCluster] = Field(description="unknown-face clusters whose centroid reaches the threshold "
+                                                       "for their size: erased whole")
+    cluster_faces: list[str] = Field(description="the members of those clusters")
+    edges: dict[str, int] = Field(description="faces each edge would be asked to erase")
+
+
+@router.get("/v1/identities/{identity_id}/erasure-preview", response_model=ErasurePreview)
+def preview_identity_erasure(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)],
+                             caller: Annotated[Caller, require("identities:write", "identity.erase_preview")]
+                             ) -> ErasurePreview:
+    """What `POST /v1/identities/{id}/erase` (with sightings) would erase now; changes nothing."""
+    person = person_search(analyzer, identity_id)
+    row = analyzer.store.identity(identity_id)
+    if person is None or row is None:
+        raise HTTPException(404, f"identity {identity_id} not found")
+    named = analyzer.erasures.identity_faces(identity_id)
+    matches = person.find()
+    cluster_faces = [f for c in matches.clusters for f in c.face_ids]
+    edges = analyzer.erasures.edges_of(list(dict.fromkeys([*named, *matches.face_ids()])))
+    caller.audit.update(identity_id=identity_id, detail=(
+        f"preview: {len(named)} named, {len(matches.faces)} unnamed faces and {len(matches.clusters)} clusters "
+        f"at cosine {matches.threshold:.4f}"))
+    return ErasurePreview(
+        identity_id=identity_id, templates=int(row.get("templates", 0)), named_faces=named,
+        match_threshold=round(matches.threshold, 4),
+        matched_faces=[MatchedFace(**{**f.__dict__, "similarity": round(f.similarity, 4)}) for f in matches.faces],
+        clusters=[MatchedCluster(cluster_id=c.cluster_id, size=c.size, similarity=round(c.similarity, 4),
+                                 threshold=round(c.threshold, 4)) for c in matches.clusters],
+        cluster_faces=cluster_faces, edges={k: len(v) for k, v in edges.items()})
 
 
 @router.delete("/v1/faces/{face_id}", status_code=202, response_model=ErasureOut)
