@@ -216,8 +216,7 @@ def key_lookups(r: redis.Redis, key_id: str, requests: Callable[[], None]) -> in
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    ready.wait(5)
-    time.sleep(0.1)  # MONITOR is on once its first reply has come; the thread is inside listen() by now
+    ready.wait(5)  # set once MONITOR has answered OK: from then on it sees every command
     requests()
     r.echo(marker)
     watcher.join(10)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ from security_checks import CHECKS
 from devstack.stack import Stack
 
 
-def run_check(check, probe: Probe) -> dict:  # type: ignore[no-untyped-def]
+def run_check(check: Callable[[Probe], Entry], probe: Probe) -> dict:
     started = time.monotonic()
     try:
         entry = check(probe)
