@@ -16,6 +16,7 @@ import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc, ingest_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from bench.security_checks import Probe, edge_rest
 from devstack.stack import Stack, free_port, service_env
 from service_common import certs
 from service_common.redis_keys import API_KEYS
@@ -124,6 +125,16 @@ def test_redis_needs_the_password_and_secrets_are_private(stack: Stack) -> None:
     logs = "".join(s.log_path.read_text(errors="replace") for s in stack.services.values())
     assert stack.admin_key not in logs and stack.redis.password not in logs
     assert "PLAINTEXT" not in logs
+
+
+def test_the_security_probe_attacks_this_stack(stack: Stack, tmp_path: Path) -> None:
+    """One check of bench/security_probe.py against the running stack: its machinery (an attacker's own
+    loopback address, the tokens, the controls) works, and the edge's REST API refuses it."""
+    entry = edge_rest(Probe(stack, tmp_path))
+    assert entry.outcome == "refused", entry.measured
+    assert entry.measured["codes"]["admin token"] == {p: 200 for p in ("/v1/status", "/metrics", "/docs",
+                                                                          "/openapi.json")}
+    assert entry.measured["codes"]["camera token"]["/v1/status"] == 401
 
 
 def run_service(module: str, env: dict[str, object]) -> subprocess.CompletedProcess:
