@@ -533,6 +533,4 @@ CHECKS: list[Callable[[Probe], Entry]] = [
     grpc_plaintext, grpc_foreign_certificate, grpc_wrong_role, grpc_edge_impersonation, grpc_reflection,
     audit_flood, body_before_key, scope_search_history, scope_full_layers, edge_rest, idle_frame_streams,
     redis_without_password, secret_files, open_health, rate_burst,
-    # Erasure checks go here: each a function of the Probe returning an Entry, like those above (e.g.
-    # an identity erased by biometric search leaves no sighting, base layer or edge layer to find).
 ]

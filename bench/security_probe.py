@@ -25,11 +25,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+from erasure_checks import CHECKS as ERASURE_CHECKS
 from probe_context import PASSING, Entry, Probe
 from report import machine_record, write_report
-from security_checks import CHECKS
+from security_checks import CHECKS as ACCESS_CHECKS
 
 from devstack.stack import Stack
+
+# The erasure check last: it enrols and erases a person, which nothing before it should see.
+CHECKS = [*ACCESS_CHECKS, *ERASURE_CHECKS]
 
 
 def run_check(check: Callable[[Probe], Entry], probe: Probe) -> dict:
