@@ -70,6 +70,7 @@ class ErasureReport:
     edges: dict[str, EdgeStatus] = field(default_factory=dict)
     # Identity erasures: the person's unnamed faces found by biometric search (person_search.py).
     matched_faces: int = 0  # erased: unknown / low-quality faces at the threshold, and matched clusters' members
+    pending_faces: int = 0  # of matched_faces, those still pending in the ingest stream (not yet decided)
     clusters: int = 0  # unknown-face clusters matched, erased whole
     match_threshold: float | None = None  # the cosine one face had to reach (None: no search made)
 
@@ -88,7 +89,8 @@ class Eraser:
     def identity(self, identity_id: str, with_sightings: bool, key_id: str,
                  person: PersonSearch | None = None) -> ErasureReport | None:
         """Templates and metadata; with_sightings: every sighting of the person too, and, with `person`,
-        their unnamed faces and unknown-face clusters found by biometric search; else their sightings
+        their unnamed faces (decided, or still pending in the ingest stream: the entry is dropped, a worker
+        holding it records nothing) and unknown-face clusters found by biometric search; else their sightings
         stay as unnamed faces. None if there is no such identity."""
         if not self.r.exists(identity_key(identity_id)):
             return None
@@ -120,6 +122,7 @@ class Eraser:
             before = report.faces
             self._faces(report, [f for f in matches.face_ids() if f not in handled])
             report.matched_faces, report.clusters = report.faces - before, len(matches.clusters)
+            report.pending_faces = len(matches.pending_ids() - handled)
             report.match_threshold = round(matches.threshold, 4)
         if not with_sightings:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})

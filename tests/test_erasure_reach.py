@@ -133,3 +133,48 @@ def test_camera_erase_takes_pending_and_failed_faces_and_no_worker_brings_them_b
         assert not any(client.exists(face_key(f)) for f in doomed)
         assert client.zscore(SIGHTINGS, taken.face_id) is None and client.zscore(SIGHTINGS, waiting.face_id) is None
         assert api.get(f"{url}/v1/sightings", params={"camera_id": "gate"}).json()["items"] == []
+
+
+def test_identity_erase_takes_the_persons_faces_still_pending_in_the_ingest_stream(redis_server,
+                                                                                     front_end) -> None:
+    with serve_analyzer(redis_server.url, workers=0) as (url, stub):  # nothing decides faces on its own
+        api, client = api_client(redis_server.url), redis.Redis.from_url(redis_server.url)
+        files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in (lfw_image(PERSON, 5),
+                                                                             lfw_image(PERSON, 6))]
+        identity = api.post(f"{url}/v1/identities", data={"name": PERSON}, files=files).json()["identity_id"]
+        ts = recent_ms(days=1)
+        # The person's two faces in the stream: one a worker has taken (delivered, not yet decided), one
+        # not yet delivered; and another person's face, not yet delivered.
+        taken, waiting = (record(front_end, lfw_image(PERSON, i + 1), "gate", ts + 1000 * i) for i in range(2))
+        theirs = record(front_end, lfw_image(OTHER, 1), "gate", ts + 3000)
+        assert [a.status for a in stub.Ingest(iter([taken]), timeout=30)] == [Ack.ACCEPTED]
+        assert client.xreadgroup(GROUP, "late", {INGEST_STREAM: ">"}, count=1)  # what the worker's loop does
+        assert {a.status for a in stub.Ingest(iter([waiting, theirs]), timeout=30)} == {Ack.ACCEPTED}
+        mine = {taken.face_id, waiting.face_id}
+        assert {client.hget(face_key(f), "status") for f in (*mine, theirs.face_id)} == {b"pending"}
+
+        shown = api.get(f"{url}/v1/identities/{identity}/erasure-preview").json()
+        matched = {m["face_id"]: m for m in shown["matched_faces"]}
+        assert set(matched) == mine and shown["pending_faces"] == 2, shown
+        assert all(m["status"] == "pending" and m["similarity"] >= shown["match_threshold"] for m in matched.values())
+        assert shown["edges"] == {"edge-t": 2}
+        assert all(client.exists(face_key(f)) for f in mine)  # the preview changes nothing
+
+        report = api.post(f"{url}/v1/identities/{identity}/erase", json={}).json()
+        assert report["matched_faces"] == report["pending_faces"] == 2 and report["faces"] == 2, report
+        assert not any(client.exists(face_key(f)) for f in mine)
+        assert client.exists(face_key(theirs.face_id))
+
+        store = Store(client)
+        late = _worker(store, "late")  # the consumer that holds the taken entry
+        late.start()
+        try:
+            wait_until(lambda: client.hget(face_key(theirs.face_id), "status") == b"unknown", 30, 0.1,
+                       "the other person's face decided")
+            wait_until(lambda: client.xpending(INGEST_STREAM, GROUP)["pending"] == 0, 30, 0.1, "every entry acked")
+        finally:
+            late.stop()
+        assert store.face(theirs.face_id) is not None
+        assert not any(client.exists(face_key(f)) or client.zscore(SIGHTINGS, f) is not None for f in mine)
+        assert [s["face_id"] for s in api.get(f"{url}/v1/sightings", params={"camera_id": "gate"}).json()["items"]] \
+            == [theirs.face_id]

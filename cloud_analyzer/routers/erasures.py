@@ -42,6 +42,8 @@ class ErasureOut(BaseModel):
     complete: bool = Field(description="every edge confirmed")
     matched_faces: int = Field(0, description="identity erasures: unnamed faces found by biometric search and "
                                               "erased (unknown and low-quality faces, matched clusters' members)")
+    pending_faces: int = Field(0, description="identity erasures: of matched_faces, those still pending in the "
+                                              "ingest stream (not yet decided by a worker)")
     clusters: int = Field(0, description="identity erasures: unknown-face clusters matched and erased whole")
     match_threshold: float | None = Field(
         None, description="identity erasures: the cosine a face had to reach against the person's template (the "
@@ -61,13 +63,15 @@ def erasure_out(report: ErasureReport) -> ErasureOut:
     return ErasureOut(erasure_id=report.erasure_id, subject=report.subject, requested_at_ms=report.requested_at_ms,
                       identity_erased=report.identity_erased, templates=report.templates, faces=report.faces,
                       events=report.events, complete=report.complete, matched_faces=report.matched_faces,
-                      clusters=report.clusters, match_threshold=report.match_threshold,
+                      pending_faces=report.pending_faces, clusters=report.clusters,
+                      match_threshold=report.match_threshold,
                       edges={k: EdgeErasure(**v.__dict__) for k, v in report.edges.items()})
 
 
 def _done(analyzer, caller: Caller, report: ErasureReport) -> ErasureOut:
     analyzer.edge_eraser.wake()
-    matched = ("" if report.match_threshold is None else f" ({report.matched_faces} unnamed, "
+    matched = ("" if report.match_threshold is None else f" ({report.matched_faces} unnamed "
+               f"({report.pending_faces} pending), "
                f"{report.clusters} clusters at cosine {report.match_threshold})")
     caller.audit["detail"] = (f"erasure {report.erasure_id}: {report.templates} templates, {report.faces} faces"
                               f"{matched}, {report.events} events; edges {sorted(report.edges)}")
@@ -124,7 +128,9 @@ class ErasurePreview(BaseModel):
     templates: int
     named_faces: list[str] = Field(description="sightings named as this person")
     match_threshold: float = Field(description="the cosine an unnamed face must reach (the decision threshold)")
-    matched_faces: list[MatchedFace] = Field(description="unnamed faces at or above it, best first")
+    matched_faces: list[MatchedFace] = Field(description="unnamed faces at or above it, best first: decided ones "
+                                                        "and those still pending in the ingest stream")
+    pending_faces: int = Field(description="of matched_faces, those still pending (status `pending`)")
     clusters: list[MatchedCluster] = Field(description="unknown-face clusters whose centroid reaches the threshold "
                                                        "for their size: erased whole")
     cluster_faces: list[str] = Field(description="the members of those clusters")
@@ -145,12 +151,14 @@ def preview_identity_erasure(analyzer: AnalyzerDep, identity_id: Annotated[str, 
     cluster_faces = [f for c in matches.clusters for f in c.face_ids]
     edges = analyzer.erasures.edges_of(list(dict.fromkeys([*named, *matches.face_ids()])))
     caller.audit.update(identity_id=identity_id, detail=(
-        f"preview: {len(named)} named, {len(matches.faces)} unnamed faces and {len(matches.clusters)} clusters "
+        f"preview: {len(named)} named, {len(matches.faces)} unnamed faces "
+        f"({len(matches.pending_ids())} pending) and {len(matches.clusters)} clusters "
         f"at cosine {matches.threshold:.4f}"))
     return ErasurePreview(
         identity_id=identity_id, templates=int(row.get("templates", 0)), named_faces=named,
         match_threshold=round(matches.threshold, 4),
         matched_faces=[MatchedFace(**{**f.__dict__, "similarity": round(f.similarity, 4)}) for f in matches.faces],
+        pending_faces=len(matches.pending_ids()),
         clusters=[MatchedCluster(cluster_id=c.cluster_id, size=c.size, similarity=round(c.similarity, 4),
                                  threshold=round(c.threshold, 4)) for c in matches.clusters],
         cluster_faces=cluster_faces, edges={k: len(v) for k, v in edges.items()})
