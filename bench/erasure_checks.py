@@ -51,10 +51,18 @@ def wait_decided(probe: Probe, face_ids: list[str], timeout_s: float = 60.0) -> 
     return statuses
 
 
+def contents(path: Path) -> bytes:
+    """A file's bytes, or none if Redis removed it meanwhile (a rewrite's temporary files come and go)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def redis_files_holding(probe: Probe, blobs: list[bytes]) -> list[str]:
     root = probe.stack.redis.data_dir
     files = [p for p in root.rglob("*") if p.is_file() and (p.parent.name == "appendonlydir" or p.suffix == ".rdb")]
-    return sorted({p.name for p in files for blob in blobs if blob in p.read_bytes()})
+    return sorted({p.name for p in files for blob in blobs if blob in contents(p)})
 
 
 def erasure_reaches_unnamed_faces(probe: Probe) -> Entry:
