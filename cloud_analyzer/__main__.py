@@ -17,14 +17,12 @@ import logging
 import sys
 import time
 
-import uvicorn
-
 from cloud_analyzer.api import create_app
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from service_common.access import SCOPES, KeyStore, new_token
 from service_common.access.keys import KeyError_
-from service_common.settings import GrpcTransportError
+from service_common.serve import serve
 
 
 def keys_command(args: argparse.Namespace, settings: AnalyzerSettings) -> int:
@@ -72,13 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keys":
         return keys_command(args, settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s analyzer %(levelname)s %(name)s: %(message)s")
-    try:
-        app = create_app(settings)
-    except GrpcTransportError as exc:  # neither certificates nor the plaintext switch: say so, start nothing
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
-    return 0
+    return serve(lambda: create_app(settings), settings.http_host, settings.http_port)
 
 
 if __name__ == "__main__":

@@ -3,23 +3,15 @@
 import logging
 import sys
 
-import uvicorn
-
 from cloud_reconstructor.api import create_app
 from cloud_reconstructor.settings import ReconstructorSettings
-from service_common.settings import GrpcTransportError
+from service_common.serve import serve
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s reconstructor %(levelname)s %(name)s: %(message)s")
     settings = ReconstructorSettings()
-    try:
-        app = create_app(settings)
-    except GrpcTransportError as exc:  # neither certificates nor the plaintext switch: say so, start nothing
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info")
-    return 0
+    return serve(lambda: create_app(settings), settings.http_host, settings.http_port)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,10 @@ import argparse
 import logging
 import sys
 
-import uvicorn
-
 from edge_encoder.api import create_app
 from edge_encoder.settings import EdgeSettings
 from service_common.access.camera_tokens import CameraTokenError, add_camera, revoke_camera
-from service_common.settings import GrpcTransportError
+from service_common.serve import serve
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -47,20 +45,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"removed {revoke_camera(path, args.camera_id)} token(s) of {args.camera_id}", file=sys.stderr)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s edge %(levelname)s %(name)s: %(message)s")
-    try:
-        app = create_app(settings)
-    except GrpcTransportError as exc:  # neither certificates nor the plaintext switch: say so, start nothing
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     https = settings.https
     if https is None and settings.http_host not in LOOPBACK:
         logging.getLogger("edge_encoder").warning(
             "REST API on %s in plain HTTP: camera tokens and frames cross the network readable; set "
             "EDGE_HTTPS_CERT_FILE and EDGE_HTTPS_KEY_FILE", settings.http_host)
     cert, key = https or (None, None)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="info",
-                ssl_certfile=cert, ssl_keyfile=key)
-    return 0
+    return serve(lambda: create_app(settings), settings.http_host, settings.http_port,
+                 ssl_certfile=cert, ssl_keyfile=key)
 
 
 if __name__ == "__main__":
