@@ -44,6 +44,20 @@ def fill(store: Store, fields: dict, captured_ms: int) -> int:
         n += 1
 
 
+def fill_until_refused(client: redis.Redis, store: Store, fields: dict, captured_ms: int, tries: int = 5) -> int:
+    """Fill, then check that an ordinary write is refused: Redis may free a little between the two (its
+    own buffers, a key expiring, the running service's background work), so fill again until it holds."""
+    total = 0
+    for _ in range(tries):
+        total += fill(store, fields, captured_ms)
+        try:
+            client.hset("probe", "x", 1)
+        except redis.exceptions.OutOfMemoryError:
+            return total
+        client.delete("probe")
+    raise AssertionError(f"Redis still accepted writes after {tries} fills")
+
+
 def test_what_redis_refuses_when_full_and_the_writes_that_still_go_through(full_redis) -> None:
     client = full_redis.client()
     fill(Store(client), validate(valid_record()), int(time.time() * 1000))
@@ -65,10 +79,8 @@ def test_retention_and_an_erasure_work_on_a_full_redis(full_redis, tmp_path: Pat
         recent = [valid_record(seed=i) for i in range(2)]
         for record in recent:
             store.ingest(record.face_id, validate(record))
-        old = fill(store, validate(valid_record(seed=9)), int(time.time() * 1000) - 10 * DAY_MS)
+        old = fill_until_refused(client, store, validate(valid_record(seed=9)), int(time.time() * 1000) - 10 * DAY_MS)
         assert old > 1000
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
-            client.hset("probe", "x", 1)
         full = client.info("memory")["used_memory"]
 
         # An erasure on the full Redis: answered, the cloud part done, the edge's part queued, audited.
@@ -82,9 +94,7 @@ def test_retention_and_an_erasure_work_on_a_full_redis(full_redis, tmp_path: Pat
         assert b"face.erase" in audited
 
         # Retention on the full Redis: takes its lock, expires the old faces, and memory comes back.
-        fill(store, validate(valid_record(seed=9)), int(time.time() * 1000) - 10 * DAY_MS)  # full again
-        with pytest.raises(redis.exceptions.OutOfMemoryError):
-            client.hset("probe", "x", 1)
+        fill_until_refused(client, store, validate(valid_record(seed=9)), int(time.time() * 1000) - 10 * DAY_MS)
         done = Retention(client, max_age_s=DAY_MS / 1000, interval_s=60).run_locked()
         assert done is not None and done.faces_expired >= old
         after = client.info("memory")["used_memory"]
