@@ -1,0 +1,47 @@
+"""One pagination style for every list: an opaque `cursor`, a `limit`, and `next_cursor` in the
+answer (null on the last page).
+
+A cursor is the position after the last item returned, as JSON in URL-safe base64: clients pass it
+back unchanged and never build one. A cursor that does not decode, or decodes to the wrong shape,
+is a client error (422), like any other bad query value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import HTTPException, Query
+from pydantic import BaseModel
+
+MAX_CURSOR_CHARS = 400
+
+CursorQuery = Annotated[str | None, Query(max_length=MAX_CURSOR_CHARS,
+                                          description="`next_cursor` of the previous page; omit for the first")]
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(position: list[Any]) -> str:
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> list[Any]:
+    """The position a cursor holds, checked against the kinds of its parts; 422 if it is not one."""
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise HTTPException(422, "cursor: not a cursor this API gave out") from exc
+    if (not isinstance(position, list) or len(position) != len(kinds)
+            or not all(isinstance(p, k) and not (k is int and isinstance(p, bool)) for p, k in zip(position, kinds))):
+        raise HTTPException(422, "cursor: not a cursor this API gave out")
+    return position
