@@ -126,8 +126,12 @@ class Corrections:
                     status, current, camera_id, ts, issues = ((v or b"").decode() for v in stored)
                     plan = self._plan(pipe, face_id, status, current, action, identity_id, add_as_template, issues)
                     rejected, named = plan
-                    if rejected and rejected != current:
-                        pipe.watch(identity_key(rejected))
+                    # Also what the plan names (an erasure of either must not be undone by this write) and
+                    # the negatives the eviction below is computed from.
+                    more = [identity_key(i) for i in {rejected, named} if i]
+                    more += [negatives_key(rejected)] if rejected else []
+                    if more:
+                        pipe.watch(*more)
                     negative = self._negative_fits(pipe, rejected, descriptor_model)
                     if add_as_template and self._model_of(pipe, named) != descriptor_model:
                         raise CorrectionError(409, f"identity {named} was enrolled with another recogniser; "
