@@ -15,7 +15,7 @@ from PIL import Image
 
 SCALE = 3.0  # the face box, this many times wider and taller: head, shoulders and what is around them
 MAX_SIDE = 480  # pixels, longest side
-QUALITY = 80  # JPEG quality: ~20-40 KB at 480 px
+QUALITY = 80  # JPEG quality: median 17 KB at 480 px on LFW frames upscaled 3x (README)
 
 
 def scene_snapshot(rgb: np.ndarray, box: tuple[float, float, float, float], scale: float = SCALE,
