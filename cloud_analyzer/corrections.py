@@ -44,7 +44,7 @@ from service_common.redis_keys import (
 )
 
 MAX_NEGATIVES = 32  # per identity: bounds the memory and the cost of one decision (32 dot products)
-MAX_CORRECTIONS = 50  # per face: the newest kept
+MAX_CORRECTIONS = 50  # per face; never trimmed: erasure finds the negatives made of a face through them
 CORRECTABLE = ("recognised", "unknown", "low_quality")  # decided faces; pending and failed ones are not
 # A per-identity threshold override: a cosine in this range, applied only where it is stricter than the
 # gallery's operating threshold (docs/corrections.md says why).
@@ -154,7 +154,6 @@ class Corrections:
                         if evict:
                             pipe.hdel(negatives_key(rejected), *evict)
                     pipe.rpush(corrections_key(face_id), json.dumps(asdict(correction)))
-                    pipe.ltrim(corrections_key(face_id), -MAX_CORRECTIONS, -1)
                     pipe.xadd(EVENTS_STREAM, {
                         "type": "face.corrected", "action": action, "face_id": face_id, "camera_id": camera_id,
                         "captured_at_ms": int(ts), "identity_id": named or "",
@@ -203,6 +202,8 @@ class Corrections:
             raise CorrectionError(404, f"face {face_id} not found")
         if status not in CORRECTABLE:
             raise CorrectionError(409, f"face {face_id} is {status}: only decided faces can be corrected")
+        if pipe.llen(corrections_key(face_id)) >= MAX_CORRECTIONS:  # kept whole: erasure reads them all
+            raise CorrectionError(409, f"face {face_id} was corrected {MAX_CORRECTIONS} times already")
         if identity_id and not pipe.exists(identity_key(identity_id)):
             raise CorrectionError(404, f"identity {identity_id} not found")
         if add_as_template and (action != "reassign" or not identity_id):

@@ -115,7 +115,7 @@ def list_corrections(
     face_id: Annotated[str, Path(pattern=ID_PATTERN)],
     caller: Annotated[Caller, require("sightings:read", "face.corrections")],
 ) -> Page[CorrectionOut]:
-    """Every correction of one face, oldest first (at most 50 are kept: one page)."""
+    """Every correction of one face, oldest first (a face takes at most 50: one page)."""
     if analyzer.store.face(face_id) is None:
         raise HTTPException(404, f"face {face_id} not found")
     items = [_out(c) for c in Corrections(analyzer.store.r).list(face_id)]
