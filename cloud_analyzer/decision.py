@@ -17,10 +17,13 @@ from facecodec.openset import OpenSetCalibration, probe_key
 class Decision:
     match: Match | None  # the named identity, if any
     best: Match | None  # best candidate regardless of the threshold
-    threshold: float  # cosine the best candidate had to reach
-    fpir: float  # expected share of strangers named at that threshold, for this gallery
+    threshold: float  # cosine the best candidate had to reach (its override, where that is stricter)
+    fpir: float  # expected share of strangers named at the gallery's threshold (at most that with an override)
     gallery_size: int
     probe_frames: int
+    threshold_override: bool = False  # `threshold` is the best candidate's own, stricter than the gallery's
+    negative_similarity: float | None = None  # probe's highest cosine to the best candidate's negatives
+    rejected_by_negative: bool = False  # the best candidate cleared its threshold but is closer to a negative
 
 
 class OpenSetPolicy:
@@ -57,9 +60,24 @@ class OpenSetPolicy:
         self, gallery: Gallery, descriptor: np.ndarray, model: str, calibration: OpenSetCalibration,
         probe_frames: int = 1, k: int = 1,
     ) -> tuple[Decision, list[Match]]:
-        """The decision on the best candidate, and the top-k candidates it was taken from."""
+        """The decision on the best candidate, and the top-k candidates it was taken from.
+
+        Corrections (cloud_analyzer/corrections.py) act here, so every route deciding through this
+        method inherits them: the best candidate must clear its own threshold override where that is
+        stricter than the gallery's, and is not named when the probe is at least as close to one of the
+        faces people said are not that identity (its negatives) as to its template. Nothing else is
+        named instead: a correction can only make the decision more cautious."""
         view, candidates = gallery.search(descriptor, model, k)
         threshold, fpir = self.operating_point(calibration, view.enrol_counts, probe_frames, view.version)
         best = candidates[0] if candidates else None
-        match = best if best is not None and best.similarity >= threshold else None
-        return Decision(match, best, threshold, fpir, view.size, probe_key(probe_frames)), candidates
+        if best is None:
+            return Decision(None, None, threshold, fpir, view.size, probe_key(probe_frames)), candidates
+        override = best.threshold_override is not None and best.threshold_override > threshold
+        if override:
+            threshold = float(best.threshold_override)
+        negative = gallery.closest_negative(best.identity_id, descriptor)
+        cleared = best.similarity >= threshold
+        rejected = cleared and negative is not None and negative >= best.similarity
+        match = best if cleared and not rejected else None
+        return Decision(match, best, threshold, fpir, view.size, probe_key(probe_frames), override, negative,
+                        rejected), candidates

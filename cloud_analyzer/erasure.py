@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from cloud_analyzer.clusters import Clusters
+from cloud_analyzer.corrections import Corrections
 from cloud_analyzer.person_search import PersonSearch
 from service_common.redis_keys import (
     ERASED_TRACK_TTL_S,
@@ -85,6 +86,7 @@ class Eraser:
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
         self.clusters = Clusters(client)
+        self.corrections = Corrections(client)
 
     def identity(self, identity_id: str, with_sightings: bool, key_id: str,
                  person: PersonSearch | None = None) -> ErasureReport | None:
@@ -126,6 +128,8 @@ class Eraser:
             report.match_threshold = round(matches.threshold, 4)
         if not with_sightings:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
+        # Its negatives, and the corrections naming it on faces that stay.
+        self.corrections.forget_identity(identity_id, handled)
         atomic_writes(self.r, [("DEL", identity_key(identity_id), templates_key(identity_id), mean_key(identity_id),
                                 sightings), ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])
         self.request_compaction()  # the templates were on disk too
@@ -220,6 +224,7 @@ class Eraser:
         # between the two steps still takes the face out of its cluster.
         self.clusters.remove_faces(face_ids)
         # --- end unknown-face clusters
+        self.corrections.forget_faces(face_ids)  # their corrections, and the negatives made of them
         return erased, by_edge
 
     def _faces(self, report: ErasureReport, face_ids: Iterable[str]) -> None:
@@ -257,7 +262,8 @@ class Eraser:
                 return dropped
             doomed = [entry_id for entry_id, f in rows
                       if (face_ids and f.get(b"face_id", b"").decode() in face_ids)
-                      or (identity_ids and f.get(b"identity_id", b"").decode() in identity_ids)]
+                      or (identity_ids and any(f.get(field, b"").decode() in identity_ids for field in
+                                               (b"identity_id", b"previous_identity_id", b"rejected_identity_id")))]
             if doomed:
                 dropped += int(self.r.xdel(stream, *doomed))
             start = "(" + rows[-1][0].decode()

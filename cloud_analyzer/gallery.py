@@ -18,8 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cloud_analyzer.corrections import closest_negative
 from cloud_analyzer.store import Store
-from service_common.redis_keys import GALLERY_VERSION, IDENTITIES, enrol_counts_key, gallery_key, identity_key, mean_key
+from service_common.redis_keys import (
+    GALLERY_VERSION,
+    IDENTITIES,
+    enrol_counts_key,
+    gallery_key,
+    identity_key,
+    mean_key,
+    negatives_key,
+)
 
 RERANK = 16  # approximate candidates re-scored exactly (>= k)
 
@@ -29,6 +38,7 @@ class Match:
     identity_id: str
     name: str
     similarity: float
+    threshold_override: float | None = None  # the identity's own cosine, set for look-alikes (corrections.py)
 
 
 @dataclass(frozen=True)
@@ -63,15 +73,20 @@ class Gallery:
         pipe = self.store.r.pipeline(transaction=False)
         for identity_id in ids:
             pipe.get(mean_key(identity_id))
-            pipe.hget(identity_key(identity_id), "name")
+            pipe.hmget(identity_key(identity_id), "name", "threshold_override")
         replies = pipe.execute()
         matches = []
-        for identity_id, template, name in zip(ids, replies[::2], replies[1::2]):
+        for identity_id, template, (name, override) in zip(ids, replies[::2], replies[1::2]):
             if template is None or name is None:  # erased between the two reads
                 continue
-            matches.append(Match(identity_id, name.decode(), float(np.frombuffer(template, "<f4") @ probe)))
+            matches.append(Match(identity_id, name.decode(), float(np.frombuffer(template, "<f4") @ probe),
+                                 float(override) if override else None))
         matches.sort(key=lambda m: -m.similarity)
         return view, matches[:k]
+
+    def closest_negative(self, identity_id: str, probe: np.ndarray) -> float | None:
+        """The probe's highest cosine to a face people said is not this identity (None: it has none)."""
+        return closest_negative(self.store.r.hvals(negatives_key(identity_id)), probe)
 
     def __len__(self) -> int:
         return int(self.store.r.zcard(IDENTITIES))

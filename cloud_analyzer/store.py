@@ -31,10 +31,12 @@ from service_common.redis_keys import (
     history_cameras_key,
     history_key,
     identity_sightings_key,
+    negatives_key,
     track_erased_key,
     track_info_key,
     track_key,
 )
+from service_common.times import rfc3339_ms
 
 # Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
 # already stored is a duplicate only if its content (base layer, camera, capture time) is the same;
@@ -81,6 +83,9 @@ class Outcome:
     gallery_size: int | None = None
     fused_faces: int = 1  # faces of this person (this one included) the decision was made from
     error: str = ""
+    threshold_override: bool = False  # the threshold was the best candidate's own (corrections.py)
+    negative_similarity: float | None = None  # highest cosine to the best candidate's negatives
+    rejected_by_negative: bool = False  # not named: closer to a face people said is not that identity
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,13 @@ class Sighting:
     track_id: str | None = None  # the edge's track: one person in view of one camera
     decided_at_ms: int | None = None  # when the analyzer decided (frame-to-sighting latency)
     cluster_id: str | None = None  # unknown faces: their anonymous cluster (cloud_analyzer/clusters.py)
+    # --- corrections (cloud_analyzer/corrections.py, docs/corrections.md) ---
+    threshold_override: bool = False  # `threshold` was the identity's own override, not the gallery's
+    rejected_by_negative: bool = False  # cleared the threshold, but closer to a face people said is not them
+    negative_similarity: float | None = None
+    corrected_action: str | None = None  # the latest correction: reject | reassign
+    corrected_at: str | None = None  # RFC 3339 UTC
+    corrected_by: str | None = None  # the API key id that made it
 
 
 class Store(IdentityStore):
@@ -153,7 +165,10 @@ class Store(IdentityStore):
                   "identity_name": outcome.identity_name or "", "similarity": _num(outcome.similarity),
                   "threshold": _num(outcome.threshold), "decision_fpir": _num(outcome.fpir, "g"),
                   "gallery_size": _num(outcome.gallery_size, "d"), "fused_faces": outcome.fused_faces,
-                  "error": outcome.error, "decided_at_ms": int(time.time() * 1000)}
+                  "error": outcome.error, "decided_at_ms": int(time.time() * 1000),
+                  "threshold_override": int(outcome.threshold_override),
+                  "negative_similarity": _num(outcome.negative_similarity),
+                  "rejected_by_negative": int(outcome.rejected_by_negative)}
         event = {"type": "face.recognised" if outcome.identity_id else f"face.{outcome.status}",
                  "face_id": face_id, "camera_id": camera_id, "captured_at_ms": ts,
                  "identity_id": outcome.identity_id or "", "similarity": update["similarity"],
@@ -223,14 +238,15 @@ class Store(IdentityStore):
         return [f for f in faces if f is not None]
 
     def relabel(self, face_id: str, identity_id: str, name: str, similarity: float) -> bool:
-        """Name a past unknown face (a backfill after an enrolment); False if it is not unknown any more."""
+        """Name a past unknown face (a backfill after an enrolment); False if it is not unknown any more, or
+        people said it is not this identity (it is one of its negatives: cloud_analyzer/corrections.py)."""
         key = face_key(face_id)
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, negatives_key(identity_id))
                     status, camera_id, ts = pipe.hmget(key, "status", "camera_id", "captured_at_ms")
-                    if status != b"unknown":
+                    if status != b"unknown" or pipe.hexists(negatives_key(identity_id), face_id):
                         pipe.unwatch()
                         return False
                     pipe.multi()
@@ -351,6 +367,12 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         track_id=face.get("track_id") or None,
         decided_at_ms=_optional(face, "decided_at_ms", int),
         cluster_id=face.get("cluster_id") or None,  # unknown-face clusters
+        threshold_override=face.get("threshold_override") == "1",
+        rejected_by_negative=face.get("rejected_by_negative") == "1",
+        negative_similarity=_optional(face, "negative_similarity"),
+        corrected_action=face.get("corrected_action") or None,
+        corrected_at=rfc3339_ms(_optional(face, "corrected_at_ms", int)),
+        corrected_by=face.get("corrected_by") or None,
     )
 
 

@@ -72,6 +72,8 @@ class RecognitionWorker:
             identity_name=decision.match.name if decision.match else None,
             similarity=best.similarity if best else None, threshold=decision.threshold, fpir=decision.fpir,
             gallery_size=decision.gallery_size, fused_faces=decision.probe_frames,
+            threshold_override=decision.threshold_override, negative_similarity=decision.negative_similarity,
+            rejected_by_negative=decision.rejected_by_negative,
         )
         self.store.record_result(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
         # --- unknown-face clusters: never fail recognition (the decision is recorded already) ---

@@ -33,6 +33,7 @@ from service_common.ids import ID_PATTERN
 log = logging.getLogger(__name__)
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
 MAX_REQUEST_BYTES = 64 * 1024  # every endpoint is a GET: a body is never needed, a large one never read
+SNAPSHOT_MAX_SIDE = 480  # the longest side of an edge's scene snapshot (proto: SnapshotResponse)
 
 
 @dataclass
@@ -79,6 +80,35 @@ class Reconstructor:
             log.error("face %s: stored bitstream cannot be decoded: %s", face_id, exc)
             raise HTTPException(502, "this face's stored bitstream cannot be decoded") from exc
 
+
+    def snapshot(self, face_id: str) -> bytes:
+        """The scene snapshot the face's edge keeps (JPEG, as the edge made it), checked before it is
+        served: bounded in bytes, a JPEG whose declared size is within the edges' bound."""
+        ref = self.faces.get(face_id)
+        if ref is None:
+            raise HTTPException(404, f"face {face_id} not found")
+        address = self.settings.edges.get(ref.edge_id)
+        if address is None:
+            log.error("face %s is held by edge %r, which RECONSTRUCTOR_EDGES does not name", face_id, ref.edge_id)
+            raise HTTPException(502, "the edge holding this face's snapshot is not configured here")
+        try:
+            jpeg = self.edges.fetch_snapshot(address, face_id)
+        except EdgeFetchError as exc:
+            log.warning("face %s: snapshot fetch from its edge failed: %s", face_id, exc)
+            if exc.code == grpc.StatusCode.NOT_FOUND:
+                raise HTTPException(404, "no scene snapshot of this face is kept: its camera does not keep "
+                                         "them, or its edge no longer holds the face") from exc
+            raise HTTPException(502, "the edge holding this face's snapshot is unreachable; retry later") from exc
+        if len(jpeg) > self.settings.max_edge_container_bytes:
+            raise _refuse(face_id, f"snapshot of {len(jpeg)} bytes, more than {self.settings.max_edge_container_bytes}")
+        try:
+            with Image.open(io.BytesIO(jpeg)) as image:  # the header only: nothing is decoded here
+                kind, size = image.format, image.size
+        except OSError as exc:
+            raise _refuse(face_id, "the snapshot is not an image") from exc
+        if kind != "JPEG" or max(size) > SNAPSHOT_MAX_SIDE:
+            raise _refuse(face_id, f"snapshot {kind} {size[0]}x{size[1]}, wanted a JPEG within {SNAPSHOT_MAX_SIDE} px")
+        return jpeg
 
     def _from_edge(self, face_id: str, container: bytes, base: CodedFace, needed: tuple[int, ...]) -> CodedFace:
         """The edge's container, only if it is what was asked for: bounded in bytes, the same base layer,
@@ -164,5 +194,21 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         Image.fromarray(image).save(buffer, format="PNG")
         return Response(buffer.getvalue(), media_type="image/png",
                         headers={"X-Layers": layers, "X-Enhancement-Level": str(level)})
+
+    @app.get(
+        "/v1/faces/{face_id}/snapshot",
+        responses={200: {"content": {"image/jpeg": {}}, "description": "the scene around the face, as the edge "
+                                                                       "kept it (cameras that opt in)"}},
+        response_class=Response,
+    )
+    async def face_snapshot(
+        reconstructor: Dep,
+        caller: Annotated[Caller, require("faces:view", "face.snapshot")],
+        face_id: Annotated[str, Path(pattern=ID_PATTERN)],
+    ) -> Response:
+        """Full pixels of the scene, fetched from the edge for this viewer only (never stored in the cloud)."""
+        caller.audit["layers"] = "snapshot"
+        jpeg = await run_in_threadpool(reconstructor.snapshot, face_id)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import grpc
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
@@ -31,14 +32,22 @@ class EdgeClients:
 
     def fetch(self, address: str, face_id: str, max_level: int) -> bytes:
         request = enhancement_pb2.FetchRequest(face_id=face_id, max_level=max_level)
+        return self._call(address, lambda stub: stub.Fetch(request, timeout=self.timeout_s).container)
+
+    def _call(self, address: str, call: Callable[[enhancement_pb2_grpc.EnhancementStoreStub], bytes]) -> bytes:
         for attempt in range(self.retries + 1):
             try:
-                return self._stub(address).Fetch(request, timeout=self.timeout_s).container
+                return call(self._stub(address))
             except grpc.RpcError as exc:
                 if exc.code() not in RETRYABLE or attempt == self.retries:
                     raise EdgeFetchError(exc.code(), f"edge {address}: {exc.code().name}: {exc.details()}") from exc
                 time.sleep(0.2 * 2**attempt)
         raise AssertionError("unreachable")
+
+    def fetch_snapshot(self, address: str, face_id: str) -> bytes:
+        """The scene snapshot the edge keeps of a face (JPEG)."""
+        request = enhancement_pb2.SnapshotRequest(face_id=face_id)
+        return self._call(address, lambda stub: stub.FetchSnapshot(request, timeout=self.timeout_s).jpeg)
 
     def close(self) -> None:
         self._channels.close()

@@ -6,6 +6,7 @@ stream the edge reads itself.
     source = "rtsp://10.0.0.21/stream1"      # optional: RTSP/HTTP URL or a video file (PyAV)
     fps = 2.0                                # frames sampled per second of the source
     loop = false                             # a file source starts again at its end
+    snapshot = true                          # keep a scene snapshot of each face at the edge (default off)
 
 A camera not listed posts frames itself (REST or gRPC) with the defaults. The file is read at start;
 a file that does not parse, or a camera entry with an unknown key, stops the edge with the reason.
@@ -32,6 +33,9 @@ class CameraConfig(BaseModel):
                                "edge reads itself (rtsp://, http(s)://, or a path PyAV opens)")
     fps: float = Field(2.0, gt=0, le=60, description="frames per second sampled from `source`")
     loop: bool = Field(False, description="play a file source again from its start when it ends")
+    snapshot: bool = Field(False, description="keep a downscaled scene snapshot around each uplinked face at "
+                           "the edge (edge_encoder/snapshots.py); it leaves the edge only when a viewer with "
+                           "faces:view asks the reconstructor for it")
 
 
 class CameraFile(BaseModel):

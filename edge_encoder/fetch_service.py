@@ -1,4 +1,5 @@
-"""gRPC EnhancementStore: the cloud fetches a face's enhancement layers, only when a person asks.
+"""gRPC EnhancementStore: the cloud fetches a face's enhancement layers (or its scene snapshot), only
+when a person asks.
 
 With deferred coding the layers a fetch needs are coded then, from the crop the store kept, and kept
 for the next viewer: the edge spends enhancement-coding time only on faces someone looks at.
@@ -57,7 +58,7 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
                           "only a cloud certificate named in EDGE_CLOUD_NAMES may fetch or erase")
 
     def Erase(self, request: enhancement_pb2.EraseRequest, context: grpc.ServicerContext):  # noqa: N802
-        """Forget faces: layers, kept crops, and records still waiting in the outbox. Idempotent."""
+        """Forget faces: layers, kept crops, scene snapshots, and records still waiting in the outbox. Idempotent."""
         self._authorize(context)
         face_ids = list(dict.fromkeys(request.face_ids))
         if not 1 <= len(face_ids) <= MAX_ERASE or not all(is_id(f) for f in face_ids):
@@ -69,6 +70,22 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
         self.metrics.faces_erased.inc(erased)
         log.info("erasure %s: %d of %d faces held here erased", request.erasure_id[:64], erased, len(face_ids))
         return enhancement_pb2.EraseResponse(erased=erased, not_held=len(face_ids) - erased)
+
+    def FetchSnapshot(self, request: enhancement_pb2.SnapshotRequest, context: grpc.ServicerContext):  # noqa: N802
+        """A face's scene snapshot (cameras that opt in), for a viewer the reconstructor let through."""
+        self._authorize(context)
+        if not is_id(request.face_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"face_id must be {ID_RULE}")
+        jpeg = self.store.snapshot(request.face_id)
+        if jpeg is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no scene snapshot of face {request.face_id} is held here")
+        try:
+            with Image.open(io.BytesIO(jpeg)) as image:
+                width, height = image.size
+        except OSError as exc:  # our own store is damaged: say so, do not crash
+            context.abort(grpc.StatusCode.DATA_LOSS, f"stored snapshot unreadable: {exc}")
+        self.metrics.snapshot_fetches.inc()
+        return enhancement_pb2.SnapshotResponse(face_id=request.face_id, jpeg=jpeg, width=width, height=height)
 
     def Fetch(self, request: enhancement_pb2.FetchRequest, context: grpc.ServicerContext):  # noqa: N802
         self._authorize(context)

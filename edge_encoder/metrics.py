@@ -58,6 +58,7 @@ class EdgeMetrics:
         self.uplink_bytes = Counter("edge_uplink_bytes", "base-only container bytes queued", registry=r)
         self.fetches = Counter("edge_enhancement_fetches", "enhancement fetches served",
                                ["coded_now"], registry=r)
+        self.snapshot_fetches = Counter("edge_snapshot_fetches", "scene snapshots served", registry=r)
         self.faces_erased = Counter("edge_faces_erased", "faces erased on the cloud's request", registry=r)
         self.stage_seconds = Histogram("edge_stage_seconds", "time per frame in each stage (describe: per "
                                        "batch)", ["stage"], buckets=BUCKETS, registry=r)

@@ -108,7 +108,8 @@ class EdgeNode:
         camera = result.camera_id
         if result.faces:
             with self.metrics.stage("store"):
-                self.store.put_many([(f.face_id, f.full_container, f.levels, f.source) for f in result.faces])
+                self.store.put_many([(f.face_id, f.full_container, f.levels, f.source, f.snapshot)
+                                     for f in result.faces])
                 self.outbox.put_many([(f.face_id, self.record(f).SerializeToString()) for f in result.faces])
         self.metrics.frames.labels(camera).inc()  # counted once accepted: labels stay bounded too
         self.metrics.faces_detected.labels(camera).inc(result.detected)
@@ -237,7 +238,8 @@ def build_node(settings: EdgeSettings) -> EdgeNode:
                                 metrics=metrics, max_cameras=settings.max_cameras,
                                 gate=QualityGate(settings.min_face_px, settings.min_quality),
                                 motion_gate=partial(MotionGate, refresh_s=settings.detect_refresh_s)
-                                if settings.detect_motion_gate else None),
+                                if settings.detect_motion_gate else None,
+                                snapshot_for=lambda camera_id: cameras[camera_id].snapshot),
         outbox=outbox,
         store=EnhancementStore(
             settings.data_dir / "enhancement.sqlite3", settings.enhancement_max_faces, settings.enhancement_max_bytes

@@ -15,6 +15,7 @@ from PIL import Image
 
 import facecodec
 from edge_encoder.metrics import EdgeMetrics
+from edge_encoder.snapshots import scene_snapshot
 from edge_encoder.tracker import ClosedTrack, FaceTracker
 from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import FaceCodec
@@ -35,6 +36,7 @@ class EncodedFace:
     levels: int = 0  # enhancement levels this face can be viewed at (coded, or codable from `source`)
     track_id: str = ""  # the camera's track (one person in view) this face updates
     source: bytes | None = None  # deferred coding: the aligned crop as lossless WebP
+    snapshot: bytes | None = None  # cameras that opt in: the scene around the face, JPEG (snapshots.py)
 
     @cached_property  # read for the store, the outbox record, metrics and the reply: serialise once
     def base_container(self) -> bytes:
@@ -66,6 +68,7 @@ class AnalysedFrame:
     faces: list[AlignedFace]
     qualities: list[FaceQuality]
     descriptors: np.ndarray | None = None
+    image: np.ndarray | None = None  # the decoded frame, kept only for cameras with scene snapshots
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ class EncodePipeline:
     def __init__(self, codec: FaceCodec, levels: int | None, front_end: FaceFrontEnd | None = None,
                  deferred: bool = True, tracker: FaceTracker | None = None,
                  metrics: EdgeMetrics | None = None, max_cameras: int = 256,
-                 gate: QualityGate | None = None, motion_gate: Callable[[], MotionGate] | None = None) -> None:
+                 gate: QualityGate | None = None, motion_gate: Callable[[], MotionGate] | None = None,
+                 snapshot_for: Callable[[str], bool] | None = None) -> None:
         self.codec = codec
         self.levels = codec.levels if levels is None else min(levels, codec.levels)
         self.deferred = deferred
@@ -115,6 +119,7 @@ class EncodePipeline:
         self.gate = gate or QualityGate()
         self.max_cameras = max_cameras
         self.motion_gate = motion_gate  # None: every frame searched whole; else one gate per camera
+        self.snapshot_for = snapshot_for or (lambda camera_id: False)  # camera id -> keep scene snapshots?
         self._motion: dict[str, MotionGate] = {}
         self._cameras: set[str] = set()
         self._lock = threading.Lock()  # the tracker's state and the camera set
@@ -166,7 +171,8 @@ class EncodePipeline:
             regions = self._regions(camera_id, rgb)
             faces = self.front_end.faces(rgb, regions)
             qualities = [assess(f.detection.box, f.landmarks, f.crop) for f in faces]
-        return AnalysedFrame(faces, qualities)
+        keep = faces and self.snapshot_for(camera_id)  # the frame stays in memory only where it is needed
+        return AnalysedFrame(faces, qualities, image=rgb if keep else None)
 
     def _regions(self, camera_id: str, rgb: np.ndarray) -> list[tuple[float, float, float, float]] | None:
         if self.motion_gate is None or not camera_id:
@@ -218,6 +224,7 @@ class EncodePipeline:
                     levels=self.levels,
                     track_id=track_id,
                     source=lossless(face.crop) if self.deferred and self.levels else None,
+                    snapshot=None if frame.image is None else scene_snapshot(frame.image, face.detection.box),
                 )
                 for (face, quality, descriptor), (track_id, uplink) in zip(kept, tracks)
                 if uplink

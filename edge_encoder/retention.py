@@ -1,5 +1,5 @@
-"""The edge's retention: enhancement layers, kept crops and dead letters older than EDGE_RETENTION_S
-are deleted, every `interval_s`, whatever the stores' size bounds would still allow."""
+"""The edge's retention: enhancement layers, kept crops, scene snapshots and dead letters older than
+EDGE_RETENTION_S are deleted, every `interval_s`, whatever the stores' size bounds would still allow."""
 
 from __future__ import annotations
 

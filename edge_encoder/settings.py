@@ -85,8 +85,8 @@ class EdgeSettings(TlsIdentitySettings):
         "not coded or uplinked (counted in edge_faces_withheld); 0: no bound"
     )
     cameras_file: Path | None = Field(
-        None, description="per-camera settings (TOML): overflow policy reject|drop-oldest, and a video stream "
-        "or file the edge reads itself at a set fps (edge_encoder/cameras.py)"
+        None, description="per-camera settings (TOML): overflow policy reject|drop-oldest, a video stream "
+        "or file the edge reads itself at a set fps, scene snapshots kept at the edge (edge_encoder/cameras.py)"
     )
     max_cameras: int = Field(
         256, ge=1, le=100_000, description="distinct camera ids this edge accepts frames from; beyond, 403"

@@ -11,6 +11,8 @@ Owners (who writes) and readers, by group:
   read by cloud_analyzer/gallery.py and routers/history.py.
 - history partitions: cloud_analyzer/store.py, with each decision; read by cloud_analyzer/history.py.
 - unknown-face clusters and their lock: cloud_analyzer/clusters.py.
+- corrections (per face) and negative examples (per identity): cloud_analyzer/corrections.py; read by
+  cloud_analyzer/decision.py (negatives); erasure and retention delete them with faces and identities.
 - erasures: cloud_analyzer/erasure.py (queued by Eraser); cloud_analyzer/edge_eraser.py confirms each edge.
 - the retention lock: cloud_analyzer/retention.py.
 - API keys and rate counters: service_common/access/keys.py and ratelimit.py; the audit stream:
@@ -126,6 +128,19 @@ def history_key(model: str, captured_at_ms: int, camera_id: str) -> str:
 def history_cameras_key(model: str, captured_at_ms: int) -> str:
     """Set of the cameras with a history partition that day: what an unfiltered search fans out over."""
     return f"{history_day(model, captured_at_ms)}:cameras"
+
+
+# --- corrections and negative examples (cloud_analyzer/corrections.py) ----------------------------------
+def corrections_key(face_id: str) -> str:
+    """The corrections people made to one face's decision (list of JSON, oldest first). Not under
+    `face_key`: `face_key("*")` matches face records only."""
+    return f"fc:corrections:{face_id}"
+
+
+def negatives_key(identity_id: str) -> str:
+    """Faces people said are not this identity (hash: face_id -> 8-byte added-at ms + float32 descriptor),
+    at most MAX_NEGATIVES (cloud_analyzer/corrections.py) per identity."""
+    return f"fc:identity:{identity_id}:neg"
 
 
 # --- unknown-face clusters (cloud_analyzer/clusters.py) ------------------------------------------------

@@ -42,7 +42,7 @@ def edge(tmp_path: Path):
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     faces = {f"face-{n}": (base_layer(n), os.urandom(20_000 + 997 * n)) for n in range(4)}
     # As EdgeNode.accept stores a frame's faces: layers and kept crop, then the record for the cloud.
-    store.put_many([(face_id, base, 3, crop) for face_id, (base, crop) in faces.items()])
+    store.put_many([(face_id, base, 3, crop, None) for face_id, (base, crop) in faces.items()])
     outbox.put_many([(face_id, ingest_pb2.FaceRecord(face_id=face_id, camera_id="cam-1", base_layer=base)
                       .SerializeToString()) for face_id, (base, _) in faces.items()])
     outbox.reject("face-1", "refused by the cloud")  # a dead letter holds a base layer too

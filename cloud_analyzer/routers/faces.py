@@ -39,6 +39,12 @@ class FaceOut(BaseModel):
     track_id: str | None
     decided_at_ms: int | None
     cluster_id: str | None = None  # unknown faces: their anonymous cluster
+    threshold_override: bool = False  # the threshold was the identity's own (docs/corrections.md)
+    rejected_by_negative: bool = False
+    negative_similarity: float | None = None
+    corrected_action: str | None = None  # the latest correction: reject | reassign
+    corrected_at: str | None = None
+    corrected_by: str | None = None
 
 
 class Camera(BaseModel):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Path, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from cloud_analyzer.corrections import NegativeVeto
 from cloud_analyzer.deps import Analyzer, AnalyzerDep, read_upload, to_ms
 from cloud_analyzer.history import History
 from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL
@@ -147,11 +148,14 @@ def backfill(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX
     view, _ = analyzer.gallery.search(probe, model, 1)
     threshold, _ = analyzer.policy.operating_point(analyzer.codec.open_set_calibration, view.enrol_counts, 1,
                                                    view.version)
+    if row.get("threshold_override"):  # corrections: a look-alike's own threshold, where stricter
+        threshold = max(threshold, float(row["threshold_override"]))
+    vetoed = NegativeVeto(analyzer.store.r, identity_id)  # corrections: faces closer to its negatives
     try:
         hits, _ = History(analyzer.store.r).search(probe, model, lo, hi, None, threshold, 500)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    changed = [h.face_id for h in hits if h.status == "unknown"
+    changed = [h.face_id for h in hits if h.status == "unknown" and not vetoed(h.face_id, h.similarity)
                and analyzer.store.relabel(h.face_id, identity_id, row["name"], h.similarity)]
     caller.audit["detail"] = f"{len(changed)} of {len(hits)} matching past faces relabelled"
     return BackfillOut(identity_id=identity_id, examined=len(hits), relabelled=len(changed), face_ids=changed,

@@ -29,6 +29,10 @@ class SearchResult(BaseModel):
     gallery_size: int
     probe_frames: int = Field(description="photos fused into the probe (at most 3 count)")
     quality_issues: list[str] = Field(description="too_small / blurred / turned_away: then nothing is named")
+    threshold_override: bool = Field(False, description="threshold is the best candidate's own override "
+                                                         "(docs/corrections.md), stricter than the gallery's")
+    rejected_by_negative: bool = Field(False, description="the best candidate cleared the threshold but the "
+                                                          "photo is closer to a face people said is not them")
 
 
 @router.post("", response_model=SearchResult, dependencies=[require("faces:search", "search")])
@@ -58,4 +62,5 @@ async def search(
         ],
         threshold=decision.threshold, fpir=decision.fpir, gallery_size=decision.gallery_size,
         probe_frames=decision.probe_frames, quality_issues=issues,
+        threshold_override=decision.threshold_override, rejected_by_negative=decision.rejected_by_negative,
     )

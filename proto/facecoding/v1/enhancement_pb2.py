@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66\x61\x63\x65\x63oding/v1/enhancement.proto\x12\rfacecoding.v1\"2\n\x0c\x46\x65tchRequest\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x11\n\tmax_level\x18\x02 \x01(\r\"C\n\rFetchResponse\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\x0c\x12\x0e\n\x06levels\x18\x03 \x01(\r\"4\n\x0c\x45raseRequest\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x01 \x03(\t\x12\x12\n\nerasure_id\x18\x02 \x01(\t\"1\n\rEraseResponse\x12\x0e\n\x06\x65rased\x18\x01 \x01(\r\x12\x10\n\x08not_held\x18\x02 \x01(\r2\x9a\x01\n\x10\x45nhancementStore\x12\x42\n\x05\x46\x65tch\x12\x1b.facecoding.v1.FetchRequest\x1a\x1c.facecoding.v1.FetchResponse\x12\x42\n\x05\x45rase\x12\x1b.facecoding.v1.EraseRequest\x1a\x1c.facecoding.v1.EraseResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66\x61\x63\x65\x63oding/v1/enhancement.proto\x12\rfacecoding.v1\"2\n\x0c\x46\x65tchRequest\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x11\n\tmax_level\x18\x02 \x01(\r\"C\n\rFetchResponse\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\x0c\x12\x0e\n\x06levels\x18\x03 \x01(\r\"4\n\x0c\x45raseRequest\x12\x10\n\x08\x66\x61\x63\x65_ids\x18\x01 \x03(\t\x12\x12\n\nerasure_id\x18\x02 \x01(\t\"1\n\rEraseResponse\x12\x0e\n\x06\x65rased\x18\x01 \x01(\r\x12\x10\n\x08not_held\x18\x02 \x01(\r\"\"\n\x0fSnapshotRequest\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\"P\n\x10SnapshotResponse\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x0c\n\x04jpeg\x18\x02 \x01(\x0c\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r2\xec\x01\n\x10\x45nhancementStore\x12\x42\n\x05\x46\x65tch\x12\x1b.facecoding.v1.FetchRequest\x1a\x1c.facecoding.v1.FetchResponse\x12\x42\n\x05\x45rase\x12\x1b.facecoding.v1.EraseRequest\x1a\x1c.facecoding.v1.EraseResponse\x12P\n\rFetchSnapshot\x12\x1e.facecoding.v1.SnapshotRequest\x1a\x1f.facecoding.v1.SnapshotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,6 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ERASEREQUEST']._serialized_end=223
   _globals['_ERASERESPONSE']._serialized_start=225
   _globals['_ERASERESPONSE']._serialized_end=274
-  _globals['_ENHANCEMENTSTORE']._serialized_start=277
-  _globals['_ENHANCEMENTSTORE']._serialized_end=431
+  _globals['_SNAPSHOTREQUEST']._serialized_start=276
+  _globals['_SNAPSHOTREQUEST']._serialized_end=310
+  _globals['_SNAPSHOTRESPONSE']._serialized_start=312
+  _globals['_SNAPSHOTRESPONSE']._serialized_end=392
+  _globals['_ENHANCEMENTSTORE']._serialized_start=395
+  _globals['_ENHANCEMENTSTORE']._serialized_end=631
 # @@protoc_insertion_point(module_scope)

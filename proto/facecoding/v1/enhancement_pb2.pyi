@@ -39,3 +39,21 @@ class EraseResponse(_message.Message):
     erased: int
     not_held: int
     def __init__(self, erased: _Optional[int] = ..., not_held: _Optional[int] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ("face_id",)
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    def __init__(self, face_id: _Optional[str] = ...) -> None: ...
+
+class SnapshotResponse(_message.Message):
+    __slots__ = ("face_id", "jpeg", "width", "height")
+    FACE_ID_FIELD_NUMBER: _ClassVar[int]
+    JPEG_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    face_id: str
+    jpeg: bytes
+    width: int
+    height: int
+    def __init__(self, face_id: _Optional[str] = ..., jpeg: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...

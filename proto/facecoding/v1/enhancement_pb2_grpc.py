@@ -45,6 +45,11 @@ class EnhancementStoreStub:
                 request_serializer=facecoding_dot_v1_dot_enhancement__pb2.EraseRequest.SerializeToString,
                 response_deserializer=facecoding_dot_v1_dot_enhancement__pb2.EraseResponse.FromString,
                 _registered_method=True)
+        self.FetchSnapshot = channel.unary_unary(
+                '/facecoding.v1.EnhancementStore/FetchSnapshot',
+                request_serializer=facecoding_dot_v1_dot_enhancement__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=facecoding_dot_v1_dot_enhancement__pb2.SnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class EnhancementStoreServicer:
@@ -58,8 +63,17 @@ class EnhancementStoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Erase(self, request, context):
-        """Forget faces for good: enhancement layers, kept crops and any record not yet uplinked.
+        """Forget faces for good: enhancement layers, kept crops, scene snapshots and any record not yet uplinked.
         Idempotent: a face not held counts as erased, so the cloud may retry until it hears back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchSnapshot(self, request, context):
+        """The scene snapshot kept with a face (cameras that opt in: a downscaled JPEG of the frame around the
+        person), only when a person with the right to see full pixels asks. NOT_FOUND: none kept (the
+        camera does not opt in, or the face was evicted, expired or erased).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,6 +91,11 @@ def add_EnhancementStoreServicer_to_server(servicer, server):
                     servicer.Erase,
                     request_deserializer=facecoding_dot_v1_dot_enhancement__pb2.EraseRequest.FromString,
                     response_serializer=facecoding_dot_v1_dot_enhancement__pb2.EraseResponse.SerializeToString,
+            ),
+            'FetchSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchSnapshot,
+                    request_deserializer=facecoding_dot_v1_dot_enhancement__pb2.SnapshotRequest.FromString,
+                    response_serializer=facecoding_dot_v1_dot_enhancement__pb2.SnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +153,33 @@ class EnhancementStore:
             '/facecoding.v1.EnhancementStore/Erase',
             facecoding_dot_v1_dot_enhancement__pb2.EraseRequest.SerializeToString,
             facecoding_dot_v1_dot_enhancement__pb2.EraseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facecoding.v1.EnhancementStore/FetchSnapshot',
+            facecoding_dot_v1_dot_enhancement__pb2.SnapshotRequest.SerializeToString,
+            facecoding_dot_v1_dot_enhancement__pb2.SnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,
