@@ -18,6 +18,7 @@ from PIL import Image
 
 import facecodec
 from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
+from cloud_reconstructor.face_files import FORM_SLACK, decode_routes
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
 from facecodec.bitstream import BitstreamError, CodedFace, parse
@@ -32,7 +33,7 @@ from service_common.ids import ID_PATTERN
 
 log = logging.getLogger(__name__)
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
-MAX_REQUEST_BYTES = 64 * 1024  # every endpoint is a GET: a body is never needed, a large one never read
+MAX_REQUEST_BYTES = 64 * 1024  # every endpoint but POST /v1/decode is a GET: a large body is never read
 SNAPSHOT_MAX_SIDE = 480  # the longest side of an edge's scene snapshot (proto: SnapshotResponse)
 
 
@@ -162,8 +163,9 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud reconstructor", version=facecodec.__version__, lifespan=lifespan, **docs)
-    harden(app, MAX_REQUEST_BYTES, log)
-    protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=MAX_REQUEST_BYTES))
+    upload_limit = settings.max_upload_bytes + FORM_SLACK  # the only route with a body: POST /v1/decode
+    harden(app, max(MAX_REQUEST_BYTES, upload_limit), log)
+    protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=upload_limit))
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
@@ -211,4 +213,5 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         jpeg = await run_in_threadpool(reconstructor.snapshot, face_id)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
+    app.include_router(decode_routes(settings.max_upload_bytes))
     return app

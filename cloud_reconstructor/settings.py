@@ -26,6 +26,10 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="largest container accepted from an edge's Fetch "
         "(a face's layers are tens of KB); larger ones are refused with 502, not decoded"
     )
+    max_upload_bytes: int = Field(
+        1024 * 1024, ge=4096, le=17 * 1024 * 1024, description="largest face file POST /v1/decode accepts (a face "
+        "with all five enhancement levels is ~4 KB); larger ones are refused with 413 while they arrive"
+    )
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     tls_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the edges' server certificates: Fetch over mutual TLS, presenting "
