@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 import redis
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import facecodec
 from cloud_analyzer.clusters import Clusters
@@ -18,6 +20,7 @@ from cloud_analyzer.edge_eraser import EdgeEraser
 from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
+from cloud_analyzer.metrics import AnalyzerMetrics
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
 from cloud_analyzer.routers import corrections, erasures, faces, history, identities, keys, search, sightings
@@ -31,7 +34,9 @@ from service_common.access.denials import DenialFlusher
 from service_common.capture_time import CaptureWindow
 from service_common.gate import BodyLimits, protect
 from service_common.guard import Access, build_access, require
+from service_common.health import readiness
 from service_common.http import harden
+from service_common.request_id import with_request_ids
 from service_common.tls import Channels
 
 log = logging.getLogger(__name__)
@@ -49,6 +54,9 @@ def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     settings = settings or AnalyzerSettings()
     ingest_tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
+    metrics = AnalyzerMetrics()  # this app's own registry: several analyzers in one process do not collide
+
+    ingest_up = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -57,6 +65,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         if migrated := store.index_gallery():
             log.info("gallery: %d identities enrolled before vector sets indexed", migrated)
         gallery = Gallery(store)
+        metrics.watch_redis(store.r, gallery.__len__)
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
         codec = codec_by_name(settings.codec_profile, settings.codec_rate)
         codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
@@ -72,11 +81,11 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                               CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s),
                               settings.retention_days * 86400 if settings.retention_days else None)
         server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits,
-                                   tls=ingest_tls, reflection_on=settings.grpc_reflection)
+                                   tls=ingest_tls, reflection_on=settings.grpc_reflection, metrics=metrics)
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s,
-                              settings.claim_idle_s, clusters)
+                              settings.claim_idle_s, clusters, metrics)
             for i in range(settings.workers)
         ]
         for worker in workers:
@@ -89,9 +98,17 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         retention.start()
         denial_flusher = DenialFlusher(access.denials)
         denial_flusher.start()
+        app.state.ready_checks = {
+            "redis": lambda: bool(store.r.ping()),
+            "models_loaded": lambda: True,  # the codec and front end are built above, before serving
+            "ingest_server": lambda: ingest_up.is_set(),
+            "workers": lambda: all(w.alive for w in workers),
+        }
+        ingest_up.set()
         log.info("analyzer: ingest on :%d (%s), %d worker(s)", port,
                  "plaintext" if ingest_tls is None else "mutual TLS", len(workers))
         yield
+        ingest_up.clear()
         for worker in workers:
             worker.stop()
         edge_eraser.stop()
@@ -108,10 +125,12 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         app.include_router(module.router)
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))
+    with_request_ids(app)
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
         log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
+        metrics.redis_errors.labels("rest").inc()
         return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
 
     @app.get("/healthz")
@@ -119,6 +138,13 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         """Open liveness: the status only (how many people are enrolled is not for anyone on the network)."""
         analyzer.store.r.ping()
         return {"status": "ok"}
+
+    app.get("/readyz", responses={503: {"description": "not ready; Retry-After says when to ask again"}})(readiness)
+
+    if settings.metrics_enabled:  # Prometheus scrapes with a metrics:read key (scrape_config `authorization`)
+        @app.get("/metrics", response_class=PlainTextResponse, dependencies=[require("metrics:read")])
+        def prometheus_metrics() -> PlainTextResponse:
+            return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/health", dependencies=[require("admin")])
     def health(analyzer: AnalyzerDep) -> dict:

@@ -8,11 +8,11 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from service_common.ids import ID_PATTERN
-from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
+from service_common.settings import AccessSettings, LogSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
 
-class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
+class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, LogSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
@@ -50,6 +50,8 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         None, description="file holding the admin API key (a compose secret); created (mode 0600) with a new key if "
         "missing. Unset: the analyzer refuses to start on a Redis that holds no API key yet (it never prints one)"
     )
+    metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics (a key with the "
+                                  "metrics:read scope)")
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json (they list endpoints, not data)")
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted image upload")
     max_request_bytes: int = Field(

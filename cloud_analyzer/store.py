@@ -36,6 +36,7 @@ from service_common.redis_keys import (
     track_info_key,
     track_key,
 )
+from service_common.request_id import stream_fields
 from service_common.times import rfc3339_ms
 
 # Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
@@ -256,7 +257,8 @@ class Store(IdentityStore):
                     pipe.zadd(identity_sightings_key(identity_id), {face_id: int(ts)})
                     pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
                                               "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
-                                              "identity_id": identity_id, "similarity": _num(similarity)},
+                                              "identity_id": identity_id, "similarity": _num(similarity),
+                                              **stream_fields()},
                               maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.execute()
                     return True

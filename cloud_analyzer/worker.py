@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 import redis
@@ -11,6 +12,7 @@ import redis
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
+from cloud_analyzer.metrics import AnalyzerMetrics
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.store import Outcome, Store
 from facecodec.bitstream import BitstreamError
@@ -28,8 +30,9 @@ FUSION_CANDIDATES = 32  # most recent faces of the camera looked at
 class RecognitionWorker:
     def __init__(self, store: Store, gallery: Gallery, consumer: str, policy: OpenSetPolicy,
                  fusion_window_s: float = 0.0, claim_idle_s: float = CLAIM_IDLE_S,
-                 clusters: Clusters | None = None) -> None:
+                 clusters: Clusters | None = None, metrics: AnalyzerMetrics | None = None) -> None:
         self.store, self.gallery, self.consumer, self.policy = store, gallery, consumer, policy
+        self.metrics = metrics or AnalyzerMetrics()
         self.clusters = clusters  # unknown faces grouped into anonymous clusters (None: not clustered)
         self.fusion_window_ms = int(fusion_window_s * 1000)
         self.claim_idle_ms = int(claim_idle_s * 1000)
@@ -41,9 +44,21 @@ class RecognitionWorker:
         self.store.ensure_group()
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Its thread runs (readiness: a worker that died decides nothing)."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def _record(self, stream_id: bytes, face: dict, outcome: Outcome, *more) -> None:  # type: ignore[no-untyped-def]
+        """Record the decision, and count it: by outcome, and the time from ingest to now."""
+        self.store.record_result(stream_id, face, outcome, *more)
+        self.metrics.decisions.labels(outcome.status).inc()
+        if ingested_ms := face.get("ingested_at_ms"):
+            self.metrics.recognition_seconds.observe(max(0.0, time.time() - int(ingested_ms) / 1000))
 
     def process(self, stream_id: bytes, face_id: str) -> None:
         face = self.store.face(face_id)
@@ -53,10 +68,10 @@ class RecognitionWorker:
         try:
             descriptor, codec = decode_base_layer(face["base_layer"])
         except (BitstreamError, UnknownProfileError, BaseLayerError) as exc:
-            self.store.record_result(stream_id, face, Outcome("error", error=str(exc)))
+            self._record(stream_id, face, Outcome("error", error=str(exc)))
             return
         if face.get("quality_issues"):  # the edge judged it too small, blurred or turned away
-            self.store.record_result(stream_id, face, Outcome("low_quality"), descriptor,
+            self._record(stream_id, face, Outcome("low_quality"), descriptor,
                                      codec.spec.descriptor_model)
             self.processed += 1
             return
@@ -75,7 +90,7 @@ class RecognitionWorker:
             threshold_override=decision.threshold_override, negative_similarity=decision.negative_similarity,
             rejected_by_negative=decision.rejected_by_negative,
         )
-        self.store.record_result(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
+        self._record(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
         # --- unknown-face clusters: never fail recognition (the decision is recorded already) ---
         if outcome.status == "unknown" and self.clusters is not None:
             try:
@@ -143,6 +158,7 @@ class RecognitionWorker:
                     self._recreate_group()
                     continue
                 log.warning("worker %s: redis error %s; retrying", self.consumer, exc)
+                self.metrics.redis_errors.labels("worker").inc()
                 self._stop.wait(1.0)
 
     def _recreate_group(self) -> None:

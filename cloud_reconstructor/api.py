@@ -13,12 +13,14 @@ import numpy as np
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from PIL import Image
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import facecodec
 from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
 from cloud_reconstructor.face_files import FORM_SLACK, decode_routes
+from cloud_reconstructor.metrics import ReconstructorMetrics
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
 from facecodec.bitstream import BitstreamError, CodedFace, parse
@@ -28,8 +30,10 @@ from facecodec.codec.profiles import UnknownProfileError, codec_for
 from service_common.access.denials import DenialFlusher
 from service_common.gate import BodyLimits, protect
 from service_common.guard import Caller, build_access, require
+from service_common.health import readiness
 from service_common.http import harden
 from service_common.ids import ID_PATTERN
+from service_common.request_id import with_request_ids
 
 log = logging.getLogger(__name__)
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
@@ -147,6 +151,7 @@ Dep = Annotated[Reconstructor, Depends(get_reconstructor)]
 def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     settings = settings or ReconstructorSettings()
     tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
+    metrics = ReconstructorMetrics(tuple(settings.edges))  # this app's own registry
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -155,8 +160,10 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         denial_flusher = DenialFlusher(app.state.access.denials)
         denial_flusher.start()
         app.state.reconstructor = Reconstructor(
-            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, tls),
+            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, tls, metrics,
+                                         {address: edge for edge, address in settings.edges.items()}),
         )
+        app.state.ready_checks = {"redis": lambda: bool(faces.r.ping()), "models_loaded": lambda: True}
         yield
         denial_flusher.stop()
         app.state.reconstructor.edges.close()
@@ -166,10 +173,12 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     upload_limit = settings.max_upload_bytes + FORM_SLACK  # the only route with a body: POST /v1/decode
     harden(app, max(MAX_REQUEST_BYTES, upload_limit), log)
     protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=upload_limit))
+    with_request_ids(app)
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
         log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
+        metrics.redis_errors.inc()
         return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
 
     @app.get("/healthz")
@@ -192,6 +201,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         caller.audit["layers"] = "base" if layers == "base" else f"full:{quality or 'all'}"
         image, level = await run_in_threadpool(reconstructor.image, face_id, layers, quality)
         caller.audit["layers"] = "base" if layers == "base" else f"1-{level}"
+        metrics.views.labels(layers).inc()
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG")
         return Response(buffer.getvalue(), media_type="image/png",
@@ -211,7 +221,15 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         """Full pixels of the scene, fetched from the edge for this viewer only (never stored in the cloud)."""
         caller.audit["layers"] = "snapshot"
         jpeg = await run_in_threadpool(reconstructor.snapshot, face_id)
+        metrics.views.labels("snapshot").inc()
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    app.include_router(decode_routes(settings.max_upload_bytes))
+    app.include_router(decode_routes(settings.max_upload_bytes, metrics))
+    app.get("/readyz", responses={503: {"description": "not ready; Retry-After says when to ask again"}})(readiness)
+
+    if settings.metrics_enabled:  # Prometheus scrapes with a metrics:read key (scrape_config `authorization`)
+        @app.get("/metrics", response_class=PlainTextResponse, dependencies=[require("metrics:read")])
+        def prometheus_metrics() -> PlainTextResponse:
+            return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     return app

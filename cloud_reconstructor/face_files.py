@@ -11,13 +11,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
+from cloud_reconstructor.metrics import ReconstructorMetrics
 from facecodec import face_file
 from service_common.guard import Caller, require
 
 FORM_SLACK = 16 * 1024  # multipart boundaries and part headers around the file
 
 
-def decode_routes(max_upload_bytes: int) -> APIRouter:
+def decode_routes(max_upload_bytes: int, metrics: ReconstructorMetrics) -> APIRouter:
     router = APIRouter()
 
     @router.post(
@@ -46,6 +47,7 @@ def decode_routes(max_upload_bytes: int) -> APIRouter:
             raise HTTPException(422, str(exc)) from exc
         caller.audit["layers"] = "base" if decoded_at == 0 else f"level {decoded_at}"
         caller.audit["detail"] = f"file sha256:{digest}, {len(data)} bytes"
+        metrics.views.labels(f"file_{layers}").inc()
         return Response(face_file.png(image), media_type="image/png",
                         headers={"X-Layers": layers, "X-Enhancement-Level": str(decoded_at),
                                  "Cache-Control": "no-store"})

@@ -7,11 +7,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
+from service_common.settings import AccessSettings, LogSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
 
-class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
+class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings, LogSettings):
     model_config = SettingsConfigDict(env_prefix="RECONSTRUCTOR_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
@@ -30,6 +30,8 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         1024 * 1024, ge=4096, le=17 * 1024 * 1024, description="largest face file POST /v1/decode accepts (a face "
         "with all five enhancement levels is ~4 KB); larger ones are refused with 413 while they arrive"
     )
+    metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics (a key with the "
+                                  "metrics:read scope)")
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     tls_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the edges' server certificates: Fetch over mutual TLS, presenting "

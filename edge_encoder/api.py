@@ -36,6 +36,7 @@ from service_common.access.camera_tokens import CameraTokens
 from service_common.capture_time import CaptureTimeError
 from service_common.http import harden
 from service_common.ids import ID_PATTERN
+from service_common.request_id import with_request_ids
 
 log = logging.getLogger(__name__)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}
@@ -111,6 +112,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     if tokens is None:
         log.warning("camera authentication is OFF (EDGE_CAMERA_AUTH=off): anyone reaching this port posts frames")
     harden(app, settings.max_frame_bytes + MULTIPART_SLACK, log)
+    with_request_ids(app)
 
     @app.get("/healthz")
     def healthz(node: Node) -> dict:
