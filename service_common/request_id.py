@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
-from service_common.http import ASGIApp, Message, Receive, Scope, Send, header
+# No web framework imported here: the access library (its audit entries carry the id) loads without one.
+Scope = Message = dict[str, Any]
 
 HEADER = "X-Request-ID"
 GRPC_KEY = "x-request-id"  # gRPC metadata keys are lower case
@@ -74,14 +76,15 @@ class RequestIdMiddleware:
     """Pure ASGI: binds the request's id for everything the request runs (handlers, the gate, thread-pool
     work inherits the context) and adds it to the response's headers."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = valid(header(scope, HEADER.lower().encode())) or new_request_id()
+        wanted = HEADER.lower().encode()
+        rid = valid(next((v for k, v in scope.get("headers", []) if k == wanted), None)) or new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
 
         async def send_with_id(message: Message) -> None:
