@@ -181,6 +181,8 @@ def test_ready_means_redis_models_and_servers(stack, tmp_path) -> None:
         r = httpx.get(f"{url}/readyz", timeout=10)
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert r.json() == {"ready": False, "checks": {"redis": False, "models_loaded": True}}
+        live = httpx.get(f"{url}/healthz", timeout=10)  # liveness: the process answers; no restart for Redis
+        assert live.status_code == 200 and live.json() == {"status": "ok"}
 
 
 def test_logs_are_json_lines_with_the_request_id_when_asked() -> None:
