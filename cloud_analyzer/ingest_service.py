@@ -37,6 +37,7 @@ from facecodec.bitstream import MAX_ENHANCEMENT_LAYERS, BitstreamError, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
 from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
+from service_common import request_id
 from service_common.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
 from service_common.ids import ID, ID_RULE
 from service_common.tls import TlsFiles, peer_role, server_credentials
@@ -114,6 +115,9 @@ def validate(record: ingest_pb2.FaceRecord, window: CaptureWindow | None = None)
         "edge_id": record.edge_id,  # its address comes from configuration, never from the record
         "enhancement_levels": record.enhancement_levels,
         "track_id": record.track_id,
+        # The edge's REST call that posted the frame, if it had a sane id (anything else is dropped):
+        # on the face, its stream entry and its event, for following one face through the logs.
+        **({"request_id": rid} if (rid := request_id.valid(record.request_id)) else {}),
     }
 
 

@@ -57,8 +57,12 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if stored[1] == ARGV[2] and stored[2] == ARGV[3] and stored[3] == ARGV[4] then return 0 end
   return 2
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1], 'request_id', ARGV[5])
+else
+  redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1])
+end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1
 """
@@ -147,7 +151,8 @@ class Store(IdentityStore):
     def ingest(self, face_id: str, fields: dict[str, Any]) -> IngestResult:
         """Store a face and queue it for recognition, unless the face_id is already stored (then
         DUPLICATE or CONFLICT, by content)."""
-        flat: list[Any] = [face_id, fields["base_layer"], fields["camera_id"], int(fields["captured_at_ms"])]
+        flat: list[Any] = [face_id, fields["base_layer"], fields["camera_id"], int(fields["captured_at_ms"]),
+                           fields.get("request_id", "")]  # the edge's REST call, on the stream entry too
         for k, v in {**fields, "face_id": face_id, "status": "pending",
                      "ingested_at_ms": int(time.time() * 1000)}.items():
             flat += [k, v]
@@ -173,7 +178,8 @@ class Store(IdentityStore):
         event = {"type": "face.recognised" if outcome.identity_id else f"face.{outcome.status}",
                  "face_id": face_id, "camera_id": camera_id, "captured_at_ms": ts,
                  "identity_id": outcome.identity_id or "", "similarity": update["similarity"],
-                 "decision_fpir": update["decision_fpir"]}
+                 "decision_fpir": update["decision_fpir"],
+                 **({"request_id": face["request_id"]} if face.get("request_id") else {})}
         while True:
             with self.r.pipeline(transaction=True) as pipe:
                 try:

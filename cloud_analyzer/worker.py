@@ -19,6 +19,7 @@ from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError
 from facecodec.openset import MAX_PROBE_FRAMES, identity_template
+from service_common import request_id
 from service_common.redis_keys import GROUP, INGEST_STREAM
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,10 @@ class RecognitionWorker:
 
     def process(self, stream_id: bytes, face_id: str) -> None:
         face = self.store.face(face_id)
+        with request_id.bound(request_id.valid((face or {}).get("request_id"))):  # the edge's call, in the logs
+            self._process(stream_id, face_id, face)
+
+    def _process(self, stream_id: bytes, face_id: str, face: dict | None) -> None:
         if face is None:  # stored record vanished (flushed by an operator): nothing to do but ack
             self.store.r.xack(INGEST_STREAM, GROUP, stream_id)
             return

@@ -29,7 +29,7 @@ from edge_encoder.settings import EdgeSettings
 from service_common import logs, request_id
 from service_common.access import AuditLog
 from service_common.access.camera_tokens import add_camera
-from service_common.redis_keys import face_key
+from service_common.redis_keys import EVENTS_STREAM, INGEST_STREAM, face_key
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.servers import api_client, edge_admin, serve
 
@@ -87,9 +87,9 @@ def stack(redis_server, tmp_path_factory, edge_log):
             face_ids = []
             for name in ("Colin_Powell", "Tony_Blair"):
                 r = httpx.post(f"{edge}/v1/cameras/cam-ops/frames", content=lfw_image(name, 1).read_bytes(),
-                               headers={"content-type": "image/jpeg", "authorization": f"Bearer {camera}"},
-                               timeout=60)
-                assert r.status_code == 201, r.text
+                               headers={"content-type": "image/jpeg", "authorization": f"Bearer {camera}",
+                                        "X-Request-ID": f"frame-{name}"}, timeout=60)
+                assert r.status_code == 201 and r.headers["x-request-id"] == f"frame-{name}", r.text
                 face_ids += [f["face_id"] for f in r.json()["faces"]]
             assert httpx.post(f"{edge}/v1/cameras/cam-ops/frames", content=b"x",
                               headers={"authorization": "Bearer wrong"}).status_code == 401
@@ -97,6 +97,19 @@ def stack(redis_server, tmp_path_factory, edge_log):
             wait_until(lambda: all(client.hget(face_key(f), "status") for f in face_ids), timeout_s=60,
                        what="the analyzer decided every uplinked face")
             yield edge, edge_admin(edge_settings), analyzer, reconstructor, face_ids
+
+
+def test_a_frames_request_id_reaches_the_analyzers_stream_face_and_event(stack, redis_server) -> None:
+    """The edge's REST call -> the FaceRecord it uplinks -> the analyzer's ingest stream entry, face hash and
+    decision event: one id from the camera's POST to the event a subscriber gets."""
+    face_ids = stack[4]
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    first = face_ids[0]
+    assert client.hget(face_key(first), "request_id") == "frame-Colin_Powell"
+    entries = {fields["face_id"]: fields.get("request_id") for _, fields in client.xrange(INGEST_STREAM)}
+    assert entries[first] == "frame-Colin_Powell" and entries[face_ids[-1]] == "frame-Tony_Blair"
+    events = [fields for _, fields in client.xrange(EVENTS_STREAM) if fields.get("face_id") == first]
+    assert events and all(e.get("request_id") == "frame-Colin_Powell" for e in events), events
 
 
 def test_one_request_id_is_followed_across_the_services(stack, redis_server, edge_log) -> None:
