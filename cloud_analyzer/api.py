@@ -20,7 +20,18 @@ from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
-from cloud_analyzer.routers import erasures, faces, history, identities, keys, search, sightings
+from cloud_analyzer.routers import (
+    detect,
+    erasures,
+    faces,
+    history,
+    identities,
+    keys,
+    search,
+    sightings,
+    templates,
+    verify,
+)
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
@@ -56,6 +67,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         store.ensure_group()
         if migrated := store.index_gallery():
             log.info("gallery: %d identities enrolled before vector sets indexed", migrated)
+        if migrated := store.migrate():
+            log.info("identities: %d given template ids and a name index entry", migrated)
         gallery = Gallery(store)
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
         codec = codec_by_name(settings.codec_profile, settings.codec_rate)
@@ -104,7 +117,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
-    for module in (identities, sightings, history, search, faces, keys, erasures, clusters_router):
+    for module in (identities, templates, sightings, history, search, verify, detect, faces, keys, erasures,
+                   clusters_router):
         app.include_router(module.router)
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))

@@ -35,8 +35,10 @@ from service_common.redis_keys import (
     face_key,
     gallery_key,
     identity_key,
+    identity_name_key,
     identity_sightings_key,
     mean_key,
+    template_info_key,
     templates_key,
     track_erased_key,
     track_info_key,
@@ -95,7 +97,7 @@ class Eraser:
         if not self.r.exists(identity_key(identity_id)):
             return None
         templates = int(self.r.llen(templates_key(identity_id)))
-        model, enrol = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key")
+        model, enrol, name = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key", "name")
         sightings = identity_sightings_key(identity_id)
         face_ids = self.identity_faces(identity_id)
         # First out of the gallery, so no new face is named as this person; the identity itself goes last,
@@ -126,8 +128,10 @@ class Eraser:
             report.match_threshold = round(matches.threshold, 4)
         if not with_sightings:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
+        by_name = [("SREM", identity_name_key(name.decode()), identity_id)] if name is not None else []
         atomic_writes(self.r, [("DEL", identity_key(identity_id), templates_key(identity_id), mean_key(identity_id),
-                                sightings), ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])
+                                template_info_key(identity_id), sightings), *by_name,
+                               ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])
         self.request_compaction()  # the templates were on disk too
         return self._save(report)
 

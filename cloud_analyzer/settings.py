@@ -33,6 +33,10 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         None, ge=-1, le=1,
         description="fixed cosine instead of target_fpir (its FPIR is then reported, not targeted)",
     )
+    verify_far: float = Field(
+        1e-3, ge=1e-6, le=0.1, description="1:1 verification (POST /v1/verify): the share of pairs of two "
+        "different people that may be accepted as one; sets its threshold from the codec's calibration"
+    )
     fusion_window_s: float = Field(
         3.0, ge=0, le=60,
         description="fuse a face with the same person's faces from one camera this close in time (0: off)",
