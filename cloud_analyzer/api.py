@@ -21,6 +21,7 @@ from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
 from cloud_analyzer.routers import (
+    compreface,
     detect,
     erasures,
     faces,
@@ -120,6 +121,9 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     for module in (identities, templates, sightings, history, search, verify, detect, faces, keys, erasures,
                    clusters_router):
         app.include_router(module.router)
+    if settings.compreface_api:
+        app.include_router(compreface.router)
+        app.state.denial_bodies = {compreface.PREFIX + "/": compreface.denial_body}
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))
 

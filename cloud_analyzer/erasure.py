@@ -28,6 +28,7 @@ from service_common.redis_keys import (
     IDENTITIES,
     INGEST_STREAM,
     SIGHTINGS,
+    TEMPLATE_OWNERS,
     camera_sightings_key,
     enrol_counts_key,
     erasure_edge_key,
@@ -129,6 +130,8 @@ class Eraser:
         if not with_sightings:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         by_name = [("SREM", identity_name_key(name.decode()), identity_id)] if name is not None else []
+        template_ids = [json.loads(i)["template_id"] for i in self.r.lrange(template_info_key(identity_id), 0, -1)]
+        by_name += [("HDEL", TEMPLATE_OWNERS, *template_ids)] if template_ids else []
         atomic_writes(self.r, [("DEL", identity_key(identity_id), templates_key(identity_id), mean_key(identity_id),
                                 template_info_key(identity_id), sightings), *by_name,
                                ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])

@@ -72,11 +72,19 @@ def detected(analyzer: Analyzer, data: bytes, label: str) -> list[tuple[AlignedF
 
 def image_faces(analyzer: Analyzer, data: bytes, label: str, largest_only: bool = False) -> list[Face]:
     """Every face of an image (or only the largest), described; 422 if there is none."""
-    found = detected(analyzer, data, label)
-    if not found:
+    faces = faces_in_image(analyzer, data, label, limit=1 if largest_only else 0)
+    if not faces:
         raise HTTPException(422, f"{label}: no face found")
-    if largest_only:
-        found = found[:1]
+    return faces
+
+
+def faces_in_image(analyzer: Analyzer, data: bytes, label: str, min_score: float = 0.0, limit: int = 0) -> list[Face]:
+    """The faces of an image whose detection score reaches `min_score`, largest first (the `limit`
+    largest; 0: all), described; none is an empty list."""
+    found = [(f, q) for f, q in detected(analyzer, data, label) if f.detection.score >= min_score]
+    found = found[:limit] if limit > 0 else found
+    if not found:
+        return []
     descriptors = analyzer.front_end.describe(np.stack([f.crop for f, _ in found]))
     return [Face(d, analyzer.as_probe(d), analyzer.codec, q, tuple(float(v) for v in f.detection.box),
                  np.asarray(f.landmarks, float).round(1).tolist(), float(f.detection.score))

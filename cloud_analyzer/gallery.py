@@ -73,5 +73,10 @@ class Gallery:
         matches.sort(key=lambda m: -m.similarity)
         return view, matches[:k]
 
+    def enrol_counts(self, model: str) -> dict[int, int]:
+        """The gallery's make-up for `model`: enrolment key -> identities (what thresholds depend on)."""
+        raw = self.store.r.hgetall(enrol_counts_key(model))
+        return {int(e): int(n) for e, n in raw.items() if int(n) > 0}
+
     def __len__(self) -> int:
         return int(self.store.r.zcard(IDENTITIES))

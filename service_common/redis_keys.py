@@ -101,6 +101,7 @@ def identity_name_key(name: str) -> str:
     return f"fc:identityname:{hashlib.sha256(name.encode()).hexdigest()[:40]}"
 
 
+TEMPLATE_OWNERS = "fc:templates:owner"  # template_id -> identity_id (hash): a template found by its id alone
 IDENTITY_SCHEMA = "fc:identities:schema"  # 2 once every identity has template ids and is in the name index
 
 

@@ -4,7 +4,6 @@ real analyzer (real Redis, real models, REST over loopback) with LFW photos."""
 from __future__ import annotations
 
 import base64
-import io
 import uuid
 
 import httpx
@@ -12,12 +11,12 @@ import numpy as np
 import pytest
 import redis
 from facecoding.v1 import ingest_pb2
-from PIL import Image
 
 from facecodec.bitstream import CodedFace
 from service_common.access import KeyStore, new_token
 from service_common.redis_keys import IDENTITY_SCHEMA, identity_key, template_info_key, templates_key
 from tests.helpers import lfw_image, wait_until
+from tests.helpers.images import blank, side_by_side
 from tests.helpers.records import recent_ms, record
 
 Ack = ingest_pb2.IngestAck
@@ -38,19 +37,6 @@ def client(redis_server, *scopes: str) -> httpx.Client:
 
 def photo(name: str, n: int) -> tuple[str, bytes, str]:
     return (f"{name}_{n}.jpg", lfw_image(name, n).read_bytes(), "image/jpeg")
-
-
-def side_by_side(*photos: tuple[str, int]) -> bytes:
-    """One image holding several LFW photos next to each other: several people in one frame."""
-    images = [Image.open(lfw_image(name, n)).convert("RGB") for name, n in photos]
-    canvas = Image.new("RGB", (sum(i.width for i in images), max(i.height for i in images)))
-    x = 0
-    for image in images:
-        canvas.paste(image, (x, 0))
-        x += image.width
-    out = io.BytesIO()
-    canvas.save(out, "JPEG", quality=95)
-    return out.getvalue()
 
 
 def b64(data: bytes) -> str:
@@ -267,9 +253,7 @@ def test_detect_and_search_every_face(analyzer) -> None:
     xs = sorted(f["box"][0] for f in faces)
     assert xs[0] < 250 <= xs[1]  # one face in each half
     assert all(len(f["landmarks"]) == 5 and 0 < f["quality"]["score"] <= 1 for f in faces)
-    empty = io.BytesIO()
-    Image.new("RGB", (200, 200), (90, 90, 90)).save(empty, "PNG")
-    assert api.post(f"{url}/v1/detect", files={"image": ("e.png", empty.getvalue())}).json() == {"faces": []}
+    assert api.post(f"{url}/v1/detect", files={"image": ("e.png", blank())}).json() == {"faces": []}
     assert len(api.get(f"{url}/v1/identities", params={"limit": 500}).json()["items"]) == before  # stored nothing
 
     colin = api.post(f"{url}/v1/identities", data={"name": "CP2"}, files=[("images", photo("Colin_Powell", 8))]).json()

@@ -62,12 +62,22 @@ async def image_blobs(analyzer: Analyzer, images: list[UploadFile]) -> list[tupl
             for i, image in enumerate(images)]
 
 
-def _enrollable(face: Face, label: str) -> None:
+def enrollable(face: Face, label: str) -> None:
     quality = face.quality
     if quality is not None and not quality.ok:
         raise HTTPException(422, f"{label}: face not good enough to enrol ({', '.join(quality.issues)}; "
                                  f"width {quality.face_width_px:.0f} px, sharpness {quality.sharpness:.0f}, "
                                  f"yaw {quality.yaw:.2f}); send a sharper, larger, frontal photo")
+
+
+async def image_template(analyzer: Analyzer, blob: bytes, label: str) -> tuple[Face, TemplateInfo]:
+    """The template of an image's largest face, if it passes the quality gate."""
+    return upload_template((await run_in_threadpool(face_ops.image_faces, analyzer, blob, label, True))[0], label)
+
+
+def upload_template(face: Face, label: str) -> tuple[Face, TemplateInfo]:
+    enrollable(face, label)
+    return face, TemplateInfo.new("upload", quality=round(face.quality.score, 4) if face.quality else None)
 
 
 async def template_faces(analyzer: Analyzer, images: list[UploadFile] | None, sources: FaceSources | None
@@ -79,9 +89,7 @@ async def template_faces(analyzer: Analyzer, images: list[UploadFile] | None, so
         raise HTTPException(422, f"send 1 to {MAX_TEMPLATE_INPUTS} images, base layers or face ids")
     out: list[tuple[Face, TemplateInfo]] = []
     for blob, label in await image_blobs(analyzer, images or []):
-        face = (await run_in_threadpool(face_ops.image_faces, analyzer, blob, label, True))[0]
-        _enrollable(face, label)
-        out.append((face, TemplateInfo.new("upload", quality=round(face.quality.score, 4))))
+        out.append(await image_template(analyzer, blob, label))
     if sources is not None:
         layers = ([sources.base_layer] if sources.base_layer is not None else []) + sources.base_layers
         for i, layer in enumerate(layers):
