@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.heldout_faces import heldout_faces  # noqa: E402
+from bench.heldout_faces import add_arguments, from_arguments  # noqa: E402
 from bench.report import machine_record, write_report  # noqa: E402
 from cloud_analyzer.client_similarity import identification_scale  # noqa: E402
 from facecodec.codec.profiles import codec_by_name  # noqa: E402
@@ -72,11 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--galleries", default="10,100,300")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--target-fpir", type=float, default=0.01)
-    parser.add_argument("--profile", default="scalable")
+    add_arguments(parser)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     start = time.time()
-    faces = heldout_faces(profile=args.profile)
+    faces = from_arguments(args)
     calibration = codec_by_name(args.profile).open_set_calibration
     rng = np.random.default_rng(0)
     results = []

@@ -11,6 +11,7 @@ extraction.
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,3 +66,14 @@ def heldout_faces(people: int = 800, per_person: int = 3, seed: int = 0, profile
     np.savez_compressed(cache, identities=faces.identities, templates=faces.templates, probes=faces.probes,
                         quality_ok=faces.quality_ok)
     return faces
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The draw and the codec, as every benchmark on these faces takes them."""
+    parser.add_argument("--people", type=int, default=800)
+    parser.add_argument("--per-person", type=int, default=3)
+    parser.add_argument("--profile", default="scalable")
+
+
+def from_arguments(args: argparse.Namespace) -> Faces:
+    return heldout_faces(args.people, args.per_person, profile=args.profile)

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.heldout_faces import heldout_faces  # noqa: E402
+from bench.heldout_faces import add_arguments, from_arguments  # noqa: E402
 from bench.report import machine_record, write_report  # noqa: E402
 from cloud_analyzer.face_ops import verification_threshold  # noqa: E402
 from facecodec.codec.profiles import codec_by_name  # noqa: E402
@@ -46,13 +46,11 @@ def rates(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--people", type=int, default=800)
-    parser.add_argument("--per-person", type=int, default=3)
-    parser.add_argument("--profile", default="scalable")
+    add_arguments(parser)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     start = time.time()
-    faces = heldout_faces(args.people, args.per_person, profile=args.profile)
+    faces = from_arguments(args)
     scores = faces.templates @ faces.probes.T  # reference i (float) vs probe j (base layer)
     same = faces.identities[:, None] == faces.identities[None, :]
     off_diagonal = ~np.eye(len(scores), dtype=bool)  # a photo is not compared with itself
