@@ -14,7 +14,13 @@ from facecoding.v1 import ingest_pb2
 
 from facecodec.bitstream import CodedFace
 from service_common.access import KeyStore, new_token
-from service_common.redis_keys import IDENTITY_SCHEMA, identity_key, template_info_key, templates_key
+from service_common.redis_keys import (
+    IDENTITY_SCHEMA,
+    TEMPLATE_OWNERS,
+    identity_key,
+    template_info_key,
+    templates_key,
+)
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.images import blank, side_by_side
 from tests.helpers.records import recent_ms, record
@@ -184,8 +190,10 @@ def test_templates_with_ids_warnings_faces_and_legacy(analyzer, redis_server) ->
     assert r.llen(template_info_key(legacy)) == 2
     r.delete(IDENTITY_SCHEMA)
     assert api.get(f"{url}/v1/identities/{legacy}").json()["metadata"] == {}
+    assert {r.hget(TEMPLATE_OWNERS, t["template_id"]) for t in got} == {legacy.encode()}
     assert api.delete(f"{url}/v1/identities/{legacy}").status_code == 204
     assert not r.exists(template_info_key(legacy))
+    assert not any(r.hget(TEMPLATE_OWNERS, t["template_id"]) for t in got)  # the owner index forgot them
 
 
 def test_verify_images_faces_base_layers_and_identities(analyzer, redis_server) -> None:
@@ -307,3 +315,27 @@ def test_held_out_far_figures_belong_to_the_thresholds_in_use() -> None:
     for target in (1e-2, 1e-3, 1e-4):
         threshold, _ = verification_threshold(codec.open_set_calibration, target)
         assert any(abs(p["threshold"] - threshold) < 1e-6 for p in points), (target, threshold)
+
+
+def test_an_idempotency_key_in_use_is_409_and_a_failed_request_frees_it(redis_client) -> None:
+    """Two requests with one key at once: the second waits for nothing, it is told to retry (409)."""
+    from fastapi import HTTPException
+
+    from cloud_analyzer.idempotency import Idempotency, fingerprint
+
+    first = Idempotency(redis_client, "k1", "identity.enrol", "same", fingerprint("a"))
+    assert first.replay is None
+    with pytest.raises(HTTPException) as running:
+        Idempotency(redis_client, "k1", "identity.enrol", "same", fingerprint("a"))
+    assert running.value.status_code == 409
+    # Another API key's same Idempotency-Key is its own.
+    assert Idempotency(redis_client, "k2", "identity.enrol", "same", fingerprint("a")).replay is None
+    first.failed()
+    again = Idempotency(redis_client, "k1", "identity.enrol", "same", fingerprint("a"))
+    again.done(201, {"identity_id": "x"})
+    replay = Idempotency(redis_client, "k1", "identity.enrol", "same", fingerprint("a")).replay
+    assert replay is not None and replay.status_code == 201 and replay.body == b'{"identity_id":"x"}'
+    with pytest.raises(HTTPException) as other:
+        Idempotency(redis_client, "k1", "identity.enrol", "same", fingerprint("b"))
+    assert other.value.status_code == 422
+    assert redis_client.ttl(next(iter(redis_client.scan_iter("fc:idem:k1:*")))) > 3600
