@@ -14,11 +14,13 @@ photos), called the way CompreFace's clients call it:
 from __future__ import annotations
 
 import base64
+import io
 import uuid
 
 import pytest
 import redis
 import requests
+from PIL import Image, ImageFilter
 
 from service_common.access import KeyStore, new_token
 from tests.helpers import lfw_image
@@ -40,6 +42,12 @@ def key(redis_server, *scopes: str) -> str:
 
 def photo(name: str, n: int) -> bytes:
     return lfw_image(name, n).read_bytes()
+
+
+def blurry(name: str, n: int) -> bytes:
+    out = io.BytesIO()
+    Image.open(lfw_image(name, n)).filter(ImageFilter.GaussianBlur(4)).save(out, "JPEG")
+    return out.getvalue()
 
 
 class Sdk:
@@ -173,6 +181,12 @@ def test_keys_scopes_errors_and_audit(analyzer, redis_server) -> None:
     assert as_json.status_code == 200 and len(as_json.json()["result"]) >= 1
     assert requests.post(url + "/api/v1/detection/detect", headers={"x-api-key": ADMIN}, json={"file": "%%"},
                          timeout=60).json()["code"] == 26
+    by_json = requests.post(url + "/api/v1/recognition/faces", params={"subject": "TB"}, headers={"x-api-key": ADMIN},
+                            json={"file": base64.b64encode(photo("Tony_Blair", 3)).decode()}, timeout=60)
+    assert by_json.status_code == 201 and by_json.json()["subject"] == "TB", by_json.text
+    blurred = requests.post(url + "/api/v1/recognition/faces", params={"subject": "TB"}, headers={"x-api-key": ADMIN},
+                            files={"file": ("b.jpg", blurry("Jennifer_Aniston", 1))}, timeout=60)
+    assert blurred.status_code == 400 and "blurred" in blurred.json()["message"]  # the quality gate holds here too
     assert admin.verify_example(photo("Tony_Blair", 2), "0" * 32)["code"] == 11
     assert admin.delete_all_examples("Nobody")["code"] == 42
     for action, outcome in (("compreface.detect", "ok"), ("compreface.recognize", "failed")):
