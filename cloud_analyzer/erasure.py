@@ -131,7 +131,10 @@ class Eraser:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         by_name = [("SREM", identity_name_key(name.decode()), identity_id)] if name is not None else []
         template_ids = [json.loads(i)["template_id"] for i in self.r.lrange(template_info_key(identity_id), 0, -1)]
-        by_name += [("HDEL", TEMPLATE_OWNERS, *template_ids)] if template_ids else []
+        # Only the entries still pointing here: a template moved to another identity keeps its owner.
+        owned = [t for t, o in zip(template_ids, self.r.hmget(TEMPLATE_OWNERS, template_ids) if template_ids else [])
+                 if o == identity_id.encode()]
+        by_name += [("HDEL", TEMPLATE_OWNERS, *owned)] if owned else []
         atomic_writes(self.r, [("DEL", identity_key(identity_id), templates_key(identity_id), mean_key(identity_id),
                                 template_info_key(identity_id), sightings), *by_name,
                                ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])

@@ -152,6 +152,20 @@ def test_sdk_calls(analyzer, redis_server) -> None:
     assert sdk.delete_subject("Colin") == {"message": "Subject Colin not found", "code": 42}
     assert "Colin" not in sdk.list_subjects()["subjects"]
 
+    # Renaming onto an existing subject merges the two; examples deleted by a list of ids; everything.
+    a = sdk.add_example(photo("Tony_Blair", 5), "Blair A")
+    b = sdk.add_example(photo("Tony_Blair", 6), "Blair B")
+    assert sdk.rename_subject("Blair A", "Blair B") == {"updated": True}
+    assert "Blair A" not in sdk.list_subjects()["subjects"]
+    merged = requests.get(sdk.url + "/recognition/faces", params={"subject": "Blair B"},
+                          headers={"x-api-key": sdk.key}).json()
+    assert {f["image_id"] for f in merged["faces"]} == {a["image_id"], b["image_id"]}
+    gone = requests.post(sdk.url + "/recognition/faces/delete", json=[a["image_id"], "f" * 32],
+                         headers={"x-api-key": sdk.key}).json()
+    assert gone == [{"image_id": a["image_id"], "subject": "Blair B"}]
+    everyone = requests.delete(sdk.url + "/recognition/subjects", headers=sdk.json).json()
+    assert everyone["deleted"] >= 2 and sdk.list_subjects() == {"subjects": []}
+
 
 def test_keys_scopes_errors_and_audit(analyzer, redis_server) -> None:
     url, _ = analyzer
