@@ -13,10 +13,11 @@ setup: $(STAMP)
 
 # pip, setuptools and wheel come from the lock first, so the project is built by the locked setuptools
 # (no isolated build environment that would fetch the newest one).
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c $(LOCK) pip setuptools wheel
 	$(PY) -m pip install --quiet -c $(LOCK) --no-build-isolation -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps -r nodeps.txt
 	$(PY) -m facecodec.assets
 	touch $(STAMP)
 

@@ -1,10 +1,10 @@
 """The CompreFace-compatible API on a real analyzer (real Redis, real models, HTTP over loopback, LFW
 photos), called the way CompreFace's clients call it:
 
-- as exadel-inc's Python SDK (compreface-sdk 0.6.0) does, request for request: `requests` with
-  `x-api-key`, multipart `file` / `source_image` / `target_image`, JSON subject bodies, options in the
-  query. The SDK itself cannot be installed beside our lock: it pins requests-toolbelt 0.9.1, which
-  imports `urllib3.contrib.appengine`, gone since urllib3 2 (we lock urllib3 2.x);
+- with exadel-inc's Python SDK itself (compreface-sdk 0.6.0 from PyPI, installed without its pin of
+  requests-toolbelt 0.9.1, which needs urllib3 < 2: nodeps.txt), and request for request as it sends
+  them (`requests` with `x-api-key`, multipart `file` / `source_image` / `target_image`, JSON subject
+  bodies, options in the query), which also reaches the calls the SDK does not wrap;
 - as Double Take does (api/src/util/detectors/compreface.js): train with `POST /recognition/faces?subject=`,
   recognize with `det_prob_threshold=0.8`, untrain with `DELETE /recognition/faces?subject=`, and read
   the answer with its `normalize` rules (code 28: no faces; `subjects[0].similarity` x 100 against its
@@ -165,6 +165,43 @@ def test_sdk_calls(analyzer, redis_server) -> None:
     assert gone == [{"image_id": a["image_id"], "subject": "Blair B"}]
     everyone = requests.delete(sdk.url + "/recognition/subjects", headers=sdk.json).json()
     assert everyone["deleted"] >= 2 and sdk.list_subjects() == {"subjects": []}
+
+
+def test_the_compreface_sdk_itself(analyzer, redis_server) -> None:
+    """compreface-sdk's own classes, unmodified, against the real analyzer: subjects and examples,
+    recognition in a two-face image, verification, detection, deletion by image_id and by subject."""
+    from compreface import CompreFace
+
+    url, _ = analyzer
+    host, port = url.rsplit(":", 1)
+    app = CompreFace(host, port, {"limit": 0, "det_prob_threshold": 0.8, "prediction_count": 1})
+    recognition = app.init_face_recognition(key(redis_server, "faces:search", "identities:read", "identities:write"))
+    subjects, faces = recognition.get_subjects(), recognition.get_face_collection()
+    assert subjects.add("Sdk Colin") == {"subject": "Sdk Colin"}
+    colin = [faces.add(photo("Colin_Powell", n), "Sdk Colin") for n in (1, 2)]
+    laura = faces.add(photo("Laura_Bush", 1), "Sdk Laura")
+    assert all(len(e["image_id"]) == 32 for e in [*colin, laura]) and "Sdk Laura" in subjects.list()["subjects"]
+
+    both = recognition.recognize(side_by_side(("Colin_Powell", 3), ("Laura_Bush", 2)))["result"]
+    named = {r["box"]["x_min"] < 250: r["subjects"][0]["subject"] for r in both}
+    assert named == {True: "Sdk Colin", False: "Sdk Laura"}
+    assert faces.verify(photo("Colin_Powell", 5), colin[0]["image_id"])["result"][0]["similarity"] >= 0.6
+    assert faces.verify(photo("Laura_Bush", 3), colin[0]["image_id"])["result"][0]["similarity"] < 0.6
+
+    verification = app.init_face_verification(key(redis_server, "faces:verify"))
+    pair = verification.verify(photo("Colin_Powell", 6), photo("Colin_Powell", 7))["result"][0]
+    assert pair["face_matches"][0]["similarity"] >= 0.6
+    detection = app.init_face_detection(key(redis_server, "faces:detect"))
+    found = detection.detect(side_by_side(("Colin_Powell", 8), ("Laura_Bush", 5)), {"face_plugins": "landmarks"})
+    assert len(found["result"]) == 2 and all(len(f["landmarks"]) == 5 for f in found["result"])
+    assert detection.detect(blank("JPEG")) == {"message": "No face is found in the given image", "code": 28}
+
+    assert faces.delete(colin[0]["image_id"]) == {"image_id": colin[0]["image_id"], "subject": "Sdk Colin"}
+    assert faces.delete_all("Sdk Colin") == {"deleted": 1}
+    assert "Sdk Colin" not in {f["subject"] for f in faces.list()["faces"]}
+    assert subjects.delete("Sdk Laura") == {"subject": "Sdk Laura"}
+    left = recognition.recognize(photo("Laura_Bush", 2))["result"][0]["subjects"]
+    assert "Sdk Laura" not in {s["subject"] for s in left}
 
 
 def test_keys_scopes_errors_and_audit(analyzer, redis_server) -> None:
