@@ -16,6 +16,9 @@ from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.edge_eraser import EdgeEraser
 from cloud_analyzer.erasure import Eraser
+from cloud_analyzer.events import router as events_router
+from cloud_analyzer.events import webhooks_router
+from cloud_analyzer.events.channels import start_channels
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention
@@ -89,9 +92,12 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         retention.start()
         denial_flusher = DenialFlusher(access.denials)
         denial_flusher.start()
+        channels = start_channels(settings, store.r)  # SSE hub, webhook deliverer, MQTT publisher
+        app.state.event_hub = channels.hub
         log.info("analyzer: ingest on :%d (%s), %d worker(s)", port,
                  "plaintext" if ingest_tls is None else "mutual TLS", len(workers))
         yield
+        await channels.stop()
         for worker in workers:
             worker.stop()
         edge_eraser.stop()
@@ -104,7 +110,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
-    for module in (identities, sightings, history, search, faces, keys, erasures, clusters_router):
+    for module in (identities, sightings, history, search, faces, keys, erasures, clusters_router, events_router,
+                   webhooks_router):
         app.include_router(module.router)
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))

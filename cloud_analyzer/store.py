@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from cloud_analyzer.events.schema import decision_fields
 from cloud_analyzer.identities import IdentityStore
 from service_common.redis_auth import redis_password
 from service_common.redis_keys import (
@@ -81,6 +82,7 @@ class Outcome:
     gallery_size: int | None = None
     fused_faces: int = 1  # faces of this person (this one included) the decision was made from
     error: str = ""
+    cluster_id: str | None = None  # unknown faces: the anonymous cluster, for the event (clusters.py stores it)
 
 
 @dataclass(frozen=True)
@@ -154,10 +156,9 @@ class Store(IdentityStore):
                   "threshold": _num(outcome.threshold), "decision_fpir": _num(outcome.fpir, "g"),
                   "gallery_size": _num(outcome.gallery_size, "d"), "fused_faces": outcome.fused_faces,
                   "error": outcome.error, "decided_at_ms": int(time.time() * 1000)}
-        event = {"type": "face.recognised" if outcome.identity_id else f"face.{outcome.status}",
-                 "face_id": face_id, "camera_id": camera_id, "captured_at_ms": ts,
-                 "identity_id": outcome.identity_id or "", "similarity": update["similarity"],
-                 "decision_fpir": update["decision_fpir"]}
+        event = decision_fields(face, outcome.status, outcome.identity_id, outcome.identity_name,
+                                outcome.cluster_id, update["similarity"], update["threshold"],
+                                update["decision_fpir"], update["decided_at_ms"])
         while True:
             with self.r.pipeline(transaction=True) as pipe:
                 try:
@@ -240,7 +241,8 @@ class Store(IdentityStore):
                     pipe.zadd(identity_sightings_key(identity_id), {face_id: int(ts)})
                     pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
                                               "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
-                                              "identity_id": identity_id, "similarity": _num(similarity)},
+                                              "status": "recognised", "identity_id": identity_id,
+                                              "identity_name": name, "similarity": _num(similarity)},
                               maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.execute()
                     return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 import numpy as np
 import redis
@@ -73,15 +74,17 @@ class RecognitionWorker:
             similarity=best.similarity if best else None, threshold=decision.threshold, fpir=decision.fpir,
             gallery_size=decision.gallery_size, fused_faces=decision.probe_frames,
         )
-        self.store.record_result(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
-        # --- unknown-face clusters: never fail recognition (the decision is recorded already) ---
+        # --- unknown-face clusters: never fail recognition. Assigned before the decision is recorded so
+        # that its event names the cluster; assign is idempotent, so a worker dying in between is harmless.
         if outcome.status == "unknown" and self.clusters is not None:
             try:
-                self.clusters.assign(face, descriptor, codec.spec.descriptor_model, calibration)
+                cluster_id = self.clusters.assign(face, descriptor, codec.spec.descriptor_model, calibration)
+                outcome = replace(outcome, cluster_id=cluster_id)
             except Exception:
                 log.exception("worker %s: clustering face %s failed; it stays unclustered",
                               self.consumer, face["face_id"])
         # --- end unknown-face clusters ---
+        self.store.record_result(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
         self.processed += 1
 
     def _same_person_nearby(self, face: dict, descriptor: np.ndarray, codec: FaceCodec) -> list[np.ndarray]:

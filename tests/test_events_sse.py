@@ -1,0 +1,130 @@
+"""Server-Sent Events from a real analyzer (REST on uvicorn, gRPC Ingest, workers) over a real Redis:
+content, filters, pings, resuming with Last-Event-ID, refusals, and the hub dropping a client that
+cannot keep up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from cloud_analyzer.events.schema import EventFilter
+from cloud_analyzer.events.sse_hub import EventHub
+from service_common.redis_keys import EVENTS_STREAM
+from tests.helpers import wait_until
+from tests.helpers.records import valid_record
+from tests.helpers.servers import api_client, serve_analyzer
+from tests.helpers.sse import SseClient
+
+FIELDS = {"id", "type", "face_id", "camera_id", "captured_at_ms", "decided_at_ms", "status", "identity_id",
+          "identity_name", "cluster_id", "track_id", "quality", "similarity", "threshold", "fpir"}
+
+
+@pytest.fixture(scope="module")
+def served(redis_server):
+    with serve_analyzer(redis_server.url, sse_ping_s=0.3, webhooks_enabled=False) as (url, stub):
+        yield url, stub, api_client(redis_server.url, ("events:read",), "sse-reader")
+
+
+def ingest(stub, *cameras: str, track: str = "") -> list[str]:
+    records = [valid_record(camera, seed=i) for i, camera in enumerate(cameras)]
+    for r in records:
+        r.track_id = track
+    acks = list(stub.Ingest(iter(records), timeout=30))
+    assert all(a.status == a.ACCEPTED for a in acks), acks
+    return [r.face_id for r in records]
+
+
+def stream(url: str, client, **kw) -> SseClient:
+    sse = SseClient(f"{url}/v1/events/stream", dict(client.headers), **kw)
+    wait_until(lambda: sse.comments or sse.status not in (None, 200) or sse.ended.is_set(), 10, 0.05,
+               "the stream's first ping")
+    return sse
+
+
+def test_stream_carries_every_decision_with_its_fields_and_pings(served) -> None:
+    url, stub, client = served
+    everything, door_only = stream(url, client), stream(url, client, params={"camera_id": "door"})
+    try:
+        faces = ingest(stub, "door", "yard", "door", track="trk-1")
+        wait_until(lambda: len(everything.events) >= 3, 30, 0.1, "three events")
+        wait_until(lambda: len(door_only.events) >= 2, 30, 0.1, "two door events")
+        got = {e["data"]["face_id"]: e for e in everything.events}
+        assert set(got) == set(faces)
+        for event in everything.events:
+            data = event["data"]
+            assert set(data) == FIELDS and event["id"] == data["id"] and event["event"] == "sighting"
+            assert data["status"] == "unknown" and data["identity_id"] is None
+            assert data["cluster_id"], "an unknown face's event names its cluster"
+            assert data["track_id"] == "trk-1" and data["threshold"] is not None and data["fpir"] is not None
+            assert data["decided_at_ms"] >= data["captured_at_ms"]
+        assert [e["data"]["camera_id"] for e in door_only.events] == ["door", "door"]
+        assert everything.comments, "pings keep an idle stream open"
+        # Ids grow: they are the Redis stream's.
+        assert everything.ids == sorted(everything.ids, key=lambda i: tuple(map(int, i.split("-"))))
+    finally:
+        everything.close()
+        door_only.close()
+
+
+def test_last_event_id_resumes_without_loss_or_repeat(served) -> None:
+    url, stub, client = served
+    first = stream(url, client)
+    try:
+        ingest(stub, "gate", "gate")
+        wait_until(lambda: len(first.events) >= 2, 30, 0.1, "two events")
+    finally:
+        first.close()
+    resume_after = first.events[-1]["id"]
+    missed = ingest(stub, "gate", "gate", "gate")  # while no client is connected
+    second = stream(url, client, last_event_id=resume_after)
+    try:
+        wait_until(lambda: len(second.events) >= 3, 30, 0.1, "the three missed events")
+        more = ingest(stub, "gate")  # and then live
+        wait_until(lambda: len(second.events) >= 4, 30, 0.1, "the live event")
+        assert [e["data"]["face_id"] for e in second.events] == missed + more
+    finally:
+        second.close()
+
+
+def test_refusals(served, redis_server) -> None:
+    url, _, client = served
+    assert client.get(f"{url}/v1/events/stream", headers={"Last-Event-ID": "nope"}).status_code == 422
+    assert client.get(f"{url}/v1/events/stream", headers={"Last-Event-ID": "99999999999999999999-0"}).status_code == 422
+    assert client.get(f"{url}/v1/events/stream", params={"status": "maybe"}).status_code == 422
+    assert client.get(f"{url}/v1/events/stream", params={"camera_id": "../x"}).status_code == 422
+    outsider = api_client(redis_server.url, ("sightings:read",), "no-events")
+    assert outsider.get(f"{url}/v1/events/stream").status_code == 403
+
+
+def test_a_client_that_cannot_keep_up_is_dropped_not_buffered(redis_client: redis.Redis, redis_server) -> None:
+    async def scenario() -> tuple[int, int, bool]:
+        hub = EventHub(aioredis.Redis.from_url(redis_server.url), capacity=3, block_ms=100)
+        received: list[str] = []
+        stalled = asyncio.Event()
+
+        async def slow_client() -> None:
+            async for event in hub.subscribe(EventFilter(), None):
+                received.append(event.id)
+                await stalled.wait()  # never reads on: its queue fills
+
+        task = asyncio.create_task(slow_client())
+        await asyncio.sleep(0.3)
+        for i in range(20):
+            await hub.r.xadd(EVENTS_STREAM, {"type": "face.unknown", "face_id": f"f{i}", "camera_id": "c",
+                                             "captured_at_ms": 1, "status": "unknown"})
+        for _ in range(50):
+            if hub.dropped_clients:
+                break
+            await asyncio.sleep(0.1)
+        stalled.set()
+        await asyncio.wait_for(task, 5)  # its stream ends (the client would reconnect with Last-Event-ID)
+        dropped, left = hub.dropped_clients, hub.clients
+        await hub.close()
+        await hub.r.aclose()
+        return dropped, left, len(received) <= 1 + 3
+
+    dropped, left, bounded = asyncio.run(scenario())
+    assert dropped == 1 and left == 0 and bounded
