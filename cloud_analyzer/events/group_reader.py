@@ -90,6 +90,10 @@ class GroupReader:
                 else:
                     log.warning("events %s: redis error %s; retrying", self.group, exc)
                 self._stop.wait(1.0)
+            except ConnectionError as exc:  # the receiving end (a broker) is away: read what is pending again
+                log.warning("events %s: %s; retrying", self.group, exc)
+                start = "0"
+                self._stop.wait(1.0)
             except Exception:  # a handler bug must not end publishing for good: read what is pending again
                 log.exception("events %s: handler failed; retrying", self.group)
                 start = "0"

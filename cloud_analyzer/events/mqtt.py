@@ -157,9 +157,12 @@ class MqttPublisher(GroupReader):
                 for info in infos:
                     info.wait_for_publish(PUBLISH_TIMEOUT_S)
             except (RuntimeError, ValueError):  # the connection dropped meanwhile
-                break
+                pass
             if not all(info.is_published() for info in infos):
-                break  # the rest stays pending: re-read after a reconnect (at least once)
+                # The rest stays pending and is read again once connected (at least once: the broker
+                # may get some twice).
+                self.ack(*done)
+                raise ConnectionError(f"mqtt: the broker did not confirm event {event_id}")
             done.append(event_id)
         return done
 
