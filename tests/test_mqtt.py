@@ -68,7 +68,8 @@ def test_sightings_availability_and_discovery(redis_server, broker, watched, fro
         wait_until(lambda: watched.on(TOPICS.availability)[-1:] == [b"online"], 15, 0.05, "online")
         files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in
                  (lfw_image("Colin_Powell", 1), lfw_image("Colin_Powell", 2))]
-        identity_id = admin.post(f"{url}/v1/identities", data={"name": "Colin Powell"}, files=files).json()["identity_id"]
+        enrolled = admin.post(f"{url}/v1/identities", data={"name": "Colin Powell"}, files=files)
+        identity_id = enrolled.json()["identity_id"]
         known = record(front_end, lfw_image("Colin_Powell", 3), "porch", recent_ms(0) - 1000)
         stranger = valid_record("porch")
         assert all(a.status == a.ACCEPTED for a in stub.Ingest(iter([known, stranger]), timeout=30))

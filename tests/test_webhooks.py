@@ -9,6 +9,7 @@ import time
 
 import pytest
 from standardwebhooks import Webhook as Verifier
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from cloud_analyzer.events.url_policy import RefusedUrl, check_url
 from tests.helpers import wait_until
@@ -65,7 +66,7 @@ def test_signed_filtered_deliveries_and_the_rest_api(served) -> None:
         assert sorted(delivered) == sorted([faces[0], faces[2]])  # the garage's face is filtered out
         # A tampered body fails the independent verifier: the signature covers exactly the bytes sent.
         headers, body, _ = receiver.requests[0]
-        with pytest.raises(Exception):
+        with pytest.raises(WebhookVerificationError):
             verifier.verify(body.replace(b"porch", b"porcH"), headers)
 
         state = wait_until(lambda: (s := admin.get(f"{url}/v1/webhooks/{hook['webhook_id']}").json())["delivered"] == 2
