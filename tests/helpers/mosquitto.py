@@ -4,57 +4,36 @@ free loopback port, and a subscriber that keeps every message it gets."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from devstack.mosquitto import MosquittoServer, mosquitto_binary
 from devstack.stack import free_port
-from tests.helpers import wait_until
 
 
-def mosquitto_binary() -> str:
-    """The broker's path; without one the test is skipped with the reason, except in CI (`CI` set), where
-    a missing broker fails: CI installs it, so its absence is a broken setup, not a reason to skip."""
-    found = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
-    if found:
-        return found
+def require_mosquitto() -> None:
+    """Skip the test with the reason when mosquitto is missing, except in CI (`CI` set), where it fails:
+    CI installs it (.ci/run), so its absence is a broken setup, not a reason to skip."""
+    if mosquitto_binary():
+        return
     reason = "mosquitto is not installed (apt-get install mosquitto; .ci/run installs it)"
     if os.environ.get("CI"):
         pytest.fail(reason)
     pytest.skip(reason)
 
 
-class Broker:
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.config = directory / "mosquitto.conf"
-        # Persistent: durable sessions (and the messages queued for them) survive a restart of the broker.
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                               f"persistence_location {directory}/\n")
-        self.proc: subprocess.Popen | None = None
+class Broker(MosquittoServer):
+    """devstack's broker on a free port, checked for first."""
 
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, free_port())
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        probe = Subscriber(self.port, "#")
-        try:
-            wait_until(probe.connected.is_set, 10, 0.05, "mosquitto accepting connections")
-        finally:
-            probe.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
+    def start(self, timeout_s: float = 10.0) -> None:
+        require_mosquitto()
+        super().start(timeout_s)
 
 
 class Subscriber:

@@ -1,0 +1,56 @@
+"""An MQTT broker for the development stack and the tests: the system's `mosquitto` (Debian package
+`mosquitto`) on a loopback port, anonymous, its sessions persisted in its data folder (so durable
+subscribers keep their queued messages over a restart of the broker)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def mosquitto_binary() -> str | None:
+    """The broker's path, or None: Debian installs it in /usr/sbin, which a user's PATH may lack."""
+    return shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
+
+
+class MosquittoServer:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise FileNotFoundError("no mosquitto found: apt-get install mosquitto (or brew install mosquitto)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        config = self.data_dir / "mosquitto.conf"
+        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                          f"persistence_location {self.data_dir.resolve()}/\n")
+        self.proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("mosquitto did not accept connections")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
