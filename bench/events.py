@@ -12,6 +12,9 @@ edge's outbox does: duplicates are acknowledged and dropped by the analyzer).
 Receivers: an SSE client on `/v1/events/stream` that reconnects with `Last-Event-ID` when its stream
 ends, and an MQTT subscriber with a persistent session on `facecodec/cameras/#`.
 
+`recognition_cost_one_thread`: what bounds the decision rate, one worker thread's time per unknown face
+measured in process (fusion window on and off; clustering in both).
+
 Counts, per channel: faces fed, faces delivered, lost (fed, decided, never delivered), duplicates
 (deliveries beyond the first), and latency from decision (`decided_at_ms`, the analyzer's clock) to
 delivery (the receiver's clock; one host): p50/p99 over every delivery and over the deliveries before
@@ -162,6 +165,46 @@ def feed(stack: Stack, records: list[ingest_pb2.FaceRecord], rate: int, fed: set
                 due = time.monotonic()
 
 
+def recognition_cost(n: int = 200) -> dict:
+    """What bounds the decision rate: one worker thread's time per unknown face, in process on its own
+    Redis, with the default fusion window (3 s: the camera's recent faces are decoded and compared) and
+    without it; clustering runs in both."""
+    import redis
+
+    from cloud_analyzer.clusters import Clusters
+    from cloud_analyzer.decision import OpenSetPolicy
+    from cloud_analyzer.gallery import Gallery
+    from cloud_analyzer.store import Store
+    from cloud_analyzer.worker import RecognitionWorker
+    from devstack.stack import RedisServer
+    from service_common.redis_keys import GROUP, INGEST_STREAM
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp))
+        server.start()
+        try:
+            store = Store(redis.Redis.from_url(server.url))
+            store.ensure_group()
+            now = int(time.time() * 1000)
+            for i, template in enumerate(base_layers(2 * n)):
+                store.ingest(uuid.uuid4().hex, {"base_layer": template.base_layer, "camera_id": CAMERAS[i % 8],
+                                                "captured_at_ms": now + 5 * i, "edge_id": "edge-1", "model_id": 0,
+                                                "rate_id": 0, "enhancement_levels": 0, "track_id": ""})
+            for fusion_s in (3.0, 0.0):
+                worker = RecognitionWorker(store, Gallery(store), "cost", OpenSetPolicy(0.01, None), fusion_s, 30,
+                                           Clusters(store.r))
+                rows = store.r.xreadgroup(GROUP, "cost", {INGEST_STREAM: ">"}, count=n)[0][1]
+                t = time.perf_counter()
+                for stream_id, fields in rows:
+                    worker.process(stream_id, fields[b"face_id"].decode())
+                ms = 1000 * (time.perf_counter() - t) / len(rows)
+                out[f"fusion_{fusion_s:g}s"] = {"ms_per_face": round(ms, 2), "faces_per_s": round(1000 / ms, 1)}
+        finally:
+            server.stop()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=int, default=200, help="sightings fed per second")
@@ -170,6 +213,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/events.json"))
     args = parser.parse_args()
 
+    cost = recognition_cost()
+    print(f"one worker thread per unknown face: {cost}", flush=True)
     templates = base_layers(DISTINCT)
     with tempfile.TemporaryDirectory() as tmp, Stack(
             Path(tmp), insecure_grpc=True, mqtt=True,
@@ -214,6 +259,7 @@ def main() -> int:
         report = {
             "benchmark": "events", "machine": machine_record(),
             "fed_rate_per_s": args.rate, "seconds": args.seconds, "workers": args.workers,
+            "recognition_cost_one_thread": cost,
             "faces_fed": len(fed), "fed_in_s": round(fed_s, 1),
             "decision_rate_per_s": round(len(decided) / span_s, 1),
             "decision_rate_before_restart_per_s": round(len(before) / before_s, 1),

@@ -5,15 +5,22 @@ cannot keep up."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 
+import httpx
 import pytest
 import redis
 import redis.asyncio as aioredis
 
 from cloud_analyzer.events.schema import EventFilter
 from cloud_analyzer.events.sse_hub import EventHub
+from service_common.access import new_token
 from service_common.redis_keys import EVENTS_STREAM
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 from tests.helpers.records import valid_record
 from tests.helpers.servers import api_client, serve_analyzer
 from tests.helpers.sse import SseClient
@@ -128,3 +135,40 @@ def test_a_client_that_cannot_keep_up_is_dropped_not_buffered(redis_client: redi
 
     dropped, left, bounded = asyncio.run(scenario())
     assert dropped == 1 and left == 0 and bounded
+
+
+def test_open_streams_end_when_the_analyzer_is_stopped(redis_server, tmp_path) -> None:
+    """SIGTERM to a real `python -m cloud_analyzer` with a client connected: the stream ends and the
+    process exits promptly (an open stream must not hold the shutdown)."""
+    redis.Redis.from_url(redis_server.url).flushdb()
+    token = new_token()
+    (tmp_path / "admin_key").write_text(token + "\n")
+    http_port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ANALYZER_")},
+           "ANALYZER_REDIS_URL": redis_server.url, "ANALYZER_HTTP_PORT": str(http_port),
+           "ANALYZER_GRPC_PORT": str(free_port()), "ANALYZER_GRPC_INSECURE": "true",
+           "ANALYZER_ADMIN_KEY_FILE": str(tmp_path / "admin_key"), "ANALYZER_EDGES": '{"edge-t": "127.0.0.1:1"}',
+           "ANALYZER_SSE_PING_S": "0.5"}
+    log = (tmp_path / "analyzer.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "cloud_analyzer"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return proc.poll() is not None  # exited: fail below with its log
+        wait_until(healthy, 120, 0.2, "the analyzer up")
+        assert proc.poll() is None, (tmp_path / "analyzer.log").read_text()[-2000:]
+        sse = stream(url, httpx.Client(headers={"Authorization": f"Bearer {token}"}))
+        assert sse.status == 200
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert sse.ended.wait(5), "the client's stream ended"
+        assert time.monotonic() - started < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        log.close()

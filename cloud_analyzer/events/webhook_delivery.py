@@ -26,6 +26,7 @@ from service_common.redis_keys import EVENTS_GROUP_WEBHOOKS
 from service_common.times import rfc3339_ms
 
 log = logging.getLogger(__name__)
+REFRESH_S = 2.0  # how often the registered webhooks are re-read when no event comes
 JITTER = 0.2  # each retry's wait grows by up to this share, so receivers back up are not hit in step
 
 
@@ -127,9 +128,11 @@ class WebhookDeliverer(GroupReader):
         self.lanes: dict[str, Lane] = {}
         self._waiting: dict[str, int] = {}  # event id -> lanes that still have it
         self._lock = threading.Lock()
+        self._next_refresh = 0.0
 
     def _refresh(self) -> list[Webhook]:
         """Lanes for the webhooks registered now (on any replica), closed for the deleted and disabled."""
+        self._next_refresh = time.monotonic() + REFRESH_S
         hooks = [h for h in self.store.all() if h.enabled]
         current = {h.webhook_id: h for h in hooks}
         for webhook_id in list(self.lanes):
@@ -162,6 +165,11 @@ class WebhookDeliverer(GroupReader):
                     del self._waiting[event.id]
                     done.append(event.id)
         return done
+
+    def tick(self) -> None:
+        """Between events too: a webhook deleted or disabled (on any replica) stops retrying within ~2 s."""
+        if time.monotonic() >= self._next_refresh:
+            self._refresh()
 
     def done(self, event_id: str, ack: bool = True) -> None:
         """One lane has finished with an event; the last one acknowledges it."""
