@@ -4,6 +4,7 @@ subscribers keep their queued messages over a restart of the broker)."""
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -17,8 +18,9 @@ def mosquitto_binary() -> str | None:
 
 
 class MosquittoServer:
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
+    def __init__(self, data_dir: Path, port: int, listener_config: str = "allow_anonymous true\n") -> None:
+        """`listener_config`: mosquitto.conf lines for the listener (TLS files, password file, ...)."""
+        self.data_dir, self.port, self.listener_config = data_dir, port, listener_config
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -31,8 +33,10 @@ class MosquittoServer:
             raise FileNotFoundError("no mosquitto found: apt-get install mosquitto (or brew install mosquitto)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "mosquitto.conf"
-        config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                          f"persistence_location {self.data_dir.resolve()}/\n")
+        # `user`: started as root, mosquitto would switch to the `mosquitto` user, which cannot read our files.
+        config.write_text(f"user {getpass.getuser()}\npersistence true\n"
+                          f"persistence_location {self.data_dir.resolve()}/\n"
+                          f"listener {self.port} 127.0.0.1\n{self.listener_config}")
         self.proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + timeout_s

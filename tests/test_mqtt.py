@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import time
 
 import pytest
 import redis
@@ -13,9 +15,10 @@ import redis
 from cloud_analyzer.events.ha_discovery import Topics, camera_config, identity_config, object_id
 from service_common.redis_keys import EVENTS_GROUP_MQTT, EVENTS_STREAM
 from tests.helpers import lfw_image, wait_until
-from tests.helpers.mosquitto import Broker, Subscriber
+from tests.helpers.mosquitto import Broker, Subscriber, require_mosquitto
 from tests.helpers.records import recent_ms, record, valid_record
 from tests.helpers.servers import api_client, serve_analyzer
+from tests.helpers.tls_certs import Authority
 
 # home-assistant/core, homeassistant/components/mqtt/discovery.py: the parser matches a discovery
 # topic, its discovery prefix removed, against this (copied verbatim).
@@ -135,3 +138,40 @@ def test_nothing_is_lost_while_the_broker_is_down(redis_server, broker, watched)
                        "every event acknowledged")
         finally:
             durable.close()
+
+
+def test_tls_with_a_client_certificate_and_a_password(redis_server, tmp_path) -> None:
+    """ANALYZER_MQTT_* against a broker that takes only TLS, a certificate from its CA and a password."""
+    require_mosquitto()
+    ca = Authority.create(tmp_path / "pki", "mqtt-ca")
+    server_cert, server_key = ca.issue(tmp_path / "pki", "localhost")
+    client_cert, client_key = ca.issue(tmp_path / "pki", "analyzer")
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "analyzer", "s3cret"], check=True,
+                   capture_output=True)
+    passwords.chmod(0o600)
+    (tmp_path / "password").write_text("s3cret\n")
+    broker = Broker(tmp_path / "broker", f"cafile {ca.cert_file}\ncertfile {server_cert}\nkeyfile {server_key}\n"
+                    f"require_certificate true\nallow_anonymous false\npassword_file {passwords}\n")
+    broker.start()
+    tls = {"ca_certs": str(ca.cert_file), "certfile": str(client_cert), "keyfile": str(client_key)}
+    try:
+        with serve_analyzer(redis_server.url, mqtt_url=f"mqtts://localhost:{broker.port}", webhooks_enabled=False,
+                            mqtt_ca_file=ca.cert_file, mqtt_cert_file=client_cert, mqtt_key_file=client_key,
+                            mqtt_username="analyzer", mqtt_password_file=tmp_path / "password") as (url, stub):
+            watched = Subscriber(broker.port, "#", tls=tls, login=("analyzer", "s3cret"))
+            try:
+                wait_until(lambda: watched.on(TOPICS.availability)[-1:] == [b"online"], 15, 0.05, "online over TLS")
+                face = valid_record("vault")
+                assert all(a.status == a.ACCEPTED for a in stub.Ingest(iter([face]), timeout=30))
+                got = wait_until(lambda: watched.on(TOPICS.camera_sighting("vault")), 30, 0.1, "the sighting")
+                assert json.loads(got[0])["face_id"] == face.face_id
+            finally:
+                watched.close()
+        # Without the password the broker refuses: the test's broker really checks it.
+        refused = Subscriber(broker.port, "#", tls=tls, login=("analyzer", "wrong"))
+        time.sleep(1.0)  # long enough for a connection to be refused; none may succeed
+        assert not refused.connected.is_set()
+        refused.close()
+    finally:
+        broker.stop()

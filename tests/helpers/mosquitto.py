@@ -28,8 +28,8 @@ def require_mosquitto() -> None:
 class Broker(MosquittoServer):
     """devstack's broker on a free port, checked for first."""
 
-    def __init__(self, data_dir: Path) -> None:
-        super().__init__(data_dir, free_port())
+    def __init__(self, data_dir: Path, listener_config: str = "allow_anonymous true\n") -> None:
+        super().__init__(data_dir, free_port(), listener_config)
 
     def start(self, timeout_s: float = 10.0) -> None:
         require_mosquitto()
@@ -40,17 +40,28 @@ class Subscriber:
     """A paho client subscribed to `topic`, keeping (topic, payload, retained) of every message. With a
     `client_id`, its session is durable: the broker keeps its messages while it is away."""
 
-    def __init__(self, port: int, topic: str, client_id: str | None = None) -> None:
+    def __init__(self, port: int, topic: str, client_id: str | None = None,
+                 tls: dict[str, str] | None = None, login: tuple[str, str] | None = None) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.connected = threading.Event()
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "",
                                   clean_session=client_id is None)
         self.client.reconnect_delay_set(0.1, 1)
-        self.client.on_connect = lambda c, *_: (c.subscribe(topic, qos=1), self.connected.set())
+        if tls:
+            self.client.tls_set(**tls)
+        if login:
+            self.client.username_pw_set(*login)
+        self.topic = topic
+        self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.connect_async("127.0.0.1", port)
+        self.client.connect_async("localhost" if tls else "127.0.0.1", port)
         self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not reason_code.is_failure:  # a refusal (bad password) also calls on_connect
+            client.subscribe(self.topic, qos=1)
+            self.connected.set()
 
     def _on_message(self, client, userdata, message) -> None:
         with self._lock:
