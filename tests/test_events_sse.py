@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from cloud_analyzer.events.schema import EventFilter
 from cloud_analyzer.events.sse_hub import EventHub
-from service_common.access import new_token
+from service_common.access import AuditLog, new_token
 from service_common.redis_keys import EVENTS_STREAM
 from tests.helpers import free_port, wait_until
 from tests.helpers.records import valid_record
@@ -32,7 +32,7 @@ FIELDS = {"id", "type", "face_id", "camera_id", "captured_at_ms", "decided_at_ms
 @pytest.fixture(scope="module")
 def served(redis_server):
     with serve_analyzer(redis_server.url, sse_ping_s=0.3, webhooks_enabled=False) as (url, stub):
-        yield url, stub, api_client(redis_server.url, ("events:read",), "sse-reader")
+        yield url, stub, api_client(redis_server.url, ("events:read",), "sse-reader"), redis_server.url
 
 
 def ingest(stub, *cameras: str, track: str = "") -> list[str]:
@@ -52,7 +52,7 @@ def stream(url: str, client, **kw) -> SseClient:
 
 
 def test_stream_carries_every_decision_with_its_fields_and_pings(served) -> None:
-    url, stub, client = served
+    url, stub, client, _ = served
     everything, door_only = stream(url, client), stream(url, client, params={"camera_id": "door"})
     try:
         faces = ingest(stub, "door", "yard", "door", track="trk-1")
@@ -69,15 +69,23 @@ def test_stream_carries_every_decision_with_its_fields_and_pings(served) -> None
             assert data["decided_at_ms"] >= data["captured_at_ms"]
         assert [e["data"]["camera_id"] for e in door_only.events] == ["door", "door"]
         assert everything.comments, "pings keep an idle stream open"
+        recognised_only = stream(url, client, params={"status": "recognised"})
+        ingest(stub, "door")
+        wait_until(lambda: len(everything.events) >= 4, 30, 0.1, "the fourth event")
+        assert recognised_only.events == []  # an unknown face is not `recognised`
+        recognised_only.close()
         # Ids grow: they are the Redis stream's.
         assert everything.ids == sorted(everything.ids, key=lambda i: tuple(map(int, i.split("-"))))
     finally:
         everything.close()
         door_only.close()
+    # Each stream is audited (once it ends: the server notices the client gone at its next ping).
+    audit = AuditLog(redis.Redis.from_url(served[3]))
+    wait_until(lambda: len(audit.query(action="events.stream")[0]) >= 3, 10, 0.1, "three audited streams")
 
 
 def test_last_event_id_resumes_without_loss_or_repeat(served) -> None:
-    url, stub, client = served
+    url, stub, client, _ = served
     first = stream(url, client)
     try:
         ingest(stub, "gate", "gate")
@@ -97,7 +105,7 @@ def test_last_event_id_resumes_without_loss_or_repeat(served) -> None:
 
 
 def test_refusals(served, redis_server) -> None:
-    url, _, client = served
+    url, _, client, _ = served
     assert client.get(f"{url}/v1/events/stream", headers={"Last-Event-ID": "nope"}).status_code == 422
     assert client.get(f"{url}/v1/events/stream", headers={"Last-Event-ID": "99999999999999999999-0"}).status_code == 422
     assert client.get(f"{url}/v1/events/stream", params={"status": "maybe"}).status_code == 422

@@ -124,6 +124,16 @@ def test_failures_are_retried_counted_and_disable_the_webhook(served) -> None:
         assert enabled["enabled"] and enabled["consecutive_failures"] == 0
 
 
+def test_410_gone_disables_at_once(served) -> None:
+    url, stub, admin = served
+    with receiving(status=410) as gone:
+        hook = register(served, gone.url)
+        ingest(stub, "attic")
+        state = wait_until(lambda: not (s := admin.get(f"{url}/v1/webhooks/{hook['webhook_id']}").json())["enabled"]
+                           and s, 30, 0.1, "disabled by 410")
+        assert len(gone.requests) == 1 and "410" in state["disabled_reason"]  # not retried
+
+
 def test_bad_requests_and_scopes(served, redis_server) -> None:
     url, _, admin = served
     for bad in ("ftp://example.com/x", "file:///etc/passwd", "http://", "http://user:pw@example.com/", "nonsense"):
