@@ -8,10 +8,15 @@ import json
 import time
 
 import pytest
+import redis
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from cloud_analyzer.events.schema import EventFilter
 from cloud_analyzer.events.url_policy import RefusedUrl, check_url
+from cloud_analyzer.events.webhook_delivery import DeliveryPolicy, WebhookDeliverer
+from cloud_analyzer.events.webhooks import WebhookStore
+from service_common.redis_keys import EVENTS_GROUP_WEBHOOKS, EVENTS_STREAM
 from tests.helpers import wait_until
 from tests.helpers.receivers import receiving
 from tests.helpers.records import valid_record
@@ -28,11 +33,12 @@ def served(redis_server):
 
 
 @pytest.fixture(autouse=True)
-def no_webhooks(served):
-    url, _, admin = served
+def no_webhooks(redis_server):
+    """Each test starts with no webhook registered (straight in Redis: a test may have flushed the keys)."""
     yield
-    for hook in admin.get(f"{url}/v1/webhooks", params={"limit": 1000}).json()["items"]:
-        admin.delete(f"{url}/v1/webhooks/{hook['webhook_id']}")
+    store = WebhookStore(redis.Redis.from_url(redis_server.url))
+    for hook in store.all():
+        store.delete(hook.webhook_id)
 
 
 def ingest(stub, *cameras: str) -> list[str]:
@@ -159,3 +165,23 @@ def test_the_ssrf_guard_allows_a_public_address() -> None:
     check_url("https://93.184.215.14/hook", allow_private=False)  # a literal public address: no DNS needed
     with pytest.raises(RefusedUrl):
         check_url("http://no-such-host.invalid/", allow_private=False)
+
+
+def test_a_receiver_too_far_behind_loses_events_not_memory(redis_client: redis.Redis) -> None:
+    """The deliverer on its own over a real Redis: a webhook's queue holds at most `queue_size` events;
+    beyond, events are counted failed for it (and acknowledged), instead of piling up."""
+    deliverer = WebhookDeliverer(redis_client, "t", DeliveryPolicy([], 5, 100, 2, allow_private=True))
+    with receiving(delay_s=1.0) as slow:
+        hook = deliverer.store.create(slow.url, EventFilter())
+        deliverer.start()
+        try:
+            for i in range(8):
+                redis_client.xadd(EVENTS_STREAM, {"type": "face.unknown", "face_id": f"f{i}", "camera_id": "c",
+                                                  "captured_at_ms": 1, "status": "unknown"})
+            state = wait_until(lambda: (h := deliverer.store.get(hook.webhook_id)).delivered + h.failed == 8 and h,
+                               30, 0.1, "every event delivered or counted failed")
+            assert state.failed >= 8 - 1 - 2 and state.delivered == len(slow.requests) <= 1 + 2
+            wait_until(lambda: redis_client.xpending(EVENTS_STREAM, EVENTS_GROUP_WEBHOOKS)["pending"] == 0, 10, 0.1,
+                       "every event acknowledged")
+        finally:
+            deliverer.stop()
