@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from devstack.procs import terminate
+
 
 def mosquitto_binary() -> str | None:
     """The broker's path, or None: Debian installs it in /usr/sbin, which a user's PATH may lack."""
@@ -51,10 +53,5 @@ class MosquittoServer:
         raise TimeoutError("mosquitto did not accept connections")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        terminate(self.proc)
         self.proc = None

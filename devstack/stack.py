@@ -54,6 +54,7 @@ import redis
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.mosquitto import MosquittoServer
+from devstack.procs import terminate
 from devstack.settings import DevstackSettings
 from edge_encoder.settings import EdgeSettings
 from service_common import certs
@@ -174,12 +175,7 @@ class RedisServer:
         raise TimeoutError("redis-server did not answer PING")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        terminate(self.proc)
 
 
 def service_env(**values: object) -> dict[str, str]:
