@@ -6,22 +6,17 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
-from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from cloud_analyzer.deps import AnalyzerDep
-from cloud_analyzer.events.schema import EventFilter
+from cloud_analyzer.events.schema import Event, EventFilter
 from service_common.guard import require
 from service_common.ids import ID_PATTERN
+from service_common.pagination import CursorQuery, Page, decode_cursor, encode_cursor
 
 router = APIRouter(tags=["events"])
 STREAM_ID = r"^(\d{1,20})-(\d{1,20})$"
 STATUSES = r"^(recognised|unknown|low_quality|error)$"
-
-
-class Event(BaseModel):
-    id: str
-    data: dict[str, str]
 
 
 def _stream_id(value: str, label: str) -> str:
@@ -31,15 +26,23 @@ def _stream_id(value: str, label: str) -> str:
     return value
 
 
-@router.get("/v1/events", response_model=list[Event], dependencies=[require("events:read")])
+@router.get("/v1/events", response_model=Page[Event], dependencies=[require("events:read")])
 def list_events(
     analyzer: AnalyzerDep,
-    after: Annotated[str, Query(description="last event id seen; '-' for the start")] = "-",
+    cursor: CursorQuery = None,
+    after: Annotated[str | None, Query(description="start after this event id (an SSE `id`); instead of cursor")]
+    = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[Event]:
-    if after != "-":
-        _stream_id(after, "after")
-    return [Event(id=i, data=d) for i, d in analyzer.store.events(after, limit)]
+) -> Page[Event]:
+    """The events stream, oldest first: the same events SSE pushes, for clients that poll."""
+    if cursor and after:
+        raise HTTPException(422, "give cursor or after, not both")
+    start = _stream_id(after, "after") if after and after != "-" else "-"  # '-': from the oldest
+    if cursor:
+        start = _stream_id(decode_cursor(cursor, (str,))[0], "cursor")
+    rows = analyzer.store.events(start, limit + 1)
+    items = [Event.from_stream(i, d) for i, d in rows[:limit]]
+    return Page[Event](items=items, next_cursor=encode_cursor([items[-1].id]) if len(rows) > limit else None)
 
 
 @router.get("/v1/events/stream", dependencies=[require("events:read", "events.stream")],
