@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 
@@ -13,6 +14,8 @@ import pytest
 import redis
 
 from cloud_analyzer.events.ha_discovery import Topics, camera_config, identity_config, object_id
+from cloud_analyzer.events.mqtt import MqttPublisher
+from cloud_analyzer.events.settings import EventsSettings
 from service_common.redis_keys import EVENTS_GROUP_MQTT, EVENTS_STREAM
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.mosquitto import Broker, Subscriber, require_mosquitto
@@ -175,3 +178,18 @@ def test_tls_with_a_client_certificate_and_a_password(redis_server, tmp_path) ->
         refused.close()
     finally:
         broker.stop()
+
+
+def test_the_last_will_says_offline_when_the_connection_is_lost(redis_client, broker, watched) -> None:
+    """No goodbye (the process died, the network went): the broker itself publishes `offline`; the
+    publisher reconnects and says `online` again."""
+    publisher = MqttPublisher(redis_client, "will-test", EventsSettings(mqtt_url=broker.url, mqtt_client_id="will"))
+    publisher.start()
+    try:
+        wait_until(lambda: watched.on(TOPICS.availability)[-1:] == [b"online"], 15, 0.05, "online")
+        seen = len(watched.on(TOPICS.availability))  # retained ones of earlier tests included
+        publisher.mqtt.socket().shutdown(socket.SHUT_RDWR)  # the connection drops without DISCONNECT
+        wait_until(lambda: b"offline" in watched.on(TOPICS.availability)[seen:], 15, 0.05, "the will: offline")
+        wait_until(lambda: watched.on(TOPICS.availability)[-1:] == [b"online"], 30, 0.05, "online again")
+    finally:
+        publisher.stop()
