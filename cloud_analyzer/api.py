@@ -16,6 +16,9 @@ from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.edge_eraser import EdgeEraser
 from cloud_analyzer.erasure import Eraser
+from cloud_analyzer.events import router as events_router
+from cloud_analyzer.events import webhooks_router
+from cloud_analyzer.events.channels import start_channels
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention
@@ -104,9 +107,12 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         retention.start()
         denial_flusher = DenialFlusher(access.denials)
         denial_flusher.start()
+        channels = start_channels(settings, store.r)  # SSE hub, webhook deliverer, MQTT publisher
+        app.state.event_hub = channels.hub
         log.info("analyzer: ingest on :%d (%s), %d worker(s)", port,
                  "plaintext" if ingest_tls is None else "mutual TLS", len(workers))
         yield
+        await channels.stop()
         for worker in workers:
             worker.stop()
         edge_eraser.stop()
@@ -120,7 +126,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
     for module in (identities, templates, sightings, history, search, verify, detect, faces, keys, erasures,
-                   clusters_router, corrections):
+                   clusters_router, corrections,
+                   events_router, webhooks_router):
         app.include_router(module.router)
     if settings.compreface_api:
         app.include_router(compreface.router)

@@ -7,12 +7,13 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from cloud_analyzer.events.settings import EventsSettings
 from service_common.ids import ID_PATTERN
 from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
 
-class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
+class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, EventsSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")

@@ -16,6 +16,8 @@ Owners (who writes) and readers, by group:
   cloud_analyzer/decision.py (negatives); erasure and retention delete them with faces and identities.
 - erasures: cloud_analyzer/erasure.py (queued by Eraser); cloud_analyzer/edge_eraser.py confirms each edge.
 - the retention lock: cloud_analyzer/retention.py; Idempotency-Key answers: cloud_analyzer/idempotency.py.
+- webhooks and the event publishers' consumer groups (webhooks, mqtt) on the events stream, the identities
+  announced to Home Assistant: cloud_analyzer/events/.
 - API keys and rate counters: service_common/access/keys.py and ratelimit.py; the audit stream:
   service_common/access/audit.py; used by both cloud services.
 
@@ -36,6 +38,8 @@ GROUP = "recognisers"  # the ingest stream's consumer group: one consumer per wo
 FACES = "fc:faces"  # every stored face by capture time, whatever its status: what retention walks
 EVENTS_STREAM = "fc:events"
 EVENTS_MAXLEN = 100_000
+EVENTS_GROUP_WEBHOOKS = "webhooks"  # the events stream's consumer group of the webhook deliverer
+EVENTS_GROUP_MQTT = "mqtt"  # the events stream's consumer group of the MQTT publisher
 SIGHTINGS = "fc:sightings"  # face_id by capture time (ms), every decided face
 CAMERAS = "fc:cameras"  # camera_id by last capture time (ms)
 
@@ -242,3 +246,13 @@ def denial_window_key(window_start_ms: int, client: str, key_id: str) -> str:
     """Denials of one client (and key, if one was presented and valid) in one window (hash: client
     key_id first s401 s403 s429 window_start_ms); summarised into one audit entry, then deleted."""
     return f"fc:denied:{window_start_ms}:{client}:{key_id}"
+
+
+# --- event publishers (cloud_analyzer/events/) ---------------------------------------------------------
+WEBHOOKS = "fc:webhooks"  # webhook ids by creation time (zset)
+MQTT_ANNOUNCED = "fc:mqtt:announced"  # identity ids announced to Home Assistant (set): removed ones get an empty config
+
+
+def webhook_key(webhook_id: str) -> str:
+    """One webhook (hash): url, secret, filters, state and delivery counters."""
+    return f"fc:webhook:{webhook_id}"

@@ -95,8 +95,13 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     assert face["identity_name"] == PEOPLE[0] and face["base_layer_bytes"] == len(records[0].base_layer)
     cams = api.get(f"{url}/v1/cameras").json()
     assert {c["camera_id"]: c["sightings"] for c in cams} == {"cam0": 3, "cam1": 3}
-    events = api.get(f"{url}/v1/events").json()
-    assert len(events) >= 6 and events[0]["data"]["type"] == "face.recognised"
+    events = api.get(f"{url}/v1/events").json()["items"]
+    assert len(events) >= 6 and events[0]["type"] == "face.recognised" and events[0]["identity_name"] in PEOPLE
+    first = api.get(f"{url}/v1/events", params={"limit": 2}).json()
+    rest = api.get(f"{url}/v1/events", params={"limit": 100, "cursor": first["next_cursor"]}).json()["items"]
+    assert [e["id"] for e in first["items"] + rest] == [e["id"] for e in events]
+    assert [e["id"] for e in api.get(f"{url}/v1/events", params={"after": events[1]["id"]}).json()["items"]] == \
+        [e["id"] for e in events[2:]]
 
     hits = api.post(f"{url}/v1/search", files={"image": ("p.jpg", lfw_image("Tony_Blair", 4).read_bytes())}).json()
     assert hits["candidates"][0]["name"] == "Tony_Blair" and hits["candidates"][0]["match"]
@@ -254,6 +259,8 @@ def test_bad_rest_input_gets_4xx(analyzer) -> None:
         api.get(f"{url}/v1/identities/not-an-id"),
         api.get(f"{url}/v1/faces/{uuid.uuid4().hex}"),
         api.get(f"{url}/v1/events", params={"after": "x"}),
+        api.get(f"{url}/v1/events", params={"cursor": "!!!"}),
+        api.get(f"{url}/v1/events", params={"cursor": "WyIxLTAiXQ", "after": "1-0"}),  # both: which?
     ]
     codes = [r.status_code for r in cases]
     assert all(400 <= c < 500 for c in codes), codes
@@ -378,7 +385,7 @@ def test_erase_one_face_and_a_camera_time_range(analyzer, front_end) -> None:
     assert api.post(f"{url}/v1/cameras/erase-cam/erase", json={"since": iso[2], "until": iso[1]}).status_code == 422
     status = api.get(f"{url}/v1/erasures/{ranged.json()['erasure_id']}").json()
     assert status["subject"].startswith("camera:erase-cam:") and status["edges"]["edge-t"]["status"] == "pending"
-    events = [e["data"].get("face_id") for e in api.get(f"{url}/v1/events", params={"limit": 1000}).json()]
+    events = [e["face_id"] for e in api.get(f"{url}/v1/events", params={"limit": 1000}).json()["items"]]
     assert not {r.face_id for r in records[:3]} & set(events)
 
 
