@@ -29,6 +29,9 @@ bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                     description="an API key: `Authorization: Bearer fck_...` (see docs/security.md)")
 SUBJECT = ("face_id", "identity_id", "camera_id")
 STATE_KEY = "api_key"  # where the gate leaves the verified key in the request's state
+# Where a route class that turns an error into its own answer (cloud_analyzer/routers/compreface) leaves
+# (status, message) in the request's state, so the audit entry says the request failed.
+ANSWERED_ERROR = "answered_error"
 
 
 @dataclass
@@ -87,6 +90,10 @@ class Require:
         except Exception:
             self._record(access, caller, "failed", 500, "internal error")
             raise
+        answered = request.scope.get("state", {}).get(ANSWERED_ERROR)
+        if answered is not None:
+            self._record(access, caller, "failed", *answered)
+            return
         route = request.scope.get("route")
         self._record(access, caller, "ok", getattr(route, "status_code", None) or 200, caller.audit.pop("detail", ""))
 
