@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+import yaml
 
 from cloud_analyzer.api import create_app as create_analyzer
 from cloud_analyzer.settings import AnalyzerSettings
@@ -167,6 +168,10 @@ def test_every_metric_the_dashboard_queries_is_exposed_after_traffic(stack, redi
     queried = {name for panel in json.loads(DASHBOARD.read_text())["panels"]
                for target in panel["targets"] for name in METRIC.findall(target["expr"])}
     assert len(queried) >= 20 and queried - exposed == set(), sorted(queried - exposed)
+    # The scrape configuration beside it names a job, with credentials, for each of the three services.
+    jobs = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    assert {target.split(":")[1] for job in jobs for target in job["static_configs"][0]["targets"]} == {
+        "8001", "8002", "8003"} and all(job["authorization"]["credentials_file"] for job in jobs)
 
     text = httpx.get(f"{analyzer}/metrics", headers=dict(scraper.headers)).text
     accepted = re.search(r'^analyzer_faces_ingested_total\{result="accepted"\} (\S+)$', text, re.M)
