@@ -38,6 +38,19 @@ from service_common.ids import ID_PATTERN
 log = logging.getLogger(__name__)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}
 MULTIPART_SLACK = 64 * 1024  # form boundaries and part headers around a frame of max_frame_bytes
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# The frame route reads its body itself (streamed, limited, raw or multipart), so FastAPI cannot see it:
+# declared here, so that generated clients can send a frame.
+FRAME_BODY = {
+    "required": True,
+    "description": "one frame: the image bytes as the body (JPEG, PNG or WebP), or a multipart form whose "
+                   "first file part (`image`) is the image",
+    "content": {
+        **{media: _BINARY for media in sorted(IMAGE_TYPES)},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                           "properties": {"image": {"type": "string", "format": "binary"}}}},
+    },
+}
 
 
 class FaceOut(BaseModel):
@@ -162,7 +175,12 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
                             status_code=200 if all(checks.values()) else 503)
 
     @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut,
-              responses={401: {"description": "camera token missing or wrong"},
+              openapi_extra={"requestBody": FRAME_BODY},
+              responses={400: {"description": "empty body, no file part, or not a decodable image"},
+                         401: {"description": "camera token missing or wrong"},
+                         403: {"description": "this edge takes no more cameras (EDGE_MAX_CAMERAS)"},
+                         413: {"description": "frame larger than EDGE_MAX_FRAME_BYTES"},
+                         415: {"description": "not an image type this edge decodes"},
                          429: {"description": "the edge is saturated; retry after the Retry-After seconds"},
                          503: {"description": "dropped for a newer frame of this camera (its overflow is "
                                "drop-oldest), or the edge is stopping"}})

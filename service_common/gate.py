@@ -12,7 +12,6 @@ around the gate.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from service_common.access.denials import client_bucket
 from service_common.access.keys import ApiKey
 from service_common.guard import STATE_KEY, Access
 from service_common.http import ASGIApp, BodyLimit, Receive, Scope, Send, content_length, header
+from service_common.problems import send_problem
 from service_common.routes import BodyKind, RoutePolicy, flat_routes, policy
 
 log = logging.getLogger(__name__)
@@ -120,14 +120,10 @@ def _bearer(scope: Scope) -> str:
 
 
 async def _answer(scope: Scope, send: Send, denial: Denial) -> None:
-    """The denial, without reading the body: if one was announced, the connection closes after it."""
-    body = json.dumps({"detail": denial.detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               *((k.lower().encode(), v.encode()) for k, v in denial.headers.items())]
-    if content_length(scope) or header(scope, b"transfer-encoding") is not None:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": denial.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    """The denial as a problem, without reading the body: if one was announced, the connection closes
+    after it."""
+    announced = bool(content_length(scope)) or header(scope, b"transfer-encoding") is not None
+    await send_problem(send, denial.status, denial.detail, denial.headers, close=announced)
 
 
 def protect(app: FastAPI, limits: BodyLimits) -> None:

@@ -24,6 +24,7 @@ from facecodec.codec.profiles import UnknownProfileError
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN, ID_BODY, ID_PATTERN
 from service_common.redis_keys import mean_key
+from service_common.times import Timestamp, rfc3339_ms
 
 router = APIRouter(tags=["history"])
 CAMERAS = f"^{ID_BODY}(,{ID_BODY}){{0,49}}$"  # up to 50 comma-separated camera ids
@@ -34,6 +35,7 @@ class HistoryHitOut(BaseModel):
     face_id: str
     camera_id: str
     captured_at_ms: int
+    captured_at: str
     similarity: float = Field(description="cosine to the probe (8-bit index: within ~0.01 of the float cosine)")
     status: str
     identity_id: str | None
@@ -100,8 +102,8 @@ async def search_history(
     identity_id: Annotated[str | None, Form(pattern=HEX32_PATTERN)] = None,
     base_layer: Annotated[str | None, Form(max_length=4096, description="a base-only container, base64")] = None,
     cameras: Annotated[str | None, Form(pattern=CAMERAS, description="comma-separated camera ids")] = None,
-    since: Annotated[datetime | None, Form(description="ISO 8601; default: the retention period back")] = None,
-    until: Annotated[datetime | None, Form(description="ISO 8601; default: now")] = None,
+    since: Annotated[Timestamp | None, Form(description="ISO 8601; default: the retention period back")] = None,
+    until: Annotated[Timestamp | None, Form(description="ISO 8601; default: now")] = None,
     min_similarity: Annotated[float, Form(ge=-1, le=1)] = 0.3,
     limit: Annotated[int, Form(ge=1, le=500)] = 50,
 ) -> HistoryResult:
@@ -115,12 +117,13 @@ async def search_history(
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     caller.audit["detail"] = f"{kind} probe; {len(hits)} hits over {days} days"
-    return HistoryResult(items=[HistoryHitOut(**h.__dict__) for h in hits], probe=kind, days_searched=days)
+    items = [HistoryHitOut(**h.__dict__, captured_at=rfc3339_ms(h.captured_at_ms)) for h in hits]
+    return HistoryResult(items=items, probe=kind, days_searched=days)
 
 
 class BackfillIn(BaseModel):
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
 
 
 class BackfillOut(BaseModel):

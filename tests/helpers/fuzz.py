@@ -1,0 +1,191 @@
+"""Fuzz a running service from its own OpenAPI (schemathesis): every operation the schema lists, valid
+and invalid requests, a fixed number per operation, derandomised (the same cases every run).
+
+A case fails when the answer is a 5xx, or breaks what the schema declares for it (an undocumented
+status, another content type, a body or headers not matching their schema). Operations come from the
+schema, never from a list here: routes added later are fuzzed as soon as they are served.
+Used by tests/test_api_fuzz.py (bounded) and bench/api_fuzz.py (larger).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import hypothesis
+import redis
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          response_headers_conformance]
+
+
+@dataclass
+class Target:
+    name: str
+    base_url: str
+    schema: dict[str, Any]  # the service's /openapi.json
+    headers: dict[str, str]  # credentials sent with every case
+    path_parameters: dict[str, str] = field(default_factory=dict)  # fixed where an operation has them
+    camera_headers: dict[str, str] | None = None  # the edge: sent to operations with a camera_id instead
+
+    def headers_for(self, operation: Any) -> dict[str, str]:
+        if self.camera_headers is not None and "camera_id" in {p.name for p in operation.path_parameters}:
+            return self.camera_headers
+        return self.headers
+
+
+@dataclass
+class Finding:
+    service: str
+    operation: str
+    mode: str
+    status: int
+    kind: str  # server_error | schema_violation
+    message: str
+    request: str
+
+
+@dataclass
+class FuzzReport:
+    operations: int = 0
+    cases: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    by_operation: dict[str, Counter] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def server_errors(self) -> int:
+        return sum(f.kind == "server_error" for f in self.findings)
+
+    @property
+    def schema_violations(self) -> int:
+        return sum(f.kind == "schema_violation" for f in self.findings)
+
+
+def fuzz(targets: list[Target], examples: int, report: FuzzReport | None = None) -> FuzzReport:
+    """`examples` cases per operation and mode (valid, invalid) against every operation of every target."""
+    report = report or FuzzReport()
+    started = time.perf_counter()
+    for target in targets:
+        schema = schemathesis.openapi.from_dict(target.schema)
+        session = requests.Session()
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            report.operations += 1
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                _run(target, operation, mode, examples, session, report)
+        session.close()
+    report.seconds += time.perf_counter() - started
+    return report
+
+
+def _run(target: Target, operation: Any, mode: GenerationMode, examples: int, session: requests.Session,
+         report: FuzzReport) -> None:
+    names = {p.name for p in operation.path_parameters}
+    fixed = {k: v for k, v in target.path_parameters.items() if k in names}
+    strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed or None)
+    label = f"{operation.method.upper()} {operation.path}"
+    headers = target.headers_for(operation)
+
+    @hypothesis.settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+                         phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+                         print_blob=False)
+    @hypothesis.given(strategy)
+    def one(case: Any) -> None:
+        response = case.call(base_url=target.base_url, session=session, headers=headers, timeout=60)
+        report.cases += 1
+        report.statuses[response.status_code] += 1
+        report.by_operation.setdefault(f"{target.name} {label}", Counter())[response.status_code] += 1
+        try:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+        except (AssertionError, BaseExceptionGroup) as exc:  # a schemathesis Failure, or a group of them
+            failures = list(getattr(exc, "exceptions", [exc]))
+            for failure in failures:
+                kind = "server_error" if response.status_code >= 500 else "schema_violation"
+                report.findings.append(Finding(target.name, label, str(mode), response.status_code, kind,
+                                               str(getattr(failure, "title", "") or failure)[:300],
+                                               _request(response)))
+
+    try:
+        one()
+    except hypothesis.errors.Unsatisfiable:  # no case can be made in this mode (e.g. nothing to negate)
+        pass
+    except Exception as exc:  # generation itself failed: a schema schemathesis cannot read is a finding too
+        if "Unsatisfiable" in type(exc).__name__ or "negative" in str(exc).lower():
+            return
+        report.findings.append(Finding(target.name, label, str(mode), 0, "schema_violation",
+                                       f"cannot generate: {type(exc).__name__}: {str(exc)[:300]}", ""))
+
+
+def _request(response: Any) -> str:
+    request = getattr(response, "request", None)
+    if request is None:
+        return ""
+    body = request.body or b""
+    return f"{request.method} {request.url} ({len(body)} body bytes)"
+
+
+def summary(report: FuzzReport) -> dict[str, Any]:
+    return {"operations": report.operations, "cases": report.cases, "server_errors": report.server_errors,
+            "schema_violations": report.schema_violations, "seconds": round(report.seconds, 1),
+            "statuses": {str(k): v for k, v in sorted(report.statuses.items())},
+            "by_operation": {op: {str(k): v for k, v in sorted(c.items())} for op, c in report.by_operation.items()},
+            "findings": [f.__dict__ for f in report.findings[:50]]}
+
+
+@contextmanager
+def three_services(redis_url: str, data_dir: Path) -> Iterator[list[Target]]:
+    """The analyzer, the reconstructor and an edge, each on loopback (uvicorn), over one real Redis,
+    with an admin key (rate limits and the denial budget raised: the fuzz is one fast client) and, for
+    the edge, a fleet camera token. Yields one Target per service."""
+    from cloud_reconstructor.api import create_app as create_reconstructor
+    from cloud_reconstructor.settings import ReconstructorSettings
+    from devstack.stack import free_port
+    from edge_encoder.api import create_app as create_edge
+    from edge_encoder.settings import EdgeSettings
+    from service_common.access import KeyStore, new_token
+    from service_common.access.camera_tokens import add_camera
+    from tests.helpers.servers import edge_admin, serve, serve_analyzer
+
+    generous = {"rate_limit_per_s": 100_000, "denial_budget_per_min": 100_000}
+    with serve_analyzer(redis_url, **generous) as (analyzer, _):
+        token = new_token()
+        KeyStore(redis.Redis.from_url(redis_url)).register(token, "fuzz", ["admin"], rate_per_s=100_000)
+        admin = {"authorization": f"Bearer {token}"}
+        recon_settings = ReconstructorSettings(redis_url=redis_url, http_port=free_port(), grpc_insecure=True,
+                                               edges={"edge-t": f"127.0.0.1:{free_port()}"}, fetch_retries=0,
+                                               fetch_timeout_s=1.0, **generous)
+        edge_settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=data_dir / "edge",
+                                     grpc_insecure=True, cloud_ingest_address=f"127.0.0.1:{free_port()}")
+        camera = {"authorization": f"Bearer {add_camera(edge_settings.tokens_path, '*')}"}
+        with serve(create_reconstructor(recon_settings)) as recon, serve(create_edge(edge_settings)) as edge:
+            edge_admin_headers = edge_admin(edge_settings)
+            schemas = {name: httpx.get(f"{url}/openapi.json", headers=headers, timeout=30).json()
+                       for name, url, headers in (("cloud_analyzer", analyzer, admin),
+                                                  ("cloud_reconstructor", recon, admin),
+                                                  ("edge_encoder", edge, edge_admin_headers))}
+            yield [
+                Target("cloud_analyzer", analyzer, schemas["cloud_analyzer"], admin),
+                Target("cloud_reconstructor", recon, schemas["cloud_reconstructor"], admin),
+                # The camera route takes a camera token, the rest the admin token: each operation gets
+                # the one its security asks for (see _edge_headers).
+                Target("edge_encoder", edge, schemas["edge_encoder"], edge_admin_headers, camera_headers=camera),
+            ]
