@@ -75,6 +75,11 @@ class FrameOut(BaseModel):
     faces: list[FaceOut] = Field(description="the faces coded and uplinked: new people and clearly better faces")
 
 
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool] = Field(description="each readiness check: true when it passes")
+
+
 def get_node(request: Request) -> EdgeNode:
     return request.app.state.node
 
@@ -163,7 +168,10 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         return get_swagger_ui_html(openapi_url="", title=f"{app.title} - docs",
                                    swagger_ui_parameters={"spec": app.openapi()})
 
-    @app.get("/readyz", responses={503: {"description": "not ready: see which check failed"}})
+    @app.get("/readyz", response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "not ready: see which check failed",
+                              "headers": {"Retry-After": {"description": "seconds to wait before asking again",
+                                                          "schema": {"type": "integer"}}}}})
     def readyz(node: Node) -> JSONResponse:
         """Ready to take frames: models loaded (the node exists only after they are), both stores
         writable, and frames in flight below EDGE_MAX_FRAMES_IN_FLIGHT. /healthz only says it runs."""
@@ -171,8 +179,9 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
                   "enhancement_store_writable": node.store.writable(),
                   "uploads_flowing": not node.uploader.health()["stalled"],
                   "not_saturated": not node.stages.saturated}
-        return JSONResponse({"ready": all(checks.values()), "checks": checks},
-                            status_code=200 if all(checks.values()) else 503)
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
+                            headers={} if ready else {"Retry-After": str(Saturated.retry_after_s)})
 
     @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut,
               openapi_extra={"requestBody": FRAME_BODY},

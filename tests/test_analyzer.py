@@ -424,6 +424,14 @@ def test_history_search_and_backfill_after_an_enrolment(analyzer, front_end) -> 
     assert set(top) == {r.face_id for r in records} and found["probe"] == "image", found
     assert other.face_id not in top and found["days_searched"] >= 1
     assert all(h["similarity"] >= 0.3 and h["status"] == "unknown" for h in found["items"])
+    pages, cursor = [], None  # one hit per page: the same hits, in the same order, none twice
+    while True:
+        page = api.post(f"{url}/v1/search/history", files={"image": ("p.jpg", photo)},
+                        data={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        pages += [h["face_id"] for h in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert pages == [h["face_id"] for h in found["items"]] and found["next_cursor"] is None
     only_b = api.post(f"{url}/v1/search/history", files={"image": ("p.jpg", photo)},
                       data={"cameras": "hist-b"}).json()["items"]
     assert [h["face_id"] for h in only_b] == [records[1].face_id]
