@@ -20,5 +20,7 @@ def test_no_server_errors_and_no_schema_violations(redis_server, tmp_path) -> No
     result = summary(report)
     assert report.operations >= 30 and report.cases >= 10 * report.operations, result
     assert report.statuses.get(200, 0) > 0 and report.statuses.get(422, 0) > 0  # both kinds of case got through
+    frames = report.by_operation["edge_encoder POST /v1/cameras/{camera_id}/frames"]
+    assert set(frames) - {401, 422}, frames  # the declared body reached the edge: a client can send a frame
     problems = [f"{f.service} {f.operation} [{f.mode}] {f.status}: {f.message} ({f.request})" for f in report.findings]
     assert report.server_errors == 0 and report.schema_violations == 0, "\n".join(problems[:20])

@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import hypothesis
 import redis
-import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
@@ -86,19 +85,16 @@ def fuzz(targets: list[Target], examples: int, report: FuzzReport | None = None)
     started = time.perf_counter()
     for target in targets:
         schema = schemathesis.openapi.from_dict(target.schema)
-        session = requests.Session()
         for result in schema.get_all_operations():
             operation = result.ok()
             report.operations += 1
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                _run(target, operation, mode, examples, session, report)
-        session.close()
+                _run(target, operation, mode, examples, report)
     report.seconds += time.perf_counter() - started
     return report
 
 
-def _run(target: Target, operation: Any, mode: GenerationMode, examples: int, session: requests.Session,
-         report: FuzzReport) -> None:
+def _run(target: Target, operation: Any, mode: GenerationMode, examples: int, report: FuzzReport) -> None:
     names = {p.name for p in operation.path_parameters}
     fixed = {k: v for k, v in target.path_parameters.items() if k in names}
     strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed or None)
@@ -110,7 +106,7 @@ def _run(target: Target, operation: Any, mode: GenerationMode, examples: int, se
                          print_blob=False)
     @hypothesis.given(strategy)
     def one(case: Any) -> None:
-        response = case.call(base_url=target.base_url, session=session, headers=headers, timeout=60)
+        response = case.call(base_url=target.base_url, headers=headers, timeout=60)
         report.cases += 1
         report.statuses[response.status_code] += 1
         report.by_operation.setdefault(f"{target.name} {label}", Counter())[response.status_code] += 1
