@@ -113,6 +113,7 @@ class MatchedFace(BaseModel):
     face_id: str
     camera_id: str
     captured_at_ms: int
+    captured_at: str
     status: str
     similarity: float = Field(description="cosine to the person's template")
     edge_id: str
@@ -159,7 +160,8 @@ def preview_identity_erasure(analyzer: AnalyzerDep, identity_id: Annotated[str, 
     return ErasurePreview(
         identity_id=identity_id, templates=int(row.get("templates", 0)), named_faces=named,
         match_threshold=round(matches.threshold, 4),
-        matched_faces=[MatchedFace(**{**f.__dict__, "similarity": round(f.similarity, 4)}) for f in matches.faces],
+        matched_faces=[MatchedFace(**{**f.__dict__, "similarity": round(f.similarity, 4),
+                                         "captured_at": rfc3339_ms(f.captured_at_ms)}) for f in matches.faces],
         pending_faces=len(matches.pending_ids()),
         clusters=[MatchedCluster(cluster_id=c.cluster_id, size=c.size, similarity=round(c.similarity, 4),
                                  threshold=round(c.threshold, 4)) for c in matches.clusters],
