@@ -41,7 +41,9 @@ class Target:
     base_url: str
     schema: dict[str, Any]  # the service's /openapi.json
     headers: dict[str, str]  # credentials sent with every case
-    path_parameters: dict[str, str] = field(default_factory=dict)  # fixed where an operation has them
+    # Ids of things that exist (a face, an identity, a cluster...): GET operations whose path names only
+    # such ids are fuzzed once more with them, so their 200 answers are checked too, not only 404s.
+    known_ids: dict[str, str] = field(default_factory=dict)
     camera_headers: dict[str, str] | None = None  # the edge: sent to operations with a camera_id instead
 
     def headers_for(self, operation: Any) -> dict[str, str]:
@@ -88,16 +90,19 @@ def fuzz(targets: list[Target], examples: int, report: FuzzReport | None = None)
         for result in schema.get_all_operations():
             operation = result.ok()
             report.operations += 1
+            names = {p.name for p in operation.path_parameters}
+            if operation.method.upper() == "GET" and names and names <= set(target.known_ids):
+                fixed = {k: v for k, v in target.known_ids.items() if k in names}
+                _run(target, operation, GenerationMode.POSITIVE, examples, report, fixed)
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 _run(target, operation, mode, examples, report)
     report.seconds += time.perf_counter() - started
     return report
 
 
-def _run(target: Target, operation: Any, mode: GenerationMode, examples: int, report: FuzzReport) -> None:
-    names = {p.name for p in operation.path_parameters}
-    fixed = {k: v for k, v in target.path_parameters.items() if k in names}
-    strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed or None)
+def _run(target: Target, operation: Any, mode: GenerationMode, examples: int, report: FuzzReport,
+         fixed: dict[str, str] | None = None) -> None:
+    strategy = operation.as_strategy(generation_mode=mode, path_parameters=fixed)
     label = f"{operation.method.upper()} {operation.path}"
     headers = target.headers_for(operation)
 
@@ -162,10 +167,11 @@ def three_services(redis_url: str, data_dir: Path) -> Iterator[list[Target]]:
     from tests.helpers.servers import edge_admin, serve, serve_analyzer
 
     generous = {"rate_limit_per_s": 100_000, "denial_budget_per_min": 100_000}
-    with serve_analyzer(redis_url, **generous) as (analyzer, _):
+    with serve_analyzer(redis_url, **generous) as (analyzer, ingest):
         token = new_token()
-        KeyStore(redis.Redis.from_url(redis_url)).register(token, "fuzz", ["admin"], rate_per_s=100_000)
+        key = KeyStore(redis.Redis.from_url(redis_url)).register(token, "fuzz", ["admin"], rate_per_s=100_000)
         admin = {"authorization": f"Bearer {token}"}
+        known = {"key_id": key.key_id, **seed(analyzer, ingest, admin)}
         recon_settings = ReconstructorSettings(redis_url=redis_url, http_port=free_port(), grpc_insecure=True,
                                                edges={"edge-t": f"127.0.0.1:{free_port()}"}, fetch_retries=0,
                                                fetch_timeout_s=1.0, **generous)
@@ -179,9 +185,42 @@ def three_services(redis_url: str, data_dir: Path) -> Iterator[list[Target]]:
                                                   ("cloud_reconstructor", recon, admin),
                                                   ("edge_encoder", edge, edge_admin_headers))}
             yield [
-                Target("cloud_analyzer", analyzer, schemas["cloud_analyzer"], admin),
-                Target("cloud_reconstructor", recon, schemas["cloud_reconstructor"], admin),
+                Target("cloud_analyzer", analyzer, schemas["cloud_analyzer"], admin, known),
+                Target("cloud_reconstructor", recon, schemas["cloud_reconstructor"], admin, known),
                 # The camera route takes a camera token, the rest the admin token: each operation gets
                 # the one its security asks for (see _edge_headers).
                 Target("edge_encoder", edge, schemas["edge_encoder"], edge_admin_headers, camera_headers=camera),
             ]
+
+
+def seed(analyzer: str, ingest: Any, admin: dict[str, str]) -> dict[str, str]:
+    """Things for GET operations to find: an enrolled person, a face recognised as them (on a track), an
+    unknown face (in a cluster), an erasure. Their ids, by path parameter name."""
+    from facecoding.v1 import ingest_pb2
+
+    from facecodec.frontend import FaceFrontEnd
+    from tests.helpers import lfw_image, wait_until
+    from tests.helpers.records import recent_ms, record
+
+    client = httpx.Client(headers=admin, timeout=60)
+    photos = [("images", (f"{i}.jpg", lfw_image("Colin_Powell", i).read_bytes(), "image/jpeg")) for i in (1, 2)]
+    identity = client.post(f"{analyzer}/v1/identities", data={"name": "Colin Powell"}, files=photos)
+    identity.raise_for_status()
+    front_end, base = FaceFrontEnd(), recent_ms(days=1)
+    known = record(front_end, lfw_image("Colin_Powell", 3), "fuzz-cam", base)
+    known.track_id = "fuzz-track"
+    stranger = record(front_end, lfw_image("Tony_Blair", 1), "fuzz-cam", base + 60_000)
+    acks = [a.status for a in ingest.Ingest(iter([known, stranger]), timeout=60)]
+    assert acks == [ingest_pb2.IngestAck.ACCEPTED] * 2, acks
+
+    def decided() -> dict | None:
+        face = client.get(f"{analyzer}/v1/faces/{stranger.face_id}").json()
+        return face if face.get("status") not in (None, "pending") and face.get("cluster_id") else None
+
+    unknown = wait_until(decided, 60, 0.2, "the stranger's face decided and clustered")
+    erasure = client.post(f"{analyzer}/v1/cameras/fuzz-empty/erase",
+                          json={"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"})
+    erasure.raise_for_status()
+    client.close()
+    return {"identity_id": identity.json()["identity_id"], "face_id": known.face_id, "track_id": "fuzz-track",
+            "cluster_id": unknown["cluster_id"], "erasure_id": erasure.json()["erasure_id"], "camera_id": "fuzz-cam"}
