@@ -31,6 +31,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service_common.routes import flat_routes, policy
+
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_S = 5  # what a 503 tells a client to wait when nothing better is known
 INTERNAL_ERROR = "internal error"
@@ -181,8 +183,6 @@ def document_errors(app: FastAPI, schema: dict[str, Any]) -> None:
 
 
 def _api_routes(app: FastAPI) -> list[Any]:
-    from service_common.routes import flat_routes  # routes imports guard; guard is independent of this
-
     return [r for r in flat_routes(app) if getattr(r, "include_in_schema", False) and hasattr(r, "dependant")]
 
 
@@ -190,8 +190,6 @@ def error_statuses(route: Any) -> set[int]:
     """What this route can answer besides success: the gate's denials where a key is needed, 404 where
     the path names something, 413/415 where a body is taken, 422 where there is input, 503 (storage
     away), what the route declares, and every `HTTPException(NNN` in the code it runs."""
-    from service_common.routes import policy
-
     rule = policy(route)
     dependant = route.dependant
     statuses = {413, 503}  # any request may carry a body over the limit; storage may be away
