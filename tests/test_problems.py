@@ -96,3 +96,18 @@ def test_routes_added_after_install_are_documented_too() -> None:
     responses = app.openapi()["paths"]["/v1/things/{thing_id}/frob"]["post"]["responses"]
     assert {"401", "403", "404", "409", "413", "422", "429", "503"} <= set(responses)
     assert responses["409"]["content"][PROBLEM]["example"]["detail"]
+
+
+def test_the_edge_declares_its_frame_body_and_its_errors(tmp_path) -> None:
+    from edge_encoder.api import create_app
+    from edge_encoder.settings import EdgeSettings
+
+    schema = create_app(EdgeSettings(data_dir=tmp_path, grpc_insecure=True)).openapi()
+    frames = schema["paths"]["/v1/cameras/{camera_id}/frames"]["post"]
+    body = frames["requestBody"]
+    assert body["required"] and {"image/jpeg", "image/png", "image/webp", "multipart/form-data"} <= set(body["content"])
+    assert body["content"]["multipart/form-data"]["schema"]["required"] == ["image"]
+    assert {"400", "401", "413", "415", "422", "429", "503"} <= set(frames["responses"])
+    assert frames["responses"]["401"]["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    ready = schema["paths"]["/readyz"]["get"]["responses"]["503"]  # its own body, not a problem
+    assert PROBLEM not in ready["content"] and "Retry-After" in ready["headers"]
