@@ -46,7 +46,10 @@ def test_every_error_of_the_analyzer_is_a_problem(analyzer, redis_server, admin)
     assert {tuple(e["loc"]) for e in invalid["errors"]} == {("query", "limit"), ("query", "camera_id")}
     assert all(set(e) == {"loc", "msg", "type"} for e in invalid["errors"])  # never the input echoed
     assert "limit" in invalid["detail"]
-    problem(admin.post(f"{url}/v1/keys", json={"name": "x", "scopes": ["no-such-scope"]}), 422)  # hand-written
+    problem(admin.post(f"{url}/v1/keys", json={"name": "x", "scopes": ["no-such-scope"]}), 422)
+    after = problem(admin.get(f"{url}/v1/sightings", params={"since": "2026-02-01T00:00:00Z",
+                                                            "until": "2026-01-01T00:00:00Z"}), 422)
+    assert after["detail"] == "since is after until" and "errors" not in after  # a router's own 422
 
     big = problem(admin.post(f"{url}/v1/keys", content=b"{" + b" " * 200_000 + b"}",
                              headers={"content-type": "application/json"}), 413)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, Field
@@ -17,11 +17,13 @@ from service_common.pagination import CursorQuery, Page, decode_cursor, encode_c
 from service_common.times import Timestamp, rfc3339_ms
 
 router = APIRouter(tags=["admin"])
+Scope = Literal[SCOPES]  # type: ignore[valid-type]  # an enum in the OpenAPI: clients see the valid scopes
 
 
 class KeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@ -]+$")
-    scopes: list[str] = Field(min_length=1, description=f"subset of {list(SCOPES)}")
+    scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES), description="what the key may do "
+                                                                                "(docs/security.md)")
     expires_in_days: float | None = Field(None, gt=0, le=3650)
     rate_per_s: int | None = Field(None, ge=1, le=100_000, description="requests per second; default the service's")
 
