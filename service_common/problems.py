@@ -256,11 +256,18 @@ def _problem_schema() -> dict[str, Any]:
     return schema
 
 
+def _example(status: int) -> dict[str, Any]:
+    if status == 422:
+        return problem(422, EXAMPLES[422], [{"loc": ["query", "limit"], "msg": "Input should be less than or equal "
+                                             "to 500", "type": "less_than_equal"}])
+    return problem(status, EXAMPLES.get(status, _title(status).lower()))
+
+
 def _error_response(status: int, description: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "description": description or WHY.get(status, _title(status)),
         "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"},
-                                   "example": problem(status, EXAMPLES.get(status, _title(status).lower()))}},
+                                   "example": _example(status)}},
     }
     if status in (429, 503):
         out["headers"] = {"Retry-After": RETRY_AFTER}
