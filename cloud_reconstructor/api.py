@@ -10,14 +10,12 @@ from typing import Annotated, Literal
 
 import grpc
 import numpy as np
-import redis
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from PIL import Image
 
 import facecodec
-from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
+from cloud_reconstructor.edge_client import RETRYABLE, EdgeClients, EdgeFetchError
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
 from facecodec.bitstream import BitstreamError, CodedFace, parse
@@ -34,6 +32,9 @@ log = logging.getLogger(__name__)
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
 MAX_REQUEST_BYTES = 64 * 1024  # every endpoint is a GET: a body is never needed, a large one never read
 SNAPSHOT_MAX_SIDE = 480  # the longest side of an edge's scene snapshot (proto: SnapshotResponse)
+FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+MIN_SIZE, MAX_SIZE = 16, 1024  # output edge in px: a thumbnail to a print; beyond, only bytes grow
+EDGE_RETRY_AFTER_S = 10  # an unreachable edge: worth retrying soon (its outbox and fetch service restart)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Reconstructor:
     faces: FaceIndex
     edges: EdgeClients
 
-    def image(self, face_id: str, layers: str, quality: int | None) -> tuple[np.ndarray, int]:
+    def image(self, face_id: str, layers: str, level: int | None) -> tuple[np.ndarray, int]:
         ref = self.faces.get(face_id)
         if ref is None:
             raise HTTPException(404, f"face {face_id} not found")
@@ -51,10 +52,10 @@ class Reconstructor:
             codec = codec_for(base.model_id, base.rate_id)
             if layers == "base":
                 return codec.reconstruct(base, 0), 0
-            level = ref.enhancement_levels if quality is None else quality
+            level = ref.enhancement_levels if level is None else level
             if not 1 <= level <= ref.enhancement_levels:
                 raise HTTPException(
-                    422, f"quality must be 1..{ref.enhancement_levels} for this face (levels kept by its edge)"
+                    422, f"level must be 1..{ref.enhancement_levels} for this face (levels kept by its edge)"
                 )
             address = self.settings.edges.get(ref.edge_id)
             if address is None:
@@ -67,10 +68,13 @@ class Reconstructor:
                 # tell a client which internal ports are open.
                 log.warning("face %s: fetch from its edge failed: %s", face_id, exc)
                 if exc.code == grpc.StatusCode.NOT_FOUND:
-                    raise HTTPException(404, "this face's enhancement layers are no longer kept by its edge; "
+                    raise HTTPException(410, "this face's enhancement layers are no longer kept by its edge; "
                                              "ask for layers=base") from exc
-                raise HTTPException(502, "the edge holding this face's enhancement layers is unreachable; "
-                                         "retry later") from exc
+                if exc.code in RETRYABLE:
+                    raise HTTPException(503, "the edge holding this face's enhancement layers is unreachable; "
+                                             "retry later, or ask for layers=base",
+                                        headers={"Retry-After": str(EDGE_RETRY_AFTER_S)}) from exc
+                raise HTTPException(502, "the edge holding this face's enhancement layers refused the fetch") from exc
             full = self._from_edge(face_id, container, base, codec.layers_needed(level))
             try:
                 return codec.reconstruct(full, level), level
@@ -135,6 +139,17 @@ def _refuse(face_id: str, why: str) -> HTTPException:
     return HTTPException(502, f"the edge returned an unusable enhancement container ({why})")
 
 
+def encode_image(image: np.ndarray, format: str, size: int | None, quality: int | None) -> bytes:
+    """The face as `format`, resized to `size` px square when asked (Lanczos: sharp when shrinking)."""
+    picture = Image.fromarray(image)
+    if size is not None and picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.LANCZOS)
+    options = {} if format == "png" else {"quality": quality or 90}
+    buffer = io.BytesIO()
+    picture.save(buffer, format=FORMATS[format][0], **options)
+    return buffer.getvalue()
+
+
 def get_reconstructor(request: Request) -> Reconstructor:
     return request.app.state.reconstructor
 
@@ -165,11 +180,6 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     harden(app, MAX_REQUEST_BYTES, log)
     protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=MAX_REQUEST_BYTES))
 
-    @app.exception_handler(redis.RedisError)
-    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
-
     @app.get("/healthz")
     def healthz(reconstructor: Dep) -> dict:
         reconstructor.faces.r.ping()
@@ -177,7 +187,15 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     @app.get(
         "/v1/faces/{face_id}/image",
-        responses={200: {"content": {"image/png": {}}, "description": "the reconstructed aligned face"}},
+        responses={200: {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                     for _, media in FORMATS.values()},
+                         "description": "the reconstructed aligned face"},
+                   404: {"description": "no such face"},
+                   410: {"description": "layers=full: the edge no longer keeps this face's enhancement layers "
+                                        "(layers=base still answers)"},
+                   502: {"description": "layers=full: the edge answered with something unusable"},
+                   503: {"description": "storage unavailable, or (layers=full) the edge is unreachable: retry "
+                                        "after Retry-After, or ask for layers=base"}},
         response_class=Response,
     )
     async def face_image(
@@ -185,15 +203,23 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         caller: Annotated[Caller, require("faces:view_base", "face.view", {("layers", "full"): "faces:view"})],
         face_id: Annotated[str, Path(pattern=ID_PATTERN)],
         layers: Annotated[Literal["base", "full"], Query(description="base: from the base layer alone")] = "base",
-        quality: Annotated[int | None, Query(ge=1, le=255, description="enhancement level; default all")] = None,
+        level: Annotated[int | None, Query(ge=1, le=255, description="layers=full: enhancement level; "
+                                                                     "default all the edge keeps")] = None,
+        format: Annotated[Literal["png", "jpeg", "webp"], Query(description="image format")] = "png",
+        size: Annotated[int | None, Query(ge=MIN_SIZE, le=MAX_SIZE, description="output edge in px (the face "
+                                                                               "is square); default native")] = None,
+        quality: Annotated[int | None, Query(ge=1, le=100, description="jpeg/webp quality; default 90")] = None,
     ) -> Response:
-        caller.audit["layers"] = "base" if layers == "base" else f"full:{quality or 'all'}"
-        image, level = await run_in_threadpool(reconstructor.image, face_id, layers, quality)
-        caller.audit["layers"] = "base" if layers == "base" else f"1-{level}"
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        return Response(buffer.getvalue(), media_type="image/png",
-                        headers={"X-Layers": layers, "X-Enhancement-Level": str(level)})
+        if quality is not None and format == "png":
+            raise HTTPException(422, "quality applies to format=jpeg or format=webp (png is lossless)")
+        if level is not None and layers == "base":
+            raise HTTPException(422, "level applies to layers=full")
+        caller.audit["layers"] = "base" if layers == "base" else f"full:{level or 'all'}"
+        image, decoded_level = await run_in_threadpool(reconstructor.image, face_id, layers, level)
+        caller.audit["layers"] = "base" if layers == "base" else f"1-{decoded_level}"
+        body = await run_in_threadpool(encode_image, image, format, size, quality)
+        return Response(body, media_type=FORMATS[format][1],
+                        headers={"X-Layers": layers, "X-Enhancement-Level": str(decoded_level)})
 
     @app.get(
         "/v1/faces/{face_id}/snapshot",
