@@ -7,9 +7,7 @@ import threading
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 
 import facecodec
 from cloud_analyzer.clusters import Clusters
@@ -52,6 +50,7 @@ from service_common.gate import BodyLimits, protect
 from service_common.guard import Access, build_access, require
 from service_common.health import readiness
 from service_common.http import harden
+from service_common.prometheus import count_redis_errors, metrics_route
 from service_common.request_id import with_request_ids
 from service_common.tls import Channels
 
@@ -153,11 +152,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))
     with_request_ids(app)
 
-    @app.exception_handler(redis.RedisError)
-    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
-        metrics.redis_errors.labels("rest").inc()
-        return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
+    count_redis_errors(app, metrics.redis_errors.labels("rest").inc)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -168,9 +163,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     app.get("/readyz", responses={503: {"description": "not ready; Retry-After says when to ask again"}})(readiness)
 
     if settings.metrics_enabled:  # Prometheus scrapes with a metrics:read key (scrape_config `authorization`)
-        @app.get("/metrics", response_class=PlainTextResponse, dependencies=[require("metrics:read")])
-        def prometheus_metrics() -> PlainTextResponse:
-            return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        metrics_route(app, metrics.registry)
 
     @app.get("/v1/health", dependencies=[require("admin")])
     def health(analyzer: AnalyzerDep) -> dict:

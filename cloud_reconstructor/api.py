@@ -10,15 +10,12 @@ from typing import Annotated, Literal
 
 import grpc
 import numpy as np
-import redis
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
 from PIL import Image
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import facecodec
-from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
+from cloud_reconstructor.edge_client import RETRYABLE, EdgeClients, EdgeFetchError
 from cloud_reconstructor.face_files import FORM_SLACK, decode_routes
 from cloud_reconstructor.metrics import ReconstructorMetrics
 from cloud_reconstructor.settings import ReconstructorSettings
@@ -33,12 +30,16 @@ from service_common.guard import Caller, build_access, require
 from service_common.health import readiness
 from service_common.http import harden
 from service_common.ids import ID_PATTERN
+from service_common.prometheus import count_redis_errors, metrics_route
 from service_common.request_id import with_request_ids
 
 log = logging.getLogger(__name__)
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
 MAX_REQUEST_BYTES = 64 * 1024  # every endpoint but POST /v1/decode is a GET: a large body is never read
 SNAPSHOT_MAX_SIDE = 480  # the longest side of an edge's scene snapshot (proto: SnapshotResponse)
+FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+MIN_SIZE, MAX_SIZE = 16, 1024  # output edge in px: a thumbnail to a print; beyond, only bytes grow
+EDGE_RETRY_AFTER_S = 10  # an unreachable edge: worth retrying soon (its outbox and fetch service restart)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Reconstructor:
     faces: FaceIndex
     edges: EdgeClients
 
-    def image(self, face_id: str, layers: str, quality: int | None) -> tuple[np.ndarray, int]:
+    def image(self, face_id: str, layers: str, level: int | None) -> tuple[np.ndarray, int]:
         ref = self.faces.get(face_id)
         if ref is None:
             raise HTTPException(404, f"face {face_id} not found")
@@ -56,10 +57,10 @@ class Reconstructor:
             codec = codec_for(base.model_id, base.rate_id)
             if layers == "base":
                 return codec.reconstruct(base, 0), 0
-            level = ref.enhancement_levels if quality is None else quality
+            level = ref.enhancement_levels if level is None else level
             if not 1 <= level <= ref.enhancement_levels:
                 raise HTTPException(
-                    422, f"quality must be 1..{ref.enhancement_levels} for this face (levels kept by its edge)"
+                    422, f"level must be 1..{ref.enhancement_levels} for this face (levels kept by its edge)"
                 )
             address = self.settings.edges.get(ref.edge_id)
             if address is None:
@@ -72,10 +73,13 @@ class Reconstructor:
                 # tell a client which internal ports are open.
                 log.warning("face %s: fetch from its edge failed: %s", face_id, exc)
                 if exc.code == grpc.StatusCode.NOT_FOUND:
-                    raise HTTPException(404, "this face's enhancement layers are no longer kept by its edge; "
+                    raise HTTPException(410, "this face's enhancement layers are no longer kept by its edge; "
                                              "ask for layers=base") from exc
-                raise HTTPException(502, "the edge holding this face's enhancement layers is unreachable; "
-                                         "retry later") from exc
+                if exc.code in RETRYABLE:
+                    raise HTTPException(503, "the edge holding this face's enhancement layers is unreachable; "
+                                             "retry later, or ask for layers=base",
+                                        headers={"Retry-After": str(EDGE_RETRY_AFTER_S)}) from exc
+                raise HTTPException(502, "the edge holding this face's enhancement layers refused the fetch") from exc
             full = self._from_edge(face_id, container, base, codec.layers_needed(level))
             try:
                 return codec.reconstruct(full, level), level
@@ -140,6 +144,17 @@ def _refuse(face_id: str, why: str) -> HTTPException:
     return HTTPException(502, f"the edge returned an unusable enhancement container ({why})")
 
 
+def encode_image(image: np.ndarray, format: str, size: int | None, quality: int | None) -> bytes:
+    """The face as `format`, resized to `size` px square when asked (Lanczos: sharp when shrinking)."""
+    picture = Image.fromarray(image)
+    if size is not None and picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.LANCZOS)
+    options = {} if format == "png" else {"quality": quality or 90}
+    buffer = io.BytesIO()
+    picture.save(buffer, format=FORMATS[format][0], **options)
+    return buffer.getvalue()
+
+
 def get_reconstructor(request: Request) -> Reconstructor:
     return request.app.state.reconstructor
 
@@ -175,11 +190,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=upload_limit))
     with_request_ids(app)
 
-    @app.exception_handler(redis.RedisError)
-    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
-        metrics.redis_errors.inc()
-        return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
+    count_redis_errors(app, metrics.redis_errors.inc)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -188,7 +199,15 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     @app.get(
         "/v1/faces/{face_id}/image",
-        responses={200: {"content": {"image/png": {}}, "description": "the reconstructed aligned face"}},
+        responses={200: {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                     for _, media in FORMATS.values()},
+                         "description": "the reconstructed aligned face"},
+                   404: {"description": "no such face"},
+                   410: {"description": "layers=full: the edge no longer keeps this face's enhancement layers "
+                                        "(layers=base still answers)"},
+                   502: {"description": "layers=full: the edge answered with something unusable"},
+                   503: {"description": "storage unavailable, or (layers=full) the edge is unreachable: retry "
+                                        "after Retry-After, or ask for layers=base"}},
         response_class=Response,
     )
     async def face_image(
@@ -196,16 +215,24 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         caller: Annotated[Caller, require("faces:view_base", "face.view", {("layers", "full"): "faces:view"})],
         face_id: Annotated[str, Path(pattern=ID_PATTERN)],
         layers: Annotated[Literal["base", "full"], Query(description="base: from the base layer alone")] = "base",
-        quality: Annotated[int | None, Query(ge=1, le=255, description="enhancement level; default all")] = None,
+        level: Annotated[int | None, Query(ge=1, le=255, description="layers=full: enhancement level; "
+                                                                     "default all the edge keeps")] = None,
+        format: Annotated[Literal["png", "jpeg", "webp"], Query(description="image format")] = "png",
+        size: Annotated[int | None, Query(ge=MIN_SIZE, le=MAX_SIZE, description="output edge in px (the face "
+                                                                               "is square); default native")] = None,
+        quality: Annotated[int | None, Query(ge=1, le=100, description="jpeg/webp quality; default 90")] = None,
     ) -> Response:
-        caller.audit["layers"] = "base" if layers == "base" else f"full:{quality or 'all'}"
-        image, level = await run_in_threadpool(reconstructor.image, face_id, layers, quality)
-        caller.audit["layers"] = "base" if layers == "base" else f"1-{level}"
+        if quality is not None and format == "png":
+            raise HTTPException(422, "quality applies to format=jpeg or format=webp (png is lossless)")
+        if level is not None and layers == "base":
+            raise HTTPException(422, "level applies to layers=full")
+        caller.audit["layers"] = "base" if layers == "base" else f"full:{level or 'all'}"
+        image, decoded_level = await run_in_threadpool(reconstructor.image, face_id, layers, level)
+        caller.audit["layers"] = "base" if layers == "base" else f"1-{decoded_level}"
+        body = await run_in_threadpool(encode_image, image, format, size, quality)
         metrics.views.labels(layers).inc()
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        return Response(buffer.getvalue(), media_type="image/png",
-                        headers={"X-Layers": layers, "X-Enhancement-Level": str(level)})
+        return Response(body, media_type=FORMATS[format][1],
+                        headers={"X-Layers": layers, "X-Enhancement-Level": str(decoded_level)})
 
     @app.get(
         "/v1/faces/{face_id}/snapshot",
@@ -228,8 +255,6 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     app.get("/readyz", responses={503: {"description": "not ready; Retry-After says when to ask again"}})(readiness)
 
     if settings.metrics_enabled:  # Prometheus scrapes with a metrics:read key (scrape_config `authorization`)
-        @app.get("/metrics", response_class=PlainTextResponse, dependencies=[require("metrics:read")])
-        def prometheus_metrics() -> PlainTextResponse:
-            return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        metrics_route(app, metrics.registry)
 
     return app

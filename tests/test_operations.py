@@ -156,7 +156,7 @@ def test_every_metric_the_dashboard_queries_is_exposed_after_traffic(stack, redi
     lost = uuid.uuid4().hex  # a face held by an edge that is down: one failed fetch
     client.hset(face_key(lost), mapping={"base_layer": client.hget(face_key(face_ids[0]), "base_layer"),
                                          "edge_id": "edge-down", "enhancement_levels": 5})
-    assert viewer.get(f"{reconstructor}/v1/faces/{lost}/image", params={"layers": "full"}).status_code == 502
+    assert viewer.get(f"{reconstructor}/v1/faces/{lost}/image", params={"layers": "full"}).status_code == 503
 
     scraper = api_client(redis_server.url, ("metrics:read",))
     reader = api_client(redis_server.url, ("sightings:read",))
