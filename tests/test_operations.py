@@ -134,6 +134,8 @@ def test_one_request_id_is_followed_across_the_services(stack, redis_server, edg
     assert r.status_code in (200, 202) and r.headers["x-request-id"] == erase_trace, r.text
     erased = wait_until(lambda: edge_log.with_id(erase_trace), what="the edge's Erase log line with the request id")
     assert "erased" in erased[0]["msg"]
+    audited = admin.get(f"{analyzer}/v1/audit", params={"action": "face.erase"}).json()["items"]
+    assert [e["request_id"] for e in audited] == [erase_trace]  # the erasure's audit entry, over REST
 
     # An id that is not a sane token is replaced, not echoed into logs and headers.
     for bad in ("a b;<script>", "x" * 65, '{"json": 1}'):
