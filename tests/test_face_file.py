@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from facecodec import face_file
@@ -174,3 +176,16 @@ class _Exploit:
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (Path.touch, (Path(self.path),))
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.sampled_from([b"", b"FC", b"FC\x01", b"FC\x01\x05\x04p"]), tail=st.binary(max_size=600))
+def test_any_bytes_are_a_face_file_or_one_clear_refusal(prefix: bytes, tail: bytes) -> None:
+    """Hypothesis's bytes, often behind a valid header: decode and inspect either succeed or raise
+    FaceFileError, never anything else."""
+    data = prefix + tail
+    for use in (lambda: face_file.decode(data, "full"), lambda: face_file.describe(data)):
+        try:
+            use()
+        except face_file.FaceFileError as exc:
+            assert str(exc)
