@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from service_common.times import rfc3339_ms
+
 # What every decision event carries, in this order in the stream. Empty string: none.
 FIELDS = ("type", "face_id", "camera_id", "captured_at_ms", "decided_at_ms", "status", "identity_id",
           "identity_name", "cluster_id", "track_id", "quality", "similarity", "threshold", "fpir")
@@ -37,6 +39,8 @@ class Event(BaseModel):
     camera_id: str
     captured_at_ms: int
     decided_at_ms: int | None = None
+    captured_at: str = Field(description="captured_at_ms as RFC 3339 (UTC, ms)")
+    decided_at: str | None = None
     status: str
     identity_id: str | None = None
     identity_name: str | None = None
@@ -67,9 +71,10 @@ class Event(BaseModel):
         status = fields.get("status") or ("recognised" if kind in ("face.recognised", "face.relabelled")
                                           else kind.removeprefix("face."))
         decided = fields.get("decided_at_ms") or ""
+        captured_ms, decided_ms = int(fields.get("captured_at_ms") or 0), int(decided) if decided.isdigit() else None
         return cls(id=entry_id, type=kind, face_id=fields.get("face_id", ""), camera_id=fields.get("camera_id", ""),
-                   captured_at_ms=int(fields.get("captured_at_ms") or 0),
-                   decided_at_ms=int(decided) if decided.isdigit() else None, status=status,
+                   captured_at_ms=captured_ms, decided_at_ms=decided_ms, captured_at=rfc3339_ms(captured_ms),
+                   decided_at=rfc3339_ms(decided_ms), status=status,
                    identity_id=opt("identity_id"), identity_name=opt("identity_name"), cluster_id=opt("cluster_id"),
                    track_id=opt("track_id"), quality=num("quality"), similarity=num("similarity"),
                    threshold=num("threshold"), fpir=num("fpir") if "fpir" in fields else num("decision_fpir"),
