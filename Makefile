@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := constraints.txt
 
-.PHONY: setup demo test test-fast lint lock
+.PHONY: setup browser demo test test-fast lint lock
 
 setup: $(STAMP)
 
@@ -23,8 +23,19 @@ $(STAMP): pyproject.toml $(LOCK)
 demo: setup
 	$(PY) -m devstack.demo
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
+
+# The console's tests drive a real headless Chromium (tests/test_console.py): Debian's chromium and
+# chromium-driver, installed here when absent (as root, or with sudo). Without apt-get, install them
+# yourself; outside CI the test skips and says so.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	else echo "no apt-get: install chromium and chromedriver for tests/test_console.py"; fi
 
 # The inner loop: everything but the slow and end-to-end tests.
 test-fast: setup

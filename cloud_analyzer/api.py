@@ -21,6 +21,7 @@ from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
 from cloud_analyzer.routers import corrections, erasures, faces, history, identities, keys, search, sightings
+from cloud_analyzer.routers.console import mount_console
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
@@ -106,6 +107,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
     for module in (identities, sightings, history, search, faces, keys, erasures, clusters_router, corrections):
         app.include_router(module.router)
+    mount_console(app, settings)
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))
 

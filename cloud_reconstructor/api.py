@@ -13,10 +13,13 @@ import numpy as np
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from PIL import Image
+from pydantic import BaseModel, Field
 
 import facecodec
+from cloud_reconstructor import comparison
 from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
@@ -43,14 +46,20 @@ class Reconstructor:
     edges: EdgeClients
 
     def image(self, face_id: str, layers: str, quality: int | None) -> tuple[np.ndarray, int]:
+        image, _, level = self.decoded(face_id, 0 if layers == "base" else quality, layers != "base")
+        return image, level
+
+    def decoded(self, face_id: str, quality: int | None, full: bool = True) -> tuple[np.ndarray, CodedFace, int]:
+        """(image, the container it was decoded from, its level): level 0 from the base layer alone, else
+        the base plus the layers `quality` (default: every level the edge keeps) decodes from."""
         ref = self.faces.get(face_id)
         if ref is None:
             raise HTTPException(404, f"face {face_id} not found")
         try:
             base = parse(ref.base_layer, base_only=True)
             codec = codec_for(base.model_id, base.rate_id)
-            if layers == "base":
-                return codec.reconstruct(base, 0), 0
+            if not full or quality == 0:
+                return codec.reconstruct(base, 0), base, 0
             level = ref.enhancement_levels if quality is None else quality
             if not 1 <= level <= ref.enhancement_levels:
                 raise HTTPException(
@@ -71,15 +80,20 @@ class Reconstructor:
                                              "ask for layers=base") from exc
                 raise HTTPException(502, "the edge holding this face's enhancement layers is unreachable; "
                                          "retry later") from exc
-            full = self._from_edge(face_id, container, base, codec.layers_needed(level))
+            full_face = self._from_edge(face_id, container, base, codec.layers_needed(level))
             try:
-                return codec.reconstruct(full, level), level
+                return codec.reconstruct(full_face, level), full_face, level
             except EnhancementLayerError as exc:  # e.g. a layer declaring another pixel size
                 raise _refuse(face_id, str(exc)) from exc
         except DECODE_ERRORS as exc:
             log.error("face %s: stored bitstream cannot be decoded: %s", face_id, exc)
             raise HTTPException(502, "this face's stored bitstream cannot be decoded") from exc
 
+    def levels(self, face_id: str) -> int:
+        ref = self.faces.get(face_id)
+        if ref is None:
+            raise HTTPException(404, f"face {face_id} not found")
+        return ref.enhancement_levels
 
     def snapshot(self, face_id: str) -> bytes:
         """The scene snapshot the face's edge keeps (JPEG, as the edge made it), checked before it is
@@ -135,6 +149,48 @@ def _refuse(face_id: str, why: str) -> HTTPException:
     return HTTPException(502, f"the edge returned an unusable enhancement container ({why})")
 
 
+class CodecAtBudget(BaseModel):
+    quality: int = Field(description="the encoder's quality setting found by binary search")
+    bytes: int
+    within_budget: bool = Field(description="false: even the lowest quality is larger than the budget")
+    psnr_db: float | None = Field(description="against the reference; null: identical")
+    media_type: str
+    image_base64: str
+
+
+class Comparison(BaseModel):
+    face_id: str
+    level: int = Field(description="0: base layer alone; k: base + the enhancement layers level k decodes from")
+    levels: int = Field(description="enhancement levels this face's edge keeps")
+    reference: str = Field(description="what PSNR is measured against")
+    layer_bytes: dict[str, int] = Field(description="bytes of each layer this level decodes from (base, 1, 2...)")
+    budget_bytes: int = Field(description="their sum: the byte size JPEG and WebP are held to")
+    psnr_db: float | None = Field(description="this level against the reference; null: it is the reference")
+    jpeg: CodecAtBudget
+    webp: CodecAtBudget
+
+
+REFERENCE = ("the face's full reconstruction (base + every enhancement level its edge keeps): the camera's "
+             "original crop never leaves the edge; JPEG and WebP encode that reference at the level's byte size")
+
+
+def compare(reconstructor: Reconstructor, face_id: str, level: int | None) -> Comparison:
+    reference, coded, top = reconstructor.decoded(face_id, None)
+    wanted = top if level is None else level
+    if wanted > top:
+        raise HTTPException(422, f"level must be 0..{top} for this face (levels kept by its edge)")
+    image = reference
+    if wanted < top:
+        image, coded, wanted = reconstructor.decoded(face_id, wanted, wanted > 0)
+    sizes = comparison.layer_bytes(coded)
+    budget = sum(sizes.values())
+    jpeg, webp = (comparison.fit(reference, kind, budget) for kind in ("JPEG", "WEBP"))
+    return Comparison(face_id=face_id, level=wanted, levels=top, reference=REFERENCE, layer_bytes=sizes,
+                      budget_bytes=budget, psnr_db=comparison.psnr_db(image, reference),
+                      jpeg=CodecAtBudget(**comparison.coded_out(jpeg, reference)),
+                      webp=CodecAtBudget(**comparison.coded_out(webp, reference)))
+
+
 def get_reconstructor(request: Request) -> Reconstructor:
     return request.app.state.reconstructor
 
@@ -164,6 +220,13 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     app = FastAPI(title="facecodec cloud reconstructor", version=facecodec.__version__, lifespan=lifespan, **docs)
     harden(app, MAX_REQUEST_BYTES, log)
     protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=MAX_REQUEST_BYTES))
+    if settings.cors_origins:
+        # Outermost (added last): a browser's preflight carries no key, so it is answered here, before
+        # the gate. Only the listed origins (the console's) may read answers; credentials are never
+        # cookies, always the Authorization header the console sets.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET"],
+                           allow_headers=["Authorization"], expose_headers=["X-Layers", "X-Enhancement-Level"],
+                           max_age=600)
 
     @app.exception_handler(redis.RedisError)
     async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
@@ -210,5 +273,19 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         caller.audit["layers"] = "snapshot"
         jpeg = await run_in_threadpool(reconstructor.snapshot, face_id)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/faces/{face_id}/comparison", response_model=Comparison)
+    async def face_comparison(
+        reconstructor: Dep,
+        caller: Annotated[Caller, require("faces:view", "face.compare")],
+        face_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        level: Annotated[int | None, Query(ge=0, le=255, description="0: base alone; default: every level")] = None,
+    ) -> Comparison:
+        """Bytes per layer and PSNR of one level, beside a JPEG and a WebP of the same crop at the same
+        byte size (the reference: `reference` in the answer). Full pixels: fetched from the edge, audited."""
+        caller.audit["layers"] = f"compare:{'all' if level is None else level}"
+        result = await run_in_threadpool(compare, reconstructor, face_id, level)
+        caller.audit["detail"] = f"level {result.level} of {result.levels}; {result.budget_bytes} bytes"
+        return result
 
     return app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
@@ -25,6 +26,10 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
     max_edge_container_bytes: int = Field(
         1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="largest container accepted from an edge's Fetch "
         "(a face's layers are tens of KB); larger ones are refused with 502, not decoded"
+    )
+    cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s?#*]+$")]] = Field(
+        default_factory=list, description='origins whose pages may call this API from a browser, as JSON '
+        '(["http://127.0.0.1:8002"]: the analyzer serving the console); empty: none (CORS off)'
     )
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     tls_ca_file: Path | None = Field(

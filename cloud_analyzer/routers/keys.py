@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from cloud_analyzer.deps import AnalyzerDep, filters, to_ms
 from service_common.access import SCOPES, ApiKey, AuditEntry
 from service_common.access.keys import KeyError_
-from service_common.guard import Caller, require
+from service_common.guard import ANY_KEY, Caller, require
 from service_common.ids import HEX32_PATTERN, ID_PATTERN, KEY_ID_PATTERN
 
 router = APIRouter(tags=["admin"])
@@ -59,6 +59,13 @@ def create_key(analyzer: AnalyzerDep, body: KeyIn,
 @router.get("/v1/keys", response_model=list[KeyOut], dependencies=[require("admin")])
 def list_keys(analyzer: AnalyzerDep) -> list[KeyOut]:
     return [key_out(k) for k in analyzer.access.keys.list()]
+
+
+@router.get("/v1/keys/me", response_model=KeyOut)
+def my_key(caller: Annotated[Caller, require(ANY_KEY)]) -> KeyOut:
+    """The calling key itself (its scopes, expiry, rate; never its token): any valid key may ask, so a
+    client such as the console can show only what the key may do."""
+    return key_out(caller.key)
 
 
 @router.delete("/v1/keys/{key_id}", response_model=KeyOut)

@@ -1,0 +1,51 @@
+// Operators: cameras and when each last sent a face, the erasures started from this console with each
+// edge's status, and (admins) the gallery's health and the audit trail.
+import { api, can, page, query } from "../api.js";
+import { attempt, h, when } from "../dom.js";
+
+export async function render(main) {
+  main.append(h("h1", {}, "Operators"));
+  const cameras = await attempt(() => api("/v1/cameras"));
+  if (cameras) {
+    const now = Date.now();
+    main.append(h("h2", {}, "Cameras"), h("table", { id: "cameras" },
+      h("thead", {}, h("tr", {}, ["camera", "last face (UTC)", "ago", "sightings"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, page(cameras).items.map((c) => h("tr", {}, h("td", {}, c.camera_id), h("td", {}, when(c.last_seen_ms)),
+        h("td", {}, `${Math.max(0, Math.round((now - c.last_seen_ms) / 1000))} s`), h("td", {}, c.sightings))))));
+  }
+  const started = JSON.parse(sessionStorage.getItem("facecodec.console.erasures") || "[]");
+  if (started.length && can("identities:write")) {
+    const rows = await Promise.all(started.map((id) => api(`/v1/erasures/${id}`).catch(() => null)));
+    main.append(h("h2", {}, "Erasures started here"), h("table", { id: "erasures" },
+      h("thead", {}, h("tr", {}, ["erasure", "subject", "requested", "cloud", "edges", "complete"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rows.filter(Boolean).map((e) => h("tr", {}, h("td", {}, e.erasure_id), h("td", {}, e.subject),
+        h("td", {}, when(e.requested_at_ms)), h("td", {}, `${e.templates} templates, ${e.faces} faces`),
+        h("td", {}, Object.entries(e.edges).map(([k, v]) => `${k}: ${v.status} (${v.erased} erased)`).join("; ") || "none"),
+        h("td", {}, e.complete ? "yes" : "pending"))))));
+  }
+  if (!can("admin")) return;
+  const health = await attempt(() => api("/v1/health"));
+  if (health) {
+    main.append(h("h2", {}, "Analyzer"), h("p", { id: "health" }, `${health.identities} identities enrolled; codec `
+      + `${health.codec}; target FPIR ${health.target_fpir}; audit: ${health.audit.entries} entries`
+      + ` (${health.audit.dropped_over_cap} dropped over the cap)`));
+  }
+  const audit = h("tbody", {});
+  let before = null;
+  const more = h("button", { type: "button", id: "audit-more" }, "Older");
+  async function load() {
+    const body = await attempt(() => api(`/v1/audit${query({ limit: 50, before, cursor: before })}`));
+    if (!body) return;
+    const { items, next } = page(body);
+    audit.append(...items.map((a) => h("tr", {}, h("td", {}, a.at || when(a.at_ms)), h("td", {}, a.key_name || a.key_id),
+      h("td", {}, a.action), h("td", {}, `${a.outcome} ${a.status}`), h("td", {}, a.face_id || a.identity_id || ""),
+      h("td", {}, a.layers || ""), h("td", { class: "muted" }, a.detail || ""))));
+    before = next;
+    more.hidden = !next;
+  }
+  more.addEventListener("click", load);
+  main.append(h("h2", {}, "Audit trail"), h("table", { id: "audit" },
+    h("thead", {}, h("tr", {}, ["time", "key", "action", "outcome", "subject", "layers", "detail"].map((t) => h("th", {}, t)))),
+    audit), more);
+  await load();
+}
