@@ -88,13 +88,14 @@ def decided(stack: Stack, face_id: str) -> dict | None:
     return face if face.get("status") not in (None, "pending") else None
 
 
-def wait_css(driver, css: str, timeout: float = WAIT_S, visible: bool = True):
+def wait_css(driver, css: str, timeout: float = WAIT_S):
+    """The first visible element matching `css`, once there is one."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    condition = ec.visibility_of_element_located if visible else ec.presence_of_element_located
-    return WebDriverWait(driver, timeout).until(condition((By.CSS_SELECTOR, css)))
+    def shown(d):
+        return next((e for e in d.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()), None)
+
+    return wait_for(driver, shown, css, timeout)
 
 
 def wait_for(driver, predicate, what: str, timeout: float = WAIT_S):
@@ -122,8 +123,8 @@ def login(driver, stack: Stack, key: str) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(f"{stack.url('cloud_analyzer')}/console/")
-    if driver.find_elements(By.ID, "logout") and driver.find_element(By.ID, "logout").is_displayed():
-        driver.find_element(By.ID, "logout").click()
+    driver.execute_script("sessionStorage.clear()")  # whoever was logged in in this tab before
+    driver.refresh()
     wait_css(driver, "#api-key").send_keys(key)
     recon = driver.find_element(By.ID, "reconstructor-url")
     assert recon.get_attribute("value") == stack.url("cloud_reconstructor")  # from /console/config.json
@@ -220,9 +221,8 @@ def test_enrol_then_correct_a_match(stack: Stack, browser) -> None:
     finally:
         blank.unlink()
 
-    name = browser.find_element(By.ID, "enrol-name")
-    name.clear()
-    name.send_keys("Tony Blair")
+    browser.refresh()  # a fresh form (the refused file is still chosen in this one)
+    wait_css(browser, "#enrol-name").send_keys("Tony Blair")
     photos = [LFW / "Tony_Blair" / f"Tony_Blair_000{i}.jpg" for i in (1, 2)]
     browser.find_element(By.ID, "enrol-files").send_keys("\n".join(str(p) for p in photos))
     browser.find_element(By.CSS_SELECTOR, "#enrol button[type=submit]").click()

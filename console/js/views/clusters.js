@@ -29,12 +29,13 @@ function card(c, all) {
   const split = h("select", { class: "split-face" }, c.representative_face_ids.map((f) => h("option", { value: f }, f)));
   const post = (path, json, done) => attempt(() => api(`/v1/clusters/${c.cluster_id}/${path}`, { method: "POST", json }), done)
     .then((r) => { if (r) { show(done, "info"); rerender(); } });
-  box.append(
+  box.append(...[
     h("div", { class: "toolbar" }, name, h("button", { type: "button", class: "promote",
       onclick: () => post("promote", { name: name.value }, `promoted ${c.cluster_id} to ${name.value}`) }, "Promote")),
     other.options.length ? h("div", { class: "toolbar" }, other, h("button", { type: "button", class: "merge",
       onclick: () => post("merge", { other: other.value }, `merged ${other.value} into ${c.cluster_id}`) }, "Merge into this")) : null,
     c.size > 1 ? h("div", { class: "toolbar" }, split, h("button", { type: "button", class: "split",
-      onclick: () => post("split", { face_id: split.value }, "face split off") }, "Split off")) : null);
+      onclick: () => post("split", { face_id: split.value }, "face split off") }, "Split off")) : null,
+  ].filter(Boolean));  // Element.append would write a null as the text "null"
   return box;
 }
