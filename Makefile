@@ -7,35 +7,44 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := constraints.txt
 
-.PHONY: setup browser demo test test-fast lint lock
+.PHONY: setup system demo test test-fast lint lock
 
 setup: $(STAMP)
 
 # pip, setuptools and wheel come from the lock first, so the project is built by the locked setuptools
 # (no isolated build environment that would fetch the newest one).
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c $(LOCK) pip setuptools wheel
 	$(PY) -m pip install --quiet -c $(LOCK) --no-build-isolation -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps -r nodeps.txt
 	$(PY) -m facecodec.assets
 	touch $(STAMP)
+
+# System packages some tests need and pip cannot bring: mosquitto (the MQTT tests' broker), chromium and
+# chromium-driver (the console's browser tests, tests/test_console.py). Debian/Ubuntu only; fails loudly
+# where apt-get is missing (CI must not skip those tests silently). Elsewhere install them yourself: the
+# tests skip, with the reason, when they are missing outside CI.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	if [ -z "$$missing" ]; then \
+		echo "system packages: present"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "error:$$missing missing and apt-get is not available: install them" >&2; exit 1; \
+	fi
 
 demo: setup
 	$(PY) -m devstack.demo
 
-test: setup browser
+test: setup
 	$(PY) -m pytest -q
-
-# The console's tests drive a real headless Chromium (tests/test_console.py): Debian's chromium and
-# chromium-driver, installed here when absent (as root, or with sudo). Without apt-get, install them
-# yourself; outside CI the test skips and says so.
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-browser:
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
-	elif command -v apt-get >/dev/null; then \
-		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
-	else echo "no apt-get: install chromium and chromedriver for tests/test_console.py"; fi
 
 # The inner loop: everything but the slow and end-to-end tests.
 test-fast: setup

@@ -16,11 +16,27 @@ from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
 from cloud_analyzer.edge_eraser import EdgeEraser
 from cloud_analyzer.erasure import Eraser
+from cloud_analyzer.events import router as events_router
+from cloud_analyzer.events import webhooks_router
+from cloud_analyzer.events.channels import start_channels
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
-from cloud_analyzer.routers import corrections, erasures, faces, history, identities, keys, search, sightings
+from cloud_analyzer.routers import (
+    compreface,
+    corrections,
+    detect,
+    erasures,
+    faces,
+    history,
+    identities,
+    keys,
+    search,
+    sightings,
+    templates,
+    verify,
+)
 from cloud_analyzer.routers.console import mount_console
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
@@ -57,6 +73,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         store.ensure_group()
         if migrated := store.index_gallery():
             log.info("gallery: %d identities enrolled before vector sets indexed", migrated)
+        if migrated := store.migrate():
+            log.info("identities: %d given template ids and a name index entry", migrated)
         gallery = Gallery(store)
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
         codec = codec_by_name(settings.codec_profile, settings.codec_rate)
@@ -90,9 +108,12 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         retention.start()
         denial_flusher = DenialFlusher(access.denials)
         denial_flusher.start()
+        channels = start_channels(settings, store.r)  # SSE hub, webhook deliverer, MQTT publisher
+        app.state.event_hub = channels.hub
         log.info("analyzer: ingest on :%d (%s), %d worker(s)", port,
                  "plaintext" if ingest_tls is None else "mutual TLS", len(workers))
         yield
+        await channels.stop()
         for worker in workers:
             worker.stop()
         edge_eraser.stop()
@@ -105,8 +126,13 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
-    for module in (identities, sightings, history, search, faces, keys, erasures, clusters_router, corrections):
+    for module in (identities, templates, sightings, history, search, verify, detect, faces, keys, erasures,
+                   clusters_router, corrections,
+                   events_router, webhooks_router):
         app.include_router(module.router)
+    if settings.compreface_api:
+        app.include_router(compreface.router)
+        app.state.denial_bodies = {compreface.PREFIX + "/": compreface.denial_body}
     mount_console(app, settings)
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))

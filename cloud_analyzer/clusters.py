@@ -42,8 +42,9 @@ import numpy as np
 import redis
 from redis.exceptions import LockError
 
+from cloud_analyzer.identities import TemplateInfo
 from cloud_analyzer.recognition import decode_base_layer
-from facecodec.openset import OpenSetCalibration, unit
+from facecodec.openset import OpenSetCalibration, identity_template, unit
 from service_common.redis_keys import (
     CLUSTER_OF,
     CLUSTER_PARTS,
@@ -178,19 +179,46 @@ class Clusters:
     def promote(self, cluster_id: str, identity_id: str, name: str, store) -> int:
         """Make the cluster a named identity (`store.add_identity`, its best faces as templates); every
         member's sighting is relabelled to it; the cluster is deleted. Returns the templates stored."""
+        return self._into_identity(cluster_id, identity_id, store, name, MAX_TEMPLATES)
+
+    def merge_into_identity(self, cluster_id: str, identity_id: str, store) -> int:
+        """The cluster joins an enrolled identity: its best faces fill the identity's free template places
+        (up to MAX_TEMPLATES in all; the identity's own templates stay), every member's sighting is
+        relabelled to it, and the cluster is deleted. Returns the templates added."""
+        found = store.templates(identity_id)
+        if found is None:
+            raise ClusterError(f"identity {identity_id} not found")
+        model, templates = found
+        if model != self._model(cluster_id):
+            raise ClusterError(f"identity {identity_id} was enrolled with recogniser {model}, cluster "
+                               f"{cluster_id} with {self._model(cluster_id)}: they cannot be merged")
+        return self._into_identity(cluster_id, identity_id, store, None, MAX_TEMPLATES - len(templates))
+
+    def _into_identity(self, cluster_id: str, identity_id: str, store, name: str | None, room: int) -> int:
+        """Promote (`name`: a new identity) or merge into an existing one (`name` None), `room` templates."""
         model = self._model(cluster_id)
         with self._lock(model):
             meta = self._require(cluster_id)
             centroid = unit(np.frombuffer(meta[b"sum"], "<f8").astype(np.float32))
             pool = [f.decode() for f in self.r.zrevrange(cluster_part_key(cluster_id, "score"), 0, PROMOTE_POOL - 1)]
             blobs = self.r.hmget(cluster_part_key(cluster_id, "faces"), pool) if pool else []
-            scored = sorted(((float(d @ centroid), d) for d in (self._decode(b) for b in blobs if b)),
+            scored = sorted(((float(d @ centroid), face_id, d)
+                             for face_id, d in ((f, self._decode(b)) for f, b in zip(pool, blobs) if b)),
                             key=lambda s: -s[0])
             if not scored:
                 raise ClusterError(f"cluster {cluster_id} has no decodable face")
-            templates = np.stack([d for _, d in scored[:MAX_TEMPLATES]])
-            store.add_identity(identity_id, name, templates, model)
-            template = unit(templates.mean(0))
+            best = scored[: max(room, 0)]
+            infos = [TemplateInfo.new("cluster", face_id=face_id) for _, face_id, _ in best]
+            if name is not None:
+                store.add_identity(identity_id, name, np.stack([d for _, _, d in best]), model, infos)
+            elif best and not store.add_templates(identity_id, np.stack([d for _, _, d in best]), model,
+                                                  MAX_TEMPLATES, infos):
+                raise ClusterError(f"identity {identity_id} not found")
+            found = store.templates(identity_id)
+            if found is None:
+                raise ClusterError(f"identity {identity_id} not found")
+            name = (store.identity(identity_id) or {}).get("name", name or "")
+            template = identity_template(np.stack([v for _, v in found[1]]))
             faces = self.r.hgetall(cluster_part_key(cluster_id, "faces"))
             members = {f.decode(): int(ts) for f, ts in self.r.zrange(cluster_part_key(cluster_id, "members"), 0, -1,
                                                                        withscores=True)}
@@ -208,7 +236,7 @@ class Clusters:
             if gone:
                 self.r.zrem(identity_sightings_key(identity_id), *gone)
             self._delete(cluster_id, model, list(members))
-        return len(templates)
+        return len(best)
 
     def remove_faces(self, face_ids: Iterable[str]) -> int:
         """Faces erased or expired leave their clusters (a cluster left empty disappears). Returns how

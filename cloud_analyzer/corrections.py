@@ -156,7 +156,9 @@ class Corrections:
                     pipe.rpush(corrections_key(face_id), json.dumps(asdict(correction)))
                     pipe.xadd(EVENTS_STREAM, {
                         "type": "face.corrected", "action": action, "face_id": face_id, "camera_id": camera_id,
-                        "captured_at_ms": int(ts), "identity_id": named or "",
+                        "captured_at_ms": int(ts), "decided_at_ms": now,
+                        "status": "recognised" if named else "unknown", "identity_id": named or "",
+                        "identity_name": name,
                         "previous_identity_id": current, "rejected_identity_id": rejected or "",
                         "key_id": key_id}, maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.execute()

@@ -44,15 +44,7 @@ class Analyzer:
 
     def face_from_image(self, data: bytes, label: str) -> tuple[np.ndarray, FaceQuality]:
         """The largest face's float descriptor and its quality."""
-        try:
-            rgb = decode_image(data, WEB_FORMATS)
-        except ImageTooLarge as exc:
-            raise HTTPException(413, f"{label}: {exc}") from exc
-        except UnsupportedImageFormat as exc:
-            raise HTTPException(415, f"{label}: {exc}") from exc
-        except ImageDecodeError as exc:
-            raise HTTPException(400, f"{label}: {exc}") from exc
-        face = self.front_end.largest_face(rgb)
+        face = self.front_end.largest_face(decoded_image(data, label))
         if face is None:
             raise HTTPException(422, f"{label}: no face found")
         descriptor = self.front_end.describe(face.crop)[0]
@@ -63,6 +55,18 @@ class Analyzer:
         (Templates keep the float descriptor: coding only the probe side loses less than coding both,
         and the calibration is measured that way.)"""
         return self.codec.base.decode(self.codec.base.encode(descriptor))
+
+
+def decoded_image(data: bytes, label: str) -> np.ndarray:
+    """An uploaded image as RGB, or the HTTP error that says why it is not one."""
+    try:
+        return decode_image(data, WEB_FORMATS)
+    except ImageTooLarge as exc:
+        raise HTTPException(413, f"{label}: {exc}") from exc
+    except UnsupportedImageFormat as exc:
+        raise HTTPException(415, f"{label}: {exc}") from exc
+    except ImageDecodeError as exc:
+        raise HTTPException(400, f"{label}: {exc}") from exc
 
 
 def get_analyzer(request: Request) -> Analyzer:

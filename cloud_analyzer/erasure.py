@@ -29,6 +29,7 @@ from service_common.redis_keys import (
     IDENTITIES,
     INGEST_STREAM,
     SIGHTINGS,
+    TEMPLATE_OWNERS,
     camera_sightings_key,
     enrol_counts_key,
     erasure_edge_key,
@@ -36,8 +37,10 @@ from service_common.redis_keys import (
     face_key,
     gallery_key,
     identity_key,
+    identity_name_key,
     identity_sightings_key,
     mean_key,
+    template_info_key,
     templates_key,
     track_erased_key,
     track_info_key,
@@ -97,7 +100,7 @@ class Eraser:
         if not self.r.exists(identity_key(identity_id)):
             return None
         templates = int(self.r.llen(templates_key(identity_id)))
-        model, enrol = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key")
+        model, enrol, name = self.r.hmget(identity_key(identity_id), "descriptor_model", "enrol_key", "name")
         sightings = identity_sightings_key(identity_id)
         face_ids = self.identity_faces(identity_id)
         # First out of the gallery, so no new face is named as this person; the identity itself goes last,
@@ -130,8 +133,15 @@ class Eraser:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         # Its negatives, and the corrections naming it on faces that stay.
         self.corrections.forget_identity(identity_id, handled)
+        by_name = [("SREM", identity_name_key(name.decode()), identity_id)] if name is not None else []
+        template_ids = [json.loads(i)["template_id"] for i in self.r.lrange(template_info_key(identity_id), 0, -1)]
+        # Only the entries still pointing here: a template moved to another identity keeps its owner.
+        owned = [t for t, o in zip(template_ids, self.r.hmget(TEMPLATE_OWNERS, template_ids) if template_ids else [])
+                 if o == identity_id.encode()]
+        by_name += [("HDEL", TEMPLATE_OWNERS, *owned)] if owned else []
         atomic_writes(self.r, [("DEL", identity_key(identity_id), templates_key(identity_id), mean_key(identity_id),
-                                sightings), ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])
+                                template_info_key(identity_id), sightings), *by_name,
+                               ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])
         self.request_compaction()  # the templates were on disk too
         return self._save(report)
 

@@ -87,6 +87,10 @@ class Gallery:
     def closest_negative(self, identity_id: str, probe: np.ndarray) -> float | None:
         """The probe's highest cosine to a face people said is not this identity (None: it has none)."""
         return closest_negative(self.store.r.hvals(negatives_key(identity_id)), probe)
+    def enrol_counts(self, model: str) -> dict[int, int]:
+        """The gallery's make-up for `model`: enrolment key -> identities (what thresholds depend on)."""
+        raw = self.store.r.hgetall(enrol_counts_key(model))
+        return {int(e): int(n) for e, n in raw.items() if int(n) > 0}
 
     def __len__(self) -> int:
         return int(self.store.r.zcard(IDENTITIES))

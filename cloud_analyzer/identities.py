@@ -1,98 +1,143 @@
-"""Identities and the gallery's index in Redis: enrolment, photos added, listings, the one-time move of
-old identities into the vector sets. Every change writes the identity, its templates, its vector-set
-element, the enrolment counts and the gallery version in one transaction, so every replica's next
-search sees it (cloud_analyzer/gallery.py searches; erasure removes)."""
+"""Identities in Redis: enrolment, renames and metadata, listings (by page, by exact name), and the
+one-time moves of old identities (into the vector sets; template ids and the name index). Every change
+writes the identity, its templates, its vector-set element, the enrolment counts and the gallery version
+in one transaction, so every replica's next search sees it (cloud_analyzer/gallery.py searches; erasure
+removes). Templates and the gallery entry they make: cloud_analyzer/templates.py.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import numpy as np
 import redis
 
-from facecodec.openset import enrol_key, identity_template
+from cloud_analyzer.templates import LEGACY_DESCRIPTOR_MODEL, TemplateInfo, TemplateStore, index_identity
 from service_common.redis_keys import (
     GALLERY_SCHEMA,
     GALLERY_VERSION,
     IDENTITIES,
-    enrol_counts_key,
-    gallery_key,
+    IDENTITY_SCHEMA,
+    TEMPLATE_OWNERS,
     identity_key,
-    mean_key,
+    identity_name_key,
+    template_info_key,
     templates_key,
 )
 
-# Identities enrolled before templates recorded their model were all made with this one (a fixed
-# historical value, deliberately not the current default model).
-LEGACY_DESCRIPTOR_MODEL = "faceplugin-fr_feature-512"
+__all__ = ["LEGACY_DESCRIPTOR_MODEL", "IdentityStore", "TemplateInfo"]
 
 
-class IdentityStore:
-    """Identity records and templates; `r` is the Redis client (Store sets it)."""
+def _decode(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+    return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+
+
+class IdentityStore(TemplateStore):
+    """Identity records (and, from TemplateStore, their templates); `r` is the Redis client (Store sets it)."""
 
     r: redis.Redis
 
-    def add_identity(self, identity_id: str, name: str, templates: np.ndarray, descriptor_model: str) -> None:
+    def add_identity(self, identity_id: str, name: str, templates: np.ndarray, descriptor_model: str,
+                     infos: list[TemplateInfo] | None = None, metadata: dict | None = None) -> None:
         now = int(time.time() * 1000)
+        infos = infos or [TemplateInfo.new("upload") for _ in templates]
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(identity_key(identity_id), mapping={"identity_id": identity_id, "name": name,
                                                       "created_at_ms": now, "templates": len(templates),
-                                                      "descriptor_model": descriptor_model})
-        pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
+                                                      "descriptor_model": descriptor_model,
+                                                      "metadata": json.dumps(metadata or {})})
+        if len(templates):  # none: a subject created empty, in no vector set until a template comes
+            pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
+            pipe.rpush(template_info_key(identity_id), *[i.to_json() for i in infos])
+            pipe.hset(TEMPLATE_OWNERS, mapping={i.template_id: identity_id for i in infos})
+            index_identity(pipe, identity_id, descriptor_model, templates, None)
+        pipe.sadd(identity_name_key(name), identity_id)
         pipe.zadd(IDENTITIES, {identity_id: now})
-        _index(pipe, identity_id, descriptor_model, templates, None)
         pipe.incr(GALLERY_VERSION)
         pipe.execute()
 
     def identity(self, identity_id: str) -> dict[str, Any] | None:
-        raw = self.r.hgetall(identity_key(identity_id))
-        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+        return _decode(self.r.hgetall(identity_key(identity_id)))
 
     def identities(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """A page of identities, oldest first; limit -1: all from offset."""
         end = -1 if limit < 0 else offset + limit - 1
         ids = [i.decode() for i in self.r.zrange(IDENTITIES, offset, end)]
+        return self.rows(ids), int(self.r.zcard(IDENTITIES))
+
+    def identities_after(self, after: tuple[int, str] | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `limit` identities enrolled after position `after` (created_at_ms, identity_id), oldest
+        first, and whether more follow."""
+        lo, ids, offset = (after[0] if after else "-inf"), [], 0
+        while len(ids) <= limit:
+            batch = self.r.zrangebyscore(IDENTITIES, lo, "+inf", start=offset, num=limit + 16, withscores=True)
+            if not batch:
+                break
+            offset += len(batch)
+            for member, score in batch:
+                position = (int(score), member.decode())
+                if after is None or position > after:  # equal times: by id, as Redis orders them
+                    ids.append(position[1])
+        rows = self.rows(ids[:limit])
+        return rows, len(ids) > limit
+
+    def ids_by_name(self, name: str) -> list[str]:
+        return sorted(i.decode() for i in self.r.smembers(identity_name_key(name)))
+
+    def rows(self, ids: list[str]) -> list[dict[str, Any]]:
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hgetall(identity_key(i))
-        rows = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute() if raw]
-        return rows, int(self.r.zcard(IDENTITIES))
+        return [row for row in (_decode(raw) for raw in pipe.execute()) if row]
 
     def all_identities(self) -> list[dict[str, Any]]:
         rows, _ = self.identities(0, -1)
         return rows
 
-    def add_templates(self, identity_id: str, templates: np.ndarray, descriptor_model: str, keep: int) -> bool:
-        """Append templates (the newest `keep` stay), or replace them all when the identity's were made
-        by another descriptor model. False if the identity is gone."""
-        key, tmpl = identity_key(identity_id), templates_key(identity_id)
+    def update_identity(self, identity_id: str, name: str | None, metadata: dict | None) -> bool:
+        """Rename and/or replace the metadata; False if the identity is gone."""
+        key = identity_key(identity_id)
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(key, tmpl)
-                    if not pipe.exists(key):
+                    pipe.watch(key)
+                    old = pipe.hget(key, "name")
+                    if old is None:
                         return False
-                    model = (pipe.hget(key, "descriptor_model") or LEGACY_DESCRIPTOR_MODEL.encode()).decode()
-                    old_enrol = pipe.hget(key, "enrol_key")
-                    same_model = model == descriptor_model
-                    kept = [np.frombuffer(b, "<f4") for b in pipe.lrange(tmpl, 0, -1)] if same_model else []
-                    everything = np.stack([*kept, *templates])[-keep:]
                     pipe.multi()
-                    pipe.delete(tmpl)
-                    pipe.rpush(tmpl, *[t.astype("<f4").tobytes() for t in everything])
-                    pipe.hset(key, mapping={"descriptor_model": descriptor_model, "templates": len(everything)})
-                    _index(pipe, identity_id, descriptor_model, everything,
-                           (model, int(old_enrol)) if old_enrol is not None else None)
-                    pipe.incr(GALLERY_VERSION)
+                    if name is not None and name != old.decode():
+                        pipe.srem(identity_name_key(old.decode()), identity_id)
+                        pipe.sadd(identity_name_key(name), identity_id)
+                        pipe.hset(key, "name", name)
+                        pipe.incr(GALLERY_VERSION)  # searches answer with the name
+                    if metadata is not None:
+                        pipe.hset(key, "metadata", json.dumps(metadata))
                     pipe.execute()
-                    break
-                except redis.WatchError:  # changed under us (another enrolment or a delete): look again
+                    return True
+                except redis.WatchError:
                     continue
-        return True
 
     def gallery_version(self) -> int:
         return int(self.r.get(GALLERY_VERSION) or 0)
+
+    def migrate(self) -> int:
+        """At start, once: template ids for identities stored before templates had them, and the
+        by-name index. Returns how many identities were looked at."""
+        if self.r.get(IDENTITY_SCHEMA) == b"2":
+            return 0
+        done = 0
+        for raw_id in self.r.zrange(IDENTITIES, 0, -1):
+            identity_id = raw_id.decode()
+            name = self.r.hget(identity_key(identity_id), "name")
+            if name is None:
+                continue
+            self.r.sadd(identity_name_key(name.decode()), identity_id)
+            self.migrate_templates(identity_id)
+            done += 1
+        self.r.set(IDENTITY_SCHEMA, 2)
+        return done
 
     def index_gallery(self) -> int:
         """Put identities enrolled before the gallery lived in vector sets into them (once); returns how
@@ -107,7 +152,7 @@ class IdentityStore:
             if not meta or not blobs or "enrol_key" in meta:
                 continue
             pipe = self.r.pipeline(transaction=True)
-            _index(pipe, identity_id, meta.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL),
+            index_identity(pipe, identity_id, meta.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL),
                    np.stack([np.frombuffer(b, "<f4") for b in blobs]), None)
             pipe.incr(GALLERY_VERSION)
             pipe.execute()
@@ -116,18 +161,3 @@ class IdentityStore:
         return done
 
 
-def _index(pipe: redis.client.Pipeline, identity_id: str, model: str, templates: np.ndarray,
-           old: tuple[str, int] | None) -> None:
-    """Queue the identity's template into its model's vector set and enrolment counts (`old`: the model
-    and enrolment key it was counted under before, if it was)."""
-    template = identity_template(templates).astype("<f4")
-    if old is not None:
-        pipe.hincrby(enrol_counts_key(old[0]), str(old[1]), -1)
-        if old[0] != model:
-            pipe.execute_command("VREM", gallery_key(old[0]), identity_id)
-    key = enrol_key(len(templates))
-    pipe.hincrby(enrol_counts_key(model), str(key), 1)
-    pipe.hset(identity_key(identity_id), "enrol_key", key)
-    pipe.set(mean_key(identity_id), template.tobytes())
-    # Q8: a quarter of float32's memory for the approximate pass; the exact cosine comes from mean_key.
-    pipe.execute_command("VADD", gallery_key(model), "FP32", template.tobytes(), identity_id, "Q8")

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from cloud_analyzer.events.settings import EventsSettings
 from service_common.ids import ID_PATTERN
 from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
@@ -15,7 +16,7 @@ from service_common.tls import TlsFiles
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 
-class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
+class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, EventsSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
@@ -36,6 +37,21 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         None, ge=-1, le=1,
         description="fixed cosine instead of target_fpir (its FPIR is then reported, not targeted)",
     )
+    verify_far: float = Field(
+        1e-3, ge=1e-6, le=0.1, description="1:1 verification (POST /v1/verify): the share of pairs of two "
+        "different people that may be accepted as one; sets its threshold from the codec's calibration"
+    )
+    compreface_api: bool = Field(
+        True, description="serve the CompreFace-compatible API under /api/v1 (x-api-key: one of our API keys)")
+    compreface_calculator: bool = Field(
+        False, description="CompreFace API: honour face_plugins=calculator (each face's descriptor, the decoded "
+        "base layer, in the answer): off, since a descriptor is biometric data that outlives the photo")
+    compreface_match_similarity: float = Field(
+        0.6, gt=0, lt=1, description="CompreFace API: the `similarity` our decision threshold maps to (Double "
+        "Take's default match confidence: 60)")
+    compreface_unknown_similarity: float = Field(
+        0.4, gt=0, lt=1, description="CompreFace API: the `similarity` of the cosine strangers reach 10 times as "
+        "often (Double Take's default unknown confidence: 40); below compreface_match_similarity")
     fusion_window_s: float = Field(
         3.0, ge=0, le=60,
         description="fuse a face with the same person's faces from one camera this close in time (0: off)",
@@ -134,6 +150,12 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         """At start: Ingest's TLS files (mutual: the client CA is required); None only with
         ANALYZER_GRPC_INSECURE; GrpcTransportError otherwise."""
         return self.grpc_transport(self.ingest_tls, ("tls_cert_file", "tls_key_file", "tls_client_ca_file"))
+
+    @model_validator(mode="after")
+    def _similarity_order(self) -> AnalyzerSettings:
+        if self.compreface_unknown_similarity >= self.compreface_match_similarity:
+            raise ValueError("compreface_unknown_similarity must be below compreface_match_similarity")
+        return self
 
     @model_validator(mode="after")
     def _tls_complete(self) -> AnalyzerSettings:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from cloud_analyzer.events.schema import decision_fields
 from cloud_analyzer.identities import IdentityStore
 from service_common.redis_auth import redis_password
 from service_common.redis_keys import (
@@ -86,6 +87,7 @@ class Outcome:
     threshold_override: bool = False  # the threshold was the best candidate's own (corrections.py)
     negative_similarity: float | None = None  # highest cosine to the best candidate's negatives
     rejected_by_negative: bool = False  # not named: closer to a face people said is not that identity
+    cluster_id: str | None = None  # unknown faces: the anonymous cluster, for the event (clusters.py stores it)
 
 
 @dataclass(frozen=True)
@@ -169,10 +171,9 @@ class Store(IdentityStore):
                   "threshold_override": int(outcome.threshold_override),
                   "negative_similarity": _num(outcome.negative_similarity),
                   "rejected_by_negative": int(outcome.rejected_by_negative)}
-        event = {"type": "face.recognised" if outcome.identity_id else f"face.{outcome.status}",
-                 "face_id": face_id, "camera_id": camera_id, "captured_at_ms": ts,
-                 "identity_id": outcome.identity_id or "", "similarity": update["similarity"],
-                 "decision_fpir": update["decision_fpir"]}
+        event = decision_fields(face, outcome.status, outcome.identity_id, outcome.identity_name,
+                                outcome.cluster_id, update["similarity"], update["threshold"],
+                                update["decision_fpir"], update["decided_at_ms"])
         while True:
             with self.r.pipeline(transaction=True) as pipe:
                 try:
@@ -256,7 +257,8 @@ class Store(IdentityStore):
                     pipe.zadd(identity_sightings_key(identity_id), {face_id: int(ts)})
                     pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
                                               "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
-                                              "identity_id": identity_id, "similarity": _num(similarity)},
+                                              "status": "recognised", "identity_id": identity_id,
+                                              "identity_name": name, "similarity": _num(similarity)},
                               maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.execute()
                     return True

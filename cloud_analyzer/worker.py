@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 import numpy as np
 import redis
@@ -75,15 +76,17 @@ class RecognitionWorker:
             threshold_override=decision.threshold_override, negative_similarity=decision.negative_similarity,
             rejected_by_negative=decision.rejected_by_negative,
         )
-        self.store.record_result(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
-        # --- unknown-face clusters: never fail recognition (the decision is recorded already) ---
+        # --- unknown-face clusters: never fail recognition. Assigned before the decision is recorded so
+        # that its event names the cluster; assign is idempotent, so a worker dying in between is harmless.
         if outcome.status == "unknown" and self.clusters is not None:
             try:
-                self.clusters.assign(face, descriptor, codec.spec.descriptor_model, calibration)
+                cluster_id = self.clusters.assign(face, descriptor, codec.spec.descriptor_model, calibration)
+                outcome = replace(outcome, cluster_id=cluster_id)
             except Exception:
                 log.exception("worker %s: clustering face %s failed; it stays unclustered",
                               self.consumer, face["face_id"])
         # --- end unknown-face clusters ---
+        self.store.record_result(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
         self.processed += 1
 
     def _same_person_nearby(self, face: dict, descriptor: np.ndarray, codec: FaceCodec) -> list[np.ndarray]:

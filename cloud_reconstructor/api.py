@@ -281,8 +281,10 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         face_id: Annotated[str, Path(pattern=ID_PATTERN)],
         level: Annotated[int | None, Query(ge=0, le=255, description="0: base alone; default: every level")] = None,
     ) -> Comparison:
-        """Bytes per layer and PSNR of one level, beside a JPEG and a WebP of the same crop at the same
-        byte size (the reference: `reference` in the answer). Full pixels: fetched from the edge, audited."""
+        """One level's bytes per layer and PSNR, beside a JPEG and a WebP of the same size.
+
+        The reference (`reference` in the answer) is the face's full reconstruction; JPEG and WebP encode it,
+        their quality found by binary search. Full pixels: fetched from the edge, audited."""
         caller.audit["layers"] = f"compare:{'all' if level is None else level}"
         result = await run_in_threadpool(compare, reconstructor, face_id, level)
         caller.audit["detail"] = f"level {result.level} of {result.levels}; {result.budget_bytes} bytes"

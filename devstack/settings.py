@@ -20,4 +20,6 @@ class DevstackSettings(BaseSettings):
         "(edge 8001, analyzer 8002, reconstructor 8003, gRPC 50051/50052); auto, free ports"
     )
     profile: str = Field("scalable", description="codec profile of `python -m devstack.stack up` (--profile)")
+    mqtt: bool = Field(False, description="`python -m devstack.stack up` also starts mosquitto and points the "
+                       "analyzer's MQTT publisher at it (--mqtt)")
     camera_token: str | None = Field(None, description="camera token `python -m devstack.replay` sends (--token)")

@@ -1,7 +1,7 @@
 """Process launcher: Redis + the three services, the way docker compose runs them, without docker.
 
     python -m devstack.stack up [--data-dir var/stack] [--detach] [--ports fixed|auto] [--env-file FILE]
-                                [--profile baseline] [--tls-dir DIR]
+                                [--profile baseline] [--tls-dir DIR] [--mqtt]
     python -m devstack.stack down [--data-dir var/stack]
 
 Ports: `fixed` (the default) gives each service its own default, as docker-compose.yml publishes them:
@@ -25,7 +25,9 @@ Used by the demo and by the end-to-end tests (`Stack`, free ports unless `fixed_
 which the launcher tells it about and opens to its origin with CORS). Every gRPC link is mutual TLS:
 the first start makes a CA and the certificates in `<data-dir>/tls` (`python -m service_common.certs
 init`; the CA key in `<data-dir>/secrets`), or `--tls-dir` names a folder holding ca.crt, cloud.crt/.key
-and edge-1.crt/.key (docs/security.md); `--insecure-grpc` runs them plaintext instead. Redis asks for a password
+and edge-1.crt/.key (docs/security.md); `--insecure-grpc` runs them plaintext instead. `--mqtt`
+(FACECODEC_MQTT) also starts the system's `mosquitto` (port 1883, or a free one with `--ports auto`) and
+points the analyzer's MQTT publisher at it (docs/events.md). Redis asks for a password
 (`<data-dir>/secrets/redis_password`, made on first start); every secret file is created 0600.
 """
 
@@ -52,6 +54,8 @@ import redis
 
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_reconstructor.settings import ReconstructorSettings
+from devstack.mosquitto import MosquittoServer
+from devstack.procs import terminate
 from devstack.settings import DevstackSettings
 from edge_encoder.settings import EdgeSettings
 from service_common import certs
@@ -70,6 +74,7 @@ SERVICE_MODULES: dict[str, str] = {
 # Settings prefix -> service; the launcher passes EDGE_*, ANALYZER_*, RECONSTRUCTOR_* variables through.
 PREFIXES: dict[str, str] = {"ANALYZER_": "cloud_analyzer", "RECONSTRUCTOR_": "cloud_reconstructor",
                             "EDGE_": "edge_encoder"}
+MQTT_PORT = 1883  # `--mqtt` with `--ports fixed`: the broker's standard port
 # `--ports fixed`: each service's own defaults (docker-compose.yml publishes the same).
 FIXED_PORTS: dict[str, int] = {
     "cloud_analyzer": AnalyzerSettings.model_fields["http_port"].default,
@@ -171,12 +176,7 @@ class RedisServer:
         raise TimeoutError("redis-server did not answer PING")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        terminate(self.proc)
 
 
 def service_env(**values: object) -> dict[str, str]:
@@ -210,11 +210,15 @@ class Stack:
     fixed_ports: bool = False  # True: FIXED_PORTS (the CLI's default); False: free ports
     # Settings from the user (environment, --env-file): passed through unless the launcher wires the variable.
     user_settings: dict[str, str] = field(default_factory=dict)
+    mqtt: bool = False  # also start mosquitto and point the analyzer's MQTT publisher at it
     redis: RedisServer = field(init=False)
+    broker: MosquittoServer | None = field(init=False, default=None)
     services: dict[str, Service] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.redis = RedisServer(self.data_dir / "redis", password_file=self.secrets_dir / "redis_password")
+        if self.mqtt:
+            self.broker = MosquittoServer(self.data_dir / "mosquitto", MQTT_PORT if self.fixed_ports else free_port())
 
     @property
     def secrets_dir(self) -> Path:
@@ -276,6 +280,8 @@ class Stack:
         try:
             self._secrets()  # Redis's password first: Redis starts with it
             self.redis.start()
+            if self.broker is not None:
+                self.broker.start()
             logs = self.data_dir / "logs"
             logs.mkdir(parents=True, exist_ok=True)
             envs = self.service_envs(ports["ingest"], ports["fetch"], ports)
@@ -328,7 +334,7 @@ class Stack:
                 ANALYZER_HTTP_PORT=ports["cloud_analyzer"],
                 ANALYZER_GRPC_PORT=ingest_port, ANALYZER_CODEC_PROFILE=self.profile, ANALYZER_CODEC_RATE=self.rate,
                 ANALYZER_EDGES=edges, ANALYZER_ADMIN_KEY_FILE=data_dir / "secrets" / "admin_key",
-                **tls["cloud_analyzer"],
+                ANALYZER_MQTT_URL=self.broker.url if self.broker else None, **tls["cloud_analyzer"],
             ),
             "cloud_reconstructor": service_env(
                 RECONSTRUCTOR_REDIS_URL=self.redis.url,
@@ -416,6 +422,8 @@ class Stack:
                     service.proc.wait(10)
                 except subprocess.TimeoutExpired:
                     service.proc.kill()
+        if self.broker is not None:
+            self.broker.stop()
         self.redis.stop()
 
     def __enter__(self) -> Stack:
@@ -476,10 +484,12 @@ def up(args: argparse.Namespace) -> int:
         return 1
     pid_file.write_text(f"{os.getpid()}\n")
     stack = Stack(args.data_dir, args.profile, tls_dir=args.tls_dir, insecure_grpc=args.insecure_grpc,
-                  fixed_ports=args.ports == "fixed", user_settings=user_settings(args.env_file))
+                  fixed_ports=args.ports == "fixed", user_settings=user_settings(args.env_file), mqtt=args.mqtt)
     try:
         with stack:
             print(f"redis               {stack.redis.url}")
+            if stack.broker is not None:
+                print(f"mqtt broker         {stack.broker.url}   (topics: docs/events.md)")
             for name in SERVICE_MODULES:
                 print(f"{name:<20}{stack.url(name)}   (log: {stack.services[name].log_path})")
             print(f"admin API key       {stack.secrets_dir / 'admin_key'}   (send as Authorization: Bearer ...)")
@@ -567,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="ca.crt, cloud.crt/.key, edge-1.crt/.key for mutual TLS (default: made in DATA_DIR/tls)")
     parser.add_argument("--insecure-grpc", action="store_true",
                         help="plaintext gRPC without certificates: anyone reaching the ports can call them")
+    parser.add_argument("--mqtt", action="store_true", default=defaults.mqtt,
+                        help="also start mosquitto and have the analyzer publish sightings and Home Assistant "
+                        "discovery to it")
     args = parser.parse_args(argv)
     if args.command == "down":
         return down(args)

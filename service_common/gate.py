@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
@@ -29,6 +30,11 @@ from service_common.http import ASGIApp, BodyLimit, Receive, Scope, Send, conten
 from service_common.routes import BodyKind, RoutePolicy, flat_routes, policy
 
 log = logging.getLogger(__name__)
+
+# Paths whose clients send their key as `x-api-key` (CompreFace's header; the value is one of our API keys):
+# accepted there besides `Authorization: Bearer`. An app may shape the denial bodies of such a prefix
+# (`app.state.denial_bodies`: prefix -> (status, detail) -> JSON object), as its clients expect them.
+X_API_KEY_PREFIXES = ("/api/v1/",)
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ class ApiKeyGate:
                 log.error("%s %s: redis unavailable: %s", scope["method"], scope["path"], exc)
                 verdict = Denial(503, "storage unavailable; retry later")
             if isinstance(verdict, Denial):
-                await _answer(scope, send, verdict)
+                await _answer(scope, send, verdict, _denial_body(fastapi_app, scope["path"]))
                 return
             scope.setdefault("state", {})[STATE_KEY] = verdict
         await BodyLimit(self.app, limit)(scope, receive, send)
@@ -116,12 +122,21 @@ class ApiKeyGate:
 def _bearer(scope: Scope) -> str:
     value = (header(scope, b"authorization") or b"").decode("latin-1")
     scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    if scheme.lower() == "bearer":
+        return token.strip()
+    if scope["path"].startswith(X_API_KEY_PREFIXES):
+        return (header(scope, b"x-api-key") or b"").decode("latin-1").strip()
+    return ""
 
 
-async def _answer(scope: Scope, send: Send, denial: Denial) -> None:
+def _denial_body(app: FastAPI, path: str) -> Callable[[int, str], dict] | None:
+    shapes: dict[str, Callable[[int, str], dict]] = getattr(app.state, "denial_bodies", None) or {}
+    return next((shape for prefix, shape in shapes.items() if path.startswith(prefix)), None)
+
+
+async def _answer(scope: Scope, send: Send, denial: Denial, shape: Callable[[int, str], dict] | None = None) -> None:
     """The denial, without reading the body: if one was announced, the connection closes after it."""
-    body = json.dumps({"detail": denial.detail}).encode()
+    body = json.dumps(shape(denial.status, denial.detail) if shape else {"detail": denial.detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                *((k.lower().encode(), v.encode()) for k, v in denial.headers.items())]
     if content_length(scope) or header(scope, b"transfer-encoding") is not None:

@@ -36,6 +36,11 @@ def key_allows(key: ApiKey, scope: str) -> bool:
     return scope == ANY_KEY or key.allows(scope)
 
 
+# Where a route class that turns an error into its own answer (cloud_analyzer/routers/compreface) leaves
+# (status, message) in the request's state, so the audit entry says the request failed.
+ANSWERED_ERROR = "answered_error"
+
+
 @dataclass
 class Access:
     """One per app (app.state.access): the clients access control needs."""
@@ -92,6 +97,10 @@ class Require:
         except Exception:
             self._record(access, caller, "failed", 500, "internal error")
             raise
+        answered = request.scope.get("state", {}).get(ANSWERED_ERROR)
+        if answered is not None:
+            self._record(access, caller, "failed", *answered)
+            return
         route = request.scope.get("route")
         self._record(access, caller, "ok", getattr(route, "status_code", None) or 200, caller.audit.pop("detail", ""))
 

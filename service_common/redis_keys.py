@@ -7,14 +7,17 @@ docs/redis-keys.md.
 Owners (who writes) and readers, by group:
 - faces, the ingest stream and its group, sightings, tracks, cameras, events: cloud_analyzer/store.py;
   read by cloud_reconstructor/store.py (`face_key` and FACE_VIEW_FIELDS only), history, clusters.
-- identities, templates, the gallery's vector sets, counts and version: cloud_analyzer/identities.py;
+- identities, templates (and their ids), the name index, the gallery's vector sets, counts and version:
+  cloud_analyzer/identities.py;
   read by cloud_analyzer/gallery.py and routers/history.py.
 - history partitions: cloud_analyzer/store.py, with each decision; read by cloud_analyzer/history.py.
 - unknown-face clusters and their lock: cloud_analyzer/clusters.py.
 - corrections (per face) and negative examples (per identity): cloud_analyzer/corrections.py; read by
   cloud_analyzer/decision.py (negatives); erasure and retention delete them with faces and identities.
 - erasures: cloud_analyzer/erasure.py (queued by Eraser); cloud_analyzer/edge_eraser.py confirms each edge.
-- the retention lock: cloud_analyzer/retention.py.
+- the retention lock: cloud_analyzer/retention.py; Idempotency-Key answers: cloud_analyzer/idempotency.py.
+- webhooks and the event publishers' consumer groups (webhooks, mqtt) on the events stream, the identities
+  announced to Home Assistant: cloud_analyzer/events/.
 - API keys and rate counters: service_common/access/keys.py and ratelimit.py; the audit stream:
   service_common/access/audit.py; used by both cloud services.
 
@@ -24,6 +27,7 @@ the same names from these functions.
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 PREFIX = "fc:"
@@ -34,6 +38,8 @@ GROUP = "recognisers"  # the ingest stream's consumer group: one consumer per wo
 FACES = "fc:faces"  # every stored face by capture time, whatever its status: what retention walks
 EVENTS_STREAM = "fc:events"
 EVENTS_MAXLEN = 100_000
+EVENTS_GROUP_WEBHOOKS = "webhooks"  # the events stream's consumer group of the webhook deliverer
+EVENTS_GROUP_MQTT = "mqtt"  # the events stream's consumer group of the MQTT publisher
 SIGHTINGS = "fc:sightings"  # face_id by capture time (ms), every decided face
 CAMERAS = "fc:cameras"  # camera_id by last capture time (ms)
 
@@ -87,6 +93,32 @@ def identity_key(identity_id: str) -> str:
 
 def templates_key(identity_id: str) -> str:
     return f"fc:identity:{identity_id}:tmpl"
+
+
+def template_info_key(identity_id: str) -> str:
+    """What each template is (list of JSON: template_id, source, face_id, quality, added_at_ms), in the
+    order of `templates_key`'s vectors; the two lists are only ever rewritten together."""
+    return f"fc:identity:{identity_id}:tmplinfo"
+
+
+def identity_name_key(name: str) -> str:
+    """Identities of one exact name (set of identity_id): the by-name lookup. Hashed, so that a name
+    of any characters makes a well-formed key."""
+    return f"fc:identityname:{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+
+
+TEMPLATE_OWNERS = "fc:templates:owner"  # template_id -> identity_id (hash): a template found by its id alone
+IDENTITY_SCHEMA = "fc:identities:schema"  # 2 once every identity has template ids and is in the name index
+
+
+def idempotency_key(key_id: str, scope: str, idempotency_key: str) -> str:
+    """The first answer of a creating POST sent with this `Idempotency-Key` by this API key (string,
+    JSON: the request's fingerprint, status and body; expires after IDEMPOTENCY_TTL_S)."""
+    digest = hashlib.sha256(f"{scope}\n{idempotency_key}".encode()).hexdigest()[:40]
+    return f"fc:idem:{key_id}:{digest}"
+
+
+IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 def mean_key(identity_id: str) -> str:
@@ -214,3 +246,13 @@ def denial_window_key(window_start_ms: int, client: str, key_id: str) -> str:
     """Denials of one client (and key, if one was presented and valid) in one window (hash: client
     key_id first s401 s403 s429 window_start_ms); summarised into one audit entry, then deleted."""
     return f"fc:denied:{window_start_ms}:{client}:{key_id}"
+
+
+# --- event publishers (cloud_analyzer/events/) ---------------------------------------------------------
+WEBHOOKS = "fc:webhooks"  # webhook ids by creation time (zset)
+MQTT_ANNOUNCED = "fc:mqtt:announced"  # identity ids announced to Home Assistant (set): removed ones get an empty config
+
+
+def webhook_key(webhook_id: str) -> str:
+    """One webhook (hash): url, secret, filters, state and delivery counters."""
+    return f"fc:webhook:{webhook_id}"

@@ -54,7 +54,8 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     url, stub = analyzer
     ids = {name: enrol(url, name, [lfw_image(name, 1), lfw_image(name, 2)])["identity_id"] for name in PEOPLE}
     listed = api.get(f"{url}/v1/identities").json()
-    assert listed["total"] == 3 and {i["name"] for i in listed["items"]} == set(PEOPLE)
+    assert listed["next_cursor"] is None and {i["name"] for i in listed["items"]} == set(PEOPLE)
+    assert len(listed["items"]) == 3
 
     base = recent_ms(days=2)
     records = [record(front_end, lfw_image(name, 3), f"cam{i % 2}", base + 1000 * i)
@@ -94,8 +95,13 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     assert face["identity_name"] == PEOPLE[0] and face["base_layer_bytes"] == len(records[0].base_layer)
     cams = api.get(f"{url}/v1/cameras").json()
     assert {c["camera_id"]: c["sightings"] for c in cams} == {"cam0": 3, "cam1": 3}
-    events = api.get(f"{url}/v1/events").json()
-    assert len(events) >= 6 and events[0]["data"]["type"] == "face.recognised"
+    events = api.get(f"{url}/v1/events").json()["items"]
+    assert len(events) >= 6 and events[0]["type"] == "face.recognised" and events[0]["identity_name"] in PEOPLE
+    first = api.get(f"{url}/v1/events", params={"limit": 2}).json()
+    rest = api.get(f"{url}/v1/events", params={"limit": 100, "cursor": first["next_cursor"]}).json()["items"]
+    assert [e["id"] for e in first["items"] + rest] == [e["id"] for e in events]
+    assert [e["id"] for e in api.get(f"{url}/v1/events", params={"after": events[1]["id"]}).json()["items"]] == \
+        [e["id"] for e in events[2:]]
 
     hits = api.post(f"{url}/v1/search", files={"image": ("p.jpg", lfw_image("Tony_Blair", 4).read_bytes())}).json()
     assert hits["candidates"][0]["name"] == "Tony_Blair" and hits["candidates"][0]["match"]
@@ -113,7 +119,7 @@ def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
     """Each decision states its FPIR; low-quality faces are never matched; one person's faces seconds
     apart on one camera are fused; strangers stay unknown; search fuses several photos."""
     url, stub = analyzer
-    gallery = api.get(f"{url}/v1/identities").json()["total"]
+    gallery = len(api.get(f"{url}/v1/identities").json()["items"])
     assert gallery >= 1
     colin = next(i for i in api.get(f"{url}/v1/identities").json()["items"] if i["name"] == "Colin_Powell")
     assert colin["descriptor_model"] == "faceplugin-fr_feature-512"
@@ -253,6 +259,8 @@ def test_bad_rest_input_gets_4xx(analyzer) -> None:
         api.get(f"{url}/v1/identities/not-an-id"),
         api.get(f"{url}/v1/faces/{uuid.uuid4().hex}"),
         api.get(f"{url}/v1/events", params={"after": "x"}),
+        api.get(f"{url}/v1/events", params={"cursor": "!!!"}),
+        api.get(f"{url}/v1/events", params={"cursor": "WyIxLTAiXQ", "after": "1-0"}),  # both: which?
     ]
     codes = [r.status_code for r in cases]
     assert all(400 <= c < 500 for c in codes), codes
@@ -292,7 +300,7 @@ def test_sightings_page_has_no_duplicates_when_a_sighting_lands_mid_read(redis_c
 
 
 def test_client_errors_are_4xx_not_storage_unavailable(analyzer) -> None:
-    """Naive or far-off times are UTC times, not 500s; out-of-range offsets, cursors and stream ids
+    """Naive or far-off times are UTC times, not 500s; out-of-range or foreign cursors and stream ids
     are the client's error (4xx), never 503 'storage unavailable' (Redis would refuse them)."""
     from cloud_analyzer.store import encode_cursor
 
@@ -305,14 +313,14 @@ def test_client_errors_are_4xx_not_storage_unavailable(analyzer) -> None:
     assert [r.status_code for r in ok] == [200, 200, 200], [r.text for r in ok]
     assert ok[1].json()["items"] == []
     refused = {
-        "offset": api.get(f"{url}/v1/identities", params={"offset": 10**20}),
+        "cursor": api.get(f"{url}/v1/identities", params={"cursor": "WzEwMDAwMDAwMDAwMDAwMDAwMDAwMF0"}),
         "cursor in year 10**17": api.get(f"{url}/v1/sightings", params={"cursor": encode_cursor(10**30, "x")}),
         "stream id past 2**64": api.get(f"{url}/v1/events", params={"after": "99999999999999999999-0"}),
         "blank name": api.post(f"{url}/v1/identities", data={"name": "   "},
                                  files={"images": ("a.jpg", lfw_image("Colin_Powell", 1).read_bytes())}),
     }
     codes = {k: r.status_code for k, r in refused.items()}
-    assert codes == {"offset": 422, "cursor in year 10**17": 400, "stream id past 2**64": 422, "blank name": 422}
+    assert codes == {"cursor": 422, "cursor in year 10**17": 400, "stream id past 2**64": 422, "blank name": 422}
     assert not any("storage" in r.text for r in refused.values())
     assert "x" not in {i["name"].strip() for i in api.get(f"{url}/v1/identities").json()["items"]}
 
@@ -377,7 +385,7 @@ def test_erase_one_face_and_a_camera_time_range(analyzer, front_end) -> None:
     assert api.post(f"{url}/v1/cameras/erase-cam/erase", json={"since": iso[2], "until": iso[1]}).status_code == 422
     status = api.get(f"{url}/v1/erasures/{ranged.json()['erasure_id']}").json()
     assert status["subject"].startswith("camera:erase-cam:") and status["edges"]["edge-t"]["status"] == "pending"
-    events = [e["data"].get("face_id") for e in api.get(f"{url}/v1/events", params={"limit": 1000}).json()]
+    events = [e["face_id"] for e in api.get(f"{url}/v1/events", params={"limit": 1000}).json()["items"]]
     assert not {r.face_id for r in records[:3]} & set(events)
 
 

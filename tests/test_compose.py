@@ -77,7 +77,14 @@ def test_service_modules_match_the_app_services() -> None:
 
 
 def test_all_services_exist(services: dict[str, Any]) -> None:
-    assert set(services) == {"redis", "certs", *APP_SERVICES}
+    assert set(services) == {"redis", "certs", "mosquitto", *APP_SERVICES}
+
+
+def test_the_mqtt_broker_is_optional(services: dict[str, Any]) -> None:
+    """mosquitto runs only with `--profile mqtt`; nothing depends on it, so the stack starts without it."""
+    assert services["mosquitto"]["profiles"] == ["mqtt"]
+    assert all("mosquitto" not in (s.get("depends_on") or {}) for s in services.values())
+    assert all(p.startswith("127.0.0.1:") for p in services["mosquitto"]["ports"])
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))

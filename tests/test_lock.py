@@ -19,15 +19,30 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "facecodec"
 
 
-def locked() -> dict[str, str]:
+def pins_in(name: str) -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "constraints.txt").read_text().splitlines():
+    for line in (ROOT / name).read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             name, _, version = line.partition("==")
             assert version, f"constraints.txt: {line!r} is not an exact pin"
             pins[canonicalize_name(name)] = version
     return pins
+
+
+def locked() -> dict[str, str]:
+    """Every exact pin: the resolver's lock, and the few installed without their own pins (nodeps.txt)."""
+    return {**pins_in("constraints.txt"), **pins_in("nodeps.txt")}
+
+
+def test_nodeps_pins_are_not_also_in_the_lock_and_their_dependencies_are_declared() -> None:
+    lock, nodeps = pins_in("constraints.txt"), pins_in("nodeps.txt")
+    assert not set(nodeps) & set(lock), "a distribution is pinned twice"
+    for name in nodeps:
+        dist = metadata.distribution(name)
+        assert dist.version == nodeps[name]
+        for requirement in map(Requirement, dist.requires or []):
+            assert canonicalize_name(requirement.name) in lock, f"{name} needs {requirement.name}: declare it"
 
 
 def declared() -> list[Requirement]:
@@ -93,7 +108,7 @@ def distributions_of(modules: set[str]) -> dict[str, set[str]]:
 def test_every_imported_package_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
-    anywhere = runtime | {canonicalize_name(r.name) for r in declared()}
+    anywhere = runtime | {canonicalize_name(r.name) for r in declared()} | set(pins_in("nodeps.txt"))
     for folder in ("facecodec", "devstack", "bench", "scripts", "tests", *SERVICE_CODE):
         # The service images install no extra: what services import must be a runtime dependency.
         allowed, what = (runtime, "as a runtime dependency") if folder in SERVICE_CODE else (anywhere, "")

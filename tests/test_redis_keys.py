@@ -46,9 +46,11 @@ def test_key_values_are_the_documented_ones() -> None:
     assert redis_keys.erasure_edge_key("e", "edge-1") == "fc:erasure:e:edge:edge-1"
     assert redis_keys.api_key_key("k") == "fc:key:k"
     assert redis_keys.rate_key("k") == "fc:rate:k"
+    assert redis_keys.webhook_key("w") == "fc:webhook:w"
     documented = (ROOT / "docs" / "redis-keys.md").read_text()
     for name in ("fc:faces", "fc:ingest", "fc:events", "fc:audit", "fc:erasures:pending", "fc:retention:lock",
-                 "fc:gallery:version", "fc:clusters:size"):
+                 "fc:gallery:version", "fc:clusters:size", "fc:webhooks", "fc:webhook:{webhook_id}",
+                 "fc:mqtt:announced"):
         assert f"`{name}`" in documented, name
 
 

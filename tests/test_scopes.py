@@ -43,7 +43,7 @@ def test_the_scope_table_in_security_md_is_what_the_routes_demand() -> None:
     assert scope_table(create_analyzer(PLAINTEXT)) == doc["analyzer"]
     assert scope_table(create_reconstructor(ReconstructorSettings(grpc_insecure=True))) == doc["reconstructor"]
     searches = {endpoint for scope, endpoint, _ in doc["analyzer"] if scope == "faces:search"}
-    assert searches == {"POST /v1/search", "POST /v1/search/history"}
+    assert searches == {"POST /v1/search", "POST /v1/search/history", "POST /api/v1/recognition/recognize"}
 
 
 def test_the_table_check_sees_a_change(tmp_path: Path) -> None:

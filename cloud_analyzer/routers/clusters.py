@@ -8,13 +8,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.clusters import CLUSTER_ID, Cluster, ClusterBusy, ClusterError, Clusters
 from cloud_analyzer.deps import AnalyzerDep
+from cloud_analyzer.idempotency import Idempotency, IdempotencyHeader, fingerprint
 from cloud_analyzer.routers.identities import Identity, _identity
 from service_common.guard import Caller, require
-from service_common.ids import ID_PATTERN
+from service_common.ids import HEX32_PATTERN, ID_PATTERN
 
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"])
 MAX_OFFSET = 10**9
@@ -48,6 +50,10 @@ class MergeIn(BaseModel):
 
 class SplitIn(BaseModel):
     face_id: str = Field(pattern=ID_PATTERN, description="the face that leaves into a new cluster of its own")
+
+
+class IntoIdentityIn(BaseModel):
+    identity_id: str = Field(pattern=HEX32_PATTERN, description="the enrolled identity the cluster is")
 
 
 class PromoteIn(BaseModel):
@@ -114,14 +120,35 @@ def split(analyzer: AnalyzerDep, cluster_id: ClusterId, body: SplitIn,
 
 @router.post("/{cluster_id}/promote", status_code=201, response_model=Identity)
 async def promote(analyzer: AnalyzerDep, cluster_id: ClusterId, body: PromoteIn,
-                  caller: Annotated[Caller, require("identities:write", "cluster.promote")]) -> Identity:
+                  caller: Annotated[Caller, require("identities:write", "cluster.promote")],
+                  idempotency_key: IdempotencyHeader = None) -> Identity | JSONResponse:
     """The cluster becomes a named identity: its best faces (at most 32) are the templates, every member's
-    sighting is relabelled to it, and the cluster is deleted."""
+    sighting is relabelled to it, and the cluster is deleted. With `Idempotency-Key`, a retry gets the
+    first answer (the cluster is gone by then)."""
     name = body.name.strip()
     if not name:
         raise HTTPException(422, "name must not be blank")
-    identity_id = uuid.uuid4().hex
-    templates = await run_in_threadpool(_call, _clusters(analyzer).promote, cluster_id, identity_id, name,
-                                        analyzer.store)
-    caller.audit.update(identity_id=identity_id, detail=f"cluster {cluster_id} promoted: {templates} templates")
-    return _identity(analyzer.store.identity(identity_id))
+    idem = Idempotency(analyzer.store.r, caller.key.key_id, f"cluster.promote:{cluster_id}", idempotency_key,
+                       fingerprint(name))
+
+    async def work() -> Identity:
+        identity_id = uuid.uuid4().hex
+        templates = await run_in_threadpool(_call, _clusters(analyzer).promote, cluster_id, identity_id, name,
+                                            analyzer.store)
+        caller.audit.update(identity_id=identity_id, detail=f"cluster {cluster_id} promoted: {templates} templates")
+        return _identity(analyzer.store.identity(identity_id))
+
+    return await idem.answer(caller.audit, 201, work)
+
+
+@router.post("/{cluster_id}/merge-into-identity", response_model=Identity)
+async def merge_into_identity(analyzer: AnalyzerDep, cluster_id: ClusterId, body: IntoIdentityIn,
+                              caller: Annotated[Caller, require("identities:write", "cluster.merge_into_identity")]
+                              ) -> Identity:
+    """The cluster is an enrolled person: its best faces fill the identity's free template places (at most
+    32 templates in all; its own stay), every member's sighting is relabelled to it, the cluster is deleted."""
+    caller.audit["identity_id"] = body.identity_id
+    added = await run_in_threadpool(_call, _clusters(analyzer).merge_into_identity, cluster_id, body.identity_id,
+                                    analyzer.store)
+    caller.audit["detail"] = f"cluster {cluster_id} merged into the identity: {added} templates added"
+    return _identity(analyzer.store.identity(body.identity_id))

@@ -1,11 +1,11 @@
-"""Faces, cameras and events: what the cloud knows, all from base layers."""
+"""Faces and cameras: what the cloud knows, all from base layers (events: cloud_analyzer/events/router.py)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
@@ -53,11 +53,6 @@ class Camera(BaseModel):
     sightings: int
 
 
-class Event(BaseModel):
-    id: str
-    data: dict[str, str]
-
-
 @router.get("/v1/faces/{face_id}", response_model=FaceOut, dependencies=[require("sightings:read", "face.read")])
 def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID_PATTERN)]) -> FaceOut:
     face = analyzer.store.face(face_id)
@@ -74,15 +69,3 @@ def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID_PATT
 @router.get("/v1/cameras", response_model=list[Camera], dependencies=[require("sightings:read")])
 def list_cameras(analyzer: AnalyzerDep) -> list[Camera]:
     return [Camera(camera_id=c, last_seen_ms=ts, sightings=n) for c, ts, n in analyzer.store.cameras()]
-
-
-@router.get("/v1/events", response_model=list[Event], dependencies=[require("events:read")])
-def list_events(
-    analyzer: AnalyzerDep,
-    after: Annotated[str, Query(pattern=r"^(-|\d{1,20}-\d{1,20})$",
-                                description="last event id seen; '-' for the start")] = "-",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[Event]:
-    if after != "-" and any(int(part) >= 2**64 for part in after.split("-")):
-        raise HTTPException(422, "after: not a stream id (each part below 2**64)")
-    return [Event(id=i, data=d) for i, d in analyzer.store.events(after, limit)]

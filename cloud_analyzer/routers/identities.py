@@ -1,45 +1,64 @@
-"""Enrolled identities: enrol from images, add photos, list, get, delete, recogniser migration."""
+"""Enrolled identities: enrol (images, base layers or stored faces), list (by page or by exact name), get,
+rename and change metadata, delete, recogniser migration. Templates: routers/templates.py."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, UploadFile
-from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
 
-from cloud_analyzer.deps import AnalyzerDep, read_upload
-from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL
+from cloud_analyzer import face_ops
+from cloud_analyzer.deps import AnalyzerDep
+from cloud_analyzer.idempotency import Idempotency, IdempotencyHeader, fingerprint
+from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL, TemplateInfo
+from cloud_analyzer.routers.inputs import FaceSources, is_json, json_body, template_faces
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN
+from service_common.pagination import CursorQuery, Page, decode_cursor, encode_cursor
+from service_common.times import rfc3339_ms
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
 READ = [require("identities:read")]
 MAX_IMAGES = 32
-MAX_OFFSET = 10**9  # Redis refuses offsets past a 64-bit integer; a client error is a 422, not an outage
+MAX_NAME = 128
+MAX_METADATA_BYTES = 4096  # free-form, but an identity record, not a document store
+IdentityId = Annotated[str, Path(pattern=HEX32_PATTERN)]
+
+
+class TemplateWarning(BaseModel):
+    template_id: str
+    similarity: float = Field(description="cosine of this template to the mean of the identity's others")
+    threshold: float = Field(description="below it, the template looks no more like the identity than the "
+                                         "closest 1% of strangers do (docs/api.md, templates)")
+    message: str
+
+
+class Template(BaseModel):
+    template_id: str
+    source: str = Field(description="`upload` (image or base layer), `face` (a confirmed sighting), `cluster` "
+                                    "(a merged or promoted unknown cluster), `legacy` (stored before ids)")
+    face_id: str | None = None
+    quality: float | None = Field(None, description="0-1 face quality score, where known")
+    added_at: str | None
+    added_at_ms: int
 
 
 class Identity(BaseModel):
     identity_id: str
     name: str
     templates: int
+    created_at: str | None
     created_at_ms: int
     descriptor_model: str = Field(description="recogniser the templates were made with; only its probes match")
-
-
-class IdentityPage(BaseModel):
-    items: list[Identity]
-    total: int
-    offset: int
-    limit: int
-
-
-def _identity(row: dict) -> Identity:
-    return Identity(identity_id=row["identity_id"], name=row["name"], templates=int(row["templates"]),
-                    created_at_ms=int(row["created_at_ms"]),
-                    descriptor_model=row.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL))
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    added: list[Template] = Field(default_factory=list, description="templates this request added")
+    warnings: list[TemplateWarning] = Field(
+        default_factory=list, description="added templates that are likely another person (not refused)")
 
 
 class Migration(BaseModel):
@@ -49,49 +68,130 @@ class Migration(BaseModel):
                     "(POST /v1/identities/{id}/templates); enrolment photos are not kept, by design")
 
 
-async def _templates(analyzer, images: list[UploadFile]) -> np.ndarray:
-    """Base-layer templates of every image, or an HTTP error naming the bad one; nothing is stored here,
-    so a bad image anywhere enrols nothing."""
-    if not 1 <= len(images) <= MAX_IMAGES:
-        raise HTTPException(422, f"send 1 to {MAX_IMAGES} images")
-    blobs = [await read_upload(image, analyzer.settings.max_image_bytes) for image in images]
-    templates = []
-    for i, (blob, image) in enumerate(zip(blobs, images)):
-        label = image.filename or f"image {i}"
-        descriptor, quality = await run_in_threadpool(analyzer.face_from_image, blob, label)
-        if not quality.ok:
-            raise HTTPException(422, f"{label}: face not good enough to enrol ({', '.join(quality.issues)}; "
-                                     f"width {quality.face_width_px:.0f} px, sharpness {quality.sharpness:.0f}, "
-                                     f"yaw {quality.yaw:.2f}); send a sharper, larger, frontal photo")
-        templates.append(descriptor)
-    return np.stack(templates)
+def checked_metadata(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("metadata must be a JSON object")
+    if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata larger than {MAX_METADATA_BYTES} bytes as JSON")
+    return value
+
+
+def checked_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise HTTPException(422, "name must not be blank")
+    if len(name) > MAX_NAME:
+        raise HTTPException(422, f"name longer than {MAX_NAME} characters")
+    return name
+
+
+class EnrolJson(FaceSources):
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    _metadata = field_validator("metadata")(checked_metadata)
+
+
+class IdentityPatch(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME, description="the new name")
+    metadata: dict[str, Any] | None = Field(
+        None, description="merged into the metadata (RFC 7396): a key set to null is removed")
+
+
+def template_out(info: TemplateInfo) -> Template:
+    return Template(template_id=info.template_id, source=info.source, face_id=info.face_id, quality=info.quality,
+                    added_at=rfc3339_ms(info.added_at_ms), added_at_ms=info.added_at_ms)
+
+
+def _identity(row: dict) -> Identity:
+    return Identity(identity_id=row["identity_id"], name=row["name"], templates=int(row["templates"]),
+                    created_at=rfc3339_ms(int(row["created_at_ms"])), created_at_ms=int(row["created_at_ms"]),
+                    descriptor_model=row.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL),
+                    metadata=json.loads(row.get("metadata") or "{}"))
+
+
+def outliers(analyzer, others: list[np.ndarray], added: list[tuple[TemplateInfo, np.ndarray]]
+             ) -> list[TemplateWarning]:
+    """Warnings for added templates far from the identity's others (with none before: from each other)."""
+    calibration = analyzer.codec.open_set_calibration
+    warnings = []
+    for n, (info, vector) in enumerate(added):
+        rest = others or [v for m, (_, v) in enumerate(added) if m != n]
+        if (far := face_ops.far_from_others(calibration, rest, vector)) is not None:
+            warnings.append(TemplateWarning(
+                template_id=info.template_id, similarity=round(far[0], 4), threshold=round(far[1], 4),
+                message="this face is far from the identity's other templates: likely another person; "
+                        "remove it (DELETE .../templates/{template_id}) if so"))
+    return warnings
+
+
+async def _upload_print(images: list[UploadFile] | None) -> list[bytes]:
+    blobs = []
+    for image in images or []:
+        blobs.append(await image.read())
+        await image.seek(0)
+    return blobs
 
 
 @router.post("", status_code=201, response_model=Identity)
 async def enrol(
+    request: Request,
     analyzer: AnalyzerDep,
     caller: Annotated[Caller, require("identities:write", "identity.enrol")],
-    name: Annotated[str, Form(min_length=1, max_length=128)],
-    images: Annotated[list[UploadFile], File(description="one or more face images")],
-) -> Identity:
-    name = name.strip()
-    if not name:
-        raise HTTPException(422, "name must not be blank")
-    templates = await _templates(analyzer, images)
-    identity_id = uuid.uuid4().hex
-    analyzer.store.add_identity(identity_id, name, templates, analyzer.codec.spec.descriptor_model)
-    caller.audit.update(identity_id=identity_id, detail=f"{len(templates)} templates")
-    return _identity(analyzer.store.identity(identity_id))
+    idempotency_key: IdempotencyHeader = None,
+    name: Annotated[str | None, Form(max_length=MAX_NAME)] = None,
+    metadata: Annotated[str | None, Form(max_length=MAX_METADATA_BYTES, description="a JSON object")] = None,
+    images: Annotated[list[UploadFile] | None, File(description="one or more face images")] = None,
+) -> Identity | JSONResponse:
+    """Multipart (`name`, `metadata`, `images`) or JSON (`name`, `metadata`, `base_layer` / `base_layers` /
+    `face_ids`). With `Idempotency-Key`, a retry gets the first answer instead of a second identity."""
+    sources: FaceSources | None = None
+    if is_json(request):
+        body = await json_body(request, EnrolJson)
+        name, meta, sources = body.name, body.metadata, body
+    else:
+        try:
+            meta = checked_metadata(json.loads(metadata)) if metadata else {}
+        except ValueError as exc:
+            raise HTTPException(422, f"metadata: {exc}") from exc
+    name = checked_name(name)
+    idem = Idempotency(analyzer.store.r, caller.key.key_id, "identity.enrol", idempotency_key,
+                       fingerprint(name, meta, await _upload_print(images), sources.model_dump() if sources else None))
+
+    async def work() -> Identity:
+        faces = await template_faces(analyzer, images, sources)
+        identity_id = uuid.uuid4().hex
+        infos = [info for _, info in faces]
+        analyzer.store.add_identity(identity_id, name, np.stack([f.template for f, _ in faces]),
+                                    analyzer.codec.spec.descriptor_model, infos, meta)
+        out = _identity(analyzer.store.identity(identity_id))
+        out.added = [template_out(i) for i in infos]
+        out.warnings = outliers(analyzer, [], [(i, f.template) for f, i in faces])
+        caller.audit.update(identity_id=identity_id, detail=f"{len(faces)} templates")
+        return out
+
+    return await idem.answer(caller.audit, 201, work)
 
 
-@router.get("", response_model=IdentityPage, dependencies=READ)
+@router.get("", response_model=Page[Identity], dependencies=READ)
 def list_identities(
     analyzer: AnalyzerDep,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    name: Annotated[str | None, Query(min_length=1, max_length=MAX_NAME, description="exact name only")] = None,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> IdentityPage:
-    rows, total = analyzer.store.identities(offset, limit)
-    return IdentityPage(items=[_identity(r) for r in rows], total=total, offset=offset, limit=limit)
+) -> Page[Identity]:
+    """Oldest first. `name`: only identities of exactly this name (names need not be unique)."""
+    after = tuple(decode_cursor(cursor, (int, str))) if cursor else None
+    if name is None:
+        rows, more = analyzer.store.identities_after(after, limit)
+    else:
+        named = sorted(((int(r["created_at_ms"]), r["identity_id"]), r)
+                       for r in analyzer.store.rows(analyzer.store.ids_by_name(name)))
+        later = [row for position, row in named if after is None or position > after]
+        rows, more = later[:limit], len(later) > limit
+    items = [_identity(r) for r in rows]
+    last = items[-1] if items else None
+    return Page[Identity](items=items,
+                          next_cursor=encode_cursor([last.created_at_ms, last.identity_id]) if more and last else None)
 
 
 @router.get("/migration", response_model=Migration, dependencies=READ)
@@ -103,32 +203,38 @@ def migration(analyzer: AnalyzerDep) -> Migration:
     return Migration(descriptor_model=current, needs_new_photos=stale)
 
 
-@router.post("/{identity_id}/templates", response_model=Identity,
-             dependencies=[require("identities:write", "identity.add_photos")])
-async def add_photos(
-    analyzer: AnalyzerDep,
-    identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)],
-    images: Annotated[list[UploadFile], File(description="one or more face images of this person")],
-) -> Identity:
-    """More photos of an enrolled person. Templates of another recogniser are replaced, not mixed."""
-    if analyzer.store.identity(identity_id) is None:
-        raise HTTPException(404, f"identity {identity_id} not found")
-    templates = await _templates(analyzer, images)
-    if not analyzer.store.add_templates(identity_id, templates, analyzer.codec.spec.descriptor_model, MAX_IMAGES):
-        raise HTTPException(404, f"identity {identity_id} not found")
-    return _identity(analyzer.store.identity(identity_id))
-
-
 @router.get("/{identity_id}", response_model=Identity, dependencies=READ)
-def get_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)]) -> Identity:
+def get_identity(analyzer: AnalyzerDep, identity_id: IdentityId) -> Identity:
     row = analyzer.store.identity(identity_id)
     if row is None:
         raise HTTPException(404, f"identity {identity_id} not found")
     return _identity(row)
 
 
+@router.patch("/{identity_id}", response_model=Identity)
+def update_identity(analyzer: AnalyzerDep, identity_id: IdentityId, body: IdentityPatch,
+                    caller: Annotated[Caller, require("identities:write", "identity.update")]) -> Identity:
+    """Rename, and/or merge keys into the metadata (a key set to null is removed)."""
+    row = analyzer.store.identity(identity_id)
+    if row is None:
+        raise HTTPException(404, f"identity {identity_id} not found")
+    name = checked_name(body.name) if body.name is not None else None
+    metadata = None
+    if body.metadata is not None:
+        merged = {**json.loads(row.get("metadata") or "{}"), **body.metadata}
+        try:
+            metadata = checked_metadata({k: v for k, v in merged.items() if v is not None})
+        except ValueError as exc:
+            raise HTTPException(422, f"metadata: {exc}") from exc
+    if not analyzer.store.update_identity(identity_id, name, metadata):
+        raise HTTPException(404, f"identity {identity_id} not found")
+    changed = [what for what, value in (("name", name), ("metadata", metadata)) if value is not None]
+    caller.audit["detail"] = f"changed {', '.join(changed) or 'nothing'}"
+    return _identity(analyzer.store.identity(identity_id))
+
+
 @router.delete("/{identity_id}", status_code=204)
-def delete_identity(analyzer: AnalyzerDep, identity_id: Annotated[str, Path(pattern=HEX32_PATTERN)],
+def delete_identity(analyzer: AnalyzerDep, identity_id: IdentityId,
                     caller: Annotated[Caller, require("identities:write", "identity.delete")]) -> None:
     """Forget an enrolment: templates and metadata; the person's past sightings stay, unnamed. To erase
     those too (and their pixels at the edges), POST /v1/identities/{id}/erase."""

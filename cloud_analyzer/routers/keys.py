@@ -63,8 +63,9 @@ def list_keys(analyzer: AnalyzerDep) -> list[KeyOut]:
 
 @router.get("/v1/keys/me", response_model=KeyOut)
 def my_key(caller: Annotated[Caller, require(ANY_KEY)]) -> KeyOut:
-    """The calling key itself (its scopes, expiry, rate; never its token): any valid key may ask, so a
-    client such as the console can show only what the key may do."""
+    """The calling key itself: its scopes, expiry and rate, never its token.
+
+    Any valid key may ask, so a client such as the console can show only what the key may do."""
     return key_out(caller.key)
 
 

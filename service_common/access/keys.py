@@ -24,10 +24,13 @@ import redis
 from service_common.redis_keys import API_KEYS, api_key_key
 from service_common.secret_files import create_private
 
-SCOPES = ("identities:read", "identities:write", "sightings:read", "faces:search", "faces:view_base", "faces:view",
-          "events:read", "admin")
-# A scope that holds another: full pixels include the base-only preview. admin holds every scope.
-IMPLIES = {"faces:view": ("faces:view_base",)}
+SCOPES = ("identities:read", "identities:write", "sightings:read", "faces:search", "faces:verify", "faces:detect",
+          "faces:view_base", "faces:view", "events:read",
+          "webhooks:admin", "admin")
+# A scope that holds another: full pixels include the base-only preview; searching the gallery includes
+# comparing two given faces (1:1) and finding faces. admin holds every scope.
+IMPLIES = {"faces:view": ("faces:view_base",), "faces:search": ("faces:verify", "faces:detect"),
+           "faces:verify": ("faces:detect",)}
 TOKEN = re.compile(r"^fck_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 NAME = re.compile(r"^[A-Za-z0-9_.@ -]{1,64}$")
 

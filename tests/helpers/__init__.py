@@ -5,6 +5,7 @@ module from another): polling instead of fixed sleeps, the shared data sets, fre
     records.py    FaceRecords as an edge sends them
     payloads.py   hostile request bodies
     tls_certs.py  throwaway CAs and certificates
+    images.py     test images built from LFW photos (several people in one frame, no face)
 """
 
 from __future__ import annotations
