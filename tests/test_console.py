@@ -79,7 +79,7 @@ def post_frame(stack: Stack, camera: str, *paths: Path) -> list[str]:
     r = httpx.post(f"{stack.url('edge_encoder')}/v1/cameras/{camera}/frames", content=frame_of(*paths), timeout=120,
                    headers={"content-type": "image/jpeg", "authorization": f"Bearer {stack.camera_token}"})
     assert r.status_code == 201, r.text
-    return [f["face_id"] for f in r.json()["faces"]]
+    return [f["face_id"] for f in sorted(r.json()["faces"], key=lambda f: f["bbox"][0])]  # left to right
 
 
 def decided(stack: Stack, face_id: str) -> dict | None:
@@ -101,11 +101,13 @@ def wait_css(driver, css: str, timeout: float = WAIT_S):
 def wait_for(driver, predicate, what: str, timeout: float = WAIT_S):
     """`predicate(driver)` truthy within `timeout`; on timeout the failure says what the page said (its
     status line and the browser's console)."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    rerendered = (NoSuchElementException, StaleElementReferenceException)  # the view redrew meanwhile: ask again
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: predicate(d), what)
+        return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=rerendered).until(
+            lambda d: predicate(d), what)
     except TimeoutException:
         status = driver.execute_script("return document.getElementById('status')?.textContent")
         console = [entry["message"] for entry in driver.get_log("browser")]
@@ -242,30 +244,76 @@ def test_enrol_then_correct_a_match(stack: Stack, browser) -> None:
     browser.find_element(By.ID, "reassign").click()
     wait_for(browser, lambda d: "reassign" in d.find_element(By.ID, "corrected").text, "the reassignment shown")
     assert decided(stack, face_id)["identity_name"] == "Tony Blair"
+    assert identity(stack)["templates"] == 3  # the corrected face became a template
+    browser.find_element(By.ID, "add-face").click()  # once more, as a template of its own (its id kept)
+    wait_for(browser, lambda d: "1 template(s) added to Tony Blair" in d.find_element(By.ID, "status").text,
+             "the template added")
+    assert identity(stack)["templates"] == 4
+
+    browser.get(f"{stack.url('cloud_analyzer')}/console/#/identities")
+    rename = wait_css(browser, ".identity .rename-name")
+    rename.clear()
+    rename.send_keys("Anthony Blair")
+    browser.find_element(By.CSS_SELECTOR, ".identity .rename").click()
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".identity .name").text == "Anthony Blair", "renamed")
+    wait_css(browser, ".identity .templates-box summary").click()
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".identity .template")) == 4, "4 templates")
+    faced = browser.find_elements(By.CSS_SELECTOR, ".identity .template img")
+    assert faced  # a template added from a sighting shows that face; uploaded photos are not kept
+    browser.find_element(By.CSS_SELECTOR, ".identity .remove-template").click()
+    wait_for(browser, lambda d: "template removed" in d.find_element(By.ID, "status").text, "the template removed")
+    assert identity(stack) | {"templates": 3} == identity(stack) and identity(stack)["name"] == "Anthony Blair"
+    browser.save_screenshot(str(SHOTS / "identities.png"))
+
+
+def identity(stack: Stack, name: str | None = None) -> dict:
     with stack.client() as client:
-        (person,) = client.get(f"{stack.url('cloud_analyzer')}/v1/identities").json()["items"]
-    assert person["templates"] == 3  # the corrected face became a template
+        items = client.get(f"{stack.url('cloud_analyzer')}/v1/identities").json()["items"]
+    return next(i for i in items if name is None or i["name"] == name)
+
+
+def clusters(stack: Stack) -> list[dict]:
+    with stack.client() as client:
+        return client.get(f"{stack.url('cloud_analyzer')}/v1/clusters", params={"limit": 500}).json()["items"]
 
 
 def test_merge_clusters_then_search_history(stack: Stack, browser) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     analyzer = stack.url("cloud_analyzer")
     faces = post_frame(stack, "yard", LFW / "Laura_Bush" / "Laura_Bush_0001.jpg",
                        LFW / "Jennifer_Capriati" / "Jennifer_Capriati_0001.jpg")
-    for face_id in faces:
-        wait_until(lambda f=face_id: decided(stack, f), 60, 0.3, "the faces decided")
-    with stack.client() as client:
-        before = client.get(f"{analyzer}/v1/clusters").json()["total"]
-    assert before >= 2  # Colin Powell, Laura Bush, Jennifer Capriati: unknown, apart
+    laura, jennifer = (wait_until(lambda f=f: decided(stack, f), 60, 0.3, "the faces decided")["cluster_id"]
+                       for f in faces)
+    assert laura and jennifer and laura != jennifer  # two unknown people, two clusters
 
     login(browser, stack, stack.admin_key)
     browser.get(f"{analyzer}/console/#/clusters")
-    wait_css(browser, ".cluster .merge").click()
-    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".cluster")) == before - 1, "one cluster fewer")
-    with stack.client() as client:
-        assert client.get(f"{analyzer}/v1/clusters").json()["total"] == before - 1
+    card = wait_css(browser, f'.cluster[data-cluster="{laura}"]')
+    Select(card.find_element(By.CSS_SELECTOR, ".merge-other")).select_by_value(jennifer)
+    card.find_element(By.CSS_SELECTOR, ".merge").click()
+    wait_for(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, f'.cluster[data-cluster="{jennifer}"]'),
+             "the merged cluster gone")
+    assert decided(stack, faces[1])["cluster_id"] == laura
     browser.save_screenshot(str(SHOTS / "clusters.png"))
+
+    # An unknown cluster that is an enrolled person: merged into the identity, its sightings named.
+    (door,) = [c["cluster_id"] for c in clusters(stack) if "door" in c["cameras"]]
+    with stack.client() as client:
+        photos = [("images", (f"{i}.jpg", (LFW / "Colin_Powell" / f"Colin_Powell_000{i}.jpg").read_bytes(),
+                              "image/jpeg")) for i in (2, 3)]
+        assert client.post(f"{analyzer}/v1/identities", data={"name": "Colin Powell"}, files=photos).status_code == 201
+    browser.refresh()
+    card = wait_css(browser, f'.cluster[data-cluster="{door}"]')
+    Select(card.find_element(By.CSS_SELECTOR, ".into-identity-id")).select_by_visible_text("Colin Powell")
+    card.find_element(By.CSS_SELECTOR, ".into-identity").click()
+    wait_for(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, f'.cluster[data-cluster="{door}"]'),
+             "the cluster merged into the identity")
+    with stack.client() as client:
+        door_faces = client.get(f"{analyzer}/v1/sightings", params={"camera_id": "door"}).json()["items"]
+    assert {s["identity_name"] for s in door_faces} == {"Colin Powell"}
+    assert identity(stack, "Colin Powell")["templates"] > 2
 
     browser.get(f"{analyzer}/console/#/history")
     wait_css(browser, "#history-file").send_keys(str(LFW / "Laura_Bush" / "Laura_Bush_0002.jpg"))

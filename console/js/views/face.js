@@ -1,7 +1,8 @@
 // One face: what the cloud decided, its base-only reconstruction, each enhancement level on demand with
 // its bytes and PSNR beside a JPEG and a WebP of the same byte size, and corrections.
 import { api, can, canSeePixels, list, recon } from "../api.js";
-import { attempt, h, num, when } from "../dom.js";
+import { attempt, h, num, show, when } from "../dom.js";
+import { added } from "./identities.js";
 import { thumb, who } from "./common.js";
 
 export async function render(main, [faceId]) {
@@ -73,6 +74,11 @@ async function corrections(face) {
     await api(`/v1/sightings/${encodeURIComponent(face.face_id)}/correction`, { method: "POST", json: body });
     location.reload();
   }, done);
+  const addTo = h("select", { id: "add-to" }, people.map((p) => h("option", { value: p.identity_id }, p.name)));
+  const addFace = () => attempt(async () => {
+    const out = await api(`/v1/identities/${addTo.value}/templates`, { method: "POST", json: { face_ids: [face.face_id] } });
+    show(added(out), "info");
+  });
   return h("div", { class: "card", id: "corrections" }, h("h2", {}, "Correct"),
     h("div", { class: "toolbar" },
       face.identity_id ? h("button", { type: "button", class: "danger", id: "reject",
@@ -82,7 +88,9 @@ async function corrections(face) {
       h("label", { class: "check" }, asTemplate, "add this face to the identity"),
       h("button", { type: "button", id: "reassign", onclick: () => correct({
         action: "reassign", identity_id: choose.value || null, add_as_template: asTemplate.checked && !!choose.value,
-      }, "reassigned") }, "Reassign")));
+      }, "reassigned") }, "Reassign")),
+    people.length ? h("div", { class: "toolbar" }, h("label", {}, "Add this face as a template of", addTo),
+      h("button", { type: "button", id: "add-face", onclick: addFace }, "Add to identity")) : null);
 }
 
 // The base layer first, then the enhancement levels (object keys that look like numbers come first in JS).

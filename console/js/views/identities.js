@@ -48,10 +48,17 @@ async function card(person) {
   photos.addEventListener("change", async () => {
     const data = new FormData();
     for (const f of photos.files) data.append("images", f);
-    if (await attempt(() => api(`/v1/identities/${person.identity_id}/templates`, { method: "POST", form: data }),
-      "photos added")) rerender();
+    const out = await attempt(() => api(`/v1/identities/${person.identity_id}/templates`, { method: "POST", form: data }));
+    if (out) { show(added(out), "info"); rerender(); }
   });
-  box.append(h("div", { class: "toolbar" },
+  const rename = h("input", { class: "rename-name", value: person.name, maxlength: "128" });
+  const renameForm = h("form", { class: "inline" }, rename, h("button", { type: "submit", class: "rename" }, "Rename"));
+  renameForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (await attempt(() => api(`/v1/identities/${person.identity_id}`, { method: "PATCH", json: { name: rename.value } }),
+      `renamed to ${rename.value}`)) rerender();
+  });
+  box.append(renameForm, templates(person), h("div", { class: "toolbar" },
     h("label", {}, "Add photos", photos),
     h("button", { type: "button", class: "danger", onclick: () => remove(person, false) }, "Delete"),
     h("button", { type: "button", class: "danger erase", onclick: () => remove(person, true) }, "Erase…")));
@@ -85,4 +92,30 @@ async function remove(person, erase) {
     + `edges: ${Object.keys(report.edges).join(", ") || "none"} (follow it under Operators)`, "info");
   location.hash = "#/identities";
   rerender();
+}
+
+// What adding templates did, with the API's warnings (a template far from the others: another person?).
+export function added(identity) {
+  const warned = (identity.warnings || []).map((w) => w.message || w.detail || JSON.stringify(w));
+  return `${identity.added?.length ?? ""} template(s) added to ${identity.name}`
+    + (warned.length ? `; warning: ${warned.join("; ")}` : "");
+}
+
+// The identity's templates (each with its id, source and, for confirmed sightings, its face), removable.
+function templates(person) {
+  const list = h("div", { class: "faces templates" });
+  const box = h("details", { class: "templates-box" }, h("summary", {}, `Templates (${person.templates})`), list);
+  box.addEventListener("toggle", async () => {
+    if (!box.open) return;
+    const body = await attempt(() => api(`/v1/identities/${person.identity_id}/templates`));
+    if (!body) return;
+    list.replaceChildren(...page(body).items.map((t) => h("div", { class: "template", dataset: { template: t.template_id } },
+      t.face_id ? thumb(t.face_id) : h("div", { class: "nopix" }, t.source),
+      h("div", { class: "muted" }, `${t.source}${t.quality == null ? "" : ` · q ${Number(t.quality).toFixed(2)}`}`),
+      can("identities:write") ? h("button", { type: "button", class: "danger remove-template", onclick: async () => {
+        if (await attempt(() => api(`/v1/identities/${person.identity_id}/templates/${t.template_id}`,
+          { method: "DELETE" }), "template removed") !== undefined) rerender();
+      } }, "Remove") : null)));
+  });
+  return box;
 }
