@@ -202,6 +202,16 @@ def test_a_sighting_appears_live_and_its_levels_step_through(stack: Stack, brows
     layers = {v["layers"] for v in views if v["action"] == "face.view"}
     assert {"base", *(f"1-{k}" for k in range(1, face["enhancement_levels"] + 1))} <= layers, layers
     assert any(v["action"] == "face.compare" for v in views)
+    with stack.client() as client:  # the comparison's numbers: JPEG and WebP held to the level's bytes
+        for level in range(face["enhancement_levels"]):
+            c = client.get(f"{stack.url('cloud_reconstructor')}/v1/faces/{face_id}/comparison",
+                           params={"level": level}).json()
+            assert c["budget_bytes"] == sum(c["layer_bytes"].values()) and c["psnr_db"] > 10
+            for coded in (c["jpeg"], c["webp"]):
+                assert coded["bytes"] <= c["budget_bytes"] or not coded["within_budget"]
+        too_far = client.get(f"{stack.url('cloud_reconstructor')}/v1/faces/{face_id}/comparison",
+                             params={"level": face["enhancement_levels"] + 1})
+        assert too_far.status_code == 422
 
 
 def test_enrol_then_correct_a_match(stack: Stack, browser) -> None:
@@ -351,3 +361,33 @@ def test_a_key_without_pixel_scopes_sees_no_image(stack: Stack, browser) -> None
         entries = client.get(f"{analyzer}/v1/audit", params={"action": "face.view"}).json()["items"]
         me = httpx.get(f"{analyzer}/v1/keys/me", headers={"authorization": f"Bearer {token}"}).json()
     assert not [e for e in entries if e["key_id"] == me["key_id"]]  # it never asked the reconstructor
+
+
+def test_erase_says_what_goes_where_then_operators_follow_it(stack: Stack, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    analyzer = stack.url("cloud_analyzer")
+    login(browser, stack, stack.admin_key)
+    browser.get(f"{analyzer}/console/#/identities")
+    card = wait_css(browser, f'.identity[data-identity="{identity(stack, "Colin Powell")["identity_id"]}"]')
+    card.find_element(By.CSS_SELECTOR, ".erase").click()
+    dialog = wait_css(browser, "#confirm")
+    said = dialog.text
+    assert "Erase Colin Powell everywhere?" in said and "edge-1: 1 faces" in said, said
+    assert re.search(r"\d+ templates, 1 sightings named as them", said), said
+    browser.save_screenshot(str(SHOTS / "erase.png"))
+    browser.find_element(By.ID, "confirm-yes").click()
+    wait_for(browser, lambda d: "erasure" in d.find_element(By.ID, "status").text, "the erasure started")
+    assert not identities_named(stack, "Colin Powell")
+
+    browser.get(f"{analyzer}/console/#/operators")
+    wait_css(browser, "#erasures tbody tr")
+    wait_for(browser, lambda d: (d.refresh(), "edge-1: confirmed" in wait_css(d, "#erasures tbody tr").text)[1],
+             "the edge's confirmation shown", timeout=60)
+    assert "yes" in wait_css(browser, "#erasures tbody tr").text  # complete: every edge confirmed
+    browser.save_screenshot(str(SHOTS / "operators.png"))
+
+
+def identities_named(stack: Stack, name: str) -> list[dict]:
+    with stack.client() as client:
+        return client.get(f"{stack.url('cloud_analyzer')}/v1/identities", params={"name": name}).json()["items"]
