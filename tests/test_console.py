@@ -158,7 +158,10 @@ def test_console_is_static_with_a_strict_policy_and_keys_can_ask_for_their_scope
 
     token = key_with(stack, "meta", ["sightings:read"])
     me = httpx.get(f"{analyzer}/v1/keys/me", headers={"authorization": f"Bearer {token}"}).json()
-    assert me["name"] == "meta" and me["scopes"] == ["sightings:read"] and "token" not in me
+    assert me["name"] == "meta" and me["scopes"] == me["holds"] == ["sightings:read"] and "token" not in me
+    viewer_key = key_with(stack, "viewer", ["faces:view"])
+    viewer = httpx.get(f"{analyzer}/v1/keys/me", headers={"authorization": f"Bearer {viewer_key}"})
+    assert viewer.json()["holds"] == ["faces:view_base", "faces:view"]  # implied scopes spelled out
     assert httpx.get(f"{analyzer}/v1/keys/me").status_code == 401
     # The reconstructor answers the console's origin only (a preflight carries no key).
     asked = {"access-control-request-method": "GET", "access-control-request-headers": "authorization"}

@@ -61,12 +61,17 @@ def list_keys(analyzer: AnalyzerDep) -> list[KeyOut]:
     return [key_out(k) for k in analyzer.access.keys.list()]
 
 
-@router.get("/v1/keys/me", response_model=KeyOut)
-def my_key(caller: Annotated[Caller, require(ANY_KEY)]) -> KeyOut:
+class MyKey(KeyOut):
+    holds: list[str] = Field(description="every scope this key holds, those its scopes imply included "
+                                         "(admin: all): what a client may offer its user")
+
+
+@router.get("/v1/keys/me", response_model=MyKey)
+def my_key(caller: Annotated[Caller, require(ANY_KEY)]) -> MyKey:
     """The calling key itself: its scopes, expiry and rate, never its token.
 
     Any valid key may ask, so a client such as the console can show only what the key may do."""
-    return key_out(caller.key)
+    return MyKey(**key_out(caller.key).model_dump(), holds=[s for s in SCOPES if caller.key.allows(s)])
 
 
 @router.delete("/v1/keys/{key_id}", response_model=KeyOut)

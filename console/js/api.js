@@ -2,7 +2,6 @@
 // header. The key lives in sessionStorage (gone when the tab closes), never in a URL.
 const KEY = "facecodec.console.key";
 const RECON = "facecodec.console.reconstructor";
-const IMPLIES = { "faces:view": ["faces:view_base"] };
 
 export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
@@ -19,11 +18,8 @@ export const session = {
   clear() { sessionStorage.removeItem(KEY); sessionStorage.removeItem(RECON); this.me = null; },
 };
 
-export function can(scope) {
-  const scopes = session.me?.scopes || [];
-  return scopes.includes("admin") || scopes.includes(scope)
-    || scopes.some((s) => (IMPLIES[s] || []).includes(scope));
-}
+// What the key may do, as the analyzer says (GET /v1/keys/me `holds`: implied scopes included).
+export const can = (scope) => (session.me?.holds || []).includes(scope);
 
 export const canSeePixels = () => can("faces:view_base") && !!session.reconstructor;
 
