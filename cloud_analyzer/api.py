@@ -6,8 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 import facecodec
 from cloud_analyzer.clusters import Clusters
@@ -136,11 +135,6 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     mount_console(app, settings)
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))
-
-    @app.exception_handler(redis.RedisError)
-    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
 
     @app.get("/healthz")
     def healthz(analyzer: AnalyzerDep) -> dict:

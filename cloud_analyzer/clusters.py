@@ -86,6 +86,18 @@ class ClusterError(ValueError):
     """A request that cannot be done (unknown cluster, face not a member, ...)."""
 
 
+class ClusterNotFound(ClusterError):
+    """No such cluster."""
+
+
+class ClusterConflict(ClusterError):
+    """The clusters as they are now do not allow it (merge with itself, face not a member, ...)."""
+
+
+class IdentityNotFound(ClusterError):
+    """The identity a cluster was to be merged into does not exist."""
+
+
 def new_cluster_id() -> str:
     return f"unknown-{uuid.uuid4().hex[:12]}"
 
@@ -152,10 +164,10 @@ class Clusters:
     def merge(self, cluster_id: str, other_id: str) -> Cluster:
         """`other_id`'s faces join `cluster_id`, which stays; `other_id` is gone afterwards."""
         if cluster_id == other_id:
-            raise ClusterError("a cluster cannot be merged with itself")
+            raise ClusterConflict("a cluster cannot be merged with itself")
         model = self._model(cluster_id)
         if self._model(other_id) != model:
-            raise ClusterError("clusters of different descriptor models cannot be merged")
+            raise ClusterConflict("clusters of different descriptor models cannot be merged")
         with self._lock(model):
             self._require(cluster_id)
             self._require(other_id)
@@ -168,9 +180,9 @@ class Clusters:
         with self._lock(model):
             self._require(cluster_id)
             if self.r.zscore(cluster_part_key(cluster_id, "members"), face_id) is None:
-                raise ClusterError(f"face {face_id} is not in cluster {cluster_id}")
+                raise ClusterConflict(f"face {face_id} is not in cluster {cluster_id}")
             if int(self.r.hget(cluster_key(cluster_id), "size") or 0) <= 1:
-                raise ClusterError(f"face {face_id} is alone in cluster {cluster_id} already")
+                raise ClusterConflict(f"face {face_id} is alone in cluster {cluster_id} already")
             members = self._remove(cluster_id, model, [face_id])
             new_id = new_cluster_id()
             self._add(new_id, model, members[0])
@@ -187,10 +199,10 @@ class Clusters:
         relabelled to it, and the cluster is deleted. Returns the templates added."""
         found = store.templates(identity_id)
         if found is None:
-            raise ClusterError(f"identity {identity_id} not found")
+            raise IdentityNotFound(f"identity {identity_id} not found")
         model, templates = found
         if model != self._model(cluster_id):
-            raise ClusterError(f"identity {identity_id} was enrolled with recogniser {model}, cluster "
+            raise ClusterConflict(f"identity {identity_id} was enrolled with recogniser {model}, cluster "
                                f"{cluster_id} with {self._model(cluster_id)}: they cannot be merged")
         return self._into_identity(cluster_id, identity_id, store, None, MAX_TEMPLATES - len(templates))
 
@@ -206,17 +218,17 @@ class Clusters:
                              for face_id, d in ((f, self._decode(b)) for f, b in zip(pool, blobs) if b)),
                             key=lambda s: -s[0])
             if not scored:
-                raise ClusterError(f"cluster {cluster_id} has no decodable face")
+                raise ClusterConflict(f"cluster {cluster_id} has no decodable face")
             best = scored[: max(room, 0)]
             infos = [TemplateInfo.new("cluster", face_id=face_id) for _, face_id, _ in best]
             if name is not None:
                 store.add_identity(identity_id, name, np.stack([d for _, _, d in best]), model, infos)
             elif best and not store.add_templates(identity_id, np.stack([d for _, _, d in best]), model,
                                                   MAX_TEMPLATES, infos):
-                raise ClusterError(f"identity {identity_id} not found")
+                raise IdentityNotFound(f"identity {identity_id} not found")
             found = store.templates(identity_id)
             if found is None:
-                raise ClusterError(f"identity {identity_id} not found")
+                raise IdentityNotFound(f"identity {identity_id} not found")
             name = (store.identity(identity_id) or {}).get("name", name or "")
             template = identity_template(np.stack([v for _, v in found[1]]))
             faces = self.r.hgetall(cluster_part_key(cluster_id, "faces"))
@@ -276,12 +288,33 @@ class Clusters:
         return Cluster(cluster_id, model.decode(), int(size), int(first), int(last), int(created or 0),
                        {c.decode(): int(n) for c, n in sorted(cameras.items())}, [r.decode() for r in reps])
 
-    def list(self, order: str, offset: int, limit: int) -> tuple[list[Cluster], int]:
-        """A page of clusters, largest (`order="size"`) or most recently seen (`"recent"`) first."""
+    def list(self, order: str, after: tuple[int, str] | None, limit: int
+             ) -> tuple[list[Cluster], tuple[int, str] | None]:
+        """A page of clusters, largest (`order="size"`) or most recently seen (`"recent"`) first, starting
+        after the position `after` (size or last seen, cluster id); also the position after this page,
+        None on the last. Positions, not offsets: clusters merged meanwhile do not shift the pages."""
         index = CLUSTER_SIZES if order == "size" else CLUSTERS
-        ids = [c.decode() for c in self.r.zrevrange(index, offset, offset + limit - 1)]
-        rows = [c for c in (self.get(i) for i in ids) if c is not None]
-        return rows, int(self.r.zcard(index))
+        hi: int | str = "+inf" if after is None else after[0]
+        found: list[tuple[int, Cluster]] = []
+        offset = 0
+        while len(found) <= limit:
+            batch = self.r.zrevrangebyscore(index, hi, "-inf", start=offset, num=limit + 16, withscores=True)
+            if not batch:
+                break
+            offset += len(batch)
+            for raw, score in batch:
+                cluster_id = raw.decode()
+                # Equal scores come in reverse lexicographic order: skip up to the position.
+                if after is not None and int(score) == after[0] and cluster_id >= after[1]:
+                    continue
+                cluster = self.get(cluster_id)
+                if cluster is not None:
+                    found.append((int(score), cluster))
+                if len(found) > limit:
+                    break
+        more = len(found) > limit
+        found = found[:limit]
+        return [c for _, c in found], ((found[-1][0], found[-1][1].cluster_id) if more else None)
 
     def members(self, cluster_id: str, limit: int = 100) -> list[str]:
         """Most recent member face ids first."""
@@ -327,13 +360,13 @@ class Clusters:
     def _model(self, cluster_id: str) -> str:
         model = self.r.hget(cluster_key(cluster_id), "descriptor_model")
         if model is None:
-            raise ClusterError(f"cluster {cluster_id} not found")
+            raise ClusterNotFound(f"cluster {cluster_id} not found")
         return model.decode()
 
     def _require(self, cluster_id: str) -> dict[bytes, bytes]:
         meta = self.r.hgetall(cluster_key(cluster_id))
         if not meta:
-            raise ClusterError(f"cluster {cluster_id} not found")
+            raise ClusterNotFound(f"cluster {cluster_id} not found")
         return meta
 
     def _exist(self, face_ids: Iterable[str]) -> list[bool]:

@@ -5,7 +5,6 @@ docs/redis-keys.md."""
 
 from __future__ import annotations
 
-import base64
 import enum
 import json
 import time
@@ -101,7 +100,7 @@ class Sighting:
     status: str
     bbox: list[float]
     threshold: float | None = None
-    decision_fpir: float | None = None
+    fpir: float | None = None  # stored as the face's `decision_fpir`
     gallery_size: int | None = None
     fused_faces: int | None = None
     quality_issues: list[str] | None = None
@@ -117,6 +116,8 @@ class Sighting:
     corrected_action: str | None = None  # the latest correction: reject | reassign
     corrected_at: str | None = None  # RFC 3339 UTC
     corrected_by: str | None = None  # the API key id that made it
+    captured_at: str | None = None  # captured_at_ms as RFC 3339 (service_common/times.py)
+    decided_at: str | None = None
 
 
 class Store(IdentityStore):
@@ -274,9 +275,10 @@ class Store(IdentityStore):
     # --- sightings ---------------------------------------------------------------------------------
     def sightings(
         self, identity_id: str | None, camera_id: str | None, since_ms: int | None, until_ms: int | None,
-        cursor: str | None, limit: int,
-    ) -> tuple[list[Sighting], str | None]:
-        """Newest first; `cursor` continues after the last sighting of the previous page."""
+        after: tuple[int, str] | None, limit: int,
+    ) -> tuple[list[Sighting], tuple[int, str] | None]:
+        """Newest first; `after` (capture time, face id) continues after the last sighting of the previous
+        page; the second value is that position for the next page, None on the last."""
         if identity_id:
             key = identity_sightings_key(identity_id)
         elif camera_id:
@@ -285,7 +287,6 @@ class Store(IdentityStore):
             key = SIGHTINGS
         hi: float | str = until_ms if until_ms is not None else "+inf"
         lo: float | str = since_ms if since_ms is not None else "-inf"
-        after: tuple[int, str] | None = decode_cursor(cursor) if cursor else None
         if after is not None:
             hi = after[0] if hi == "+inf" else min(float(hi), after[0])
         results: list[Sighting] = []
@@ -315,7 +316,7 @@ class Store(IdentityStore):
         if len(results) > limit:
             results = results[:limit]
             last = results[-1]
-            next_cursor = encode_cursor(last.captured_at_ms, last.face_id)
+            next_cursor = (last.captured_at_ms, last.face_id)
         return results, next_cursor
 
     def cameras(self) -> list[tuple[str, int, int]]:
@@ -360,7 +361,7 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         status=face.get("status", "pending"),
         bbox=json.loads(face.get("bbox", "[]")),
         threshold=_optional(face, "threshold"),
-        decision_fpir=_optional(face, "decision_fpir"),
+        fpir=_optional(face, "decision_fpir"),
         gallery_size=_optional(face, "gallery_size", int),
         fused_faces=_optional(face, "fused_faces", int),
         quality_issues=None if issues is None else [i for i in issues.split(",") if i],
@@ -375,28 +376,11 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         corrected_action=face.get("corrected_action") or None,
         corrected_at=rfc3339_ms(_optional(face, "corrected_at_ms", int)),
         corrected_by=face.get("corrected_by") or None,
+        captured_at=rfc3339_ms(int(face["captured_at_ms"])),
+        decided_at=rfc3339_ms(_optional(face, "decided_at_ms", int)),
     )
-
-
-class CursorError(ValueError):
-    pass
-
-
-def encode_cursor(ts: int, face_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{ts}:{face_id}".encode()).decode().rstrip("=")
 
 
 # Capture times a cursor may hold: years 1-9999 in Unix ms (what a datetime can say). Beyond, Redis
 # would refuse the score, and a client's typo would look like a storage outage.
 MIN_TIME_MS, MAX_TIME_MS = -62_135_596_800_000, 253_402_300_799_999
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        ts, face_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":", 1)
-        ms = int(ts)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CursorError("invalid cursor") from exc
-    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
-        raise CursorError("invalid cursor")
-    return ms, face_id

@@ -10,17 +10,14 @@ from typing import Annotated, Literal
 
 import grpc
 import numpy as np
-import redis
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from PIL import Image
-from pydantic import BaseModel, Field
 
 import facecodec
-from cloud_reconstructor import comparison
-from cloud_reconstructor.edge_client import EdgeClients, EdgeFetchError
+from cloud_reconstructor.comparison import Comparison, compare
+from cloud_reconstructor.edge_client import RETRYABLE, EdgeClients, EdgeFetchError
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
 from facecodec.bitstream import BitstreamError, CodedFace, parse
@@ -37,6 +34,9 @@ log = logging.getLogger(__name__)
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
 MAX_REQUEST_BYTES = 64 * 1024  # every endpoint is a GET: a body is never needed, a large one never read
 SNAPSHOT_MAX_SIDE = 480  # the longest side of an edge's scene snapshot (proto: SnapshotResponse)
+FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+MIN_SIZE, MAX_SIZE = 16, 1024  # output edge in px: a thumbnail to a print; beyond, only bytes grow
+EDGE_RETRY_AFTER_S = 10  # an unreachable edge: worth retrying soon (its outbox and fetch service restart)
 
 
 @dataclass
@@ -45,25 +45,25 @@ class Reconstructor:
     faces: FaceIndex
     edges: EdgeClients
 
-    def image(self, face_id: str, layers: str, quality: int | None) -> tuple[np.ndarray, int]:
-        image, _, level = self.decoded(face_id, 0 if layers == "base" else quality, layers != "base")
-        return image, level
+    def image(self, face_id: str, layers: str, level: int | None) -> tuple[np.ndarray, int]:
+        image, _, decoded_level = self.decoded(face_id, level, layers != "base")
+        return image, decoded_level
 
-    def decoded(self, face_id: str, quality: int | None, full: bool = True) -> tuple[np.ndarray, CodedFace, int]:
-        """(image, the container it was decoded from, its level): level 0 from the base layer alone, else
-        the base plus the layers `quality` (default: every level the edge keeps) decodes from."""
+    def decoded(self, face_id: str, level: int | None, full: bool = True) -> tuple[np.ndarray, CodedFace, int]:
+        """(image, the container it was decoded from, its level): from the base layer alone unless `full`
+        (or level 0), else the base plus the layers `level` (default: every level the edge keeps) needs."""
         ref = self.faces.get(face_id)
         if ref is None:
             raise HTTPException(404, f"face {face_id} not found")
         try:
             base = parse(ref.base_layer, base_only=True)
             codec = codec_for(base.model_id, base.rate_id)
-            if not full or quality == 0:
+            if not full or level == 0:
                 return codec.reconstruct(base, 0), base, 0
-            level = ref.enhancement_levels if quality is None else quality
+            level = ref.enhancement_levels if level is None else level
             if not 1 <= level <= ref.enhancement_levels:
                 raise HTTPException(
-                    422, f"quality must be 1..{ref.enhancement_levels} for this face (levels kept by its edge)"
+                    422, f"level must be 1..{ref.enhancement_levels} for this face (levels kept by its edge)"
                 )
             address = self.settings.edges.get(ref.edge_id)
             if address is None:
@@ -76,10 +76,13 @@ class Reconstructor:
                 # tell a client which internal ports are open.
                 log.warning("face %s: fetch from its edge failed: %s", face_id, exc)
                 if exc.code == grpc.StatusCode.NOT_FOUND:
-                    raise HTTPException(404, "this face's enhancement layers are no longer kept by its edge; "
+                    raise HTTPException(410, "this face's enhancement layers are no longer kept by its edge; "
                                              "ask for layers=base") from exc
-                raise HTTPException(502, "the edge holding this face's enhancement layers is unreachable; "
-                                         "retry later") from exc
+                if exc.code in RETRYABLE:
+                    raise HTTPException(503, "the edge holding this face's enhancement layers is unreachable; "
+                                             "retry later, or ask for layers=base",
+                                        headers={"Retry-After": str(EDGE_RETRY_AFTER_S)}) from exc
+                raise HTTPException(502, "the edge holding this face's enhancement layers refused the fetch") from exc
             full_face = self._from_edge(face_id, container, base, codec.layers_needed(level))
             try:
                 return codec.reconstruct(full_face, level), full_face, level
@@ -89,11 +92,6 @@ class Reconstructor:
             log.error("face %s: stored bitstream cannot be decoded: %s", face_id, exc)
             raise HTTPException(502, "this face's stored bitstream cannot be decoded") from exc
 
-    def levels(self, face_id: str) -> int:
-        ref = self.faces.get(face_id)
-        if ref is None:
-            raise HTTPException(404, f"face {face_id} not found")
-        return ref.enhancement_levels
 
     def snapshot(self, face_id: str) -> bytes:
         """The scene snapshot the face's edge keeps (JPEG, as the edge made it), checked before it is
@@ -149,46 +147,15 @@ def _refuse(face_id: str, why: str) -> HTTPException:
     return HTTPException(502, f"the edge returned an unusable enhancement container ({why})")
 
 
-class CodecAtBudget(BaseModel):
-    quality: int = Field(description="the encoder's quality setting found by binary search")
-    bytes: int
-    within_budget: bool = Field(description="false: even the lowest quality is larger than the budget")
-    psnr_db: float | None = Field(description="against the reference; null: identical")
-    media_type: str
-    image_base64: str
-
-
-class Comparison(BaseModel):
-    face_id: str
-    level: int = Field(description="0: base layer alone; k: base + the enhancement layers level k decodes from")
-    levels: int = Field(description="enhancement levels this face's edge keeps")
-    reference: str = Field(description="what PSNR is measured against")
-    layer_bytes: dict[str, int] = Field(description="bytes of each layer this level decodes from (base, 1, 2...)")
-    budget_bytes: int = Field(description="their sum: the byte size JPEG and WebP are held to")
-    psnr_db: float | None = Field(description="this level against the reference; null: it is the reference")
-    jpeg: CodecAtBudget
-    webp: CodecAtBudget
-
-
-REFERENCE = ("the face's full reconstruction (base + every enhancement level its edge keeps): the camera's "
-             "original crop never leaves the edge; JPEG and WebP encode that reference at the level's byte size")
-
-
-def compare(reconstructor: Reconstructor, face_id: str, level: int | None) -> Comparison:
-    reference, coded, top = reconstructor.decoded(face_id, None)
-    wanted = top if level is None else level
-    if wanted > top:
-        raise HTTPException(422, f"level must be 0..{top} for this face (levels kept by its edge)")
-    image = reference
-    if wanted < top:
-        image, coded, wanted = reconstructor.decoded(face_id, wanted, wanted > 0)
-    sizes = comparison.layer_bytes(coded)
-    budget = sum(sizes.values())
-    jpeg, webp = (comparison.fit(reference, kind, budget) for kind in ("JPEG", "WEBP"))
-    return Comparison(face_id=face_id, level=wanted, levels=top, reference=REFERENCE, layer_bytes=sizes,
-                      budget_bytes=budget, psnr_db=comparison.psnr_db(image, reference),
-                      jpeg=CodecAtBudget(**comparison.coded_out(jpeg, reference)),
-                      webp=CodecAtBudget(**comparison.coded_out(webp, reference)))
+def encode_image(image: np.ndarray, format: str, size: int | None, quality: int | None) -> bytes:
+    """The face as `format`, resized to `size` px square when asked (Lanczos: sharp when shrinking)."""
+    picture = Image.fromarray(image)
+    if size is not None and picture.size != (size, size):
+        picture = picture.resize((size, size), Image.Resampling.LANCZOS)
+    options = {} if format == "png" else {"quality": quality or 90}
+    buffer = io.BytesIO()
+    picture.save(buffer, format=FORMATS[format][0], **options)
+    return buffer.getvalue()
 
 
 def get_reconstructor(request: Request) -> Reconstructor:
@@ -228,11 +195,6 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
                            allow_headers=["Authorization"], expose_headers=["X-Layers", "X-Enhancement-Level"],
                            max_age=600)
 
-    @app.exception_handler(redis.RedisError)
-    async def redis_down(request: Request, exc: redis.RedisError) -> JSONResponse:
-        log.error("%s %s: redis unavailable: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": "storage unavailable; retry later"}, status_code=503)
-
     @app.get("/healthz")
     def healthz(reconstructor: Dep) -> dict:
         reconstructor.faces.r.ping()
@@ -240,7 +202,15 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     @app.get(
         "/v1/faces/{face_id}/image",
-        responses={200: {"content": {"image/png": {}}, "description": "the reconstructed aligned face"}},
+        responses={200: {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                     for _, media in FORMATS.values()},
+                         "description": "the reconstructed aligned face"},
+                   404: {"description": "no such face"},
+                   410: {"description": "layers=full: the edge no longer keeps this face's enhancement layers "
+                                        "(layers=base still answers)"},
+                   502: {"description": "layers=full: the edge answered with something unusable"},
+                   503: {"description": "storage unavailable, or (layers=full) the edge is unreachable: retry "
+                                        "after Retry-After, or ask for layers=base"}},
         response_class=Response,
     )
     async def face_image(
@@ -248,15 +218,23 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         caller: Annotated[Caller, require("faces:view_base", "face.view", {("layers", "full"): "faces:view"})],
         face_id: Annotated[str, Path(pattern=ID_PATTERN)],
         layers: Annotated[Literal["base", "full"], Query(description="base: from the base layer alone")] = "base",
-        quality: Annotated[int | None, Query(ge=1, le=255, description="enhancement level; default all")] = None,
+        level: Annotated[int | None, Query(ge=1, le=255, description="layers=full: enhancement level; "
+                                                                     "default all the edge keeps")] = None,
+        format: Annotated[Literal["png", "jpeg", "webp"], Query(description="image format")] = "png",
+        size: Annotated[int | None, Query(ge=MIN_SIZE, le=MAX_SIZE, description="output edge in px (the face "
+                                                                               "is square); default native")] = None,
+        quality: Annotated[int | None, Query(ge=1, le=100, description="jpeg/webp quality; default 90")] = None,
     ) -> Response:
-        caller.audit["layers"] = "base" if layers == "base" else f"full:{quality or 'all'}"
-        image, level = await run_in_threadpool(reconstructor.image, face_id, layers, quality)
-        caller.audit["layers"] = "base" if layers == "base" else f"1-{level}"
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        return Response(buffer.getvalue(), media_type="image/png",
-                        headers={"X-Layers": layers, "X-Enhancement-Level": str(level)})
+        if quality is not None and format == "png":
+            raise HTTPException(422, "quality applies to format=jpeg or format=webp (png is lossless)")
+        if level is not None and layers == "base":
+            raise HTTPException(422, "level applies to layers=full")
+        caller.audit["layers"] = "base" if layers == "base" else f"full:{level or 'all'}"
+        image, decoded_level = await run_in_threadpool(reconstructor.image, face_id, layers, level)
+        caller.audit["layers"] = "base" if layers == "base" else f"1-{decoded_level}"
+        body = await run_in_threadpool(encode_image, image, format, size, quality)
+        return Response(body, media_type=FORMATS[format][1],
+                        headers={"X-Layers": layers, "X-Enhancement-Level": str(decoded_level)})
 
     @app.get(
         "/v1/faces/{face_id}/snapshot",
@@ -274,7 +252,12 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         jpeg = await run_in_threadpool(reconstructor.snapshot, face_id)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @app.get("/v1/faces/{face_id}/comparison", response_model=Comparison)
+    @app.get("/v1/faces/{face_id}/comparison", response_model=Comparison,
+             responses={404: {"description": "no such face"},
+                        410: {"description": "the edge no longer keeps this face's enhancement layers"},
+                        502: {"description": "the edge answered with something unusable"},
+                        503: {"description": "storage unavailable, or the edge is unreachable: retry after "
+                                             "Retry-After"}})
     async def face_comparison(
         reconstructor: Dep,
         caller: Annotated[Caller, require("faces:view", "face.compare")],
@@ -286,7 +269,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         The reference (`reference` in the answer) is the face's full reconstruction; JPEG and WebP encode it,
         their quality found by binary search. Full pixels: fetched from the edge, audited."""
         caller.audit["layers"] = f"compare:{'all' if level is None else level}"
-        result = await run_in_threadpool(compare, reconstructor, face_id, level)
+        result = await run_in_threadpool(compare, reconstructor.decoded, face_id, level)
         caller.audit["detail"] = f"level {result.level} of {result.levels}; {result.budget_bytes} bytes"
         return result
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from fastapi import HTTPException
 from PIL import Image
+from pydantic import BaseModel, Field
 
 from facecodec.bitstream import CodedFace
 from facecodec.eval.metrics import psnr
@@ -70,3 +73,47 @@ def coded_out(coded: Coded, reference: np.ndarray) -> dict[str, object]:
     return {"quality": coded.quality, "bytes": len(coded.data), "within_budget": coded.within_budget,
             "psnr_db": psnr_db(decoded, reference), "media_type": media,
             "image_base64": base64.b64encode(coded.data).decode()}
+
+
+class CodecAtBudget(BaseModel):
+    quality: int = Field(description="the encoder's quality setting found by binary search")
+    bytes: int
+    within_budget: bool = Field(description="false: even the lowest quality is larger than the budget")
+    psnr_db: float | None = Field(description="against the reference; null: identical")
+    media_type: str
+    image_base64: str
+
+
+class Comparison(BaseModel):
+    face_id: str
+    level: int = Field(description="0: base layer alone; k: base + the enhancement layers level k decodes from")
+    levels: int = Field(description="enhancement levels this face's edge keeps")
+    reference: str = Field(description="what PSNR is measured against")
+    layer_bytes: dict[str, int] = Field(description="bytes of each layer this level decodes from (base, 1, 2...)")
+    budget_bytes: int = Field(description="their sum: the byte size JPEG and WebP are held to")
+    psnr_db: float | None = Field(description="this level against the reference; null: it is the reference")
+    jpeg: CodecAtBudget
+    webp: CodecAtBudget
+
+
+REFERENCE = ("the face's full reconstruction (base + every enhancement level its edge keeps): the camera's "
+             "original crop never leaves the edge; JPEG and WebP encode that reference at the level's byte size")
+# (face_id, level or None for all, full?) -> (image, its container, its level): Reconstructor.decoded
+Decoder = Callable[[str, int | None, bool], tuple[np.ndarray, CodedFace, int]]
+
+
+def compare(decoded: Decoder, face_id: str, level: int | None) -> Comparison:
+    reference, coded, top = decoded(face_id, None, True)
+    wanted = top if level is None else level
+    if wanted > top:
+        raise HTTPException(422, f"level must be 0..{top} for this face (levels kept by its edge)")
+    image = reference
+    if wanted < top:
+        image, coded, wanted = decoded(face_id, wanted, wanted > 0)
+    sizes = layer_bytes(coded)
+    budget = sum(sizes.values())
+    jpeg, webp = (fit(reference, kind, budget) for kind in ("JPEG", "WEBP"))
+    return Comparison(face_id=face_id, level=wanted, levels=top, reference=REFERENCE, layer_bytes=sizes,
+                      budget_bytes=budget, psnr_db=psnr_db(image, reference),
+                      jpeg=CodecAtBudget(**coded_out(jpeg, reference)),
+                      webp=CodecAtBudget(**coded_out(webp, reference)))

@@ -99,7 +99,7 @@ def run(out: Path, profile: str, samples: Path = SAMPLES) -> dict:
             print(f"{s['camera_id']:<8}{s['face_id'][:12]:<14}{who:<20}{sim:>10}{threshold:>10}  "
                   f"{truth.get(s['face_id'], '?')}")
         print(f"{correct}/{len(posted)} faces recognised correctly; each decision was made at "
-              f"FPIR {max(s['decision_fpir'] or 0 for s in sightings):.2%} (the share of never-enrolled "
+              f"FPIR {max(s['fpir'] or 0 for s in sightings):.2%} (the share of never-enrolled "
               f"people this gallery would name as someone)")
 
         # Viewing faces takes a key with the faces:view scope, and every view is audited.

@@ -38,6 +38,19 @@ from service_common.ids import ID_PATTERN
 log = logging.getLogger(__name__)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}
 MULTIPART_SLACK = 64 * 1024  # form boundaries and part headers around a frame of max_frame_bytes
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# The frame route reads its body itself (streamed, limited, raw or multipart), so FastAPI cannot see it:
+# declared here, so that generated clients can send a frame.
+FRAME_BODY = {
+    "required": True,
+    "description": "one frame: the image bytes as the body (JPEG, PNG or WebP), or a multipart form whose "
+                   "first file part (`image`) is the image",
+    "content": {
+        **{media: _BINARY for media in sorted(IMAGE_TYPES)},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["image"],
+                                           "properties": {"image": {"type": "string", "format": "binary"}}}},
+    },
+}
 
 
 class FaceOut(BaseModel):
@@ -60,6 +73,11 @@ class FrameOut(BaseModel):
         default_factory=dict, description="faces found but not uplinked, by reason: below_min_face_px, "
         "below_min_quality (EDGE_MIN_FACE_PX, EDGE_MIN_QUALITY), tracked (a person already uplinked)")
     faces: list[FaceOut] = Field(description="the faces coded and uplinked: new people and clearly better faces")
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool] = Field(description="each readiness check: true when it passes")
 
 
 def get_node(request: Request) -> EdgeNode:
@@ -150,7 +168,10 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         return get_swagger_ui_html(openapi_url="", title=f"{app.title} - docs",
                                    swagger_ui_parameters={"spec": app.openapi()})
 
-    @app.get("/readyz", responses={503: {"description": "not ready: see which check failed"}})
+    @app.get("/readyz", response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "not ready: see which check failed",
+                              "headers": {"Retry-After": {"description": "seconds to wait before asking again",
+                                                          "schema": {"type": "integer"}}}}})
     def readyz(node: Node) -> JSONResponse:
         """Ready to take frames: models loaded (the node exists only after they are), both stores
         writable, and frames in flight below EDGE_MAX_FRAMES_IN_FLIGHT. /healthz only says it runs."""
@@ -158,11 +179,17 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
                   "enhancement_store_writable": node.store.writable(),
                   "uploads_flowing": not node.uploader.health()["stalled"],
                   "not_saturated": not node.stages.saturated}
-        return JSONResponse({"ready": all(checks.values()), "checks": checks},
-                            status_code=200 if all(checks.values()) else 503)
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503,
+                            headers={} if ready else {"Retry-After": str(Saturated.retry_after_s)})
 
     @app.post("/v1/cameras/{camera_id}/frames", status_code=201, response_model=FrameOut,
-              responses={401: {"description": "camera token missing or wrong"},
+              openapi_extra={"requestBody": FRAME_BODY},
+              responses={400: {"description": "empty body, no file part, or not a decodable image"},
+                         401: {"description": "camera token missing or wrong"},
+                         403: {"description": "this edge takes no more cameras (EDGE_MAX_CAMERAS)"},
+                         413: {"description": "frame larger than EDGE_MAX_FRAME_BYTES"},
+                         415: {"description": "not an image type this edge decodes"},
                          429: {"description": "the edge is saturated; retry after the Retry-After seconds"},
                          503: {"description": "dropped for a newer frame of this camera (its overflow is "
                                "drop-oldest), or the edge is stopping"}})

@@ -12,7 +12,6 @@ around the gate.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from service_common.access.denials import client_bucket
 from service_common.access.keys import ApiKey
 from service_common.guard import STATE_KEY, Access, key_allows
 from service_common.http import ASGIApp, BodyLimit, Receive, Scope, Send, content_length, header
+from service_common.problems import send_json, send_problem
 from service_common.routes import BodyKind, RoutePolicy, flat_routes, policy
 
 log = logging.getLogger(__name__)
@@ -135,14 +135,14 @@ def _denial_body(app: FastAPI, path: str) -> Callable[[int, str], dict] | None:
 
 
 async def _answer(scope: Scope, send: Send, denial: Denial, shape: Callable[[int, str], dict] | None = None) -> None:
-    """The denial, without reading the body: if one was announced, the connection closes after it."""
-    body = json.dumps(shape(denial.status, denial.detail) if shape else {"detail": denial.detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               *((k.lower().encode(), v.encode()) for k, v in denial.headers.items())]
-    if content_length(scope) or header(scope, b"transfer-encoding") is not None:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": denial.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    """The denial as a problem (or in the shape the path's API answers errors in), without reading the
+    body: if one was announced, the connection closes after it."""
+    announced = bool(content_length(scope)) or header(scope, b"transfer-encoding") is not None
+    if shape is None:
+        await send_problem(send, denial.status, denial.detail, denial.headers, close=announced)
+    else:
+        await send_json(send, denial.status, shape(denial.status, denial.detail), "application/json",
+                        denial.headers, close=announced)
 
 
 def protect(app: FastAPI, limits: BodyLimits) -> None:

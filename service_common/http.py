@@ -1,5 +1,5 @@
-"""HTTP plumbing shared by the three services: a streaming request-size limit and error bodies that
-say what went wrong without naming internals.
+"""HTTP plumbing shared by the three services: a streaming request-size limit, and errors as problem
+details that say what went wrong without naming internals (service_common/problems.py).
 
 Pure ASGI (no Starlette base classes) so the limit applies while the body streams in: a 500 MB chunked
 upload is refused once `limit` bytes have arrived, not after the framework has buffered all of it.
@@ -7,13 +7,13 @@ upload is refused once `limit` bytes have arrived, not after the framework has b
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+
+from service_common import problems
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -22,7 +22,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger(__name__)
-INTERNAL_ERROR = "internal error"
+INTERNAL_ERROR = problems.INTERNAL_ERROR
 
 
 class BodyTooLarge(Exception):
@@ -82,11 +82,7 @@ class BodyLimit:
             await self._too_large(send)
 
     async def _too_large(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.limit} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await problems.send_problem(send, 413, f"request body larger than {self.limit} bytes", close=True)
 
 
 def header(scope: Scope, wanted: bytes) -> bytes | None:
@@ -102,11 +98,7 @@ def content_length(scope: Scope) -> int | None:
 
 
 def harden(app: FastAPI, max_body_bytes: int, logger: logging.Logger) -> None:
-    """The streaming body limit, and a catch-all handler: an unexpected exception is logged here with
-    its traceback and the client is told only that it was internal (no class names, reprs or addresses)."""
+    """The streaming body limit, and every error as a problem (service_common/problems.py): an unexpected
+    exception is logged with its traceback and the client is told only that it was internal."""
     app.add_middleware(BodyLimit, limit=max_body_bytes)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"detail": INTERNAL_ERROR}, status_code=500)
+    problems.install(app, logger)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import HTTPException, Query
@@ -45,3 +46,16 @@ def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> list[Any]:
             or not all(isinstance(p, k) and not (k is int and isinstance(p, bool)) for p, k in zip(position, kinds))):
         raise HTTPException(422, "cursor: not a cursor this API gave out")
     return position
+
+
+def page_of(rows: Sequence[T], cursor: str | None, limit: int, key: Callable[[T], list[Any]],
+            kinds: tuple[type, ...], descending: bool = False) -> Page[T]:
+    """A page of a list held whole in memory (keys, cameras): ordered by `key` (unique per row), starting
+    after the cursor's key, so rows added or removed meanwhile do not shift the pages."""
+    ordered = sorted(rows, key=key, reverse=descending)
+    if cursor:
+        after = decode_cursor(cursor, kinds)
+        ordered = [r for r in ordered if (key(r) < after if descending else key(r) > after)]
+    page = ordered[:limit]
+    more = len(ordered) > limit
+    return Page(items=page, next_cursor=encode_cursor(key(page[-1])) if more else None)

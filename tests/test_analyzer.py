@@ -94,7 +94,11 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     face = api.get(f"{url}/v1/faces/{records[0].face_id}").json()
     assert face["identity_name"] == PEOPLE[0] and face["base_layer_bytes"] == len(records[0].base_layer)
     cams = api.get(f"{url}/v1/cameras").json()
-    assert {c["camera_id"]: c["sightings"] for c in cams} == {"cam0": 3, "cam1": 3}
+    assert {c["camera_id"]: c["sightings"] for c in cams["items"]} == {"cam0": 3, "cam1": 3}
+    first = api.get(f"{url}/v1/cameras", params={"limit": 1}).json()
+    rest = api.get(f"{url}/v1/cameras", params={"limit": 1, "cursor": first["next_cursor"]}).json()
+    assert [c["camera_id"] for c in first["items"] + rest["items"]] == [c["camera_id"] for c in cams["items"]]
+    assert rest["next_cursor"] is None
     events = api.get(f"{url}/v1/events").json()["items"]
     assert len(events) >= 6 and events[0]["type"] == "face.recognised" and events[0]["identity_name"] in PEOPLE
     first = api.get(f"{url}/v1/events", params={"limit": 2}).json()
@@ -134,7 +138,7 @@ def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
     for rec in burst:
         face = faces[rec.face_id]
         assert face["status"] == "recognised" and face["identity_id"] == colin["identity_id"], face
-        assert 0 < face["decision_fpir"] <= 0.01 and face["similarity"] >= face["threshold"]
+        assert 0 < face["fpir"] <= 0.01 and face["similarity"] >= face["threshold"]
         assert face["gallery_size"] == gallery
     assert faces[burst[0].face_id]["fused_faces"] == 1
     assert faces[burst[2].face_id]["fused_faces"] == 3  # the two before it on camF are the same person
@@ -294,7 +298,7 @@ def test_sightings_page_has_no_duplicates_when_a_sighting_lands_mid_read(redis_c
         return out
 
     redis_client.zrevrangebyscore = newer_arrives
-    rows, _ = store.sightings(None, None, None, None, None, 50)
+    rows, _ = store.sightings(None, None, None, None, None, 50)  # no position: from the newest
     ids = [r.face_id for r in rows]
     assert len(calls) >= 2 and len(ids) == len(set(ids)) and set(ids) >= {f"f{i}" for i in range(5)}
 
@@ -302,7 +306,7 @@ def test_sightings_page_has_no_duplicates_when_a_sighting_lands_mid_read(redis_c
 def test_client_errors_are_4xx_not_storage_unavailable(analyzer) -> None:
     """Naive or far-off times are UTC times, not 500s; out-of-range or foreign cursors and stream ids
     are the client's error (4xx), never 503 'storage unavailable' (Redis would refuse them)."""
-    from cloud_analyzer.store import encode_cursor
+    from service_common.pagination import encode_cursor
 
     url, _ = analyzer
     ok = [
@@ -314,14 +318,22 @@ def test_client_errors_are_4xx_not_storage_unavailable(analyzer) -> None:
     assert ok[1].json()["items"] == []
     refused = {
         "cursor": api.get(f"{url}/v1/identities", params={"cursor": "WzEwMDAwMDAwMDAwMDAwMDAwMDAwMF0"}),
-        "cursor in year 10**17": api.get(f"{url}/v1/sightings", params={"cursor": encode_cursor(10**30, "x")}),
+        "cursor in year 10**17": api.get(f"{url}/v1/sightings", params={"cursor": encode_cursor([10**30, "x"])}),
+        "audit cursor past 2**64": api.get(f"{url}/v1/audit", params={"cursor": encode_cursor([2**64, 0])}),
+        "cluster cursor past 2**53": api.get(f"{url}/v1/clusters", params={"cursor": encode_cursor(["size", 10**300,
+                                                                                                   "x"])}),
+        "not a cursor": api.get(f"{url}/v1/sightings", params={"cursor": "!!"}),
         "stream id past 2**64": api.get(f"{url}/v1/events", params={"after": "99999999999999999999-0"}),
         "blank name": api.post(f"{url}/v1/identities", data={"name": "   "},
                                  files={"images": ("a.jpg", lfw_image("Colin_Powell", 1).read_bytes())}),
     }
     codes = {k: r.status_code for k, r in refused.items()}
-    assert codes == {"cursor": 422, "cursor in year 10**17": 400, "stream id past 2**64": 422, "blank name": 422}
+    assert codes == {"cursor": 422, "cursor in year 10**17": 422, "stream id past 2**64": 422, "blank name": 422,
+                     "audit cursor past 2**64": 422, "cluster cursor past 2**53": 422, "not a cursor": 422}
     assert not any("storage" in r.text for r in refused.values())
+    # The first possible stream id: nothing is older (Redis refuses the exclusive range "(0-0").
+    oldest = api.get(f"{url}/v1/audit", params={"cursor": encode_cursor([0, 0])})
+    assert oldest.status_code == 200 and oldest.json() == {"items": [], "next_cursor": None}
     assert "x" not in {i["name"].strip() for i in api.get(f"{url}/v1/identities").json()["items"]}
 
 
@@ -360,7 +372,9 @@ def test_unexpected_errors_say_internal_error_only(analyzer, redis_server) -> No
     r = api.get(f"{url}/v1/faces/{face_id}")
     client.delete(face_key(face_id))
     client.close()
-    assert r.status_code == 500 and r.json() == {"detail": "internal error"}
+    assert r.status_code == 500 and r.json() == {"type": "about:blank", "title": "Internal Server Error",
+                                                 "status": 500, "detail": "internal error"}
+    assert r.headers["content-type"] == "application/problem+json"
 
 
 def test_erase_one_face_and_a_camera_time_range(analyzer, front_end) -> None:
@@ -383,6 +397,9 @@ def test_erase_one_face_and_a_camera_time_range(analyzer, front_end) -> None:
     left = api.get(f"{url}/v1/sightings", params={"camera_id": "erase-cam"}).json()["items"]
     assert [s["face_id"] for s in left] == [records[3].face_id]
     assert api.post(f"{url}/v1/cameras/erase-cam/erase", json={"since": iso[2], "until": iso[1]}).status_code == 422
+    for since in (0, "0", 1.5, "1969-12-31T23:59:59Z"):  # a number is not a time; before 1970 is a mistake
+        refused = api.post(f"{url}/v1/cameras/erase-cam/erase", json={"since": since, "until": iso[1]})
+        assert refused.status_code == 422 and "since" in refused.text, refused.text
     status = api.get(f"{url}/v1/erasures/{ranged.json()['erasure_id']}").json()
     assert status["subject"].startswith("camera:erase-cam:") and status["edges"]["edge-t"]["status"] == "pending"
     events = [e["face_id"] for e in api.get(f"{url}/v1/events", params={"limit": 1000}).json()["items"]]
@@ -415,6 +432,14 @@ def test_history_search_and_backfill_after_an_enrolment(analyzer, front_end) -> 
     assert set(top) == {r.face_id for r in records} and found["probe"] == "image", found
     assert other.face_id not in top and found["days_searched"] >= 1
     assert all(h["similarity"] >= 0.3 and h["status"] == "unknown" for h in found["items"])
+    pages, cursor = [], None  # one hit per page: the same hits, in the same order, none twice
+    while True:
+        page = api.post(f"{url}/v1/search/history", files={"image": ("p.jpg", photo)},
+                        data={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        pages += [h["face_id"] for h in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert pages == [h["face_id"] for h in found["items"]] and found["next_cursor"] is None
     only_b = api.post(f"{url}/v1/search/history", files={"image": ("p.jpg", photo)},
                       data={"cameras": "hist-b"}).json()["items"]
     assert [h["face_id"] for h in only_b] == [records[1].face_id]

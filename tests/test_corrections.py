@@ -91,10 +91,11 @@ def test_a_rejected_face_stops_its_look_alike_matching_while_the_person_still_do
         assert entry.face_id == wrong["face_id"] and entry.identity_id == a_id and entry.status == 200
         assert listed["items"][0]["key_id"] == entry.key_id
         assert audit.query(action="face.corrections")[0][0].status == 200
-        events = [e["data"] for e in admin.get(f"{url}/v1/events", params={"limit": 1000}).json()]
+        events = admin.get(f"{url}/v1/events", params={"limit": 1000}).json()["items"]
         corrected = [e for e in events if e["type"] == "face.corrected"]
-        assert corrected == [{**corrected[0], "action": "reject", "face_id": wrong["face_id"], "identity_id": "",
-                              "previous_identity_id": a_id, "rejected_identity_id": a_id}]
+        assert corrected == [{**corrected[0], "action": "reject", "face_id": wrong["face_id"], "identity_id": None,
+                              "status": "unknown", "previous_identity_id": a_id, "rejected_identity_id": a_id,
+                              "corrected_by": entry.key_id}]
 
         # Reassigned to the right person, as a template of theirs.
         b_id = _enrol(url, admin, B, (3,))

@@ -58,6 +58,7 @@ def test_identity_erase_finds_the_persons_unnamed_faces_and_clusters(redis_serve
         assert preview.status_code == 200, preview.text
         shown = preview.json()
         matched = {m["face_id"]: m for m in shown["matched_faces"]}
+        assert all(m["captured_at"].endswith("Z") and m["captured_at_ms"] > 0 for m in matched.values())
         assert shown["named_faces"] == [] and set(mine) <= set(matched), shown
         assert not set(theirs) & (set(matched) | set(shown["cluster_faces"])), "the threshold is not vacuous"
         assert all(m["similarity"] >= shown["match_threshold"] > 0.2 for m in matched.values())

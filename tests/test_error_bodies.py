@@ -36,7 +36,8 @@ def test_reconstructor_errors_name_no_internals(tmp_path) -> None:
             broken = uuid.uuid4().hex  # a record no analyzer writes: the catch-all answers
             client.hset(face_key(broken), mapping={"base_layer": b"x", "enhancement_levels": "many"})
             r = viewer.get(f"{url}/v1/faces/{broken}/image")
-            assert r.status_code == 500 and r.json() == {"detail": "internal error"}
+            assert r.status_code == 500 and r.json()["detail"] == "internal error"
+            assert r.headers["content-type"] == "application/problem+json"
             client.close()
 
             host = urlsplit(url)  # a body declared past the limit: 413 before a byte of it is read
@@ -51,7 +52,9 @@ def test_reconstructor_errors_name_no_internals(tmp_path) -> None:
 
             private.stop()  # Redis gone
             r = viewer.get(f"{url}/v1/faces/{uuid.uuid4().hex}/image", timeout=30)
-            assert r.status_code == 503 and r.json() == {"detail": "storage unavailable; retry later"}
+            assert r.status_code == 503 and r.json() == {"type": "about:blank", "title": "Service Unavailable",
+                                                         "status": 503, "detail": "storage unavailable; retry later"}
+            assert r.headers["content-type"] == "application/problem+json" and int(r.headers["retry-after"]) > 0
             assert clean(r), r.text
     finally:
         private.stop()

@@ -26,7 +26,9 @@ from tests.helpers.servers import api_client, serve_analyzer
 from tests.helpers.sse import SseClient
 
 FIELDS = {"id", "type", "face_id", "camera_id", "captured_at_ms", "decided_at_ms", "status", "identity_id",
-          "identity_name", "cluster_id", "track_id", "quality", "similarity", "threshold", "fpir"}
+          "identity_name", "cluster_id", "track_id", "quality", "similarity", "threshold", "fpir",
+          # set on face.corrected only (null on decisions)
+          "action", "previous_identity_id", "rejected_identity_id", "corrected_by"}
 
 
 @pytest.fixture(scope="module")

@@ -74,9 +74,9 @@ def test_reconstructor_serves_base_when_edge_is_gone(redis_server, redis_client,
         base = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})
         assert base.status_code == 200 and base.content.startswith(b"\x89PNG")
         full = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full"}, timeout=30)
-        assert full.status_code == 502 and "unreachable" in full.json()["detail"]
+        assert full.status_code == 503 and "unreachable" in full.json()["detail"] and full.headers["retry-after"]
         assert "127.0.0.1" not in full.text and gone.split(":")[1] not in full.text  # no internal addresses
-        bad_level = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full", "quality": 9})
+        bad_level = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "full", "level": 9})
         assert bad_level.status_code == 422
         redis_client.hset(face_key(face_id), "base_layer", b"FC\x01garbage")
         corrupt = viewer.get(f"{url}/v1/faces/{face_id}/image", params={"layers": "base"})

@@ -105,7 +105,7 @@ def test_base_previews_and_full_pixels_are_separate_scopes(redis_server, redis_c
         full = base_viewer.get(image, params={"layers": "full"})
         assert full.status_code == 403 and "faces:view" in full.json()["detail"]
         assert viewer.get(image, params={"layers": "base"}).status_code == 200  # faces:view holds base
-        assert viewer.get(image, params={"layers": "full"}).status_code == 502  # past the gate: edge gone
+        assert viewer.get(image, params={"layers": "full"}).status_code == 503  # past the gate: edge gone
     views = AuditLog(redis_client).query(action="face.view")[0]
     assert [(e.layers, e.status) for e in reversed(views)] == [("base", 200), ("base", 200), ("base", 200),
-                                                              ("full:all", 502)]
+                                                              ("full:all", 503)]

@@ -46,6 +46,10 @@ class Event(BaseModel):
     similarity: float | None = None
     threshold: float | None = None
     fpir: float | None = Field(None, description="false positive identification rate of the decision")
+    action: str | None = Field(None, description="face.corrected: reject | reassign (docs/corrections.md)")
+    previous_identity_id: str | None = Field(None, description="face.corrected: who the face was named as")
+    rejected_identity_id: str | None = Field(None, description="face.corrected: whose negative example it became")
+    corrected_by: str | None = Field(None, description="face.corrected: the API key id that corrected it")
 
     @classmethod
     def from_stream(cls, entry_id: str, fields: dict[str, str]) -> Event:
@@ -68,7 +72,9 @@ class Event(BaseModel):
                    decided_at_ms=int(decided) if decided.isdigit() else None, status=status,
                    identity_id=opt("identity_id"), identity_name=opt("identity_name"), cluster_id=opt("cluster_id"),
                    track_id=opt("track_id"), quality=num("quality"), similarity=num("similarity"),
-                   threshold=num("threshold"), fpir=num("fpir") if "fpir" in fields else num("decision_fpir"))
+                   threshold=num("threshold"), fpir=num("fpir") if "fpir" in fields else num("decision_fpir"),
+                   action=opt("action"), previous_identity_id=opt("previous_identity_id"),
+                   rejected_identity_id=opt("rejected_identity_id"), corrected_by=opt("key_id"))
 
 
 class EventFilter(BaseModel):

@@ -11,15 +11,25 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from cloud_analyzer.clusters import CLUSTER_ID, Cluster, ClusterBusy, ClusterError, Clusters
+from cloud_analyzer.clusters import (
+    CLUSTER_ID,
+    Cluster,
+    ClusterBusy,
+    ClusterConflict,
+    ClusterNotFound,
+    Clusters,
+    IdentityNotFound,
+)
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.idempotency import Idempotency, IdempotencyHeader, fingerprint
 from cloud_analyzer.routers.identities import Identity, _identity
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN, ID_PATTERN
+from service_common.pagination import CursorQuery, Page, decode_cursor, encode_cursor
+from service_common.times import rfc3339_ms
 
 router = APIRouter(prefix="/v1/clusters", tags=["clusters"])
-MAX_OFFSET = 10**9
+MAX_SCORE = 2**53  # sizes and times in ms: what a cursor may hold (Redis compares scores as doubles)
 ClusterId = Annotated[str, Path(pattern=CLUSTER_ID)]
 
 
@@ -29,19 +39,14 @@ class ClusterOut(BaseModel):
     size: int = Field(description="faces in the cluster")
     first_seen_ms: int
     last_seen_ms: int
+    first_seen_at: str
+    last_seen_at: str
     cameras: dict[str, int] = Field(description="camera_id -> faces of this cluster it saw")
     representative_face_ids: list[str] = Field(description="the faces closest to the cluster's centre, best first")
 
 
 class ClusterDetail(ClusterOut):
     face_ids: list[str] = Field(description="member faces, most recent first (at most `faces` of them)")
-
-
-class ClusterPage(BaseModel):
-    items: list[ClusterOut]
-    total: int
-    offset: int
-    limit: int
 
 
 class MergeIn(BaseModel):
@@ -61,7 +66,8 @@ class PromoteIn(BaseModel):
 
 
 def _out(cluster: Cluster) -> ClusterOut:
-    return ClusterOut(**{k: v for k, v in cluster.__dict__.items() if k in ClusterOut.model_fields})
+    return ClusterOut(**{k: v for k, v in cluster.__dict__.items() if k in ClusterOut.model_fields},
+                      first_seen_at=rfc3339_ms(cluster.first_seen_ms), last_seen_at=rfc3339_ms(cluster.last_seen_ms))
 
 
 def _clusters(analyzer) -> Clusters:
@@ -73,21 +79,31 @@ def _clusters(analyzer) -> Clusters:
 def _call(fn, *args):
     try:
         return fn(*args)
-    except ClusterError as exc:
-        raise HTTPException(404 if "not found" in str(exc) else 409, str(exc)) from exc
+    except (ClusterNotFound, IdentityNotFound) as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except ClusterConflict as exc:
+        raise HTTPException(409, str(exc)) from exc
     except ClusterBusy as exc:
         raise HTTPException(503, f"{exc}; retry later") from exc
 
 
-@router.get("", response_model=ClusterPage, dependencies=[require("sightings:read", "clusters.list")])
+@router.get("", response_model=Page[ClusterOut], dependencies=[require("sightings:read", "clusters.list")])
 def list_clusters(
     analyzer: AnalyzerDep,
     order: Annotated[Literal["size", "recent"], Query(description="largest or most recently seen first")] = "size",
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    cursor: CursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> ClusterPage:
-    rows, total = _clusters(analyzer).list(order, offset, limit)
-    return ClusterPage(items=[_out(c) for c in rows], total=total, offset=offset, limit=limit)
+) -> Page[ClusterOut]:
+    after = None
+    if cursor:
+        # The order is part of the position: a cursor from one order is refused by the other.
+        kind, score, cluster_id = decode_cursor(cursor, (str, int, str))
+        if kind != order or abs(score) > MAX_SCORE:
+            raise HTTPException(422, "cursor: not a cursor this API gave out for this order")
+        after = (score, cluster_id)
+    rows, more = _clusters(analyzer).list(order, after, limit)
+    return Page[ClusterOut](items=[_out(c) for c in rows],
+                            next_cursor=encode_cursor([order, *more]) if more else None)
 
 
 @router.get("/{cluster_id}", response_model=ClusterDetail, dependencies=[require("sightings:read", "cluster.view")])

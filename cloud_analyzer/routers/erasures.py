@@ -4,7 +4,6 @@ have to confirm; GET /v1/erasures/{id} follows them until `complete`."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import numpy as np
@@ -18,6 +17,7 @@ from cloud_analyzer.person_search import PersonSearch
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN, ID_PATTERN
 from service_common.redis_keys import mean_key
+from service_common.times import Timestamp, rfc3339_ms
 
 router = APIRouter(tags=["erasure"])
 
@@ -34,6 +34,7 @@ class ErasureOut(BaseModel):
     erasure_id: str
     subject: str
     requested_at_ms: int
+    requested_at: str
     identity_erased: bool
     templates: int = Field(description="enrolment templates erased")
     faces: int = Field(description="faces erased in the cloud: record, base layer, sighting and track indexes")
@@ -55,12 +56,13 @@ class IdentityErase(BaseModel):
 
 
 class CameraErase(BaseModel):
-    since: datetime
-    until: datetime
+    since: Timestamp = Field(description="RFC 3339, inclusive (no zone: UTC)")
+    until: Timestamp = Field(description="RFC 3339, inclusive (no zone: UTC)")
 
 
 def erasure_out(report: ErasureReport) -> ErasureOut:
     return ErasureOut(erasure_id=report.erasure_id, subject=report.subject, requested_at_ms=report.requested_at_ms,
+                      requested_at=rfc3339_ms(report.requested_at_ms),
                       identity_erased=report.identity_erased, templates=report.templates, faces=report.faces,
                       events=report.events, complete=report.complete, matched_faces=report.matched_faces,
                       pending_faces=report.pending_faces, clusters=report.clusters,
@@ -111,6 +113,7 @@ class MatchedFace(BaseModel):
     face_id: str
     camera_id: str
     captured_at_ms: int
+    captured_at: str
     status: str
     similarity: float = Field(description="cosine to the person's template")
     edge_id: str
@@ -157,7 +160,8 @@ def preview_identity_erasure(analyzer: AnalyzerDep, identity_id: Annotated[str, 
     return ErasurePreview(
         identity_id=identity_id, templates=int(row.get("templates", 0)), named_faces=named,
         match_threshold=round(matches.threshold, 4),
-        matched_faces=[MatchedFace(**{**f.__dict__, "similarity": round(f.similarity, 4)}) for f in matches.faces],
+        matched_faces=[MatchedFace(**{**f.__dict__, "similarity": round(f.similarity, 4),
+                                         "captured_at": rfc3339_ms(f.captured_at_ms)}) for f in matches.faces],
         pending_faces=len(matches.pending_ids()),
         clusters=[MatchedCluster(cluster_id=c.cluster_id, size=c.size, similarity=round(c.similarity, 4),
                                  threshold=round(c.threshold, 4)) for c in matches.clusters],
@@ -179,6 +183,8 @@ def erase_camera_range(analyzer: AnalyzerDep, camera_id: Annotated[str, Path(pat
     since, until = to_ms(body.since), to_ms(body.until)
     if since is None or until is None or since > until:
         raise HTTPException(422, "since must not be after until")
+    if since < 0:  # a range reaching before 1970 is a mistake (no face is that old), not a way to say "all"
+        raise HTTPException(422, "since is before 1970-01-01: give the first moment to erase")
     return _done(analyzer, caller, analyzer.erasures.camera(camera_id, since, until, caller.key.key_id))
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
 
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.store import to_sighting
 from service_common.guard import require
 from service_common.ids import ID_PATTERN
+from service_common.pagination import CursorQuery, Page, page_of
+from service_common.times import rfc3339_ms
 
 router = APIRouter(tags=["faces"])
 
@@ -32,7 +34,7 @@ class FaceOut(BaseModel):
     edge_id: str
     enhancement_levels: int
     threshold: float | None
-    decision_fpir: float | None
+    fpir: float | None
     gallery_size: int | None
     fused_faces: int | None
     quality_issues: list[str] | None
@@ -45,11 +47,14 @@ class FaceOut(BaseModel):
     corrected_action: str | None = None  # the latest correction: reject | reassign
     corrected_at: str | None = None
     corrected_by: str | None = None
+    captured_at: str
+    decided_at: str | None
 
 
 class Camera(BaseModel):
     camera_id: str
     last_seen_ms: int
+    last_seen_at: str
     sightings: int
 
 
@@ -66,6 +71,10 @@ def get_face(analyzer: AnalyzerDep, face_id: Annotated[str, Path(pattern=ID_PATT
     )
 
 
-@router.get("/v1/cameras", response_model=list[Camera], dependencies=[require("sightings:read")])
-def list_cameras(analyzer: AnalyzerDep) -> list[Camera]:
-    return [Camera(camera_id=c, last_seen_ms=ts, sightings=n) for c, ts, n in analyzer.store.cameras()]
+@router.get("/v1/cameras", response_model=Page[Camera], dependencies=[require("sightings:read")])
+def list_cameras(analyzer: AnalyzerDep, cursor: CursorQuery = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Page[Camera]:
+    """Cameras that sent faces, most recently seen first."""
+    rows = [Camera(camera_id=c, last_seen_ms=ts, last_seen_at=rfc3339_ms(ts), sightings=n)
+            for c, ts, n in analyzer.store.cameras()]
+    return page_of(rows, cursor, limit, lambda c: [c.last_seen_ms, c.camera_id], (int, str), descending=True)

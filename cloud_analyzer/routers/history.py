@@ -24,17 +24,21 @@ from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN, ID_BODY, ID_PATTERN
+from service_common.pagination import MAX_CURSOR_CHARS, decode_cursor, encode_cursor
 from service_common.redis_keys import mean_key
+from service_common.times import Timestamp, rfc3339_ms
 
 router = APIRouter(tags=["history"])
 CAMERAS = f"^{ID_BODY}(,{ID_BODY}){{0,49}}$"  # up to 50 comma-separated camera ids
 DAY_MS = 86_400_000
+MAX_DEPTH = 2000  # hits one probe may page through: the nearest ones are what a history search is for
 
 
 class HistoryHitOut(BaseModel):
     face_id: str
     camera_id: str
     captured_at_ms: int
+    captured_at: str
     similarity: float = Field(description="cosine to the probe (8-bit index: within ~0.01 of the float cosine)")
     status: str
     identity_id: str | None
@@ -44,6 +48,8 @@ class HistoryHitOut(BaseModel):
 
 class HistoryResult(BaseModel):
     items: list[HistoryHitOut]
+    next_cursor: str | None = Field(description="pass as `cursor`, with the same probe and filters, for the "
+                                                "next hits; null when none are left")
     probe: str = Field(description="what was searched with: image, face, identity or base_layer")
     days_searched: int
 
@@ -101,27 +107,41 @@ async def search_history(
     identity_id: Annotated[str | None, Form(pattern=HEX32_PATTERN)] = None,
     base_layer: Annotated[str | None, Form(max_length=4096, description="a base-only container, base64")] = None,
     cameras: Annotated[str | None, Form(pattern=CAMERAS, description="comma-separated camera ids")] = None,
-    since: Annotated[datetime | None, Form(description="ISO 8601; default: the retention period back")] = None,
-    until: Annotated[datetime | None, Form(description="ISO 8601; default: now")] = None,
+    since: Annotated[Timestamp | None, Form(description="ISO 8601; default: the retention period back")] = None,
+    until: Annotated[Timestamp | None, Form(description="ISO 8601; default: now")] = None,
     min_similarity: Annotated[float, Form(ge=-1, le=1)] = 0.3,
+    cursor: Annotated[str | None, Form(max_length=MAX_CURSOR_CHARS,
+                                       description="`next_cursor` of the previous page (same probe and "
+                                                   "filters); omit for the first")] = None,
     limit: Annotated[int, Form(ge=1, le=500)] = 50,
 ) -> HistoryResult:
     """Past sightings most similar to the probe (recognised or not), best first, within the filters."""
+    similarity, after_face, depth = decode_cursor(cursor, (float, str, int)) if cursor else (2.0, "", 0)
+    if not 0 <= depth < MAX_DEPTH:
+        raise HTTPException(422, "cursor: not a cursor this API gave out")
     probe, model, kind = await _probe(analyzer, image, face_id, identity_id, base_layer)
     lo, hi = _window(analyzer, since, until)
     caller.audit.update({k: v for k, v in (("face_id", face_id), ("identity_id", identity_id)) if v})
+    # The search is ranked, not stored: it is run again, deep enough for this page, and the page starts
+    # after the cursor's (similarity, face id), so a hit never repeats across pages.
+    wanted = min(depth + limit + 1, MAX_DEPTH)
     try:
         hits, days = await run_in_threadpool(History(analyzer.store.r).search, probe, model, lo, hi,
-                                             cameras.split(",") if cameras else None, min_similarity, limit)
+                                             cameras.split(",") if cameras else None, min_similarity, wanted)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
-    caller.audit["detail"] = f"{kind} probe; {len(hits)} hits over {days} days"
-    return HistoryResult(items=[HistoryHitOut(**h.__dict__) for h in hits], probe=kind, days_searched=days)
+    ranked = sorted(hits, key=lambda h: (-h.similarity, h.face_id))
+    after = [h for h in ranked if (-h.similarity, h.face_id) > (-similarity, after_face)]
+    page, more = after[:limit], len(after) > limit and depth + limit < MAX_DEPTH
+    caller.audit["detail"] = f"{kind} probe; {len(page)} hits over {days} days"
+    items = [HistoryHitOut(**h.__dict__, captured_at=rfc3339_ms(h.captured_at_ms)) for h in page]
+    next_cursor = encode_cursor([page[-1].similarity, page[-1].face_id, depth + len(page)]) if more else None
+    return HistoryResult(items=items, next_cursor=next_cursor, probe=kind, days_searched=days)
 
 
 class BackfillIn(BaseModel):
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Timestamp | None = None
+    until: Timestamp | None = None
 
 
 class BackfillOut(BaseModel):

@@ -65,11 +65,12 @@ export const query = (params) => {
 };
 
 // Face pixels, each one view the reconstructor audits; a face's image is fetched once per page load.
+// `size` and `format` shrink list thumbnails (a WebP of 112 px instead of the native PNG).
 const images = new Map();
-export function faceImage(faceId, { layers = "base", quality } = {}) {
-  const id = `${faceId}|${layers}|${quality ?? ""}`;
+export function faceImage(faceId, { layers = "base", level, size, format } = {}) {
+  const q = query({ layers, level: layers === "full" ? level : null, size, format });
+  const id = `${faceId}${q}`;
   if (!images.has(id)) {
-    const q = layers === "base" ? "?layers=base" : `?layers=full${quality ? `&quality=${quality}` : ""}`;
     images.set(id, recon(`/v1/faces/${encodeURIComponent(faceId)}/image${q}`)
       .then((blob) => URL.createObjectURL(blob))
       .catch((err) => { images.delete(id); throw err; }));

@@ -100,6 +100,8 @@ class AuditLog:
               before: str | None = None, limit: int = 100) -> tuple[list[AuditEntry], str | None]:
         """Entries matching every given filter, newest first; the second value continues the listing
         (pass it as `before`) when more may match."""
+        if before == "0-0":  # nothing is older than the first possible id (and Redis refuses "(0-0")
+            return [], None
         hi = f"({before}" if before else (str(until_ms) if until_ms is not None else "+")
         lo = str(since_ms) if since_ms is not None else "-"
         wanted = {"key_id": key_id, "action": action, "face_id": face_id, "identity_id": identity_id}

@@ -2,10 +2,11 @@ import { canSeePixels, faceImage } from "../api.js";
 import { h } from "../dom.js";
 
 // A face's base-only preview (one audited view), or a placeholder saying why there is none.
-export function thumb(faceId, { layers = "base", quality, cls = "thumb" } = {}) {
+export function thumb(faceId, { layers = "base", level, cls = "thumb" } = {}) {
   if (!canSeePixels()) return h("div", { class: "nopix", title: "this key has no pixel scope" }, "no pixels");
   const img = h("img", { class: cls, alt: `face ${faceId}`, dataset: { face: faceId } });
-  faceImage(faceId, { layers, quality }).then((url) => { img.src = url; }, (err) => { img.title = err.message; });
+  const small = cls === "thumb" ? { size: 112, format: "webp" } : {};
+  faceImage(faceId, { layers, level, ...small }).then((url) => { img.src = url; }, (err) => { img.title = err.message; });
   return img;
 }
 

@@ -38,7 +38,7 @@ function pixels(face) {
   async function select(level) {
     const mine = ++current;  // a later click wins: an earlier answer arriving after it is dropped
     for (const b of buttons.children) b.classList.toggle("active", Number(b.dataset.level) === level);
-    const image = thumb(face.face_id, level === 0 ? { cls: "" } : { layers: "full", quality: level, cls: "" });
+    const image = thumb(face.face_id, level === 0 ? { cls: "" } : { layers: "full", level, cls: "" });
     const caption = h("figcaption", { id: "level-caption" }, level === 0 ? "base layer only" : `base + level ${level}`);
     shown.replaceChildren(h("figure", {}, image, caption));
     if (!full || face.enhancement_levels === 0) return;

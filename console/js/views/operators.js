@@ -31,16 +31,16 @@ export async function render(main) {
       + ` (${health.audit.dropped_over_cap} dropped over the cap)`));
   }
   const audit = h("tbody", {});
-  let before = null;
+  let cursor = null;
   const more = h("button", { type: "button", id: "audit-more" }, "Older");
   async function load() {
-    const body = await attempt(() => api(`/v1/audit${query({ limit: 50, before, cursor: before })}`));
+    const body = await attempt(() => api(`/v1/audit${query({ limit: 50, cursor })}`));
     if (!body) return;
     const { items, next } = page(body);
     audit.append(...items.map((a) => h("tr", {}, h("td", {}, a.at || when(a.at_ms)), h("td", {}, a.key_name || a.key_id),
       h("td", {}, a.action), h("td", {}, `${a.outcome} ${a.status}`), h("td", {}, a.face_id || a.identity_id || ""),
       h("td", {}, a.layers || ""), h("td", { class: "muted" }, a.detail || ""))));
-    before = next;
+    cursor = next;
     more.hidden = !next;
   }
   more.addEventListener("click", load);
