@@ -340,8 +340,9 @@ def test_merge_clusters_then_search_history(stack: Stack, browser) -> None:
 
     browser.get(f"{analyzer}/console/#/operators")
     wait_css(browser, "#audit tbody tr")
-    cameras = browser.find_element(By.ID, "cameras").text
-    assert all(c in cameras for c in ("door", "lobby", "yard"))
+    cameras = {row.text.split()[0]: row.text for row in browser.find_elements(By.CSS_SELECTOR, "#cameras tbody tr")}
+    assert set(cameras) == {"door", "lobby", "yard"}
+    assert cameras["yard"].endswith(" 2 0.4"), cameras  # 2 sightings, 2 faces in the last 5 minutes
     browser.save_screenshot(str(SHOTS / "operators.png"))
 
 

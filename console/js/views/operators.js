@@ -3,15 +3,24 @@
 import { api, can, page, query } from "../api.js";
 import { attempt, h, when } from "../dom.js";
 
+const WINDOW_MS = 5 * 60 * 1000;
+
 export async function render(main) {
   main.append(h("h1", {}, "Operators"));
   const cameras = await attempt(() => api("/v1/cameras"));
   if (cameras) {
     const now = Date.now();
+    // Faces per minute over the last five, per camera, from the sightings of that window (one listing).
+    const recent = await api(`/v1/sightings${query({ since: new Date(now - WINDOW_MS).toISOString(), limit: 500 })}`)
+      .then((b) => page(b).items).catch(() => []);
+    const perCamera = recent.reduce((m, s) => m.set(s.camera_id, (m.get(s.camera_id) || 0) + 1), new Map());
+    const rate = (id) => `${((perCamera.get(id) || 0) / (WINDOW_MS / 60000)).toFixed(1)}${recent.length >= 500 ? "+" : ""}`;
     main.append(h("h2", {}, "Cameras"), h("table", { id: "cameras" },
-      h("thead", {}, h("tr", {}, ["camera", "last face (UTC)", "ago", "sightings"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["camera", "last face (UTC)", "ago", "sightings", "faces/min (last 5 min)"]
+        .map((t) => h("th", {}, t)))),
       h("tbody", {}, page(cameras).items.map((c) => h("tr", {}, h("td", {}, c.camera_id), h("td", {}, when(c.last_seen_ms)),
-        h("td", {}, `${Math.max(0, Math.round((now - c.last_seen_ms) / 1000))} s`), h("td", {}, c.sightings))))));
+        h("td", {}, `${Math.max(0, Math.round((now - c.last_seen_ms) / 1000))} s`), h("td", {}, c.sightings),
+        h("td", {}, rate(c.camera_id)))))));
   }
   const started = JSON.parse(sessionStorage.getItem("facecodec.console.erasures") || "[]");
   if (started.length && can("identities:write")) {
