@@ -366,6 +366,13 @@ def test_a_key_without_pixel_scopes_sees_no_image(stack: Stack, browser) -> None
         me = httpx.get(f"{analyzer}/v1/keys/me", headers={"authorization": f"Bearer {token}"}).json()
     assert not [e for e in entries if e["key_id"] == me["key_id"]]  # it never asked the reconstructor
 
+    with stack.client() as client:  # revoked while logged in: the next request lands on the login form
+        assert client.delete(f"{analyzer}/v1/keys/{me['key_id']}").status_code == 204
+    browser.find_element(By.CSS_SELECTOR, '#nav a[href="#/live"]').click()
+    wait_css(browser, "#api-key")
+    assert "log in again" in browser.find_element(By.ID, "status").text
+    assert browser.execute_script("return sessionStorage.length") == 0  # the key is gone from the tab
+
 
 def test_erase_says_what_goes_where_then_operators_follow_it(stack: Stack, browser) -> None:
     from selenium.webdriver.common.by import By

@@ -3,6 +3,8 @@
 const KEY = "facecodec.console.key";
 const RECON = "facecodec.console.reconstructor";
 
+export const LOGGED_OUT = "the key is no longer valid: log in again";
+
 export class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
@@ -40,6 +42,11 @@ export async function request(url, { method = "GET", json, form } = {}) {
   if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
   if (form) body = form;
   const resp = await fetch(url, { method, headers, body, cache: "no-store", credentials: "omit" });
+  if (resp.status === 401 && session.me) {  // revoked or expired meanwhile: back to the login form
+    session.clear();
+    window.dispatchEvent(new Event("facecodec:logged-out"));
+    throw new ApiError(401, LOGGED_OUT);
+  }
   if (!resp.ok) throw new ApiError(resp.status, await problem(resp));
   if (resp.status === 204) return null;
   return (resp.headers.get("content-type") || "").includes("json") ? resp.json() : resp.blob();

@@ -1,5 +1,5 @@
 // Entry point: log in, then a hash router over the views (#/live, #/face/<id>, ...).
-import { api, can, forgetImages, session } from "./api.js";
+import { LOGGED_OUT, api, can, forgetImages, session } from "./api.js";
 import { attempt, h, show } from "./dom.js";
 import * as clusters from "./views/clusters.js";
 import * as face from "./views/face.js";
@@ -72,6 +72,7 @@ document.getElementById("logout").addEventListener("click", () => {
   route();
 });
 window.addEventListener("hashchange", route);
+window.addEventListener("facecodec:logged-out", () => { forgetImages(); route().then(() => show(LOGGED_OUT)); });
 
 (async () => {
   config = await fetch("config.json", { cache: "no-store" }).then((r) => r.json()).catch(() => config);

@@ -17,6 +17,11 @@ export function subscribe({ filters = {}, onEvent, onState = () => {} }) {
     if (lastId) headers["Last-Event-ID"] = lastId;
     const resp = await fetch(`/v1/events/stream${query(filters)}`, { headers, signal: abort.signal, cache: "no-store" });
     if (resp.status === 403) throw Object.assign(new Error("this key lacks events:read: no live updates"), { final: true });
+    if (resp.status === 401) {  // revoked or expired: retrying would only spend the address's denial budget
+      session.clear();
+      window.dispatchEvent(new Event("facecodec:logged-out"));
+      throw Object.assign(new Error("the key is no longer valid"), { final: true });
+    }
     if (!resp.ok) throw new Error(`event stream: ${resp.status}`);
     onState("live");
     const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();

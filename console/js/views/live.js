@@ -28,7 +28,7 @@ export async function render(main) {
   const wanted = (s) => Object.entries(filters).every(([k, v]) => !v || s[k] === v);
   const row = (s) => h("tr", {
     class: "clickable sighting", dataset: { face: s.face_id }, onclick: () => { location.hash = faceLink(s.face_id); },
-  }, h("td", {}, thumb(s.face_id)), h("td", {}, s.camera_id), h("td", {}, when(s.captured_at_ms)),
+  }, h("td", {}, thumb(s.face_id)), h("td", {}, s.camera_id), h("td", {}, h("a", { href: faceLink(s.face_id) }, when(s.captured_at_ms))),
     h("td", {}, who(s)), h("td", {}, num(s.similarity)), h("td", {}, num(s.quality_score ?? s.quality, 2)),
     h("td", { class: "muted" }, s.track_id || "–"));
 
