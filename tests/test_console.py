@@ -311,6 +311,19 @@ def test_merge_clusters_then_search_history(stack: Stack, browser) -> None:
     assert decided(stack, faces[1])["cluster_id"] == laura
     browser.save_screenshot(str(SHOTS / "clusters.png"))
 
+    # Undo it: Jennifer's face split off into a cluster of its own, which is then promoted to a person.
+    card = wait_css(browser, f'.cluster[data-cluster="{laura}"]')
+    Select(card.find_element(By.CSS_SELECTOR, ".split-face")).select_by_value(faces[1])
+    card.find_element(By.CSS_SELECTOR, ".split").click()
+    wait_for(browser, lambda d: "face split off" in d.find_element(By.ID, "status").text, "the split")
+    apart = decided(stack, faces[1])["cluster_id"]
+    assert apart not in (None, laura)
+    card = wait_css(browser, f'.cluster[data-cluster="{apart}"]')
+    card.find_element(By.CSS_SELECTOR, ".promote-name").send_keys("Jennifer Capriati")
+    card.find_element(By.CSS_SELECTOR, ".promote").click()
+    wait_for(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, f'.cluster[data-cluster="{apart}"]'), "promoted")
+    assert decided(stack, faces[1])["identity_name"] == "Jennifer Capriati"
+
     # An unknown cluster that is an enrolled person: merged into the identity, its sightings named.
     (door,) = [c["cluster_id"] for c in clusters(stack) if "door" in c["cameras"]]
     with stack.client() as client:

@@ -42,9 +42,13 @@ export async function request(url, { method = "GET", json, form } = {}) {
   if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
   if (form) body = form;
   const resp = await fetch(url, { method, headers, body, cache: "no-store", credentials: "omit" });
-  if (resp.status === 401 && session.me) {  // revoked or expired meanwhile: back to the login form
-    session.clear();
-    window.dispatchEvent(new Event("facecodec:logged-out"));
+  // Revoked or expired meanwhile (not a login attempt, which has a key but no `me` yet): back to the login
+  // form; requests still in flight when that happened say the same.
+  if (resp.status === 401 && (session.me || !session.key)) {
+    if (session.key) {
+      session.clear();
+      window.dispatchEvent(new Event("facecodec:logged-out"));
+    }
     throw new ApiError(401, LOGGED_OUT);
   }
   if (!resp.ok) throw new ApiError(resp.status, await problem(resp));
