@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 
 from cloud_analyzer.api import create_app
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
+from service_common import logs
 from service_common.access import SCOPES, KeyStore, new_token
 from service_common.access.keys import KeyError_
 from service_common.serve import serve
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = AnalyzerSettings()
     if args.command == "keys":
         return keys_command(args, settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s analyzer %(levelname)s %(name)s: %(message)s")
+    logs.configure("analyzer", settings.log_format)
     return serve(lambda: create_app(settings), settings.http_host, settings.http_port)
 
 

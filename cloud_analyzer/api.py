@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 import redis
@@ -20,6 +21,7 @@ from cloud_analyzer.events import webhooks_router
 from cloud_analyzer.events.channels import start_channels
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
+from cloud_analyzer.metrics import AnalyzerMetrics
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
 from cloud_analyzer.routers import (
@@ -47,7 +49,10 @@ from service_common.access.denials import DenialFlusher
 from service_common.capture_time import CaptureWindow
 from service_common.gate import BodyLimits, protect
 from service_common.guard import Access, build_access, require
+from service_common.health import readiness
 from service_common.http import harden
+from service_common.prometheus import count_redis_errors, metrics_route
+from service_common.request_id import with_request_ids
 from service_common.tls import Channels
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,9 @@ def make_access(client: redis.Redis, settings: AnalyzerSettings) -> Access:
 def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     settings = settings or AnalyzerSettings()
     ingest_tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
+    metrics = AnalyzerMetrics()  # this app's own registry: several analyzers in one process do not collide
+
+    ingest_up = threading.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -75,6 +83,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         if migrated := store.migrate():
             log.info("identities: %d given template ids and a name index entry", migrated)
         gallery = Gallery(store)
+        metrics.watch_redis(store.r, gallery.__len__)
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
         codec = codec_by_name(settings.codec_profile, settings.codec_rate)
         codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
@@ -90,11 +99,11 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
                               CaptureWindow(settings.capture_max_future_s, settings.capture_max_age_s),
                               settings.retention_days * 86400 if settings.retention_days else None)
         server, port = make_server(store, settings.grpc_port, settings.edges, settings.grpc_host, limits=limits,
-                                   tls=ingest_tls, reflection_on=settings.grpc_reflection)
+                                   tls=ingest_tls, reflection_on=settings.grpc_reflection, metrics=metrics)
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s,
-                              settings.claim_idle_s, clusters)
+                              settings.claim_idle_s, clusters, metrics)
             for i in range(settings.workers)
         ]
         for worker in workers:
@@ -109,9 +118,17 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         denial_flusher.start()
         channels = start_channels(settings, store.r)  # SSE hub, webhook deliverer, MQTT publisher
         app.state.event_hub = channels.hub
+        app.state.ready_checks = {
+            "redis": lambda: bool(store.r.ping()),
+            "models_loaded": lambda: True,  # the codec and front end are built above, before serving
+            "ingest_server": lambda: ingest_up.is_set(),
+            "workers": lambda: all(w.alive for w in workers),
+        }
+        ingest_up.set()
         log.info("analyzer: ingest on :%d (%s), %d worker(s)", port,
                  "plaintext" if ingest_tls is None else "mutual TLS", len(workers))
         yield
+        ingest_up.clear()
         await channels.stop()
         for worker in workers:
             worker.stop()
@@ -135,12 +152,20 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     mount_console(app, settings)
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))
+    with_request_ids(app)
+
+    count_redis_errors(app, metrics.redis_errors.labels("rest").inc)
 
     @app.get("/healthz")
-    def healthz(analyzer: AnalyzerDep) -> dict:
-        """Open liveness: the status only (how many people are enrolled is not for anyone on the network)."""
-        analyzer.store.r.ping()
+    def healthz() -> dict:
+        """Open liveness: the process answers (restart it if not). Nothing else, not even Redis: a Redis
+        outage is /readyz's 503, and restarting every replica would not end it."""
         return {"status": "ok"}
+
+    app.get("/readyz", responses={503: {"description": "not ready; Retry-After says when to ask again"}})(readiness)
+
+    if settings.metrics_enabled:  # Prometheus scrapes with a metrics:read key (scrape_config `authorization`)
+        metrics_route(app, metrics.registry)
 
     @app.get("/v1/health", dependencies=[require("admin")])
     def health(analyzer: AnalyzerDep) -> dict:

@@ -42,6 +42,7 @@ from service_common.redis_keys import (
     identity_sightings_key,
     negatives_key,
 )
+from service_common.request_id import stream_fields
 
 MAX_NEGATIVES = 32  # per identity: bounds the memory and the cost of one decision (32 dot products)
 MAX_CORRECTIONS = 50  # per face; never trimmed: erasure finds the negatives made of a face through them
@@ -160,7 +161,7 @@ class Corrections:
                         "status": "recognised" if named else "unknown", "identity_id": named or "",
                         "identity_name": name,
                         "previous_identity_id": current, "rejected_identity_id": rejected or "",
-                        "key_id": key_id}, maxlen=EVENTS_MAXLEN, approximate=True)
+                        "key_id": key_id, **stream_fields()}, maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.execute()
                     return correction
                 except redis.WatchError:  # the face or an identity changed under us: look again

@@ -15,6 +15,7 @@ import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
 from cloud_analyzer.erasure import CHUNK, report_from_json, report_to_json
+from service_common import request_id
 from service_common.access import AuditLog
 from service_common.redis_keys import ERASURES_PENDING, erasure_edge_key, erasure_key
 from service_common.redis_oom import compare_and_set_field
@@ -68,12 +69,14 @@ class EdgeEraser:
         key = erasure_edge_key(erasure_id, edge_id)
         face_ids = sorted(f.decode() for f in self.r.smembers(key))
         stub = enhancement_pb2_grpc.EnhancementStoreStub(self.channel_for(address))
+        rid = request_id.valid(self.r.hget(erasure_key(erasure_id), "request_id"))
+        metadata = ((request_id.GRPC_KEY, rid),) if rid else ()  # the erasing request's id, to the edge's logs
         erased = not_held = 0
         for start in range(0, len(face_ids), CHUNK):
             chunk = face_ids[start : start + CHUNK]
             try:
                 reply = stub.Erase(enhancement_pb2.EraseRequest(face_ids=chunk, erasure_id=erasure_id),
-                                   timeout=self.timeout_s)
+                                   timeout=self.timeout_s, metadata=metadata)
             except grpc.RpcError as exc:
                 self._update(erasure_id, edge_id, last_error=f"{exc.code().name}; will retry")
                 return False

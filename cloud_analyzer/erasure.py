@@ -19,6 +19,7 @@ import redis
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.corrections import Corrections
 from cloud_analyzer.person_search import PersonSearch
+from service_common import request_id
 from service_common.redis_keys import (
     ERASED_TRACK_TTL_S,
     ERASURES_COMPACT,
@@ -282,6 +283,8 @@ class Eraser:
         """Write the report; an edge's status already recorded (EdgeEraser may confirm before the request
         ends) is kept, not overwritten with `pending`."""
         key = erasure_key(report.erasure_id)
+        if rid := request_id.current():  # the erasing request's id, sent on to the edges with the erasure
+            self.r.hsetnx(key, "request_id", rid)
         while True:  # compare-and-set, not WATCH/MULTI: it must also work when Redis is full
             stored = self.r.hget(key, "report")
             if stored is not None:

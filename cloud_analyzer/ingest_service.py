@@ -30,12 +30,14 @@ from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from cloud_analyzer.metrics import AnalyzerMetrics
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.store import IngestResult, Store
 from facecodec.bitstream import MAX_ENHANCEMENT_LAYERS, BitstreamError, parse
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
 from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
+from service_common import request_id
 from service_common.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
 from service_common.ids import ID, ID_RULE
 from service_common.tls import TlsFiles, peer_role, server_credentials
@@ -43,6 +45,8 @@ from service_common.tls import TlsFiles, peer_role, server_credentials
 log = logging.getLogger(__name__)
 MAX_COORDINATE = 1e6  # pixels; far beyond any frame, still exact in a float32
 Ack = ingest_pb2.IngestAck
+INGEST_RESULT = {IngestResult.CREATED: "accepted", IngestResult.DUPLICATE: "duplicate",
+                 IngestResult.CONFLICT: "conflict"}  # the analyzer_faces_ingested label
 STATUS = {IngestResult.CREATED: Ack.ACCEPTED, IngestResult.DUPLICATE: Ack.DUPLICATE,
           IngestResult.CONFLICT: Ack.CONFLICT}
 
@@ -111,6 +115,9 @@ def validate(record: ingest_pb2.FaceRecord, window: CaptureWindow | None = None)
         "edge_id": record.edge_id,  # its address comes from configuration, never from the record
         "enhancement_levels": record.enhancement_levels,
         "track_id": record.track_id,
+        # The edge's REST call that posted the frame, if it had a sane id (anything else is dropped):
+        # on the face, its stream entry and its event, for following one face through the logs.
+        **({"request_id": rid} if (rid := request_id.valid(record.request_id)) else {}),
     }
 
 
@@ -211,8 +218,9 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
     """authenticate: the server verifies client certificates (mutual TLS); their names are the edges."""
 
     def __init__(self, store: Store, edges: Collection[str], limits: IngestLimits | None = None,
-                 authenticate: bool = False) -> None:
+                 authenticate: bool = False, metrics: AnalyzerMetrics | None = None) -> None:
         self.store, self.edges, self.authenticate = store, edges, authenticate
+        self.metrics = metrics or AnalyzerMetrics()
         self.limits = limits or IngestLimits()
         self._streams = _Streams(self.limits)
 
@@ -251,16 +259,20 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         try:
             fields = validate(record, self.limits.capture_window)
         except InvalidRecord as exc:
+            self.metrics.faces_ingested.labels("rejected").inc()
             return Ack(face_id=record.face_id[:64], status=Ack.REJECTED, error=str(exc))
         except Exception:  # any other failure to read one record is that record's, not the stream's
             log.exception("record %r could not be validated", record.face_id[:64])
+            self.metrics.faces_ingested.labels("rejected").inc()
             return Ack(face_id=record.face_id[:64], status=Ack.REJECTED, error="record could not be validated")
         try:
             result = self.store.ingest(record.face_id, fields)
         except redis.RedisError as exc:
             # Not acked, so the edge keeps it and retries: nothing is lost.
             log.error("redis unavailable during ingest: %s", exc)
+            self.metrics.redis_errors.labels("ingest").inc()
             context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
+        self.metrics.faces_ingested.labels(INGEST_RESULT[result]).inc()
         error = "face_id already stored with different content" if result is IngestResult.CONFLICT else ""
         return Ack(face_id=record.face_id, status=STATUS[result], error=error)
 
@@ -282,7 +294,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
 
 def make_server(store: Store, port: int, edges: Collection[str], host: str = "127.0.0.1",
                 limits: IngestLimits | None = None, tls: TlsFiles | None = None,
-                reflection_on: bool = False) -> tuple[grpc.Server, int]:
+                reflection_on: bool = False, metrics: AnalyzerMetrics | None = None) -> tuple[grpc.Server, int]:
     """The Ingest server. tls: None, plaintext; with a certificate and key, TLS; with a CA too, mutual
     TLS (client certificates from that CA required, their role and name checked against the records'
     edge_id). reflection_on: serve gRPC reflection (lists the services to anyone who connects)."""
@@ -295,7 +307,8 @@ def make_server(store: Store, port: int, edges: Collection[str], host: str = "12
         # One thread per RPC: past this many, refuse at once rather than queue behind idle streams.
         maximum_concurrent_rpcs=limits.max_streams,
     )
-    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, edges, limits, authenticate=mutual), server)
+    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(store, edges, limits, authenticate=mutual,
+                                                                   metrics=metrics), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     name = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name

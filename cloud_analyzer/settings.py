@@ -9,14 +9,14 @@ from pydantic_settings import SettingsConfigDict
 
 from cloud_analyzer.events.settings import EventsSettings
 from service_common.ids import ID_PATTERN
-from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
+from service_common.settings import AccessSettings, LogSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
 # The console's static files when ANALYZER_CONSOLE_DIR is unset: the repository's console/ folder.
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 
-class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, EventsSettings):
+class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, EventsSettings, LogSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
@@ -69,6 +69,8 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, Event
         None, description="file holding the admin API key (a compose secret); created (mode 0600) with a new key if "
         "missing. Unset: the analyzer refuses to start on a Redis that holds no API key yet (it never prints one)"
     )
+    metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics (a key with the "
+                                  "metrics:read scope)")
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json (they list endpoints, not data)")
     console_enabled: bool = Field(True, description="serve the web console at /console/ (static files; every "
                                   "call it makes is to the public REST API with the user's key)")

@@ -36,6 +36,7 @@ from service_common.redis_keys import (
     track_info_key,
     track_key,
 )
+from service_common.request_id import stream_fields
 from service_common.times import rfc3339_ms
 
 # Atomic: a face is stored and queued exactly once, however often the edge re-sends it. A face_id
@@ -56,8 +57,12 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if stored[1] == ARGV[2] and stored[2] == ARGV[3] and stored[3] == ARGV[4] then return 0 end
   return 2
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1], 'request_id', ARGV[5])
+else
+  redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1])
+end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 return 1
 """
@@ -149,7 +154,8 @@ class Store(IdentityStore):
     def ingest(self, face_id: str, fields: dict[str, Any]) -> IngestResult:
         """Store a face and queue it for recognition, unless the face_id is already stored (then
         DUPLICATE or CONFLICT, by content)."""
-        flat: list[Any] = [face_id, fields["base_layer"], fields["camera_id"], int(fields["captured_at_ms"])]
+        flat: list[Any] = [face_id, fields["base_layer"], fields["camera_id"], int(fields["captured_at_ms"]),
+                           fields.get("request_id", "")]  # the edge's REST call, on the stream entry too
         for k, v in {**fields, "face_id": face_id, "status": "pending",
                      "ingested_at_ms": int(time.time() * 1000)}.items():
             flat += [k, v]
@@ -175,6 +181,8 @@ class Store(IdentityStore):
         event = decision_fields(face, outcome.status, outcome.identity_id, outcome.identity_name,
                                 outcome.cluster_id, update["similarity"], update["threshold"],
                                 update["decision_fpir"], update["decided_at_ms"])
+        if face.get("request_id"):  # the edge's REST call that posted the frame (service_common/request_id.py)
+            event["request_id"] = face["request_id"]
         while True:
             with self.r.pipeline(transaction=True) as pipe:
                 try:
@@ -259,7 +267,8 @@ class Store(IdentityStore):
                     pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
                                               "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
                                               "status": "recognised", "identity_id": identity_id,
-                                              "identity_name": name, "similarity": _num(similarity)},
+                                              "identity_name": name, "similarity": _num(similarity),
+                                              **stream_fields()},
                               maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.execute()
                     return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -12,12 +13,14 @@ import redis
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
+from cloud_analyzer.metrics import AnalyzerMetrics
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.store import Outcome, Store
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError
 from facecodec.openset import MAX_PROBE_FRAMES, identity_template
+from service_common import request_id
 from service_common.redis_keys import GROUP, INGEST_STREAM
 
 log = logging.getLogger(__name__)
@@ -29,8 +32,9 @@ FUSION_CANDIDATES = 32  # most recent faces of the camera looked at
 class RecognitionWorker:
     def __init__(self, store: Store, gallery: Gallery, consumer: str, policy: OpenSetPolicy,
                  fusion_window_s: float = 0.0, claim_idle_s: float = CLAIM_IDLE_S,
-                 clusters: Clusters | None = None) -> None:
+                 clusters: Clusters | None = None, metrics: AnalyzerMetrics | None = None) -> None:
         self.store, self.gallery, self.consumer, self.policy = store, gallery, consumer, policy
+        self.metrics = metrics or AnalyzerMetrics()
         self.clusters = clusters  # unknown faces grouped into anonymous clusters (None: not clustered)
         self.fusion_window_ms = int(fusion_window_s * 1000)
         self.claim_idle_ms = int(claim_idle_s * 1000)
@@ -42,22 +46,38 @@ class RecognitionWorker:
         self.store.ensure_group()
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """Its thread runs (readiness: a worker that died decides nothing)."""
+        return self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _record(self, stream_id: bytes, face: dict, outcome: Outcome, *more) -> None:  # type: ignore[no-untyped-def]
+        """Record the decision, and count it: by outcome, and the time from ingest to now."""
+        self.store.record_result(stream_id, face, outcome, *more)
+        self.metrics.decisions.labels(outcome.status).inc()
+        if ingested_ms := face.get("ingested_at_ms"):
+            self.metrics.recognition_seconds.observe(max(0.0, time.time() - int(ingested_ms) / 1000))
+
     def process(self, stream_id: bytes, face_id: str) -> None:
         face = self.store.face(face_id)
+        with request_id.bound(request_id.valid((face or {}).get("request_id"))):  # the edge's call, in the logs
+            self._process(stream_id, face_id, face)
+
+    def _process(self, stream_id: bytes, face_id: str, face: dict | None) -> None:
         if face is None:  # stored record vanished (flushed by an operator): nothing to do but ack
             self.store.r.xack(INGEST_STREAM, GROUP, stream_id)
             return
         try:
             descriptor, codec = decode_base_layer(face["base_layer"])
         except (BitstreamError, UnknownProfileError, BaseLayerError) as exc:
-            self.store.record_result(stream_id, face, Outcome("error", error=str(exc)))
+            self._record(stream_id, face, Outcome("error", error=str(exc)))
             return
         if face.get("quality_issues"):  # the edge judged it too small, blurred or turned away
-            self.store.record_result(stream_id, face, Outcome("low_quality"), descriptor,
+            self._record(stream_id, face, Outcome("low_quality"), descriptor,
                                      codec.spec.descriptor_model)
             self.processed += 1
             return
@@ -86,7 +106,7 @@ class RecognitionWorker:
                 log.exception("worker %s: clustering face %s failed; it stays unclustered",
                               self.consumer, face["face_id"])
         # --- end unknown-face clusters ---
-        self.store.record_result(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
+        self._record(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
         self.processed += 1
 
     def _same_person_nearby(self, face: dict, descriptor: np.ndarray, codec: FaceCodec) -> list[np.ndarray]:
@@ -146,6 +166,7 @@ class RecognitionWorker:
                     self._recreate_group()
                     continue
                 log.warning("worker %s: redis error %s; retrying", self.consumer, exc)
+                self.metrics.redis_errors.labels("worker").inc()
                 self._stop.wait(1.0)
 
     def _recreate_group(self) -> None:

@@ -18,6 +18,8 @@ from PIL import Image
 import facecodec
 from cloud_reconstructor.comparison import Comparison, compare
 from cloud_reconstructor.edge_client import RETRYABLE, EdgeClients, EdgeFetchError
+from cloud_reconstructor.face_files import FORM_SLACK, decode_routes
+from cloud_reconstructor.metrics import ReconstructorMetrics
 from cloud_reconstructor.settings import ReconstructorSettings
 from cloud_reconstructor.store import FaceIndex
 from facecodec.bitstream import BitstreamError, CodedFace, parse
@@ -27,12 +29,15 @@ from facecodec.codec.profiles import UnknownProfileError, codec_for
 from service_common.access.denials import DenialFlusher
 from service_common.gate import BodyLimits, protect
 from service_common.guard import Caller, build_access, require
+from service_common.health import readiness
 from service_common.http import harden
 from service_common.ids import ID_PATTERN
+from service_common.prometheus import count_redis_errors, metrics_route
+from service_common.request_id import with_request_ids
 
 log = logging.getLogger(__name__)
 DECODE_ERRORS = (BitstreamError, BaseLayerError, EnhancementLayerError, UnknownProfileError)
-MAX_REQUEST_BYTES = 64 * 1024  # every endpoint is a GET: a body is never needed, a large one never read
+MAX_REQUEST_BYTES = 64 * 1024  # every endpoint but POST /v1/decode is a GET: a large body is never read
 SNAPSHOT_MAX_SIDE = 480  # the longest side of an edge's scene snapshot (proto: SnapshotResponse)
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 MIN_SIZE, MAX_SIZE = 16, 1024  # output edge in px: a thumbnail to a print; beyond, only bytes grow
@@ -169,6 +174,7 @@ Dep = Annotated[Reconstructor, Depends(get_reconstructor)]
 def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     settings = settings or ReconstructorSettings()
     tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
+    metrics = ReconstructorMetrics(tuple(settings.edges))  # this app's own registry
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -177,16 +183,22 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         denial_flusher = DenialFlusher(app.state.access.denials)
         denial_flusher.start()
         app.state.reconstructor = Reconstructor(
-            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, tls),
+            settings, faces, EdgeClients(settings.fetch_timeout_s, settings.fetch_retries, tls, metrics,
+                                         {address: edge for edge, address in settings.edges.items()}),
         )
+        app.state.ready_checks = {"redis": lambda: bool(faces.r.ping()), "models_loaded": lambda: True}
         yield
         denial_flusher.stop()
         app.state.reconstructor.edges.close()
 
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud reconstructor", version=facecodec.__version__, lifespan=lifespan, **docs)
-    harden(app, MAX_REQUEST_BYTES, log)
-    protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=MAX_REQUEST_BYTES))
+    upload_limit = settings.max_upload_bytes + FORM_SLACK  # the only route with a body: POST /v1/decode
+    harden(app, max(MAX_REQUEST_BYTES, upload_limit), log)
+    protect(app, BodyLimits(json=MAX_REQUEST_BYTES, form=upload_limit))
+    with_request_ids(app)
+
+    count_redis_errors(app, metrics.redis_errors.inc)
     if settings.cors_origins:
         # Outermost (added last): a browser's preflight carries no key, so it is answered here, before
         # the gate. Only the listed origins (the console's) may read answers; credentials are never
@@ -196,8 +208,8 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
                            max_age=600)
 
     @app.get("/healthz")
-    def healthz(reconstructor: Dep) -> dict:
-        reconstructor.faces.r.ping()
+    def healthz() -> dict:
+        """Open liveness: the process answers. Redis and the rest are /readyz's."""
         return {"status": "ok"}
 
     @app.get(
@@ -233,6 +245,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         image, decoded_level = await run_in_threadpool(reconstructor.image, face_id, layers, level)
         caller.audit["layers"] = "base" if layers == "base" else f"1-{decoded_level}"
         body = await run_in_threadpool(encode_image, image, format, size, quality)
+        metrics.views.labels(layers).inc()
         return Response(body, media_type=FORMATS[format][1],
                         headers={"X-Layers": layers, "X-Enhancement-Level": str(decoded_level)})
 
@@ -250,6 +263,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         """Full pixels of the scene, fetched from the edge for this viewer only (never stored in the cloud)."""
         caller.audit["layers"] = "snapshot"
         jpeg = await run_in_threadpool(reconstructor.snapshot, face_id)
+        metrics.views.labels("snapshot").inc()
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.get("/v1/faces/{face_id}/comparison", response_model=Comparison,
@@ -271,6 +285,13 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         caller.audit["layers"] = f"compare:{'all' if level is None else level}"
         result = await run_in_threadpool(compare, reconstructor.decoded, face_id, level)
         caller.audit["detail"] = f"level {result.level} of {result.levels}; {result.budget_bytes} bytes"
+        metrics.views.labels("compare").inc()
         return result
+
+    app.include_router(decode_routes(settings.max_upload_bytes, metrics))
+    app.get("/readyz", responses={503: {"description": "not ready; Retry-After says when to ask again"}})(readiness)
+
+    if settings.metrics_enabled:  # Prometheus scrapes with a metrics:read key (scrape_config `authorization`)
+        metrics_route(app, metrics.registry)
 
     return app

@@ -8,11 +8,11 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from service_common.settings import AccessSettings, RedisSettings, TlsIdentitySettings
+from service_common.settings import AccessSettings, LogSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
 
-class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
+class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings, LogSettings):
     model_config = SettingsConfigDict(env_prefix="RECONSTRUCTOR_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")
@@ -27,6 +27,12 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings):
         1024 * 1024, ge=4096, le=64 * 1024 * 1024, description="largest container accepted from an edge's Fetch "
         "(a face's layers are tens of KB); larger ones are refused with 502, not decoded"
     )
+    max_upload_bytes: int = Field(
+        1024 * 1024, ge=4096, le=17 * 1024 * 1024, description="largest face file POST /v1/decode accepts (a face "
+        "with all five enhancement levels is ~4 KB); larger ones are refused with 413 while they arrive"
+    )
+    metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics (a key with the "
+                                  "metrics:read scope)")
     cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s?#*]+$")]] = Field(
         default_factory=list, description='origins whose pages may call this API from a browser, as JSON '
         '(["http://127.0.0.1:8002"]: the analyzer serving the console); empty: none (CORS off)'

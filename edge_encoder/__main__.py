@@ -17,6 +17,7 @@ import sys
 
 from edge_encoder.api import create_app
 from edge_encoder.settings import EdgeSettings
+from service_common import logs
 from service_common.access.camera_tokens import CameraTokenError, add_camera, revoke_camera
 from service_common.serve import serve
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"removed {revoke_camera(path, args.camera_id)} token(s) of {args.camera_id}", file=sys.stderr)
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s edge %(levelname)s %(name)s: %(message)s")
+    logs.configure("edge", settings.log_format)
     https = settings.https
     if https is None and settings.http_host not in LOOPBACK:
         logging.getLogger("edge_encoder").warning(

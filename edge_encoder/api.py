@@ -2,7 +2,8 @@
 
 Open: `/healthz` (status only: ok or degraded), `/readyz` (which readiness check fails) and the camera
 endpoint (camera tokens). Behind the admin token (edge_encoder/admin.py): `/v1/status` (camera ids,
-head counts, upload errors, ...), `/metrics`, `/docs` and `/openapi.json`.
+head counts, upload errors, ...), `/metrics`, `/docs`, `/openapi.json` and `/v1/encode` (a photo's face
+as a `.fcb` file, edge_encoder/face_files.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from edge_encoder.admin import AdminAuth, bearer, load_admin_token
+from edge_encoder.face_files import encode_routes
 from edge_encoder.fetch_service import make_server
 from edge_encoder.frame_service import FrameIngestService
 from edge_encoder.frame_streams import FrameStreams
@@ -34,6 +36,7 @@ from service_common.access.camera_tokens import CameraTokens
 from service_common.capture_time import CaptureTimeError
 from service_common.http import harden
 from service_common.ids import ID_PATTERN
+from service_common.request_id import with_request_ids
 
 log = logging.getLogger(__name__)
 IMAGE_TYPES = {"image/jpeg", "image/png", "image/webp", "application/octet-stream"}
@@ -127,6 +130,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     if tokens is None:
         log.warning("camera authentication is OFF (EDGE_CAMERA_AUTH=off): anyone reaching this port posts frames")
     harden(app, settings.max_frame_bytes + MULTIPART_SLACK, log)
+    with_request_ids(app)
 
     @app.get("/healthz")
     def healthz(node: Node) -> dict:
@@ -157,6 +161,9 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         @app.get("/metrics", response_class=PlainTextResponse, dependencies=admin, responses=admin_only)
         def metrics(node: Node) -> PlainTextResponse:
             return PlainTextResponse(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(encode_routes(lambda request: _read_frame(request, settings.max_frame_bytes), admin,
+                                     admin_only))
 
     @app.get("/openapi.json", dependencies=admin, include_in_schema=False)
     def openapi() -> dict:

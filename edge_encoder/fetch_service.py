@@ -31,6 +31,7 @@ from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.outbox import Outbox
 from facecodec.bitstream import BitstreamError, CodedFace, parse
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError, codec_for
+from service_common import request_id
 from service_common.ids import ID_RULE, is_id
 from service_common.tls import TlsFiles, peer_role, server_credentials
 
@@ -59,6 +60,10 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
 
     def Erase(self, request: enhancement_pb2.EraseRequest, context: grpc.ServicerContext):  # noqa: N802
         """Forget faces: layers, kept crops, scene snapshots, and records still waiting in the outbox. Idempotent."""
+        with request_id.bound(request_id.from_grpc(context)):
+            return self._erase(request, context)
+
+    def _erase(self, request: enhancement_pb2.EraseRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
         self._authorize(context)
         face_ids = list(dict.fromkeys(request.face_ids))
         if not 1 <= len(face_ids) <= MAX_ERASE or not all(is_id(f) for f in face_ids):
@@ -73,6 +78,10 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
 
     def FetchSnapshot(self, request: enhancement_pb2.SnapshotRequest, context: grpc.ServicerContext):  # noqa: N802
         """A face's scene snapshot (cameras that opt in), for a viewer the reconstructor let through."""
+        with request_id.bound(request_id.from_grpc(context)):
+            return self._snapshot(request, context)
+
+    def _snapshot(self, request: enhancement_pb2.SnapshotRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
         self._authorize(context)
         if not is_id(request.face_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"face_id must be {ID_RULE}")
@@ -85,12 +94,16 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
         except OSError as exc:  # our own store is damaged: say so, do not crash
             context.abort(grpc.StatusCode.DATA_LOSS, f"stored snapshot unreadable: {exc}")
         self.metrics.snapshot_fetches.inc()
+        log.info("snapshot of face %s served", request.face_id)
         return enhancement_pb2.SnapshotResponse(face_id=request.face_id, jpeg=jpeg, width=width, height=height)
 
     def Fetch(self, request: enhancement_pb2.FetchRequest, context: grpc.ServicerContext):  # noqa: N802
-        self._authorize(context)
-        with self.metrics.fetch_seconds.time():
-            return self._fetch(request, context)
+        # The cloud's request id (gRPC metadata x-request-id) on this call's log lines: one view followed
+        # from the reconstructor's REST call to here.
+        with request_id.bound(request_id.from_grpc(context)):
+            self._authorize(context)
+            with self.metrics.fetch_seconds.time():
+                return self._fetch(request, context)
 
     def _fetch(self, request: enhancement_pb2.FetchRequest, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
         if not is_id(request.face_id):
@@ -116,6 +129,8 @@ class EnhancementFetchService(enhancement_pb2_grpc.EnhancementStoreServicer):
         if len(kept) < len(needed):
             context.abort(grpc.StatusCode.DATA_LOSS, f"enhancement level {level} of face {request.face_id} is lost")
         container = CodedFace(coded.model_id, coded.rate_id, coded.crop_size, coded.base, kept).to_bytes()
+        log.info("fetch of face %s at level %d served (%d bytes%s)", request.face_id, level, len(container),
+                 ", coded now" if coded_now else "")
         return enhancement_pb2.FetchResponse(face_id=request.face_id, container=container, levels=level)
 
     @staticmethod

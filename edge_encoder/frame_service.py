@@ -29,6 +29,7 @@ from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import FrameResult, TooManyCameras
 from edge_encoder.stages import FrameDropped, Saturated, ShuttingDown
 from facecodec.frontend import ImageDecodeError
+from service_common import request_id
 from service_common.access.camera_tokens import CameraTokens
 from service_common.capture_time import CaptureTimeError, timestamp_ms
 from service_common.ids import ID_RULE, is_id
@@ -64,10 +65,12 @@ class FrameIngestService(frames_pb2_grpc.FrameIngestServicer):
             self.metrics.frames_rejected.labels("429").inc()
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                           f"this edge holds {self.streams.max_streams} frame streams already; retry later")
+        stream_id = request_id.from_grpc(context)  # the stream's x-request-id: on each of its frames' faces
         try:
             for frame in request_iterator:
                 self.streams.busy(context)
-                ack = self._one(frame, token)
+                with request_id.bound(stream_id):  # bound per frame: a generator may resume in another context
+                    ack = self._one(frame, token)
                 self.streams.waiting(context)
                 yield ack
         finally:

@@ -34,6 +34,7 @@ from edge_encoder.uploader import Uploader
 from facecodec.codec.profiles import FaceCodec, codec_by_name
 from facecodec.frontend import FaceFrontEnd, ImageDecodeError, ImageTooLarge, UnsupportedImageFormat
 from facecodec.frontend.motion import MotionGate
+from service_common import request_id
 from service_common.capture_time import CaptureTimeError, CaptureWindow
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ class EdgeNode:
             edge_address=self.settings.fetch_address,
             enhancement_levels=face.levels,
             track_id=face.track_id,
+            request_id=request_id.current() or "",  # the frame's REST call, bound while it is committed
             quality=ingest_pb2.FaceQuality(face_width_px=face.quality.face_width_px,
                                            sharpness=face.quality.sharpness, yaw=face.quality.yaw,
                                            issues=list(face.quality.issues), score=face.quality.score),

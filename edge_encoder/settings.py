@@ -9,11 +9,11 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from service_common.ids import ID_PATTERN
-from service_common.settings import TlsIdentitySettings
+from service_common.settings import LogSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
 
-class EdgeSettings(TlsIdentitySettings):
+class EdgeSettings(TlsIdentitySettings, LogSettings):
     model_config = SettingsConfigDict(env_prefix="EDGE_")
 
     edge_id: str = Field("edge-1", pattern=ID_PATTERN, description="name of this edge node")

@@ -36,6 +36,7 @@ import numpy as np
 
 from edge_encoder.metrics import EdgeMetrics
 from edge_encoder.pipeline import AnalysedFrame, EncodePipeline, FrameResult
+from service_common import request_id
 
 log = logging.getLogger(__name__)
 Overflow = Literal["reject", "drop-oldest"]
@@ -66,6 +67,9 @@ class _Job:
     analysed: AnalysedFrame | None = None
     error: BaseException | None = None
     holds_slot: bool = True  # False once drop-oldest passed its slot to a newer frame
+    # The REST call's X-Request-ID (the stage threads do not inherit the caller's context): bound again
+    # while the frame is committed, so its faces' records and log lines carry it.
+    request_id: str | None = field(default_factory=request_id.current)
 
 
 class FrameStages:
@@ -228,8 +232,9 @@ class FrameStages:
         try:
             if job.error is not None:
                 raise job.error
-            result = self.pipeline.commit(job.camera_id, job.captured_at, job.analysed)
-            self.sink(result)
+            with request_id.bound(job.request_id):
+                result = self.pipeline.commit(job.camera_id, job.captured_at, job.analysed)
+                self.sink(result)
         except BaseException as exc:  # noqa: BLE001 - delivered to the frame's caller
             job.future.set_exception(exc)
         else:

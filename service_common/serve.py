@@ -20,5 +20,7 @@ def serve(build: Callable[[], Any], host: str, port: int, **uvicorn_options: Any
     except GrpcTransportError as exc:  # neither certificates nor the plaintext switch: say so, start nothing
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options)
+    # log_config=None: uvicorn's records go through the process's own handler (service_common/logs.py), in
+    # its format and with request ids, instead of uvicorn's own.
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None, **uvicorn_options)
     return 0

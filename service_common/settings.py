@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings
@@ -96,3 +97,12 @@ class AccessSettings(BaseSettings):
                                    "windows this long, one access.denied audit entry each")
     max_json_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024,
                                 description="largest body of a JSON endpoint (413 while it streams in)")
+
+
+class LogSettings(BaseSettings):
+    """How a service writes its log lines (service_common/logs.py)."""
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: one readable line per record (development); json: one JSON object per line "
+        "with ts, level, service, logger, msg and the request_id the record belongs to (log pipelines)"
+    )

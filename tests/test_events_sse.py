@@ -71,6 +71,11 @@ def test_stream_carries_every_decision_with_its_fields_and_pings(served) -> None
             assert data["decided_at_ms"] >= data["captured_at_ms"]
         assert [e["data"]["camera_id"] for e in door_only.events] == ["door", "door"]
         assert everything.comments, "pings keep an idle stream open"
+        watcher = api_client(served[3], ("metrics:read",), "sse-metrics")  # deliveries per channel
+        scraped = watcher.get(f"{url}/metrics").text
+        sent = [line for line in scraped.splitlines()
+                if line.startswith('analyzer_event_deliveries_total{channel="sse",outcome="ok"}')]
+        assert sent and float(sent[0].split()[-1]) >= 5, scraped[-2000:]
         recognised_only = stream(url, client, params={"status": "recognised"})
         ingest(stub, "door")
         wait_until(lambda: len(everything.events) >= 4, 30, 0.1, "the fourth event")

@@ -25,6 +25,7 @@ from cloud_analyzer.events.ha_discovery import Topics, camera_config, identity_c
 from cloud_analyzer.events.schema import Event
 from cloud_analyzer.events.settings import EventsSettings
 from cloud_analyzer.identities import IdentityStore
+from cloud_analyzer.metrics import EVENT_DELIVERIES
 from service_common.redis_keys import CAMERAS, EVENTS_GROUP_MQTT, MQTT_ANNOUNCED
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,9 @@ class MqttPublisher(GroupReader):
                 # The rest stays pending and is read again once connected (at least once: the broker
                 # may get some twice).
                 self.ack(*done)
+                EVENT_DELIVERIES.labels("mqtt", "failed").inc()
                 raise ConnectionError(f"mqtt: the broker did not confirm event {event_id}")
+            EVENT_DELIVERIES.labels("mqtt", "ok").inc()
             done.append(event_id)
         return done
 

@@ -10,6 +10,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.events.schema import Event, EventFilter
+from cloud_analyzer.metrics import EVENT_DELIVERIES
 from service_common.guard import require
 from service_common.ids import ID_PATTERN
 from service_common.pagination import CursorQuery, Page, decode_cursor, encode_cursor
@@ -68,6 +69,7 @@ async def stream_events(
     async def events():
         async for event in hub.subscribe(want, after):
             yield ServerSentEvent(data=event.model_dump_json(), event="sighting", id=event.id)
+            EVENT_DELIVERIES.labels("sse", "ok").inc()  # handed to the connection (a dropped client resumes)
 
     settings = analyzer.settings
     return EventSourceResponse(events(), ping=int(max(1, settings.sse_ping_s)),

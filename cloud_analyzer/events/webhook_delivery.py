@@ -22,6 +22,7 @@ from cloud_analyzer.events.schema import Event
 from cloud_analyzer.events.signing import headers
 from cloud_analyzer.events.url_policy import RefusedUrl, check_url
 from cloud_analyzer.events.webhooks import Webhook, WebhookStore
+from cloud_analyzer.metrics import EVENT_DELIVERIES
 from service_common.redis_keys import EVENTS_GROUP_WEBHOOKS
 from service_common.times import rfc3339_ms
 
@@ -91,6 +92,7 @@ class Lane:
                 break
         if self.d.stopping:
             return  # not recorded nor acknowledged: the next start sends it again
+        EVENT_DELIVERIES.labels("webhook", "ok" if error is None else "failed").inc()
         if status == 410:
             self.d.store.record(self.hook.webhook_id, status, error, False, policy.max_failures)
             self.d.store.disable(self.hook.webhook_id, "the receiver answered 410 Gone")

@@ -110,6 +110,8 @@ class AuditEntryOut(BaseModel):
     identity_id: str
     layers: str
     detail: str
+    request_id: str = Field("", description="the request's X-Request-ID: its log lines, and the edge's for a view "
+                                            "or erasure (README, Operating it)")
 
 
 MAX_STREAM_PART = 2**64 - 1  # each part of a Redis stream id

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import redis
 
+from service_common import request_id
 from service_common.ids import HEX32_PATTERN, KEY_ID_PATTERN, audit_safe
 from service_common.redis_keys import AUDIT_DROPPED, AUDIT_STREAM
 
@@ -69,6 +70,7 @@ class AuditEntry:
     identity_id: str
     layers: str
     detail: str
+    request_id: str = ""  # the request's X-Request-ID (service_common/request_id.py): its logs, other services
 
 
 class AuditLog:
@@ -81,7 +83,8 @@ class AuditLog:
                detail: str = "") -> str:
         fields = {"key_id": audit_safe(key_id, KEY_ID_PATTERN), "key_name": key_name, "action": action,
                   "outcome": outcome, "status": int(status), "client": client, "face_id": audit_safe(face_id),
-                  "identity_id": audit_safe(identity_id, HEX32_PATTERN), "layers": layers, "detail": detail}
+                  "identity_id": audit_safe(identity_id, HEX32_PATTERN), "layers": layers, "detail": detail,
+                  "request_id": request_id.current() or ""}
         fields = {k: clean_text(v, TEXT_MAX.get(k, 64)) for k, v in fields.items()}
         min_id = max(0, int(time.time() * 1000 - self.retention_days * DAY_MS))
         entry_id, dropped = self._append(keys=[AUDIT_STREAM, AUDIT_DROPPED],
@@ -132,4 +135,4 @@ def _entry(entry_id: str, f: dict[str, str]) -> AuditEntry:
                       key_name=f.get("key_name", ""), action=f.get("action", ""), outcome=f.get("outcome", ""),
                       status=int(f.get("status") or 0), client=f.get("client", ""), face_id=f.get("face_id", ""),
                       identity_id=f.get("identity_id", ""), layers=f.get("layers", ""),
-                      detail=f.get("detail", ""))
+                      detail=f.get("detail", ""), request_id=f.get("request_id", ""))

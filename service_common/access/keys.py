@@ -26,7 +26,7 @@ from service_common.secret_files import create_private
 
 SCOPES = ("identities:read", "identities:write", "sightings:read", "faces:search", "faces:verify", "faces:detect",
           "faces:view_base", "faces:view", "events:read",
-          "webhooks:admin", "admin")
+          "webhooks:admin", "metrics:read", "admin")
 # A scope that holds another: full pixels include the base-only preview; searching the gallery includes
 # comparing two given faces (1:1) and finding faces. admin holds every scope.
 IMPLIES = {"faces:view": ("faces:view_base",), "faces:search": ("faces:verify", "faces:detect"),

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x61\x63\x65\x63oding/v1/ingest.proto\x12\rfacecoding.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n\x0b\x42oundingBox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\xa6\x03\n\nFaceRecord\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12/\n\x0b\x63\x61ptured_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x1a.facecoding.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x05 \x01(\x02\x12\x10\n\x08model_id\x18\x06 \x01(\r\x12\x0f\n\x07rate_id\x18\x07 \x01(\r\x12\x15\n\rcodec_version\x18\x08 \x01(\t\x12\x12\n\nbase_layer\x18\t \x01(\x0c\x12\x0f\n\x07\x65\x64ge_id\x18\n \x01(\t\x12\x14\n\x0c\x65\x64ge_address\x18\x0b \x01(\t\x12\x1a\n\x12\x65nhancement_levels\x18\x0c \x01(\r\x12+\n\x07quality\x18\r \x01(\x0b\x32\x1a.facecoding.v1.FaceQuality\x12\x10\n\x08track_id\x18\x0e \x01(\t\x12\x30\n\x0ctrack_closed\x18\x0f \x01(\x0b\x32\x1a.facecoding.v1.TrackClosed\"\x98\x01\n\x0bTrackClosed\x12.\n\nfirst_seen\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nfaces_seen\x18\x03 \x01(\r\x12\x16\n\x0e\x66\x61\x63\x65s_uplinked\x18\x04 \x01(\r\"c\n\x0b\x46\x61\x63\x65Quality\x12\x15\n\rface_width_px\x18\x01 \x01(\x02\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x0b\n\x03yaw\x18\x03 \x01(\x02\x12\x0e\n\x06issues\x18\x04 \x03(\t\x12\r\n\x05score\x18\x05 \x01(\x02\"\xb7\x01\n\tIngestAck\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.facecoding.v1.IngestAck.Status\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"Y\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\r\n\tDUPLICATE\x10\x02\x12\x0c\n\x08REJECTED\x10\x03\x12\x0c\n\x08\x43ONFLICT\x10\x04\x32K\n\x06Ingest\x12\x41\n\x06Ingest\x12\x19.facecoding.v1.FaceRecord\x1a\x18.facecoding.v1.IngestAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x61\x63\x65\x63oding/v1/ingest.proto\x12\rfacecoding.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n\x0b\x42oundingBox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\xba\x03\n\nFaceRecord\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12/\n\x0b\x63\x61ptured_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x1a.facecoding.v1.BoundingBox\x12\x17\n\x0f\x64\x65tection_score\x18\x05 \x01(\x02\x12\x10\n\x08model_id\x18\x06 \x01(\r\x12\x0f\n\x07rate_id\x18\x07 \x01(\r\x12\x15\n\rcodec_version\x18\x08 \x01(\t\x12\x12\n\nbase_layer\x18\t \x01(\x0c\x12\x0f\n\x07\x65\x64ge_id\x18\n \x01(\t\x12\x14\n\x0c\x65\x64ge_address\x18\x0b \x01(\t\x12\x1a\n\x12\x65nhancement_levels\x18\x0c \x01(\r\x12+\n\x07quality\x18\r \x01(\x0b\x32\x1a.facecoding.v1.FaceQuality\x12\x10\n\x08track_id\x18\x0e \x01(\t\x12\x30\n\x0ctrack_closed\x18\x0f \x01(\x0b\x32\x1a.facecoding.v1.TrackClosed\x12\x12\n\nrequest_id\x18\x10 \x01(\t\"\x98\x01\n\x0bTrackClosed\x12.\n\nfirst_seen\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nfaces_seen\x18\x03 \x01(\r\x12\x16\n\x0e\x66\x61\x63\x65s_uplinked\x18\x04 \x01(\r\"c\n\x0b\x46\x61\x63\x65Quality\x12\x15\n\rface_width_px\x18\x01 \x01(\x02\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x0b\n\x03yaw\x18\x03 \x01(\x02\x12\x0e\n\x06issues\x18\x04 \x03(\t\x12\r\n\x05score\x18\x05 \x01(\x02\"\xb7\x01\n\tIngestAck\x12\x0f\n\x07\x66\x61\x63\x65_id\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.facecoding.v1.IngestAck.Status\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"Y\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41\x43\x43\x45PTED\x10\x01\x12\r\n\tDUPLICATE\x10\x02\x12\x0c\n\x08REJECTED\x10\x03\x12\x0c\n\x08\x43ONFLICT\x10\x04\x32K\n\x06Ingest\x12\x41\n\x06Ingest\x12\x19.facecoding.v1.FaceRecord\x1a\x18.facecoding.v1.IngestAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,15 +35,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BOUNDINGBOX']._serialized_start=78
   _globals['_BOUNDINGBOX']._serialized_end=139
   _globals['_FACERECORD']._serialized_start=142
-  _globals['_FACERECORD']._serialized_end=564
-  _globals['_TRACKCLOSED']._serialized_start=567
-  _globals['_TRACKCLOSED']._serialized_end=719
-  _globals['_FACEQUALITY']._serialized_start=721
-  _globals['_FACEQUALITY']._serialized_end=820
-  _globals['_INGESTACK']._serialized_start=823
-  _globals['_INGESTACK']._serialized_end=1006
-  _globals['_INGESTACK_STATUS']._serialized_start=917
-  _globals['_INGESTACK_STATUS']._serialized_end=1006
-  _globals['_INGEST']._serialized_start=1008
-  _globals['_INGEST']._serialized_end=1083
+  _globals['_FACERECORD']._serialized_end=584
+  _globals['_TRACKCLOSED']._serialized_start=587
+  _globals['_TRACKCLOSED']._serialized_end=739
+  _globals['_FACEQUALITY']._serialized_start=741
+  _globals['_FACEQUALITY']._serialized_end=840
+  _globals['_INGESTACK']._serialized_start=843
+  _globals['_INGESTACK']._serialized_end=1026
+  _globals['_INGESTACK_STATUS']._serialized_start=937
+  _globals['_INGESTACK_STATUS']._serialized_end=1026
+  _globals['_INGEST']._serialized_start=1028
+  _globals['_INGEST']._serialized_end=1103
 # @@protoc_insertion_point(module_scope)

@@ -23,7 +23,7 @@ class BoundingBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class FaceRecord(_message.Message):
-    __slots__ = ("face_id", "camera_id", "captured_at", "bbox", "detection_score", "model_id", "rate_id", "codec_version", "base_layer", "edge_id", "edge_address", "enhancement_levels", "quality", "track_id", "track_closed")
+    __slots__ = ("face_id", "camera_id", "captured_at", "bbox", "detection_score", "model_id", "rate_id", "codec_version", "base_layer", "edge_id", "edge_address", "enhancement_levels", "quality", "track_id", "track_closed", "request_id")
     FACE_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class FaceRecord(_message.Message):
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     TRACK_CLOSED_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     face_id: str
     camera_id: str
     captured_at: _timestamp_pb2.Timestamp
@@ -54,7 +55,8 @@ class FaceRecord(_message.Message):
     quality: FaceQuality
     track_id: str
     track_closed: TrackClosed
-    def __init__(self, face_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., model_id: _Optional[int] = ..., rate_id: _Optional[int] = ..., codec_version: _Optional[str] = ..., base_layer: _Optional[bytes] = ..., edge_id: _Optional[str] = ..., edge_address: _Optional[str] = ..., enhancement_levels: _Optional[int] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ..., track_id: _Optional[str] = ..., track_closed: _Optional[_Union[TrackClosed, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, face_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., captured_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., detection_score: _Optional[float] = ..., model_id: _Optional[int] = ..., rate_id: _Optional[int] = ..., codec_version: _Optional[str] = ..., base_layer: _Optional[bytes] = ..., edge_id: _Optional[str] = ..., edge_address: _Optional[str] = ..., enhancement_levels: _Optional[int] = ..., quality: _Optional[_Union[FaceQuality, _Mapping]] = ..., track_id: _Optional[str] = ..., track_closed: _Optional[_Union[TrackClosed, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class TrackClosed(_message.Message):
     __slots__ = ("first_seen", "last_seen", "faces_seen", "faces_uplinked")
