@@ -356,6 +356,8 @@ def test_merge_clusters_then_search_history(stack: Stack, browser) -> None:
     cameras = {row.text.split()[0]: row.text for row in browser.find_elements(By.CSS_SELECTOR, "#cameras tbody tr")}
     assert set(cameras) == {"door", "lobby", "yard"}
     assert cameras["yard"].endswith(" 2 0.4"), cameras  # 2 sightings, 2 faces in the last 5 minutes
+    wait_for(browser, lambda d: re.search(r"ingest [\d.]+ faces/s, decisions [\d.]+/s .* ingest stream 0",
+                                          d.find_element(By.ID, "throughput").text), "the throughput measured")
     browser.save_screenshot(str(SHOTS / "operators.png"))
 
 
@@ -409,6 +411,7 @@ def test_erase_says_what_goes_where_then_operators_follow_it(stack: Stack, brows
     wait_for(browser, lambda d: (d.refresh(), "edge-1: confirmed" in wait_css(d, "#erasures tbody tr").text)[1],
              "the edge's confirmation shown", timeout=60)
     assert "yes" in wait_css(browser, "#erasures tbody tr").text  # complete: every edge confirmed
+    wait_for(browser, lambda d: "faces/s" in d.find_element(By.ID, "throughput").text, "the throughput")
     browser.save_screenshot(str(SHOTS / "operators.png"))
 
 

@@ -22,6 +22,7 @@ export async function render(main) {
         h("td", {}, `${Math.max(0, Math.round((now - c.last_seen_ms) / 1000))} s`), h("td", {}, c.sightings),
         h("td", {}, rate(c.camera_id)))))));
   }
+  if (can("metrics:read")) main.append(await throughput());
   const started = JSON.parse(sessionStorage.getItem("facecodec.console.erasures") || "[]");
   if (started.length && can("identities:write")) {
     const rows = await Promise.all(started.map((id) => api(`/v1/erasures/${id}`).catch(() => null)));
@@ -57,4 +58,34 @@ export async function render(main) {
     h("thead", {}, h("tr", {}, ["time", "key", "action", "outcome", "subject", "layers", "detail"].map((t) => h("th", {}, t)))),
     audit), more);
   await load();
+}
+
+// The analyzer's own counters (GET /metrics, Prometheus text; a key with metrics:read): faces ingested
+// and decided per second over a few seconds, and what waits in the ingest stream and for edges.
+const SAMPLE_MS = 3000;
+
+function sum(text, name) {  // every series of `name` added up (all label values)
+  return text.split("\n").filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((total, l) => total + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+}
+
+async function metricsText() {
+  return (await api("/metrics")).text();
+}
+
+async function throughput() {
+  const line = h("p", { id: "throughput" }, "measuring faces/s…");
+  const box = h("div", {}, h("h2", {}, "Throughput"), line);
+  const first = await metricsText().catch(() => null);
+  if (first === null) { line.textContent = "metrics unavailable"; return box; }
+  setTimeout(async () => {
+    const second = await metricsText().catch(() => null);
+    if (second === null || !line.isConnected) return;
+    const rate = (name) => ((sum(second, name) - sum(first, name)) / (SAMPLE_MS / 1000)).toFixed(2);
+    line.textContent = `ingest ${rate("analyzer_faces_ingested_total")} faces/s, decisions `
+      + `${rate("analyzer_decisions_total")}/s (over ${SAMPLE_MS / 1000} s); waiting in the ingest stream `
+      + `${sum(second, "analyzer_stream_lag")}, being decided ${sum(second, "analyzer_stream_pending")}; `
+      + `erasures not yet confirmed by an edge ${sum(second, "analyzer_erasures_pending")}`;
+  }, SAMPLE_MS);
+  return box;
 }
