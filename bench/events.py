@@ -3,6 +3,11 @@ mosquitto): sightings fed over gRPC Ingest as an edge would, an SSE client and a
 connected, the analyzer killed (SIGKILL) and started again in the middle.
 
     python bench/events.py [--rate 200] [--seconds 30] [--workers 2] [--out bench/results/events.json]
+    python bench/events.py --direct [--rate 200] [--out bench/results/events_direct.json]
+
+`--direct` measures the delivery channels alone at the asked rate, whatever recognition reaches on this
+machine: decisions are written to the events stream as the workers write them (the same fields, one XADD
+each, paced), while the analyzer (which runs SSE, webhooks and MQTT) is killed and started again.
 
 Feed: `--rate` records per second (base layers of random unit descriptors, 8 cameras, unknown faces:
 recognition against an empty gallery plus unknown-face clustering, the path every stranger takes),
@@ -43,8 +48,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine_record, write_report  # noqa: E402
 
+from cloud_analyzer.events.schema import decision_fields  # noqa: E402
 from devstack.stack import Stack  # noqa: E402
 from facecodec.codec.profiles import codec_by_name  # noqa: E402
+from service_common.redis_keys import EVENTS_MAXLEN, EVENTS_STREAM  # noqa: E402
 
 CAMERAS = [f"cam-{i}" for i in range(8)]
 DISTINCT = 400  # base layers made once and reused under new face ids (making one costs ~ms)
@@ -165,6 +172,24 @@ def feed(stack: Stack, records: list[ingest_pb2.FaceRecord], rate: int, fed: set
                 due = time.monotonic()
 
 
+def feed_direct(client, n: int, rate: int, fed: set[str], stop: threading.Event) -> None:
+    """`n` decisions at `rate` per second straight into the events stream, as `Store.record_result` writes
+    them (Redis stays up while the analyzer restarts, as the workers' writes would once it is back)."""
+    start = time.monotonic()
+    for i in range(n):
+        if stop.is_set():
+            return
+        wait = start + i / rate - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        now = int(time.time() * 1000)
+        face = {"face_id": uuid.uuid4().hex, "camera_id": CAMERAS[i % len(CAMERAS)], "captured_at_ms": now - 40}
+        event = decision_fields(face, "unknown", None, None, f"unknown-{i % 50:012d}", "0.210000", "0.341000",
+                                "0.01", now)
+        client.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
+        fed.add(face["face_id"])
+
+
 def recognition_cost(n: int = 200) -> dict:
     """What bounds the decision rate: one worker thread's time per unknown face, in process on its own
     Redis, with the default fusion window (3 s: the camera's recent faces are decoded and compared) and
@@ -210,10 +235,13 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=200, help="sightings fed per second")
     parser.add_argument("--seconds", type=int, default=30, help="how long to feed")
     parser.add_argument("--workers", type=int, default=2, help="the analyzer's recognition workers")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/events.json"))
+    parser.add_argument("--direct", action="store_true", help="decisions written to the events stream at --rate "
+                                                                 "(the channels alone, not recognition)")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    args.out = args.out or Path("bench/results/events_direct.json" if args.direct else "bench/results/events.json")
 
-    cost = recognition_cost()
+    cost = None if args.direct else recognition_cost()
     print(f"one worker thread per unknown face: {cost}", flush=True)
     templates = base_layers(DISTINCT)
     with tempfile.TemporaryDirectory() as tmp, Stack(
@@ -229,7 +257,11 @@ def main() -> int:
         sse_thread.start()
         subscriber = mqtt_subscriber(stack.broker.port, mq)  # type: ignore[union-attr]
         time.sleep(2)  # both connected before the first sighting
-        feeder = threading.Thread(target=feed, args=(stack, records, args.rate, fed, stop), daemon=True)
+        if args.direct:
+            feeder = threading.Thread(target=feed_direct, args=(stack.redis.client(), len(records), args.rate, fed,
+                                                                stop), daemon=True)
+        else:
+            feeder = threading.Thread(target=feed, args=(stack, records, args.rate, fed, stop), daemon=True)
         t0 = time.time()
         feeder.start()
         time.sleep(args.seconds / 2)
@@ -259,6 +291,8 @@ def main() -> int:
         report = {
             "benchmark": "events", "machine": machine_record(),
             "fed_rate_per_s": args.rate, "seconds": args.seconds, "workers": args.workers,
+            "feed": "decisions written to the events stream (channels alone)" if args.direct
+                    else "base layers over gRPC Ingest (recognition, then the channels)",
             "recognition_cost_one_thread": cost,
             "faces_fed": len(fed), "fed_in_s": round(fed_s, 1),
             "decision_rate_per_s": round(len(decided) / span_s, 1),

@@ -156,6 +156,8 @@ class Verification:
     far_held_out: float | None  # the same, measured on held-out identities (bench/verify_far.py), if it was
     target_far: float
     issues: list[str]
+    threshold_override: bool = False  # the identity's own threshold, stricter than the default
+    rejected_by_negative: bool = False  # cleared the threshold, but as close to one of the identity's negatives
 
 
 def verification_threshold(calibration: OpenSetCalibration, target_far: float, enrol_images: int = 1,
@@ -180,16 +182,27 @@ def held_out_far(codec: FaceCodec, threshold: float) -> float | None:
 
 
 def verify(analyzer: Analyzer, reference: np.ndarray, reference_images: int, probe: Face,
-           codec: FaceCodec | None = None, issues: tuple[str, ...] = ()) -> Verification:
-    """1:1: is `probe` the person of `reference` (a template of `reference_images` photos)?"""
+           codec: FaceCodec | None = None, issues: tuple[str, ...] = (), identity_id: str | None = None
+           ) -> Verification:
+    """1:1: is `probe` the person of `reference` (a template of `reference_images` photos)? Against an
+    enrolled identity, its corrections count as in every decision (docs/corrections.md): its threshold
+    override where stricter, and no match for a probe as close to a face people said is not them."""
     calibration = (codec or probe.codec).open_set_calibration
     target = analyzer.settings.verify_far
     threshold, far = verification_threshold(calibration, target, reference_images, 1)
     similarity = float(unit(reference) @ unit(probe.probe))
     problems = sorted({*issues, *probe.issues})
     held_out = held_out_far(codec or probe.codec, threshold) if reference_images == 1 else None
-    return Verification(similarity, threshold, similarity >= threshold and not problems, far, held_out, target,
-                        problems)
+    override, rejected = False, False
+    if identity_id is not None:
+        own = (analyzer.store.identity(identity_id) or {}).get("threshold_override") or ""
+        if own and float(own) > threshold:
+            threshold, override, held_out = float(own), True, None
+            far = calibration.tail(reference_images, 1).far(threshold)
+        negative = analyzer.gallery.closest_negative(identity_id, probe.probe)
+        rejected = similarity >= threshold and negative is not None and negative >= similarity
+    return Verification(similarity, threshold, similarity >= threshold and not problems and not rejected, far,
+                        held_out, target, problems, override, rejected)
 
 
 # --- templates ---------------------------------------------------------------------------------------------

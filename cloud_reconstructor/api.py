@@ -115,7 +115,10 @@ class Reconstructor:
             if exc.code == grpc.StatusCode.NOT_FOUND:
                 raise HTTPException(404, "no scene snapshot of this face is kept: its camera does not keep "
                                          "them, or its edge no longer holds the face") from exc
-            raise HTTPException(502, "the edge holding this face's snapshot is unreachable; retry later") from exc
+            if exc.code in RETRYABLE:
+                raise HTTPException(503, "the edge holding this face's snapshot is unreachable; retry later",
+                                    headers={"Retry-After": str(EDGE_RETRY_AFTER_S)}) from exc
+            raise HTTPException(502, "the edge holding this face's snapshot refused the fetch") from exc
         if len(jpeg) > self.settings.max_edge_container_bytes:
             raise _refuse(face_id, f"snapshot of {len(jpeg)} bytes, more than {self.settings.max_edge_container_bytes}")
         try:
@@ -251,8 +254,12 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     @app.get(
         "/v1/faces/{face_id}/snapshot",
-        responses={200: {"content": {"image/jpeg": {}}, "description": "the scene around the face, as the edge "
-                                                                       "kept it (cameras that opt in)"}},
+        responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                         "description": "the scene around the face, as the edge kept it (cameras that opt in)"},
+                   404: {"description": "no such face, or no snapshot of it kept (its camera does not keep them, "
+                                        "or its edge no longer holds the face)"},
+                   502: {"description": "the edge answered with something unusable, or is not configured here"},
+                   503: {"description": "storage unavailable, or the edge is unreachable: retry after Retry-After"}},
         response_class=Response,
     )
     async def face_snapshot(

@@ -51,6 +51,8 @@ def test_a_rejected_face_stops_its_look_alike_matching_while_the_person_still_do
         assert before["identity_id"] == a_id and not before["rejected_by_negative"], before
         photo = {"image": ("b2.jpg", lfw_image(B, 2).read_bytes())}
         assert admin.post(f"{url}/v1/search", files=photo).json()["candidates"][0]["match"]
+        verify_b = admin.post(f"{url}/v1/verify", files=photo, data={"identity_id": a_id}).json()
+        assert not verify_b["rejected_by_negative"]
 
         correction = f"{url}/v1/sightings/{wrong['face_id']}/correction"
         refused = reader.post(correction, json={"action": "reject"})
@@ -72,6 +74,12 @@ def test_a_rejected_face_stops_its_look_alike_matching_while_the_person_still_do
         assert after["negative_similarity"] > after["similarity"]
         searched = admin.post(f"{url}/v1/search", files=photo).json()
         assert not searched["candidates"][0]["match"] and searched["rejected_by_negative"]
+        # 1:1 against the identity too: a probe as close to its negative is not them.
+        verified = admin.post(f"{url}/v1/verify", files=photo, data={"identity_id": a_id}).json()
+        assert not verified["match"] and verified["similarity"] == verify_b["similarity"]
+        assert verified["rejected_by_negative"] == verify_b["match"], (verify_b, verified)
+        own_photo = {"image": ("a4.jpg", lfw_image(A, 4).read_bytes())}
+        assert admin.post(f"{url}/v1/verify", files=own_photo, data={"identity_id": a_id}).json()["match"]
         for n, camera in ((3, "gate"), (4, "yard")):
             own = _ingest(url, stub, admin, front_end, A, n, camera, ts + 180_000 + n)
             assert own["status"] == "recognised" and own["identity_id"] == a_id, own
@@ -140,6 +148,8 @@ def test_threshold_override_is_bounded_shown_and_audited(redis_server, front_end
         searched = admin.post(f"{url}/v1/search", files=photo).json()
         assert searched["threshold"] == 0.9 and searched["threshold_override"]
         assert not searched["candidates"][0]["match"]
+        verified = admin.post(f"{url}/v1/verify", files=photo, data={"identity_id": a_id}).json()
+        assert verified["threshold"] == 0.9 and verified["threshold_override"] and not verified["match"]
         # Looser than the gallery's: stored, but the gallery's threshold applies (never laxer than the target).
         loose = admin.put(threshold, json={"threshold": 0.2}).json()
         assert not loose["in_effect"]

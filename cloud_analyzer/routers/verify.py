@@ -53,6 +53,10 @@ class VerifyResult(BaseModel):
     target_far: float = Field(description="ANALYZER_VERIFY_FAR, which set the threshold")
     reference_templates: int = Field(description="photos the reference stands for (an identity: its templates)")
     quality_issues: list[str]
+    threshold_override: bool = Field(False, description="against an identity: its own stricter threshold was used "
+                                                        "(docs/corrections.md)")
+    rejected_by_negative: bool = Field(False, description="against an identity: cleared the threshold, but as close "
+                                                          "to a face people said is not them")
 
 
 def reference_of(analyzer: Analyzer, side: Side | Face) -> tuple[Face | None, list, int]:
@@ -82,11 +86,15 @@ def side_face(analyzer: Analyzer, side: Side) -> Face:
 
 def decide(analyzer: Analyzer, probe: Face, reference: Side | Face) -> VerifyResult:
     face, vector, count = reference_of(analyzer, reference)
-    result = face_ops.verify(analyzer, vector, count, probe, issues=face.issues if face else ())
+    identity_id = None if isinstance(reference, Face) else reference.identity_id
+    result = face_ops.verify(analyzer, vector, count, probe, issues=face.issues if face else (),
+                             identity_id=identity_id)
     return VerifyResult(similarity=round(result.similarity, 6), threshold=round(result.threshold, 6),
                         match=result.match, far=result.far, far_held_out=result.far_held_out,
                         target_far=result.target_far,
-                        reference_templates=count, quality_issues=result.issues)
+                        reference_templates=count, quality_issues=result.issues,
+                        threshold_override=result.threshold_override,
+                        rejected_by_negative=result.rejected_by_negative)
 
 
 @router.post("", response_model=VerifyResult)

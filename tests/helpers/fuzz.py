@@ -172,11 +172,13 @@ def three_services(redis_url: str, data_dir: Path) -> Iterator[list[Target]]:
         key = KeyStore(redis.Redis.from_url(redis_url)).register(token, "fuzz", ["admin"], rate_per_s=100_000)
         admin = {"authorization": f"Bearer {token}"}
         known = {"key_id": key.key_id, **seed(analyzer, ingest, admin)}
-        recon_settings = ReconstructorSettings(redis_url=redis_url, http_port=free_port(), grpc_insecure=True,
-                                               edges={"edge-t": f"127.0.0.1:{free_port()}"}, fetch_retries=0,
-                                               fetch_timeout_s=1.0, **generous)
         edge_settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=data_dir / "edge",
                                      grpc_insecure=True, cloud_ingest_address=f"127.0.0.1:{free_port()}")
+        # The seeded faces' edge is this edge, which does not hold them: full views and snapshots get its
+        # real answer (410, 404), as when an edge has evicted a face.
+        recon_settings = ReconstructorSettings(redis_url=redis_url, http_port=free_port(), grpc_insecure=True,
+                                               edges={"edge-t": f"127.0.0.1:{edge_settings.grpc_port}"},
+                                               fetch_retries=0, fetch_timeout_s=1.0, **generous)
         camera = {"authorization": f"Bearer {add_camera(edge_settings.tokens_path, '*')}"}
         with serve(create_reconstructor(recon_settings)) as recon, serve(create_edge(edge_settings)) as edge:
             edge_admin_headers = edge_admin(edge_settings)

@@ -13,9 +13,10 @@ from fastapi import APIRouter
 
 from cloud_analyzer.routers.compreface import recognition, services
 from cloud_analyzer.routers.compreface.errors import CompreFaceRoute, denial_body
+from cloud_analyzer.routers.compreface.models import ERRORS
 
 PREFIX = "/api/v1"
-router = APIRouter(prefix=PREFIX, tags=["compreface"], route_class=CompreFaceRoute)
+router = APIRouter(prefix=PREFIX, tags=["compreface"], route_class=CompreFaceRoute, responses=ERRORS)
 router.include_router(recognition.router)
 router.include_router(services.router)
 

@@ -15,6 +15,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service_common.guard import ANSWERED_ERROR
 
@@ -60,7 +61,7 @@ class CompreFaceRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except HTTPException as exc:
+            except StarletteHTTPException as exc:  # FastAPI's own (a body it cannot parse) are Starlette's
                 status, content = body(exc.status_code, str(exc.detail), getattr(exc, "code", None))
                 headers = getattr(exc, "headers", None)
             except RequestValidationError as exc:

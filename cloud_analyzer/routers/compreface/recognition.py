@@ -28,6 +28,17 @@ from cloud_analyzer.routers.compreface.errors import (
     CompreFaceError,
     CompreFaceRoute,
 )
+from cloud_analyzer.routers.compreface.models import (
+    DeletedOut,
+    ExampleOut,
+    ExamplesPage,
+    RecognizeOut,
+    SubjectOut,
+    SubjectsOut,
+    UpdatedOut,
+    VerifyExampleOut,
+    answers,
+)
 from cloud_analyzer.routers.identities import MAX_IMAGES, MAX_NAME
 from cloud_analyzer.routers.inputs import upload_template
 from cloud_analyzer.templates import TemplateInfo
@@ -74,7 +85,7 @@ def example(analyzer: Analyzer, image_id: str) -> tuple[str, TemplateInfo, np.nd
 
 
 # --- subjects ----------------------------------------------------------------------------------------------
-@router.post("/subjects", status_code=201)
+@router.post("/subjects", status_code=201, responses=answers(SubjectOut, 201))
 def add_subject(analyzer: AnalyzerDep, body: SubjectIn,
                 caller: Annotated[Caller, require("identities:write", "compreface.subject_add")]) -> dict:
     subject = clean(body.subject)
@@ -87,13 +98,14 @@ def add_subject(analyzer: AnalyzerDep, body: SubjectIn,
     return {"subject": subject}
 
 
-@router.get("/subjects", dependencies=[require("identities:read", "compreface.subjects")])
+@router.get("/subjects", dependencies=[require("identities:read", "compreface.subjects")],
+            responses=answers(SubjectsOut))
 @router.get("/subjects/", dependencies=[require("identities:read", "compreface.subjects")], include_in_schema=False)
 def list_subjects(analyzer: AnalyzerDep) -> dict:
     return {"subjects": sorted({row["name"] for row in analyzer.store.all_identities()})}
 
 
-@router.put("/subjects/{subject}")
+@router.put("/subjects/{subject}", responses=answers(UpdatedOut))
 def rename_subject(analyzer: AnalyzerDep, subject: Annotated[str, Path(max_length=MAX_NAME)], body: SubjectIn,
                    caller: Annotated[Caller, require("identities:write", "compreface.subject_rename")]) -> dict:
     """Rename; onto a subject that exists, the two merge (the examples move, the old identity is deleted)."""
@@ -116,7 +128,7 @@ def rename_subject(analyzer: AnalyzerDep, subject: Annotated[str, Path(max_lengt
     return {"updated": True}
 
 
-@router.delete("/subjects/{subject}")
+@router.delete("/subjects/{subject}", responses=answers(SubjectOut))
 def delete_subject(analyzer: AnalyzerDep, subject: Annotated[str, Path(max_length=MAX_NAME)],
                    caller: Annotated[Caller, require("identities:write", "compreface.subject_delete")]) -> dict:
     """Every identity of that name, as DELETE /v1/identities/{id} (sightings stay, unnamed)."""
@@ -129,7 +141,7 @@ def delete_subject(analyzer: AnalyzerDep, subject: Annotated[str, Path(max_lengt
     return {"subject": subject}
 
 
-@router.delete("/subjects")
+@router.delete("/subjects", responses=answers(DeletedOut))
 def delete_all_subjects(analyzer: AnalyzerDep,
                         caller: Annotated[Caller, require("identities:write", "compreface.subjects_delete_all")]
                         ) -> dict:
@@ -141,7 +153,7 @@ def delete_all_subjects(analyzer: AnalyzerDep,
 
 
 # --- examples (templates) ------------------------------------------------------------------------------------
-@router.post("/faces", status_code=201)
+@router.post("/faces", status_code=201, responses=answers(ExampleOut, 201))
 async def add_example(request: Request, analyzer: AnalyzerDep, subject: Subject,
                       caller: Annotated[Caller, require("identities:write", "compreface.example_add")],
                       det_prob_threshold: shapes.DetProb = 0.0, file: ImageFile = None) -> dict:
@@ -162,7 +174,8 @@ async def add_example(request: Request, analyzer: AnalyzerDep, subject: Subject,
     return {"image_id": info.template_id, "subject": subject}
 
 
-@router.get("/faces", dependencies=[require("identities:read", "compreface.examples")])
+@router.get("/faces", dependencies=[require("identities:read", "compreface.examples")],
+            responses=answers(ExamplesPage))
 def list_examples(analyzer: AnalyzerDep, subject: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
                   page: Annotated[int, Query(ge=0, le=10**6)] = 0,
                   size: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict:
@@ -186,7 +199,7 @@ def _remove_example(analyzer: Analyzer, image_id: str) -> dict:
     return {"image_id": image_id, "subject": (analyzer.store.identity(identity_id) or {}).get("name", "")}
 
 
-@router.delete("/faces")
+@router.delete("/faces", responses=answers(DeletedOut))
 def delete_examples(analyzer: AnalyzerDep,
                     caller: Annotated[Caller, require("identities:write", "compreface.examples_delete")],
                     subject: Annotated[str | None, Query(max_length=MAX_NAME)] = None) -> dict:
@@ -200,7 +213,7 @@ def delete_examples(analyzer: AnalyzerDep,
     return {"deleted": deleted}
 
 
-@router.delete("/faces/{image_id}")
+@router.delete("/faces/{image_id}", responses=answers(ExampleOut))
 def delete_example(analyzer: AnalyzerDep, image_id: Annotated[str, Path(max_length=64)],
                    caller: Annotated[Caller, require("identities:write", "compreface.example_delete")]) -> dict:
     out = _remove_example(analyzer, image_id)
@@ -208,7 +221,7 @@ def delete_example(analyzer: AnalyzerDep, image_id: Annotated[str, Path(max_leng
     return out
 
 
-@router.post("/faces/delete")
+@router.post("/faces/delete", responses=answers(list[ExampleOut]))
 def delete_examples_by_id(analyzer: AnalyzerDep, image_ids: Annotated[list[str], Body(max_length=1000)],
                           caller: Annotated[Caller, require("identities:write", "compreface.examples_delete")]
                           ) -> list[dict]:
@@ -224,7 +237,7 @@ def delete_examples_by_id(analyzer: AnalyzerDep, image_ids: Annotated[list[str],
 
 
 # --- recognize and verify ----------------------------------------------------------------------------------
-@router.post("/recognize")
+@router.post("/recognize", responses=answers(RecognizeOut))
 async def recognize(request: Request, analyzer: AnalyzerDep,
                     caller: Annotated[Caller, require("faces:search", "compreface.recognize")],
                     limit: shapes.Limit = 0, prediction_count: Annotated[int, Query(ge=1, le=50)] = 1,
@@ -247,7 +260,7 @@ async def recognize(request: Request, analyzer: AnalyzerDep,
     return {"result": result, **({"plugins_versions": shapes.versions(analyzer)} if status else {})}
 
 
-@router.post("/faces/{image_id}/verify")
+@router.post("/faces/{image_id}/verify", responses=answers(VerifyExampleOut))
 async def verify_example(request: Request, analyzer: AnalyzerDep, image_id: Annotated[str, Path(max_length=64)],
                          caller: Annotated[Caller, require("faces:verify", "compreface.example_verify")],
                          limit: shapes.Limit = 0, det_prob_threshold: shapes.DetProb = 0.0,

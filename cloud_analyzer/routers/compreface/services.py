@@ -7,19 +7,20 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from cloud_analyzer import face_ops
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.routers.compreface import shapes
 from cloud_analyzer.routers.compreface.errors import CompreFaceRoute
+from cloud_analyzer.routers.compreface.models import DetectOut, VerificationOut, answers
 from service_common.guard import Caller, require
 
 router = APIRouter(route_class=CompreFaceRoute)  # included routes keep their own class
 ImageFile = Annotated[UploadFile | None, File()]
 
 
-@router.post("/detection/detect")
+@router.post("/detection/detect", responses=answers(DetectOut))
 async def detect(request: Request, analyzer: AnalyzerDep,
                  caller: Annotated[Caller, require("faces:detect", "compreface.detect")],
                  limit: shapes.Limit = 0, det_prob_threshold: shapes.DetProb = 0.0,
@@ -32,11 +33,13 @@ async def detect(request: Request, analyzer: AnalyzerDep,
             **({"plugins_versions": shapes.versions(analyzer)} if status else {})}
 
 
-@router.post("/verification/verify")
+@router.post("/verification/verify", responses=answers(VerificationOut))
 async def verify(request: Request, analyzer: AnalyzerDep,
                  caller: Annotated[Caller, require("faces:verify", "compreface.verify")],
                  limit: shapes.Limit = 0, det_prob_threshold: shapes.DetProb = 0.0,
                  face_plugins: shapes.Plugins = "", status: shapes.Status = False,
+                 prediction_count: Annotated[int, Query(ge=1, le=50, description="accepted as CompreFace's "
+                                                        "documentation lists it; every target face is answered")] = 1,
                  source_image: ImageFile = None, target_image: ImageFile = None) -> dict:
     started = time.perf_counter()
     (source,) = await shapes.faces(analyzer, await shapes.image(request, "source_image"), det_prob_threshold, 1)
