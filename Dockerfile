@@ -68,6 +68,9 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH
 
 COPY --from=build /opt/venv /opt/venv
+# The web console's static files, served by the analyzer at /console/ (no build step: copied as they are).
+COPY console /opt/console
+ENV ANALYZER_CONSOLE_DIR=/opt/console
 
 # GPU build only: let the dynamic loader find the CUDA/cuDNN libraries installed as wheels, so
 # onnxruntime's CUDA provider loads without any LD_LIBRARY_PATH set by hand.

@@ -21,17 +21,23 @@ $(STAMP): pyproject.toml $(LOCK) nodeps.txt
 	$(PY) -m facecodec.assets
 	touch $(STAMP)
 
-# System packages some tests need and pip cannot bring: mosquitto (the MQTT tests' broker). Debian/Ubuntu
-# only; fails loudly where apt-get is missing (CI must not skip those tests silently). Elsewhere install
-# it yourself: the MQTT tests skip, with the reason, when it is missing outside CI.
+# System packages some tests need and pip cannot bring: mosquitto (the MQTT tests' broker), chromium and
+# chromium-driver (the console's browser tests, tests/test_console.py). Debian/Ubuntu only; fails loudly
+# where apt-get is missing (CI must not skip those tests silently). Elsewhere install them yourself: the
+# tests skip, with the reason, when they are missing outside CI.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system:
-	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then \
-		echo "mosquitto: present"; \
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	if [ -z "$$missing" ]; then \
+		echo "system packages: present"; \
 	elif command -v apt-get >/dev/null 2>&1; then \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends mosquitto; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else \
-		echo "error: mosquitto is missing and apt-get is not available: install mosquitto" >&2; exit 1; \
+		echo "error:$$missing missing and apt-get is not available: install them" >&2; exit 1; \
 	fi
 
 demo: setup

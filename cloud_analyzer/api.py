@@ -38,6 +38,7 @@ from cloud_analyzer.routers import (
     templates,
     verify,
 )
+from cloud_analyzer.routers.console import mount_console
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
@@ -148,6 +149,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     if settings.compreface_api:
         app.include_router(compreface.router)
         app.state.denial_bodies = {compreface.PREFIX + "/": compreface.denial_body}
+    mount_console(app, settings)
     harden(app, settings.max_request_bytes, log)
     protect(app, BodyLimits(json=settings.max_json_bytes, form=settings.max_request_bytes))
     with_request_ids(app)

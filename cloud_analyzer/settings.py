@@ -12,6 +12,9 @@ from service_common.ids import ID_PATTERN
 from service_common.settings import AccessSettings, LogSettings, RedisSettings, TlsIdentitySettings
 from service_common.tls import TlsFiles
 
+# The console's static files when ANALYZER_CONSOLE_DIR is unset: the repository's console/ folder.
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+
 
 class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, EventsSettings, LogSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
@@ -69,6 +72,15 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, Event
     metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics (a key with the "
                                   "metrics:read scope)")
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json (they list endpoints, not data)")
+    console_enabled: bool = Field(True, description="serve the web console at /console/ (static files; every "
+                                  "call it makes is to the public REST API with the user's key)")
+    console_dir: Path | None = Field(None, description="folder of the console's static files; unset: console/ "
+                                     "beside the services' code (the container image has it at /opt/console)")
+    console_reconstructor_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/?#]+/?$", description="the reconstructor's URL as a browser reaches it "
+        "(e.g. http://127.0.0.1:8003), told to the console for face pixels; that reconstructor must list the "
+        "console's origin in RECONSTRUCTOR_CORS_ORIGINS. Unset: the console shows no pixels"
+    )
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted image upload")
     max_request_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="largest request body (an enrolment of up to 32 photos); "

@@ -12,9 +12,11 @@ import grpc
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from PIL import Image
 
 import facecodec
+from cloud_reconstructor.comparison import Comparison, compare
 from cloud_reconstructor.edge_client import RETRYABLE, EdgeClients, EdgeFetchError
 from cloud_reconstructor.face_files import FORM_SLACK, decode_routes
 from cloud_reconstructor.metrics import ReconstructorMetrics
@@ -49,14 +51,20 @@ class Reconstructor:
     edges: EdgeClients
 
     def image(self, face_id: str, layers: str, level: int | None) -> tuple[np.ndarray, int]:
+        image, _, decoded_level = self.decoded(face_id, level, layers != "base")
+        return image, decoded_level
+
+    def decoded(self, face_id: str, level: int | None, full: bool = True) -> tuple[np.ndarray, CodedFace, int]:
+        """(image, the container it was decoded from, its level): from the base layer alone unless `full`
+        (or level 0), else the base plus the layers `level` (default: every level the edge keeps) needs."""
         ref = self.faces.get(face_id)
         if ref is None:
             raise HTTPException(404, f"face {face_id} not found")
         try:
             base = parse(ref.base_layer, base_only=True)
             codec = codec_for(base.model_id, base.rate_id)
-            if layers == "base":
-                return codec.reconstruct(base, 0), 0
+            if not full or level == 0:
+                return codec.reconstruct(base, 0), base, 0
             level = ref.enhancement_levels if level is None else level
             if not 1 <= level <= ref.enhancement_levels:
                 raise HTTPException(
@@ -80,9 +88,9 @@ class Reconstructor:
                                              "retry later, or ask for layers=base",
                                         headers={"Retry-After": str(EDGE_RETRY_AFTER_S)}) from exc
                 raise HTTPException(502, "the edge holding this face's enhancement layers refused the fetch") from exc
-            full = self._from_edge(face_id, container, base, codec.layers_needed(level))
+            full_face = self._from_edge(face_id, container, base, codec.layers_needed(level))
             try:
-                return codec.reconstruct(full, level), level
+                return codec.reconstruct(full_face, level), full_face, level
             except EnhancementLayerError as exc:  # e.g. a layer declaring another pixel size
                 raise _refuse(face_id, str(exc)) from exc
         except DECODE_ERRORS as exc:
@@ -194,6 +202,13 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     with_request_ids(app)
 
     count_redis_errors(app, metrics.redis_errors.inc)
+    if settings.cors_origins:
+        # Outermost (added last): a browser's preflight carries no key, so it is answered here, before
+        # the gate. Only the listed origins (the console's) may read answers; credentials are never
+        # cookies, always the Authorization header the console sets.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET"],
+                           allow_headers=["Authorization"], expose_headers=["X-Layers", "X-Enhancement-Level"],
+                           max_age=600)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -257,6 +272,28 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
         jpeg = await run_in_threadpool(reconstructor.snapshot, face_id)
         metrics.views.labels("snapshot").inc()
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/faces/{face_id}/comparison", response_model=Comparison,
+             responses={404: {"description": "no such face"},
+                        410: {"description": "the edge no longer keeps this face's enhancement layers"},
+                        502: {"description": "the edge answered with something unusable"},
+                        503: {"description": "storage unavailable, or the edge is unreachable: retry after "
+                                             "Retry-After"}})
+    async def face_comparison(
+        reconstructor: Dep,
+        caller: Annotated[Caller, require("faces:view", "face.compare")],
+        face_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        level: Annotated[int | None, Query(ge=0, le=255, description="0: base alone; default: every level")] = None,
+    ) -> Comparison:
+        """One level's bytes per layer and PSNR, beside a JPEG and a WebP of the same size.
+
+        The reference (`reference` in the answer) is the face's full reconstruction; JPEG and WebP encode it,
+        their quality found by binary search. Full pixels: fetched from the edge, audited."""
+        caller.audit["layers"] = f"compare:{'all' if level is None else level}"
+        result = await run_in_threadpool(compare, reconstructor.decoded, face_id, level)
+        caller.audit["detail"] = f"level {result.level} of {result.levels}; {result.budget_bytes} bytes"
+        metrics.views.labels("compare").inc()
+        return result
 
     app.include_router(decode_routes(settings.max_upload_bytes, metrics))
     app.get("/readyz", responses={503: {"description": "not ready; Retry-After says when to ask again"}})(readiness)

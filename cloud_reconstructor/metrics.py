@@ -18,13 +18,13 @@ class ReconstructorMetrics:
         r = self.registry
         self.views = Counter("reconstructor_views", "images served, by layers: base, full (a stored face with its "
                              "edge's layers), snapshot (a scene snapshot), file_base and file_full (an uploaded "
-                             ".fcb)", ["layers"], registry=r)
+                             ".fcb), compare (a level beside JPEG and WebP at its size)", ["layers"], registry=r)
         self.fetch_seconds = Histogram("reconstructor_fetch_seconds", "one Fetch or FetchSnapshot from an edge, "
                                        "retries included, by edge", ["edge"], buckets=FETCH_BUCKETS, registry=r)
         self.fetch_failures = Counter("reconstructor_fetch_failures", "fetches from an edge that failed, by edge "
                                       "and gRPC status", ["edge", "code"], registry=r)
         self.redis_errors = Counter("reconstructor_redis_errors", "requests that failed on Redis", registry=r)
-        for layers in ("base", "full", "snapshot", "file_base", "file_full"):
+        for layers in ("base", "full", "snapshot", "file_base", "file_full", "compare"):
             self.views.labels(layers)
         for edge in edges:
             self.fetch_seconds.labels(edge)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from service_common.settings import AccessSettings, LogSettings, RedisSettings, TlsIdentitySettings
@@ -32,6 +33,10 @@ class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings, 
     )
     metrics_enabled: bool = Field(True, description="serve Prometheus metrics at GET /metrics (a key with the "
                                   "metrics:read scope)")
+    cors_origins: list[Annotated[str, StringConstraints(pattern=r"^https?://[^/\s?#*]+$")]] = Field(
+        default_factory=list, description='origins whose pages may call this API from a browser, as JSON '
+        '(["http://127.0.0.1:8002"]: the analyzer serving the console); empty: none (CORS off)'
+    )
     docs_enabled: bool = Field(True, description="serve /docs and /openapi.json")
     tls_ca_file: Path | None = Field(
         None, description="PEM CA bundle of the edges' server certificates: Fetch over mutual TLS, presenting "

@@ -21,12 +21,13 @@ the launcher, which stops them in order. `--detach` returns once the stack is he
 output in `<data-dir>/logs/launcher.log`, its pid in `<data-dir>/stack.pid`); `down` stops it.
 
 Used by the demo and by the end-to-end tests (`Stack`, free ports unless `fixed_ports`); logs go to
-`<data-dir>/logs/<service>.log`. Every gRPC link is mutual TLS: the first start makes a CA and the
-certificates in `<data-dir>/tls` (`python -m service_common.certs init`; the CA key in
-`<data-dir>/secrets`), or `--tls-dir` names a folder holding ca.crt, cloud.crt/.key and edge-1.crt/.key
-(docs/security.md); `--insecure-grpc` runs them plaintext instead. `--mqtt` (FACECODEC_MQTT) also starts
-the system's `mosquitto` (port 1883, or a free one with `--ports auto`) and points the analyzer's MQTT
-publisher at it (docs/events.md). Redis asks for a password
+`<data-dir>/logs/<service>.log`. The console is at `$ANALYZER/console/` (it calls the reconstructor,
+which the launcher tells it about and opens to its origin with CORS). Every gRPC link is mutual TLS:
+the first start makes a CA and the certificates in `<data-dir>/tls` (`python -m service_common.certs
+init`; the CA key in `<data-dir>/secrets`), or `--tls-dir` names a folder holding ca.crt, cloud.crt/.key
+and edge-1.crt/.key (docs/security.md); `--insecure-grpc` runs them plaintext instead. `--mqtt`
+(FACECODEC_MQTT) also starts the system's `mosquitto` (port 1883, or a free one with `--ports auto`) and
+points the analyzer's MQTT publisher at it (docs/events.md). Redis asks for a password
 (`<data-dir>/secrets/redis_password`, made on first start); every secret file is created 0600.
 """
 
@@ -358,6 +359,12 @@ class Stack:
                       file=sys.stderr)
                 continue
             envs[name][key] = value
+        # The console (served by the analyzer) fetches face pixels from the reconstructor: tell it where, and
+        # let the reconstructor answer that origin; defaults the user's settings may replace.
+        console = [f"http://{host}:{ports['cloud_analyzer']}" for host in ("127.0.0.1", "localhost")]
+        envs["cloud_analyzer"].setdefault("ANALYZER_CONSOLE_RECONSTRUCTOR_URL",
+                                          f"http://127.0.0.1:{ports['cloud_reconstructor']}")
+        envs["cloud_reconstructor"].setdefault("RECONSTRUCTOR_CORS_ORIGINS", json.dumps(console))
         for name, extra in self.settings.items():
             envs[name].update({k: str(v) for k, v in extra.items() if v is not None})
         return envs

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Match
 
 from service_common.access.denials import client_bucket
 from service_common.access.keys import ApiKey
-from service_common.guard import STATE_KEY, Access
+from service_common.guard import STATE_KEY, Access, key_allows
 from service_common.http import ASGIApp, BodyLimit, Receive, Scope, Send, content_length, header
 from service_common.problems import send_json, send_problem
 from service_common.routes import BodyKind, RoutePolicy, flat_routes, policy
@@ -109,7 +109,7 @@ class ApiKeyGate:
             return Denial(401, "a valid API key is required (Authorization: Bearer <key>)",
                           {"WWW-Authenticate": "Bearer"})
         needed = rule.require.scope_for(dict(QueryParams(scope["query_string"]))) if rule.require else None
-        if needed is not None and not key.allows(needed):
+        if needed is not None and not key_allows(key, needed):
             access.denials.deny(client, 403, action, key.key_id)
             return Denial(403, f"this key lacks the {needed!r} scope")
         if (wait := access.limiter.hit(key.key_id, key.rate_per_s or access.default_rate_per_s)) is not None:

@@ -29,6 +29,13 @@ bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                     description="an API key: `Authorization: Bearer fck_...` (see docs/security.md)")
 SUBJECT = ("face_id", "identity_id", "camera_id")
 STATE_KEY = "api_key"  # where the gate leaves the verified key in the request's state
+ANY_KEY = "any_key"  # not a scope: `require(ANY_KEY)` admits every valid key (e.g. a key asking about itself)
+
+
+def key_allows(key: ApiKey, scope: str) -> bool:
+    return scope == ANY_KEY or key.allows(scope)
+
+
 # Where a route class that turns an error into its own answer (cloud_analyzer/routers/compreface) leaves
 # (status, message) in the request's state, so the audit entry says the request failed.
 ANSWERED_ERROR = "answered_error"
@@ -72,7 +79,7 @@ class Require:
         key: ApiKey | None = getattr(request.state, STATE_KEY, None)
         # The gate has checked key, scope and rate already; checked again here so that an app built
         # without the gate fails closed rather than open.
-        if key is None or not key.allows(self.scope_for(dict(request.query_params))):
+        if key is None or not key_allows(key, self.scope_for(dict(request.query_params))):
             raise HTTPException(403, "this request was not authorised")
         client = request.client.host if request.client else ""
         caller = Caller(key, client, {k: str(v) for k, v in request.path_params.items() if k in SUBJECT})

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from cloud_analyzer.deps import AnalyzerDep, filters, to_ms
 from service_common.access import SCOPES, ApiKey
 from service_common.access.keys import KeyError_
-from service_common.guard import Caller, require
+from service_common.guard import ANY_KEY, Caller, require
 from service_common.ids import HEX32_PATTERN, ID_PATTERN, KEY_ID_PATTERN
 from service_common.pagination import CursorQuery, Page, decode_cursor, encode_cursor, page_of
 from service_common.times import Timestamp, rfc3339_ms
@@ -70,6 +70,19 @@ def list_keys(analyzer: AnalyzerDep, cursor: CursorQuery = None,
     """Every key (revoked and expired ones too), oldest first."""
     rows = [key_out(k) for k in analyzer.access.keys.list()]
     return page_of(rows, cursor, limit, lambda k: [k.created_at_ms, k.key_id], (int, str))
+
+
+class MyKey(KeyOut):
+    holds: list[str] = Field(description="every scope this key holds, those its scopes imply included "
+                                         "(admin: all): what a client may offer its user")
+
+
+@router.get("/v1/keys/me", response_model=MyKey)
+def my_key(caller: Annotated[Caller, require(ANY_KEY)]) -> MyKey:
+    """The calling key itself: its scopes, expiry and rate, never its token.
+
+    Any valid key may ask, so a client such as the console can show only what the key may do."""
+    return MyKey(**key_out(caller.key).model_dump(), holds=[s for s in SCOPES if caller.key.allows(s)])
 
 
 @router.delete("/v1/keys/{key_id}", status_code=204, response_class=Response)
