@@ -22,6 +22,7 @@ from cloud_analyzer.person_search import PersonSearch
 from service_common import request_id
 from service_common.redis_keys import (
     ERASED_TRACK_TTL_S,
+    ERASURES,
     ERASURES_COMPACT,
     ERASURES_PENDING,
     EVENTS_STREAM,
@@ -279,12 +280,27 @@ class Eraser:
                 dropped += int(self.r.xdel(stream, *doomed))
             start = "(" + rows[-1][0].decode()
 
+    def listing(self, after: tuple[int, str] | None, limit: int) -> tuple[list[ErasureReport], tuple[int, str] | None]:
+        """Erasures newest first, after `after` (the request time and id the last page ended on); and where
+        the next page starts (None: this was the last)."""
+        # Redis gives same-time members in reverse id order: skip those at `after`'s time not below its id.
+        skip = self.r.zcount(ERASURES, after[0], after[0]) if after else 0
+        rows = self.r.zrevrangebyscore(ERASURES, after[0] if after else "+inf", "-inf", start=0,
+                                       num=limit + 1 + skip, withscores=True)
+        if after:
+            rows = [(m, score) for m, score in rows if score < after[0] or m.decode() < after[1]]
+        rows = rows[:limit + 1]
+        reports = [r for r in (self.get(m.decode()) for m, _ in rows[:limit]) if r is not None]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return reports, (int(last[1]), last[0].decode()) if last else None
+
     def _save(self, report: ErasureReport) -> ErasureReport:
         """Write the report; an edge's status already recorded (EdgeEraser may confirm before the request
         ends) is kept, not overwritten with `pending`."""
         key = erasure_key(report.erasure_id)
         if rid := request_id.current():  # the erasing request's id, sent on to the edges with the erasure
             self.r.hsetnx(key, "request_id", rid)
+        atomic_writes(self.r, [("ZADD", ERASURES, "NX", report.requested_at_ms, report.erasure_id)])
         while True:  # compare-and-set, not WATCH/MULTI: it must also work when Redis is full
             stored = self.r.hget(key, "report")
             if stored is not None:

@@ -203,6 +203,7 @@ def clusters_lock_key(model: str) -> str:
 
 # --- erasures (cloud_analyzer/erasure.py) --------------------------------------------------------------
 ERASURES_PENDING = "fc:erasures:pending"  # `{erasure_id}|{edge_id}` pairs not yet confirmed
+ERASURES = "fc:erasures"  # zset: every erasure id by when it was requested (ms): GET /v1/erasures
 # Set (to the time, ms) by an erasure: Redis's files still hold what it erased until they are rewritten.
 # Cleared by the replica that starts the rewrite (cloud_analyzer/compaction.py).
 ERASURES_COMPACT = "fc:erasures:compact"

@@ -402,6 +402,13 @@ def test_erase_one_face_and_a_camera_time_range(analyzer, front_end) -> None:
         assert refused.status_code == 422 and "since" in refused.text, refused.text
     status = api.get(f"{url}/v1/erasures/{ranged.json()['erasure_id']}").json()
     assert status["subject"].startswith("camera:erase-cam:") and status["edges"]["edge-t"]["status"] == "pending"
+    # Every erasure is listed, newest first, one page at a time.
+    newest = api.get(f"{url}/v1/erasures", params={"limit": 1}).json()
+    assert [e["erasure_id"] for e in newest["items"]] == [ranged.json()["erasure_id"]] and newest["next_cursor"]
+    older = api.get(f"{url}/v1/erasures", params={"limit": 200, "cursor": newest["next_cursor"]}).json()
+    assert one.json()["erasure_id"] in [e["erasure_id"] for e in older["items"]] and older["next_cursor"] is None
+    assert ranged.json()["erasure_id"] not in [e["erasure_id"] for e in older["items"]]
+    assert api.get(f"{url}/v1/erasures", params={"cursor": "WzEwMDAwMDAwMDAwMDAwMDAwMDAwMCwiIl0"}).status_code == 422
     events = [e["face_id"] for e in api.get(f"{url}/v1/events", params={"limit": 1000}).json()["items"]]
     assert not {r.face_id for r in records[:3]} & set(events)
 

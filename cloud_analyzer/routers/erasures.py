@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from cloud_analyzer.deps import Analyzer, AnalyzerDep, to_ms
@@ -16,6 +16,7 @@ from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL
 from cloud_analyzer.person_search import PersonSearch
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN, ID_PATTERN
+from service_common.pagination import CursorQuery, Page, decode_cursor, encode_cursor
 from service_common.redis_keys import mean_key
 from service_common.times import Timestamp, rfc3339_ms
 
@@ -186,6 +187,18 @@ def erase_camera_range(analyzer: AnalyzerDep, camera_id: Annotated[str, Path(pat
     if since < 0:  # a range reaching before 1970 is a mistake (no face is that old), not a way to say "all"
         raise HTTPException(422, "since is before 1970-01-01: give the first moment to erase")
     return _done(analyzer, caller, analyzer.erasures.camera(camera_id, since, until, caller.key.key_id))
+
+
+@router.get("/v1/erasures", response_model=Page[ErasureOut], dependencies=[require("identities:write")])
+def list_erasures(analyzer: AnalyzerDep, cursor: CursorQuery = None,
+                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[ErasureOut]:
+    """Every erasure, newest first, with each edge's status (`complete` once every edge confirmed)."""
+    after = tuple(decode_cursor(cursor, (int, str))) if cursor else None
+    if after and not 0 <= after[0] <= 2**53:  # what a request time can be; Redis compares doubles
+        raise HTTPException(422, "cursor: not a cursor this API gave out")
+    reports, following = analyzer.erasures.listing(after, limit)  # type: ignore[arg-type]
+    return Page[ErasureOut](items=[erasure_out(r) for r in reports],
+                            next_cursor=encode_cursor(list(following)) if following else None)
 
 
 @router.get("/v1/erasures/{erasure_id}", response_model=ErasureOut,

@@ -86,8 +86,6 @@ async function remove(person, erase) {
   if (!ok) return;
   const report = await attempt(() => api(`/v1/identities/${person.identity_id}/erase`, { method: "POST", json: { sightings: true } }));
   if (!report) return;
-  const started = JSON.parse(sessionStorage.getItem("facecodec.console.erasures") || "[]");
-  sessionStorage.setItem("facecodec.console.erasures", JSON.stringify([report.erasure_id, ...started].slice(0, 50)));
   show(`erasure ${report.erasure_id}: ${report.faces} faces, ${report.templates} templates erased in the cloud; `
     + `edges: ${Object.keys(report.edges).join(", ") || "none"} (follow it under Operators)`, "info");
   location.hash = "#/identities";

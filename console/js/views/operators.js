@@ -1,5 +1,5 @@
-// Operators: cameras and when each last sent a face, the erasures started from this console with each
-// edge's status, and (admins) the gallery's health and the audit trail.
+// Operators: cameras and when each last sent a face, the latest erasures with each edge's status, and
+// (admins) the gallery's health and the audit trail.
 import { api, can, page, query } from "../api.js";
 import { attempt, h, when } from "../dom.js";
 
@@ -23,12 +23,11 @@ export async function render(main) {
         h("td", {}, rate(c.camera_id)))))));
   }
   if (can("metrics:read")) main.append(await throughput());
-  const started = JSON.parse(sessionStorage.getItem("facecodec.console.erasures") || "[]");
-  if (started.length && can("identities:write")) {
-    const rows = await Promise.all(started.map((id) => api(`/v1/erasures/${id}`).catch(() => null)));
-    main.append(h("h2", {}, "Erasures started here"), h("table", { id: "erasures" },
+  const erasures = can("identities:write") ? await attempt(() => api(`/v1/erasures${query({ limit: 20 })}`)) : null;
+  if (erasures && page(erasures).items.length) {
+    main.append(h("h2", {}, "Latest erasures"), h("table", { id: "erasures" },
       h("thead", {}, h("tr", {}, ["erasure", "subject", "requested", "cloud", "edges", "complete"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, rows.filter(Boolean).map((e) => h("tr", {}, h("td", {}, e.erasure_id), h("td", {}, e.subject),
+      h("tbody", {}, page(erasures).items.map((e) => h("tr", {}, h("td", {}, e.erasure_id), h("td", {}, e.subject),
         h("td", {}, when(e.requested_at_ms)), h("td", {}, `${e.templates} templates, ${e.faces} faces`),
         h("td", {}, Object.entries(e.edges).map(([k, v]) => `${k}: ${v.status} (${v.erased} erased)`).join("; ") || "none"),
         h("td", {}, e.complete ? "yes" : "pending"))))));
