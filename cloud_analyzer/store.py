@@ -166,6 +166,13 @@ class Store(IdentityStore):
     def face(self, face_id: str) -> dict[str, Any] | None:
         return _face_fields(self.r.hgetall(face_key(face_id)))
 
+    def faces(self, face_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Several faces in one round trip (a worker's batch), None for a missing one."""
+        pipe = self.r.pipeline(transaction=False)
+        for face_id in face_ids:
+            pipe.hgetall(face_key(face_id))
+        return [_face_fields(raw) for raw in pipe.execute()]
+
     def record_result(self, stream_id: bytes, face: dict[str, Any], outcome: Outcome,
                       descriptor: np.ndarray | None = None, model: str = "", fusion_ttl_ms: int = 0) -> None:
         """Recognition outcome, sighting indexes, history index (with the face's decoded `descriptor` of

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import redis
@@ -25,6 +26,8 @@ from service_common import request_id
 from service_common.redis_keys import GROUP, INGEST_STREAM
 
 log = logging.getLogger(__name__)
+_FETCH = object()  # `process` reads the face itself
+CHUNK = 16  # faces of a batch fetched in one round trip: a face erased meanwhile is caught when it is recorded
 CLAIM_IDLE_S = 30.0  # default: a face unacked this long belonged to a worker that died: take it over
 
 
@@ -61,8 +64,10 @@ class RecognitionWorker:
         if ingested_ms := face.get("ingested_at_ms"):
             self.metrics.recognition_seconds.observe(max(0.0, time.time() - int(ingested_ms) / 1000))
 
-    def process(self, stream_id: bytes, face_id: str) -> None:
-        face = self.store.face(face_id)
+    def process(self, stream_id: bytes, face_id: str, face: Any = _FETCH) -> None:
+        """Decide one queued face; `face`: its record when the batch fetched it already (None: missing)."""
+        if face is _FETCH:
+            face = self.store.face(face_id)
         with request_id.bound(request_id.valid((face or {}).get("request_id"))):  # the edge's call, in the logs
             self._process(stream_id, face_id, face)
 
@@ -122,18 +127,15 @@ class RecognitionWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                for stream_id, fields in self._batches():
-                    if not fields:  # claimed entries that were trimmed away come back empty
-                        self.store.r.xack(INGEST_STREAM, GROUP, stream_id)
-                        continue
-                    face_id = fields[b"face_id"].decode()
-                    try:
-                        self.process(stream_id, face_id)
-                    except redis.RedisError:
-                        raise
-                    except Exception:  # one poison face must not block recognition for everyone
-                        log.exception("worker %s: face %s failed", self.consumer, face_id)
-                        self.store.mark_failed(stream_id, face_id, "internal error; see the analyzer's log")
+                batch = self._batches()
+                # Claimed entries that were trimmed away come back empty: acked together.
+                if empty := [stream_id for stream_id, fields in batch if not fields]:
+                    self.store.r.xack(INGEST_STREAM, GROUP, *empty)
+                entries = [(stream_id, fields[b"face_id"].decode()) for stream_id, fields in batch if fields]
+                for start in range(0, len(entries), CHUNK):
+                    chunk = entries[start : start + CHUNK]
+                    for (stream_id, face_id), face in zip(chunk, self.store.faces([f for _, f in chunk])):
+                        self._process_safely(stream_id, face_id, face)
             except redis.RedisError as exc:
                 if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
                     # The stream or group is gone (Redis flushed, or restarted without its data): make it
@@ -144,6 +146,15 @@ class RecognitionWorker:
                 log.warning("worker %s: redis error %s; retrying", self.consumer, exc)
                 self.metrics.redis_errors.labels("worker").inc()
                 self._stop.wait(1.0)
+
+    def _process_safely(self, stream_id: bytes, face_id: str, face: dict | None) -> None:
+        try:
+            self.process(stream_id, face_id, face)
+        except redis.RedisError:
+            raise
+        except Exception:  # one poison face must not block recognition for everyone
+            log.exception("worker %s: face %s failed", self.consumer, face_id)
+            self.store.mark_failed(stream_id, face_id, "internal error; see the analyzer's log")
 
     def _recreate_group(self) -> None:
         try:
