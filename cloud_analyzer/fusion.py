@@ -67,7 +67,8 @@ class Fusion:
         if not neighbours:
             return []
         stacked = np.stack(neighbours)
-        similarities = stacked @ np.asarray(descriptor, np.float32)
+        # einsum, not @: a BLAS call per face spins its thread pool (ms on a busy 2-core machine) for 32 dot products
+        similarities = np.einsum("ij,j->i", stacked, np.asarray(descriptor, np.float32))
         link = codec.open_set_calibration.tail(1, 1).threshold_at(LINK_FAR)
         linked = [(float(s), d) for s, d in zip(similarities, stacked) if float(s) >= link]
         linked.sort(key=lambda s: -s[0])
