@@ -8,7 +8,8 @@ and the face is tried again. So two workers join faces to different clusters at 
 candidates changed meanwhile looks again, as it would have under the lock.
 
 What still takes the lock: operators' changes (merge, split, promote, erasure), which hold it across several
-transactions (a join while the lock is held, or taken meanwhile, waits for it: the lock key is watched), and
+transactions (a join while the lock is held waits until it is free, then chooses; one that sees it taken
+meanwhile chooses again: the lock key is watched), and
 merging clusters a join brought together (rare; checked read-only first, then redone under the lock). Two
 faces of one new person joining at the same instant may start two clusters; the merge check of the second
 finds the first and merges them, as an operator's merge would.
@@ -16,6 +17,7 @@ finds the first and merges them, as an operator's merge would.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,8 +29,8 @@ from service_common.redis_keys import CLUSTER_OF, cluster_key, clusters_lock_key
 if TYPE_CHECKING:
     from cloud_analyzer.clusters import Clusters, _Member
 
-TRIES = 8  # optimistic attempts before a face waits for the lock instead
-LOCKED = object()  # the model's lock is held: join under it
+TRIES = 8  # conflicts before a face is joined under the lock instead
+LOCKED = object()  # join under the lock (held for longer than the lock wait, or too many conflicts)
 
 
 def join(clusters: Clusters, member: _Member, model: str, calibration: OpenSetCalibration) -> str | None | object:
@@ -37,14 +39,17 @@ def join(clusters: Clusters, member: _Member, model: str, calibration: OpenSetCa
     from cloud_analyzer.clusters import CANDIDATES, join_threshold, new_cluster_id
 
     r = clusters.r
+    conflicts = 0
     with r.pipeline(transaction=True) as pipe:
-        for _ in range(TRIES):
+        while conflicts < TRIES:
             try:
                 pipe.watch(clusters_lock_key(model), face_key(member.face_id))
                 exists, locked, existing = _state(r, model, member.face_id)
-                if locked:
+                if locked:  # a merge or an operator's change: wait for it, then choose (not the lock's queue)
                     pipe.unwatch()
-                    return LOCKED
+                    if not _unlocked(r, model, clusters.lock_wait_s):
+                        return LOCKED
+                    continue
                 if existing:  # joined already (a redelivered face)
                     pipe.unwatch()
                     return existing.decode()
@@ -68,8 +73,18 @@ def join(clusters: Clusters, member: _Member, model: str, calibration: OpenSetCa
                 return target
             except redis.WatchError:  # a candidate, the face or the lock changed: choose again
                 clusters.stats["join_conflicts"] += 1
-                continue
+                conflicts += 1
     return LOCKED
+
+
+def _unlocked(r: redis.Redis, model: str, wait_s: float) -> bool:
+    """Wait (polling every 2 ms, as the lock itself does) until nobody holds the model's lock; False after wait_s."""
+    deadline = time.monotonic() + wait_s
+    while r.exists(clusters_lock_key(model)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def _state(r: redis.Redis, model: str, face_id: str) -> tuple[bool, bool, bytes | None]:
