@@ -85,6 +85,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         gallery = Gallery(store)
         metrics.watch_redis(store.r, gallery.__len__)
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
+        settings.apply_ort()  # before the codec's and front end's sessions open
         codec = codec_by_name(settings.codec_profile, settings.codec_rate)
         codec.open_set_calibration  # noqa: B018  (fail at start, not on the first face, if it is missing)
         access = make_access(store.r, settings)

@@ -23,8 +23,10 @@ layer`: what the sum holds, so a removal subtracts it exactly even after the fac
 erased), `score` (cosine when it joined: representatives) and `cameras`; the indexes `CLUSTERS` (by
 last seen), `CLUSTER_SIZES` and `CLUSTER_OF` (face_id -> cluster_id).
 
-Concurrency: every change to the clusters of one model is made under that model's lock, so sums and
-sizes stay consistent when several replicas assign at once. A face erased while it is being assigned
+Concurrency: a face joins its cluster optimistically, in one transaction that WATCHes what the choice was
+read from (cloud_analyzer/cluster_join.py); every other change to the clusters of one model (merges,
+operators' calls, erasure) is made under that model's lock, which such a join also watches, so sums and
+sizes stay consistent when several workers and replicas assign at once. A face erased while it is being assigned
 is never added (its hash is WATCHed and must still exist when the cluster is written).
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ import numpy as np
 import redis
 from redis.exceptions import LockError
 
+from cloud_analyzer import cluster_join
 from cloud_analyzer.identities import TemplateInfo
 from cloud_analyzer.recognition import decode_base_layer
 from facecodec.openset import OpenSetCalibration, identity_template, unit
@@ -137,6 +141,9 @@ class Clusters:
         self.r, self.far = client, far
         self.lock_ttl_s, self.lock_wait_s = lock_ttl_s, lock_wait_s
         self._set_if_exists = self.r.register_script(_SET_IF_EXISTS)
+        # How assignments went in this process (bench/analyzer_throughput.py reports them): joined without
+        # the lock, under it, merged under it, and optimistic tries that met a concurrent change.
+        self.stats: Counter[str] = Counter()
 
     # --- the worker's call -------------------------------------------------------------------------
     def assign(self, face: dict[str, Any], descriptor: np.ndarray, model: str,
@@ -146,6 +153,22 @@ class Clusters:
         Idempotent: a face already in a cluster stays where it is."""
         member = _Member(face["face_id"], int(face["captured_at_ms"]), face["camera_id"], face["base_layer"],
                          unit(np.asarray(descriptor, np.float32)))
+        joined = cluster_join.join(self, member, model, calibration)
+        if joined is cluster_join.LOCKED:
+            self.stats["joined_locked"] += 1
+            return self._assign_locked(member, model, calibration)
+        self.stats["joined_unlocked"] += 1
+        if joined is None:
+            return None
+        if not self._merge_due(joined, model, calibration):  # nearly always: nothing to merge, no lock taken
+            return joined
+        self.stats["merged_locked"] += 1
+        with self._lock(model):
+            current = self.r.hget(CLUSTER_OF, member.face_id)  # merged elsewhere meanwhile, or erased
+            return self._merge_neighbours(current.decode(), model, calibration) if current else None
+
+    def _assign_locked(self, member: _Member, model: str, calibration: OpenSetCalibration) -> str | None:
+        """`assign` under the model's lock: while an operator's change holds it, or after many conflicts."""
         with self._lock(model):
             existing = self.r.hget(CLUSTER_OF, member.face_id)
             if existing:
@@ -159,6 +182,15 @@ class Clusters:
             if not self._add(target, model, member):
                 return None
             return self._merge_neighbours(target, model, calibration)
+
+    def _merge_due(self, cluster_id: str, model: str, calibration: OpenSetCalibration) -> bool:
+        """Is another cluster's centroid within the merge threshold of this one's? (read only)"""
+        size, total = self.r.hmget(cluster_key(cluster_id), "size", "sum")
+        if not size or not total:
+            return True  # changed meanwhile: let the locked merge look
+        centroid = unit(np.frombuffer(total, "<f8").astype(np.float32))
+        return any(s >= merge_threshold(calibration, int(size), n, self.far)
+                   for _, n, s in self._nearest(model, centroid, exclude=cluster_id))
 
     # --- operators' calls --------------------------------------------------------------------------
     def merge(self, cluster_id: str, other_id: str) -> Cluster:
@@ -416,33 +448,38 @@ class Clusters:
                         pipe.unwatch()
                         return False
                     size, total, first, last = pipe.hmget(key, "size", "sum", "first_seen_ms", "last_seen_ms")
-                    total_v = (np.frombuffer(total, "<f8") if total else np.zeros(len(member.descriptor))) \
-                        + member.descriptor.astype(np.float64)
-                    size_n = int(size or 0) + 1
-                    first_ms = min(int(first), member.captured_at_ms) if first else member.captured_at_ms
-                    last_ms = max(int(last), member.captured_at_ms) if last else member.captured_at_ms
                     pipe.multi()
-                    fields = {"cluster_id": cluster_id, "descriptor_model": model, "size": size_n,
-                              "sum": total_v.astype("<f8").tobytes(), "first_seen_ms": first_ms,
-                              "last_seen_ms": last_ms}
-                    if not size:
-                        fields["created_at_ms"] = int(time.time() * 1000)
-                    pipe.hset(key, mapping=fields)
-                    pipe.zadd(cluster_part_key(cluster_id, "members"), {member.face_id: member.captured_at_ms})
-                    entry = member.camera_id.encode() + b"|" + member.base_layer
-                    pipe.hset(cluster_part_key(cluster_id, "faces"), member.face_id, entry)
-                    pipe.zadd(cluster_part_key(cluster_id, "score"),
-                              {member.face_id: float(member.descriptor @ unit(total_v.astype(np.float32)))})
-                    pipe.hincrby(cluster_part_key(cluster_id, "cameras"), member.camera_id, 1)
-                    pipe.zadd(CLUSTERS, {cluster_id: last_ms})
-                    pipe.zadd(CLUSTER_SIZES, {cluster_id: size_n})
-                    pipe.hset(CLUSTER_OF, member.face_id, cluster_id)
-                    pipe.hset(face_key(member.face_id), "cluster_id", cluster_id)
-                    self._write_centroid(pipe, cluster_id, model, total_v)
+                    self._write_member(pipe, cluster_id, model, member, size, total, first, last)
                     pipe.execute()
                     return True
                 except redis.WatchError:  # the face changed (erased?): look again
                     continue
+
+    def _write_member(self, pipe, cluster_id: str, model: str, member: _Member, size: bytes | None,
+                      total: bytes | None, first: bytes | None, last: bytes | None) -> None:
+        """Queue the writes adding `member` to the cluster whose stored size, sum and times are given
+        (None: a new cluster) on a transaction's pipeline."""
+        total_v = (np.frombuffer(total, "<f8") if total else np.zeros(len(member.descriptor))) \
+            + member.descriptor.astype(np.float64)
+        size_n = int(size or 0) + 1
+        first_ms = min(int(first), member.captured_at_ms) if first else member.captured_at_ms
+        last_ms = max(int(last), member.captured_at_ms) if last else member.captured_at_ms
+        fields = {"cluster_id": cluster_id, "descriptor_model": model, "size": size_n,
+                  "sum": total_v.astype("<f8").tobytes(), "first_seen_ms": first_ms, "last_seen_ms": last_ms}
+        if not size:
+            fields["created_at_ms"] = int(time.time() * 1000)
+        pipe.hset(cluster_key(cluster_id), mapping=fields)
+        pipe.zadd(cluster_part_key(cluster_id, "members"), {member.face_id: member.captured_at_ms})
+        entry = member.camera_id.encode() + b"|" + member.base_layer
+        pipe.hset(cluster_part_key(cluster_id, "faces"), member.face_id, entry)
+        pipe.zadd(cluster_part_key(cluster_id, "score"),
+                  {member.face_id: float(member.descriptor @ unit(total_v.astype(np.float32)))})
+        pipe.hincrby(cluster_part_key(cluster_id, "cameras"), member.camera_id, 1)
+        pipe.zadd(CLUSTERS, {cluster_id: last_ms})
+        pipe.zadd(CLUSTER_SIZES, {cluster_id: size_n})
+        pipe.hset(CLUSTER_OF, member.face_id, cluster_id)
+        pipe.hset(face_key(member.face_id), "cluster_id", cluster_id)
+        self._write_centroid(pipe, cluster_id, model, total_v)
 
     def _remove(self, cluster_id: str, model: str, face_ids: list[str], keep_face: bool = True) -> list[_Member]:
         """Faces out of a cluster (deleted if left empty); returns them. keep_face: their hashes stay

@@ -37,6 +37,7 @@ from service_common.redis_keys import (
     erasure_edge_key,
     erasure_key,
     face_key,
+    fusion_descriptor_key,
     gallery_key,
     identity_key,
     identity_name_key,
@@ -215,7 +216,8 @@ class Eraser:
         for face_id in face_ids:
             fields = self.r.hmget(face_key(face_id), "camera_id", "identity_id", "track_id", "edge_id", "history_key")
             camera_id, identity_id, track_id, edge_id, history = ((v or b"").decode() for v in fields)
-            commands: list[tuple] = [("DEL", face_key(face_id)), ("ZREM", FACES, face_id), ("ZREM", SIGHTINGS, face_id)]
+            commands: list[tuple] = [("DEL", face_key(face_id)), ("ZREM", FACES, face_id), ("ZREM", SIGHTINGS, face_id),
+                                     ("DEL", fusion_descriptor_key(face_id))]
             if camera_id:
                 commands.append(("ZREM", camera_sightings_key(camera_id), face_id))
             if identity_id:

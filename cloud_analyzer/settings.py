@@ -9,14 +9,21 @@ from pydantic_settings import SettingsConfigDict
 
 from cloud_analyzer.events.settings import EventsSettings
 from service_common.ids import ID_PATTERN
-from service_common.settings import AccessSettings, LogSettings, RedisSettings, TlsIdentitySettings
+from service_common.settings import (
+    AccessSettings,
+    LogSettings,
+    OnnxRuntimeSettings,
+    RedisSettings,
+    TlsIdentitySettings,
+)
 from service_common.tls import TlsFiles
 
 # The console's static files when ANALYZER_CONSOLE_DIR is unset: the repository's console/ folder.
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 
-class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, EventsSettings, LogSettings):
+class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, EventsSettings, LogSettings,
+                       OnnxRuntimeSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYZER_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")

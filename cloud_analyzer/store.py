@@ -16,6 +16,7 @@ import numpy as np
 import redis
 
 from cloud_analyzer.events.schema import decision_fields
+from cloud_analyzer.fusion import cached_value
 from cloud_analyzer.identities import IdentityStore
 from service_common.redis_auth import redis_password
 from service_common.redis_keys import (
@@ -28,6 +29,7 @@ from service_common.redis_keys import (
     SIGHTINGS,
     camera_sightings_key,
     face_key,
+    fusion_descriptor_key,
     history_cameras_key,
     history_key,
     identity_sightings_key,
@@ -164,11 +166,19 @@ class Store(IdentityStore):
     def face(self, face_id: str) -> dict[str, Any] | None:
         return _face_fields(self.r.hgetall(face_key(face_id)))
 
+    def faces(self, face_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Several faces in one round trip (a worker's batch), None for a missing one."""
+        pipe = self.r.pipeline(transaction=False)
+        for face_id in face_ids:
+            pipe.hgetall(face_key(face_id))
+        return [_face_fields(raw) for raw in pipe.execute()]
+
     def record_result(self, stream_id: bytes, face: dict[str, Any], outcome: Outcome,
-                      descriptor: np.ndarray | None = None, model: str = "") -> None:
+                      descriptor: np.ndarray | None = None, model: str = "", fusion_ttl_ms: int = 0) -> None:
         """Recognition outcome, sighting indexes, history index (with the face's decoded `descriptor` of
         `model`), event and ack, in one transaction; only the ack if the face was erased meanwhile (a
-        decision must not bring an erased face back)."""
+        decision must not bring an erased face back). `fusion_ttl_ms`: the descriptor is also kept this long
+        for fusing the camera's next faces (cloud_analyzer/fusion.py)."""
         face_id, camera_id, ts = face["face_id"], face["camera_id"], int(face["captured_at_ms"])
         update = {"status": outcome.status, "identity_id": outcome.identity_id or "",
                   "identity_name": outcome.identity_name or "", "similarity": _num(outcome.similarity),
@@ -200,6 +210,9 @@ class Store(IdentityStore):
                         pipe.sadd(history_cameras_key(model, ts), camera_id)
                         update = {**update, "history_key": history}
                     pipe.hset(face_key(face_id), mapping=update)
+                    if fusion_ttl_ms:
+                        pipe.set(fusion_descriptor_key(face_id), cached_value(outcome.status, descriptor, model),
+                                 px=fusion_ttl_ms)
                     if outcome.status != "error":
                         pipe.zadd(SIGHTINGS, {face_id: ts})
                         pipe.zadd(camera_sightings_key(camera_id), {face_id: ts})
@@ -214,15 +227,6 @@ class Store(IdentityStore):
                     return
                 except redis.WatchError:  # the face changed under us (an erasure?): look again
                     continue
-
-    def recent_faces(self, camera_id: str, since_ms: int, until_ms: int, limit: int) -> list[dict[str, Any]]:
-        """Decided faces (any status but error) of one camera captured in [since_ms, until_ms], newest first."""
-        ids = self.r.zrevrangebyscore(camera_sightings_key(camera_id), until_ms, since_ms, start=0, num=limit)
-        pipe = self.r.pipeline(transaction=False)  # one round trip: this runs for every face decided
-        for i in ids:
-            pipe.hgetall(face_key(i.decode()))
-        faces = [_face_fields(raw) for raw in pipe.execute()]
-        return [f for f in faces if f is not None]
 
     def close_track(self, track_id: str, fields: dict[str, Any], ttl_s: float | None) -> bool:
         """The summary of a track the edge closed: first and last seen, faces seen and uplinked. Not

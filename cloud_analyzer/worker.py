@@ -6,27 +6,29 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import redis
 
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.decision import OpenSetPolicy
+from cloud_analyzer.fusion import Fusion
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.metrics import AnalyzerMetrics
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.store import Outcome, Store
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
-from facecodec.codec.profiles import FaceCodec, UnknownProfileError
-from facecodec.openset import MAX_PROBE_FRAMES, identity_template
+from facecodec.codec.profiles import UnknownProfileError
+from facecodec.openset import identity_template
 from service_common import request_id
 from service_common.redis_keys import GROUP, INGEST_STREAM
 
 log = logging.getLogger(__name__)
+_FETCH = object()  # `process` reads the face itself
+CHUNK = 16  # faces of a batch fetched in one round trip: a face erased meanwhile is caught when it is recorded
 CLAIM_IDLE_S = 30.0  # default: a face unacked this long belonged to a worker that died: take it over
-LINK_FAR = 1e-4  # two faces of one camera seconds apart count as one person above this pair FAR
-FUSION_CANDIDATES = 32  # most recent faces of the camera looked at
 
 
 class RecognitionWorker:
@@ -36,7 +38,7 @@ class RecognitionWorker:
         self.store, self.gallery, self.consumer, self.policy = store, gallery, consumer, policy
         self.metrics = metrics or AnalyzerMetrics()
         self.clusters = clusters  # unknown faces grouped into anonymous clusters (None: not clustered)
-        self.fusion_window_ms = int(fusion_window_s * 1000)
+        self.fusion = Fusion(store.r, fusion_window_s)
         self.claim_idle_ms = int(claim_idle_s * 1000)
         self.processed = 0
         self._stop = threading.Event()
@@ -57,13 +59,15 @@ class RecognitionWorker:
 
     def _record(self, stream_id: bytes, face: dict, outcome: Outcome, *more) -> None:  # type: ignore[no-untyped-def]
         """Record the decision, and count it: by outcome, and the time from ingest to now."""
-        self.store.record_result(stream_id, face, outcome, *more)
+        self.store.record_result(stream_id, face, outcome, *more, fusion_ttl_ms=self.fusion.ttl_ms)
         self.metrics.decisions.labels(outcome.status).inc()
         if ingested_ms := face.get("ingested_at_ms"):
             self.metrics.recognition_seconds.observe(max(0.0, time.time() - int(ingested_ms) / 1000))
 
-    def process(self, stream_id: bytes, face_id: str) -> None:
-        face = self.store.face(face_id)
+    def process(self, stream_id: bytes, face_id: str, face: Any = _FETCH) -> None:
+        """Decide one queued face; `face`: its record when the batch fetched it already (None: missing)."""
+        if face is _FETCH:
+            face = self.store.face(face_id)
         with request_id.bound(request_id.valid((face or {}).get("request_id"))):  # the edge's call, in the logs
             self._process(stream_id, face_id, face)
 
@@ -82,7 +86,7 @@ class RecognitionWorker:
             self.processed += 1
             return
         calibration = codec.open_set_calibration
-        same_person = self._same_person_nearby(face, descriptor, codec)
+        same_person = self.fusion.same_person_nearby(face, descriptor, codec)
         probe = identity_template(np.stack([descriptor, *same_person]))
         decision, _ = self.policy.decide(self.gallery, probe, codec.spec.descriptor_model, calibration,
                                          probe_frames=1 + len(same_person))
@@ -109,29 +113,6 @@ class RecognitionWorker:
         self._record(stream_id, face, outcome, descriptor, codec.spec.descriptor_model)
         self.processed += 1
 
-    def _same_person_nearby(self, face: dict, descriptor: np.ndarray, codec: FaceCodec) -> list[np.ndarray]:
-        """Descriptors of this camera's other faces within the fusion window that are, beyond reasonable
-        doubt (pair FAR 1e-4), the same person: several frames of one person decide better than one."""
-        if not self.fusion_window_ms:
-            return []
-        ts = int(face["captured_at_ms"])
-        link = codec.open_set_calibration.tail(1, 1).threshold_at(LINK_FAR)
-        scored = []
-        for other in self.store.recent_faces(face["camera_id"], ts - self.fusion_window_ms,
-                                             ts + self.fusion_window_ms, FUSION_CANDIDATES):
-            if other["face_id"] == face["face_id"] or other.get("status") not in ("recognised", "unknown"):
-                continue
-            try:
-                d, other_codec = decode_base_layer(other["base_layer"])
-            except (BitstreamError, UnknownProfileError, BaseLayerError):
-                continue
-            if other_codec.spec.descriptor_model == codec.spec.descriptor_model:
-                similarity = float(d @ descriptor)
-                if similarity >= link:
-                    scored.append((similarity, d))
-        scored.sort(key=lambda s: -s[0])
-        return [d for _, d in scored[: MAX_PROBE_FRAMES - 1]]
-
     def _batches(self):
         # First anything this consumer (or a dead one) left pending, then new messages.
         _, claimed, *_ = self.store.r.xautoclaim(INGEST_STREAM, GROUP, self.consumer, self.claim_idle_ms, count=64)
@@ -146,18 +127,15 @@ class RecognitionWorker:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                for stream_id, fields in self._batches():
-                    if not fields:  # claimed entries that were trimmed away come back empty
-                        self.store.r.xack(INGEST_STREAM, GROUP, stream_id)
-                        continue
-                    face_id = fields[b"face_id"].decode()
-                    try:
-                        self.process(stream_id, face_id)
-                    except redis.RedisError:
-                        raise
-                    except Exception:  # one poison face must not block recognition for everyone
-                        log.exception("worker %s: face %s failed", self.consumer, face_id)
-                        self.store.mark_failed(stream_id, face_id, "internal error; see the analyzer's log")
+                batch = self._batches()
+                # Claimed entries that were trimmed away come back empty: acked together.
+                if empty := [stream_id for stream_id, fields in batch if not fields]:
+                    self.store.r.xack(INGEST_STREAM, GROUP, *empty)
+                entries = [(stream_id, fields[b"face_id"].decode()) for stream_id, fields in batch if fields]
+                for start in range(0, len(entries), CHUNK):
+                    chunk = entries[start : start + CHUNK]
+                    for (stream_id, face_id), face in zip(chunk, self.store.faces([f for _, f in chunk])):
+                        self._process_safely(stream_id, face_id, face)
             except redis.RedisError as exc:
                 if isinstance(exc, redis.ResponseError) and "NOGROUP" in str(exc):
                     # The stream or group is gone (Redis flushed, or restarted without its data): make it
@@ -168,6 +146,15 @@ class RecognitionWorker:
                 log.warning("worker %s: redis error %s; retrying", self.consumer, exc)
                 self.metrics.redis_errors.labels("worker").inc()
                 self._stop.wait(1.0)
+
+    def _process_safely(self, stream_id: bytes, face_id: str, face: dict | None) -> None:
+        try:
+            self.process(stream_id, face_id, face)
+        except redis.RedisError:
+            raise
+        except Exception:  # one poison face must not block recognition for everyone
+            log.exception("worker %s: face %s failed", self.consumer, face_id)
+            self.store.mark_failed(stream_id, face_id, "internal error; see the analyzer's log")
 
     def _recreate_group(self) -> None:
         try:

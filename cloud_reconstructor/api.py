@@ -177,6 +177,7 @@ Dep = Annotated[Reconstructor, Depends(get_reconstructor)]
 def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     settings = settings or ReconstructorSettings()
     tls = settings.transport()  # mutual TLS, or plaintext only when asked for: checked before anything runs
+    settings.apply_ort()  # before the codec's sessions open (on the first view)
     metrics = ReconstructorMetrics(tuple(settings.edges))  # this app's own registry
 
     @asynccontextmanager

@@ -8,11 +8,17 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from service_common.settings import AccessSettings, LogSettings, RedisSettings, TlsIdentitySettings
+from service_common.settings import (
+    AccessSettings,
+    LogSettings,
+    OnnxRuntimeSettings,
+    RedisSettings,
+    TlsIdentitySettings,
+)
 from service_common.tls import TlsFiles
 
 
-class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings, LogSettings):
+class ReconstructorSettings(RedisSettings, TlsIdentitySettings, AccessSettings, LogSettings, OnnxRuntimeSettings):
     model_config = SettingsConfigDict(env_prefix="RECONSTRUCTOR_")
 
     http_host: str = Field("127.0.0.1", description="interface the REST API listens on (0.0.0.0 in containers)")

@@ -31,6 +31,13 @@ class RuntimeSettings(BaseSettings):
         "else CPU (facecodec/frontend/runtime.py)"
     )
     ort_threads: int = Field(0, description="intra-op threads of each onnxruntime session; 0: onnxruntime's default")
+    ort_inter_threads: int = Field(
+        0, description="inter-op threads of each onnxruntime session; 0: onnxruntime's default")
+    ort_spinning: bool = Field(
+        True, description="onnxruntime's intra-op threads spin waiting for work after each call "
+        "(session.intra_op.allow_spinning); off for many tiny calls (the cloud services' base-layer decodes), "
+        "where the spinning burns a core for nothing"
+    )
     ort_opt_level: Literal["auto", "all", "extended", "basic", "disabled"] = Field(
         "auto", description="onnxruntime graph optimisation: auto times all/extended/basic once per model and "
         "machine and keeps the fastest (facecodec/frontend/runtime.py); or one level for every model"

@@ -62,6 +62,11 @@ def camera_sightings_key(camera_id: str) -> str:
     return f"fc:sightings:camera:{camera_id}"
 
 
+def fusion_descriptor_key(face_id: str) -> str:
+    """A recently decided face's decoded descriptor for fusing its camera's next faces (string, expires)."""
+    return f"fc:fusion:{face_id}"
+
+
 def track_key(track_id: str) -> str:
     """The decided faces of one edge track (zset, face_id by capture time)."""
     return f"fc:track:{track_id}"

@@ -106,3 +106,26 @@ class LogSettings(BaseSettings):
         "text", description="text: one readable line per record (development); json: one JSON object per line "
         "with ts, level, service, logger, msg and the request_id the record belongs to (log pipelines)"
     )
+
+
+class OnnxRuntimeSettings(BaseSettings):
+    """onnxruntime threads of a cloud service's sessions. The cloud makes many tiny calls (a base-layer decode
+    is ~0.3 ms): onnxruntime's default pool (a thread per core, spinning after each call) burned ~0.9 core in
+    the analyzer for nothing; one thread that sleeps between calls costs ~10x less CPU per decode
+    (bench/ort_decode_cpu.py). The edge sizes its own threads (edge_encoder/node.py)."""
+
+    ort_threads: int = Field(1, ge=0, le=256, description="intra-op threads of each onnxruntime session "
+                             "(0: onnxruntime's default, a thread per core)")
+    ort_inter_threads: int = Field(1, ge=0, le=256, description="inter-op threads of each onnxruntime session "
+                                   "(0: onnxruntime's default)")
+    ort_spinning: bool = Field(False, description="onnxruntime threads spin waiting for work after each call "
+                               "(fast for long back-to-back runs, a core burned for tiny calls)")
+
+    def apply_ort(self) -> None:
+        """Hand the thread settings to facecodec (FACECODEC_ORT_*), before any session opens: the library
+        reads its settings where it opens a session."""
+        import os
+
+        os.environ["FACECODEC_ORT_THREADS"] = str(self.ort_threads)
+        os.environ["FACECODEC_ORT_INTER_THREADS"] = str(self.ort_inter_threads)
+        os.environ["FACECODEC_ORT_SPINNING"] = "1" if self.ort_spinning else "0"

@@ -283,3 +283,26 @@ def test_the_model_lock_excludes_other_replicas_and_expires(redis_client) -> Non
         with waiter._lock("m-lock"):
             assert redis_client.exists(clusters_lock_key("m-lock"))
     assert not redis_client.exists(clusters_lock_key("m-lock"))
+
+
+def test_joins_take_no_lock_but_wait_for_an_operators_change(redis_client, base_layers) -> None:
+    """A face joins its cluster without the model's lock; while an operator's change holds the lock, a join
+    waits for it (and gives up with ClusterBusy, as a locked assignment did), never writing beside it."""
+    store = Store(redis_client)
+    clusters = Clusters(redis_client, lock_wait_s=0.05)
+    faces = []
+    for n in (1, 2):  # stored, not queued: no analyzer worker of another test may cluster them meanwhile
+        face_id = uuid.uuid4().hex
+        redis_client.hset(face_key(face_id), mapping={"face_id": face_id, "camera_id": "cam0",
+                                                      "captured_at_ms": 1_000 * n,
+                                                      "base_layer": base_layers[("Colin_Powell", n)]})
+        faces.append(store.face(face_id))
+    first = _assign(clusters, faces[0])
+    assert clusters.stats["joined_unlocked"] == 1 and not clusters.stats["joined_locked"]
+    operator = Clusters(redis_client, lock_ttl_s=60)
+    with operator._lock(MODEL), pytest.raises(ClusterBusy):
+        _assign(clusters, faces[1])
+    assert clusters.stats["joined_locked"] == 1 and clusters.of(faces[1]["face_id"]) is None
+    assert _assign(clusters, faces[1]) == first  # the lock gone: joins again, unlocked
+    assert clusters.stats["joined_unlocked"] == 2, clusters.stats
+    _consistent(redis_client, clusters)

@@ -69,3 +69,23 @@ def test_symbolic_dimensions_take_the_serving_shape() -> None:
     session = runtime.open_session(ONET_PATH, name="onet-shape")
     feeds = runtime.synthetic_inputs(session, {"n": 5})
     assert feeds["crops"].shape == (5, 3, 48, 48) and feeds["crops"].dtype == np.float32
+
+
+def test_the_cloud_services_pass_one_sleeping_thread_to_their_sessions(cache_dir: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analyzer's settings (1 intra-op, 1 inter-op thread, no spinning) reach the sessions it opens."""
+    from cloud_analyzer.settings import AnalyzerSettings
+
+    for var in ("FACECODEC_ORT_THREADS", "FACECODEC_ORT_INTER_THREADS", "FACECODEC_ORT_SPINNING"):
+        monkeypatch.delenv(var, raising=False)  # monkeypatch puts back what the service writes
+    monkeypatch.setenv("FACECODEC_ORT_OPT_LEVEL", "all")
+    AnalyzerSettings(admin_key_file=None).apply_ort()
+    options = runtime.open_session(ONET_PATH, name="onet-service").get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    monkeypatch.setenv("FACECODEC_ORT_SPINNING", "1")  # the library's default: onnxruntime's own
+    monkeypatch.setenv("FACECODEC_ORT_THREADS", "0")
+    options = runtime.open_session(ONET_PATH, name="onet-library").get_session_options()
+    assert options.intra_op_num_threads == 0
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # not set: onnxruntime spins
+        options.get_session_config_entry("session.intra_op.allow_spinning")

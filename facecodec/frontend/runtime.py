@@ -87,6 +87,7 @@ def open_session(path: Path | str | bytes, varying_shapes: bool = False, name: s
     name = name or (Path(model).name if isinstance(model, str) else "model")
     settings = RuntimeSettings()
     threads, wanted = settings.ort_threads, settings.ort_opt_level
+    inter_threads, spinning = settings.ort_inter_threads, settings.ort_spinning
     chosen_providers = providers()
 
     def session(level: str) -> ort.InferenceSession:
@@ -95,6 +96,11 @@ def open_session(path: Path | str | bytes, varying_shapes: bool = False, name: s
         options.graph_optimization_level = LEVELS[level]
         if threads:
             options.intra_op_num_threads = threads
+        if inter_threads:
+            options.inter_op_num_threads = inter_threads
+        if not spinning:  # idle threads sleep between calls instead of spinning (FACECODEC_ORT_SPINNING)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.log_severity_level = 3
         return ort.InferenceSession(model, sess_options=options, providers=chosen_providers)
 
@@ -114,6 +120,7 @@ def _tuned(model: str | bytes, name: str, threads: int, chosen_providers: list[s
     key = hashlib.sha256(json.dumps({
         "model": hashlib.sha256(content).hexdigest(), "shape": sorted(shape.items()), "ort": ort.__version__,
         "providers": chosen_providers, "threads": threads, "cpu": cpu_identity(),
+        **({} if RuntimeSettings().ort_spinning else {"spinning": False}),
     }).encode()).hexdigest()[:32]
     cache = _cache_path()
     known = _read_cache(cache).get(key)
