@@ -28,6 +28,7 @@ from cloud_analyzer.routers import (
     compreface,
     corrections,
     detect,
+    edges,
     erasures,
     faces,
     history,
@@ -144,7 +145,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     docs = {} if settings.docs_enabled else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="facecodec cloud analyzer", version=facecodec.__version__, lifespan=lifespan, **docs)
     for module in (identities, templates, sightings, history, search, verify, detect, faces, keys, erasures,
-                   clusters_router, corrections,
+                   clusters_router, corrections, edges,
                    events_router, webhooks_router):
         app.include_router(module.router)
     if settings.compreface_api:

@@ -40,10 +40,12 @@ from facecodec.frontend.quality import ISSUES as QUALITY_ISSUES
 from service_common import request_id
 from service_common.capture_time import CaptureTimeError, CaptureWindow, timestamp_ms
 from service_common.ids import ID, ID_RULE
+from service_common.redis_keys import EDGES_SEEN
 from service_common.tls import TlsFiles, peer_role, server_credentials
 
 log = logging.getLogger(__name__)
 MAX_COORDINATE = 1e6  # pixels; far beyond any frame, still exact in a float32
+CONTACT_EVERY_S = 1.0  # how often an edge's last contact is written while it streams
 Ack = ingest_pb2.IngestAck
 INGEST_RESULT = {IngestResult.CREATED: "accepted", IngestResult.DUPLICATE: "duplicate",
                  IngestResult.CONFLICT: "conflict"}  # the analyzer_faces_ingested label
@@ -223,6 +225,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         self.metrics = metrics or AnalyzerMetrics()
         self.limits = limits or IngestLimits()
         self._streams = _Streams(self.limits)
+        self._contact_written: dict[str, float] = {}  # edge_id -> when its last contact was written
 
     def Ingest(self, request_iterator: Iterator[ingest_pb2.FaceRecord], context: grpc.ServicerContext):  # noqa: N802
         caller = peer_role(context) if self.authenticate else None
@@ -249,9 +252,22 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                     log.warning("edge %r sent records as %r; refused", identity, record.edge_id[:64])
                     context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                   "edge_id differs from the client certificate's name")
+                self._contact(record.edge_id)
                 yield self._one(record, context)
         finally:
             self._streams.close(key, peer)
+
+    def _contact(self, edge_id: str) -> None:
+        """When each edge last delivered (GET /v1/edges): written at most once a second per edge, so a busy
+        stream costs no write per record; lost writes only make the time a second older."""
+        now = time.monotonic()
+        if now - self._contact_written.get(edge_id, -CONTACT_EVERY_S) < CONTACT_EVERY_S:
+            return
+        self._contact_written[edge_id] = now
+        try:
+            self.store.r.hset(EDGES_SEEN, edge_id, int(time.time() * 1000))
+        except redis.RedisError as exc:  # not the record's problem: it is stored (or refused) on its own
+            log.warning("edge %s: last contact not recorded: %s", edge_id, exc)
 
     def _one(self, record: ingest_pb2.FaceRecord, context: grpc.ServicerContext) -> ingest_pb2.IngestAck:
         if record.HasField("track_closed"):

@@ -42,6 +42,7 @@ EVENTS_GROUP_WEBHOOKS = "webhooks"  # the events stream's consumer group of the 
 EVENTS_GROUP_MQTT = "mqtt"  # the events stream's consumer group of the MQTT publisher
 SIGHTINGS = "fc:sightings"  # face_id by capture time (ms), every decided face
 CAMERAS = "fc:cameras"  # camera_id by last capture time (ms)
+EDGES_SEEN = "fc:edges:seen"  # hash: edge_id -> when it last delivered on Ingest (ms, analyzer clock)
 
 # The fields of a face record the reconstructor reads (the analyzer's ingest writes them).
 FACE_VIEW_FIELDS = ("base_layer", "edge_id", "enhancement_levels")

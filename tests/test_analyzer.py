@@ -94,6 +94,9 @@ def test_enrol_ingest_recognise_paginate(analyzer, front_end) -> None:
     face = api.get(f"{url}/v1/faces/{records[0].face_id}").json()
     assert face["identity_name"] == PEOPLE[0] and face["base_layer_bytes"] == len(records[0].base_layer)
     cams = api.get(f"{url}/v1/cameras").json()
+    (edge,) = api.get(f"{url}/v1/edges").json()["items"]  # the one trusted edge, heard from just now
+    assert edge["edge_id"] == "edge-t" and edge["trusted"] and edge["status"] == "ok", edge
+    assert abs(edge["last_contact_ms"] - time.time() * 1000) < 120_000 and edge["last_contact_at"].endswith("Z")
     assert {c["camera_id"]: c["sightings"] for c in cams["items"]} == {"cam0": 3, "cam1": 3}
     first = api.get(f"{url}/v1/cameras", params={"limit": 1}).json()
     rest = api.get(f"{url}/v1/cameras", params={"limit": 1, "cursor": first["next_cursor"]}).json()

@@ -361,6 +361,8 @@ def test_merge_clusters_then_search_history(stack: Stack, browser) -> None:
     cameras = {row.text.split()[0]: row.text for row in browser.find_elements(By.CSS_SELECTOR, "#cameras tbody tr")}
     assert set(cameras) == {"door", "lobby", "yard"}
     assert cameras["yard"].endswith(" 2 0.4"), cameras  # 2 sightings, 2 faces in the last 5 minutes
+    (edge,) = browser.find_elements(By.CSS_SELECTOR, "#edges tbody tr")  # the stack's one edge, uplinking
+    assert edge.text.split()[:2] == ["edge-1", "ok"], edge.text
     wait_for(browser, lambda d: re.search(r"ingest [\d.]+ faces/s, decisions [\d.]+/s .* ingest stream 0",
                                           d.find_element(By.ID, "throughput").text), "the throughput measured")
     browser.save_screenshot(str(SHOTS / "operators.png"))

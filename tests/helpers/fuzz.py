@@ -71,6 +71,7 @@ class FuzzReport:
     by_operation: dict[str, Counter] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    streams_skipped: list[str] = field(default_factory=list)  # endless answers (SSE), tested on their own
 
     @property
     def server_errors(self) -> int:
@@ -89,6 +90,9 @@ def fuzz(targets: list[Target], examples: int, report: FuzzReport | None = None)
         schema = schemathesis.openapi.from_dict(target.schema)
         for result in schema.get_all_operations():
             operation = result.ok()
+            if _streams(operation):  # never ends (pings keep it open): tests/test_events_sse.py covers it
+                report.streams_skipped.append(f"{target.name} {operation.method.upper()} {operation.path}")
+                continue
             report.operations += 1
             names = {p.name for p in operation.path_parameters}
             if operation.method.upper() == "GET" and names and names <= set(target.known_ids):
@@ -98,6 +102,12 @@ def fuzz(targets: list[Target], examples: int, report: FuzzReport | None = None)
                 _run(target, operation, mode, examples, report)
     report.seconds += time.perf_counter() - started
     return report
+
+
+def _streams(operation: Any) -> bool:
+    """A Server-Sent Events route: its success answer is an endless stream."""
+    ok = (operation.definition.raw.get("responses") or {}).get("200") or {}
+    return "text/event-stream" in (ok.get("content") or {})
 
 
 def _run(target: Target, operation: Any, mode: GenerationMode, examples: int, report: FuzzReport,
@@ -149,7 +159,8 @@ def summary(report: FuzzReport) -> dict[str, Any]:
             "schema_violations": report.schema_violations, "seconds": round(report.seconds, 1),
             "statuses": {str(k): v for k, v in sorted(report.statuses.items())},
             "by_operation": {op: {str(k): v for k, v in sorted(c.items())} for op, c in report.by_operation.items()},
-            "findings": [f.__dict__ for f in report.findings[:50]]}
+            "findings": [f.__dict__ for f in report.findings[:50]],
+            "streams_not_fuzzed": report.streams_skipped}
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-// Operators: cameras and when each last sent a face, the latest erasures with each edge's status, and
+// Operators: cameras and when each last sent a face, edges and when each last delivered, the latest erasures with each edge's status, and
 // (admins) the gallery's health and the audit trail.
 import { api, can, page, query } from "../api.js";
 import { attempt, h, when } from "../dom.js";
@@ -21,6 +21,14 @@ export async function render(main) {
       h("tbody", {}, page(cameras).items.map((c) => h("tr", {}, h("td", {}, c.camera_id), h("td", {}, when(c.last_seen_ms)),
         h("td", {}, `${Math.max(0, Math.round((now - c.last_seen_ms) / 1000))} s`), h("td", {}, c.sightings),
         h("td", {}, rate(c.camera_id)))))));
+  }
+  const edges = await attempt(() => api("/v1/edges"));
+  if (edges) {
+    main.append(h("h2", {}, "Edges"), h("table", { id: "edges" },
+      h("thead", {}, h("tr", {}, ["edge", "status", "last delivered", "erasures to confirm"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, page(edges).items.map((e) => h("tr", {}, h("td", {}, e.edge_id + (e.trusted ? "" : " (not trusted)")),
+        h("td", {}, e.status), h("td", {}, e.last_contact_ms ? when(e.last_contact_ms) : "never"),
+        h("td", {}, e.erasures_pending))))));
   }
   if (can("metrics:read")) main.append(await throughput());
   const erasures = can("identities:write") ? await attempt(() => api(`/v1/erasures${query({ limit: 20 })}`)) : null;
