@@ -27,6 +27,8 @@ def encode_routes(read_photo, admin: list, admin_only: dict) -> APIRouter:  # ty
     @router.post("/v1/encode", dependencies=admin, response_class=Response,
                  responses={**admin_only, 200: {"content": {face_file.MEDIA_TYPE: {}},
                                                 "description": "the largest face of the photo as a .fcb file"},
+                            400: {"description": "no photo in the body (empty, or a broken multipart form)"},
+                            415: {"description": "the body is not JPEG, PNG or WebP (or multipart `image`)"},
                             422: {"description": "no face found, or not a decodable image"}})
     async def encode_photo(
         request: Request,
