@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := constraints.txt
 
-.PHONY: setup system demo test test-fast lint lock
+.PHONY: setup system system-compose demo test test-fast compose-test lint lock
 
 setup: $(STAMP)
 
@@ -40,15 +40,35 @@ system:
 		echo "error:$$missing missing and apt-get is not available: install them" >&2; exit 1; \
 	fi
 
+# Podman for tests/test_compose_run.py (docker-compose.yml run for real): podman with runc (the
+# settings it runs with: deploy/podman/containers.conf), the CNI dnsname plugin (containers find each
+# other by service name), podman-compose, and debootstrap for the local Debian base image. Same rules as `system`: apt-get or a loud failure; outside CI the test skips without them.
+COMPOSE_TOOLS := podman runc podman-compose debootstrap
+system-compose:
+	@missing=""; for tool in $(COMPOSE_TOOLS); do \
+		command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$tool"; done; \
+	[ -x /usr/lib/cni/dnsname ] || missing="$$missing golang-github-containernetworking-plugin-dnsname"; \
+	if [ -z "$$missing" ]; then \
+		echo "podman, runc, dnsname, podman-compose, debootstrap: present"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "error:$$missing missing and apt-get is not available: install them" >&2; exit 1; \
+	fi
+
 demo: setup
 	$(PY) -m devstack.demo
 
 test: setup
 	$(PY) -m pytest -q
 
+# docker-compose.yml built and run with Podman (the images, health, the demo's flow, an edge restart).
+compose-test: setup system-compose
+	$(PY) -m pytest -q -m compose tests/test_compose_run.py
+
 # The inner loop: everything but the slow and end-to-end tests.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not e2e"
+	$(PY) -m pytest -q -m "not slow and not e2e and not compose"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -238,13 +238,18 @@ def dockerfile_instructions() -> list[str]:
 def test_dockerfile() -> None:
     instructions = dockerfile_instructions()
     froms = [i for i in instructions if i.upper().startswith("FROM ")]
-    assert froms and all("PYTHON_IMAGE" in f or "python:3.11-slim" in f for f in froms)
-    assert "ARG PYTHON_IMAGE=python:3.11-slim" in instructions
+    # The base image is a build argument: python:3.11-slim by default, a plain Debian 12 (Python from
+    # Debian) where Docker Hub is out of reach (tests/test_compose_run.py builds on one).
+    assert froms and all("${BASE_IMAGE}" in f for f in froms)
+    assert "ARG BASE_IMAGE=python:3.11-slim" in instructions
     assert "ARG ORT_PACKAGE=onnxruntime" in instructions
     runs = [i for i in instructions if i.upper().startswith("RUN ")]
     # The face models are fetched at build time, into the image: never at run time.
     assert any("python -m facecodec.assets" in r for r in runs)
-    assert any(re.search(r"pip install \.(\s|$)", r) for r in runs)
+    # The project without its dependencies, which come from scripts/serve_requirements.py: no torch.
+    assert any(re.search(r"pip install --no-deps --no-build-isolation \.(\s|$)", r) for r in runs)
+    assert any("scripts/serve_requirements.py" in r for r in runs)
+    assert not any("torch" in r for r in runs if "find_spec('torch') is None" not in r)
     assert "$ORT_PACKAGE" in " ".join(runs)
     # No default command: compose sets one per service.
     assert not any(i.upper().startswith(('CMD ["', "ENTRYPOINT")) for i in instructions)
@@ -319,3 +324,34 @@ def test_every_published_port_binds_loopback(services: dict[str, Any]) -> None:
     for name, service in services.items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_service_images_take_every_runtime_dependency_but_torch() -> None:
+    """scripts/serve_requirements.py: pyproject.toml's dependencies less torch and torchvision, CompressAI
+    without its own (its torch), nothing dropped by accident."""
+    import tomllib
+
+    spec = importlib.util.spec_from_file_location("serve_requirements", ROOT / "scripts" / "serve_requirements.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    distribution, serve_requirements = module.distribution, module.serve_requirements
+    with_deps, without = serve_requirements()
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert {distribution(d) for d in with_deps} | {distribution(d) for d in without} | {"torch", "torchvision"} == {
+        distribution(d) for d in declared}
+    assert [distribution(d) for d in without] == ["compressai"]
+    assert not {"torch", "torchvision"} & {distribution(d) for d in with_deps}
+
+
+def test_the_installed_project_has_every_package() -> None:
+    """The images install the project with `pip install .`, which takes only the packages pyproject.toml
+    lists: a new subpackage missing there imports in the checkout (editable install) and fails in the image."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for top in ("facecodec", "service_common", "edge_encoder", "cloud_analyzer", "cloud_reconstructor",
+                         "devstack")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
