@@ -300,9 +300,10 @@ class Eraser:
         """Write the report; an edge's status already recorded (EdgeEraser may confirm before the request
         ends) is kept, not overwritten with `pending`."""
         key = erasure_key(report.erasure_id)
+        writes: list[tuple] = [("ZADD", ERASURES, "NX", report.requested_at_ms, report.erasure_id)]
         if rid := request_id.current():  # the erasing request's id, sent on to the edges with the erasure
-            self.r.hsetnx(key, "request_id", rid)
-        atomic_writes(self.r, [("ZADD", ERASURES, "NX", report.requested_at_ms, report.erasure_id)])
+            writes.append(("HSETNX", key, "request_id", rid))
+        atomic_writes(self.r, writes)  # even when Redis is full: an erasure must never be refused
         while True:  # compare-and-set, not WATCH/MULTI: it must also work when Redis is full
             stored = self.r.hget(key, "report")
             if stored is not None:
