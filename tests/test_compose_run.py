@@ -64,3 +64,20 @@ def test_demo_flow_then_edge_restart_keeps_its_faces_and_outbox(project: tuple[c
     stored = facts["stored_face"]
     assert stored["full_status_before"] == stored["full_status_after"] == 200, stored
     assert stored["full_same_after_restart"] and stored["full_differs_from_base"], stored
+
+
+def test_the_console_comes_up_with_compose(project: tuple[compose.ComposeProject, str]) -> None:
+    """README's URL: the analyzer container serves the console's files, with its CSP, and tells it where
+    the reconstructor is; the reconstructor lets that origin call it."""
+    import httpx
+
+    analyzer = compose.URLS["cloud_analyzer"]
+    page = httpx.get(f"{analyzer}/console/", timeout=30)
+    assert page.status_code == 200 and "<script" in page.text and "script-src 'self'" in page.headers[
+        "content-security-policy"], page.headers
+    assert httpx.get(f"{analyzer}/console/js/app.js", timeout=30).status_code == 200
+    where = httpx.get(f"{analyzer}/console/config.json", timeout=30).json()
+    preflight = httpx.options(f"{where['reconstructor_url']}/v1/faces/f1/image", timeout=30, headers={
+        "origin": analyzer, "access-control-request-method": "GET",
+        "access-control-request-headers": "authorization"})
+    assert preflight.headers.get("access-control-allow-origin") == analyzer, preflight.headers
