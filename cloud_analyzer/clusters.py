@@ -49,6 +49,7 @@ from cloud_analyzer import cluster_join
 from cloud_analyzer.identities import TemplateInfo
 from cloud_analyzer.recognition import decode_base_layer
 from facecodec.openset import OpenSetCalibration, identity_template, unit
+from service_common.pagination import zset_positions
 from service_common.redis_keys import (
     CLUSTER_OF,
     CLUSTER_PARTS,
@@ -326,24 +327,13 @@ class Clusters:
         after the position `after` (size or last seen, cluster id); also the position after this page,
         None on the last. Positions, not offsets: clusters merged meanwhile do not shift the pages."""
         index = CLUSTER_SIZES if order == "size" else CLUSTERS
-        hi: int | str = "+inf" if after is None else after[0]
         found: list[tuple[int, Cluster]] = []
-        offset = 0
-        while len(found) <= limit:
-            batch = self.r.zrevrangebyscore(index, hi, "-inf", start=offset, num=limit + 16, withscores=True)
-            if not batch:
+        for score, cluster_id in zset_positions(self.r, index, after, limit + 16, descending=True):
+            cluster = self.get(cluster_id)  # None: merged or erased since the index was read
+            if cluster is not None:
+                found.append((score, cluster))
+            if len(found) > limit:
                 break
-            offset += len(batch)
-            for raw, score in batch:
-                cluster_id = raw.decode()
-                # Equal scores come in reverse lexicographic order: skip up to the position.
-                if after is not None and int(score) == after[0] and cluster_id >= after[1]:
-                    continue
-                cluster = self.get(cluster_id)
-                if cluster is not None:
-                    found.append((int(score), cluster))
-                if len(found) > limit:
-                    break
         more = len(found) > limit
         found = found[:limit]
         return [c for _, c in found], ((found[-1][0], found[-1][1].cluster_id) if more else None)

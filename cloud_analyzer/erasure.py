@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import redis
@@ -20,6 +21,7 @@ from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.corrections import Corrections
 from cloud_analyzer.person_search import PersonSearch
 from service_common import request_id
+from service_common.pagination import zset_positions
 from service_common.redis_keys import (
     ERASED_TRACK_TTL_S,
     ERASURES,
@@ -285,16 +287,9 @@ class Eraser:
     def listing(self, after: tuple[int, str] | None, limit: int) -> tuple[list[ErasureReport], tuple[int, str] | None]:
         """Erasures newest first, after `after` (the request time and id the last page ended on); and where
         the next page starts (None: this was the last)."""
-        # Redis gives same-time members in reverse id order: skip those at `after`'s time not below its id.
-        skip = self.r.zcount(ERASURES, after[0], after[0]) if after else 0
-        rows = self.r.zrevrangebyscore(ERASURES, after[0] if after else "+inf", "-inf", start=0,
-                                       num=limit + 1 + skip, withscores=True)
-        if after:
-            rows = [(m, score) for m, score in rows if score < after[0] or m.decode() < after[1]]
-        rows = rows[:limit + 1]
-        reports = [r for r in (self.get(m.decode()) for m, _ in rows[:limit]) if r is not None]
-        last = rows[limit - 1] if len(rows) > limit else None
-        return reports, (int(last[1]), last[0].decode()) if last else None
+        rows = list(islice(zset_positions(self.r, ERASURES, after, limit + 16, descending=True), limit + 1))
+        reports = [r for r in (self.get(i) for _, i in rows[:limit]) if r is not None]
+        return reports, rows[limit - 1] if len(rows) > limit else None
 
     def _save(self, report: ErasureReport) -> ErasureReport:
         """Write the report; an edge's status already recorded (EdgeEraser may confirm before the request

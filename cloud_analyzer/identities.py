@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import islice
 from typing import Any
 
 import numpy as np
 import redis
 
 from cloud_analyzer.templates import LEGACY_DESCRIPTOR_MODEL, TemplateInfo, TemplateStore, index_identity
+from service_common.pagination import zset_positions
 from service_common.redis_keys import (
     GALLERY_SCHEMA,
     GALLERY_VERSION,
@@ -70,16 +72,7 @@ class IdentityStore(TemplateStore):
     def identities_after(self, after: tuple[int, str] | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` identities enrolled after position `after` (created_at_ms, identity_id), oldest
         first, and whether more follow."""
-        lo, ids, offset = (after[0] if after else "-inf"), [], 0
-        while len(ids) <= limit:
-            batch = self.r.zrangebyscore(IDENTITIES, lo, "+inf", start=offset, num=limit + 16, withscores=True)
-            if not batch:
-                break
-            offset += len(batch)
-            for member, score in batch:
-                position = (int(score), member.decode())
-                if after is None or position > after:  # equal times: by id, as Redis orders them
-                    ids.append(position[1])
+        ids = [i for _, i in islice(zset_positions(self.r, IDENTITIES, after, limit + 16), limit + 1)]
         rows = self.rows(ids[:limit])
         return rows, len(ids) > limit
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import HTTPException, Query
@@ -59,3 +59,25 @@ def page_of(rows: Sequence[T], cursor: str | None, limit: int, key: Callable[[T]
     page = ordered[:limit]
     more = len(ordered) > limit
     return Page(items=page, next_cursor=encode_cursor(key(page[-1])) if more else None)
+
+
+def zset_positions(client: Any, key: str, after: tuple[int, str] | None, batch: int,
+                   descending: bool = False) -> Iterator[tuple[int, str]]:
+    """(score, member) of a Redis sorted set whose scores are integers (times in ms, sizes), in score
+    order and, for equal scores, in Redis's member order, strictly after position `after`: the keyset
+    pages of every list kept in a sorted set. Read `batch` at a time, for as long as the caller reads."""
+    offset = 0
+    while True:
+        if descending:
+            rows = client.zrevrangebyscore(key, "+inf" if after is None else after[0], "-inf", start=offset,
+                                           num=batch, withscores=True)
+        else:
+            rows = client.zrangebyscore(key, "-inf" if after is None else after[0], "+inf", start=offset,
+                                        num=batch, withscores=True)
+        if not rows:
+            return
+        offset += len(rows)
+        for member, score in rows:
+            position = (int(score), member.decode())
+            if after is None or (position < after if descending else position > after):
+                yield position
