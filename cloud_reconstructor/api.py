@@ -44,6 +44,20 @@ MIN_SIZE, MAX_SIZE = 16, 1024  # output edge in px: a thumbnail to a print; beyo
 EDGE_RETRY_AFTER_S = 10  # an unreachable edge: worth retrying soon (its outbox and fetch service restart)
 
 
+def edge_failure(face_id: str, exc: EdgeFetchError, what: str, not_found: HTTPException,
+                 retry_hint: str = "") -> HTTPException:
+    """What a client is told when the edge holding `what` of a face could not give it: `not_found` when the
+    edge does not hold it, 503 with Retry-After when it is unreachable, else 502. The details (the edge's
+    address, gRPC's text) are for the log: in a reply they would tell a client which internal ports are open."""
+    log.warning("face %s: %s fetch from its edge failed: %s", face_id, what, exc)
+    if exc.code == grpc.StatusCode.NOT_FOUND:
+        return not_found
+    if exc.code in RETRYABLE:
+        return HTTPException(503, f"the edge holding this face's {what} is unreachable; retry later{retry_hint}",
+                             headers={"Retry-After": str(EDGE_RETRY_AFTER_S)})
+    return HTTPException(502, f"the edge holding this face's {what} refused the fetch")
+
+
 @dataclass
 class Reconstructor:
     settings: ReconstructorSettings
@@ -77,17 +91,9 @@ class Reconstructor:
             try:
                 container = self.edges.fetch(address, face_id, level)
             except EdgeFetchError as exc:
-                # The details (the edge's address, gRPC's text) are for the log: in a reply they would
-                # tell a client which internal ports are open.
-                log.warning("face %s: fetch from its edge failed: %s", face_id, exc)
-                if exc.code == grpc.StatusCode.NOT_FOUND:
-                    raise HTTPException(410, "this face's enhancement layers are no longer kept by its edge; "
-                                             "ask for layers=base") from exc
-                if exc.code in RETRYABLE:
-                    raise HTTPException(503, "the edge holding this face's enhancement layers is unreachable; "
-                                             "retry later, or ask for layers=base",
-                                        headers={"Retry-After": str(EDGE_RETRY_AFTER_S)}) from exc
-                raise HTTPException(502, "the edge holding this face's enhancement layers refused the fetch") from exc
+                gone = HTTPException(410, "this face's enhancement layers are no longer kept by its edge; "
+                                          "ask for layers=base")
+                raise edge_failure(face_id, exc, "enhancement layers", gone, ", or ask for layers=base") from exc
             full_face = self._from_edge(face_id, container, base, codec.layers_needed(level))
             try:
                 return codec.reconstruct(full_face, level), full_face, level
@@ -111,14 +117,9 @@ class Reconstructor:
         try:
             jpeg = self.edges.fetch_snapshot(address, face_id)
         except EdgeFetchError as exc:
-            log.warning("face %s: snapshot fetch from its edge failed: %s", face_id, exc)
-            if exc.code == grpc.StatusCode.NOT_FOUND:
-                raise HTTPException(404, "no scene snapshot of this face is kept: its camera does not keep "
-                                         "them, or its edge no longer holds the face") from exc
-            if exc.code in RETRYABLE:
-                raise HTTPException(503, "the edge holding this face's snapshot is unreachable; retry later",
-                                    headers={"Retry-After": str(EDGE_RETRY_AFTER_S)}) from exc
-            raise HTTPException(502, "the edge holding this face's snapshot refused the fetch") from exc
+            missing = HTTPException(404, "no scene snapshot of this face is kept: its camera does not keep "
+                                         "them, or its edge no longer holds the face")
+            raise edge_failure(face_id, exc, "snapshot", missing) from exc
         if len(jpeg) > self.settings.max_edge_container_bytes:
             raise _refuse(face_id, f"snapshot of {len(jpeg)} bytes, more than {self.settings.max_edge_container_bytes}")
         try:
