@@ -60,6 +60,7 @@ from devstack.settings import DevstackSettings
 from edge_encoder.settings import EdgeSettings
 from service_common import certs
 from service_common.access.camera_tokens import add_camera
+from service_common.redis_client import connect
 from service_common.secret_files import create_private
 from service_common.tls import TlsFiles, secure_or_insecure_channel
 
@@ -145,7 +146,7 @@ class RedisServer:
 
     def client(self, **kwargs: object) -> redis.Redis:
         """A client of this server, with its password."""
-        return redis.Redis.from_url(self.url, password=self.password, **kwargs)
+        return connect(self.url, password=self.password, **kwargs)
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
