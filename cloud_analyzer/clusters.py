@@ -65,6 +65,7 @@ from service_common.redis_keys import (
     identity_sightings_key,
     unknown_vset_key,
 )
+from service_common.redis_oom import atomic_writes
 
 log = logging.getLogger(__name__)
 
@@ -300,10 +301,9 @@ class Clusters:
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
             # Noted first: a join that read one of them before commits nothing (it watches CLUSTER_GONE).
-            pipe = self.r.pipeline(transaction=True)
-            pipe.zadd(CLUSTER_GONE, dict.fromkeys(chunk, now_ms))
-            pipe.zremrangebyscore(CLUSTER_GONE, "-inf", now_ms - GONE_KEPT_MS)
-            pipe.execute()
+            # Allow-oom: an erasure must work when Redis is full (service_common/redis_oom.py).
+            atomic_writes(self.r, [("ZADD", CLUSTER_GONE, *(x for f in chunk for x in (now_ms, f))),
+                                   ("ZREMRANGEBYSCORE", CLUSTER_GONE, "-inf", now_ms - GONE_KEPT_MS)])
             owners = {c.decode() for c in self.r.hmget(CLUSTER_OF, chunk) if c}
             models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
             for model in models:

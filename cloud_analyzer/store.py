@@ -159,8 +159,9 @@ class Store(IdentityStore):
         self._relabel = self.r.register_script(_RELABEL)
 
     @classmethod
-    def from_url(cls, url: str, timeout_s: float, password_file: Path | None = None) -> Store:
-        return cls(connect(url, password_file, timeout_s, health_check_interval=30))
+    def from_url(cls, url: str, timeout_s: float, password_file: Path | None = None,
+                 read_from_replicas: bool = False) -> Store:
+        return cls(connect(url, password_file, timeout_s, read_from_replicas, health_check_interval=30))
 
     def ensure_group(self) -> None:
         """The consumer group on every face shard's ingest stream."""

@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 _FETCH = object()  # `process` reads the face itself
 CHUNK = 16  # faces of a batch fetched in one round trip: a face erased meanwhile is caught when it is recorded
 CLAIM_IDLE_S = 30.0  # default: a face unacked this long belonged to a worker that died: take it over
-IDLE_WAIT_S = 0.02  # after a pass that found nothing: the latency an idle worker adds to a new face
+# After a pass that found nothing the worker waits, doubling from the first wait up to the last: a busy
+# worker reads again at once, an idle one polls its shards ten times a second (the most it adds to a face's
+# latency), not in a tight loop. No blocking read: one XREADGROUP cannot wait on streams of several slots.
+IDLE_WAIT_S = (0.005, 0.1)
 READ_COUNT = 64  # entries per shard per pass
 
 
@@ -47,6 +50,7 @@ class RecognitionWorker:
         self.processed = 0
         self._own_pending = True  # first its own entries left pending by a previous run of this consumer
         self._next_claim = 0.0
+        self._idle_wait = IDLE_WAIT_S[0]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"worker-{consumer}", daemon=True)
 
@@ -136,8 +140,11 @@ class RecognitionWorker:
             self._own_pending = False
         found = self._pass(lambda pipe, stream: pipe.xreadgroup(GROUP, self.consumer, {stream: ">"},
                                                                 count=READ_COUNT))
-        if not found:
-            self._stop.wait(IDLE_WAIT_S)
+        if found:
+            self._idle_wait = IDLE_WAIT_S[0]
+        else:
+            self._stop.wait(self._idle_wait)
+            self._idle_wait = min(self._idle_wait * 2, IDLE_WAIT_S[1])
         return found
 
     def _pass(self, read, claimed: bool = False) -> list[tuple[str, bytes, dict]]:  # type: ignore[no-untyped-def]

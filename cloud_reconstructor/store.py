@@ -22,8 +22,9 @@ class FaceRef:
 
 
 class FaceIndex:
-    def __init__(self, url: str, timeout_s: float, password_file: Path | None = None) -> None:
-        self.r = connect(url, password_file, timeout_s)
+    def __init__(self, url: str, timeout_s: float, password_file: Path | None = None,
+                 read_from_replicas: bool = False) -> None:
+        self.r = connect(url, password_file, timeout_s, read_from_replicas)
 
     def get(self, face_id: str) -> FaceRef | None:
         base, edge_id, levels = self.r.hmget(face_key(face_id), *FACE_VIEW_FIELDS)

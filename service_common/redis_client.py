@@ -87,3 +87,11 @@ def connect_async(url: str, password_file: Path | None = None, **kwargs: Any) ->
 def is_cluster(client: Any) -> bool:
     return isinstance(client, (RedisCluster, AsyncRedisCluster))
 
+
+
+def node_clients(client: Any) -> list[redis.Redis]:
+    """A client per server: the one Redis, or every node of the cluster (primaries and replicas), for what
+    each server does on its own (rewriting its files, reporting its memory)."""
+    if isinstance(client, RedisCluster):
+        return [client.get_redis_connection(node) for node in client.get_nodes()]
+    return [client]
