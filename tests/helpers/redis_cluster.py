@@ -18,8 +18,9 @@ SLOTS = 16384
 
 
 class LocalRedisCluster:
-    def __init__(self, data_dir: Path, primaries: int = 3, replicas_per_primary: int = 0) -> None:
-        self.data_dir = data_dir
+    def __init__(self, data_dir: Path, primaries: int = 3, replicas_per_primary: int = 0,
+                 password_file: Path | None = None) -> None:
+        self.data_dir, self.password_file = data_dir, password_file
         self.bus_ports: dict[str, int] = {}
         self.primaries = [self._node(f"p{i}") for i in range(primaries)]
         self.replicas = [self._node(f"r{i}-{j}") for i in range(primaries) for j in range(replicas_per_primary)]
@@ -27,7 +28,8 @@ class LocalRedisCluster:
 
     def _node(self, name: str) -> RedisServer:
         # The bus port is given, not left at port + 10000 (past 65535 for a high free port).
-        return RedisServer(self.data_dir / name, extra_args=(
+        # The password (if any) reaches each node on stdin (RedisServer); replicas would also need masterauth.
+        return RedisServer(self.data_dir / name, password_file=self.password_file, extra_args=(
             "--cluster-enabled", "yes", "--cluster-port", str(self.bus_ports.setdefault(name, free_port())),
             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
             "--appendonly", "no", "--cluster-require-full-coverage", "yes"))
@@ -42,12 +44,15 @@ class LocalRedisCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.primaries)
 
     def client(self, **kwargs: object) -> redis.Redis:
-        return connect(self.url, **kwargs)  # type: ignore[arg-type]
+        return connect(self.url, self.password_file, **kwargs)  # type: ignore[arg-type]
+
+    def _plain(self, node: RedisServer) -> redis.Redis:
+        return redis.Redis(port=node.port, password=node.password)
 
     def start(self, timeout_s: float = 30.0) -> None:
         for node in self.nodes:
             node.start()
-        plain = [redis.Redis(port=n.port) for n in self.nodes]
+        plain = [self._plain(n) for n in self.nodes]
         share = SLOTS // len(self.primaries)
         for i, client in enumerate(plain[: len(self.primaries)]):
             last = SLOTS - 1 if i == len(self.primaries) - 1 else (i + 1) * share - 1
@@ -77,7 +82,7 @@ class LocalRedisCluster:
 
     def flush(self) -> None:
         for node in self.primaries:
-            redis.Redis(port=node.port).flushall()
+            self._plain(node).flushall()
 
     def stop(self) -> None:
         for node in self.nodes:
