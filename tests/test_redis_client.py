@@ -13,6 +13,7 @@ from redis.exceptions import RedisClusterException
 from devstack.stack import RedisServer
 from service_common.redis_client import cluster_seeds, connect, is_cluster_url
 from service_common.redis_slots import CrossSlotError
+from tests.helpers import wait_until
 from tests.helpers.redis_cluster import LocalRedisCluster
 
 
@@ -58,3 +59,19 @@ def test_the_slot_check_refuses_on_one_redis_what_a_cluster_would(redis_server, 
     assert redis_client.pipeline(transaction=True).set("{a}x", 1).set("{a}y", 2).execute() == [True, True]
     assert redis_client.pipeline(transaction=False).set("{a}x", 1).set("{b}x", 1).execute() == [True, True]
     assert redis_client.delete("{a}x", "{a}y", "{b}x") == 3
+
+
+def test_reads_from_replicas_see_what_the_primaries_wrote(tmp_path: Path) -> None:
+    cluster = LocalRedisCluster(tmp_path / "cluster", replicas_per_primary=1)
+    cluster.start()
+    try:
+        writer = connect(cluster.url, timeout_s=5)
+        reader = connect(cluster.url, timeout_s=5, read_from_replicas=True)
+        roles = {n.server_type for n in reader.get_nodes()}
+        assert roles == {"primary", "replica"} and len(reader.get_nodes()) == 6
+        for i in range(30):
+            writer.set(f"r{i}", i)
+        wait_until(lambda: [reader.get(f"r{i}") for i in range(30)] == [str(i).encode() for i in range(30)],
+                   10, 0.05, "replicas caught up")
+    finally:
+        cluster.stop()

@@ -32,6 +32,7 @@ class LocalRedisCluster:
         return RedisServer(self.data_dir / name, password_file=self.password_file, extra_args=(
             "--cluster-enabled", "yes", "--cluster-port", str(self.bus_ports.setdefault(name, free_port())),
             "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+            "--repl-ping-replica-period", "1",
             "--appendonly", "no", "--cluster-require-full-coverage", "yes"))
 
     @property
@@ -69,6 +70,10 @@ class LocalRedisCluster:
         self._wait(lambda: all(_state_ok(c) for c in plain), timeout_s, "cluster_state:ok")
         if self.replicas:
             self._wait(lambda: all(_link_up(c) for c in plain[len(self.primaries):]), timeout_s, "replicas in sync")
+            # A replica is in CLUSTER SLOTS (what clients learn the cluster from) once its replication offset
+            # moved: the primaries ping their replicas every second (--repl-ping-replica-period 1).
+            self._wait(lambda: all(_replicas_in_slots(c) == len(self.replicas) for c in plain), timeout_s,
+                       "every node to list the replicas")
         for client in plain:
             client.close()
 
@@ -103,3 +108,7 @@ def _state_ok(client: redis.Redis) -> bool:
     if isinstance(info, dict):
         return info.get("cluster_state") == "ok"
     return "cluster_state:ok" in (info.decode() if isinstance(info, bytes) else str(info))
+
+
+def _replicas_in_slots(client: redis.Redis) -> int:
+    return sum(len(entry) - 3 for entry in client.execute_command("CLUSTER SLOTS"))
