@@ -3,8 +3,8 @@
 Under one lock per model, clustering was serialised: a second worker (or replica) waited for the first and
 added nothing but lock traffic. Most faces only *join*: a read of their nearest centroids and one
 transaction. That transaction WATCHes what the choice was made from (the candidate clusters' hashes, the
-model's lock key, and CLUSTER_GONE, where erasure and retention note the faces they take before taking
-them out of their clusters); if any of them changed before it commits, nothing is written and the face is
+model's lock key, and CLUSTER_GONE, which erasure and retention bump after deleting faces' records and
+before taking them out of their clusters); if any of them changed before it commits, nothing is written and the face is
 tried again. Everything it watches and writes is under the `{clusters}` hash tag: one slot, also on Redis
 Cluster; the copy of the cluster id on the face's own record is written after, only if it still exists.
 So two workers join faces to different clusters at once, and a face whose
@@ -103,9 +103,8 @@ def _state(r: redis.Redis, model: str, face_id: str) -> tuple[bool, bool, bytes 
     pipe.exists(face_key(face_id))
     pipe.exists(clusters_lock_key(model))
     pipe.hget(CLUSTER_OF, face_id)
-    pipe.zscore(CLUSTER_GONE, face_id)
-    exists, locked, existing, gone = pipe.execute()
-    return bool(exists) and gone is None, bool(locked), existing
+    exists, locked, existing = pipe.execute()
+    return bool(exists), bool(locked), existing
 
 
 def _scored(r: redis.Redis, ids: list[str], vector: np.ndarray) -> list[tuple[str, list, float]]:

@@ -27,8 +27,8 @@ Concurrency: a face joins its cluster optimistically, in one transaction that WA
 read from (cloud_analyzer/cluster_join.py); every other change to the clusters of one model (merges,
 operators' calls, erasure) is made under that model's lock, which such a join also watches, so sums and
 sizes stay consistent when several workers and replicas assign at once. A face erased while it is being assigned
-is never added (erasure notes it in CLUSTER_GONE, which the join WATCHes, before taking it out of its
-cluster). Every cluster key shares the `{clusters}` hash tag, so each transaction is one slot on Redis
+is never added (erasure deletes its record, then bumps CLUSTER_GONE, which the join WATCHes, before taking
+it out of its cluster). Every cluster key shares the `{clusters}` hash tag, so each transaction is one slot on Redis
 Cluster too; the cluster id copied onto a face's record is written after it, only if the record exists.
 """
 
@@ -75,7 +75,6 @@ REPRESENTATIVES = 5
 MAX_TEMPLATES = 32  # templates a promoted cluster gives its identity
 PROMOTE_POOL = 256  # best-scored members decoded to choose those templates from
 CLUSTER_ID = r"^unknown-[0-9a-f]{12}$"
-GONE_KEPT_MS = 3_600_000  # how long CLUSTER_GONE remembers an erased face: far longer than any join takes
 
 # Field updates of faces that may have been erased meanwhile: never bring a hash back.
 # KEYS[1] face hash; ARGV field/value pairs.
@@ -297,13 +296,11 @@ class Clusters:
         if not ids:
             return 0
         removed = 0
-        now_ms = int(time.time() * 1000)
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            # Noted first: a join that read one of them before commits nothing (it watches CLUSTER_GONE).
-            # Allow-oom: an erasure must work when Redis is full (service_common/redis_oom.py).
-            atomic_writes(self.r, [("ZADD", CLUSTER_GONE, *(x for f in chunk for x in (now_ms, f))),
-                                   ("ZREMRANGEBYSCORE", CLUSTER_GONE, "-inf", now_ms - GONE_KEPT_MS)])
+            # First: a join that read one of them before commits nothing (it watches CLUSTER_GONE), and finds
+            # its record gone when it looks again. Allow-oom: an erasure must work when Redis is full.
+            atomic_writes(self.r, [("INCR", CLUSTER_GONE)])
             owners = {c.decode() for c in self.r.hmget(CLUSTER_OF, chunk) if c}
             models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
             for model in models:
@@ -451,8 +448,8 @@ class Clusters:
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(CLUSTER_GONE)  # erasure notes a face there before taking it out of its cluster
-                    if not self.r.exists(face_key(member.face_id)) or pipe.zscore(CLUSTER_GONE, member.face_id):
+                    pipe.watch(CLUSTER_GONE)  # erasure bumps it (after deleting records) before taking faces out
+                    if not self.r.exists(face_key(member.face_id)):
                         pipe.unwatch()
                         return False
                     size, total, first, last = pipe.hmget(key, "size", "sum", "first_seen_ms", "last_seen_ms")

@@ -298,8 +298,10 @@ def negatives_key(identity_id: str) -> str:
 CLUSTERS = "fc:{clusters}:all"  # cluster_id by last seen (ms)
 CLUSTER_SIZES = "fc:{clusters}:size"  # cluster_id by size
 CLUSTER_OF = "fc:{clusters}:of"  # face_id -> cluster_id
-# face_id -> when an erasure or retention took it (ms, zset): a join that read the face before must not add it
-CLUSTER_GONE = "fc:{clusters}:gone"
+# Bumped (int) whenever erasure or retention takes faces out of the clusters: a join that read a face before
+# commits nothing (it WATCHes this key), then finds the face gone. A counter, not the ids: nothing of an
+# erased face stays.
+CLUSTER_GONE = "fc:{clusters}:forgotten"
 CLUSTER_PARTS = ("members", "faces", "score", "cameras")  # the per-cluster keys beside its hash
 
 

@@ -89,8 +89,8 @@ def _to_old_layout(client: redis.Redis) -> None:
         tag, _, rest = new[len("fc:{"):].partition("}:")
         if SHARD_TAG.fullmatch(tag) and (rest in MERGED or rest == "ingest"):
             continue
-        if tag == "clusters" and (rest.startswith("lock:") or rest == "gone"):
-            client.delete(new)  # the old layout had no record of erased faces for the clusters
+        if tag == "clusters" and (rest.startswith("lock:") or rest == "forgotten"):
+            client.delete(new)  # the old layout had no counter of faces taken out of the clusters
             continue
         client.rename(new, _old_name(new))
     for rest, old in MERGED.items():
@@ -142,7 +142,7 @@ def test_an_old_layout_is_renamed_once_and_nothing_is_lost(redis_client: redis.R
     member = _Member(unknown, now, "cam-1", b"x", template)
     assert Clusters(redis_client)._add(new_cluster_id(), "m1", member)
     before = {raw: _dump(redis_client, raw) for raw in redis_client.scan_iter(match="fc:*")
-              if not raw.endswith((b":ingest", b":gone")) and b":lock:" not in raw}
+              if not raw.endswith((b":ingest", b":forgotten")) and b":lock:" not in raw}
 
     # The old layout: one ingest stream with its group, two entries not acknowledged (one delivered).
     _to_old_layout(redis_client)
