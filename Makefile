@@ -75,8 +75,9 @@ CLUSTER_TESTS := test_redis_keys test_decision_steps test_gallery test_fusion te
 	test_events_sse test_scopes test_gate test_compreface_api test_error_bodies test_problems \
 	test_ingest_limits test_tls test_edge_uploader test_mqtt test_reconstructor_api test_face_file_rest \
 	test_operations test_edge_containers test_resilience test_api_fuzz
+# With 3 gallery shards (`make test` runs the default, 1): the sharded gallery's merged search and listings.
 test-cluster: setup
-	FC_TEST_REDIS=cluster $(PY) -m pytest -q $(CLUSTER_TESTS:%=tests/%.py)
+	FC_TEST_REDIS=cluster FACECODEC_GALLERY_SHARDS=3 $(PY) -m pytest -q $(CLUSTER_TESTS:%=tests/%.py)
 
 # docker-compose.yml built and run with Podman (the images, health, the demo's flow, an edge restart).
 compose-test: setup system-compose
