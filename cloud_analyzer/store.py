@@ -25,12 +25,14 @@ from service_common.redis_keys import (
     EVENTS_STREAM,
     FACES,
     GROUP,
+    HISTORY_DAYS,
     INGEST_STREAM,
     SIGHTINGS,
     camera_sightings_key,
     face_key,
     fusion_descriptor_key,
     history_cameras_key,
+    history_days_member,
     history_key,
     identity_sightings_key,
     negatives_key,
@@ -208,6 +210,8 @@ class Store(IdentityStore):
                             "VADD", history, "FP32", np.asarray(descriptor, "<f4").tobytes(), face_id, "Q8",
                             "SETATTR", json.dumps({"ts": ts}))
                         pipe.sadd(history_cameras_key(model, ts), camera_id)
+                        # The day's entry in retention's index of history days (it drops days from it).
+                        pipe.zadd(HISTORY_DAYS, {history_days_member(model, ts): ts - ts % 86_400_000})
                         update = {**update, "history_key": history}
                     pipe.hset(face_key(face_id), mapping=update)
                     if fusion_ttl_ms:

@@ -18,9 +18,13 @@ from service_common.redis_keys import (
     EVENTS_STREAM,
     FACES,
     GROUP,
+    HISTORY_DAYS,
     INGEST_STREAM,
     SIGHTINGS,
     camera_sightings_key,
+    history_cameras_key,
+    history_days_member,
+    history_key,
     history_pattern,
 )
 from tests.helpers.records import valid_record
@@ -124,3 +128,47 @@ def test_history_days_are_dropped_whole(redis_client: redis.Redis) -> None:
     done = Retention(redis_client, max_age_s=2 * 86400).run_once(now)
     assert done.history_days_dropped == 1 and done.faces_expired == 1
     assert days() == {time.strftime("%Y%m%d", time.gmtime(now / 1000))}
+
+
+def _scans(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+
+
+def test_history_days_come_from_their_index_not_a_keyspace_scan(redis_client: redis.Redis) -> None:
+    """Days written before the index existed are found by one SCAN, the first round; later rounds scan
+    nothing; a day is dropped for every model, its cameras set and index entry with it."""
+    import numpy as np
+
+    now = int(time.time() * 1000)
+    old, today = now - 5 * 86_400_000, now - 1000
+    vector = (np.ones(8, np.float32) / 8**0.5).tobytes()
+    for model in ("m1", "m2"):  # as a version without the index left them: partitions and cameras sets only
+        for camera in ("c1", "c2"):
+            redis_client.execute_command("VADD", history_key(model, old, camera), "FP32", vector, f"{model}{camera}")
+            redis_client.sadd(history_cameras_key(model, old), camera)
+    store = Store(redis_client)
+    store.ensure_group()
+    face_id = ingest(store, today)
+    stream_id, _ = redis_client.xreadgroup(GROUP, "w1", {INGEST_STREAM: ">"}, count=1)[0][1][0]
+    store.record_result(stream_id, store.face(face_id), Outcome("unknown"), np.ones(512, np.float32) / 512**0.5, "m1")
+    assert redis_client.zrange(HISTORY_DAYS, 0, -1) == [history_days_member("m1", today).encode()]
+
+    retention = Retention(redis_client, max_age_s=2 * 86400)
+    before = _scans(redis_client)
+    assert retention.run_once(now).history_days_dropped == 2  # m1 and m2 of the old day
+    assert _scans(redis_client) > before
+    assert not redis_client.exists(*(history_key(m, old, c) for m in ("m1", "m2") for c in ("c1", "c2")))
+    assert not redis_client.exists(history_cameras_key("m1", old), history_cameras_key("m2", old))
+    assert redis_client.zrange(HISTORY_DAYS, 0, -1) == [history_days_member("m1", today).encode()]
+    assert redis_client.exists(history_key("m1", today, "cam-r"))
+
+    # A late decision for a dropped day (an edge's old backlog) indexes the day again: the next round takes it.
+    redis_client.execute_command("VADD", history_key("m1", old, "c3"), "FP32", vector, "late")
+    redis_client.sadd(history_cameras_key("m1", old), "c3")
+    redis_client.zadd(HISTORY_DAYS, {history_days_member("m1", old): old - old % 86_400_000})
+    before = _scans(redis_client)
+    assert retention.run_once(now).history_days_dropped == 1
+    assert _scans(redis_client) == before  # found from the index alone
+    assert not redis_client.exists(history_key("m1", old, "c3"), history_cameras_key("m1", old))
+    assert Retention(redis_client, max_age_s=0.001).run_once(now + 86_400_000).history_days_dropped == 1
+    assert redis_client.zcard(HISTORY_DAYS) == 0 and not redis_client.exists(history_key("m1", today, "cam-r"))
