@@ -99,7 +99,7 @@ def _answers(client: redis.Redis) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devstack.redis_cluster", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     make = sub.add_parser("form", help="form a cluster of empty cluster-enabled nodes (again: no change)")
@@ -107,11 +107,25 @@ def main(argv: list[str] | None = None) -> None:
     make.add_argument("--replicas", type=int, default=0, help="replicas per primary (the last nodes)")
     make.add_argument("--password-file", type=Path, help="the nodes' requirepass, read from this file")
     make.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the nodes and the cluster")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def primary_count(nodes: int, replicas: int) -> int:
+    """How many of `nodes` are primaries with `replicas` each; ValueError unless at least 3 and exact."""
+    count = nodes // (1 + replicas)
+    if count < 3 or count * (1 + replicas) != nodes:
+        raise ValueError("need at least 3 primaries, and (1 + --replicas) nodes for each")
+    return count
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli = parser()
+    args = cli.parse_args(argv)
     nodes = [parse_address(n) for n in args.nodes]
-    count = len(nodes) // (1 + args.replicas)
-    if count < 3 or count * (1 + args.replicas) != len(nodes):
-        parser.error("need at least 3 primaries, and (1 + --replicas) nodes for each")
+    try:
+        count = primary_count(len(nodes), args.replicas)
+    except ValueError as exc:
+        cli.error(str(exc))
     password = args.password_file.read_text().strip() if args.password_file else None
     form(nodes[:count], nodes[count:], password, args.timeout)
     print(f"Redis Cluster formed: {count} primaries, {len(nodes) - count} replicas")

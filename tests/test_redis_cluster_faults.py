@@ -6,6 +6,8 @@ allow-oom lock, the fullest primary's memory)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+import yaml
 from redis.cluster import RedisCluster
 
 from cloud_analyzer.retention import HistoryDays
@@ -153,3 +156,29 @@ def test_retention_deletes_history_days_and_takes_its_lock_on_a_cluster(tmp_path
         assert memory.full and memory.max_bytes == 1
         client.delete(RETENTION_LOCK)
         assert set_nx_px(client, RETENTION_LOCK, 1, 5000)  # the lock, on the full primary
+
+
+def test_the_compose_init_command_forms_a_password_protected_cluster_once(tmp_path: Path) -> None:
+    """docker-compose.yml's `redis-cluster-init` command, run as a process against six password-protected
+    empty nodes (its node names swapped for loopback ports): a cluster of 3 primaries, each with one replica;
+    run again, it changes nothing."""
+    root = Path(__file__).resolve().parent.parent
+    argv = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]["redis-cluster-init"]["command"]
+    password_file = tmp_path / "redis_password"
+    password_file.write_text("s3cret-for-the-test\n")
+    with LocalCluster(tmp_path / "nodes", password_file=password_file, form_now=False) as cluster:
+        names = [a for a in argv if a.startswith("redis-node-")]
+        ports = dict(zip(names, (f"127.0.0.1:{n.port}" for n in cluster.nodes), strict=True))
+        local = [ports.get(a, str(password_file) if a == "/run/secrets/redis_password" else a) for a in argv]
+        for _ in range(2):
+            done = subprocess.run([sys.executable, *local[1:]], cwd=root, capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stderr
+        roles = sorted((n["flags"].replace("myself,", ""), len(n["slots"])) for n in cluster.view())
+        assert roles == [("master", 1)] * 3 + [("slave", 0)] * 3
+        primaries = {n["id"] for n in cluster.view() if n["slots"]}
+        assert sorted(n["primary"] for n in cluster.view() if not n["slots"]) == sorted(primaries)  # one each
+        client = cluster.client()
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=cluster.nodes[0].port).ping()

@@ -29,13 +29,17 @@ NODE_TIMEOUT_MS = 1000  # how long a primary may be silent before its replica ta
 
 class LocalCluster:
     def __init__(self, root: Path, primaries: int = 3, replicas: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS,
-                 extra_args: tuple[str, ...] = ()) -> None:
-        self.nodes = []
+                 password_file: Path | None = None, form_now: bool = True) -> None:
+        """password_file: every node asks for that password (replicas give it to their primary, as compose's
+        nodes do); form_now: False leaves the nodes empty and unjoined, for a test that forms them itself."""
+        self.nodes, self.password_file, self.form_now = [], password_file, form_now
+        auth = ("--masterauth", password_file.read_text().strip()) if password_file else ()
         for i in range(primaries * (1 + replicas)):
             data = root / f"node-{i}"
             args = ("--cluster-enabled", "yes", "--cluster-config-file", str(data / "nodes.conf"),
-                    "--cluster-node-timeout", str(node_timeout_ms), *extra_args)
-            self.nodes.append(RedisServer(data, port=cluster_port({n.port for n in self.nodes}), extra_args=args))
+                    "--cluster-node-timeout", str(node_timeout_ms), *auth)
+            self.nodes.append(RedisServer(data, port=cluster_port({n.port for n in self.nodes}),
+                                          password_file=password_file, extra_args=args))
         self.primary_count = primaries
         self.killed: list[RedisServer] = []
 
@@ -49,8 +53,13 @@ class LocalCluster:
     def start(self) -> None:
         for node in self.nodes:
             node.start()
-        address = [("127.0.0.1", n.port) for n in self.nodes]
-        form(address[: self.primary_count], address[self.primary_count :], timeout_s=30)
+        if self.form_now:
+            address = [("127.0.0.1", n.port) for n in self.nodes]
+            form(address[: self.primary_count], address[self.primary_count :], self.password, timeout_s=30)
+
+    @property
+    def password(self) -> str | None:
+        return self.password_file.read_text().strip() if self.password_file else None
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -72,10 +81,11 @@ class LocalCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def client(self, **kwargs: object) -> RedisCluster:
-        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self.live], **kwargs)
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self.live],
+                            password=self.password, **kwargs)
 
     def node_client(self, node: RedisServer) -> redis.Redis:
-        return redis.Redis(port=node.port, decode_responses=True)
+        return redis.Redis(port=node.port, password=self.password, decode_responses=True)
 
     def view(self, node: RedisServer | None = None) -> list[dict]:
         """CLUSTER NODES as `node` (default: the first live node) sees it."""
@@ -147,7 +157,8 @@ class LocalCluster:
                 dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
                 src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
                 while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, batch):
-                    src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+                    auth = ("AUTH", self.password) if self.password else ()
+                    src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, *auth, "KEYS", *keys)
                     moved += len(keys)
                 dst.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)  # the target first, then the source
                 src.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
