@@ -151,19 +151,20 @@ class HistoryDays:
         return len(doomed)
 
     def _drop(self, days: list[tuple[str, int]]) -> None:
-        """A day leaves the index only once its cameras set is seen empty, and each camera leaves the set
-        before its partition is deleted: a late decision for that day (an edge's old backlog) either adds
-        its camera back, which the next pass sees, or writes after the deletion, and its own index entry
-        brings the day back for the next round. Nothing is left unindexed, and a crash only repeats work."""
+        """Each camera leaves the day's cameras set before its partition is deleted, and the day leaves the
+        index only once that set is empty, checked again after the removal (put back if a camera came
+        meanwhile). A late decision for the day (an edge's old backlog) adds its camera to the set before
+        the day to the index (Store.record_result), so its partition is always found, this pass or the
+        next round. A crash only repeats work."""
         left = {member: day_ms for member, day_ms in days}
+        models = {member: member.rpartition(":")[0] for member in left}
         while left:
-            models = {member: member.rpartition(":")[0] for member in left}
-            pipe = self.r.pipeline(transaction=False)
-            for member, day_ms in left.items():
-                pipe.smembers(history_cameras_key(models[member], day_ms))
-            cameras = {member: sorted(c.decode() for c in seen) for member, seen in zip(left, pipe.execute())}
+            cameras = self._cameras(left, models)
             if empty := [member for member, seen in cameras.items() if not seen]:
                 self.r.zrem(HISTORY_DAYS, *empty)
+                came_back = self._cameras({m: left[m] for m in empty}, models)
+                if back := {m: left[m] for m, seen in came_back.items() if seen}:
+                    write_key(self.r, "ZADD", HISTORY_DAYS, *(v for m, day in back.items() for v in (day, m)))
             left = {member: left[member] for member, seen in cameras.items() if seen}
             pipe = self.r.pipeline(transaction=False)
             for member, day_ms in left.items():
@@ -174,6 +175,12 @@ class HistoryDays:
                 for camera in cameras[member]:
                     pipe.delete(history_key(models[member], day_ms, camera))  # one key a command: any slot
             pipe.execute()
+
+    def _cameras(self, days: dict[str, int], models: dict[str, str]) -> dict[str, list[str]]:
+        pipe = self.r.pipeline(transaction=False)
+        for member, day_ms in days.items():
+            pipe.smembers(history_cameras_key(models[member], day_ms))
+        return {member: sorted(c.decode() for c in seen) for member, seen in zip(days, pipe.execute())}
 
     def index_older_days(self) -> None:
         """Once: the days written before the index existed go into it (one SCAN of the keyspace, every node's

@@ -210,7 +210,8 @@ class Store(IdentityStore):
                             "VADD", history, "FP32", np.asarray(descriptor, "<f4").tobytes(), face_id, "Q8",
                             "SETATTR", json.dumps({"ts": ts}))
                         pipe.sadd(history_cameras_key(model, ts), camera_id)
-                        # The day's entry in retention's index of history days (it drops days from it).
+                        # The day's entry in retention's index of history days, after the cameras set:
+                        # retention drops a day from it once that set is empty (cloud_analyzer/retention.py).
                         pipe.zadd(HISTORY_DAYS, {history_days_member(model, ts): ts - ts % 86_400_000})
                         update = {**update, "history_key": history}
                     pipe.hset(face_key(face_id), mapping=update)

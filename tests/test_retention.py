@@ -172,3 +172,40 @@ def test_history_days_come_from_their_index_not_a_keyspace_scan(redis_client: re
     assert not redis_client.exists(history_key("m1", old, "c3"), history_cameras_key("m1", old))
     assert Retention(redis_client, max_age_s=0.001).run_once(now + 86_400_000).history_days_dropped == 1
     assert redis_client.zcard(HISTORY_DAYS) == 0 and not redis_client.exists(history_key("m1", today, "cam-r"))
+
+
+def test_a_decision_landing_while_its_day_is_dropped_is_not_left_unindexed(redis_client: redis.Redis) -> None:
+    """The race retention guards against: a late decision for a day being dropped (an edge's old backlog)
+    writes just after retention saw the day's cameras set empty and before it removed the day from the
+    index. The day goes back into the index, so the late partition goes next round."""
+    import numpy as np
+
+    from cloud_analyzer.retention import HistoryDays
+
+    now = int(time.time() * 1000)
+    old = now - 5 * 86_400_000
+    vector = (np.ones(8, np.float32) / 8**0.5).tobytes()
+    member, day_start = history_days_member("m1", old), old - old % 86_400_000
+
+    def decide(camera: str, face_id: str) -> None:  # what Store.record_result writes, in its order
+        redis_client.execute_command("VADD", history_key("m1", old, camera), "FP32", vector, face_id)
+        redis_client.sadd(history_cameras_key("m1", old), camera)
+        redis_client.zadd(HISTORY_DAYS, {member: day_start})
+
+    class LateDecision(HistoryDays):
+        looks = 0
+
+        def _cameras(self, days, models):  # type: ignore[no-untyped-def]
+            seen = super()._cameras(days, models)
+            self.looks += 1
+            if self.looks == 2:  # the set was just seen empty: the day is about to leave the index
+                decide("c-late", "late")
+            return seen
+
+    decide("c1", "f1")
+    assert LateDecision(redis_client).drop_before(now) == 1
+    assert redis_client.exists(history_key("m1", old, "c-late"))  # written after the deletions
+    assert redis_client.zrange(HISTORY_DAYS, 0, -1) == [member.encode()]  # so the day is indexed again
+    assert HistoryDays(redis_client).drop_before(now) == 1
+    assert not redis_client.exists(history_key("m1", old, "c-late"), history_cameras_key("m1", old))
+    assert redis_client.zcard(HISTORY_DAYS) == 0
