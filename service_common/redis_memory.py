@@ -50,6 +50,7 @@ def redis_memory(client: redis.Redis | RedisCluster) -> RedisMemory:
     """Memory of a single Redis, or of the fullest primary of a cluster."""
     if isinstance(client, RedisCluster):
         replies = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
-        nodes = [_one(info) for info in replies.values()]
+        # One reply per primary by node name; redis-py answers a single primary's reply as it is.
+        nodes = [_one(replies)] if "used_memory" in replies else [_one(info) for info in replies.values()]
         return max(nodes, key=lambda m: (m.full, m.fraction or 0.0, m.used_bytes))
     return _one(client.info("memory"))
