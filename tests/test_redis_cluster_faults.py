@@ -32,6 +32,7 @@ from tests.helpers import wait_until
 from tests.helpers.redis_cluster import LocalCluster
 
 DAY_MS = 86_400_000
+pytestmark = pytest.mark.slow  # each forms a cluster (a few seconds) and waits for failovers or slot moves
 
 
 class Writer(threading.Thread):

@@ -109,6 +109,7 @@ def test_retention_and_an_erasure_work_on_a_full_redis(full_redis, tmp_path: Pat
         assert client.exists(face_key(recent[1].face_id))  # what retention keeps stays
 
 
+@pytest.mark.slow
 def test_a_full_redis_pushes_back_on_the_edge_which_keeps_its_faces_until_retention_frees_memory(
         full_redis, tmp_path: Path) -> None:
     """Fill memory: Ingest answers RESOURCE_EXHAUSTED, the edge's uploader keeps every face not acknowledged
