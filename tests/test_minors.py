@@ -70,6 +70,11 @@ def test_withhold_flags_children_refuses_their_enrolment_and_names_nobody(redis_
         assert sighting["looks_child"] and sighting["child_withheld"] and sighting["child_probability"] >= 0.5
         listed = api.get(f"{url}/v1/sightings", params={"camera_id": "hall"}).json()["items"]
         assert [s["child_withheld"] for s in listed] == [True]
+        # Adding that sighting to the identity is an enrolment too: refused, and nothing changes.
+        refused = api.post(f"{url}/v1/sightings/{sighting['face_id']}/correction",
+                           json={"action": "reassign", "identity_id": "c" * 32, "add_as_template": True})
+        assert refused.status_code == 422 and "child" in refused.json()["detail"], refused.text
+        assert api.get(f"{url}/v1/faces/{sighting['face_id']}").json()["status"] == "unknown"
 
 
 def test_strict_warns_on_enrolment_and_names_a_child_only_at_the_child_threshold(redis_server, front_end) -> None:
