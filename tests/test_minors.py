@@ -75,6 +75,12 @@ def test_withhold_flags_children_refuses_their_enrolment_and_names_nobody(redis_
                            json={"action": "reassign", "identity_id": "c" * 32, "add_as_template": True})
         assert refused.status_code == 422 and "child" in refused.json()["detail"], refused.text
         assert api.get(f"{url}/v1/faces/{sighting['face_id']}").json()["status"] == "unknown"
+        # So is promoting the unknown child's cluster to an identity.
+        cluster = sighting["cluster_id"]
+        assert cluster
+        promoted = api.post(f"{url}/v1/clusters/{cluster}/promote", json={"name": "kid 2"})
+        assert promoted.status_code == 422 and "child" in promoted.json()["detail"], promoted.text
+        assert api.get(f"{url}/v1/clusters/{cluster}").status_code == 200
 
 
 def test_strict_warns_on_enrolment_and_names_a_child_only_at_the_child_threshold(redis_server, front_end) -> None:
