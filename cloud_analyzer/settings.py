@@ -69,7 +69,7 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, Event
         "nobody and refuses it as an enrolment photo; `strict` names only at child_threshold and warns on "
         "enrolment; `off` decides children like adults (the recogniser confuses children: README, Children)")
     child_threshold: float = Field(
-        0.575, gt=0, le=1, description="child_policy=strict: the cosine a flagged face must reach to be named "
+        0.58, gt=0, le=1, description="child_policy=strict: the cosine a flagged face must reach to be named "
         "(where stricter than the gallery's threshold)")
     child_flag_at: float | None = Field(
         None, ge=0, le=1, description="the child-look probe's P(age < 13) at which a face is flagged; unset: the "

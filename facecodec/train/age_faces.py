@@ -69,7 +69,7 @@ def fgnet_items(root: Path) -> list[Item]:
 
 def lfw_items(n: int, rng: np.random.Generator) -> list[Item]:
     images = evaluation_images()
-    pick = rng.choice(len(images), size=min(n, len(images)), replace=False)
+    pick = rng.choice(len(images), size=min(n, len(images)) if n > 0 else len(images), replace=False)
     return [(images[i].path, -1, -1, images[i].identity, True) for i in sorted(pick)]
 
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--utk", type=int, default=3200)
     parser.add_argument("--fairface-train", type=int, default=2400)
     parser.add_argument("--fairface-val", type=int, default=900)
-    parser.add_argument("--lfw", type=int, default=1000)
+    parser.add_argument("--lfw", type=int, default=0, help="LFW evaluation photos to sample (0: all 6,311)")
     parser.add_argument("--heldout", type=float, default=0.25)
     parser.add_argument("--sets", nargs="+", default=["fgnet", "utk", "fairface", "lfw"])
     parser.add_argument("--seed", type=int, default=0)
