@@ -1,6 +1,6 @@
 """The child-look probe (facecodec.age) on real faces through the real front end: its committed weights
 load and give probabilities; LFW evaluation adults are seldom flagged, FairFace val children
-(samples/fairface, CC BY 4.0, never trained on) mostly are."""
+(tests/data/fairface, CC BY 4.0, never trained on) mostly are."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from facecodec.datasets import evaluation_images
 from facecodec.frontend import decode_image
 from facecodec.frontend.describe import DESCRIPTOR_MODEL
 
-CHILDREN = sorted((Path(__file__).resolve().parents[1] / "samples" / "fairface").glob("*.jpg"))
+CHILDREN = sorted((Path(__file__).resolve().parent / "data" / "fairface").glob("*.jpg"))
 
 
 def _descriptors(front_end, paths) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Children in a real analyzer (gRPC Ingest, workers, REST, Redis): a face the child-look probe flags
 carries the flag in its sighting and search answer; ANALYZER_CHILD_POLICY withholds its name, or names
 it only at the child threshold; enrolling it is refused or warned about. Child photos: FairFace val
-(samples/fairface, CC BY 4.0); adults: LFW."""
+(tests/data/fairface, CC BY 4.0); adults: LFW."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.helpers.records import recent_ms, record
 from tests.helpers.servers import api_client, serve_analyzer
 
 Ack = ingest_pb2.IngestAck
-CHILD = Path(__file__).resolve().parents[1] / "samples" / "fairface" / "val_2202.jpg"  # a child of 3-9
+CHILD = Path(__file__).resolve().parent / "data" / "fairface" / "val_2202.jpg"  # a child of 3-9
 ADULT = "Tony_Blair"
 
 
