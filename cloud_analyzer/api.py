@@ -23,6 +23,7 @@ from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.key_migration import migrate_keys
 from cloud_analyzer.metrics import AnalyzerMetrics
+from cloud_analyzer.minors import child_policy
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
 from cloud_analyzer.routers import (
@@ -54,6 +55,7 @@ from service_common.guard import Access, build_access, require
 from service_common.health import readiness
 from service_common.http import harden
 from service_common.prometheus import count_redis_errors, metrics_route
+from service_common.redis_memory import redis_memory
 from service_common.request_id import with_request_ids
 from service_common.tls import Channels
 
@@ -109,7 +111,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s,
-                              settings.claim_idle_s, clusters, metrics)
+                              settings.claim_idle_s, clusters, metrics, child_policy(settings))
             for i in range(settings.workers)
         ]
         for worker in workers:
@@ -130,6 +132,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
             "ingest_server": lambda: ingest_up.is_set(),
             "workers": lambda: all(w.alive for w in workers),
         }
+        app.state.ready_notes = {"redis_full": lambda: redis_memory(store.r).full}
         ingest_up.set()
         log.info("analyzer: ingest on :%d (%s), %d worker(s)", port,
                  "plaintext" if ingest_tls is None else "mutual TLS", len(workers))
@@ -175,10 +178,13 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
 
     @app.get("/v1/health", dependencies=[require("admin")])
     def health(analyzer: AnalyzerDep) -> dict:
-        """The detail, for admins: gallery size, operating point, and the audit trail's state (entries the
-        safety cap dropped: 0 unless audit entries were lost)."""
+        """The detail, for admins: gallery size, operating point, the audit trail's state (entries the
+        safety cap dropped: 0 unless audit entries were lost), and Redis's memory against its maxmemory
+        (`full`: new faces are refused, the edges keep them and retry)."""
         audit = analyzer.access.audit
-        return {"status": "ok", "identities": len(analyzer.gallery), "codec": analyzer.codec.spec.name,
+        memory = redis_memory(analyzer.store.r)
+        return {"status": "redis_full" if memory.full else "ok", "redis_memory": memory.as_dict(),
+                "identities": len(analyzer.gallery), "codec": analyzer.codec.spec.name,
                 "target_fpir": analyzer.settings.target_fpir,
                 "audit": {"entries": len(audit), "retention_days": audit.retention_days,
                           "max_entries": audit.max_entries, "dropped_over_cap": audit.dropped()}}

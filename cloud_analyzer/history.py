@@ -5,18 +5,17 @@ written by `Store.record_result`), with their capture time as an attribute. A se
 sets of the days its time range covers and of its cameras (all that day's cameras when it names none),
 each a single VSIM with a FILTER on time, in one pipeline, and merges the hits.
 Scores come from 8-bit quantised vectors: cosine = 2 * VSIM score - 1, within about 0.01 of the
-float cosine. Retention drops whole days (`drop_days_before`).
+float cosine. Retention drops whole days (cloud_analyzer/retention.py, from the index `HISTORY_DAYS`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import redis
 
-from service_common.redis_keys import FACE_INDEXES, HISTORY_PATTERN, face_key, history_cameras_key, history_key
+from service_common.redis_keys import FACE_INDEXES, face_key, history_cameras_key, history_key
 
 DAY_MS = 86_400_000
 MAX_DAYS = 400  # partitions one query may touch (retention keeps far fewer)
@@ -116,16 +115,3 @@ class History:
                     if 2 * float(score) - 1 >= min_similarity:
                         found[face_id.decode()] = 2 * float(score) - 1
         return found
-
-    def drop_days_before(self, cutoff_ms: int) -> int:
-        """Delete the partitions of whole days that end before `cutoff_ms`; returns how many days."""
-        today = time.strftime("%Y%m%d", time.gmtime(cutoff_ms / 1000))
-        doomed, dropped = [], set()
-        for key in self.r.scan_iter(match=HISTORY_PATTERN, count=1000):
-            model_day = key.decode().rsplit(":", 1)[0]  # fc:history:{model}:{day}
-            if model_day.rsplit(":", 1)[-1] < today:
-                doomed.append(key)
-                dropped.add(model_day)
-        for start in range(0, len(doomed), 1000):
-            self.r.delete(*doomed[start : start + 1000])
-        return len(dropped)

@@ -10,6 +10,12 @@ a stream is served only when the certificate has the edge role with a name in th
 (`spiffe://facecodec/edge/<edge_id>`, service_common.certs) and every record's `edge_id` is that name;
 anything else (a cloud or camera certificate, another edge's records) ends the stream with
 PERMISSION_DENIED.
+
+Back-pressure: when Redis is full (maxmemory with `noeviction`, as compose and the launcher run it) a
+face cannot be stored, so it is not acknowledged: the stream ends with RESOURCE_EXHAUSTED ("Redis is
+full", and `grpc-retry-pushback-ms` in the trailers), a status the edge retries with back-off while it
+keeps every face not yet acknowledged. Faces acknowledged before stay stored; ingest resumes by itself
+once retention or an erasure has freed memory. Any other Redis failure is UNAVAILABLE, retried alike.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from concurrent import futures
 from dataclasses import dataclass
+from typing import NoReturn
 
 import grpc
 import redis
@@ -46,6 +53,8 @@ from service_common.tls import TlsFiles, peer_role, server_credentials
 log = logging.getLogger(__name__)
 MAX_COORDINATE = 1e6  # pixels; far beyond any frame, still exact in a float32
 CONTACT_EVERY_S = 1.0  # how often an edge's last contact is written while it streams
+FULL_RETRY_MS = 5_000  # the pushback a full Redis asks of the edges (retention frees memory every interval)
+REDIS_FULL = "cloud storage is full (Redis maxmemory); the edge keeps its faces and retries later"
 Ack = ingest_pb2.IngestAck
 INGEST_RESULT = {IngestResult.CREATED: "accepted", IngestResult.DUPLICATE: "duplicate",
                  IngestResult.CONFLICT: "conflict"}  # the analyzer_faces_ingested label
@@ -266,6 +275,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         self._contact_written[edge_id] = now
         try:
             self.store.r.hset(EDGES_SEEN, edge_id, int(time.time() * 1000))
+        except redis.exceptions.OutOfMemoryError:  # a full Redis: the record's own write says so
+            pass
         except redis.RedisError as exc:  # not the record's problem: it is stored (or refused) on its own
             log.warning("edge %s: last contact not recorded: %s", edge_id, exc)
 
@@ -284,10 +295,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         try:
             result = self.store.ingest(record.face_id, fields)
         except redis.RedisError as exc:
-            # Not acked, so the edge keeps it and retries: nothing is lost.
-            log.error("redis unavailable during ingest: %s", exc)
-            self.metrics.redis_errors.labels("ingest").inc()
-            context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
+            self._not_stored(exc, context)
         self.metrics.faces_ingested.labels(INGEST_RESULT[result]).inc()
         error = "face_id already stored with different content" if result is IngestResult.CONFLICT else ""
         return Ack(face_id=record.face_id, status=STATUS[result], error=error)
@@ -303,9 +311,20 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         try:
             self.store.close_track(record.track_id, fields, self.limits.track_ttl_s)
         except redis.RedisError as exc:
-            log.error("redis unavailable during ingest: %s", exc)
-            context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
+            self._not_stored(exc, context)
         return Ack(face_id=record.face_id, status=Ack.ACCEPTED)
+
+    def _not_stored(self, exc: redis.RedisError, context: grpc.ServicerContext) -> NoReturn:
+        """End the stream without acknowledging the record, so the edge keeps it and retries: nothing is lost.
+        A full Redis is back-pressure (RESOURCE_EXHAUSTED, retry after a pushback), not an outage."""
+        if isinstance(exc, redis.exceptions.OutOfMemoryError):
+            log.warning("ingest refused: Redis is full (maxmemory); edges keep their faces and retry")
+            self.metrics.ingest_refused_full.inc()
+            context.set_trailing_metadata((("grpc-retry-pushback-ms", str(FULL_RETRY_MS)),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, REDIS_FULL)
+        log.error("redis unavailable during ingest: %s", exc)
+        self.metrics.redis_errors.labels("ingest").inc()
+        context.abort(grpc.StatusCode.UNAVAILABLE, "storage unavailable; retry later")
 
 
 def make_server(store: Store, port: int, edges: Collection[str], host: str = "127.0.0.1",

@@ -3,8 +3,10 @@ decided, what waits, what fails.
 
 One registry per app (`AnalyzerMetrics`), as the edge does (edge_encoder/metrics.py): tests build several
 analyzers in one process and replicas run side by side. Counts of things held in Redis (stream lag and
-pending, gallery, clusters, erasures pending) are read when scraped, so every replica reports the same
-shared figures and none is ever stale; a scrape while Redis is down skips them and counts the error.
+pending, gallery, clusters, erasures pending, Redis's memory against its `maxmemory`) are read when
+scraped, so every replica reports the same shared figures and none is ever stale; a scrape while Redis is
+down skips them and counts the error. `analyzer_redis_full` is 1 while Redis refuses new faces (Ingest
+answers the edges RESOURCE_EXHAUSTED; `analyzer_ingest_refused_full` counts those answers).
 
 `EVENT_DELIVERIES` is process-wide (the event channels are per process, not per app) and registered in
 every app's registry. The events code counts each delivery attempt with one call:
@@ -23,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from service_common.redis_keys import CLUSTERS, ERASURES_PENDING, GROUP, INGEST_STREAMS
+from service_common.redis_memory import redis_memory
 
 log = logging.getLogger(__name__)
 # 10 ms .. 60 s: a face is decided in tens of ms when workers keep up, in seconds to minutes behind a backlog.
@@ -40,6 +43,7 @@ class _RedisGauges(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
+            yield from self._memory()
             pipe = self.r.pipeline(transaction=False)
             for stream in INGEST_STREAMS:
                 pipe.xinfo_groups(stream)
@@ -66,6 +70,16 @@ class _RedisGauges(Collector):
         for name, (doc, value) in values.items():
             yield GaugeMetricFamily(name, doc, value=float(value))
 
+    def _memory(self) -> Iterator[GaugeMetricFamily]:
+        memory = redis_memory(self.r)  # the fullest primary on a cluster
+        for name, doc, value in (
+            ("analyzer_redis_memory_used_bytes", "memory Redis counts against its maxmemory", memory.used_bytes),
+            ("analyzer_redis_memory_max_bytes", "Redis's maxmemory (0: no limit)", memory.max_bytes),
+            ("analyzer_redis_full", "1 while Redis is full and refuses new faces (the edges keep them and "
+             "retry), else 0", int(memory.full)),
+        ):
+            yield GaugeMetricFamily(name, doc, value=float(value))
+
 
 class AnalyzerMetrics:
     def __init__(self) -> None:
@@ -77,6 +91,9 @@ class AnalyzerMetrics:
                                  "low_quality, error)", ["outcome"], registry=r)
         self.recognition_seconds = Histogram("analyzer_recognition_seconds", "ingest to decision, per face",
                                              buckets=LATENCY_BUCKETS, registry=r)
+        self.ingest_refused_full = Counter("analyzer_ingest_refused_full", "Ingest streams answered "
+                                           "RESOURCE_EXHAUSTED because Redis is full (maxmemory): the edge "
+                                           "keeps the faces and retries", registry=r)
         self.redis_errors = Counter("analyzer_redis_errors", "Redis calls that failed, by where (rest, worker, "
                                     "ingest, metrics)", ["where"], registry=r)
         r.register(EVENT_DELIVERIES)

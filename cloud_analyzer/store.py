@@ -25,6 +25,7 @@ from service_common.redis_keys import (
     EVENTS_MAXLEN,
     EVENTS_STREAM,
     GROUP,
+    HISTORY_DAYS,
     INGEST_STREAMS,
     SIGHTINGS_SHARDS,
     camera_sightings_key,
@@ -33,6 +34,7 @@ from service_common.redis_keys import (
     faces_key,
     fusion_descriptor_key,
     history_cameras_key,
+    history_days_member,
     history_key,
     identity_sightings_key,
     ingest_stream_of,
@@ -117,6 +119,9 @@ class Outcome:
     negative_similarity: float | None = None  # highest cosine to the best candidate's negatives
     rejected_by_negative: bool = False  # not named: closer to a face people said is not that identity
     cluster_id: str | None = None  # unknown faces: the anonymous cluster, for the event (clusters.py stores it)
+    looks_child: bool | None = None  # the child-look probe flagged it (minors.py); None: not assessed
+    child_probability: float | None = None
+    child_withheld: bool = False  # a name was withheld because the face looks like a child's
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,9 @@ class Sighting:
     threshold_override: bool = False  # `threshold` was the identity's own override, not the gallery's
     rejected_by_negative: bool = False  # cleared the threshold, but closer to a face people said is not them
     negative_similarity: float | None = None
+    looks_child: bool | None = None  # the child-look probe flagged it (minors.py); None: not assessed
+    child_probability: float | None = None
+    child_withheld: bool = False
     corrected_action: str | None = None  # the latest correction: reject | reassign
     corrected_at: str | None = None  # RFC 3339 UTC
     corrected_by: str | None = None  # the API key id that made it
@@ -217,7 +225,10 @@ class Store(IdentityStore):
                   "error": outcome.error, "decided_at_ms": int(time.time() * 1000),
                   "threshold_override": int(outcome.threshold_override),
                   "negative_similarity": _num(outcome.negative_similarity),
-                  "rejected_by_negative": int(outcome.rejected_by_negative)}
+                  "rejected_by_negative": int(outcome.rejected_by_negative),
+                  "looks_child": "" if outcome.looks_child is None else int(outcome.looks_child),
+                  "child_probability": _num(outcome.child_probability),
+                  "child_withheld": int(outcome.child_withheld)}
         event = decision_fields(face, outcome.status, outcome.identity_id, outcome.identity_name,
                                 outcome.cluster_id, update["similarity"], update["threshold"],
                                 update["decision_fpir"], update["decided_at_ms"])
@@ -252,7 +263,10 @@ class Store(IdentityStore):
         writes: list[tuple] = []
         if history and descriptor is not None:
             writes += [("VADD", history, "FP32", np.asarray(descriptor, "<f4").tobytes(), face_id, "Q8",
-                        "SETATTR", json.dumps({"ts": ts})), ("SADD", history_cameras_key(model, ts), camera_id)]
+                        "SETATTR", json.dumps({"ts": ts})), ("SADD", history_cameras_key(model, ts), camera_id),
+                       # The day's entry in retention's index of history days, after the cameras set:
+                       # retention drops a day from it once that set is empty (cloud_analyzer/retention.py).
+                       ("ZADD", HISTORY_DAYS, ts - ts % 86_400_000, history_days_member(model, ts))]
         if outcome.status != "error":
             writes.append(("ZADD", camera_sightings_key(camera_id), ts, face_id))
             if outcome.identity_id:
@@ -267,7 +281,7 @@ class Store(IdentityStore):
         for name, key, *_ in writes:
             if name == "VADD":
                 pipe.execute_command("VREM", key, face_id)
-            elif name == "ZADD" and key != CAMERAS:
+            elif name == "ZADD" and key not in (CAMERAS, HISTORY_DAYS):  # shared indexes: not the face's
                 pipe.zrem(key, face_id)
         pipe.xdel(EVENTS_STREAM, event_id)
         pipe.execute()
@@ -414,6 +428,9 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         threshold_override=face.get("threshold_override") == "1",
         rejected_by_negative=face.get("rejected_by_negative") == "1",
         negative_similarity=_optional(face, "negative_similarity"),
+        looks_child=None if not face.get("looks_child") else face["looks_child"] == "1",
+        child_probability=_optional(face, "child_probability"),
+        child_withheld=face.get("child_withheld") == "1",
         corrected_action=face.get("corrected_action") or None,
         corrected_at=rfc3339_ms(_optional(face, "corrected_at_ms", int)),
         corrected_by=face.get("corrected_by") or None,

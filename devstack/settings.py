@@ -19,6 +19,11 @@ class DevstackSettings(BaseSettings):
         "fixed", description="ports of `python -m devstack.stack up` (--ports): fixed, each service's default "
         "(edge 8001, analyzer 8002, reconstructor 8003, gRPC 50051/50052); auto, free ports"
     )
+    redis_maxmemory: str = Field(
+        "1gb", pattern=r"^\d+([kmg]b?)?$", description="memory limit of the launcher's Redis "
+        "(--redis-maxmemory; `maxmemory-policy noeviction`: when full, new faces are refused and the edges keep "
+        "them until retention frees memory); 0: no limit"
+    )
     profile: str = Field("scalable", description="codec profile of `python -m devstack.stack up` (--profile)")
     mqtt: bool = Field(False, description="`python -m devstack.stack up` also starts mosquitto and points the "
                        "analyzer's MQTT publisher at it (--mqtt)")

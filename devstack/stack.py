@@ -212,12 +212,14 @@ class Stack:
     # Settings from the user (environment, --env-file): passed through unless the launcher wires the variable.
     user_settings: dict[str, str] = field(default_factory=dict)
     mqtt: bool = False  # also start mosquitto and point the analyzer's MQTT publisher at it
+    redis_maxmemory: str = "1gb"  # Redis's maxmemory, with noeviction (a full Redis pushes back on ingest)
     redis: RedisServer = field(init=False)
     broker: MosquittoServer | None = field(init=False, default=None)
     services: dict[str, Service] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.redis = RedisServer(self.data_dir / "redis", password_file=self.secrets_dir / "redis_password")
+        self.redis = RedisServer(self.data_dir / "redis", password_file=self.secrets_dir / "redis_password",
+                                 extra_args=("--maxmemory", self.redis_maxmemory, "--maxmemory-policy", "noeviction"))
         if self.mqtt:
             self.broker = MosquittoServer(self.data_dir / "mosquitto", MQTT_PORT if self.fixed_ports else free_port())
 
@@ -485,7 +487,8 @@ def up(args: argparse.Namespace) -> int:
         return 1
     pid_file.write_text(f"{os.getpid()}\n")
     stack = Stack(args.data_dir, args.profile, tls_dir=args.tls_dir, insecure_grpc=args.insecure_grpc,
-                  fixed_ports=args.ports == "fixed", user_settings=user_settings(args.env_file), mqtt=args.mqtt)
+                  fixed_ports=args.ports == "fixed", user_settings=user_settings(args.env_file), mqtt=args.mqtt,
+                  redis_maxmemory=args.redis_maxmemory)
     try:
         with stack:
             print(f"redis               {stack.redis.url}")
@@ -581,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mqtt", action="store_true", default=defaults.mqtt,
                         help="also start mosquitto and have the analyzer publish sightings and Home Assistant "
                         "discovery to it")
+    parser.add_argument("--redis-maxmemory", default=defaults.redis_maxmemory,
+                        help="Redis's memory limit (e.g. 512mb, 4gb; 0: none); when full, ingest pushes back")
     args = parser.parse_args(argv)
     if args.command == "down":
         return down(args)

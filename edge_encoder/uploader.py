@@ -1,5 +1,9 @@
 """Streams outbox records to the cloud's Ingest service; removes each only after its ack.
 
+A failed upload acknowledges nothing, so every face not acknowledged stays in the outbox and is sent
+again after a back-off (0.5 s doubling to `retry_max_s`), at least as long as the cloud asked with
+`grpc-retry-pushback-ms` (its answer while its Redis is full, capped at `retry_max_s`).
+
 The thread never dies quietly: a row that cannot be read is quarantined (the outbox's `rejected`
 table) so it cannot block the rows behind it, any other failure is logged, counted and retried with
 back-off, and `health()` says when records have waited too long without a successful upload.
@@ -103,6 +107,7 @@ class Uploader:
                 sent = self.upload_once()
             except grpc.RpcError as exc:
                 self.last_error = f"{exc.code().name}: {exc.details()}"
+                backoff = max(backoff, min(pushback_s(exc), self.retry_max_s))
                 log.warning("upload to %s failed (%s); retrying in %.1fs", self.address, self.last_error, backoff)
             except Exception:  # a bug or a broken disk must not end uploads for good: log, count, retry
                 self.last_error = "internal error; see the edge's log"
@@ -115,3 +120,15 @@ class Uploader:
             self.errors += 1
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.retry_max_s)
+
+
+def pushback_s(exc: grpc.RpcError) -> float:
+    """The wait the server asked for (`grpc-retry-pushback-ms` trailer), 0 if none."""
+    trailers = exc.trailing_metadata() if callable(getattr(exc, "trailing_metadata", None)) else None
+    for key, value in trailers or ():
+        if key == "grpc-retry-pushback-ms":
+            try:
+                return max(int(value), 0) / 1000
+            except ValueError:
+                return 0.0
+    return 0.0

@@ -4,7 +4,10 @@ minimal: check names and true/false, no addresses or errors. `/healthz` stays li
 answers); an orchestrator restarts on liveness and routes traffic on readiness.
 
 The app puts its checks in `app.state.ready_checks` (name -> callable returning a bool) once it has
-started; until then it is not ready."""
+started; until then it is not ready. `app.state.ready_notes` (same form) are conditions reported beside
+the checks (`notes`) that do not make the service unready: a full Redis (`redis_full`) stops new faces
+(the edges keep them) but reads, erasures and retention go on, and every replica shares that Redis, so
+routing traffic away would only stop what still works."""
 
 from __future__ import annotations
 
@@ -23,7 +26,11 @@ def readiness(request: Request) -> JSONResponse:
     checks: dict[str, Callable[[], bool]] = getattr(request.app.state, "ready_checks", None) or {}
     results = {name: _passes(name, check) for name, check in checks.items()}
     ready = bool(results) and all(results.values())
-    return JSONResponse({"ready": ready, "checks": results}, status_code=200 if ready else 503,
+    body: dict[str, object] = {"ready": ready, "checks": results}
+    notes: dict[str, Callable[[], bool]] = getattr(request.app.state, "ready_notes", None) or {}
+    if notes:
+        body["notes"] = {name: _passes(name, note) for name, note in notes.items()}
+    return JSONResponse(body, status_code=200 if ready else 503,
                         headers={} if ready else {"Retry-After": str(RETRY_AFTER_S)})
 
 

@@ -44,6 +44,7 @@ the analyzer's start on a standalone Redis (cloud_analyzer/key_migration.py, KEY
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import os
 import time
@@ -260,7 +261,7 @@ def enrol_counts_key(model: str, shard: int) -> str:
 
 
 # --- history (written with each decision by cloud_analyzer/store.py, read by history.py) ---------------
-HISTORY_PATTERN = "fc:history:*"  # every partition: what retention scans to drop whole days
+HISTORY_PATTERN = "fc:history:*"  # every partition: scanned once, for the days written before HISTORY_DAYS
 
 
 def history_pattern(model: str) -> str:
@@ -283,6 +284,25 @@ def history_key(model: str, captured_at_ms: int, camera_id: str) -> str:
 def history_cameras_key(model: str, captured_at_ms: int) -> str:
     """Set of the cameras with a history partition that day: what an unfiltered search fans out over."""
     return f"{history_day(model, captured_at_ms)}:cameras"
+
+
+HISTORY_DAYS = "fc:history:days"  # zset: `{model}:{yyyymmdd}` by the day's start (ms): what retention walks
+HISTORY_DAYS_SCHEMA = "fc:history:days:schema"  # set once the days written before HISTORY_DAYS are in it
+
+
+def history_days_member(model: str, captured_at_ms: int) -> str:
+    """One descriptor model's UTC day in HISTORY_DAYS (added with each decision that writes history)."""
+    return history_day(model, captured_at_ms).removeprefix("fc:history:")
+
+
+def parse_history_key(key: str) -> tuple[str, int] | None:
+    """(model, the day's start in ms) of a `history_key` partition or `history_cameras_key` set; None for
+    any other key under HISTORY_PATTERN."""
+    head, sep, _camera = key.rpartition(":")
+    prefix, _, day = head.rpartition(":")
+    if not (sep and prefix.startswith("fc:history:") and len(day) == 8 and day.isdigit()):
+        return None
+    return prefix.removeprefix("fc:history:"), calendar.timegm(time.strptime(day, "%Y%m%d")) * 1000
 
 
 # --- corrections and negative examples (cloud_analyzer/corrections.py) ----------------------------------

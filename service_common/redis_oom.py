@@ -37,6 +37,12 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
+# One command on one key, KEYS[1] (ARGV: the command's name, then its arguments after the key): declared,
+# so Redis Cluster routes it to the key's node, unlike the batch above.
+_ONE_KEY = """#!lua flags=allow-oom
+return redis.call(ARGV[1], KEYS[1], unpack(ARGV, 2))
+"""
+
 Command = Sequence[object]
 _ALL_KEYS = {"DEL", "UNLINK", "EXISTS"}  # commands whose every argument is a key
 
@@ -66,10 +72,14 @@ def atomic_writes(client: redis.Redis, commands: Sequence[Command]) -> list:
     return replies
 
 
+def write_key(client: redis.Redis, command: str, key: str, *args: object) -> object:
+    """`command key *args`, also when Redis is full; on Redis Cluster too (one key, declared)."""
+    return client.eval(_ONE_KEY, 1, key, command, *args)
+
+
 def set_nx_px(client: redis.Redis, key: str, value: object, px: int) -> bool:
-    """SET key value NX PX px (a lock), also when Redis is full."""
-    (reply,) = atomic_writes(client, [("SET", key, value, "NX", "PX", px)])
-    return bool(reply)
+    """SET key value NX PX px (a lock), also when Redis is full, on a single Redis or a cluster."""
+    return write_key(client, "SET", key, value, "NX", "PX", px) is not None
 
 
 def compare_and_set_field(client: redis.Redis, key: str, field: str, expected: bytes | None, value: str) -> bool:

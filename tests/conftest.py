@@ -16,7 +16,7 @@ import redis
 from devstack.stack import RedisServer
 from service_common.redis_client import connect
 from service_common.redis_slots import ENV as SLOT_CHECK_ENV
-from tests.helpers.redis_cluster import LocalRedisCluster
+from tests.helpers.redis_cluster import LocalCluster
 from tests.helpers.servers import serve_analyzer
 
 os.environ[SLOT_CHECK_ENV] = "1"  # before any client is made; inherited by the services tests start
@@ -24,9 +24,9 @@ CLUSTER = os.environ.get("FC_TEST_REDIS") == "cluster"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | LocalRedisCluster]:
-    """The suite's Redis: `.url` is what the services are given (a cluster URL in cluster mode)."""
-    server = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")) if CLUSTER else RedisServer(
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | LocalCluster]:
+    """The suite's Redis: `.url` is what the services are given (a cluster URL in cluster mode: 3 primaries)."""
+    server = LocalCluster(tmp_path_factory.mktemp("redis-cluster"), replicas=0) if CLUSTER else RedisServer(
         tmp_path_factory.mktemp("redis"))
     server.start()
     yield server

@@ -32,6 +32,7 @@ PUBLISHED = {"edge_encoder": 8001, "cloud_analyzer": 8002, "cloud_reconstructor"
 # Every published port on the host's loopback only: a proxy (or HTTPS, for the edge) serves them further
 # (docs/security.md). Never every interface by default.
 HOST_BIND = {"edge_encoder": "127.0.0.1:", "cloud_analyzer": "127.0.0.1:", "cloud_reconstructor": "127.0.0.1:"}
+CLUSTER_NODES = [f"redis-node-{i}" for i in range(1, 7)]  # the `cluster` profile: 3 primaries, then 3 replicas
 
 
 def load(name: str) -> dict[str, Any]:
@@ -51,16 +52,31 @@ def gpu_services() -> dict[str, Any]:
     return load("docker-compose.gpu.yml")["services"]
 
 
-def command_argv(service: dict[str, Any]) -> list[str]:
+# Compose's interpolation: `${NAME}`, `${NAME:-default}` or `${NAME-default}`; `$$` is a literal `$` (kept
+# as written: the checks below read shell commands as the file spells them).
+INTERPOLATION = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def interpolate(text: str, variables: dict[str, str] | None = None) -> str:
+    """`text` as Compose runs it with `variables` set (by default none: no `.env`, a clean shell)."""
+    def value(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$$"
+        return (variables or {}).get(match.group(1)) or match.group(2) or ""
+    return INTERPOLATION.sub(value, text)
+
+
+def command_argv(service: dict[str, Any], variables: dict[str, str] | None = None) -> list[str]:
     command = service["command"]
-    return command.split() if isinstance(command, str) else [str(part) for part in command]
+    argv = command.split() if isinstance(command, str) else [str(part) for part in command]
+    return [interpolate(part, variables) for part in argv]
 
 
-def environment(service: dict[str, Any]) -> dict[str, str]:
+def environment(service: dict[str, Any], variables: dict[str, str] | None = None) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):  # the `- NAME=value` form
-        return dict(item.split("=", 1) for item in env)
-    return {key: str(value) for key, value in env.items()}
+        env = dict(item.split("=", 1) for item in env)
+    return {key: interpolate(str(value), variables) for key, value in env.items()}
 
 
 def healthcheck_argv(service: dict[str, Any]) -> list[str]:
@@ -77,7 +93,7 @@ def test_service_modules_match_the_app_services() -> None:
 
 
 def test_all_services_exist(services: dict[str, Any]) -> None:
-    assert set(services) == {"redis", "certs", "mosquitto", *APP_SERVICES}
+    assert set(services) == {"redis", "certs", "mosquitto", *APP_SERVICES, *CLUSTER_NODES, "redis-cluster-init"}
 
 
 def test_the_mqtt_broker_is_optional(services: dict[str, Any]) -> None:
@@ -312,10 +328,60 @@ def test_every_grpc_link_is_mutual_tls_with_certificates_made_on_first_start(ser
     assert edge["EDGE_TLS_CERT_FILE"] == f"{out_dir}/{edge['EDGE_EDGE_ID']}.crt"
 
 
-def test_redis_memory_is_bounded_and_never_evicted(services: dict[str, Any]) -> None:
-    command = " ".join(command_argv(services["redis"]))
-    assert re.search(r"--maxmemory \d+[kmg]b", command)
+@pytest.mark.parametrize("name", ["redis", *CLUSTER_NODES])
+def test_redis_memory_is_bounded_and_never_evicted(services: dict[str, Any], name: str) -> None:
+    command = " ".join(command_argv(services[name]))
+    assert re.search(r"--maxmemory 1gb ", command)  # the default
     assert "--maxmemory-policy noeviction" in command
+    assert "--maxmemory 512mb " in " ".join(command_argv(services[name], {"FACECODEC_REDIS_MAXMEMORY": "512mb"}))
+
+
+def test_the_services_find_redis_through_one_setting(services: dict[str, Any]) -> None:
+    """FACECODEC_REDIS_URL points the analyzer and the reconstructor at a cluster's seed list; unset, at
+    the `redis` service. The seed list the file documents names its own nodes."""
+    seeds = re.search(r"redis\+cluster://\S+", (ROOT / "docker-compose.yml").read_text())
+    assert seeds
+    hosts = [node.rsplit(":", 1)[0] for node in seeds.group(0).removeprefix("redis+cluster://").split(",")]
+    assert hosts and set(hosts) <= set(CLUSTER_NODES)
+    for variables, url in (({}, "redis://redis:6379/0"), ({"FACECODEC_REDIS_URL": seeds.group(0)}, seeds.group(0))):
+        assert environment(services["cloud_analyzer"], variables)["ANALYZER_REDIS_URL"] == url
+        assert environment(services["cloud_reconstructor"], variables)["RECONSTRUCTOR_REDIS_URL"] == url
+
+
+def test_the_redis_cluster_profile_has_3_primaries_and_3_replicas_and_stays_optional(services: dict[str, Any]) -> None:
+    from devstack.redis_cluster import parser, primary_count
+
+    compose = load("docker-compose.yml")
+    for name in CLUSTER_NODES:
+        node = services[name]
+        assert node["profiles"] == ["cluster"] and node["image"].startswith("redis:8") and "ports" not in node
+        command = " ".join(command_argv(node))
+        assert "--cluster-enabled yes" in command and re.search(r"--appendonly\s+yes", command)
+        assert "--requirepass" in command and "--masterauth" in command and "/run/secrets/redis_password" in command
+        assert node["hostname"] == name and "--cluster-announce-hostname" in command  # redirects name the host
+        volume, target = str(node["volumes"][0]).split(":", 1)
+        assert target == "/data" and volume in compose["volumes"] and volume != "redis-data"
+        assert node["secrets"] == ["redis_password"] and "REDISCLI_AUTH" in " ".join(healthcheck_argv(node))
+    assert len({str(services[n]["volumes"][0]) for n in CLUSTER_NODES}) == 6  # a volume each
+
+    init = services["redis-cluster-init"]
+    assert init["profiles"] == ["cluster"] and init["restart"] == "no" and init["image"] == "facecodec:latest"
+    argv = command_argv(init)
+    assert argv[:3] == ["python", "-m", "devstack.redis_cluster"]
+    args = parser().parse_args(argv[3:])
+    assert args.command == "form" and args.replicas == 1
+    assert str(args.password_file) == "/run/secrets/redis_password" and init["secrets"] == ["redis_password"]
+    assert args.nodes == [f"{n}:6379" for n in CLUSTER_NODES] and primary_count(len(args.nodes), args.replicas) == 3
+    assert {n: d["condition"] for n, d in init["depends_on"].items()} == dict.fromkeys(CLUSTER_NODES, "service_healthy")
+    # Optional: nothing outside the profile waits for it, so a plain `up` never starts it.
+    for name, service in services.items():
+        if "cluster" not in service.get("profiles", []):
+            assert not set(service.get("depends_on") or {}) & {*CLUSTER_NODES, "redis-cluster-init"}, name
+
+    podman = load("deploy/podman/compose.podman.yml")["services"]  # no redis-cli, no Docker Hub there
+    for name in CLUSTER_NODES:
+        assert podman[name]["image"] == podman["redis"]["image"]
+        assert podman[name]["healthcheck"] == podman["redis"]["healthcheck"]
 
 
 def test_every_published_port_binds_loopback(services: dict[str, Any]) -> None:

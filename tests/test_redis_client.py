@@ -14,7 +14,7 @@ from devstack.stack import RedisServer
 from service_common.redis_client import cluster_seeds, connect, is_cluster_url
 from service_common.redis_slots import CrossSlotError
 from tests.helpers import wait_until
-from tests.helpers.redis_cluster import LocalRedisCluster
+from tests.helpers.redis_cluster import LocalCluster
 
 
 def test_cluster_urls_name_their_seeds() -> None:
@@ -28,7 +28,7 @@ def test_cluster_urls_name_their_seeds() -> None:
 def test_a_cluster_with_a_password_file_serves_every_slot(tmp_path: Path) -> None:
     secret = tmp_path / "redis_password"
     secret.write_text("s3cret-from-a-file\n")
-    cluster = LocalRedisCluster(tmp_path / "cluster", password_file=secret)
+    cluster = LocalCluster(tmp_path / "cluster", replicas=0, password_file=secret)
     cluster.start()
     try:
         client = connect(cluster.url, secret, timeout_s=5)
@@ -62,15 +62,18 @@ def test_the_slot_check_refuses_on_one_redis_what_a_cluster_would(redis_server, 
 
 
 def test_reads_from_replicas_see_what_the_primaries_wrote(tmp_path: Path) -> None:
-    cluster = LocalRedisCluster(tmp_path / "cluster", replicas_per_primary=1)
+    cluster = LocalCluster(tmp_path / "cluster", replicas=1)
     cluster.start()
     try:
         writer = connect(cluster.url, timeout_s=5)
+        for i in range(30):  # keys on every primary: their replicas' offsets move, so CLUSTER SLOTS lists them
+            writer.set(f"r{i}", i)
+        with cluster.node_client(cluster.nodes[0]) as node:
+            wait_until(lambda: sum(len(e) - 3 for e in node.execute_command("CLUSTER SLOTS")) == 3, 30, 0.1,
+                       "the replicas listed")
         reader = connect(cluster.url, timeout_s=5, read_from_replicas=True)
         roles = {n.server_type for n in reader.get_nodes()}
         assert roles == {"primary", "replica"} and len(reader.get_nodes()) == 6
-        for i in range(30):
-            writer.set(f"r{i}", i)
         wait_until(lambda: [reader.get(f"r{i}") for i in range(30)] == [str(i).encode() for i in range(30)],
                    10, 0.05, "replicas caught up")
     finally:

@@ -17,7 +17,11 @@ from edge_encoder.retention import EdgeRetention
 from service_common.redis_keys import (
     EVENTS_STREAM,
     GROUP,
+    HISTORY_DAYS,
     camera_sightings_key,
+    history_cameras_key,
+    history_days_member,
+    history_key,
     history_pattern,
     ingest_stream_of,
 )
@@ -124,3 +128,84 @@ def test_history_days_are_dropped_whole(redis_client: redis.Redis) -> None:
     done = Retention(redis_client, max_age_s=2 * 86400).run_once(now)
     assert done.history_days_dropped == 1 and done.faces_expired == 1
     assert days() == {time.strftime("%Y%m%d", time.gmtime(now / 1000))}
+
+
+def _scans(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+
+
+def test_history_days_come_from_their_index_not_a_keyspace_scan(redis_client: redis.Redis) -> None:
+    """Days written before the index existed are found by one SCAN, the first round; later rounds scan
+    nothing; a day is dropped for every model, its cameras set and index entry with it."""
+    import numpy as np
+
+    now = int(time.time() * 1000)
+    old, today = now - 5 * 86_400_000, now - 1000
+    vector = (np.ones(8, np.float32) / 8**0.5).tobytes()
+    for model in ("m1", "m2"):  # as a version without the index left them: partitions and cameras sets only
+        for camera in ("c1", "c2"):
+            redis_client.execute_command("VADD", history_key(model, old, camera), "FP32", vector, f"{model}{camera}")
+            redis_client.sadd(history_cameras_key(model, old), camera)
+    store = Store(redis_client)
+    store.ensure_group()
+    face_id = ingest(store, today)
+    ((stream_id, _),) = read_ingest(redis_client, "w1", 1)
+    store.record_result(stream_id, store.face(face_id), Outcome("unknown"), np.ones(512, np.float32) / 512**0.5, "m1")
+    assert redis_client.zrange(HISTORY_DAYS, 0, -1) == [history_days_member("m1", today).encode()]
+
+    retention = Retention(redis_client, max_age_s=2 * 86400)
+    before = _scans(redis_client)
+    assert retention.run_once(now).history_days_dropped == 2  # m1 and m2 of the old day
+    assert _scans(redis_client) > before
+    assert not redis_client.exists(*(history_key(m, old, c) for m in ("m1", "m2") for c in ("c1", "c2")))
+    assert not redis_client.exists(history_cameras_key("m1", old), history_cameras_key("m2", old))
+    assert redis_client.zrange(HISTORY_DAYS, 0, -1) == [history_days_member("m1", today).encode()]
+    assert redis_client.exists(history_key("m1", today, "cam-r"))
+
+    # A late decision for a dropped day (an edge's old backlog) indexes the day again: the next round takes it.
+    redis_client.execute_command("VADD", history_key("m1", old, "c3"), "FP32", vector, "late")
+    redis_client.sadd(history_cameras_key("m1", old), "c3")
+    redis_client.zadd(HISTORY_DAYS, {history_days_member("m1", old): old - old % 86_400_000})
+    before = _scans(redis_client)
+    assert retention.run_once(now).history_days_dropped == 1
+    assert _scans(redis_client) == before  # found from the index alone
+    assert not redis_client.exists(history_key("m1", old, "c3"), history_cameras_key("m1", old))
+    assert Retention(redis_client, max_age_s=0.001).run_once(now + 86_400_000).history_days_dropped == 1
+    assert redis_client.zcard(HISTORY_DAYS) == 0 and not redis_client.exists(history_key("m1", today, "cam-r"))
+
+
+def test_a_decision_landing_while_its_day_is_dropped_is_not_left_unindexed(redis_client: redis.Redis) -> None:
+    """The race retention guards against: a late decision for a day being dropped (an edge's old backlog)
+    writes just after retention saw the day's cameras set empty and before it removed the day from the
+    index. The day goes back into the index, so the late partition goes next round."""
+    import numpy as np
+
+    from cloud_analyzer.retention import HistoryDays
+
+    now = int(time.time() * 1000)
+    old = now - 5 * 86_400_000
+    vector = (np.ones(8, np.float32) / 8**0.5).tobytes()
+    member, day_start = history_days_member("m1", old), old - old % 86_400_000
+
+    def decide(camera: str, face_id: str) -> None:  # what Store.record_result writes, in its order
+        redis_client.execute_command("VADD", history_key("m1", old, camera), "FP32", vector, face_id)
+        redis_client.sadd(history_cameras_key("m1", old), camera)
+        redis_client.zadd(HISTORY_DAYS, {member: day_start})
+
+    class LateDecision(HistoryDays):
+        looks = 0
+
+        def _cameras(self, days, models):  # type: ignore[no-untyped-def]
+            seen = super()._cameras(days, models)
+            self.looks += 1
+            if self.looks == 2:  # the set was just seen empty: the day is about to leave the index
+                decide("c-late", "late")
+            return seen
+
+    decide("c1", "f1")
+    assert LateDecision(redis_client).drop_before(now) == 1
+    assert redis_client.exists(history_key("m1", old, "c-late"))  # written after the deletions
+    assert redis_client.zrange(HISTORY_DAYS, 0, -1) == [member.encode()]  # so the day is indexed again
+    assert HistoryDays(redis_client).drop_before(now) == 1
+    assert not redis_client.exists(history_key("m1", old, "c-late"), history_cameras_key("m1", old))
+    assert redis_client.zcard(HISTORY_DAYS) == 0

@@ -123,3 +123,20 @@ def test_a_signal_stops_redis_and_every_service(tmp_path: Path, signame: str) ->
         for pid in started:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_launchers_redis_has_a_memory_limit_and_never_evicts(tmp_path: Path) -> None:
+    """FACECODEC_REDIS_MAXMEMORY (default 1gb) with noeviction: a full Redis refuses new faces, which the
+    edges keep, instead of dropping stored ones."""
+    from devstack.settings import DevstackSettings
+
+    assert DevstackSettings().redis_maxmemory == "1gb" or "FACECODEC_REDIS_MAXMEMORY" in os.environ
+    stack = Stack(tmp_path, redis_maxmemory="64mb")
+    stack.secrets_dir.mkdir(parents=True)
+    (stack.secrets_dir / "redis_password").write_text("pw\n")
+    stack.redis.start()
+    try:
+        config = stack.redis.client(decode_responses=True).config_get("maxmemory*")
+        assert config["maxmemory"] == str(64 * 1024 * 1024) and config["maxmemory-policy"] == "noeviction"
+    finally:
+        stack.redis.stop()
