@@ -47,7 +47,7 @@ from facecodec import openset
 from facecodec.codec.profiles import codec_by_name
 from facecodec.eval.open_set_draws import Pool, draw, enrolment_guidance, evaluate
 from facecodec.eval.splits import HELDOUT_SPLITS
-from facecodec.train.data import load_split_faces
+from facecodec.train.data import SAME_PERSON_COSINE, load_split_faces
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "results" / "open_set.json"
@@ -70,6 +70,8 @@ def markdown_table(report: dict) -> str:
             "(named / strangers) | FNIR | FNIR at FPIR 1%: plain / quality-weighted |",
             "|---|---|---|---|---|---|---|---|---|"]
     for p in report["points"]:
+        if p.get("distractors_unfiltered"):  # UTKFace photos of the split's own people among the distractors
+            continue
         rows.append(
             f"| {SPLIT_NAMES.get(p['dataset'], p['dataset'])} | {p['gallery']:,} | {p['enrol_images']} | "
             f"{p['probe_frames']} | {report['target_fpir']:.0%} | "
@@ -92,10 +94,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="a weights sidecar JSON whose open_set calibration to use instead of the committed one "
                              "(e.g. an older commit's, for a before/after on the same faces); nothing is shipped")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the points of --out (and of the shipped file) that this run does not measure")
+    parser.add_argument("--no-ship", action="store_true", help="do not write the analyzer's held-out figures")
+    parser.add_argument("--combine", type=Path, default=None,
+                        help="measure nothing: merge this report's points into --out (as --merge) and ship")
     parser.add_argument("--table", action="store_true", help="print README's table from --out and stop")
     args = parser.parse_args(argv)
     if args.table:
         print(markdown_table(json.loads(args.out.read_text())))
+        return
+    if args.combine:
+        write(merged(json.loads(args.out.read_text()), json.loads(args.combine.read_text())), args.out, ship=True)
         return
     start = time.time()
     codec = codec_by_name("scalable", args.rate)
@@ -108,6 +118,16 @@ def main(argv: list[str] | None = None) -> None:
     if (args.faces / "utk.npz").exists():
         with np.load(args.faces / "utk.npz") as z:
             distractors = openset.unit(z["descriptors"][z["detected"]].astype(np.float32))
+    dropped = 0
+    if distractors is not None:
+        # UTKFace is scraped from the web: 22% of CFP 251-500's photos have a UTKFace photo at the
+        # same-person cosine. A distractor that is a held-out person would be "a stranger named" when
+        # it is that person; drop every UTKFace photo that close to any held-out photo.
+        held = openset.unit(faces.descriptors[np.isin(faces.splits, HELDOUT_SPLITS)])
+        same = np.zeros(len(distractors), bool)
+        for start in range(0, len(held), 4096):
+            same |= (held[start : start + 4096] @ distractors.T >= SAME_PERSON_COSINE).any(0)
+        distractors, dropped = distractors[~same], int(same.sum())
     pool = Pool(faces, openset.unit(faces.descriptors), coded, distractors)
     points = []
     for split in args.splits:
@@ -140,22 +160,45 @@ def main(argv: list[str] | None = None) -> None:
         "identities": {s: int(len(np.unique(faces.identities[faces.splits == s]))) for s in args.splits},
         "photos": {s: int((faces.splits == s).sum()) for s in args.splits},
         "utk_distractors": 0 if distractors is None else int(len(distractors)),
+        "utk_dropped_as_held_out_people": dropped,
         "repeats": args.repeats,
         "machine": machine_record(),
         "seconds": round(time.time() - start, 1),
         "points": points,
         "enrolment": guidance,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    if args.calibration is not None:
+    if args.merge and args.out.exists():
+        report = merged(json.loads(args.out.read_text()), report)
+    write(report, args.out, ship=args.calibration is None and not args.no_ship)
+
+
+def _key(p: dict) -> tuple:
+    return p["dataset"], p["gallery"] // 100 if p["gallery"] < 5000 else -1, p["enrol_images"], p["probe_frames"]
+
+
+def merged(earlier: dict, later: dict) -> dict:
+    """`later` with the points of `earlier` it did not measure (same split, gallery, enrolment, frames)."""
+    measured = {_key(p) for p in later["points"]}
+    points = [p for p in earlier["points"] if _key(p) not in measured] + later["points"]
+    order = list(HELDOUT_SPLITS)
+    points.sort(key=lambda p: (order.index(p["dataset"]), p["gallery"], p["enrol_images"], p["probe_frames"]))
+    return {**earlier, **later, "points": points, "enrolment": later.get("enrolment") or earlier.get("enrolment", []),
+            "merged_runs": [*earlier.get("merged_runs", [earlier.get("command")]), later.get("command")]}
+
+
+def write(report: dict, out: Path, ship: bool) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    if not ship:
+        print(f"wrote {out}")
         return
     shipped = json.loads(SHIPPED.read_text()) if SHIPPED.exists() else {}
-    shipped[f"{codec.spec.name}/{codec.rate_id}"] = [
-        {k: p[k] for k in ("dataset", "gallery", "enrol_images", "probe_frames", "default_fpir", "default_fnir",
-                           "stated_fpir", "non_mated_probes")} for p in points]
+    codec = report["codec"].replace(" rate ", "/")
+    shipped[codec] = [{k: p[k] for k in ("dataset", "gallery", "enrol_images", "probe_frames", "default_fpir",
+                                         "default_fnir", "stated_fpir", "non_mated_probes")}
+                      for p in report["points"] if not p.get("distractors_unfiltered")]
     SHIPPED.write_text(json.dumps(shipped, indent=2) + "\n")
-    print(f"wrote {args.out} and {SHIPPED}")
+    print(f"wrote {out} and {SHIPPED}")
 
 
 if __name__ == "__main__":
