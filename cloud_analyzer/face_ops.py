@@ -31,7 +31,7 @@ from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import FaceCodec, UnknownProfileError
 from facecodec.frontend import AlignedFace
 from facecodec.frontend.quality import FaceQuality, assess
-from facecodec.openset import OpenSetCalibration, identity_template, unit
+from facecodec.openset import QUALITY_BANDS, OpenSetCalibration, identity_template, quality_band, unit
 
 HELD_OUT = Path(__file__).with_name("verification_heldout.json")  # written by bench/verify_far.py
 MAX_BASE_LAYER_B64 = 64 * 1024  # a base layer is a few hundred bytes; anything near this is not one
@@ -143,8 +143,11 @@ def identify(analyzer: Analyzer, faces: list[Face], k: int) -> Identification:
     look like a child's are decided by the child policy (minors.py)."""
     codec = faces[0].codec
     probe = identity_template(np.stack([f.probe for f in faces]))
+    # One low-quality photo makes the fused probe low-quality: its tails are the heavier ones.
+    band = max((quality_band(f.quality.score if f.quality is not None else None) for f in faces),
+               key=QUALITY_BANDS.index)
     decision, candidates = analyzer.policy.decide(
-        analyzer.gallery, probe, codec.spec.descriptor_model, codec.open_set_calibration, len(faces), k)
+        analyzer.gallery, probe, codec.spec.descriptor_model, codec.open_set_calibration, len(faces), k, band)
     decision, child = child_policy(analyzer.settings).decide(decision, probe, codec.spec.descriptor_model)
     issues = sorted({issue for f in faces for issue in f.issues})
     return Identification(decision, candidates, decision.match if not issues else None, issues, child)

@@ -122,6 +122,8 @@ class Outcome:
     looks_child: bool | None = None  # the child-look probe flagged it (minors.py); None: not assessed
     child_probability: float | None = None
     child_withheld: bool = False  # a name was withheld because the face looks like a child's
+    fpir_upper: float | None = None  # upper end of the FPIR's 95% interval (facecodec.openset)
+    calibration_caveats: tuple[str, ...] = ()  # where the gallery or probe is outside what calibration covered
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ class Sighting:
     bbox: list[float]
     threshold: float | None = None
     fpir: float | None = None  # stored as the face's `decision_fpir`
+    fpir_upper: float | None = None  # upper end of its 95% interval (stored as `decision_fpir_upper`)
+    calibration_caveats: list[str] | None = None  # gallery_beyond_calibration, single_photo_enrolment, low_quality
+    calibrated_on: str | None = None  # the faces the decision's calibration came from (the base layer's)
     gallery_size: int | None = None
     fused_faces: int | None = None
     quality_issues: list[str] | None = None
@@ -228,7 +233,9 @@ class Store(IdentityStore):
                   "rejected_by_negative": int(outcome.rejected_by_negative),
                   "looks_child": "" if outcome.looks_child is None else int(outcome.looks_child),
                   "child_probability": _num(outcome.child_probability),
-                  "child_withheld": int(outcome.child_withheld)}
+                  "child_withheld": int(outcome.child_withheld),
+                  "decision_fpir_upper": _num(outcome.fpir_upper, "g"),
+                  "calibration_caveats": ",".join(outcome.calibration_caveats)}
         event = decision_fields(face, outcome.status, outcome.identity_id, outcome.identity_name,
                                 outcome.cluster_id, update["similarity"], update["threshold"],
                                 update["decision_fpir"], update["decided_at_ms"])
@@ -403,6 +410,23 @@ def _optional(face: dict[str, Any], key: str, kind: type = float):
     return kind(value) if value else None
 
 
+def _caveats(face: dict[str, Any]) -> list[str] | None:
+    value = face.get("calibration_caveats")
+    return None if value is None else [c for c in value.split(",") if c]
+
+
+def _calibrated_on(face: dict[str, Any]) -> str | None:
+    """The sources of the calibration the face's base layer is decided with; None before a decision."""
+    if not face.get("decision_fpir"):
+        return None
+    try:
+        from facecodec.codec.profiles import codec_for
+
+        return codec_for(int(face["model_id"]), int(face["rate_id"])).open_set_calibration.sources or None
+    except Exception:  # a retired or unknown codec: the decision stands, its source is no longer known
+        return None
+
+
 def to_sighting(face: dict[str, Any]) -> Sighting:
     sim = face.get("similarity") or ""
     issues = face.get("quality_issues")
@@ -417,6 +441,9 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         bbox=json.loads(face.get("bbox", "[]")),
         threshold=_optional(face, "threshold"),
         fpir=_optional(face, "decision_fpir"),
+        fpir_upper=_optional(face, "decision_fpir_upper"),
+        calibration_caveats=_caveats(face),
+        calibrated_on=_calibrated_on(face),
         gallery_size=_optional(face, "gallery_size", int),
         fused_faces=_optional(face, "fused_faces", int),
         quality_issues=None if issues is None else [i for i in issues.split(",") if i],

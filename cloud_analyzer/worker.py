@@ -24,7 +24,7 @@ from cloud_analyzer.store import Outcome, Store
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
 from facecodec.codec.profiles import UnknownProfileError
-from facecodec.openset import identity_template
+from facecodec.openset import identity_template, quality_band
 from service_common import request_id
 from service_common.redis_keys import GROUP, INGEST_STREAMS, ingest_stream_of
 
@@ -102,7 +102,9 @@ class RecognitionWorker:
         same_person = self.fusion.same_person_nearby(face, descriptor, codec)
         probe = identity_template(np.stack([descriptor, *same_person]))
         decision, _ = self.policy.decide(self.gallery, probe, codec.spec.descriptor_model, calibration,
-                                         probe_frames=1 + len(same_person))
+                                         probe_frames=1 + len(same_person),
+                                         band=quality_band(float(face["quality_score"]) if face.get("quality_score")
+                                                           else None))
         decision, child = self.children.decide(decision, probe, codec.spec.descriptor_model)
         best = decision.best
         outcome = Outcome(
@@ -114,6 +116,7 @@ class RecognitionWorker:
             threshold_override=decision.threshold_override, negative_similarity=decision.negative_similarity,
             rejected_by_negative=decision.rejected_by_negative, looks_child=child.looks_child,
             child_probability=child.child_probability, child_withheld=child.child_withheld,
+            fpir_upper=decision.fpir_upper, calibration_caveats=decision.calibration_caveats,
         )
         # --- unknown-face clusters: never fail recognition. Assigned before the decision is recorded so
         # that its event names the cluster; assign is idempotent, so a worker dying in between is harmless.

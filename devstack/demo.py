@@ -109,6 +109,7 @@ def flow(client: httpx.Client, edge: str, analyzer: str, recon: str, camera_toke
     print(f"{correct}/{len(posted)} faces recognised correctly; each decision was made at "
           f"FPIR {max(s['fpir'] or 0 for s in sightings):.2%} (the share of never-enrolled "
           f"people this gallery would name as someone)")
+    print_calibration(client, analyzer, sightings, people[0])
 
     # Viewing faces takes a key with the faces:view scope, and every view is audited.
     viewer = client.post(f"{analyzer}/v1/keys", json={"name": "demo viewer", "scopes": ["faces:view"]})
@@ -138,6 +139,26 @@ def flow(client: httpx.Client, edge: str, analyzer: str, recon: str, camera_toke
                "enhancement_bytes": float(np.mean([f["enhancement_bytes"] for f in posted]))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def print_calibration(client: httpx.Client, analyzer: str, sightings: list[dict], person: Path) -> None:
+    """Where the stated FPIR comes from: its upper bound, what it was calibrated on, and what held-out
+    people showed at the nearest gallery size (one search answers with the analyzer's own figures)."""
+    decided = [s for s in sightings if s.get("fpir") is not None]
+    if not decided:
+        return
+    worst = max(decided, key=lambda s: s["fpir"])
+    print(f"FPIR {worst['fpir']:.2%} stated, up to {worst.get('fpir_upper') or worst['fpir']:.2%} (95% interval "
+          f"of the calibration's check); calibrated on {worst.get('calibrated_on') or 'unknown'}")
+    if worst.get("calibration_caveats"):
+        print(f"outside what calibration covered: {', '.join(worst['calibration_caveats'])}")
+    photo = next(p for p in sorted(person.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    answer = client.post(f"{analyzer}/v1/search", files={"image": (photo.name, photo.read_bytes())})
+    calibration = answer.json().get("calibration") if answer.status_code == 200 else None
+    for point in (calibration or {}).get("held_out", []):
+        print(f"  measured on held-out {point['dataset']:<15} (gallery {point['gallery']}, {point['enrol_images']} "
+              f"photo(s), {point['probe_frames']} frame(s)): FPIR {point['fpir']:.2%} at target "
+              f"{calibration['target_fpir']:.2%}, FNIR {point['fnir']:.1%}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,7 @@ def dataset_root() -> Path:
 @dataclass(frozen=True)
 class FaceImage:
     path: Path
-    dataset: str  # lfw | celeba | att | cfp | fgnet
+    dataset: str  # lfw | celeba | att | cfp | fgnet | glint | utk
     identity: str  # dataset-qualified, e.g. "lfw/George_W_Bush"
     key: str  # unique within the data set: "Name/Name_0001" for LFW, "451/profile/01" for CFP
 
@@ -47,6 +47,10 @@ def list_images(dataset: str) -> list[FaceImage]:
         return cfp_images()
     if dataset == "fgnet":
         return fgnet_images()
+    if dataset == "glint":
+        return glint_images()
+    if dataset == "utk":
+        return utk_adult_images()
     folder = {"lfw": "lfw", "celeba": "celeba", "att": "att_faces"}[dataset]
     root = dataset_root() / folder / "images"
     return [
@@ -74,6 +78,26 @@ def fgnet_images(root: Path | None = None) -> list[FaceImage]:
     root = root or RuntimeSettings().fgnet or dataset_root() / "fgnet" / "images"
     paths = sorted(p for p in root.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     return [FaceImage(p, "fgnet", f"fgnet/{p.stem[:3]}", p.stem) for p in paths]
+
+
+def glint_images(root: Path | None = None) -> list[FaceImage]:
+    """The Glint360K sample (`<Person Name>/<n>.png`, 112x112 aligned), extracted as
+    `../shared/datasets/EXTRA.md` says and named by FACECODEC_GLINT (its `celebrity_images` folder):
+    24 people with 22-936 photos each. Which of them may calibrate: `facecodec.eval.splits`."""
+    root = root or RuntimeSettings().glint or dataset_root() / "glint" / "celebrity_images"
+    paths = sorted((p for p in root.glob("*/*.png")), key=lambda p: (p.parent.name, int(p.stem)))
+    return [FaceImage(p, "glint", f"glint/{p.parent.name.replace(' ', '_')}", f"{p.parent.name}/{p.stem}")
+            for p in paths]
+
+
+def utk_adult_images(root: Path | None = None) -> list[FaceImage]:
+    """UTKFace photos of people 18 or older (`<age>_<gender>_<race>_<date>.jpg.chip.jpg`), extracted as
+    `../shared/datasets/EXTRA.md` says and named by FACECODEC_UTK: no identity labels, so each photo counts
+    as its own person. Only ever gallery distractors (galleries of 10,000 need more people than the
+    labelled sets have), never probes."""
+    root = root or RuntimeSettings().utk or dataset_root() / "utk" / "UTKFace"
+    paths = sorted(p for p in root.glob("*.jpg") if p.name.split("_")[0].isdigit() and int(p.name.split("_")[0]) >= 18)
+    return [FaceImage(p, "utk", f"utk/{p.name.split('.')[0]}", p.name.split(".")[0]) for p in paths]
 
 
 # Identities 001-250 of a whole CFP may calibrate the open-set threshold; 251-500 are for evaluation.

@@ -52,3 +52,7 @@ class RuntimeSettings(BaseSettings):
     )
     cfp: Path | None = Field(None, description="a whole CFP's Data/Images folder; default the 50-identity test split")
     fgnet: Path | None = Field(None, description="FG-NET's images folder; default <datasets>/fgnet/images")
+    glint: Path | None = Field(
+        None, description="the Glint360K sample's celebrity_images folder; default <datasets>/glint/celebrity_images")
+    utk: Path | None = Field(None, description="UTKFace's image folder (gallery distractors of the open-set "
+                             "benchmark); default <datasets>/utk/UTKFace")

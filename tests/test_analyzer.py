@@ -143,6 +143,11 @@ def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
         assert face["status"] == "recognised" and face["identity_id"] == colin["identity_id"], face
         assert 0 < face["fpir"] <= 0.01 and face["similarity"] >= face["threshold"]
         assert face["gallery_size"] == gallery
+    # Each sighting says how sure its stated rate is and what it was calibrated on (these records carry
+    # the baseline profile's base layer, whose calibration predates the per-source checks: no sources).
+    sighting = api.get(f"{url}/v1/sightings", params={"camera_id": "camF"}).json()["items"][0]
+    assert sighting["fpir"] <= sighting["fpir_upper"] < 0.1
+    assert "calibrated_on" in sighting and isinstance(sighting["calibration_caveats"], list)
     assert faces[burst[0].face_id]["fused_faces"] == 1
     assert faces[burst[2].face_id]["fused_faces"] == 3  # the two before it on camF are the same person
     low = faces[blurred.face_id]
@@ -157,6 +162,11 @@ def test_open_set_decisions_quality_and_fusion(analyzer, front_end) -> None:
     assert hits["probe_frames"] == 2 and 0 < hits["fpir"] <= 0.01 and hits["gallery_size"] == gallery
     assert hits["candidates"][0]["name"] == "Tony_Blair" and hits["candidates"][0]["match"]
     assert not any(c["match"] for c in hits["candidates"][1:])
+    stated = hits["calibration"]
+    assert hits["fpir"] <= stated["fpir_upper"] < 0.1 and stated["target_fpir"] == 0.01
+    assert "CFP 001-250" in stated["calibrated_on"] and stated == hits["faces"][0]["calibration"]
+    assert stated["held_out"] and {p["dataset"] for p in stated["held_out"]} >= {"lfw", "cfp_heldout"}
+    assert all(0 <= p["fpir"] <= 1 and p["probe_frames"] == 1 for p in stated["held_out"])
     too_many = api.post(f"{url}/v1/search", files=photos * 2, timeout=60)
     assert too_many.status_code == 422
 

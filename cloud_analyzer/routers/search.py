@@ -13,7 +13,9 @@ from pydantic import BaseModel, Field
 from cloud_analyzer import face_ops
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.face_ops import Face, Identification
+from cloud_analyzer.held_out import held_out_figures
 from cloud_analyzer.routers.inputs import base64_layer, image_blobs, is_json, json_body
+from facecodec.codec.profiles import FaceCodec
 from facecodec.openset import MAX_PROBE_FRAMES
 from service_common.guard import Caller, require
 
@@ -34,6 +36,28 @@ class FaceBox(BaseModel):
     quality_score: float | None = Field(None, description="0-1: size, sharpness, head turn")
 
 
+class HeldOutPoint(BaseModel):
+    dataset: str = Field(description="held-out split the figure was measured on (people no calibration saw)")
+    gallery: int
+    enrol_images: int
+    probe_frames: int
+    fpir: float = Field(description="strangers named at this target, as measured on that split")
+    fnir: float = Field(description="enrolled people not named, or named wrongly, as measured on that split")
+
+
+class Calibration(BaseModel):
+    """How far the stated FPIR can be trusted: what it was calibrated on and what held-out people showed."""
+
+    fpir_upper: float | None = Field(description="upper end of the stated FPIR's 95% interval, given how many "
+                                                 "strangers the calibration's check of this cell had")
+    caveats: list[str] = Field(description="where this gallery or probe is outside what the calibration covered: "
+                                           "gallery_beyond_calibration, single_photo_enrolment, low_quality")
+    calibrated_on: str = Field(description="the faces the impostor tails and their checks came from")
+    target_fpir: float
+    held_out: list[HeldOutPoint] = Field(description="measured FPIR/FNIR on held-out splits at the nearest "
+                                                     "gallery size, same enrolment and probe frames")
+
+
 class FaceResult(FaceBox):
     candidates: list[Candidate]
     threshold: float = Field(description="cosine the best candidate had to reach to be named")
@@ -49,6 +73,7 @@ class FaceResult(FaceBox):
                                                        "null: not assessed (ANALYZER_CHILD_POLICY=off)")
     child_probability: float | None = Field(None, description="the probe's P(age < 13)")
     child_withheld: bool = Field(False, description="a name was withheld because the face looks like a child's")
+    calibration: Calibration | None = None
 
 
 class SearchResult(BaseModel):
@@ -63,6 +88,7 @@ class SearchResult(BaseModel):
     looks_child: bool | None = None
     child_probability: float | None = None
     child_withheld: bool = False
+    calibration: Calibration | None = None
     faces: list[FaceResult] = Field(description="every face of the image, largest first (the fields above "
                                                 "are its first); one entry when several photos are fused")
 
@@ -78,7 +104,18 @@ def face_box(face: Face) -> dict:
             "quality_score": round(face.quality.score, 4) if face.quality is not None else None}
 
 
-def face_result(face: Face, found: Identification) -> FaceResult:
+def calibration_of(analyzer: AnalyzerDep, codec: FaceCodec, found: Identification) -> Calibration:
+    d = found.decision
+    points = held_out_figures(codec, analyzer.gallery.enrol_counts(codec.spec.descriptor_model), d.probe_frames)
+    return Calibration(
+        fpir_upper=d.fpir_upper, caveats=list(d.calibration_caveats), calibrated_on=d.calibrated_on,
+        target_fpir=analyzer.settings.target_fpir,
+        held_out=[HeldOutPoint(dataset=p["dataset"], gallery=p["gallery"], enrol_images=p["enrol_images"],
+                               probe_frames=p["probe_frames"], fpir=p["default_fpir"], fnir=p["default_fnir"])
+                  for p in points])
+
+
+def face_result(face: Face, found: Identification, calibration: Calibration | None = None) -> FaceResult:
     d = found.decision
     return FaceResult(
         **face_box(face),
@@ -88,7 +125,8 @@ def face_result(face: Face, found: Identification) -> FaceResult:
         threshold=d.threshold, fpir=d.fpir, gallery_size=d.gallery_size, probe_frames=d.probe_frames,
         quality_issues=found.issues, threshold_override=d.threshold_override,
         rejected_by_negative=d.rejected_by_negative, looks_child=found.child.looks_child,
-        child_probability=found.child.child_probability, child_withheld=found.child.child_withheld)
+        child_probability=found.child.child_probability, child_withheld=found.child.child_withheld,
+        calibration=calibration)
 
 
 @router.post("", response_model=SearchResult)
@@ -114,8 +152,10 @@ async def search(
         else:
             groups = [[(await run_in_threadpool(face_ops.image_faces, analyzer, blob, label, True))[0]
                        for blob, label in blobs]]
-    results = [face_result(group[0], await run_in_threadpool(face_ops.identify, analyzer, group, k))
-               for group in groups]
+    results = []
+    for group in groups:
+        found = await run_in_threadpool(face_ops.identify, analyzer, group, k)
+        results.append(face_result(group[0], found, calibration_of(analyzer, group[0].codec, found)))
     first = results[0]
     caller.audit["detail"] = f"{len(results)} faces, {sum(any(c.match for c in r.candidates) for r in results)} named"
     return SearchResult(candidates=first.candidates, threshold=first.threshold, fpir=first.fpir,
@@ -123,4 +163,5 @@ async def search(
                         quality_issues=first.quality_issues, threshold_override=first.threshold_override,
                         rejected_by_negative=first.rejected_by_negative, looks_child=first.looks_child,
                         child_probability=first.child_probability, child_withheld=first.child_withheld,
+                        calibration=first.calibration,
                         faces=results)

@@ -11,6 +11,10 @@ gallery entry of the figures that check it. The rules (reproducible from identit
 - CelebA slice: calibration = even CelebA identity numbers; held out `celeba_heldout` = odd numbers.
 - AT&T (40 people, grey lab photos): calibration only.
 
+Labels are not people: a person may be in two sets under two spellings. The loaders
+(`facecodec.train.data.merge_same_people`) give one label to labels whose photos match (mean descriptors
+at cosine >= 0.6), and the calibration drops anyone who is then also in a held-out split.
+
 FG-NET ages come from the file name (`001A43a` = person 001 at 43; they agree with `annotations.csv` for
 all 1,002 photos); "adult" is `ADULT_AGE` or older. Photos of even-numbered FG-NET people under
 `ADULT_AGE` (`fgnet_calibration_children`) are on the calibration side too: free for tuning a children

@@ -90,3 +90,13 @@ def passes(crops: np.ndarray, points68: np.ndarray, face_width_px: float = 112.0
 
     return np.array([not issues_of(face_width_px, sharpness(c), yaw(five_points(p))) for c, p in zip(crops, points68)],
                     dtype=bool)
+
+
+def prepared_scores(crops: np.ndarray, points68: np.ndarray) -> np.ndarray:
+    """`FaceQuality.score` of prepared faces, the face's width taken as the span of its jaw line (68-point
+    landmarks 0-16, in the source image), which is close to the detector's box width."""
+    from facecodec.frontend.landmarks import five_points
+
+    widths = np.ptp(points68[:, :17, 0], axis=1)
+    return np.array([FaceQuality(float(w), sharpness(c), yaw(five_points(p))).score
+                     for w, c, p in zip(widths, crops, points68)], np.float32)

@@ -126,3 +126,99 @@ def load_calibration_faces(root: Path, cfp: Path | None = None,
     identities = np.concatenate([i for _, i in parts])
     assert not set(evaluation) & set(identities.tolist()), "evaluation identity leaked into calibration"
     return np.concatenate([d for d, _ in parts]), identities
+
+
+@dataclass
+class SplitFaces:
+    """Detected faces of the prepared data sets with the split each belongs to (`facecodec.eval.splits`)."""
+
+    descriptors: np.ndarray  # N x 512 float32
+    identities: np.ndarray  # one name per person across data sets where the names say so (`same_people`)
+    splits: np.ndarray  # split name per face
+    keys: np.ndarray
+    passes: np.ndarray  # the quality gate's verdict
+    quality: np.ndarray  # `FaceQuality.score`
+
+    def subset(self, mask: np.ndarray) -> SplitFaces:
+        return SplitFaces(*(getattr(self, f)[mask] for f in
+                            ("descriptors", "identities", "splits", "keys", "passes", "quality")))
+
+
+def same_people(cfp_images: Path | None = None, glint: Path | None = None) -> dict[str, str]:
+    """CFP and Glint identities -> one name per person: the LFW identity where the person is in LFW,
+    else "person/<Name>"; so that photos of one person in two sets never count as impostors."""
+    from facecodec.datasets import cfp_names, list_images
+
+    lfw_people = {im.identity.split("/", 1)[1].lower(): im.identity for im in list_images("lfw")}
+    named = {cfp_id: name for cfp_id, name in cfp_names(cfp_images).items()}
+    try:
+        from facecodec.datasets import glint_images
+
+        named |= {im.identity: im.identity.split("/", 1)[1].replace("_", " ") for im in glint_images(glint)}
+    except OSError:
+        pass
+    out = {}
+    for identity, name in named.items():
+        key = name.strip().replace(" ", "_")
+        out[identity] = lfw_people.get(key.lower(), f"person/{key}")
+    return out
+
+
+# Two labels whose photos' mean descriptors are this close are one person: across the sets, 59 label pairs
+# score >= 0.6 (misspellings such as CFP's "Jevin Kostner" for LFW's Kevin_Costner, CelebA people who
+# are in CFP) and then a gap (64 at 0.55, 305 at 0.45, where unrelated look-alikes begin).
+SAME_PERSON_COSINE = 0.6
+
+
+def merge_same_people(descriptors: np.ndarray, identities: np.ndarray) -> np.ndarray:
+    """Identities with every label of one person replaced by one of them (the smallest), so that a
+    person's photos under two labels are never each other's impostors, nor a held-out person's
+    photos calibration data."""
+    from facecodec.openset import unit
+
+    ids, inverse = np.unique(identities, return_inverse=True)
+    means = np.zeros((len(ids), descriptors.shape[1]), np.float32)
+    np.add.at(means, inverse, unit(descriptors))
+    means = unit(means)
+    parent = list(range(len(ids)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, len(ids), 2048):  # blocks: 6,000 labels need no 6,000^2 matrix at once
+        close = means[start : start + 2048] @ means.T >= SAME_PERSON_COSINE
+        for a, b in np.argwhere(close):
+            a += start
+            if a < b:
+                parent[root(b)] = root(a)
+    return ids[[root(i) for i in range(len(ids))]][inverse]
+
+
+def load_split_faces(root: Path, names: tuple[str, ...] = ("lfw", "cfp", "fgnet", "glint", "celeba", "att"),
+                     cfp_images: Path | None = None) -> SplitFaces:
+    """Every detected face of the prepared sets under `root` that belongs to a split, with its quality."""
+    from facecodec.eval.splits import split_of
+    from facecodec.frontend.quality import passes, prepared_scores
+
+    people = same_people(cfp_images)
+    lists = {"lfw_train": lfw_train_identities(), "lfw_eval": lfw_eval_identities()}
+    parts = []
+    for name in names:
+        path = root / f"{name}.npz"
+        if not path.exists():
+            continue
+        with np.load(path) as z:
+            ids, keys = z["identities"], z["keys"]
+            split = np.array([split_of(str(i), str(k), **lists) or "" for i, k in zip(ids, keys)])
+            mask = z["detected"] & (split != "")
+            crops, points = z["crops"][mask], z["points68"][mask]
+            parts.append(SplitFaces(z["descriptors"][mask].astype(np.float32),
+                                    np.array([people.get(i, i) for i in ids[mask].tolist()]), split[mask],
+                                    keys[mask], passes(crops, points), prepared_scores(crops, points)))
+    faces = SplitFaces(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                         ("descriptors", "identities", "splits", "keys", "passes", "quality")))
+    faces.identities = merge_same_people(faces.descriptors, faces.identities)
+    return faces

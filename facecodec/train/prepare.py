@@ -39,12 +39,31 @@ def aligned_crop(front: FaceFrontEnd, rgb: np.ndarray, dataset: str) -> tuple[np
     return align(rgb, five_points(points68)), False, points68
 
 
-def prepare(dataset: str, out: Path, front: FaceFrontEnd) -> None:
+def capped(images: list, per_identity: int | None) -> list:
+    """At most `per_identity` images of each identity, evenly spaced through its sorted list (so a
+    sample of a person's photos spans their whole folder, not its first shoot): bounds the front-end
+    work on sets with hundreds of photos of one person."""
+    if per_identity is None:
+        return images
+    by_identity: dict[str, list] = {}
+    for im in images:
+        by_identity.setdefault(im.identity, []).append(im)
+    kept = []
+    for group in by_identity.values():
+        picks = np.unique(np.linspace(0, len(group) - 1, min(per_identity, len(group))).round().astype(int))
+        kept += [group[i] for i in picks]
+    return kept
+
+
+def prepare(dataset: str, out: Path, front: FaceFrontEnd, per_identity: int | None = None,
+            limit: int | None = None) -> None:
     target = out / f"{dataset}.npz"
     if target.exists():
         print(f"{target} exists, skipping", flush=True)
         return
-    images = list_images(dataset)
+    images = capped(list_images(dataset), per_identity)
+    if limit is not None and len(images) > limit:
+        images = [images[i] for i in np.unique(np.linspace(0, len(images) - 1, limit).round().astype(int))]
     crops = np.zeros((len(images), 112, 112, 3), np.uint8)
     detected = np.zeros(len(images), bool)
     points68 = np.zeros((len(images), 68, 2), np.float32)  # kept so alignment recipes can be compared
@@ -72,12 +91,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/faces"))
     parser.add_argument("--datasets", nargs="+", default=["att", "celeba", "lfw", "cfp"],
-                        choices=["att", "celeba", "lfw", "cfp", "fgnet"])
+                        choices=["att", "celeba", "lfw", "cfp", "fgnet", "glint", "utk"])
+    parser.add_argument("--per-identity", type=int, default=None,
+                        help="at most this many images of each identity (evenly spaced); default all")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="at most this many images in all (evenly spaced through the list); default all")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     front = FaceFrontEnd()
     for name in args.datasets:
-        prepare(name, args.out, front)
+        prepare(name, args.out, front, args.per_identity, args.limit)
 
 
 if __name__ == "__main__":
