@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LOCK   := constraints.txt
 
-.PHONY: setup system system-compose demo test test-fast compose-test lint lock
+.PHONY: setup system system-compose demo test test-cluster test-fast compose-test lint lock
 
 setup: $(STAMP)
 
@@ -61,6 +61,20 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The service tests that use the suite's Redis, again against a real Redis Cluster (3 primaries on loopback
+# ports, the same redis-server: tests/helpers/redis_cluster.py; FC_TEST_REDIS=cluster makes tests/conftest.py
+# hand it out). Every module that writes Redis is covered: ingest, decisions, clusters, gallery, identities,
+# corrections, erasure, retention, history, events, webhooks, MQTT, access, the reconstructor. Left out:
+# tests that start their own standalone Redis on purpose (the stack as processes, Redis full, on-disk
+# erasure, the old-layout migration) and those that use no Redis.
+CLUSTER_TESTS := test_redis_keys test_decision_steps test_gallery test_fusion test_retention test_clusters \
+	test_analyzer test_corrections test_identities_api test_erasure_reach test_webhooks test_access \
+	test_events_sse test_scopes test_gate test_compreface_api test_error_bodies test_problems \
+	test_ingest_limits test_tls test_edge_uploader test_mqtt test_reconstructor_api test_face_file_rest \
+	test_operations
+test-cluster: setup
+	FC_TEST_REDIS=cluster $(PY) -m pytest -q $(CLUSTER_TESTS:%=tests/%.py)
 
 # docker-compose.yml built and run with Podman (the images, health, the demo's flow, an edge restart).
 compose-test: setup system-compose

@@ -44,7 +44,7 @@ from cloud_analyzer.store import Store
 from devstack.stack import RedisServer, Service, Stack, free_port, service_env
 from facecodec.codec.profiles import codec_by_name
 from service_common.access import KeyStore, new_token
-from service_common.redis_keys import GROUP, INGEST_STREAM, face_key
+from service_common.redis_keys import GROUP, INGEST_STREAMS, face_key
 
 OUT = Path(__file__).parent / "results" / "analyzer_throughput.json"
 EDGE = "edge-bench"
@@ -140,8 +140,9 @@ def wait_decided(client: redis.Redis, ids: list[str], timeout_s: float) -> float
     """Until the consumer group has read and acked every entry; returns the time it was seen so."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        group = next(g for g in client.xinfo_groups(INGEST_STREAM) if g["name"].decode() == GROUP)
-        if group["pending"] == 0 and group.get("lag", 1) == 0 and group["entries-read"] >= len(ids):
+        groups = [next(g for g in client.xinfo_groups(s) if g["name"].decode() == GROUP) for s in INGEST_STREAMS]
+        if all(g["pending"] == 0 and g.get("lag", 1) == 0 for g in groups) \
+                and sum(g["entries-read"] or 0 for g in groups) >= len(ids):
             return time.perf_counter()
         time.sleep(0.02)
     raise TimeoutError(f"faces not decided after {timeout_s}s")

@@ -202,7 +202,7 @@ def recognition_cost(n: int = 200) -> dict:
     from cloud_analyzer.store import Store
     from cloud_analyzer.worker import RecognitionWorker
     from devstack.stack import RedisServer
-    from service_common.redis_keys import GROUP, INGEST_STREAM
+    from service_common.redis_keys import GROUP, INGEST_STREAMS
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,7 +219,8 @@ def recognition_cost(n: int = 200) -> dict:
             for fusion_s in (3.0, 0.0):
                 worker = RecognitionWorker(store, Gallery(store), "cost", OpenSetPolicy(0.01, None), fusion_s, 30,
                                            Clusters(store.r))
-                rows = store.r.xreadgroup(GROUP, "cost", {INGEST_STREAM: ">"}, count=n)[0][1]
+                rows = [e for s in INGEST_STREAMS
+                        for _, entries in store.r.xreadgroup(GROUP, "cost", {s: ">"}, count=n) for e in entries]
                 t = time.perf_counter()
                 for stream_id, fields in rows:
                     worker.process(stream_id, fields[b"face_id"].decode())

@@ -30,7 +30,7 @@ from cloud_analyzer.retention import Retention
 from cloud_analyzer.store import Outcome, Store
 from devstack.stack import RedisServer
 from facecodec.codec.profiles import codec_by_name
-from service_common.redis_keys import EVENTS_STREAM, FACES, GROUP, INGEST_STREAM
+from service_common.redis_keys import EVENTS_STREAM, FACE_INDEXES, GROUP, INGEST_STREAMS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,8 +67,9 @@ def run(client: redis.Redis, pool: list[ingest_pb2.FaceRecord], seconds: float, 
             record.captured_at.CopyFrom(captured)
             store.ingest(record.face_id, validate(record))
             sent += 1
-        while rows := client.xreadgroup(GROUP, "bench", {INGEST_STREAM: ">"}, count=500):
-            for stream_id, fields in rows[0][1]:
+        while rows := [e for s in INGEST_STREAMS
+                       for _, entries in client.xreadgroup(GROUP, "bench", {s: ">"}, count=500) for e in entries]:
+            for stream_id, fields in rows:
                 store.record_result(stream_id, store.face(fields[b"face_id"].decode()),
                                     Outcome("unknown", similarity=0.2, threshold=0.5, fpir=0.01, gallery_size=0))
         if retention and elapsed >= next_retention:
@@ -77,9 +78,10 @@ def run(client: redis.Redis, pool: list[ingest_pb2.FaceRecord], seconds: float, 
         if elapsed >= next_sample:
             info = client.info("memory")
             samples.append({"t_s": round(elapsed, 1), "faces_ingested": sent, "used_memory_mb":
-                            round(info["used_memory"] / 2**20, 2), "faces_kept": client.zcard(FACES),
-                            "ingest_stream": client.xlen(INGEST_STREAM), "events": client.xlen(EVENTS_STREAM),
-                            "keys": client.dbsize()})
+                            round(info["used_memory"] / 2**20, 2),
+                            "faces_kept": sum(client.zcard(k) for k in FACE_INDEXES),
+                            "ingest_stream": sum(client.xlen(s) for s in INGEST_STREAMS),
+                            "events": client.xlen(EVENTS_STREAM), "keys": client.dbsize()})
             print(samples[-1], flush=True)
             next_sample += 5.0
         time.sleep(0.02)

@@ -17,6 +17,7 @@ import sys
 import time
 
 from cloud_analyzer.api import create_app
+from cloud_analyzer.key_migration import migrate_keys
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from service_common import logs
@@ -29,7 +30,9 @@ def keys_command(args: argparse.Namespace, settings: AnalyzerSettings) -> int:
     if args.action == "token":
         print(new_token())
         return 0
-    keys = KeyStore(Store.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file).r)
+    client = Store.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file).r
+    migrate_keys(client)  # a key written under today's names before an old layout is renamed would be lost
+    keys = KeyStore(client)
     if args.action == "create":
         expires = int((time.time() + args.expires_in_days * 86400) * 1000) if args.expires_in_days else None
         try:

@@ -21,6 +21,7 @@ from cloud_analyzer.events import webhooks_router
 from cloud_analyzer.events.channels import start_channels
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
+from cloud_analyzer.key_migration import migrate_keys
 from cloud_analyzer.metrics import AnalyzerMetrics
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
@@ -78,7 +79,11 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = Store.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file)
+        store = Store.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file,
+                               settings.redis_read_from_replicas, ingest_wait_replicas=settings.ingest_wait_replicas,
+                               ingest_wait_timeout_ms=settings.ingest_wait_timeout_ms)
+        if moved := migrate_keys(store.r):  # before anything reads or writes: the names with hash tags
+            log.info("redis: %d keys of the layout before hash tags renamed", moved)
         store.ensure_group()
         if migrated := store.index_gallery():
             log.info("gallery: %d identities enrolled before vector sets indexed", migrated)

@@ -3,8 +3,11 @@
 Under one lock per model, clustering was serialised: a second worker (or replica) waited for the first and
 added nothing but lock traffic. Most faces only *join*: a read of their nearest centroids and one
 transaction. That transaction WATCHes what the choice was made from (the candidate clusters' hashes, the
-face's own hash, and the model's lock key); if any of them changed before it commits, nothing is written
-and the face is tried again. So two workers join faces to different clusters at once, and a face whose
+model's lock key, and CLUSTER_GONE, which erasure and retention bump after deleting faces' records and
+before taking them out of their clusters); if any of them changed before it commits, nothing is written and the face is
+tried again. Everything it watches and writes is under the `{clusters}` hash tag: one slot, also on Redis
+Cluster; the copy of the cluster id on the face's own record is written after, only if it still exists.
+So two workers join faces to different clusters at once, and a face whose
 candidates changed meanwhile looks again, as it would have under the lock.
 
 What still takes the lock: operators' changes (merge, split, promote, erasure), which hold it across several
@@ -24,7 +27,14 @@ import numpy as np
 import redis
 
 from facecodec.openset import OpenSetCalibration, unit
-from service_common.redis_keys import CLUSTER_OF, cluster_key, clusters_lock_key, face_key, unknown_vset_key
+from service_common.redis_keys import (
+    CLUSTER_GONE,
+    CLUSTER_OF,
+    cluster_key,
+    clusters_lock_key,
+    face_key,
+    unknown_vset_key,
+)
 
 if TYPE_CHECKING:
     from cloud_analyzer.clusters import Clusters, _Member
@@ -43,7 +53,7 @@ def join(clusters: Clusters, member: _Member, model: str, calibration: OpenSetCa
     with r.pipeline(transaction=True) as pipe:
         while conflicts < TRIES:
             try:
-                pipe.watch(clusters_lock_key(model), face_key(member.face_id))
+                pipe.watch(clusters_lock_key(model), CLUSTER_GONE)
                 exists, locked, existing = _state(r, model, member.face_id)
                 if locked:  # a merge or an operator's change: wait for it, then choose (not the lock's queue)
                     pipe.unwatch()
@@ -70,6 +80,7 @@ def join(clusters: Clusters, member: _Member, model: str, calibration: OpenSetCa
                 pipe.multi()
                 clusters._write_member(pipe, target, model, member, *state)
                 pipe.execute()
+                clusters.mark_faces({member.face_id: target})
                 return target
             except redis.WatchError:  # a candidate, the face or the lock changed: choose again
                 clusters.stats["join_conflicts"] += 1

@@ -27,7 +27,9 @@ Concurrency: a face joins its cluster optimistically, in one transaction that WA
 read from (cloud_analyzer/cluster_join.py); every other change to the clusters of one model (merges,
 operators' calls, erasure) is made under that model's lock, which such a join also watches, so sums and
 sizes stay consistent when several workers and replicas assign at once. A face erased while it is being assigned
-is never added (its hash is WATCHed and must still exist when the cluster is written).
+is never added (erasure deletes its record, then bumps CLUSTER_GONE, which the join WATCHes, before taking
+it out of its cluster). Every cluster key shares the `{clusters}` hash tag, so each transaction is one slot on Redis
+Cluster too; the cluster id copied onto a face's record is written after it, only if the record exists.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from cloud_analyzer.recognition import decode_base_layer
 from facecodec.openset import OpenSetCalibration, identity_template, unit
 from service_common.pagination import zset_positions
 from service_common.redis_keys import (
+    CLUSTER_GONE,
     CLUSTER_OF,
     CLUSTER_PARTS,
     CLUSTER_SIZES,
@@ -62,6 +65,7 @@ from service_common.redis_keys import (
     identity_sightings_key,
     unknown_vset_key,
 )
+from service_common.redis_oom import atomic_writes
 
 log = logging.getLogger(__name__)
 
@@ -267,15 +271,17 @@ class Clusters:
             faces = self.r.hgetall(cluster_part_key(cluster_id, "faces"))
             members = {f.decode(): int(ts) for f, ts in self.r.zrange(cluster_part_key(cluster_id, "members"), 0, -1,
                                                                        withscores=True)}
-            pipe = self.r.pipeline(transaction=True)
+            # Each face in its own slot: no transaction (a face erased meanwhile is caught below). The script
+            # called on its own, not queued on a pipeline: Redis Cluster's pipelines do not load scripts.
             for raw_id, blob in faces.items():
                 face_id = raw_id.decode()
                 similarity = float(self._decode(blob) @ template)
-                self._set_if_exists(keys=[face_key(face_id)], client=pipe, args=[
+                self._set_if_exists(keys=[face_key(face_id)], args=[
                     "status", "recognised", "identity_id", identity_id, "identity_name", name,
                     "similarity", f"{similarity:.6f}", "cluster_id", ""])
-                pipe.zadd(identity_sightings_key(identity_id), {face_id: members.get(face_id, 0)})
-            pipe.execute()
+            if faces:
+                named = {f: members.get(f, 0) for f in map(bytes.decode, faces)}
+                self.r.zadd(identity_sightings_key(identity_id), named)
             # Faces erased meanwhile left a sighting index entry above: take it out again.
             gone = [f for f, exists in zip(members, self._exist(members)) if not exists]
             if gone:
@@ -292,6 +298,9 @@ class Clusters:
         removed = 0
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
+            # First: a join that read one of them before commits nothing (it watches CLUSTER_GONE), and finds
+            # its record gone when it looks again. Allow-oom: an erasure must work when Redis is full.
+            atomic_writes(self.r, [("INCR", CLUSTER_GONE)])
             owners = {c.decode() for c in self.r.hmget(CLUSTER_OF, chunk) if c}
             models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
             for model in models:
@@ -391,6 +400,12 @@ class Clusters:
             raise ClusterNotFound(f"cluster {cluster_id} not found")
         return meta
 
+    def mark_faces(self, cluster_of: dict[str, str]) -> None:
+        """The copy of each face's cluster id on its record ("" when it left one), only where the record still
+        exists: after the clusters' own transaction, each face in its own slot."""
+        for face_id, cluster_id in cluster_of.items():  # one call each: Redis Cluster's pipelines load no scripts
+            self._set_if_exists(keys=[face_key(face_id)], args=["cluster_id", cluster_id])
+
     def _exist(self, face_ids: Iterable[str]) -> list[bool]:
         pipe = self.r.pipeline(transaction=False)
         for face_id in face_ids:
@@ -433,16 +448,17 @@ class Clusters:
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(face_key(member.face_id))
-                    if not pipe.exists(face_key(member.face_id)):
+                    pipe.watch(CLUSTER_GONE)  # erasure bumps it (after deleting records) before taking faces out
+                    if not self.r.exists(face_key(member.face_id)):
                         pipe.unwatch()
                         return False
                     size, total, first, last = pipe.hmget(key, "size", "sum", "first_seen_ms", "last_seen_ms")
                     pipe.multi()
                     self._write_member(pipe, cluster_id, model, member, size, total, first, last)
                     pipe.execute()
+                    self.mark_faces({member.face_id: cluster_id})
                     return True
-                except redis.WatchError:  # the face changed (erased?): look again
+                except redis.WatchError:  # a face was erased meanwhile (this one?): look again
                     continue
 
     def _write_member(self, pipe, cluster_id: str, model: str, member: _Member, size: bytes | None,
@@ -468,7 +484,6 @@ class Clusters:
         pipe.zadd(CLUSTERS, {cluster_id: last_ms})
         pipe.zadd(CLUSTER_SIZES, {cluster_id: size_n})
         pipe.hset(CLUSTER_OF, member.face_id, cluster_id)
-        pipe.hset(face_key(member.face_id), "cluster_id", cluster_id)
         self._write_centroid(pipe, cluster_id, model, total_v)
 
     def _remove(self, cluster_id: str, model: str, face_ids: list[str], keep_face: bool = True) -> list[_Member]:
@@ -502,10 +517,9 @@ class Clusters:
         pipe.hset(key, mapping={"size": size, "sum": total.astype("<f8").tobytes()})
         pipe.zadd(CLUSTER_SIZES, {cluster_id: size})
         self._write_centroid(pipe, cluster_id, model, total)
-        if keep_face:
-            for m in members:
-                self._set_if_exists(keys=[face_key(m.face_id)], args=["cluster_id", ""], client=pipe)
         pipe.execute()
+        if keep_face:
+            self.mark_faces({m.face_id: "" for m in members})
         (first,) = self.r.zrange(cluster_part_key(cluster_id, "members"), 0, 0, withscores=True)
         (last,) = self.r.zrange(cluster_part_key(cluster_id, "members"), -1, -1, withscores=True)
         pipe = self.r.pipeline(transaction=True)
@@ -553,9 +567,8 @@ class Clusters:
         pipe.execute_command("VREM", unknown_vset_key(model), gone)
         pipe.zrem(CLUSTERS, gone)
         pipe.zrem(CLUSTER_SIZES, gone)
-        for face_id in faces:
-            self._set_if_exists(keys=[face_key(face_id.decode())], args=["cluster_id", keep], client=pipe)
         pipe.execute()
+        self.mark_faces({face_id.decode(): keep for face_id in faces})
 
     def _merge_neighbours(self, cluster_id: str, model: str, calibration: OpenSetCalibration) -> str:
         """Merge every cluster whose centroid is within the merge threshold of this one's; returns the

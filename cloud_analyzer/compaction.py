@@ -19,6 +19,7 @@ import uuid
 
 import redis
 
+from service_common.redis_client import node_clients
 from service_common.redis_keys import ERASURES_COMPACT, ERASURES_COMPACT_LOCK
 from service_common.redis_oom import atomic_writes, set_nx_px
 
@@ -60,11 +61,15 @@ class Compactor:
         return True
 
     def _rewrite(self) -> None:
-        aof, rdb = self._persistence()
+        for node in node_clients(self.r):  # Redis Cluster: every node keeps files of its own
+            self._rewrite_node(node)
+
+    def _rewrite_node(self, node: redis.Redis) -> None:
+        aof, rdb = self._persistence(node)
         if aof:
-            self.r.execute_command("BGREWRITEAOF")  # "started", or "scheduled" after a running BGSAVE
+            node.execute_command("BGREWRITEAOF")  # "started", or "scheduled" after a running BGSAVE
         if rdb:
-            self.r.execute_command("BGSAVE", "SCHEDULE")  # scheduled after the rewrite just started
+            node.execute_command("BGSAVE", "SCHEDULE")  # scheduled after the rewrite just started
         if aof or rdb:
             log.info("erasure compaction: Redis rewriting its %s", " and ".join(
                 n for n, on in (("append-only file", aof), ("RDB snapshot", rdb)) if on))
@@ -73,11 +78,12 @@ class Compactor:
             log.warning("erasure compaction: Redis keeps no append-only file and no snapshots: erased data "
                         "was only ever in its memory (and is gone); nothing to rewrite")
 
-    def _persistence(self) -> tuple[bool, bool]:
+    @staticmethod
+    def _persistence(node: redis.Redis) -> tuple[bool, bool]:
         """(appendonly on, RDB snapshots configured)."""
-        aof = bool(int(self.r.info("persistence").get("aof_enabled", 0)))
+        aof = bool(int(node.info("persistence").get("aof_enabled", 0)))
         try:
-            rdb = bool(self.r.config_get("save").get("save"))
+            rdb = bool(node.config_get("save").get("save"))
         except redis.ResponseError:  # CONFIG renamed or refused (a managed Redis): cannot tell
             log.warning("erasure compaction: CONFIG GET save refused; RDB snapshots, if any, keep erased data "
                         "until the next one")

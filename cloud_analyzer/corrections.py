@@ -114,57 +114,83 @@ class Corrections:
 
     def correct(self, face_id: str, action: str, identity_id: str | None, add_as_template: bool, key_id: str,
                 descriptor: np.ndarray, descriptor_model: str) -> Correction:
-        """Apply one correction atomically (the face's decision, its sighting indexes, the negative, the
-        correction record, the event). `descriptor`: the face's decoded base layer, of `descriptor_model`.
-        The template, when asked for, is the caller's to add (IdentityStore.add_templates) after this."""
+        """Apply one correction (the face's decision, its sighting indexes, the negative, the correction
+        record, the event). `descriptor`: the face's decoded base layer, of `descriptor_model`. The template,
+        when asked for, is the caller's to add (IdentityStore.add_templates) after this.
+
+        In steps, each in one slot: the face's record and its correction record (one transaction, WATCHing
+        the face: a concurrent change or erasure means look again); then the negative, only while its
+        identity exists; then the identities' sightings and the event, taken back if an erasure took the
+        face, or the identity it now names, in between (neither may come back)."""
         fkey = face_key(face_id)
         while True:
             with self.r.pipeline(transaction=True) as pipe:
                 try:
-                    watched = [fkey] + [identity_key(i) for i in {identity_id} if i]
-                    pipe.watch(*watched)
+                    pipe.watch(fkey, corrections_key(face_id))
                     stored = pipe.hmget(fkey, "status", "identity_id", "camera_id", "captured_at_ms", "quality_issues")
                     status, current, camera_id, ts, issues = ((v or b"").decode() for v in stored)
-                    plan = self._plan(pipe, face_id, status, current, action, identity_id, add_as_template, issues)
-                    rejected, named = plan
-                    # Also what the plan names (an erasure of either must not be undone by this write) and
-                    # the negatives the eviction below is computed from.
-                    more = [identity_key(i) for i in {rejected, named} if i]
-                    more += [negatives_key(rejected)] if rejected else []
-                    if more:
-                        pipe.watch(*more)
-                    negative = self._negative_fits(pipe, rejected, descriptor_model)
-                    if add_as_template and self._model_of(pipe, named) != descriptor_model:
+                    rejected, named = self._plan(pipe, face_id, status, current, action, identity_id,
+                                                 add_as_template, issues)
+                    negative = self._negative_fits(self.r, rejected, descriptor_model)
+                    if add_as_template and self._model_of(self.r, named) != descriptor_model:
                         raise CorrectionError(409, f"identity {named} was enrolled with another recogniser; "
                                                    "its templates cannot take this face")
-                    evict = self._evictions(pipe, rejected) if negative else []
                     now = int(time.time() * 1000)
-                    name = (pipe.hget(identity_key(named), "name") or b"").decode() if named else ""
+                    name = (self.r.hget(identity_key(named), "name") or b"").decode() if named else ""
                     correction = Correction(action, rejected, named, add_as_template, negative, key_id, now)
                     pipe.multi()
                     pipe.hset(fkey, mapping={
                         "status": "recognised" if named else ("unknown" if status == "recognised" else status),
                         "identity_id": named or "", "identity_name": name,
                         "corrected_action": action, "corrected_at_ms": now, "corrected_by": key_id})
-                    if current and current != named:
-                        pipe.zrem(identity_sightings_key(current), face_id)
-                    if named:
-                        pipe.zadd(identity_sightings_key(named), {face_id: int(ts)})
-                    if negative:
-                        pipe.hset(negatives_key(rejected), face_id, encode_negative(descriptor, now))
-                        if evict:
-                            pipe.hdel(negatives_key(rejected), *evict)
                     pipe.rpush(corrections_key(face_id), json.dumps(asdict(correction)))
-                    pipe.xadd(EVENTS_STREAM, {
-                        "type": "face.corrected", "action": action, "face_id": face_id, "camera_id": camera_id,
-                        "captured_at_ms": int(ts), "decided_at_ms": now,
-                        "status": "recognised" if named else "unknown", "identity_id": named or "",
-                        "identity_name": name,
-                        "previous_identity_id": current, "rejected_identity_id": rejected or "",
-                        "key_id": key_id, **stream_fields()}, maxlen=EVENTS_MAXLEN, approximate=True)
                     pipe.execute()
-                    return correction
-                except redis.WatchError:  # the face or an identity changed under us: look again
+                    break
+                except redis.WatchError:  # the face changed under us: look again
+                    continue
+        if negative and rejected:
+            self._add_negative(rejected, face_id, encode_negative(descriptor, now))
+        pipe = self.r.pipeline(transaction=False)
+        if current and current != named:
+            pipe.zrem(identity_sightings_key(current), face_id)
+        if named:
+            pipe.zadd(identity_sightings_key(named), {face_id: int(ts)})
+        pipe.xadd(EVENTS_STREAM, {
+            "type": "face.corrected", "action": action, "face_id": face_id, "camera_id": camera_id,
+            "captured_at_ms": int(ts), "decided_at_ms": now,
+            "status": "recognised" if named else "unknown", "identity_id": named or "",
+            "identity_name": name,
+            "previous_identity_id": current, "rejected_identity_id": rejected or "",
+            "key_id": key_id, **stream_fields()}, maxlen=EVENTS_MAXLEN, approximate=True)
+        *_, event_id = pipe.execute()
+        face_gone = not self.r.exists(fkey)
+        if named and (face_gone or not self.r.exists(identity_key(named))):
+            self.r.zrem(identity_sightings_key(named), face_id)
+        if face_gone:
+            self.r.xdel(EVENTS_STREAM, event_id)
+            if negative and rejected:
+                self.r.hdel(negatives_key(rejected), face_id)
+        return correction
+
+    def _add_negative(self, identity_id: str, face_id: str, entry: bytes) -> None:
+        """The face as a negative of the identity, the oldest dropped beyond MAX_NEGATIVES, only while the
+        identity exists (one slot: its gallery shard's; WATCHed, so a concurrent change looks again)."""
+        key, negatives = identity_key(identity_id), negatives_key(identity_id)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key, negatives)
+                    if not pipe.exists(key):
+                        pipe.unwatch()
+                        return
+                    evict = self._evictions(pipe, identity_id)
+                    pipe.multi()
+                    pipe.hset(negatives, face_id, entry)
+                    if evict:
+                        pipe.hdel(negatives, *evict)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
                     continue
 
     def list(self, face_id: str) -> list[Correction]:
@@ -177,7 +203,7 @@ class Corrections:
         """Erasure and retention: these faces' corrections, and the negatives made of them, go."""
         for face_id in face_ids:
             rejected = {c.from_identity_id for c in self.list(face_id) if c.from_identity_id}
-            pipe = self.r.pipeline(transaction=True)
+            pipe = self.r.pipeline(transaction=False)  # each identity's negatives in its own slot
             for identity_id in rejected:
                 pipe.hdel(negatives_key(identity_id), face_id)
             pipe.delete(corrections_key(face_id))
@@ -207,7 +233,7 @@ class Corrections:
             raise CorrectionError(409, f"face {face_id} is {status}: only decided faces can be corrected")
         if pipe.llen(corrections_key(face_id)) >= MAX_CORRECTIONS:  # kept whole: erasure reads them all
             raise CorrectionError(409, f"face {face_id} was corrected {MAX_CORRECTIONS} times already")
-        if identity_id and not pipe.exists(identity_key(identity_id)):
+        if identity_id and not self.r.exists(identity_key(identity_id)):
             raise CorrectionError(404, f"identity {identity_id} not found")
         if add_as_template and (action != "reassign" or not identity_id):
             raise CorrectionError(422, "add_as_template needs a reassignment to an identity")

@@ -28,24 +28,26 @@ from service_common.redis_keys import (
     ERASURES_COMPACT,
     ERASURES_PENDING,
     EVENTS_STREAM,
-    FACES,
-    GALLERY_VERSION,
-    IDENTITIES,
-    INGEST_STREAM,
-    SIGHTINGS,
-    TEMPLATE_OWNERS,
+    FACE_INDEXES,
     camera_sightings_key,
-    enrol_counts_key,
+    enrol_counts_of,
     erasure_edge_key,
     erasure_key,
     face_key,
+    face_shard,
+    faces_key,
     fusion_descriptor_key,
-    gallery_key,
+    gallery_of,
+    gallery_version_of,
+    identities_of,
     identity_key,
-    identity_name_key,
     identity_sightings_key,
+    ingest_stream_of,
     mean_key,
+    name_index_of,
+    sightings_key,
     template_info_key,
+    template_owners_of,
     templates_key,
     track_erased_key,
     track_info_key,
@@ -55,6 +57,21 @@ from service_common.redis_oom import atomic_writes, compare_and_set_field
 
 CHUNK = 10_000  # face ids per Erase call (the edge's limit)
 SCAN = 1_000  # stream entries read per round trip while looking for erased faces
+FACE_FIELDS = ("camera_id", "identity_id", "track_id", "edge_id", "history_key")  # what names its other keys
+
+# A face's own slot, first: its record (read and deleted at once, so what it names is what a decision
+# wrote before), its shard's face and sighting index entries, its fusion descriptor. Allow-oom: an erasure
+# must work when Redis is full. KEYS face, face index, sighting index, fusion; ARGV face_id, then the fields
+# to read. Returns 1 if the record existed, then the fields.
+_TAKE_FACE = """#!lua flags=allow-oom
+local fields = redis.call('HMGET', KEYS[1], unpack(ARGV, 2))
+local existed = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4])
+table.insert(fields, 1, existed)
+return fields
+"""
 
 
 @dataclass
@@ -95,6 +112,7 @@ class Eraser:
         self.r = client
         self.clusters = Clusters(client)
         self.corrections = Corrections(client)
+        self._take_face = client.register_script(_TAKE_FACE)
 
     def identity(self, identity_id: str, with_sightings: bool, key_id: str,
                  person: PersonSearch | None = None) -> ErasureReport | None:
@@ -111,10 +129,11 @@ class Eraser:
         # First out of the gallery, so no new face is named as this person; the identity itself goes last,
         # so an erasure that fails half way can be asked again and finishes the job.
         if model is not None and enrol is not None:
-            atomic_writes(self.r, [("VREM", gallery_key(model.decode()), identity_id),
-                                   ("HINCRBY", enrol_counts_key(model.decode()), enrol.decode(), -1),
+            model_name = model.decode()
+            atomic_writes(self.r, [("VREM", gallery_of(model_name, identity_id), identity_id),
+                                   ("HINCRBY", enrol_counts_of(model_name, identity_id), enrol.decode(), -1),
                                    ("HDEL", identity_key(identity_id), "enrol_key"),  # counted out once
-                                   ("INCR", GALLERY_VERSION)])
+                                   ("INCR", gallery_version_of(identity_id))])
         report = self._report(f"identity:{identity_id}", key_id, identity_erased=True, templates=templates)
         handled: set[str] = set()
         while face_ids:  # again if a decision made just before the gallery change named someone meanwhile
@@ -138,15 +157,17 @@ class Eraser:
             report.events = self._drop_stream_entries(EVENTS_STREAM, identity_ids={identity_id})
         # Its negatives, and the corrections naming it on faces that stay.
         self.corrections.forget_identity(identity_id, handled)
-        by_name = [("SREM", identity_name_key(name.decode()), identity_id)] if name is not None else []
+        by_name = [("SREM", name_index_of(name.decode(), identity_id), identity_id)] if name is not None else []
         template_ids = [json.loads(i)["template_id"] for i in self.r.lrange(template_info_key(identity_id), 0, -1)]
         # Only the entries still pointing here: a template moved to another identity keeps its owner.
-        owned = [t for t, o in zip(template_ids, self.r.hmget(TEMPLATE_OWNERS, template_ids) if template_ids else [])
-                 if o == identity_id.encode()]
-        by_name += [("HDEL", TEMPLATE_OWNERS, *owned)] if owned else []
+        owners = self.r.hmget(template_owners_of(identity_id), template_ids) if template_ids else []
+        owned = [t for t, o in zip(template_ids, owners) if o == identity_id.encode()]
+        by_name += [("HDEL", template_owners_of(identity_id), *owned)] if owned else []
+        # The identity's slot (its gallery shard's) first, then its sightings (their own slot).
         atomic_writes(self.r, [("DEL", identity_key(identity_id), templates_key(identity_id), mean_key(identity_id),
-                                template_info_key(identity_id), sightings), *by_name,
-                               ("ZREM", IDENTITIES, identity_id), ("INCR", GALLERY_VERSION)])
+                                template_info_key(identity_id)), *by_name,
+                               ("ZREM", identities_of(identity_id), identity_id),
+                               ("INCR", gallery_version_of(identity_id)), ("DEL", sightings)])
         self.request_compaction()  # the templates were on disk too
         return self._save(report)
 
@@ -185,17 +206,21 @@ class Eraser:
 
     def camera_faces(self, camera_id: str, since_ms: int, until_ms: int) -> list[str]:
         """Stored faces of one camera captured in [since_ms, until_ms], in any state: every face is in
-        FACES by capture time from its ingest on (the sighting indexes hold decided faces only)."""
-        found, offset = [], 0
-        while True:
-            ids = [f.decode() for f in self.r.zrangebyscore(FACES, since_ms, until_ms, start=offset, num=SCAN)]
-            if not ids:
-                return found
-            offset += len(ids)
-            pipe = self.r.pipeline(transaction=False)
-            for face_id in ids:
-                pipe.hget(face_key(face_id), "camera_id")
-            found += [f for f, camera in zip(ids, pipe.execute()) if camera == camera_id.encode()]
+        its shard's face index by capture time from its ingest on (the sighting indexes hold decided faces
+        only)."""
+        found: list[str] = []
+        for index in FACE_INDEXES:
+            offset = 0
+            while True:
+                ids = [f.decode() for f in self.r.zrangebyscore(index, since_ms, until_ms, start=offset, num=SCAN)]
+                if not ids:
+                    break
+                offset += len(ids)
+                pipe = self.r.pipeline(transaction=False)
+                for face_id in ids:
+                    pipe.hget(face_key(face_id), "camera_id")
+                found += [f for f, camera in zip(ids, pipe.execute()) if camera == camera_id.encode()]
+        return found
 
     def get(self, erasure_id: str) -> ErasureReport | None:
         raw = self.r.hget(erasure_key(erasure_id), "report")
@@ -216,10 +241,13 @@ class Eraser:
         erased: set[str] = set()
         face_ids = list(face_ids)
         for face_id in face_ids:
-            fields = self.r.hmget(face_key(face_id), "camera_id", "identity_id", "track_id", "edge_id", "history_key")
+            shard = face_shard(face_id)
+            existed, *fields = self._take_face(keys=[face_key(face_id), faces_key(shard), sightings_key(shard),
+                                                     fusion_descriptor_key(face_id)], args=[face_id, *FACE_FIELDS])
             camera_id, identity_id, track_id, edge_id, history = ((v or b"").decode() for v in fields)
-            commands: list[tuple] = [("DEL", face_key(face_id)), ("ZREM", FACES, face_id), ("ZREM", SIGHTINGS, face_id),
-                                     ("DEL", fusion_descriptor_key(face_id))]
+            # Then what the record named, in other slots (a decision between the two steps takes back its
+            # own writes when it finds the record gone: cloud_analyzer/store.py).
+            commands: list[tuple] = []
             if camera_id:
                 commands.append(("ZREM", camera_sightings_key(camera_id), face_id))
             if identity_id:
@@ -230,7 +258,8 @@ class Eraser:
                     commands.append(("SET", track_erased_key(track_id), 1, "EX", ERASED_TRACK_TTL_S))
             if history:
                 commands.append(("VREM", history, face_id))
-            existed, *_ = atomic_writes(self.r, commands)  # one face at a time, atomically, also when Redis is full
+            if commands:
+                atomic_writes(self.r, commands)  # also when Redis is full
             if existed:
                 erased.add(face_id)
                 if edge_id:
@@ -259,7 +288,8 @@ class Eraser:
         report.faces += len(erased)
         self.request_compaction()
         report.events += self._drop_stream_entries(EVENTS_STREAM, face_ids=erased)
-        self._drop_stream_entries(INGEST_STREAM, face_ids=erased)  # still queued: the worker would find nothing
+        for stream in sorted({ingest_stream_of(f) for f in erased}):  # still queued: a worker would find nothing
+            self._drop_stream_entries(stream, face_ids=erased)
 
     def request_compaction(self) -> None:
         """Ask for Redis's files to be rewritten without what was just erased (cloud_analyzer/compaction.py:

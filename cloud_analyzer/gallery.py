@@ -15,16 +15,17 @@ candidates are then re-ranked by the exact cosine of their float32 templates, so
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from cloud_analyzer.corrections import closest_negative
 from cloud_analyzer.store import Store
 from service_common.redis_keys import (
-    GALLERY_VERSION,
-    IDENTITIES,
+    GALLERY_SHARDS,
     enrol_counts_key,
     gallery_key,
+    gallery_version_key,
     identity_key,
     mean_key,
     negatives_key,
@@ -58,15 +59,26 @@ class Gallery:
         """Top-k identities of `model` by cosine similarity of `descriptor` to their template, and the
         gallery they were ranked in (read together, so a decision never mixes two versions)."""
         probe = np.asarray(descriptor, "<f4")
-        pipe = self.store.r.pipeline(transaction=True)
-        pipe.get(GALLERY_VERSION)
-        pipe.hgetall(enrol_counts_key(model))
-        pipe.execute_command("VCARD", gallery_key(model))
-        pipe.execute_command("VSIM", gallery_key(model), "FP32", probe.tobytes(), "WITHSCORES",
-                             "COUNT", max(k, self.rerank))
-        version, counts, size, approximate = pipe.execute()
-        view = GalleryView(int(version or 0), int(size or 0),
-                           {int(e): int(n) for e, n in counts.items() if int(n) > 0})
+        # Each gallery shard's version, counts, size and candidates; one shard: in one transaction (a decision
+        # never mixes two versions), several: in one pipeline (each node answers its shards at once).
+        pipe = self.store.r.pipeline(transaction=GALLERY_SHARDS == 1)
+        for shard in range(GALLERY_SHARDS):
+            pipe.get(gallery_version_key(shard))
+            pipe.hgetall(enrol_counts_key(model, shard))
+            pipe.execute_command("VCARD", gallery_key(model, shard))
+            pipe.execute_command("VSIM", gallery_key(model, shard), "FP32", probe.tobytes(), "WITHSCORES",
+                                 "COUNT", max(k, self.rerank))
+        replies = pipe.execute()
+        counts: dict[int, int] = {}
+        for raw in replies[1::4]:
+            for e, n in raw.items():
+                counts[int(e)] = counts.get(int(e), 0) + int(n)
+        view = GalleryView(sum(int(v or 0) for v in replies[0::4]), sum(int(n or 0) for n in replies[2::4]),
+                           {e: n for e, n in counts.items() if n > 0})
+        # The shards' candidates, best approximate first, merged by the exact re-rank below.
+        approximate = sorted(((float(score), i) for reply in replies[3::4] for i, score in _pairs(reply)),
+                             reverse=True)[: max(k, self.rerank)]
+        approximate = [i for _, i in approximate]
         if not approximate:
             return view, []
         ids = [i.decode() for i in approximate]
@@ -89,8 +101,21 @@ class Gallery:
         return closest_negative(self.store.r.hvals(negatives_key(identity_id)), probe)
     def enrol_counts(self, model: str) -> dict[int, int]:
         """The gallery's make-up for `model`: enrolment key -> identities (what thresholds depend on)."""
-        raw = self.store.r.hgetall(enrol_counts_key(model))
-        return {int(e): int(n) for e, n in raw.items() if int(n) > 0}
+        pipe = self.store.r.pipeline(transaction=False)
+        for shard in range(GALLERY_SHARDS):
+            pipe.hgetall(enrol_counts_key(model, shard))
+        counts: dict[int, int] = {}
+        for raw in pipe.execute():
+            for e, n in raw.items():
+                counts[int(e)] = counts.get(int(e), 0) + int(n)
+        return {e: n for e, n in counts.items() if n > 0}
 
     def __len__(self) -> int:
-        return int(self.store.r.zcard(IDENTITIES))
+        return self.store.identity_count()
+
+
+def _pairs(reply: Any) -> list[tuple[bytes, Any]]:
+    """VSIM WITHSCORES as (element, score): a flat list (RESP2) or a map (RESP3)."""
+    if isinstance(reply, dict):
+        return list(reply.items())
+    return list(zip(reply[::2], reply[1::2])) if reply else []

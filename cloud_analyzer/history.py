@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from service_common.redis_keys import FACES, face_key, history_cameras_key, history_key
+from service_common.redis_keys import FACE_INDEXES, face_key, history_cameras_key, history_key
 
 DAY_MS = 86_400_000
 MAX_DAYS = 400  # partitions one query may touch (retention keeps far fewer)
@@ -84,13 +84,17 @@ class History:
         day that holds a stored face: face_id -> cosine. Exhaustive (TRUTH: a linear scan, not the HNSW
         graph, which may miss a neighbour; EPSILON keeps the reply to the faces above the floor), for
         erasure, where completeness matters more than speed."""
-        oldest, newest = self.r.zrange(FACES, 0, 0, withscores=True), self.r.zrange(FACES, -1, -1, withscores=True)
-        if not oldest:
+        pipe = self.r.pipeline(transaction=False)  # the oldest and newest stored face, over the face shards
+        for index in FACE_INDEXES:
+            pipe.zrange(index, 0, 0, withscores=True)
+            pipe.zrange(index, -1, -1, withscores=True)
+        ends = [int(rows[0][1]) for rows in pipe.execute() if rows]
+        if not ends:
             return {}
         blob = np.asarray(probe, "<f4").tobytes()
         epsilon = min(max(1 - (min_similarity + 1) / 2, 0.0), 1.0)  # VSIM score = (cosine + 1) / 2
         found: dict[str, float] = {}
-        first, last = int(oldest[0][1]) // DAY_MS, int(newest[0][1]) // DAY_MS
+        first, last = min(ends) // DAY_MS, max(ends) // DAY_MS
         for start in range(first, last + 1, MAX_DAYS):
             in_range = [day * DAY_MS for day in range(start, min(start + MAX_DAYS, last + 1))]
             pipe = self.r.pipeline(transaction=False)

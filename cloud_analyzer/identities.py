@@ -16,16 +16,20 @@ import numpy as np
 import redis
 
 from cloud_analyzer.templates import LEGACY_DESCRIPTOR_MODEL, TemplateInfo, TemplateStore, index_identity
-from service_common.pagination import zset_positions
+from service_common.pagination import merged_zset_positions
 from service_common.redis_keys import (
     GALLERY_SCHEMA,
-    GALLERY_VERSION,
-    IDENTITIES,
+    GALLERY_SHARDS,
+    IDENTITY_INDEXES,
     IDENTITY_SCHEMA,
-    TEMPLATE_OWNERS,
+    gallery_version_key,
+    gallery_version_of,
+    identities_of,
     identity_key,
     identity_name_key,
+    name_index_of,
     template_info_key,
+    template_owners_of,
     templates_key,
 )
 
@@ -53,11 +57,11 @@ class IdentityStore(TemplateStore):
         if len(templates):  # none: a subject created empty, in no vector set until a template comes
             pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
             pipe.rpush(template_info_key(identity_id), *[i.to_json() for i in infos])
-            pipe.hset(TEMPLATE_OWNERS, mapping={i.template_id: identity_id for i in infos})
+            pipe.hset(template_owners_of(identity_id), mapping={i.template_id: identity_id for i in infos})
             index_identity(pipe, identity_id, descriptor_model, templates, None)
-        pipe.sadd(identity_name_key(name), identity_id)
-        pipe.zadd(IDENTITIES, {identity_id: now})
-        pipe.incr(GALLERY_VERSION)
+        pipe.sadd(name_index_of(name, identity_id), identity_id)
+        pipe.zadd(identities_of(identity_id), {identity_id: now})
+        pipe.incr(gallery_version_of(identity_id))
         pipe.execute()
 
     def identity(self, identity_id: str) -> dict[str, Any] | None:
@@ -65,19 +69,32 @@ class IdentityStore(TemplateStore):
 
     def identities(self, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """A page of identities, oldest first; limit -1: all from offset."""
-        end = -1 if limit < 0 else offset + limit - 1
-        ids = [i.decode() for i in self.r.zrange(IDENTITIES, offset, end)]
-        return self.rows(ids), int(self.r.zcard(IDENTITIES))
+        positions = merged_zset_positions(self.r, IDENTITY_INDEXES, None, max(limit, 0) + offset + 16)
+        ids = [i for _, i in islice(positions, offset, None if limit < 0 else offset + limit)]
+        return self.rows(ids), self.identity_count()
+
+    def identity_count(self) -> int:
+        pipe = self.r.pipeline(transaction=False)
+        for key in IDENTITY_INDEXES:
+            pipe.zcard(key)
+        return sum(int(n) for n in pipe.execute())
+
+    def all_identity_ids(self) -> list[str]:
+        """Every identity id, oldest first (the gallery shards merged)."""
+        return [i for _, i in merged_zset_positions(self.r, IDENTITY_INDEXES, None, 1000)]
 
     def identities_after(self, after: tuple[int, str] | None, limit: int) -> tuple[list[dict[str, Any]], bool]:
         """Up to `limit` identities enrolled after position `after` (created_at_ms, identity_id), oldest
         first, and whether more follow."""
-        ids = [i for _, i in islice(zset_positions(self.r, IDENTITIES, after, limit + 16), limit + 1)]
+        ids = [i for _, i in islice(merged_zset_positions(self.r, IDENTITY_INDEXES, after, limit + 16), limit + 1)]
         rows = self.rows(ids[:limit])
         return rows, len(ids) > limit
 
     def ids_by_name(self, name: str) -> list[str]:
-        return sorted(i.decode() for i in self.r.smembers(identity_name_key(name)))
+        pipe = self.r.pipeline(transaction=False)
+        for shard in range(GALLERY_SHARDS):
+            pipe.smembers(identity_name_key(name, shard))
+        return sorted({i.decode() for members in pipe.execute() for i in members})
 
     def rows(self, ids: list[str]) -> list[dict[str, Any]]:
         pipe = self.r.pipeline(transaction=False)
@@ -101,10 +118,10 @@ class IdentityStore(TemplateStore):
                         return False
                     pipe.multi()
                     if name is not None and name != old.decode():
-                        pipe.srem(identity_name_key(old.decode()), identity_id)
-                        pipe.sadd(identity_name_key(name), identity_id)
+                        pipe.srem(name_index_of(old.decode(), identity_id), identity_id)
+                        pipe.sadd(name_index_of(name, identity_id), identity_id)
                         pipe.hset(key, "name", name)
-                        pipe.incr(GALLERY_VERSION)  # searches answer with the name
+                        pipe.incr(gallery_version_of(identity_id))  # searches answer with the name
                     if metadata is not None:
                         pipe.hset(key, "metadata", json.dumps(metadata))
                     pipe.execute()
@@ -113,7 +130,11 @@ class IdentityStore(TemplateStore):
                     continue
 
     def gallery_version(self) -> int:
-        return int(self.r.get(GALLERY_VERSION) or 0)
+        """The sum of the gallery shards' versions: it grows with every change of any shard."""
+        pipe = self.r.pipeline(transaction=False)
+        for shard in range(GALLERY_SHARDS):
+            pipe.get(gallery_version_key(shard))
+        return sum(int(v or 0) for v in pipe.execute())
 
     def migrate(self) -> int:
         """At start, once: template ids for identities stored before templates had them, and the
@@ -121,12 +142,11 @@ class IdentityStore(TemplateStore):
         if self.r.get(IDENTITY_SCHEMA) == b"2":
             return 0
         done = 0
-        for raw_id in self.r.zrange(IDENTITIES, 0, -1):
-            identity_id = raw_id.decode()
+        for identity_id in self.all_identity_ids():
             name = self.r.hget(identity_key(identity_id), "name")
             if name is None:
                 continue
-            self.r.sadd(identity_name_key(name.decode()), identity_id)
+            self.r.sadd(name_index_of(name.decode(), identity_id), identity_id)
             self.migrate_templates(identity_id)
             done += 1
         self.r.set(IDENTITY_SCHEMA, 2)
@@ -138,8 +158,7 @@ class IdentityStore(TemplateStore):
         if self.r.get(GALLERY_SCHEMA) == b"1":
             return 0
         done = 0
-        for raw_id in self.r.zrange(IDENTITIES, 0, -1):
-            identity_id = raw_id.decode()
+        for identity_id in self.all_identity_ids():
             meta = self.identity(identity_id)
             blobs = self.r.lrange(templates_key(identity_id), 0, -1)
             if not meta or not blobs or "enrol_key" in meta:
@@ -147,7 +166,7 @@ class IdentityStore(TemplateStore):
             pipe = self.r.pipeline(transaction=True)
             index_identity(pipe, identity_id, meta.get("descriptor_model", LEGACY_DESCRIPTOR_MODEL),
                    np.stack([np.frombuffer(b, "<f4") for b in blobs]), None)
-            pipe.incr(GALLERY_VERSION)
+            pipe.incr(gallery_version_of(identity_id))
             pipe.execute()
             done += 1
         self.r.set(GALLERY_SCHEMA, 1)

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from service_common.redis_keys import CLUSTERS, ERASURES_PENDING, GROUP, INGEST_STREAM
+from service_common.redis_keys import CLUSTERS, ERASURES_PENDING, GROUP, INGEST_STREAMS
 from service_common.redis_memory import redis_memory
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,16 @@ class _RedisGauges(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             yield from self._memory()
-            group = next((g for g in self.r.xinfo_groups(INGEST_STREAM) if g["name"] in (GROUP, GROUP.encode())), {})
+            pipe = self.r.pipeline(transaction=False)
+            for stream in INGEST_STREAMS:
+                pipe.xinfo_groups(stream)
+            groups = [next((g for g in reply if g["name"] in (GROUP, GROUP.encode())), {})
+                      for reply in pipe.execute(raise_on_error=False) if not isinstance(reply, Exception)]
             values = {
-                "analyzer_stream_lag": ("faces in the ingest stream not yet read by any worker",
-                                        group.get("lag") or 0),
+                "analyzer_stream_lag": ("faces in the ingest streams not yet read by any worker",
+                                        sum(g.get("lag") or 0 for g in groups)),
                 "analyzer_stream_pending": ("faces read by a worker and not yet decided (acked)",
-                                            group.get("pending", 0)),
+                                            sum(g.get("pending", 0) for g in groups)),
                 "analyzer_gallery_identities": ("identities enrolled", self.gallery_size()),
                 "analyzer_clusters": ("anonymous clusters of unknown faces", self.r.zcard(CLUSTERS)),
                 "analyzer_erasures_pending": ("(erasure, edge) pairs not yet confirmed by their edge",

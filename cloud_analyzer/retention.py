@@ -6,7 +6,7 @@ Every `interval_s`, one analyzer (a Redis lock; any replica may hold it):
   deleted key by key, so each command touches one key (Redis Cluster); edges expire their own pixels
   (EDGE_RETENTION_S);
 - trims the event stream to the same age;
-- trims the ingest stream below the oldest entry still unacknowledged or not yet delivered, so
+- trims each face shard's ingest stream below the oldest entry still unacknowledged or not yet delivered, so
   processed faces do not pile up in it;
 - removes consumers of the ingest group that have been idle for `dead_consumer_s` and hold nothing
   (their pending faces were already claimed by the live workers).
@@ -27,12 +27,12 @@ import redis
 from cloud_analyzer.erasure import Eraser
 from service_common.redis_keys import (
     EVENTS_STREAM,
-    FACES,
+    FACE_INDEXES,
     GROUP,
     HISTORY_DAYS,
     HISTORY_DAYS_SCHEMA,
     HISTORY_PATTERN,
-    INGEST_STREAM,
+    INGEST_STREAMS,
     RETENTION_LOCK,
     history_cameras_key,
     history_days_member,
@@ -78,16 +78,17 @@ class Retention:
         if self.max_age_s is not None:
             cutoff = now_ms - int(self.max_age_s * 1000)
             done.history_days_dropped = self.history.drop_before(cutoff)  # whole days at once
-            while True:  # in batches: a backlog of old faces does not block Redis in one call
-                old = [f.decode() for f in self.r.zrangebyscore(FACES, "-inf", f"({cutoff}", start=0, num=BATCH)]
-                if not old:
-                    break
-                erased, _ = self.eraser.forget(old)
-                self.r.zrem(FACES, *old)  # records that were already gone leave no index entry behind
-                done.faces_expired += len(erased)
+            for index in FACE_INDEXES:  # each face shard's index
+                while True:  # in batches: a backlog of old faces does not block Redis in one call
+                    old = [f.decode() for f in self.r.zrangebyscore(index, "-inf", f"({cutoff}", start=0, num=BATCH)]
+                    if not old:
+                        break
+                    erased, _ = self.eraser.forget(old)
+                    self.r.zrem(index, *old)  # records that were already gone leave no index entry behind
+                    done.faces_expired += len(erased)
             done.events_trimmed = int(self.r.xtrim(EVENTS_STREAM, minid=cutoff, approximate=False))
-        done.ingest_trimmed = self._trim_ingest()
-        done.consumers_removed = self._remove_dead_consumers()
+        done.ingest_trimmed = sum(self._trim_ingest(stream) for stream in INGEST_STREAMS)
+        done.consumers_removed = sum(self._remove_dead_consumers(stream) for stream in INGEST_STREAMS)
         self.last = done
         return done
 
@@ -99,28 +100,28 @@ class Retention:
             return None
         return self.run_once(now_ms)
 
-    def _trim_ingest(self) -> int:
+    def _trim_ingest(self, stream: str) -> int:
         """Entries every consumer has acknowledged are history: drop them. Keep everything from the
         oldest pending entry, and everything not yet delivered to the group."""
         try:
-            group = next(g for g in self.r.xinfo_groups(INGEST_STREAM) if g["name"].decode() == GROUP)
+            group = next(g for g in self.r.xinfo_groups(stream) if g["name"].decode() == GROUP)
         except (redis.ResponseError, StopIteration):  # no stream or no group yet
             return 0
         keep_from = _next_id(group["last-delivered-id"].decode())
-        pending = self.r.xpending(INGEST_STREAM, GROUP)
+        pending = self.r.xpending(stream, GROUP)
         if pending["pending"]:
             keep_from = min(keep_from, pending["min"].decode(), key=_id_key)
-        return int(self.r.xtrim(INGEST_STREAM, minid=keep_from, approximate=False))
+        return int(self.r.xtrim(stream, minid=keep_from, approximate=False))
 
-    def _remove_dead_consumers(self) -> int:
+    def _remove_dead_consumers(self, stream: str) -> int:
         try:
-            consumers = self.r.xinfo_consumers(INGEST_STREAM, GROUP)
+            consumers = self.r.xinfo_consumers(stream, GROUP)
         except redis.ResponseError:
             return 0
         removed = 0
         for consumer in consumers:
             if consumer["pending"] == 0 and consumer["idle"] > self.dead_consumer_s * 1000:
-                self.r.xgroup_delconsumer(INGEST_STREAM, GROUP, consumer["name"])
+                self.r.xgroup_delconsumer(stream, GROUP, consumer["name"])
                 removed += 1
         return removed
 

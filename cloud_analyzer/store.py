@@ -18,24 +18,29 @@ import redis
 from cloud_analyzer.events.schema import decision_fields
 from cloud_analyzer.fusion import cached_value
 from cloud_analyzer.identities import IdentityStore
-from service_common.redis_auth import redis_password
+from cloud_analyzer.replicated_ingest import ReplicatedScript
+from service_common.pagination import merged_positions
+from service_common.redis_client import connect
 from service_common.redis_keys import (
     CAMERAS,
     EVENTS_MAXLEN,
     EVENTS_STREAM,
-    FACES,
     GROUP,
     HISTORY_DAYS,
-    INGEST_STREAM,
-    SIGHTINGS,
+    INGEST_STREAMS,
+    SIGHTINGS_SHARDS,
     camera_sightings_key,
     face_key,
+    face_shard,
+    faces_key,
     fusion_descriptor_key,
     history_cameras_key,
     history_days_member,
     history_key,
     identity_sightings_key,
+    ingest_stream_of,
     negatives_key,
+    sightings_key,
     track_erased_key,
     track_info_key,
     track_key,
@@ -61,13 +66,32 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if stored[1] == ARGV[2] and stored[2] == ARGV[3] and stored[3] == ARGV[4] then return 0 end
   return 2
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1], 'request_id', ARGV[5])
+  redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1], 'at', ARGV[6], 'request_id', ARGV[5])
 else
-  redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1])
+  redis.call('XADD', KEYS[2], '*', 'face_id', ARGV[1], 'at', ARGV[6])
 end
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+return 1
+"""
+
+
+# The face's own step of a decision, in the face's slot: KEYS face, its shard's sighting index, its fusion
+# descriptor. ARGV: face_id, capture time, index it (1/0), fusion ttl ms (0: none), fusion value, then the
+# field/value pairs. Nothing (0) when the face is gone: an erasure came first.
+_DECIDE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+if ARGV[3] == '1' then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+if tonumber(ARGV[4]) > 0 then redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[4]) end
+return 1
+"""
+
+# A backfill's step on the face: KEYS face; ARGV field/value pairs. Only while the face is still unknown.
+_RELABEL = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'unknown' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
@@ -130,40 +154,43 @@ class Sighting:
 
 
 class Store(IdentityStore):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, ingest_wait_replicas: int = 0, ingest_wait_timeout_ms: int = 500) -> None:
+        """ingest_wait_replicas: on a cluster, a face is stored once that many replicas of its primary have
+        it too (cloud_analyzer/replicated_ingest.py)."""
         self.r = client
-        self._ingest = self.r.register_script(_INGEST)
+        self._ingest = ReplicatedScript(client, self.r.register_script(_INGEST), ingest_wait_replicas,
+                                        ingest_wait_timeout_ms)
         self._close_track = self.r.register_script(_CLOSE_TRACK)
+        self._decide = self.r.register_script(_DECIDE)
+        self._relabel = self.r.register_script(_RELABEL)
 
     @classmethod
-    def from_url(cls, url: str, timeout_s: float, password_file: Path | None = None) -> Store:
-        client = redis.Redis.from_url(
-            url,
-            **redis_password(password_file),
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry_on_timeout=True,
-            health_check_interval=30,
-        )
-        return cls(client)
+    def from_url(cls, url: str, timeout_s: float, password_file: Path | None = None,
+                 read_from_replicas: bool = False, **options: int) -> Store:
+        """options: Store's own (ingest_wait_replicas, ingest_wait_timeout_ms)."""
+        return cls(connect(url, password_file, timeout_s, read_from_replicas, health_check_interval=30), **options)
 
     def ensure_group(self) -> None:
-        try:
-            self.r.xgroup_create(INGEST_STREAM, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        """The consumer group on every face shard's ingest stream."""
+        for stream in INGEST_STREAMS:
+            try:
+                self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     # --- faces -------------------------------------------------------------------------------------
     def ingest(self, face_id: str, fields: dict[str, Any]) -> IngestResult:
         """Store a face and queue it for recognition, unless the face_id is already stored (then
         DUPLICATE or CONFLICT, by content)."""
         flat: list[Any] = [face_id, fields["base_layer"], fields["camera_id"], int(fields["captured_at_ms"]),
-                           fields.get("request_id", "")]  # the edge's REST call, on the stream entry too
+                           fields.get("request_id", ""),  # the edge's REST call, on the stream entry too
+                           time.time_ns()]  # arrival order across the shards' streams (the worker sorts by it)
         for k, v in {**fields, "face_id": face_id, "status": "pending",
                      "ingested_at_ms": int(time.time() * 1000)}.items():
             flat += [k, v]
-        return IngestResult(int(self._ingest(keys=[face_key(face_id), INGEST_STREAM, FACES], args=flat)))
+        shard = face_shard(face_id)  # the record, its shard's stream and face index: one slot
+        return IngestResult(int(self._ingest([face_key(face_id), ingest_stream_of(face_id), faces_key(shard)], flat)))
 
     def face(self, face_id: str) -> dict[str, Any] | None:
         return _face_fields(self.r.hgetall(face_key(face_id)))
@@ -178,9 +205,17 @@ class Store(IdentityStore):
     def record_result(self, stream_id: bytes, face: dict[str, Any], outcome: Outcome,
                       descriptor: np.ndarray | None = None, model: str = "", fusion_ttl_ms: int = 0) -> None:
         """Recognition outcome, sighting indexes, history index (with the face's decoded `descriptor` of
-        `model`), event and ack, in one transaction; only the ack if the face was erased meanwhile (a
-        decision must not bring an erased face back). `fusion_ttl_ms`: the descriptor is also kept this long
-        for fusing the camera's next faces (cloud_analyzer/fusion.py)."""
+        `model`), event and ack; only the ack if the face was erased meanwhile (a decision must not bring an
+        erased face back). `fusion_ttl_ms`: the descriptor is also kept this long for fusing the camera's
+        next faces (cloud_analyzer/fusion.py).
+
+        Three steps, each safe to repeat (a worker dying in between leaves the entry unacked: the next
+        one decides again) and each in one slot: (1) the face's record, shard sighting index and fusion
+        descriptor, only if the face still exists; (2) the indexes in other slots (camera, identity, track,
+        history) and the event; (3) the history day's entry in retention's index, then the ack if the face
+        still exists, else step 2 is taken back. An
+        erasure deletes the record first (reading what it names, atomically) and the index entries after:
+        before (1), nothing is written; between (1) and (3), it or (3) removes what (2) wrote."""
         face_id, camera_id, ts = face["face_id"], face["camera_id"], int(face["captured_at_ms"])
         update = {"status": outcome.status, "identity_id": outcome.identity_id or "",
                   "identity_name": outcome.identity_name or "", "similarity": _num(outcome.similarity),
@@ -195,43 +230,61 @@ class Store(IdentityStore):
                                 update["decision_fpir"], update["decided_at_ms"])
         if face.get("request_id"):  # the edge's REST call that posted the frame (service_common/request_id.py)
             event["request_id"] = face["request_id"]
-        while True:
-            with self.r.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(face_key(face_id))
-                    if not pipe.exists(face_key(face_id)):  # erased: nothing to record, the entry is done
-                        pipe.unwatch()
-                        self.r.xack(INGEST_STREAM, GROUP, stream_id)
-                        return
-                    pipe.multi()
-                    if descriptor is not None and model:
-                        history = history_key(model, ts, camera_id)
-                        pipe.execute_command(
-                            "VADD", history, "FP32", np.asarray(descriptor, "<f4").tobytes(), face_id, "Q8",
-                            "SETATTR", json.dumps({"ts": ts}))
-                        pipe.sadd(history_cameras_key(model, ts), camera_id)
-                        # The day's entry in retention's index of history days, after the cameras set:
-                        # retention drops a day from it once that set is empty (cloud_analyzer/retention.py).
-                        pipe.zadd(HISTORY_DAYS, {history_days_member(model, ts): ts - ts % 86_400_000})
-                        update = {**update, "history_key": history}
-                    pipe.hset(face_key(face_id), mapping=update)
-                    if fusion_ttl_ms:
-                        pipe.set(fusion_descriptor_key(face_id), cached_value(outcome.status, descriptor, model),
-                                 px=fusion_ttl_ms)
-                    if outcome.status != "error":
-                        pipe.zadd(SIGHTINGS, {face_id: ts})
-                        pipe.zadd(camera_sightings_key(camera_id), {face_id: ts})
-                        if outcome.identity_id:
-                            pipe.zadd(identity_sightings_key(outcome.identity_id), {face_id: ts})
-                        if face.get("track_id"):  # the edge's track: one person's stay in view of one camera
-                            pipe.zadd(track_key(face["track_id"]), {face_id: ts})
-                        pipe.zadd(CAMERAS, {camera_id: ts}, gt=True)  # GT still adds new cameras
-                    pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
-                    pipe.xack(INGEST_STREAM, GROUP, stream_id)
-                    pipe.execute()
-                    return
-                except redis.WatchError:  # the face changed under us (an erasure?): look again
-                    continue
+        history = history_key(model, ts, camera_id) if descriptor is not None and model else None
+        if history:
+            update["history_key"] = history
+        stream = ingest_stream_of(face_id)
+        indexed = outcome.status != "error"
+        fusion = cached_value(outcome.status, descriptor, model) if fusion_ttl_ms else b""
+        pairs = [v for item in update.items() for v in item]
+        own = [face_key(face_id), sightings_key(face_shard(face_id)), fusion_descriptor_key(face_id)]
+        if not self._decide(keys=own, args=[face_id, ts, int(indexed), fusion_ttl_ms, fusion, *pairs]):
+            self.r.xack(stream, GROUP, stream_id)  # erased: nothing to record, the entry is done
+            return
+        elsewhere = self._index_writes(face, outcome, history, descriptor, model)
+        pipe = self.r.pipeline(transaction=False)
+        for command in elsewhere:
+            pipe.execute_command(*command)
+        pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
+        *_, event_id = pipe.execute()
+        after = self.r.pipeline(transaction=False)
+        if history:
+            # The day's entry in retention's index of history days, once step 2's cameras-set SADD is done:
+            # retention drops a day from the index when that set is empty (cloud_analyzer/retention.py),
+            # and a cluster pipeline keeps no order between nodes, so it is a step of its own.
+            after.zadd(HISTORY_DAYS, {history_days_member(model, ts): ts - ts % 86_400_000})
+        after.exists(face_key(face_id))
+        if not after.execute()[-1]:  # erased between the steps: take back what step 2 wrote
+            self._undo(elsewhere, face_id, event_id)
+        self.r.xack(stream, GROUP, stream_id)
+
+    @staticmethod
+    def _index_writes(face: dict[str, Any], outcome: Outcome, history: str | None, descriptor: np.ndarray | None,
+                      model: str) -> list[tuple]:
+        """A decision's writes outside its face's slot (each command one key: no slot to share)."""
+        face_id, camera_id, ts = face["face_id"], face["camera_id"], int(face["captured_at_ms"])
+        writes: list[tuple] = []
+        if history and descriptor is not None:
+            writes += [("VADD", history, "FP32", np.asarray(descriptor, "<f4").tobytes(), face_id, "Q8",
+                        "SETATTR", json.dumps({"ts": ts})), ("SADD", history_cameras_key(model, ts), camera_id)]
+        if outcome.status != "error":
+            writes.append(("ZADD", camera_sightings_key(camera_id), ts, face_id))
+            if outcome.identity_id:
+                writes.append(("ZADD", identity_sightings_key(outcome.identity_id), ts, face_id))
+            if face.get("track_id"):  # the edge's track: one person's stay in view of one camera
+                writes.append(("ZADD", track_key(face["track_id"]), ts, face_id))
+            writes.append(("ZADD", CAMERAS, "GT", ts, camera_id))  # GT still adds new cameras
+        return writes
+
+    def _undo(self, writes: list[tuple], face_id: str, event_id: bytes) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for name, key, *_ in writes:
+            if name == "VADD":
+                pipe.execute_command("VREM", key, face_id)
+            elif name == "ZADD" and key != CAMERAS:
+                pipe.zrem(key, face_id)
+        pipe.xdel(EVENTS_STREAM, event_id)
+        pipe.execute()
 
     def close_track(self, track_id: str, fields: dict[str, Any], ttl_s: float | None) -> bool:
         """The summary of a track the edge closed: first and last seen, faces seen and uplinked. Not
@@ -258,36 +311,34 @@ class Store(IdentityStore):
 
     def relabel(self, face_id: str, identity_id: str, name: str, similarity: float) -> bool:
         """Name a past unknown face (a backfill after an enrolment); False if it is not unknown any more, or
-        people said it is not this identity (it is one of its negatives: cloud_analyzer/corrections.py)."""
+        people said it is not this identity (it is one of its negatives: cloud_analyzer/corrections.py). The
+        face first (only if still unknown, in its slot), then the identity's sightings and the event, taken
+        back if an erasure took the face in between (as a decision's: `record_result`)."""
         key = face_key(face_id)
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key, negatives_key(identity_id))
-                    status, camera_id, ts = pipe.hmget(key, "status", "camera_id", "captured_at_ms")
-                    if status != b"unknown" or pipe.hexists(negatives_key(identity_id), face_id):
-                        pipe.unwatch()
-                        return False
-                    pipe.multi()
-                    pipe.hset(key, mapping={"status": "recognised", "identity_id": identity_id,
-                                            "identity_name": name, "similarity": _num(similarity),
-                                            "relabelled_at_ms": int(time.time() * 1000)})
-                    pipe.zadd(identity_sightings_key(identity_id), {face_id: int(ts)})
-                    pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
-                                              "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
-                                              "status": "recognised", "identity_id": identity_id,
-                                              "identity_name": name, "similarity": _num(similarity),
-                                              **stream_fields()},
-                              maxlen=EVENTS_MAXLEN, approximate=True)
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
+        if self.r.hexists(negatives_key(identity_id), face_id):
+            return False
+        camera_id, ts = self.r.hmget(key, "camera_id", "captured_at_ms")
+        if ts is None or not self._relabel(keys=[key], args=[
+                "status", "recognised", "identity_id", identity_id, "identity_name", name,
+                "similarity", _num(similarity), "relabelled_at_ms", int(time.time() * 1000)]):
+            return False
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(identity_sightings_key(identity_id), {face_id: int(ts)})
+        pipe.xadd(EVENTS_STREAM, {"type": "face.relabelled", "face_id": face_id,
+                                  "camera_id": camera_id.decode(), "captured_at_ms": int(ts),
+                                  "status": "recognised", "identity_id": identity_id,
+                                  "identity_name": name, "similarity": _num(similarity),
+                                  **stream_fields()},
+                  maxlen=EVENTS_MAXLEN, approximate=True)
+        _, event_id = pipe.execute()
+        if not self.r.exists(key):
+            self._undo([("ZADD", identity_sightings_key(identity_id))], face_id, event_id)
+        return True
 
     def mark_failed(self, stream_id: bytes, face_id: str, error: str) -> None:
-        pipe = self.r.pipeline(transaction=True)
+        pipe = self.r.pipeline(transaction=True)  # the face and its shard's stream: one slot
         pipe.hset(face_key(face_id), mapping={"status": "error", "error": error})
-        pipe.xack(INGEST_STREAM, GROUP, stream_id)
+        pipe.xack(ingest_stream_of(face_id), GROUP, stream_id)
         pipe.execute()
 
     # --- sightings ---------------------------------------------------------------------------------
@@ -298,38 +349,24 @@ class Store(IdentityStore):
         """Newest first; `after` (capture time, face id) continues after the last sighting of the previous
         page; the second value is that position for the next page, None on the last."""
         if identity_id:
-            key = identity_sightings_key(identity_id)
+            keys: tuple[str, ...] = (identity_sightings_key(identity_id),)
         elif camera_id:
-            key = camera_sightings_key(camera_id)
+            keys = (camera_sightings_key(camera_id),)
         else:
-            key = SIGHTINGS
+            keys = SIGHTINGS_SHARDS  # every face shard's index, merged newest first
         hi: float | str = until_ms if until_ms is not None else "+inf"
         lo: float | str = since_ms if since_ms is not None else "-inf"
         if after is not None:
             hi = after[0] if hi == "+inf" else min(float(hi), after[0])
         results: list[Sighting] = []
-        seen: set[str] = set()
-        offset = 0
-        while len(results) < limit + 1:
-            batch = self.r.zrevrangebyscore(key, hi, lo, start=offset, num=max(limit * 2, 16), withscores=True)
-            if not batch:
+        batch = max(limit * 2, 16)
+        for _, face_id in merged_positions(self.r, keys, hi, lo, after, batch):
+            face = self.face(face_id)
+            if face is None or (camera_id and face["camera_id"] != camera_id):
+                continue
+            results.append(to_sighting(face))
+            if len(results) == limit + 1:
                 break
-            offset += len(batch)
-            members = [(m.decode(), int(s)) for m, s in batch]
-            # Same-score members come in reverse lexicographic order; skip up to the cursor.
-            if after is not None:
-                members = [(m, s) for m, s in members if s < after[0] or (s == after[0] and m < after[1])]
-            for face_id, _ in members:
-                # Offsets shift when a newer sighting lands between two batches: skip what was read.
-                if face_id in seen:
-                    continue
-                seen.add(face_id)
-                face = self.face(face_id)
-                if face is None or (camera_id and face["camera_id"] != camera_id):
-                    continue
-                results.append(to_sighting(face))
-                if len(results) == limit + 1:
-                    break
         next_cursor = None
         if len(results) > limit:
             results = results[:limit]

@@ -2,7 +2,7 @@
 `template_info_key` what each one is (its id, where it came from, its quality, when it was added), in the
 same order; both are rewritten together under WATCH, with the identity's gallery entry (`index_identity`: its
 mean template in the model's vector set, the enrolment counts), so every replica's next search sees the
-change. `TEMPLATE_OWNERS` maps a template id to its identity (lookups by template id alone).
+change. `template_owners_of` (per gallery shard) maps a template id to its identity (lookups by template id alone).
 
 Identities stored before templates had ids get them once, at start (`IdentityStore.migrate`) or on the
 first read. An identity may hold no template (a subject created empty through the CompreFace-compatible
@@ -21,13 +21,15 @@ import redis
 
 from facecodec.openset import enrol_key, identity_template
 from service_common.redis_keys import (
-    GALLERY_VERSION,
-    TEMPLATE_OWNERS,
-    enrol_counts_key,
-    gallery_key,
+    GALLERY_SHARDS,
+    enrol_counts_of,
+    gallery_of,
+    gallery_version_of,
     identity_key,
     mean_key,
     template_info_key,
+    template_owners_key,
+    template_owners_of,
     templates_key,
 )
 
@@ -135,7 +137,7 @@ class TemplateStore:
                     pipe.multi()
                     pipe.delete(info)
                     pipe.rpush(info, *[i.to_json() for i in infos])
-                    pipe.hset(TEMPLATE_OWNERS, mapping={i.template_id: identity_id for i in infos})
+                    pipe.hset(template_owners_of(identity_id), mapping={i.template_id: identity_id for i in infos})
                     pipe.execute()
                     return
                 except redis.WatchError:
@@ -143,8 +145,10 @@ class TemplateStore:
 
     def owner(self, template_id: str) -> str | None:
         """The identity holding this template, if any."""
-        owner = self.r.hget(TEMPLATE_OWNERS, template_id)
-        return owner.decode() if owner else None
+        pipe = self.r.pipeline(transaction=False)  # the template id says nothing of its shard: ask each
+        for shard in range(GALLERY_SHARDS):
+            pipe.hget(template_owners_key(shard), template_id)
+        return next((owner.decode() for owner in pipe.execute() if owner), None)
 
     def clear_templates(self, identity_id: str) -> int | None:
         """Remove every template: the identity stays, out of the gallery (it matches nothing) until one
@@ -162,14 +166,14 @@ class TemplateStore:
                     count = pipe.llen(tmpl)
                     pipe.multi()
                     if model is not None and enrol is not None:
-                        pipe.execute_command("VREM", gallery_key(model.decode()), identity_id)
-                        pipe.hincrby(enrol_counts_key(model.decode()), enrol.decode(), -1)
+                        pipe.execute_command("VREM", gallery_of(model.decode(), identity_id), identity_id)
+                        pipe.hincrby(enrol_counts_of(model.decode(), identity_id), enrol.decode(), -1)
                         pipe.hdel(key, "enrol_key")
                     if ids:
-                        pipe.hdel(TEMPLATE_OWNERS, *ids)
+                        pipe.hdel(template_owners_of(identity_id), *ids)
                     pipe.delete(tmpl, info, mean_key(identity_id))
                     pipe.hset(key, "templates", 0)
-                    pipe.incr(GALLERY_VERSION)
+                    pipe.incr(gallery_version_of(identity_id))
                     pipe.execute()
                     return int(count)
                 except redis.WatchError:
@@ -202,15 +206,16 @@ class TemplateStore:
                     gone = {i.template_id for i in infos} - {i.template_id for i, _ in everything}
                     pipe.multi()
                     if gone:
-                        pipe.hdel(TEMPLATE_OWNERS, *gone)
-                    pipe.hset(TEMPLATE_OWNERS, mapping={i.template_id: identity_id for i, _ in everything})
+                        pipe.hdel(template_owners_of(identity_id), *gone)
+                    pipe.hset(template_owners_of(identity_id),
+                              mapping={i.template_id: identity_id for i, _ in everything})
                     pipe.delete(tmpl, info)
                     pipe.rpush(tmpl, *[t.astype("<f4").tobytes() for t in vectors])
                     pipe.rpush(info, *[i.to_json() for i, _ in everything])
                     pipe.hset(key, mapping={"descriptor_model": new_model, "templates": len(everything)})
                     index_identity(pipe, identity_id, new_model, vectors,
                            (model, int(old_enrol)) if old_enrol is not None else None)
-                    pipe.incr(GALLERY_VERSION)
+                    pipe.incr(gallery_version_of(identity_id))
                     pipe.execute()
                     return True
                 except redis.WatchError:  # changed under us (another enrolment or a delete): look again
@@ -223,12 +228,12 @@ def index_identity(pipe: redis.client.Pipeline, identity_id: str, model: str, te
     and enrolment key it was counted under before, if it was)."""
     template = identity_template(templates).astype("<f4")
     if old is not None:
-        pipe.hincrby(enrol_counts_key(old[0]), str(old[1]), -1)
+        pipe.hincrby(enrol_counts_of(old[0], identity_id), str(old[1]), -1)
         if old[0] != model:
-            pipe.execute_command("VREM", gallery_key(old[0]), identity_id)
+            pipe.execute_command("VREM", gallery_of(old[0], identity_id), identity_id)
     key = enrol_key(len(templates))
-    pipe.hincrby(enrol_counts_key(model), str(key), 1)
+    pipe.hincrby(enrol_counts_of(model, identity_id), str(key), 1)
     pipe.hset(identity_key(identity_id), "enrol_key", key)
     pipe.set(mean_key(identity_id), template.tobytes())
     # Q8: a quarter of float32's memory for the approximate pass; the exact cosine comes from mean_key.
-    pipe.execute_command("VADD", gallery_key(model), "FP32", template.tobytes(), identity_id, "Q8")
+    pipe.execute_command("VADD", gallery_of(model, identity_id), "FP32", template.tobytes(), identity_id, "Q8")

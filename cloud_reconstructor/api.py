@@ -183,7 +183,8 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        faces = FaceIndex(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file)
+        faces = FaceIndex(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file,
+                          settings.redis_read_from_replicas)
         app.state.access = build_access(faces.r, settings)
         denial_flusher = DenialFlusher(app.state.access.denials)
         denial_flusher.start()

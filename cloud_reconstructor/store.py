@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
-from service_common.redis_auth import redis_password
+from service_common.redis_client import connect
 from service_common.redis_keys import FACE_VIEW_FIELDS, face_key
 
 
@@ -24,9 +22,9 @@ class FaceRef:
 
 
 class FaceIndex:
-    def __init__(self, url: str, timeout_s: float, password_file: Path | None = None) -> None:
-        self.r = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                      retry_on_timeout=True, **redis_password(password_file))
+    def __init__(self, url: str, timeout_s: float, password_file: Path | None = None,
+                 read_from_replicas: bool = False) -> None:
+        self.r = connect(url, password_file, timeout_s, read_from_replicas)
 
     def get(self, face_id: str) -> FaceRef | None:
         base, edge_id, levels = self.r.hmget(face_key(face_id), *FACE_VIEW_FIELDS)

@@ -60,6 +60,7 @@ from devstack.settings import DevstackSettings
 from edge_encoder.settings import EdgeSettings
 from service_common import certs
 from service_common.access.camera_tokens import add_camera
+from service_common.redis_client import connect
 from service_common.secret_files import create_private
 from service_common.tls import TlsFiles, secure_or_insecure_channel
 
@@ -145,7 +146,7 @@ class RedisServer:
 
     def client(self, **kwargs: object) -> redis.Redis:
         """A client of this server, with its password."""
-        return redis.Redis.from_url(self.url, password=self.password, **kwargs)
+        return connect(self.url, password=self.password, **kwargs)
 
     def start(self, timeout_s: float = 10.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +159,8 @@ class RedisServer:
             start_new_session=True,
         )
         assert self.proc.stdin is not None
-        self.proc.stdin.write(f'requirepass "{password}"\n'.encode() if password else b"")
+        # masterauth too: a cluster node that becomes a replica authenticates to its primary with it.
+        self.proc.stdin.write(f'requirepass "{password}"\nmasterauth "{password}"\n'.encode() if password else b"")
         self.proc.stdin.close()
         hello = (f"AUTH {password}\r\n" if password else "").encode() + b"PING\r\n"
         deadline = time.time() + timeout_s

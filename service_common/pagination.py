@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any, Generic, TypeVar
@@ -81,3 +82,37 @@ def zset_positions(client: Any, key: str, after: tuple[int, str] | None, batch: 
             position = (int(score), member.decode())
             if after is None or (position < after if descending else position > after):
                 yield position
+
+
+def merged_positions(client: Any, keys: Sequence[str], hi: float | str, lo: float | str,
+                     after: tuple[int, str] | None, batch: int) -> Iterator[tuple[int, str]]:
+    """(score, member) of several sorted sets (the shards of one index), newest first and, for equal
+    scores, in reverse member order (Redis's own for one set), within [lo, hi] and strictly after position
+    `after`: one list over shards with the same cursor as over one set. Each set is read `batch` at a time,
+    for as long as the caller reads; a member seen twice (offsets shift under concurrent writes) once."""
+
+    def one(key: str) -> Iterator[tuple[int, str]]:
+        offset = 0
+        while True:
+            rows = client.zrevrangebyscore(key, hi, lo, start=offset, num=batch, withscores=True)
+            if not rows:
+                return
+            offset += len(rows)
+            for member, score in rows:
+                position = (int(score), member.decode())
+                if after is None or position < after:
+                    yield position
+
+    seen: set[str] = set()
+    for position in heapq.merge(*(one(k) for k in keys), reverse=True):
+        if position[1] not in seen:
+            seen.add(position[1])
+            yield position
+
+
+def merged_zset_positions(client: Any, keys: Sequence[str], after: tuple[int, str] | None, batch: int,
+                          descending: bool = False) -> Iterator[tuple[int, str]]:
+    """`zset_positions` over the shards of one sorted set (a member in one shard only), in the same order."""
+    if len(keys) == 1:
+        return zset_positions(client, keys[0], after, batch, descending)
+    return heapq.merge(*(zset_positions(client, k, after, batch, descending) for k in keys), reverse=descending)

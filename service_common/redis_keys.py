@@ -23,6 +23,23 @@ Owners (who writes) and readers, by group:
 
 Erasure and retention delete what other modules wrote; they stay correct because every module builds
 the same names from these functions.
+
+One schema for standalone Redis and Redis Cluster. What one Lua script, MULTI transaction or multi-key
+command touches shares a hash tag (the `{...}` part: Redis Cluster hashes only that), so it is in one
+slot (service_common/redis_slots.py checks it in the tests, on a standalone Redis too):
+- `{f<n>}`, n = crc32(face_id) mod FACE_SHARDS: a face's record, fusion descriptor and corrections, and
+  shard n's ingest stream, face index and sighting index (ingest and a decision's face step: one slot);
+- `{g<n>}`, n = crc32(identity_id) mod GALLERY_SHARDS: an identity's record, templates, mean and
+  negatives, and gallery shard n's vector sets, enrolment counts, version, identity index, name index
+  and template owners (an enrolment: one slot);
+- `{i:<identity_id>}`: an identity's sightings; `{cam:<camera_id>}`: a camera's sightings;
+  `{t:<track_id>}`: a track's faces, summary and erasure mark;
+- `{clusters}`: every unknown-face cluster's state and the cluster lock; `{erasures}`, `{keys}`,
+  `{audit}`, `{denied}`, `{webhooks}`: one tag per group a script or transaction spans.
+Keys written only alone (the events stream, history partitions, locks, ...) have no tag. A decision's
+writes in other slots than its face's are made in steps that are safe to repeat and against an erasure
+in between (cloud_analyzer/store.py). Data stored under the names before hash tags is renamed once at
+the analyzer's start on a standalone Redis (cloud_analyzer/key_migration.py, KEY_SCHEMA).
 """
 
 from __future__ import annotations
@@ -30,18 +47,46 @@ from __future__ import annotations
 import calendar
 import hashlib
 import time
+import zlib
 
 PREFIX = "fc:"
+KEY_SCHEMA = "fc:keyschema"  # the key layout's version: KEY_SCHEMA_VERSION once the names have hash tags
+KEY_SCHEMA_VERSION = 2
+KEY_MIGRATION_LOCK = "fc:keyschema:lock"  # the replica renaming keys of the old layout (expires)
+
+# Face shards: a face's keys and its share of the ingest stream, face index and sighting index live under
+# `{f<n>}`. Fixed for a deployment: changing it moves every face (a migration, not a setting).
+FACE_SHARDS = 16
+# Gallery shards: vector sets searched in one pipeline and merged by the exact re-rank (reads scale through
+# replicas, not through more shards). Changing it re-indexes the gallery (cloud_analyzer/key_migration.py).
+GALLERY_SHARDS = 1
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def face_shard(face_id: str) -> int:
+    return _crc(face_id) % FACE_SHARDS
+
+
+def gallery_shard(identity_id: str) -> int:
+    return _crc(identity_id) % GALLERY_SHARDS
+
+
+def _f(face_id: str) -> str:
+    return f"fc:{{f{face_shard(face_id)}}}"
+
+
+def _g(identity_id: str) -> str:
+    return f"fc:{{g{gallery_shard(identity_id)}}}"
 
 # --- faces, ingest, sightings, events (cloud_analyzer/store.py) ----------------------------------------
-INGEST_STREAM = "fc:ingest"
-GROUP = "recognisers"  # the ingest stream's consumer group: one consumer per worker thread
-FACES = "fc:faces"  # every stored face by capture time, whatever its status: what retention walks
+GROUP = "recognisers"  # each ingest stream's consumer group: one consumer per worker thread
 EVENTS_STREAM = "fc:events"
 EVENTS_MAXLEN = 100_000
 EVENTS_GROUP_WEBHOOKS = "webhooks"  # the events stream's consumer group of the webhook deliverer
 EVENTS_GROUP_MQTT = "mqtt"  # the events stream's consumer group of the MQTT publisher
-SIGHTINGS = "fc:sightings"  # face_id by capture time (ms), every decided face
 CAMERAS = "fc:cameras"  # camera_id by last capture time (ms)
 EDGES_SEEN = "fc:edges:seen"  # hash: edge_id -> when it last delivered on Ingest (ms, analyzer clock)
 
@@ -50,71 +95,138 @@ FACE_VIEW_FIELDS = ("base_layer", "edge_id", "enhancement_levels")
 
 
 def face_key(face_id: str) -> str:
-    """A face's record (hash); `face_key("*")` is the pattern of every face record."""
-    return f"fc:face:{face_id}"
+    """A face's record (hash)."""
+    return f"{_f(face_id)}:face:{face_id}"
+
+
+FACE_RECORDS_PATTERN = "fc:{f*}:face:*"  # every face record (SCAN MATCH)
+
+
+def ingest_stream_key(shard: int) -> str:
+    """One face shard's ingest stream (face_id, request_id); consumer group GROUP."""
+    return f"fc:{{f{shard}}}:ingest"
+
+
+def ingest_stream_of(face_id: str) -> str:
+    return ingest_stream_key(face_shard(face_id))
+
+
+def faces_key(shard: int) -> str:
+    """One face shard's stored faces by capture time (zset), whatever their status: what retention walks."""
+    return f"fc:{{f{shard}}}:faces"
+
+
+def sightings_key(shard: int) -> str:
+    """One face shard's decided faces by capture time (ms) (zset): listings merge the shards."""
+    return f"fc:{{f{shard}}}:sightings"
+
+
+INGEST_STREAMS = tuple(ingest_stream_key(s) for s in range(FACE_SHARDS))
+FACE_INDEXES = tuple(faces_key(s) for s in range(FACE_SHARDS))
+SIGHTINGS_SHARDS = tuple(sightings_key(s) for s in range(FACE_SHARDS))
 
 
 def identity_sightings_key(identity_id: str) -> str:
     """Sightings of one identity (zset, face_id by capture time)."""
-    return f"fc:sightings:identity:{identity_id}"
+    return f"fc:{{i:{identity_id}}}:sightings"
 
 
 def camera_sightings_key(camera_id: str) -> str:
     """Sightings of one camera (zset, face_id by capture time)."""
-    return f"fc:sightings:camera:{camera_id}"
+    return f"fc:{{cam:{camera_id}}}:sightings"
 
 
 def fusion_descriptor_key(face_id: str) -> str:
     """A recently decided face's decoded descriptor for fusing its camera's next faces (string, expires)."""
-    return f"fc:fusion:{face_id}"
+    return f"{_f(face_id)}:fusion:{face_id}"
 
 
 def track_key(track_id: str) -> str:
     """The decided faces of one edge track (zset, face_id by capture time)."""
-    return f"fc:track:{track_id}"
+    return f"fc:{{t:{track_id}}}:faces"
 
 
 def track_info_key(track_id: str) -> str:
     """A closed edge track's summary (hash); its decided faces are `track_key(track_id)`."""
-    return f"fc:trackinfo:{track_id}"
+    return f"fc:{{t:{track_id}}}:info"
 
 
 def track_erased_key(track_id: str) -> str:
     """Set when an erasure removed a face of this track: its closing notice, still on its way from the
     edge, must not store a summary again (string, expires after ERASED_TRACK_TTL_S)."""
-    return f"fc:trackerased:{track_id}"
+    return f"fc:{{t:{track_id}}}:erased"
 
 
 # Longer than the default capture window (365 days): a notice captured before that is refused anyway.
 ERASED_TRACK_TTL_S = 366 * 86400
 
 # --- identities and the gallery (cloud_analyzer/identities.py) -----------------------------------------
-IDENTITIES = "fc:identities"  # identity_id by creation time (ms)
-GALLERY_VERSION = "fc:gallery:version"
 GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector sets (migration done)
 
 
+def identities_key(shard: int) -> str:
+    """One gallery shard's identity_ids by creation time (ms) (zset)."""
+    return f"fc:{{g{shard}}}:identities"
+
+
+def gallery_version_key(shard: int) -> str:
+    """Bumped on every change of gallery shard `shard` (int); the gallery's version is the shards' sum."""
+    return f"fc:{{g{shard}}}:gallery:version"
+
+
+def template_owners_key(shard: int) -> str:
+    """template_id -> identity_id (hash) of the identities of one gallery shard."""
+    return f"fc:{{g{shard}}}:templates:owner"
+
+
+IDENTITY_INDEXES = tuple(identities_key(s) for s in range(GALLERY_SHARDS))
+
+
+# The same keys named by the identity they serve (its gallery shard's).
+def identities_of(identity_id: str) -> str:
+    return identities_key(gallery_shard(identity_id))
+
+
+def gallery_version_of(identity_id: str) -> str:
+    return gallery_version_key(gallery_shard(identity_id))
+
+
+def template_owners_of(identity_id: str) -> str:
+    return template_owners_key(gallery_shard(identity_id))
+
+
+def name_index_of(name: str, identity_id: str) -> str:
+    return identity_name_key(name, gallery_shard(identity_id))
+
+
+def gallery_of(model: str, identity_id: str) -> str:
+    return gallery_key(model, gallery_shard(identity_id))
+
+
+def enrol_counts_of(model: str, identity_id: str) -> str:
+    return enrol_counts_key(model, gallery_shard(identity_id))
+
+
 def identity_key(identity_id: str) -> str:
-    return f"fc:identity:{identity_id}"
+    return f"{_g(identity_id)}:identity:{identity_id}"
 
 
 def templates_key(identity_id: str) -> str:
-    return f"fc:identity:{identity_id}:tmpl"
+    return f"{_g(identity_id)}:identity:{identity_id}:tmpl"
 
 
 def template_info_key(identity_id: str) -> str:
     """What each template is (list of JSON: template_id, source, face_id, quality, added_at_ms), in the
     order of `templates_key`'s vectors; the two lists are only ever rewritten together."""
-    return f"fc:identity:{identity_id}:tmplinfo"
+    return f"{_g(identity_id)}:identity:{identity_id}:tmplinfo"
 
 
-def identity_name_key(name: str) -> str:
-    """Identities of one exact name (set of identity_id): the by-name lookup. Hashed, so that a name
-    of any characters makes a well-formed key."""
-    return f"fc:identityname:{hashlib.sha256(name.encode()).hexdigest()[:40]}"
+def identity_name_key(name: str, shard: int) -> str:
+    """Identities of one exact name in one gallery shard (set of identity_id): the by-name lookup. Hashed,
+    so that a name of any characters makes a well-formed key."""
+    return identity_name_key_of_digest(hashlib.sha256(name.encode()).hexdigest()[:40], shard)
 
 
-TEMPLATE_OWNERS = "fc:templates:owner"  # template_id -> identity_id (hash): a template found by its id alone
 IDENTITY_SCHEMA = "fc:identities:schema"  # 2 once every identity has template ids and is in the name index
 
 
@@ -130,17 +242,18 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 
 def mean_key(identity_id: str) -> str:
     """The identity's template: the normalised mean of its enrolment descriptors, float32 bytes."""
-    return f"fc:identity:{identity_id}:mean"
+    return f"{_g(identity_id)}:identity:{identity_id}:mean"
 
 
-def gallery_key(model: str) -> str:
-    """Vector set of one descriptor model's identity templates (element: identity_id)."""
-    return f"fc:vgallery:{model}"
+def gallery_key(model: str, shard: int) -> str:
+    """Vector set of one descriptor model's identity templates in one gallery shard (element: identity_id)."""
+    return f"fc:{{g{shard}}}:vgallery:{model}"
 
 
-def enrol_counts_key(model: str) -> str:
-    """Hash enrolment key (photos, capped) -> identities: the gallery make-up the threshold depends on."""
-    return f"fc:gallery:enrol:{model}"
+def enrol_counts_key(model: str, shard: int) -> str:
+    """Hash enrolment key (photos, capped) -> identities of one gallery shard: the gallery make-up the
+    threshold depends on (summed over the shards)."""
+    return f"fc:{{g{shard}}}:gallery:enrol:{model}"
 
 
 # --- history (written with each decision by cloud_analyzer/store.py, read by history.py) ---------------
@@ -191,45 +304,49 @@ def parse_history_key(key: str) -> tuple[str, int] | None:
 # --- corrections and negative examples (cloud_analyzer/corrections.py) ----------------------------------
 def corrections_key(face_id: str) -> str:
     """The corrections people made to one face's decision (list of JSON, oldest first). Not under
-    `face_key`: `face_key("*")` matches face records only."""
-    return f"fc:corrections:{face_id}"
+    `face_key`."""
+    return f"{_f(face_id)}:corrections:{face_id}"
 
 
 def negatives_key(identity_id: str) -> str:
     """Faces people said are not this identity (hash: face_id -> 8-byte added-at ms + float32 descriptor),
     at most MAX_NEGATIVES (cloud_analyzer/corrections.py) per identity."""
-    return f"fc:identity:{identity_id}:neg"
+    return f"{_g(identity_id)}:identity:{identity_id}:neg"
 
 
 # --- unknown-face clusters (cloud_analyzer/clusters.py) ------------------------------------------------
-CLUSTERS = "fc:clusters"  # cluster_id by last seen (ms)
-CLUSTER_SIZES = "fc:clusters:size"  # cluster_id by size
-CLUSTER_OF = "fc:clusters:of"  # face_id -> cluster_id
+CLUSTERS = "fc:{clusters}:all"  # cluster_id by last seen (ms)
+CLUSTER_SIZES = "fc:{clusters}:size"  # cluster_id by size
+CLUSTER_OF = "fc:{clusters}:of"  # face_id -> cluster_id
+# Bumped (int) whenever erasure or retention takes faces out of the clusters: a join that read a face before
+# commits nothing (it WATCHes this key), then finds the face gone. A counter, not the ids: nothing of an
+# erased face stays.
+CLUSTER_GONE = "fc:{clusters}:forgotten"
 CLUSTER_PARTS = ("members", "faces", "score", "cameras")  # the per-cluster keys beside its hash
 
 
 def unknown_vset_key(model: str) -> str:
     """Vector set of one descriptor model's cluster centroids (element: cluster_id)."""
-    return f"fc:vunknown:{model}"
+    return f"fc:{{clusters}}:vunknown:{model}"
 
 
 def cluster_key(cluster_id: str) -> str:
-    return f"fc:cluster:{cluster_id}"
+    return f"fc:{{clusters}}:cluster:{cluster_id}"
 
 
 def cluster_part_key(cluster_id: str, part: str) -> str:
     """One of a cluster's CLUSTER_PARTS."""
-    return f"fc:cluster:{cluster_id}:{part}"
+    return f"fc:{{clusters}}:cluster:{cluster_id}:{part}"
 
 
 def clusters_lock_key(model: str) -> str:
     """Held while a replica changes the clusters of one descriptor model."""
-    return f"fc:clusters:lock:{model}"
+    return f"fc:{{clusters}}:lock:{model}"
 
 
 # --- erasures (cloud_analyzer/erasure.py) --------------------------------------------------------------
-ERASURES_PENDING = "fc:erasures:pending"  # `{erasure_id}|{edge_id}` pairs not yet confirmed
-ERASURES = "fc:erasures"  # zset: every erasure id by when it was requested (ms): GET /v1/erasures
+ERASURES_PENDING = "fc:{erasures}:pending"  # `{erasure_id}|{edge_id}` pairs not yet confirmed
+ERASURES = "fc:{erasures}:all"  # zset: every erasure id by when it was requested (ms): GET /v1/erasures
 # Set (to the time, ms) by an erasure: Redis's files still hold what it erased until they are rewritten.
 # Cleared by the replica that starts the rewrite (cloud_analyzer/compaction.py).
 ERASURES_COMPACT = "fc:erasures:compact"
@@ -238,25 +355,25 @@ ERASURES_COMPACT_LOCK = "fc:erasures:compact:lock"  # the last rewrite's replica
 
 def erasure_key(erasure_id: str) -> str:
     """What an erasure removed and each edge's status (hash, field `report`)."""
-    return f"fc:erasure:{erasure_id}"
+    return f"fc:{{erasures}}:erasure:{erasure_id}"
 
 
 def erasure_edge_key(erasure_id: str, edge_id: str) -> str:
     """Face ids one edge still has to erase for one erasure (set)."""
-    return f"fc:erasure:{erasure_id}:edge:{edge_id}"
+    return f"fc:{{erasures}}:erasure:{erasure_id}:edge:{edge_id}"
 
 
 # --- retention (cloud_analyzer/retention.py) -----------------------------------------------------------
 RETENTION_LOCK = "fc:retention:lock"  # the replica running this round (expires after one interval)
 
 # --- access: keys, rate limits, audit (service_common/access) ------------------------------------------
-API_KEYS = "fc:keys"  # key_id by creation time (ms)
-AUDIT_STREAM = "fc:audit"
+API_KEYS = "fc:{keys}:all"  # key_id by creation time (ms)
+AUDIT_STREAM = "fc:{audit}:stream"
 
 
 def api_key_key(key_id: str) -> str:
     """One API key's record (hash: name, scopes, sha256, ...)."""
-    return f"fc:key:{key_id}"
+    return f"fc:{{keys}}:key:{key_id}"
 
 
 def rate_key(name: str) -> str:
@@ -265,21 +382,51 @@ def rate_key(name: str) -> str:
     return f"fc:rate:{name}"
 
 
-AUDIT_DROPPED = "fc:audit:dropped"  # int: entries the audit stream's safety cap ever removed
-DENIALS_PENDING = "fc:denied:pending"  # zset: denial window hashes by the end of their window (ms)
+AUDIT_DROPPED = "fc:{audit}:dropped"  # int: entries the audit stream's safety cap ever removed
+DENIALS_PENDING = "fc:{denied}:pending"  # zset: denial window hashes by the end of their window (ms)
 
 
 def denial_window_key(window_start_ms: int, client: str, key_id: str) -> str:
     """Denials of one client (and key, if one was presented and valid) in one window (hash: client
     key_id first s401 s403 s429 window_start_ms); summarised into one audit entry, then deleted."""
-    return f"fc:denied:{window_start_ms}:{client}:{key_id}"
+    return f"fc:{{denied}}:{window_start_ms}:{client}:{key_id}"
 
 
 # --- event publishers (cloud_analyzer/events/) ---------------------------------------------------------
-WEBHOOKS = "fc:webhooks"  # webhook ids by creation time (zset)
+WEBHOOKS = "fc:{webhooks}:all"  # webhook ids by creation time (zset)
 MQTT_ANNOUNCED = "fc:mqtt:announced"  # identity ids announced to Home Assistant (set): removed ones get an empty config
 
 
 def webhook_key(webhook_id: str) -> str:
     """One webhook (hash): url, secret, filters, state and delivery counters."""
-    return f"fc:webhook:{webhook_id}"
+    return f"fc:{{webhooks}}:webhook:{webhook_id}"
+
+
+# --- the layout before hash tags (KEY_SCHEMA absent): renamed once by cloud_analyzer/key_migration.py ------
+LEGACY_PREFIX = "fc:"  # every old name; no old name starts with "fc:{", every new tagged one does
+LEGACY_FACES, LEGACY_SIGHTINGS, LEGACY_INGEST = "fc:faces", "fc:sightings", "fc:ingest"  # split by face shard
+LEGACY_IDENTITIES, LEGACY_TEMPLATE_OWNERS = "fc:identities", "fc:templates:owner"  # split by gallery shard
+LEGACY_GALLERY_VERSION = "fc:gallery:version"
+LEGACY_DENIALS_PENDING, LEGACY_DENIAL_PREFIX = "fc:denied:pending", "fc:denied:"
+# Whole keys renamed as they are: old name -> new name.
+LEGACY_RENAMED = {
+    "fc:clusters": CLUSTERS, "fc:clusters:size": CLUSTER_SIZES, "fc:clusters:of": CLUSTER_OF,
+    "fc:erasures:pending": ERASURES_PENDING, "fc:erasures": ERASURES, "fc:keys": API_KEYS,
+    "fc:audit": AUDIT_STREAM, "fc:audit:dropped": AUDIT_DROPPED, "fc:webhooks": WEBHOOKS,
+}
+# Per-id keys, by the regular expression of the old name; the key builder above gives the new one.
+_ID = r"[A-Za-z0-9_.-]{1,64}"
+LEGACY_PER_ID = {
+    "face": rf"fc:face:({_ID})", "fusion": rf"fc:fusion:({_ID})", "corrections": rf"fc:corrections:({_ID})",
+    "identity_sightings": rf"fc:sightings:identity:({_ID})", "camera_sightings": rf"fc:sightings:camera:({_ID})",
+    "track": rf"fc:track:({_ID})", "track_info": rf"fc:trackinfo:({_ID})", "track_erased": rf"fc:trackerased:({_ID})",
+    "identity": rf"fc:identity:({_ID})(:tmpl|:tmplinfo|:mean|:neg)?", "cluster": rf"fc:cluster:({_ID})(?::(\w+))?",
+    "vunknown": r"fc:vunknown:(.+)", "erasure": rf"fc:erasure:({_ID})(?::edge:({_ID}))?", "key": rf"fc:key:({_ID})",
+    "webhook": rf"fc:webhook:({_ID})", "identity_name": r"fc:identityname:([0-9a-f]{40})",
+    "gallery": r"fc:vgallery:(.+)", "enrol_counts": r"fc:gallery:enrol:(.+)", "cluster_lock": r"fc:clusters:lock:(.+)",
+}
+
+
+def identity_name_key_of_digest(digest: str, shard: int) -> str:
+    """`identity_name_key` by the name's digest (what an old key name holds)."""
+    return f"fc:{{g{shard}}}:identityname:{digest}"

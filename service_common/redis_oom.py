@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
+from redis.crc import key_slot
+
+from service_common.redis_slots import require_one_slot
 
 # ARGV: a command's argument count, then its arguments, then the next command's. All run atomically (one
 # script), like a MULTI block, but also when Redis is out of memory.
@@ -41,15 +44,32 @@ return redis.call(ARGV[1], KEYS[1], unpack(ARGV, 2))
 """
 
 Command = Sequence[object]
+_ALL_KEYS = {"DEL", "UNLINK", "EXISTS"}  # commands whose every argument is a key
+
+
+def _slot(key: object) -> int:
+    return key_slot(key.encode() if isinstance(key, str) else bytes(key))  # type: ignore[arg-type]
 
 
 def atomic_writes(client: redis.Redis, commands: Sequence[Command]) -> list:
-    """Run `commands` (each a sequence: name, arguments) atomically, even when Redis is full; their
-    replies in order. Keys are not declared: for a single Redis (not Redis Cluster), as everywhere here."""
-    args: list[object] = []
-    for command in commands:
+    """Run `commands` (each a sequence: name, arguments) atomically per hash slot, even when Redis is full;
+    their replies in order. One script per slot their keys are in (Redis Cluster runs a script on one node,
+    over one slot), in the order of each slot's first command: callers order their commands so that a
+    failure between two slots leaves what a retry finishes. A command's keys are its first argument (all
+    its arguments for DEL, UNLINK and EXISTS) and must share one slot."""
+    groups: dict[int, tuple[list[object], list[object], list[int]]] = {}
+    for n, command in enumerate(commands):
+        keys = list(command[1:]) if str(command[0]).upper() in _ALL_KEYS else [command[1]]
+        require_one_slot(str(command[0]), keys)
+        declared, args, positions = groups.setdefault(_slot(keys[0]), ([], [], []))
+        declared += [k for k in keys if k not in declared]
         args += [len(command), *command]
-    return client.eval(_BATCH, 0, *args) if args else []
+        positions.append(n)
+    replies: list = [None] * len(commands)
+    for declared, args, positions in groups.values():
+        for n, reply in zip(positions, client.eval(_BATCH, len(declared), *declared, *args)):
+            replies[n] = reply
+    return replies
 
 
 def write_key(client: redis.Redis, command: str, key: str, *args: object) -> object:

@@ -24,11 +24,16 @@ class RedisSettings(BaseSettings):
     """Where the cloud's state lives (service_common/redis_keys.py names what is in it)."""
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="the cloud's single source of truth (faces, "
-                           "base layers, identities, keys, audit)")
+                           "base layers, identities, keys, audit): `redis://host:port/db` (`rediss://` for TLS) for "
+                           "one Redis, `redis+cluster://host:port,host:port` (`rediss+cluster://`) for Redis Cluster "
+                           "(the hosts are seeds; same keys, docs/redis-keys.md)")
     redis_password_file: Path | None = Field(
         None, description="file holding Redis's password (a compose secret); unset: the URL's, if any"
     )
     redis_timeout_s: float = Field(5.0, gt=0, description="socket and connect timeout of each Redis call")
+    redis_read_from_replicas: bool = Field(
+        False, description="Redis Cluster only: reads go round-robin to each slot's replicas too (reads scale with "
+        "replicas; a read may miss a write made milliseconds before, by replication lag)")
 
 
 class TlsIdentitySettings(BaseSettings):

@@ -1,19 +1,34 @@
-"""Shared fixtures: a real redis-server on a free port, the front end. Helpers live in tests/helpers/."""
+"""Shared fixtures: a real redis-server on a free port (or, with FC_TEST_REDIS=cluster, a real 3-primary
+Redis Cluster: `make test-cluster`), the front end. Helpers live in tests/helpers/.
+
+Every Redis client the tests and the services they start make is slot-checked (FC_REDIS_SLOT_CHECK=1,
+service_common/redis_slots.py): a script, transaction or multi-key command spanning hash slots fails on
+a standalone Redis as it would on Redis Cluster."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from devstack.stack import RedisServer
+from service_common.redis_client import connect
+from service_common.redis_slots import ENV as SLOT_CHECK_ENV
+from tests.helpers.redis_cluster import LocalCluster
 from tests.helpers.servers import serve_analyzer
+
+os.environ[SLOT_CHECK_ENV] = "1"  # before any client is made; inherited by the services tests start
+CLUSTER = os.environ.get("FC_TEST_REDIS") == "cluster"
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | LocalCluster]:
+    """The suite's Redis: `.url` is what the services are given (a cluster URL in cluster mode)."""
+    # No replicas, and a node timeout that a loaded machine's pauses do not reach: no failover mid-suite.
+    server = LocalCluster(tmp_path_factory.mktemp("redis-cluster"), replicas=0, node_timeout_ms=15_000,
+                          appendonly=False) if CLUSTER else RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
     server.stop()
@@ -21,7 +36,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
+    client = connect(redis_server.url)
     client.flushdb()
     yield client
     client.flushdb()

@@ -13,7 +13,8 @@ import pytest
 from service_common.access import AuditLog, KeyStore, bootstrap_admin
 from service_common.access.camera_tokens import CameraTokenError, CameraTokens, add_camera, revoke_camera
 from service_common.access.keys import AdminKeyError, KeyError_
-from service_common.redis_keys import api_key_key
+from service_common.redis_client import connect
+from service_common.redis_keys import AUDIT_STREAM, api_key_key
 
 
 def test_keys_are_stored_as_hashes_and_checked_for_scope_expiry_and_revocation(redis_client) -> None:
@@ -122,7 +123,7 @@ def test_services_reach_a_password_protected_redis_with_the_password_file(tmp_pa
     server = RedisServer(tmp_path / "redis")
     server.start()
     try:
-        redis.Redis.from_url(server.url).config_set("requirepass", "s3cret-from-a-file")
+        connect(server.url).config_set("requirepass", "s3cret-from-a-file")
         secret = tmp_path / "redis_password"
         secret.write_text("s3cret-from-a-file\n")
         assert Store.from_url(server.url, 2, secret).r.ping()
@@ -153,11 +154,10 @@ def _redis_time(client) -> float:
 def test_rate_limit_holds_a_burst_straddling_a_second_boundary_across_replicas(redis_server) -> None:
     """10/s: a full burst at .85 s and another at .10 s of the next second. A per-second counter admits
     both (20 in 0.25 s); the sliding window admits none of the second, whichever replica counts it."""
-    import redis
 
     from service_common.access import RateLimiter
 
-    replicas = [RateLimiter(redis.Redis.from_url(redis_server.url)) for _ in range(2)]
+    replicas = [RateLimiter(connect(redis_server.url)) for _ in range(2)]
     client = replicas[0].r
     client.flushdb()
     while _redis_time(client) % 1 < 0.85 or _redis_time(client) % 1 > 0.9:
@@ -182,7 +182,7 @@ def test_audit_retention_is_by_time_and_the_safety_cap_is_counted_and_logged(red
     assert len(audit) == 1000 and audit.dropped() == 1001  # only the memory guard could: counted
     assert "dropped" in caplog.text and any(r.levelname == "ERROR" for r in caplog.records)
     caplog.clear()
-    redis_client.delete("fc:audit")
+    redis_client.delete(AUDIT_STREAM)
     audit.record("face.view", "ok", 200, face_id="kept")
     for i in range(500):
         audit.record("search", "ok", 200, face_id=f"g{i}")

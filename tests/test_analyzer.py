@@ -17,6 +17,7 @@ from facecodec.bitstream import CodedFace
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
 from service_common.access import KeyStore, new_token
+from service_common.redis_client import connect
 from service_common.redis_keys import face_key, track_info_key
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.records import recent_ms, record, variant
@@ -30,9 +31,8 @@ PEOPLE = ["Colin_Powell", "Tony_Blair", "Laura_Bush"]
 @pytest.fixture(autouse=True)
 def test_key(redis_server) -> None:
     """The tests' admin key, registered again before each test: some tests flush Redis."""
-    import redis
 
-    KeyStore(redis.Redis.from_url(redis_server.url)).register(TOKEN, "tests", ["admin"])
+    KeyStore(connect(redis_server.url)).register(TOKEN, "tests", ["admin"])
 
 
 def enrol(url: str, name: str, paths) -> dict:
@@ -365,11 +365,10 @@ def test_bombs_foreign_formats_and_endless_uploads_are_refused_early(analyzer) -
 
 def test_unexpected_errors_say_internal_error_only(analyzer, redis_server) -> None:
     """A face record no ingest would write (a bug, an operator's edit): 500 with no class name or repr."""
-    import redis
 
     url, _ = analyzer
     face_id = uuid.uuid4().hex
-    client = redis.Redis.from_url(redis_server.url)
+    client = connect(redis_server.url)
     client.hset(face_key(face_id), mapping={"face_id": face_id, "camera_id": "c", "captured_at_ms": "soon",
                                               "base_layer": b"x"})
     r = api.get(f"{url}/v1/faces/{face_id}")

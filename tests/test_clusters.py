@@ -20,11 +20,10 @@ from cloud_analyzer.worker import RecognitionWorker
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
 from service_common.access import KeyStore, new_token
+from service_common.redis_client import connect
 from service_common.redis_keys import (
     CLUSTER_OF,
     CLUSTERS,
-    GROUP,
-    INGEST_STREAM,
     cluster_key,
     clusters_lock_key,
     face_key,
@@ -33,6 +32,7 @@ from service_common.redis_keys import (
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.records import recent_ms, record
 from tests.helpers.servers import denial_summaries
+from tests.helpers.shards import read_ingest
 
 Ack = ingest_pb2.IngestAck
 TOKEN, READER = new_token(), new_token()
@@ -142,8 +142,7 @@ def test_erased_face_is_never_clustered_and_failures_do_not_fail_recognition(red
     store.ensure_group()
     face = _ingest(store, base_layers[("Tony_Blair", 2)], "cam0", 6_000)
     worker = RecognitionWorker(store, Gallery(store), "t", OpenSetPolicy(0.01), clusters=Broken())
-    (_, entries), = redis_client.xreadgroup(GROUP, "t", {INGEST_STREAM: ">"}, count=10)
-    for stream_id, fields in entries:
+    for stream_id, fields in read_ingest(redis_client, "t", 10):
         worker.process(stream_id, fields[b"face_id"].decode())
     assert store.face(face["face_id"])["status"] == "unknown" and worker.processed == 1
 
@@ -169,9 +168,8 @@ def test_a_retried_erasure_still_takes_the_face_out_of_its_cluster(redis_client,
 # --- through the analyzer: gRPC ingest, workers, REST ------------------------------------------------
 @pytest.fixture(autouse=True)
 def keys(redis_server) -> None:
-    import redis
 
-    store = KeyStore(redis.Redis.from_url(redis_server.url))
+    store = KeyStore(connect(redis_server.url))
     store.register(TOKEN, "tests", ["admin"])
     store.register(READER, "viewer", ["sightings:read"])
 

@@ -18,11 +18,11 @@ import io
 import uuid
 
 import pytest
-import redis
 import requests
 from PIL import Image, ImageFilter
 
 from service_common.access import KeyStore, new_token
+from service_common.redis_client import connect
 from tests.helpers import lfw_image
 from tests.helpers.images import blank, side_by_side
 
@@ -31,12 +31,12 @@ ADMIN = new_token()
 
 @pytest.fixture(autouse=True)
 def admin_key(redis_server) -> None:
-    KeyStore(redis.Redis.from_url(redis_server.url)).register(ADMIN, "tests", ["admin"])
+    KeyStore(connect(redis_server.url)).register(ADMIN, "tests", ["admin"])
 
 
 def key(redis_server, *scopes: str) -> str:
     token = new_token()
-    KeyStore(redis.Redis.from_url(redis_server.url)).register(token, f"cf{uuid.uuid4().hex[:6]}", list(scopes))
+    KeyStore(connect(redis_server.url)).register(token, f"cf{uuid.uuid4().hex[:6]}", list(scopes))
     return token
 
 

@@ -5,11 +5,11 @@ take corrections and negatives with the faces."""
 
 from __future__ import annotations
 
-import redis
 from facecoding.v1 import ingest_pb2
 
 from cloud_analyzer.retention import Retention
 from service_common.access import AuditLog
+from service_common.redis_client import connect
 from service_common.redis_keys import EVENTS_STREAM, corrections_key, negatives_key
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.records import recent_ms, record
@@ -94,7 +94,7 @@ def test_a_rejected_face_stops_its_look_alike_matching_while_the_person_still_do
         # Who and when: listed on the face, audited, and an event like the decisions'.
         listed = reader.get(f"{url}/v1/sightings/{wrong['face_id']}/corrections").json()
         assert [c["action"] for c in listed["items"]] == ["reject"] and listed["next_cursor"] is None
-        audit = AuditLog(redis.Redis.from_url(redis_server.url))
+        audit = AuditLog(connect(redis_server.url))
         (entry,) = audit.query(action="face.correct")[0]
         assert entry.face_id == wrong["face_id"] and entry.identity_id == a_id and entry.status == 200
         assert listed["items"][0]["key_id"] == entry.key_id
@@ -115,7 +115,7 @@ def test_a_rejected_face_stops_its_look_alike_matching_while_the_person_still_do
             "items"]] == [wrong["face_id"]]
 
         # Erasing the face takes its corrections and the negative made of it; erasing A takes A's negatives.
-        r = redis.Redis.from_url(redis_server.url)
+        r = connect(redis_server.url)
         assert r.hexists(negatives_key(a_id), wrong["face_id"]) and r.llen(corrections_key(wrong["face_id"])) == 2
         assert admin.post(f"{url}/v1/sightings/{before['face_id']}/correction",
                           json={"action": "reject"}).status_code == 200
@@ -156,7 +156,7 @@ def test_threshold_override_is_bounded_shown_and_audited(redis_server, front_end
         again = _ingest(url, stub, admin, front_end, A, 3, "yard", ts + 1000)
         assert again["status"] == "recognised" and again["threshold"] == PERMISSIVE and not again["threshold_override"]
         assert admin.put(threshold, json={"threshold": None}).json()["threshold_override"] is None
-        (entry, *_), _ = AuditLog(redis.Redis.from_url(redis_server.url)).query(action="identity.threshold")
+        (entry, *_), _ = AuditLog(connect(redis_server.url)).query(action="identity.threshold")
         assert entry.identity_id == a_id and "None" in entry.detail
 
 
@@ -180,7 +180,7 @@ def test_bad_corrections_are_refused_and_change_nothing(redis_server, front_end)
             assert admin.post(url_c, json=body).status_code == status, body
         assert admin.post(f"{url}/v1/sightings/nosuchface/correction", json={"action": "reject"}).status_code == 404
         assert admin.get(f"{url}/v1/sightings/nosuchface/corrections").status_code == 404
-        r = redis.Redis.from_url(redis_server.url)
+        r = connect(redis_server.url)
         assert not r.exists(corrections_key(stranger["face_id"])) and not r.exists(negatives_key(a_id))
         assert admin.get(f"{url}/v1/faces/{stranger['face_id']}").json()["corrected_action"] is None
 

@@ -3,12 +3,11 @@ server: an unreadable row is quarantined and the rows behind it delivered; no fa
 
 from __future__ import annotations
 
-import redis
-
 from cloud_analyzer.ingest_service import make_server
 from cloud_analyzer.store import Store
 from edge_encoder.outbox import Outbox
 from edge_encoder.uploader import UNREADABLE, Uploader
+from service_common.redis_client import connect
 from service_common.redis_keys import face_key
 from tests.helpers import free_port, wait_until
 from tests.helpers.records import valid_record
@@ -22,7 +21,7 @@ def test_a_poison_row_is_quarantined_and_the_rows_behind_it_delivered(tmp_path, 
     outbox.put(good.face_id, good.SerializeToString())
     outbox.close()
 
-    server, port = make_server(Store(redis.Redis.from_url(redis_server.url)), free_port(), {"edge-t"})
+    server, port = make_server(Store(connect(redis_server.url)), free_port(), {"edge-t"})
     server.start()
     outbox = Outbox(path)  # reopened, as after a restart
     uploader = Uploader(outbox, f"127.0.0.1:{port}", batch=8, timeout_s=5, retry_max_s=1)

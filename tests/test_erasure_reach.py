@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
-import redis
 from facecoding.v1 import ingest_pb2
 
 from cloud_analyzer.clusters import Clusters
@@ -16,8 +15,9 @@ from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
-from service_common.redis_keys import GROUP, INGEST_STREAM, SIGHTINGS, face_key
-from tests.helpers import lfw_image, wait_until
+from service_common.redis_client import connect
+from service_common.redis_keys import GROUP, face_key, ingest_stream_of
+from tests.helpers import lfw_image, shards, wait_until
 from tests.helpers.records import recent_ms, record
 from tests.helpers.servers import api_client, serve_analyzer
 
@@ -98,7 +98,7 @@ def _worker(store: Store, consumer: str) -> RecognitionWorker:
 def test_camera_erase_takes_pending_and_failed_faces_and_no_worker_brings_them_back(redis_server,
                                                                                       front_end) -> None:
     with serve_analyzer(redis_server.url, workers=0) as (url, stub):  # nothing decides faces on its own
-        api, client = api_client(redis_server.url), redis.Redis.from_url(redis_server.url)
+        api, client = api_client(redis_server.url), connect(redis_server.url)
         store = Store(client)
         ts = recent_ms(days=1)
         # A face a worker could not decode (stored with a broken base layer): decided `error`, no sighting.
@@ -113,7 +113,7 @@ def test_camera_erase_takes_pending_and_failed_faces_and_no_worker_brings_them_b
         taken, waiting = (record(front_end, lfw_image(OTHER, i + 1), "gate", ts + 1000 * (i + 1)) for i in range(2))
         other_camera = record(front_end, lfw_image(OTHER, 3), "lobby", ts + 1500)
         assert [a.status for a in stub.Ingest(iter([taken]), timeout=30)] == [Ack.ACCEPTED]
-        assert client.xreadgroup(GROUP, "late", {INGEST_STREAM: ">"}, count=1)  # what the worker's loop does
+        assert client.xreadgroup(GROUP, "late", {ingest_stream_of(taken.face_id): ">"}, count=1)  # as a worker
         assert {a.status for a in stub.Ingest(iter([waiting, other_camera]), timeout=30)} == {Ack.ACCEPTED}
         assert {client.hget(face_key(r.face_id), "status") for r in (taken, waiting)} == {b"pending"}
 
@@ -128,18 +128,18 @@ def test_camera_erase_takes_pending_and_failed_faces_and_no_worker_brings_them_b
         try:
             wait_until(lambda: client.hget(face_key(other_camera.face_id), "status") not in (None, b"pending"),
                        30, 0.1, "the other camera's face decided")
-            wait_until(lambda: client.xpending(INGEST_STREAM, GROUP)["pending"] == 0, 30, 0.1, "every entry acked")
+            wait_until(lambda: shards.pending(client) == 0, 30, 0.1, "every entry acked")
         finally:
             late.stop()
         assert not any(client.exists(face_key(f)) for f in doomed)
-        assert client.zscore(SIGHTINGS, taken.face_id) is None and client.zscore(SIGHTINGS, waiting.face_id) is None
+        assert not shards.sighted(client, taken.face_id) and not shards.sighted(client, waiting.face_id)
         assert api.get(f"{url}/v1/sightings", params={"camera_id": "gate"}).json()["items"] == []
 
 
 def test_identity_erase_takes_the_persons_faces_still_pending_in_the_ingest_stream(redis_server,
                                                                                      front_end) -> None:
     with serve_analyzer(redis_server.url, workers=0) as (url, stub):  # nothing decides faces on its own
-        api, client = api_client(redis_server.url), redis.Redis.from_url(redis_server.url)
+        api, client = api_client(redis_server.url), connect(redis_server.url)
         files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in (lfw_image(PERSON, 5),
                                                                              lfw_image(PERSON, 6))]
         identity = api.post(f"{url}/v1/identities", data={"name": PERSON}, files=files).json()["identity_id"]
@@ -149,7 +149,7 @@ def test_identity_erase_takes_the_persons_faces_still_pending_in_the_ingest_stre
         taken, waiting = (record(front_end, lfw_image(PERSON, i + 1), "gate", ts + 1000 * i) for i in range(2))
         theirs = record(front_end, lfw_image(OTHER, 1), "gate", ts + 3000)
         assert [a.status for a in stub.Ingest(iter([taken]), timeout=30)] == [Ack.ACCEPTED]
-        assert client.xreadgroup(GROUP, "late", {INGEST_STREAM: ">"}, count=1)  # what the worker's loop does
+        assert client.xreadgroup(GROUP, "late", {ingest_stream_of(taken.face_id): ">"}, count=1)  # as a worker
         assert {a.status for a in stub.Ingest(iter([waiting, theirs]), timeout=30)} == {Ack.ACCEPTED}
         mine = {taken.face_id, waiting.face_id}
         assert {client.hget(face_key(f), "status") for f in (*mine, theirs.face_id)} == {b"pending"}
@@ -172,10 +172,10 @@ def test_identity_erase_takes_the_persons_faces_still_pending_in_the_ingest_stre
         try:
             wait_until(lambda: client.hget(face_key(theirs.face_id), "status") == b"unknown", 30, 0.1,
                        "the other person's face decided")
-            wait_until(lambda: client.xpending(INGEST_STREAM, GROUP)["pending"] == 0, 30, 0.1, "every entry acked")
+            wait_until(lambda: shards.pending(client) == 0, 30, 0.1, "every entry acked")
         finally:
             late.stop()
         assert store.face(theirs.face_id) is not None
-        assert not any(client.exists(face_key(f)) or client.zscore(SIGHTINGS, f) is not None for f in mine)
+        assert not any(client.exists(face_key(f)) or shards.sighted(client, f) for f in mine)
         assert [s["face_id"] for s in api.get(f"{url}/v1/sightings", params={"camera_id": "gate"}).json()["items"]] \
             == [theirs.face_id]

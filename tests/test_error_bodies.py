@@ -8,12 +8,12 @@ import uuid
 from urllib.parse import urlsplit
 
 import httpx
-import redis
 
 from cloud_reconstructor.api import MAX_REQUEST_BYTES
 from cloud_reconstructor.api import create_app as create_reconstructor
 from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.stack import RedisServer, free_port
+from service_common.redis_client import connect
 from service_common.redis_keys import face_key
 from tests.helpers.payloads import EndlessBody
 from tests.helpers.servers import api_client, serve
@@ -32,7 +32,7 @@ def test_reconstructor_errors_name_no_internals(tmp_path) -> None:
         settings = ReconstructorSettings(redis_url=private.url, http_port=free_port(), grpc_insecure=True)
         with serve(create_reconstructor(settings)) as url:
             viewer = api_client(private.url, ("faces:view",))
-            client = redis.Redis.from_url(private.url)
+            client = connect(private.url)
             broken = uuid.uuid4().hex  # a record no analyzer writes: the catch-all answers
             client.hset(face_key(broken), mapping={"base_layer": b"x", "enhancement_levels": "many"})
             r = viewer.get(f"{url}/v1/faces/{broken}/image")

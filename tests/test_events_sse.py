@@ -14,11 +14,11 @@ import time
 import httpx
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from cloud_analyzer.events.schema import EventFilter
 from cloud_analyzer.events.sse_hub import EventHub
 from service_common.access import AuditLog, new_token
+from service_common.redis_client import connect, connect_async
 from service_common.redis_keys import EVENTS_STREAM
 from tests.helpers import free_port, wait_until
 from tests.helpers.records import valid_record
@@ -88,7 +88,7 @@ def test_stream_carries_every_decision_with_its_fields_and_pings(served) -> None
         everything.close()
         door_only.close()
     # Each stream is audited (once it ends: the server notices the client gone at its next ping).
-    audit = AuditLog(redis.Redis.from_url(served[3]))
+    audit = AuditLog(connect(served[3]))
     wait_until(lambda: len(audit.query(action="events.stream")[0]) >= 3, 10, 0.1, "three audited streams")
 
 
@@ -124,7 +124,7 @@ def test_refusals(served, redis_server) -> None:
 
 def test_a_client_that_cannot_keep_up_is_dropped_not_buffered(redis_client: redis.Redis, redis_server) -> None:
     async def scenario() -> tuple[int, int, bool]:
-        hub = EventHub(aioredis.Redis.from_url(redis_server.url), capacity=3, block_ms=100)
+        hub = EventHub(connect_async(redis_server.url), capacity=3, block_ms=100)
         received: list[str] = []
         stalled = asyncio.Event()
 
@@ -156,7 +156,7 @@ def test_a_client_that_cannot_keep_up_is_dropped_not_buffered(redis_client: redi
 def test_open_streams_end_when_the_analyzer_is_stopped(redis_server, tmp_path) -> None:
     """SIGTERM to a real `python -m cloud_analyzer` with a client connected: the stream ends and the
     process exits promptly (an open stream must not hold the shutdown)."""
-    redis.Redis.from_url(redis_server.url).flushdb()
+    connect(redis_server.url).flushdb()
     token = new_token()
     (tmp_path / "admin_key").write_text(token + "\n")
     http_port = free_port()

@@ -9,7 +9,6 @@ import io
 import httpx
 import numpy as np
 import pytest
-import redis
 from PIL import Image
 
 from cloud_reconstructor.api import create_app as create_reconstructor
@@ -21,6 +20,7 @@ from facecodec.bitstream import parse
 from facecodec.eval.metrics import psnr
 from facecodec.frontend import FaceFrontEnd, decode_image
 from service_common.access import AuditLog
+from service_common.redis_client import connect
 from tests.helpers import lfw_image
 from tests.helpers.face_files import hostile_files
 from tests.helpers.servers import api_client, edge_admin, serve
@@ -40,7 +40,7 @@ def edge(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reconstructor(redis_server):
-    redis.Redis.from_url(redis_server.url).flushdb()
+    connect(redis_server.url).flushdb()
     settings = ReconstructorSettings(redis_url=redis_server.url, http_port=free_port(), grpc_insecure=True,
                                      max_upload_bytes=64 * 1024, rate_limit_per_s=10_000)  # the fuzz is fast
     with serve(create_reconstructor(settings)) as url:
@@ -93,7 +93,7 @@ def test_the_reconstructor_decodes_an_uploaded_face_file_with_the_view_scopes(re
     assert psnr(crop, full) > 32.0 > 20.0 > psnr(crop, base), (psnr(crop, full), psnr(crop, base))
     r = viewer.post(f"{reconstructor}/v1/decode", files=upload, params={"layers": "full", "level": 7})
     assert r.status_code == 422 and "level 7" in r.text
-    audit = AuditLog(redis.Redis.from_url(redis_server.url))
+    audit = AuditLog(connect(redis_server.url))
     entries, _ = audit.query(action="face.decode")
     assert {(e.key_name, e.outcome, e.layers) for e in entries} >= {("preview", "ok", "base"),
                                                                    ("viewer", "ok", "level 5")}

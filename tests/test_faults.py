@@ -18,8 +18,8 @@ from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc
 
 from devstack.replay import load_frames, replay
 from devstack.stack import Stack
-from service_common.redis_keys import INGEST_STREAM, SIGHTINGS, face_key
-from tests.helpers import wait_until
+from service_common.redis_keys import FACE_RECORDS_PATTERN, face_key
+from tests.helpers import shards, wait_until
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -50,7 +50,7 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         assert again.status_code == 201
         def settled() -> dict:
             health = httpx.get(f"{edge}/v1/status", headers=stack.edge_admin).json()
-            pending = stack.redis.client().xpending(INGEST_STREAM, "recognisers")["pending"]
+            pending = shards.pending(stack.redis.client())
             statuses = [api.get(f"{analyzer}/v1/faces/{fid}").json().get("status") for fid, _ in summary.uplinked]
             done = health["outbox_pending"] == 0 and pending == 0 and not {"pending", None} & set(statuses)
             return health if done else {}
@@ -59,11 +59,11 @@ def test_a_replay_survives_the_analyzer_and_the_edge_being_killed(tmp_path: Path
         client = stack.redis.client()
         ids = [fid for fid, _ in summary.uplinked]
         assert len(ids) == len(set(ids)) >= 5
-        stored = {key.decode().split(":")[-1] for key in client.scan_iter(face_key("*"))}
+        stored = {key.decode().split(":")[-1] for key in client.scan_iter(FACE_RECORDS_PATTERN)}
         assert set(ids) <= stored, set(ids) - stored  # every acknowledged face reached the cloud
         assert all(client.hget(face_key(fid), "status") in (b"recognised", b"unknown", b"low_quality")
                    for fid in stored), "a face was left undecided"
-        assert client.zcard(SIGHTINGS) == len(stored)  # each face decided once, none twice
+        assert shards.sightings_count(client) == len(stored)  # each face decided once, none twice
         assert health["outbox_pending"] == 0
         # The store was filled past its bound: the oldest faces were evicted, the newest are served.
         assert len(ids) > STORE_BOUND and health["enhancement_store"]["faces"] == STORE_BOUND

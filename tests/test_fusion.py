@@ -17,9 +17,10 @@ from cloud_analyzer.store import Store
 from cloud_analyzer.worker import RecognitionWorker
 from facecodec.codec.profiles import codec_by_name
 from facecodec.frontend import decode_image
-from service_common.redis_keys import GROUP, INGEST_STREAM, face_key, fusion_descriptor_key
+from service_common.redis_keys import face_key, fusion_descriptor_key
 from tests.helpers import lfw_image
 from tests.helpers.records import recent_ms
+from tests.helpers.shards import read_ingest
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,7 @@ def blair(front_end) -> list[bytes]:
 def _decide(store: Store, worker: RecognitionWorker, base_layer: bytes, camera: str, ts: int) -> dict:
     face_id = uuid.uuid4().hex
     store.ingest(face_id, {"base_layer": base_layer, "camera_id": camera, "captured_at_ms": ts, "edge_id": "e"})
-    (_, entries), = store.r.xreadgroup(GROUP, "t", {INGEST_STREAM: ">"}, count=10)
-    for stream_id, fields in entries:
+    for stream_id, fields in read_ingest(store.r, "t", 10):
         worker.process(stream_id, fields[b"face_id"].decode())
     return store.face(face_id)
 

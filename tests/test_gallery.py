@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import redis
 
 from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.store import Store
 from facecodec.openset import identity_template
-from service_common.redis_keys import GALLERY_SCHEMA, IDENTITIES, identity_key, templates_key
+from service_common.redis_client import connect
+from service_common.redis_keys import GALLERY_SCHEMA, identities_of, identity_key, templates_key
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -19,7 +19,7 @@ def unit(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def test_two_replicas_search_one_gallery_with_exact_scores(redis_server, redis_client) -> None:
     rng = np.random.default_rng(1)
-    one, other = Store(redis_client), Store(redis.Redis.from_url(redis_server.url))
+    one, other = Store(redis_client), Store(connect(redis_server.url))
     people = {f"{i:032x}": unit(rng, 3) for i in range(200)}
     for identity_id, templates in people.items():
         one.add_identity(identity_id, f"person {identity_id[-3:]}", templates, "m1")
@@ -51,7 +51,7 @@ def test_identities_enrolled_before_vector_sets_are_indexed_once(redis_client) -
     redis_client.hset(identity_key("a" * 32), mapping={"identity_id": "a" * 32, "name": "Old", "templates": 2,
                                                           "created_at_ms": 1, "descriptor_model": "m1"})
     redis_client.rpush(templates_key("a" * 32), *[t.tobytes() for t in templates])
-    redis_client.zadd(IDENTITIES, {"a" * 32: 1})
+    redis_client.zadd(identities_of("a" * 32), {"a" * 32: 1})
     assert Gallery(store).search(templates[0], "m1", 1)[1] == []
     assert store.index_gallery() == 1 and redis_client.get(GALLERY_SCHEMA) == b"1"
     assert Gallery(store).search(templates[0], "m1", 1)[1][0].name == "Old"

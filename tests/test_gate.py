@@ -11,9 +11,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-import redis
 
 from service_common.access import AuditLog
+from service_common.redis_client import connect
 from tests.helpers import wait_until
 from tests.helpers.servers import api_client, denial_summaries, serve_analyzer
 
@@ -29,7 +29,7 @@ def analyzer(redis_server):
 @pytest.fixture(autouse=True)
 def fresh(redis_server, analyzer) -> None:
     """Each test starts with an empty Redis (keys, audit, denial budgets)."""
-    redis.Redis.from_url(redis_server.url).flushdb()
+    connect(redis_server.url).flushdb()
 
 
 def _send_slowly(url: str, head: str, total: int, chunk: int = 16 * 1024, pause_s: float = 0.02) -> tuple[bytes, int]:
@@ -75,7 +75,7 @@ def test_no_body_is_read_before_the_key_is_checked(analyzer, redis_server) -> No
 
 
 def test_a_flood_of_denials_is_one_summary_and_then_refused_before_any_key_lookup(analyzer, redis_server) -> None:
-    client = redis.Redis.from_url(redis_server.url)
+    client = connect(redis_server.url)
     admin = api_client(redis_server.url)
     viewed = admin.get(f"{analyzer}/v1/faces/nope")
     assert viewed.status_code == 404  # an audited action worth keeping: face.read
@@ -105,7 +105,7 @@ def test_windows_end_and_are_summarised_by_the_service_itself(analyzer, redis_se
     """The service's own flusher writes the summary once the (2 s, in this test) window has ended."""
     for _ in range(3):
         assert httpx.get(f"{analyzer}/v1/sightings", headers={"authorization": "Bearer nope"}).status_code == 401
-    audit = AuditLog(redis.Redis.from_url(redis_server.url))
+    audit = AuditLog(connect(redis_server.url))
 
     def counted(entries: list) -> int:  # "N denied in 2 s from ...: Nx 401; first: ..."
         return sum(int(e.detail.split(" denied", 1)[0]) for e in entries)
@@ -121,7 +121,7 @@ def test_invalid_ids_reach_the_audit_hashed_and_bounded(analyzer, redis_server) 
     admin = api_client(redis_server.url)
     hostile = quote("bad id\r\n" + "y" * 12_000, safe="")
     assert admin.get(f"{analyzer}/v1/faces/{hostile}").status_code == 422
-    (entry,) = AuditLog(redis.Redis.from_url(redis_server.url)).query(action="face.read")[0]
+    (entry,) = AuditLog(connect(redis_server.url)).query(action="face.read")[0]
     assert entry.outcome == "failed" and entry.status == 422
     assert entry.face_id.startswith("invalid:") and len(entry.face_id) == len("invalid:") + 16
     assert all(len(v) <= 500 and "\n" not in v and "\r" not in v

@@ -9,16 +9,17 @@ import uuid
 import httpx
 import numpy as np
 import pytest
-import redis
 from facecoding.v1 import ingest_pb2
 
 from facecodec.bitstream import CodedFace
 from service_common.access import KeyStore, new_token
+from service_common.redis_client import connect
 from service_common.redis_keys import (
     IDENTITY_SCHEMA,
-    TEMPLATE_OWNERS,
+    identities_of,
     identity_key,
     template_info_key,
+    template_owners_of,
     templates_key,
 )
 from tests.helpers import lfw_image, wait_until
@@ -32,12 +33,12 @@ api = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
 
 @pytest.fixture(autouse=True)
 def test_key(redis_server) -> None:
-    KeyStore(redis.Redis.from_url(redis_server.url)).register(TOKEN, "tests", ["admin"])
+    KeyStore(connect(redis_server.url)).register(TOKEN, "tests", ["admin"])
 
 
 def client(redis_server, *scopes: str) -> httpx.Client:
     token = new_token()
-    KeyStore(redis.Redis.from_url(redis_server.url)).register(token, f"k{uuid.uuid4().hex[:6]}", list(scopes))
+    KeyStore(connect(redis_server.url)).register(token, f"k{uuid.uuid4().hex[:6]}", list(scopes))
     return httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
@@ -177,23 +178,23 @@ def test_templates_with_ids_warnings_faces_and_legacy(analyzer, redis_server) ->
     assert api.delete(f"{url}/v1/identities/{cid}/templates/{last['template_id']}").status_code == 409
 
     # Templates stored before they had ids get stable ids on first read.
-    r = redis.Redis.from_url(redis_server.url)
+    r = connect(redis_server.url)
     legacy = uuid.uuid4().hex
     vectors = np.random.default_rng(1).standard_normal((2, 512)).astype("<f4")
     r.hset(identity_key(legacy), mapping={"identity_id": legacy, "name": "Old", "created_at_ms": 1000,
                                           "templates": 2, "descriptor_model": colin["descriptor_model"]})
     r.rpush(templates_key(legacy), *[v.tobytes() for v in vectors])
-    r.zadd("fc:identities", {legacy: 1000})
+    r.zadd(identities_of(legacy), {legacy: 1000})
     got = api.get(f"{url}/v1/identities/{legacy}/templates").json()["items"]
     assert [t["source"] for t in got] == ["legacy", "legacy"] and got[0]["added_at_ms"] == 1000
     assert api.get(f"{url}/v1/identities/{legacy}/templates").json()["items"] == got
     assert r.llen(template_info_key(legacy)) == 2
     r.delete(IDENTITY_SCHEMA)
     assert api.get(f"{url}/v1/identities/{legacy}").json()["metadata"] == {}
-    assert {r.hget(TEMPLATE_OWNERS, t["template_id"]) for t in got} == {legacy.encode()}
+    assert {r.hget(template_owners_of(legacy), t["template_id"]) for t in got} == {legacy.encode()}
     assert api.delete(f"{url}/v1/identities/{legacy}").status_code == 204
     assert not r.exists(template_info_key(legacy))
-    assert not any(r.hget(TEMPLATE_OWNERS, t["template_id"]) for t in got)  # the owner index forgot them
+    assert not any(r.hget(template_owners_of(legacy), t["template_id"]) for t in got)  # the owner index forgot them
 
 
 def test_verify_images_faces_base_layers_and_identities(analyzer, redis_server) -> None:

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-import redis
 from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cloud_analyzer.ingest_service import IngestLimits, make_server, peer_host
 from cloud_analyzer.store import Store
-from service_common.redis_keys import INGEST_STREAM, face_key
-from tests.helpers import free_port, wait_until
+from service_common.redis_client import connect
+from service_common.redis_keys import face_key
+from tests.helpers import free_port, shards, wait_until
 from tests.helpers.records import valid_record, variant
 
 Ack = ingest_pb2.IngestAck
@@ -29,7 +29,7 @@ def ingest(redis_server, redis_client):
     port = free_port()
     limits = IngestLimits(max_streams=8, max_streams_per_peer=3, idle_timeout_s=3.0)
     # Both loopbacks (127.0.0.1 and ::1): two client hosts on one machine.
-    server, port = make_server(Store(redis.Redis.from_url(redis_server.url)), port, {"edge-t"}, "[::]", limits=limits)
+    server, port = make_server(Store(connect(redis_server.url)), port, {"edge-t"}, "[::]", limits=limits)
     server.start()
     yield port
     server.stop(0)
@@ -93,7 +93,7 @@ def _final_code(call) -> grpc.StatusCode:
 def test_the_server_refuses_rather_than_queues_beyond_its_streams(redis_server, redis_client) -> None:
     """max_streams RPCs at once: the next one is refused at once, not queued behind the idle ones."""
     limits = IngestLimits(max_streams=2, max_streams_per_peer=10, idle_timeout_s=30)
-    server, port = make_server(Store(redis.Redis.from_url(redis_server.url)), free_port(), {"edge-t"},
+    server, port = make_server(Store(connect(redis_server.url)), free_port(), {"edge-t"},
                                limits=limits)
     server.start()
     stop = threading.Event()
@@ -173,7 +173,7 @@ def test_a_face_id_resent_with_other_content_is_a_conflict(ingest, redis_client)
     assert acks[1].error == "" and all("different content" in a.error for a in acks[2:])
     stored = redis_client.hgetall(face_key(first.face_id))
     assert stored[b"base_layer"] == first.base_layer and stored[b"camera_id"] == b"cam-a"
-    assert redis_client.xlen(INGEST_STREAM) == 1  # queued for recognition once
+    assert shards.ingest_len(redis_client) == 1  # queued for recognition once
 
 
 def _ts(ms: int) -> Timestamp:

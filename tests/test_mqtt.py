@@ -11,11 +11,11 @@ import subprocess
 import time
 
 import pytest
-import redis
 
 from cloud_analyzer.events.ha_discovery import Topics, camera_config, identity_config, object_id
 from cloud_analyzer.events.mqtt import MqttPublisher
 from cloud_analyzer.events.settings import EventsSettings
+from service_common.redis_client import connect
 from service_common.redis_keys import EVENTS_GROUP_MQTT, EVENTS_STREAM
 from tests.helpers import lfw_image, wait_until
 from tests.helpers.mosquitto import Broker, Subscriber, require_mosquitto
@@ -120,7 +120,7 @@ def test_sightings_availability_and_discovery(redis_server, broker, watched, fro
 def test_nothing_is_lost_while_the_broker_is_down(redis_server, broker, watched) -> None:
     """The analyzer keeps its events pending while the broker is away and publishes them once it is back;
     a durable subscriber (a persistent session, as Home Assistant's) gets every one."""
-    client = redis.Redis.from_url(redis_server.url)
+    client = connect(redis_server.url)
     with analyzer(redis_server, broker) as (url, stub):
         wait_until(lambda: watched.on(TOPICS.availability)[-1:] == [b"online"], 15, 0.05, "online")
         durable = Subscriber(broker.port, f"{TOPICS.prefix}/cameras/#", client_id="durable-test")

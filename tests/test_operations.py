@@ -18,7 +18,6 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-import redis
 import yaml
 from facecoding.v1 import frames_pb2, frames_pb2_grpc
 
@@ -32,8 +31,9 @@ from edge_encoder.settings import EdgeSettings
 from service_common import logs, request_id
 from service_common.access import AuditLog
 from service_common.access.camera_tokens import add_camera
-from service_common.redis_keys import EVENTS_STREAM, INGEST_STREAM, face_key
-from tests.helpers import lfw_image, wait_until
+from service_common.redis_client import connect
+from service_common.redis_keys import EVENTS_STREAM, face_key
+from tests.helpers import lfw_image, shards, wait_until
 from tests.helpers.servers import api_client, edge_admin, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def edge_log():
 @pytest.fixture(scope="module")
 def stack(redis_server, tmp_path_factory, edge_log):
     """(edge url, edge admin headers, analyzer url, reconstructor url, face ids the edge uplinked)."""
-    redis.Redis.from_url(redis_server.url).flushdb()
+    connect(redis_server.url).flushdb()
     edge_grpc, analyzer_grpc = free_port(), free_port()
     edges = {"edge-ops": f"127.0.0.1:{edge_grpc}"}
     edge_settings = EdgeSettings(http_port=free_port(), grpc_port=edge_grpc, data_dir=tmp_path_factory.mktemp("edge"),
@@ -96,7 +96,7 @@ def stack(redis_server, tmp_path_factory, edge_log):
                 face_ids += [f["face_id"] for f in r.json()["faces"]]
             assert httpx.post(f"{edge}/v1/cameras/cam-ops/frames", content=b"x",
                               headers={"authorization": "Bearer wrong"}).status_code == 401
-            client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+            client = connect(redis_server.url, decode_responses=True)
             wait_until(lambda: all(client.hget(face_key(f), "status") for f in face_ids), timeout_s=60,
                        what="the analyzer decided every uplinked face")
             # A camera's gRPC stream: its x-request-id goes with each of its frames' faces.
@@ -116,10 +116,10 @@ def test_a_frames_request_id_reaches_the_analyzers_stream_face_and_event(stack, 
     """The edge's REST call -> the FaceRecord it uplinks -> the analyzer's ingest stream entry, face hash and
     decision event: one id from the camera's POST to the event a subscriber gets."""
     face_ids = stack[4]
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    client = connect(redis_server.url, decode_responses=True)
     first = face_ids[0]
     assert client.hget(face_key(first), "request_id") == "frame-Colin_Powell"
-    entries = {fields["face_id"]: fields.get("request_id") for _, fields in client.xrange(INGEST_STREAM)}
+    entries = {fields["face_id"]: fields.get("request_id") for fields in shards.ingest_entries(client)}
     assert entries[first] == "frame-Colin_Powell" and entries[face_ids[-1]] == "stream-1"
     assert "frame-Tony_Blair" in entries.values()
     events = [fields for _, fields in client.xrange(EVENTS_STREAM) if fields.get("face_id") == first]
@@ -137,7 +137,7 @@ def test_one_request_id_is_followed_across_the_services(stack, redis_server, edg
     fetched = wait_until(lambda: edge_log.with_id(trace), what="the edge's Fetch log line with the request id")
     assert fetched[0]["service"] == "edge" and face_ids[0] in fetched[0]["msg"]
     # ... and the reconstructor's audit entry of the view names the same id.
-    views, _ = AuditLog(redis.Redis.from_url(redis_server.url)).query(action="face.view")
+    views, _ = AuditLog(connect(redis_server.url)).query(action="face.view")
     assert [(e.face_id, e.request_id) for e in views if e.key_name == "ops-viewer"] == [(face_ids[0], trace)]
 
     # An erasure's id reaches the edge with its Erase, sent later by the analyzer's background eraser.
@@ -167,7 +167,7 @@ def test_every_metric_the_dashboard_queries_is_exposed_after_traffic(stack, redi
     viewer = api_client(redis_server.url, ("faces:view",))
     for layers in ("base", "full"):
         assert viewer.get(f"{reconstructor}/v1/faces/{face_ids[0]}/image", params={"layers": layers}).status_code == 200
-    client = redis.Redis.from_url(redis_server.url)
+    client = connect(redis_server.url)
     lost = uuid.uuid4().hex  # a face held by an edge that is down: one failed fetch
     client.hset(face_key(lost), mapping={"base_layer": client.hget(face_key(face_ids[0]), "base_layer"),
                                          "edge_id": "edge-down", "enhancement_levels": 5})

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-import redis
 from fastapi import APIRouter, FastAPI, HTTPException, Path
 
 from service_common import problems
 from service_common.access import KeyStore, new_token
 from service_common.guard import require
+from service_common.redis_client import connect
 from tests.helpers.servers import api_client
 
 PROBLEM = "application/problem+json"
@@ -56,7 +56,7 @@ def test_every_error_of_the_analyzer_is_a_problem(analyzer, redis_server, admin)
     assert "larger than" in big["detail"]
 
     token = new_token()
-    KeyStore(redis.Redis.from_url(redis_server.url)).register(token, "slow", ["sightings:read"], rate_per_s=1)
+    KeyStore(connect(redis_server.url)).register(token, "slow", ["sightings:read"], rate_per_s=1)
     slow = httpx.Client(headers={"authorization": f"Bearer {token}"}, timeout=30)
     answers = [slow.get(f"{url}/v1/cameras") for _ in range(5)]
     limited = next(r for r in answers if r.status_code == 429)

@@ -4,9 +4,11 @@ the modules that delete keys (erasure, retention) always name what the writers w
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 
 from service_common import ids, redis_keys
+from service_common.redis_slots import slots_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_PACKAGES = ("service_common", "edge_encoder", "cloud_analyzer", "cloud_reconstructor")
@@ -35,23 +37,53 @@ def test_the_check_sees_every_kind_of_literal(tmp_path: Path) -> None:
 
 def test_key_values_are_the_documented_ones() -> None:
     """Key names are data on disk: building them in one place must not change them."""
-    assert redis_keys.face_key("f1") == "fc:face:f1"
-    assert redis_keys.identity_sightings_key("i") == "fc:sightings:identity:i"
-    assert redis_keys.camera_sightings_key("c") == "fc:sightings:camera:c"
-    assert redis_keys.track_key("t") == "fc:track:t"
+    shard = zlib.crc32(b"f1") % redis_keys.FACE_SHARDS
+    assert redis_keys.face_key("f1") == f"fc:{{f{shard}}}:face:f1"
+    assert redis_keys.ingest_stream_of("f1") == f"fc:{{f{shard}}}:ingest"
+    assert redis_keys.identity_sightings_key("i") == "fc:{i:i}:sightings"
+    assert redis_keys.camera_sightings_key("c") == "fc:{cam:c}:sightings"
+    assert redis_keys.track_key("t") == "fc:{t:t}:faces"
+    assert redis_keys.identity_key("a" * 32) == "fc:{g0}:identity:" + "a" * 32
     assert redis_keys.history_key("m", 0, "c") == "fc:history:m:19700101:c"
     assert redis_keys.history_cameras_key("m", 0) == "fc:history:m:19700101:cameras"
-    assert redis_keys.cluster_part_key("u", "members") == "fc:cluster:u:members"
-    assert redis_keys.clusters_lock_key("m") == "fc:clusters:lock:m"
-    assert redis_keys.erasure_edge_key("e", "edge-1") == "fc:erasure:e:edge:edge-1"
-    assert redis_keys.api_key_key("k") == "fc:key:k"
+    assert redis_keys.cluster_part_key("u", "members") == "fc:{clusters}:cluster:u:members"
+    assert redis_keys.clusters_lock_key("m") == "fc:{clusters}:lock:m"
+    assert redis_keys.erasure_edge_key("e", "edge-1") == "fc:{erasures}:erasure:e:edge:edge-1"
+    assert redis_keys.api_key_key("k") == "fc:{keys}:key:k"
     assert redis_keys.rate_key("k") == "fc:rate:k"
-    assert redis_keys.webhook_key("w") == "fc:webhook:w"
+    assert redis_keys.webhook_key("w") == "fc:{webhooks}:webhook:w"
     documented = (ROOT / "docs" / "redis-keys.md").read_text()
-    for name in ("fc:faces", "fc:ingest", "fc:events", "fc:audit", "fc:erasures:pending", "fc:retention:lock",
-                 "fc:gallery:version", "fc:clusters:size", "fc:webhooks", "fc:webhook:{webhook_id}",
-                 "fc:mqtt:announced"):
+    for name in ("fc:{f<n>}:faces", "fc:{f<n>}:ingest", "fc:events", "fc:{audit}:stream", "fc:{erasures}:pending",
+                 "fc:retention:lock", "fc:{g<n>}:gallery:version", "fc:{clusters}:size", "fc:{webhooks}:all",
+                 "fc:{webhooks}:webhook:{webhook_id}", "fc:mqtt:announced", "fc:keyschema"):
         assert f"`{name}`" in documented, name
+
+
+def test_what_a_script_or_transaction_spans_shares_a_slot() -> None:
+    """The groups one script or transaction touches hash to one slot each (Redis Cluster's one rule)."""
+    k = redis_keys
+    face, identity = "3f2a9c", "b" * 32
+    shard = k.face_shard(face)
+    groups = [
+        [k.face_key(face), k.ingest_stream_of(face), k.faces_key(shard), k.sightings_key(shard),
+         k.fusion_descriptor_key(face), k.corrections_key(face)],
+        [k.identity_key(identity), k.templates_key(identity), k.mean_key(identity), k.negatives_key(identity),
+         k.gallery_of("m", identity), k.enrol_counts_of("m", identity), k.gallery_version_of(identity),
+         k.identities_of(identity), k.template_owners_of(identity), k.name_index_of("Ann", identity)],
+        [redis_keys.track_key("t"), redis_keys.track_info_key("t"), redis_keys.track_erased_key("t")],
+        [redis_keys.CLUSTERS, redis_keys.CLUSTER_SIZES, redis_keys.CLUSTER_OF, redis_keys.CLUSTER_GONE,
+         redis_keys.cluster_key("u"), redis_keys.cluster_part_key("u", "faces"), redis_keys.unknown_vset_key("m"),
+         redis_keys.clusters_lock_key("m")],
+        [k.ERASURES, k.ERASURES_PENDING, k.erasure_key("e"), k.erasure_edge_key("e", "x")],
+        [redis_keys.API_KEYS, redis_keys.api_key_key("k")],
+        [redis_keys.AUDIT_STREAM, redis_keys.AUDIT_DROPPED],
+        [redis_keys.DENIALS_PENDING, redis_keys.denial_window_key(0, "c", "k")],
+        [redis_keys.WEBHOOKS, redis_keys.webhook_key("w")],
+    ]
+    for keys in groups:
+        assert len(slots_of(keys)) == 1, keys
+    # Face shards spread over the slots (and so over a cluster's nodes), not onto one.
+    assert len(slots_of(list(redis_keys.INGEST_STREAMS))) == redis_keys.FACE_SHARDS
 
 
 def test_one_id_rule() -> None:

@@ -6,7 +6,6 @@ import uuid
 
 import httpx
 import pytest
-import redis
 
 from cloud_analyzer.ingest_service import make_server
 from cloud_analyzer.store import Store
@@ -15,6 +14,7 @@ from cloud_reconstructor.settings import ReconstructorSettings
 from edge_encoder.api import create_app as create_edge
 from edge_encoder.settings import EdgeSettings
 from facecodec.codec.profiles import codec_by_name
+from service_common.redis_client import connect
 from service_common.redis_keys import face_key
 from tests.helpers import free_port, lfw_image, wait_until
 from tests.helpers.servers import api_client, edge_admin, serve
@@ -43,7 +43,7 @@ def test_edge_keeps_faces_while_cloud_is_down_then_delivers(redis_server, redis_
         ready = httpx.get(f"{edge}/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["uploads_flowing"] is False
 
-        server, _ = make_server(Store(redis.Redis.from_url(redis_server.url)), ingest_port, {"edge-1"})
+        server, _ = make_server(Store(connect(redis_server.url)), ingest_port, {"edge-1"})
         server.start()
         try:
             wait_until(lambda: httpx.get(f"{edge}/v1/status", headers=edge_admin(settings)).json()["outbox_pending"]

@@ -16,18 +16,18 @@ from edge_encoder.outbox import Outbox
 from edge_encoder.retention import EdgeRetention
 from service_common.redis_keys import (
     EVENTS_STREAM,
-    FACES,
     GROUP,
     HISTORY_DAYS,
-    INGEST_STREAM,
-    SIGHTINGS,
     camera_sightings_key,
     history_cameras_key,
     history_days_member,
     history_key,
     history_pattern,
+    ingest_stream_of,
 )
+from tests.helpers import shards
 from tests.helpers.records import valid_record
+from tests.helpers.shards import read_ingest
 
 
 def ingest(store: Store, captured_ms: int, camera: str = "cam-r") -> str:
@@ -39,8 +39,8 @@ def ingest(store: Store, captured_ms: int, camera: str = "cam-r") -> str:
 def decide_all(store: Store, consumer: str = "w1") -> int:
     """What a recognition worker does with each queued face, minus the recognition."""
     done = 0
-    while rows := store.r.xreadgroup(GROUP, consumer, {INGEST_STREAM: ">"}, count=100):
-        for stream_id, fields in rows[0][1]:
+    while rows := read_ingest(store.r, consumer, 100):
+        for stream_id, fields in rows:
             face = store.face(fields[b"face_id"].decode())
             store.record_result(stream_id, face, Outcome("unknown", similarity=0.1, threshold=0.5, fpir=0.01))
             done += 1
@@ -55,24 +55,24 @@ def test_old_faces_events_and_processed_ingest_entries_go(redis_client: redis.Re
     new = [ingest(store, now - 1000 - i) for i in range(2)]
     assert decide_all(store) == 5
     left_pending = ingest(store, now - 500)  # delivered to no one yet: must survive the trim
-    redis_client.xreadgroup(GROUP, "w2", {INGEST_STREAM: ">"}, count=1)  # now delivered, not acked
-    redis_client.xgroup_createconsumer(INGEST_STREAM, GROUP, "gone")  # a consumer that died holding nothing
+    redis_client.xreadgroup(GROUP, "w2", {ingest_stream_of(left_pending): ">"}, count=1)  # delivered, not acked
+    redis_client.xgroup_createconsumer(ingest_stream_of(left_pending), GROUP, "gone")  # died holding nothing
 
     retention = Retention(redis_client, max_age_s=2 * 86400, dead_consumer_s=0.05)
     time.sleep(0.1)
     done = retention.run_once(now)
     assert done.faces_expired == 3 and done.ingest_trimmed == 5
     assert all(store.face(f) is None for f in old) and all(store.face(f) for f in new + [left_pending])
-    assert {m.decode() for m in redis_client.zrange(SIGHTINGS, 0, -1)} == set(new)
-    assert {m.decode() for m in redis_client.zrange(FACES, 0, -1)} == {*new, left_pending}
+    assert shards.sightings(redis_client) == set(new)
+    assert shards.stored_faces(redis_client) == {*new, left_pending}
     assert redis_client.zcard(camera_sightings_key("cam-r")) == 2
-    assert [f[b"face_id"].decode() for _, f in redis_client.xrange(INGEST_STREAM)] == [left_pending]
+    assert [f[b"face_id"].decode() for f in shards.ingest_entries(redis_client)] == [left_pending]
     assert redis_client.xlen(EVENTS_STREAM) == 5  # events age from when they happened: all just now
-    consumers = {c["name"].decode() for c in redis_client.xinfo_consumers(INGEST_STREAM, GROUP)}
+    consumers = {c["name"].decode() for c in shards.consumers(redis_client)}
     assert "gone" not in consumers and "w2" in consumers  # w2 still holds a face
     assert retention.run_once(now).faces_expired == 0  # idempotent
     later = retention.run_once(now + 3 * 86_400_000)
-    assert later.faces_expired == 3 and later.events_trimmed == 5 and redis_client.zcard(FACES) == 0
+    assert later.faces_expired == 3 and later.events_trimmed == 5 and shards.stored_count(redis_client) == 0
 
 
 @pytest.mark.slow
@@ -90,7 +90,8 @@ def test_a_steady_load_keeps_redis_bounded(redis_client: redis.Redis) -> None:
         time.sleep(0.1)
         if len(sizes) % 5 == 0:
             retention.run_once()
-        sizes.append((redis_client.zcard(FACES), redis_client.xlen(INGEST_STREAM), redis_client.xlen(EVENTS_STREAM)))
+        sizes.append((shards.stored_count(redis_client), shards.ingest_len(redis_client),
+                      redis_client.xlen(EVENTS_STREAM)))
     faces, stream, events = (max(s[i] for s in sizes[-20:]) for i in range(3))
     ingested = 20 * len(sizes)
     assert ingested >= 600
@@ -117,8 +118,7 @@ def test_history_days_are_dropped_whole(redis_client: redis.Redis) -> None:
     now = int(time.time() * 1000)
     for captured in (now - 5 * 86_400_000, now - 1000):
         face_id = ingest(store, captured)
-        rows = redis_client.xreadgroup(GROUP, "w1", {INGEST_STREAM: ">"}, count=1)
-        stream_id, _ = rows[0][1][0]
+        ((stream_id, _),) = read_ingest(redis_client, "w1", 1)
         store.record_result(stream_id, store.face(face_id), Outcome("unknown"), np.ones(512, np.float32) / 512**0.5,
                             "m1")
     def days() -> set[str]:  # fc:history:{model}:{day}:{camera or "cameras"}
@@ -149,7 +149,7 @@ def test_history_days_come_from_their_index_not_a_keyspace_scan(redis_client: re
     store = Store(redis_client)
     store.ensure_group()
     face_id = ingest(store, today)
-    stream_id, _ = redis_client.xreadgroup(GROUP, "w1", {INGEST_STREAM: ">"}, count=1)[0][1][0]
+    ((stream_id, _),) = read_ingest(redis_client, "w1", 1)
     store.record_result(stream_id, store.face(face_id), Outcome("unknown"), np.ones(512, np.float32) / 512**0.5, "m1")
     assert redis_client.zrange(HISTORY_DAYS, 0, -1) == [history_days_member("m1", today).encode()]
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-import redis
 from facecoding.v1 import ingest_pb2, ingest_pb2_grpc
 
 from devstack.stack import RedisServer, Service, Stack, service_env
 from service_common.access import KeyStore, new_token
-from service_common.redis_keys import GROUP, INGEST_STREAM, SIGHTINGS, face_key
-from tests.helpers import free_port, lfw_image, wait_until
+from service_common.redis_client import connect
+from service_common.redis_keys import face_key
+from tests.helpers import free_port, lfw_image, shards, wait_until
 from tests.helpers.records import valid_record
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def replica(name: str, redis_url: str, logs: Path) -> Service:
 def test_two_replicas_share_work_survive_a_kill_and_see_one_gallery(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")
     server.start()
-    client = redis.Redis.from_url(server.url)
+    client = connect(server.url)
     token = new_token()
     KeyStore(client).register(token, "tests", ["admin"])
     api = httpx.Client(headers={"authorization": f"Bearer {token}"}, timeout=60)
@@ -65,7 +65,7 @@ def test_two_replicas_share_work_survive_a_kill_and_see_one_gallery(tmp_path: Pa
         held = 0
         while time.time() < deadline:
             b.proc.send_signal(signal.SIGSTOP)
-            held = sum(c["pending"] for c in client.xinfo_consumers(INGEST_STREAM, GROUP)
+            held = sum(c["pending"] for c in shards.consumers(client)
                        if c["name"].decode().startswith("replica-b"))
             if held:
                 break
@@ -74,12 +74,12 @@ def test_two_replicas_share_work_survive_a_kill_and_see_one_gallery(tmp_path: Pa
         assert held, "replica B never held a face"
         b.proc.send_signal(signal.SIGKILL)
         b.proc.wait(10)
-        wait_until(lambda: client.zcard(SIGHTINGS) >= len(records), 60, 0.5, "every face decided")
-        assert client.zcard(SIGHTINGS) == len(records)  # every face decided, none twice
-        assert client.xpending(INGEST_STREAM, GROUP)["pending"] == 0
+        wait_until(lambda: shards.sightings_count(client) >= len(records), 60, 0.5, "every face decided")
+        assert shards.sightings_count(client) == len(records)  # every face decided, none twice
+        assert shards.pending(client) == 0
         statuses = {client.hget(face_key(r.face_id), "status") for r in records}
         assert statuses <= {b"unknown", b"recognised"}
-        consumers = {c["name"].decode(): c for c in client.xinfo_consumers(INGEST_STREAM, GROUP)}
+        consumers = {c["name"].decode(): c for c in shards.consumers(client)}
         assert any(n.startswith("replica-b") for n in consumers)  # B did take a share before dying
     finally:
         for service in (a, b):

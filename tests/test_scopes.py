@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
 from cloud_analyzer.api import create_app as create_analyzer
 from cloud_analyzer.settings import AnalyzerSettings
@@ -17,6 +16,7 @@ from cloud_reconstructor.api import create_app as create_reconstructor
 from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.stack import free_port
 from service_common.access import AuditLog
+from service_common.redis_client import connect
 from service_common.redis_keys import face_key
 from service_common.routes import scope_table
 from tests.helpers.servers import api_client, serve, serve_analyzer
@@ -74,7 +74,7 @@ def test_biometric_search_needs_its_own_scope_and_listings_are_audited(analyzer,
     assert reader.get(f"{analyzer}/v1/sightings/tracks/t-1").status_code == 404
     admin = api_client(redis_server.url)
     assert admin.get(f"{analyzer}/v1/audit", params={"action": "search.history"}).status_code == 200
-    audit = AuditLog(redis.Redis.from_url(redis_server.url))
+    audit = AuditLog(connect(redis_server.url))
     (listing,) = audit.query(action="sightings.list")[0]
     assert listing.outcome == "ok" and "camera_id=door" in listing.detail and "0 sightings" in listing.detail
     assert audit.query(action="track.view")[0][0].status == 404

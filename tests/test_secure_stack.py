@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from bench.security_checks import Probe, edge_rest
 from devstack.stack import Stack, free_port, service_env
 from service_common import certs
+from service_common.redis_client import connect
 from service_common.redis_keys import API_KEYS
 from service_common.tls import TlsFiles, secure_or_insecure_channel
 from tests.helpers.records import valid_record
@@ -115,7 +116,7 @@ def test_reflection_is_off(stack: Stack) -> None:
 
 def test_redis_needs_the_password_and_secrets_are_private(stack: Stack) -> None:
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis.from_url(stack.redis.url).ping()
+        connect(stack.redis.url).ping()
     assert stack.redis.client().config_get("protected-mode") == {"protected-mode": "yes"}
     private = [*stack.secrets_dir.iterdir(), *(stack.data_dir / "tls").glob("*.key")]
     assert {p.name for p in private} >= {"redis_password", "admin_key", "camera_token", "camera_tokens", "ca.key",

@@ -12,7 +12,6 @@ import grpc
 import numpy as np
 import pydantic
 import pytest
-import redis
 from facecoding.v1 import enhancement_pb2, enhancement_pb2_grpc, ingest_pb2
 
 from cloud_analyzer.api import create_app as create_analyzer
@@ -27,9 +26,11 @@ from edge_encoder.outbox import Outbox
 from edge_encoder.settings import EdgeSettings
 from edge_encoder.uploader import Uploader
 from facecodec.codec.profiles import codec_by_name
-from service_common.redis_keys import INGEST_STREAM, face_key
+from service_common.redis_client import connect
+from service_common.redis_keys import face_key
 from service_common.settings import GrpcTransportError
 from service_common.tls import TlsConfigError, TlsFiles, secure_or_insecure_channel
+from tests.helpers import shards
 from tests.helpers.records import valid_record
 from tests.helpers.tls_certs import Authority
 
@@ -65,7 +66,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture
 def ingest(pki: Pki, redis_server, redis_client):
     """The analyzer's Ingest with mutual TLS, trusting edge-1 and edge-2; yields its address."""
-    server, port = make_ingest_server(Store(redis.Redis.from_url(redis_server.url)), 0, {"edge-1", "edge-2"},
+    server, port = make_ingest_server(Store(connect(redis_server.url)), 0, {"edge-1", "edge-2"},
                                       tls=pki.cloud)
     server.start()
     yield f"127.0.0.1:{port}"
@@ -139,12 +140,12 @@ def test_a_certificate_of_another_name_cannot_ingest_as_an_edge(pki, ingest, red
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert len(outbox) == 1 and outbox.rejected_count() == 0
     assert not redis_client.exists(face_key(record.face_id))
-    assert redis_client.xlen(INGEST_STREAM) == 0
+    assert shards.ingest_len(redis_client) == 0
 
 
 def test_server_only_tls_keeps_the_edge_id_check(pki, redis_server, redis_client, tmp_path) -> None:
     """Certificate and key without a client CA: TLS, no client certificates, ANALYZER_EDGES still applies."""
-    server, port = make_ingest_server(Store(redis.Redis.from_url(redis_server.url)), 0, {"edge-1"},
+    server, port = make_ingest_server(Store(connect(redis_server.url)), 0, {"edge-1"},
                                       tls=TlsFiles(pki.cloud.cert, pki.cloud.key))
     server.start()
     try:

@@ -16,6 +16,7 @@ from cloud_analyzer.events.schema import EventFilter
 from cloud_analyzer.events.url_policy import RefusedUrl, check_url
 from cloud_analyzer.events.webhook_delivery import DeliveryPolicy, WebhookDeliverer
 from cloud_analyzer.events.webhooks import WebhookStore
+from service_common.redis_client import connect
 from service_common.redis_keys import EVENTS_GROUP_WEBHOOKS, EVENTS_STREAM
 from tests.helpers import wait_until
 from tests.helpers.receivers import receiving
@@ -36,7 +37,7 @@ def served(redis_server):
 def no_webhooks(redis_server):
     """Each test starts with no webhook registered (straight in Redis: a test may have flushed the keys)."""
     yield
-    store = WebhookStore(redis.Redis.from_url(redis_server.url))
+    store = WebhookStore(connect(redis_server.url))
     for hook in store.all():
         store.delete(hook.webhook_id)
 

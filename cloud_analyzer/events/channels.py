@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
-import redis.asyncio as aioredis
 
 from cloud_analyzer.events.mqtt import MqttPublisher
 from cloud_analyzer.events.sse_hub import EventHub
 from cloud_analyzer.events.webhook_delivery import DeliveryPolicy, WebhookDeliverer
 from cloud_analyzer.settings import AnalyzerSettings
-from service_common.redis_auth import redis_password
+from service_common.redis_client import connect_async
 
 
 @dataclass
@@ -30,8 +29,8 @@ class Channels:
 
 
 def start_channels(settings: AnalyzerSettings, client: redis.Redis) -> Channels:
-    async_client = aioredis.Redis.from_url(settings.redis_url, **redis_password(settings.redis_password_file),
-                                           socket_connect_timeout=settings.redis_timeout_s)
+    async_client = connect_async(settings.redis_url, settings.redis_password_file,
+                                 socket_connect_timeout=settings.redis_timeout_s)
     hub = EventHub(async_client, settings.sse_client_buffer)
     webhooks = None
     if settings.webhooks_enabled:

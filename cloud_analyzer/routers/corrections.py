@@ -22,7 +22,7 @@ from facecodec.codec.profiles import UnknownProfileError
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN, ID_PATTERN
 from service_common.pagination import Page
-from service_common.redis_keys import enrol_counts_key, identity_key
+from service_common.redis_keys import identity_key
 from service_common.times import rfc3339_ms
 
 router = APIRouter(tags=["corrections"])
@@ -158,7 +158,6 @@ def set_threshold(
 def _gallery_threshold(analyzer) -> float:
     """The operating threshold for a one-frame probe against the gallery as it is now."""
     codec, store = analyzer.codec, analyzer.store
-    raw = store.r.hgetall(enrol_counts_key(codec.spec.descriptor_model))
-    counts = {int(e): int(n) for e, n in raw.items() if int(n) > 0}
+    counts = analyzer.gallery.enrol_counts(codec.spec.descriptor_model)
     threshold, _ = analyzer.policy.operating_point(codec.open_set_calibration, counts, 1, store.gallery_version())
     return threshold

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import hypothesis
-import redis
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
@@ -30,6 +29,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from service_common.redis_client import connect
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
@@ -180,7 +181,7 @@ def three_services(redis_url: str, data_dir: Path) -> Iterator[list[Target]]:
     generous = {"rate_limit_per_s": 100_000, "denial_budget_per_min": 100_000}
     with serve_analyzer(redis_url, **generous) as (analyzer, ingest):
         token = new_token()
-        key = KeyStore(redis.Redis.from_url(redis_url)).register(token, "fuzz", ["admin"], rate_per_s=100_000)
+        key = KeyStore(connect(redis_url)).register(token, "fuzz", ["admin"], rate_per_s=100_000)
         admin = {"authorization": f"Bearer {token}"}
         known = {"key_id": key.key_id, **seed(analyzer, ingest, admin)}
         edge_settings = EdgeSettings(http_port=free_port(), grpc_port=free_port(), data_dir=data_dir / "edge",

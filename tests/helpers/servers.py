@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import redis
 import uvicorn
 from fastapi import FastAPI
 
 from devstack.stack import free_port
 from service_common.access import AuditEntry, AuditLog, KeyStore, RateLimiter, new_token
 from service_common.access.denials import Denials
+from service_common.redis_client import connect
 
 
 @contextmanager
@@ -53,7 +53,7 @@ def edge_admin(settings: object) -> dict[str, str]:
 def api_client(redis_url: str, scopes: tuple[str, ...] = ("admin",), name: str = "tests") -> httpx.Client:
     """An HTTP client holding a fresh API key with these scopes, registered straight in Redis."""
     token = new_token()
-    KeyStore(redis.Redis.from_url(redis_url)).register(token, name, list(scopes))
+    KeyStore(connect(redis_url)).register(token, name, list(scopes))
     return httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
 
@@ -67,7 +67,7 @@ def serve_analyzer(redis_url: str, **overrides: object) -> Iterator[tuple[str, o
     from cloud_analyzer.api import create_app
     from cloud_analyzer.settings import AnalyzerSettings
 
-    redis.Redis.from_url(redis_url).flushdb()
+    connect(redis_url).flushdb()
     grpc_port = free_port()
     with tempfile.TemporaryDirectory(prefix="analyzer-secrets-") as secrets:  # the first admin key's file
         settings = AnalyzerSettings(redis_url=redis_url, grpc_port=grpc_port, http_port=free_port(),
@@ -81,7 +81,7 @@ def serve_analyzer(redis_url: str, **overrides: object) -> Iterator[tuple[str, o
 def denial_summaries(redis_url: str, password: str | None = None) -> list[AuditEntry]:
     """The `access.denied` audit entries, after summarising every pending denial window now (as the
     services' flushers do once a window has ended)."""
-    client = redis.Redis.from_url(redis_url, password=password)
+    client = connect(redis_url, password=password)
     audit = AuditLog(client)
     Denials(client, RateLimiter(client), audit, 1).flush(now_ms=int(time.time() * 1000) + 86_400_000)
     return audit.query(action="access.denied", limit=1000)[0]
