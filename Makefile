@@ -65,16 +65,19 @@ test: setup
 # The service tests that use the suite's Redis, again against a real Redis Cluster (3 primaries on loopback
 # ports, the same redis-server: tests/helpers/redis_cluster.py; FC_TEST_REDIS=cluster makes tests/conftest.py
 # hand it out). Every module that writes Redis is covered: ingest, decisions, clusters, gallery, identities,
-# corrections, erasure, retention, history, events, webhooks, MQTT, access, the reconstructor. Left out:
-# tests that start their own standalone Redis on purpose (the stack as processes, Redis full, on-disk
-# erasure, the old-layout migration) and those that use no Redis.
+# corrections, erasure, retention, history, events, webhooks, MQTT, access, the reconstructor, the API
+# fuzzer. Left out: tests that start their own standalone Redis on purpose (the stack as processes:
+# test_stack, test_e2e, test_faults, test_scale_out, test_secure_stack, test_snapshots, test_quickstart,
+# the compose tests; test_redis_full, test_erasure_on_redis_disk; test_key_migration, the old layout being
+# standalone only; test_redis_client starts clusters of its own) and those that use no Redis.
 CLUSTER_TESTS := test_redis_keys test_decision_steps test_gallery test_fusion test_retention test_clusters \
 	test_analyzer test_corrections test_identities_api test_erasure_reach test_webhooks test_access \
 	test_events_sse test_scopes test_gate test_compreface_api test_error_bodies test_problems \
 	test_ingest_limits test_tls test_edge_uploader test_mqtt test_reconstructor_api test_face_file_rest \
-	test_operations
+	test_operations test_edge_containers test_resilience test_api_fuzz
+# With 3 gallery shards (`make test` runs the default, 1): the sharded gallery's merged search and listings.
 test-cluster: setup
-	FC_TEST_REDIS=cluster $(PY) -m pytest -q $(CLUSTER_TESTS:%=tests/%.py)
+	FC_TEST_REDIS=cluster FACECODEC_GALLERY_SHARDS=3 $(PY) -m pytest -q $(CLUSTER_TESTS:%=tests/%.py)
 
 # docker-compose.yml built and run with Podman (the images, health, the demo's flow, an edge restart).
 compose-test: setup system-compose

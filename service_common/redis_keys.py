@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import os
 import time
 import zlib
 
@@ -53,13 +54,16 @@ PREFIX = "fc:"
 KEY_SCHEMA = "fc:keyschema"  # the key layout's version: KEY_SCHEMA_VERSION once the names have hash tags
 KEY_SCHEMA_VERSION = 2
 KEY_MIGRATION_LOCK = "fc:keyschema:lock"  # the replica renaming keys of the old layout (expires)
+KEY_LAYOUT = "fc:keyschema:layout"  # the shard counts the data was written with: a service with others refuses
 
 # Face shards: a face's keys and its share of the ingest stream, face index and sighting index live under
 # `{f<n>}`. Fixed for a deployment: changing it moves every face (a migration, not a setting).
 FACE_SHARDS = 16
 # Gallery shards: vector sets searched in one pipeline and merged by the exact re-rank (reads scale through
-# replicas, not through more shards). Changing it re-indexes the gallery (cloud_analyzer/key_migration.py).
-GALLERY_SHARDS = 1
+# replicas, not through more shards). Chosen before the first start (FACECODEC_GALLERY_SHARDS, the same for
+# every analyzer); KEY_LAYOUT keeps it, and an analyzer started with another number refuses to run.
+GALLERY_SHARDS = max(1, int(os.environ.get("FACECODEC_GALLERY_SHARDS") or 1))
+LAYOUT = f"faces={FACE_SHARDS} gallery={GALLERY_SHARDS}"
 
 
 def _crc(text: str) -> int:

@@ -17,12 +17,12 @@ from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.events.schema import EventFilter
 from cloud_analyzer.events.webhooks import WebhookStore
 from cloud_analyzer.gallery import Gallery
-from cloud_analyzer.key_migration import migrate_keys
+from cloud_analyzer.key_migration import LayoutMismatch, migrate_keys
 from cloud_analyzer.pending_faces import pending_face_ids
 from cloud_analyzer.store import Outcome, Store
 from service_common.access import AuditLog, KeyStore, new_token
 from service_common.redis_client import is_cluster
-from service_common.redis_keys import KEY_SCHEMA
+from service_common.redis_keys import GALLERY_SHARDS, KEY_LAYOUT, KEY_SCHEMA
 from service_common.redis_slots import unchecked
 from tests.helpers.shards import read_ingest
 
@@ -157,7 +157,12 @@ def test_an_old_layout_is_renamed_once_and_nothing_is_lost(redis_client: redis.R
     assert moved >= len(before) // 2
     assert redis_client.get(KEY_SCHEMA) == b"2" and not redis_client.exists(OLD_INGEST)
     after = {raw: _dump(redis_client, raw) for raw in redis_client.scan_iter(match="fc:*")
-             if not raw.endswith(b":ingest") and raw != KEY_SCHEMA.encode()}
+             if not raw.endswith(b":ingest") and raw not in (KEY_SCHEMA.encode(), KEY_LAYOUT.encode())}
+    # The one old version becomes every gallery shard's (the sum, the gallery's version, never goes back).
+    versions = {key for key in after if key.endswith(b":gallery:version")}
+    assert len(versions) == GALLERY_SHARDS and store.gallery_version() >= sum(
+        int(before.pop(key)[1]) for key in [k for k in before if k.endswith(b":gallery:version")])
+    after = {key: value for key, value in after.items() if key not in versions}
     assert set(after) == set(before), (set(before) - set(after), set(after) - set(before))
     assert after == before  # every key back under its name, with its content
     assert migrate_keys(redis_client) == 0  # once
@@ -170,3 +175,10 @@ def test_an_old_layout_is_renamed_once_and_nothing_is_lost(redis_client: redis.R
     assert matches and matches[0].identity_id == identity
     assert KeyStore(redis_client).verify(token) is not None
     assert Clusters(redis_client).of(unknown) is not None
+
+
+def test_an_analyzer_with_other_shard_counts_than_the_data_refuses(redis_client: redis.Redis) -> None:
+    assert migrate_keys(redis_client) == 0  # a new Redis: this layout is recorded
+    redis_client.set(KEY_LAYOUT, "faces=16 gallery=7")  # written by analyzers with FACECODEC_GALLERY_SHARDS=7
+    with pytest.raises(LayoutMismatch, match="FACECODEC_GALLERY_SHARDS"):
+        migrate_keys(redis_client)
