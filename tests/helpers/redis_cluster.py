@@ -16,14 +16,13 @@ IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE: what `redis-cli --cluster reshard` d
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
 import redis
 
-from devstack.redis_cluster import form
-from devstack.stack import RedisServer, port_is_free
+from devstack.redis_cluster import cluster_port, form
+from devstack.stack import RedisServer
 from service_common.redis_client import connect
 
 NODE_TIMEOUT_MS = 1000  # how long a primary may be silent before its replica takes over (compose: 5000)
@@ -178,15 +177,6 @@ class LocalCluster:
                     with self.node_client(other) as c:
                         c.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
         return moved
-
-
-def cluster_port(taken: set[int]) -> int:
-    """A free port whose cluster bus port (port + 10000) is free too: below the ephemeral range, which the
-    bus port of an ephemeral port could pass or collide with."""
-    while True:
-        port = random.randrange(20_000, 30_000)
-        if port not in taken and port_is_free(port) and port_is_free(port + 10_000):
-            return port
 
 
 def _wait(ready, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
