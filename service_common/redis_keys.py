@@ -84,7 +84,7 @@ def gallery_shard(identity_id: str) -> int:
 def _spread_tag(shard: int) -> str:
     """`f<n>` and the first `.k` suffix that hashes into the n-th FACE_SHARDS-th of the 16384 slots. Primaries
     take even ranges of slots (`redis-cli --cluster create`, devstack.redis_cluster), so the face shards
-    spread over them as evenly as the counts allow (3 primaries: 5/6/5, 6: 3/2/3/2/3/3); the bare `f<n>`
+    spread over them as evenly as the counts allow (3 primaries: 5/6/5, 6: 3/2/3/3/2/3); the bare `f<n>`
     tags fell 4/8/4 and 4/0/4/4/0/4, two of six primaries with no faces at all."""
     first, last = 16384 * shard // FACE_SHARDS, 16384 * (shard + 1) // FACE_SHARDS
     k = 0
