@@ -23,6 +23,7 @@ from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.ingest_service import IngestLimits, make_server
 from cloud_analyzer.key_migration import migrate_keys
 from cloud_analyzer.metrics import AnalyzerMetrics
+from cloud_analyzer.minors import child_policy
 from cloud_analyzer.retention import Retention
 from cloud_analyzer.routers import clusters as clusters_router
 from cloud_analyzer.routers import (
@@ -111,7 +112,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         server.start()
         workers = [
             RecognitionWorker(store, gallery, f"{settings.consumer_name}-{i}", policy, settings.fusion_window_s,
-                              settings.claim_idle_s, clusters, metrics)
+                              settings.claim_idle_s, clusters, metrics, child_policy(settings))
             for i in range(settings.workers)
         ]
         for worker in workers:

@@ -24,6 +24,7 @@ from fastapi import HTTPException
 from cloud_analyzer.decision import Decision
 from cloud_analyzer.deps import Analyzer, decoded_image
 from cloud_analyzer.gallery import Match
+from cloud_analyzer.minors import ChildCheck, child_policy
 from cloud_analyzer.recognition import decode_base_layer
 from facecodec.bitstream import BitstreamError
 from facecodec.codec.base_layer import BaseLayerError
@@ -133,17 +134,20 @@ class Identification:
     candidates: list[Match]
     named: Match | None  # None when the probe's quality forbids naming anyone
     issues: list[str]
+    child: ChildCheck = ChildCheck()  # whether it looks like a child's, and what that did (minors.py)
 
 
 def identify(analyzer: Analyzer, faces: list[Face], k: int) -> Identification:
     """Top-k identities for one person seen in `faces` (fused into one probe) and the open-set decision
-    on the best of them, at the operator's FPIR; faces with quality issues are never named."""
+    on the best of them, at the operator's FPIR; faces with quality issues are never named, faces that
+    look like a child's are decided by the child policy (minors.py)."""
     codec = faces[0].codec
     probe = identity_template(np.stack([f.probe for f in faces]))
     decision, candidates = analyzer.policy.decide(
         analyzer.gallery, probe, codec.spec.descriptor_model, codec.open_set_calibration, len(faces), k)
+    decision, child = child_policy(analyzer.settings).decide(decision, probe, codec.spec.descriptor_model)
     issues = sorted({issue for f in faces for issue in f.issues})
-    return Identification(decision, candidates, decision.match if not issues else None, issues)
+    return Identification(decision, candidates, decision.match if not issues else None, issues, child)
 
 
 # --- verification -----------------------------------------------------------------------------------------

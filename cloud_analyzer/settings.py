@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -63,6 +64,16 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, Event
         3.0, ge=0, le=60,
         description="fuse a face with the same person's faces from one camera this close in time (0: off)",
     )
+    child_policy: Literal["withhold", "strict", "off"] = Field(
+        "withhold", description="a face the child-look probe flags (cloud_analyzer/minors.py): `withhold` names "
+        "nobody and refuses it as an enrolment photo; `strict` names only at child_threshold and warns on "
+        "enrolment; `off` decides children like adults (the recogniser confuses children: README, Children)")
+    child_threshold: float = Field(
+        0.58, gt=0, le=1, description="child_policy=strict: the cosine a flagged face must reach to be named "
+        "(where stricter than the gallery's threshold)")
+    child_flag_at: float | None = Field(
+        None, ge=0, le=1, description="the child-look probe's P(age < 13) at which a face is flagged; unset: the "
+        "probe's own (2% of training adults flagged; README, Children). Lower flags more children and more adults")
     workers: int = Field(1, ge=0, le=16, description="recognition worker threads (0: ingest only)")
     consumer_name: str = Field(
         "analyzer-1", pattern=ID_PATTERN,

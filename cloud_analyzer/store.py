@@ -120,6 +120,9 @@ class Outcome:
     negative_similarity: float | None = None  # highest cosine to the best candidate's negatives
     rejected_by_negative: bool = False  # not named: closer to a face people said is not that identity
     cluster_id: str | None = None  # unknown faces: the anonymous cluster, for the event (clusters.py stores it)
+    looks_child: bool | None = None  # the child-look probe flagged it (minors.py); None: not assessed
+    child_probability: float | None = None
+    child_withheld: bool = False  # a name was withheld because the face looks like a child's
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,9 @@ class Sighting:
     threshold_override: bool = False  # `threshold` was the identity's own override, not the gallery's
     rejected_by_negative: bool = False  # cleared the threshold, but closer to a face people said is not them
     negative_similarity: float | None = None
+    looks_child: bool | None = None  # the child-look probe flagged it (minors.py); None: not assessed
+    child_probability: float | None = None
+    child_withheld: bool = False
     corrected_action: str | None = None  # the latest correction: reject | reassign
     corrected_at: str | None = None  # RFC 3339 UTC
     corrected_by: str | None = None  # the API key id that made it
@@ -224,7 +230,10 @@ class Store(IdentityStore):
                   "error": outcome.error, "decided_at_ms": int(time.time() * 1000),
                   "threshold_override": int(outcome.threshold_override),
                   "negative_similarity": _num(outcome.negative_similarity),
-                  "rejected_by_negative": int(outcome.rejected_by_negative)}
+                  "rejected_by_negative": int(outcome.rejected_by_negative),
+                  "looks_child": "" if outcome.looks_child is None else int(outcome.looks_child),
+                  "child_probability": _num(outcome.child_probability),
+                  "child_withheld": int(outcome.child_withheld)}
         event = decision_fields(face, outcome.status, outcome.identity_id, outcome.identity_name,
                                 outcome.cluster_id, update["similarity"], update["threshold"],
                                 update["decision_fpir"], update["decided_at_ms"])
@@ -281,7 +290,7 @@ class Store(IdentityStore):
         for name, key, *_ in writes:
             if name == "VADD":
                 pipe.execute_command("VREM", key, face_id)
-            elif name == "ZADD" and key != CAMERAS:
+            elif name == "ZADD" and key != CAMERAS:  # a shared index: not the face's
                 pipe.zrem(key, face_id)
         pipe.xdel(EVENTS_STREAM, event_id)
         pipe.execute()
@@ -428,6 +437,9 @@ def to_sighting(face: dict[str, Any]) -> Sighting:
         threshold_override=face.get("threshold_override") == "1",
         rejected_by_negative=face.get("rejected_by_negative") == "1",
         negative_similarity=_optional(face, "negative_similarity"),
+        looks_child=None if not face.get("looks_child") else face["looks_child"] == "1",
+        child_probability=_optional(face, "child_probability"),
+        child_withheld=face.get("child_withheld") == "1",
         corrected_action=face.get("corrected_action") or None,
         corrected_at=rfc3339_ms(_optional(face, "corrected_at_ms", int)),
         corrected_by=face.get("corrected_by") or None,

@@ -18,6 +18,7 @@ from cloud_analyzer.decision import OpenSetPolicy
 from cloud_analyzer.fusion import Fusion
 from cloud_analyzer.gallery import Gallery
 from cloud_analyzer.metrics import AnalyzerMetrics
+from cloud_analyzer.minors import ChildPolicy
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.store import Outcome, Store
 from facecodec.bitstream import BitstreamError
@@ -41,8 +42,10 @@ READ_COUNT = 64  # entries per shard per pass
 class RecognitionWorker:
     def __init__(self, store: Store, gallery: Gallery, consumer: str, policy: OpenSetPolicy,
                  fusion_window_s: float = 0.0, claim_idle_s: float = CLAIM_IDLE_S,
-                 clusters: Clusters | None = None, metrics: AnalyzerMetrics | None = None) -> None:
+                 clusters: Clusters | None = None, metrics: AnalyzerMetrics | None = None,
+                 children: ChildPolicy | None = None) -> None:
         self.store, self.gallery, self.consumer, self.policy = store, gallery, consumer, policy
+        self.children = children or ChildPolicy()  # faces that look like a child's (minors.py)
         self.metrics = metrics or AnalyzerMetrics()
         self.clusters = clusters  # unknown faces grouped into anonymous clusters (None: not clustered)
         self.fusion = Fusion(store.r, fusion_window_s)
@@ -100,6 +103,7 @@ class RecognitionWorker:
         probe = identity_template(np.stack([descriptor, *same_person]))
         decision, _ = self.policy.decide(self.gallery, probe, codec.spec.descriptor_model, calibration,
                                          probe_frames=1 + len(same_person))
+        decision, child = self.children.decide(decision, probe, codec.spec.descriptor_model)
         best = decision.best
         outcome = Outcome(
             "recognised" if decision.match else "unknown",
@@ -108,7 +112,8 @@ class RecognitionWorker:
             similarity=best.similarity if best else None, threshold=decision.threshold, fpir=decision.fpir,
             gallery_size=decision.gallery_size, fused_faces=decision.probe_frames,
             threshold_override=decision.threshold_override, negative_similarity=decision.negative_similarity,
-            rejected_by_negative=decision.rejected_by_negative,
+            rejected_by_negative=decision.rejected_by_negative, looks_child=child.looks_child,
+            child_probability=child.child_probability, child_withheld=child.child_withheld,
         )
         # --- unknown-face clusters: never fail recognition. Assigned before the decision is recorded so
         # that its event names the cluster; assign is idempotent, so a worker dying in between is harmless.

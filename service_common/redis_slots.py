@@ -29,6 +29,9 @@ _NO_KEYS = {"SCRIPT", "PING", "INFO", "CONFIG", "FLUSHDB", "FLUSHALL", "CLUSTER"
             "HELLO", "READONLY", "READWRITE", "RANDOMKEY", "KEYS", "WAIT", "WAITAOF", "PUBLISH"}
 
 
+_PARSER: CommandsParser | None = None  # the server's command table, read once
+
+
 class CrossSlotError(redis.ResponseError):
     """What Redis Cluster would answer (CROSSSLOT), raised on a standalone Redis by the slot check."""
 
@@ -56,7 +59,6 @@ class _Keys:
 
     def __init__(self, client: redis.Redis) -> None:
         self.plain = redis.Redis(connection_pool=client.connection_pool)  # not checked: no recursion
-        self._parser: CommandsParser | None = None
 
     def of(self, args: tuple[Any, ...]) -> list[Any]:
         name = _text(args[0]).upper().partition(" ")[0]
@@ -64,10 +66,11 @@ class _Keys:
             return list(args[3 : 3 + int(args[2])])
         if name in _NO_KEYS or len(args) < 2:
             return []
-        if self._parser is None:
-            self._parser = CommandsParser(self.plain)
+        global _PARSER
+        if _PARSER is None:  # one command table per process: COMMAND's reply is large (a full Redis notices)
+            _PARSER = CommandsParser(self.plain)
         try:
-            return list(self._parser.get_keys(self.plain, *args) or [])
+            return list(_PARSER.get_keys(self.plain, *args) or [])
         except redis.RedisError:  # a command the table does not know: nothing to check
             return []
 

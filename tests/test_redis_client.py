@@ -66,11 +66,14 @@ def test_reads_from_replicas_see_what_the_primaries_wrote(tmp_path: Path) -> Non
     cluster.start()
     try:
         writer = connect(cluster.url, timeout_s=5)
+        for i in range(30):  # keys on every primary: their replicas' offsets move, so CLUSTER SLOTS lists them
+            writer.set(f"r{i}", i)
+        with cluster.node_client(cluster.nodes[0]) as node:
+            wait_until(lambda: sum(len(e) - 3 for e in node.execute_command("CLUSTER SLOTS")) == 3, 30, 0.1,
+                       "the replicas listed")
         reader = connect(cluster.url, timeout_s=5, read_from_replicas=True)
         roles = {n.server_type for n in reader.get_nodes()}
         assert roles == {"primary", "replica"} and len(reader.get_nodes()) == 6
-        for i in range(30):
-            writer.set(f"r{i}", i)
         wait_until(lambda: [reader.get(f"r{i}") for i in range(30)] == [str(i).encode() for i in range(30)],
                    10, 0.05, "replicas caught up")
     finally:

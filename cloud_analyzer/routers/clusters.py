@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from cloud_analyzer import face_ops
 from cloud_analyzer.clusters import (
     CLUSTER_ID,
     Cluster,
@@ -22,7 +24,9 @@ from cloud_analyzer.clusters import (
 )
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.idempotency import Idempotency, IdempotencyHeader, fingerprint
+from cloud_analyzer.minors import child_policy
 from cloud_analyzer.routers.identities import Identity, _identity
+from facecodec.openset import identity_template
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN, ID_PATTERN
 from service_common.pagination import CursorQuery, Page, decode_cursor, encode_cursor
@@ -63,6 +67,25 @@ class IntoIdentityIn(BaseModel):
 
 class PromoteIn(BaseModel):
     name: str = Field(min_length=1, max_length=128)
+
+
+def _refuse_a_child(analyzer, cluster_id: str) -> None:
+    """Under ANALYZER_CHILD_POLICY=withhold, a cluster whose representative faces (their mean) look like a
+    child's is not enrolled: 422 (minors.py). Erased faces are skipped; an unknown cluster is left to 404."""
+    cluster = _clusters(analyzer).get(cluster_id)
+    faces = []
+    for face_id in cluster.representative_face_ids if cluster else ():
+        try:
+            faces.append(face_ops.stored_face(analyzer, face_id).template)
+        except HTTPException:
+            continue
+    if not faces:
+        return
+    flagged, probability, verdict = child_policy(analyzer.settings).enrolment_problem(
+        [identity_template(np.stack(faces))], cluster.descriptor_model)
+    if flagged and verdict == "refuse":
+        raise HTTPException(422, f"cluster {cluster_id} looks like a child (P(age < 13) = {probability[0]:.2f}): not "
+                                 "enrolled under ANALYZER_CHILD_POLICY=withhold")
 
 
 def _out(cluster: Cluster) -> ClusterOut:
@@ -148,6 +171,7 @@ async def promote(analyzer: AnalyzerDep, cluster_id: ClusterId, body: PromoteIn,
                        fingerprint(name))
 
     async def work() -> Identity:
+        await run_in_threadpool(_refuse_a_child, analyzer, cluster_id)
         identity_id = uuid.uuid4().hex
         templates = await run_in_threadpool(_call, _clusters(analyzer).promote, cluster_id, identity_id, name,
                                             analyzer.store)
@@ -164,6 +188,7 @@ async def merge_into_identity(analyzer: AnalyzerDep, cluster_id: ClusterId, body
     """The cluster is an enrolled person: its best faces fill the identity's free template places (at most
     32 templates in all; its own stay), every member's sighting is relabelled to it, the cluster is deleted."""
     caller.audit["identity_id"] = body.identity_id
+    await run_in_threadpool(_refuse_a_child, analyzer, cluster_id)
     added = await run_in_threadpool(_call, _clusters(analyzer).merge_into_identity, cluster_id, body.identity_id,
                                     analyzer.store)
     caller.audit["detail"] = f"cluster {cluster_id} merged into the identity: {added} templates added"

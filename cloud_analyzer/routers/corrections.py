@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_analyzer.corrections import MAX_OVERRIDE, MIN_OVERRIDE, Correction, CorrectionError, Corrections
 from cloud_analyzer.deps import AnalyzerDep
+from cloud_analyzer.minors import child_policy
 from cloud_analyzer.recognition import decode_base_layer
 from cloud_analyzer.routers.identities import MAX_IMAGES
 from cloud_analyzer.store import Sighting, to_sighting
@@ -92,6 +93,11 @@ async def correct(
     except (BitstreamError, UnknownProfileError, BaseLayerError) as exc:
         raise HTTPException(409, f"face {face_id}: its base layer does not decode ({exc})") from exc
     model = codec.spec.descriptor_model
+    if body.add_as_template and body.identity_id:  # an enrolment photo like any other (minors.py)
+        flagged, probability, verdict = child_policy(analyzer.settings).enrolment_problem([descriptor], model)
+        if flagged and verdict == "refuse":
+            raise HTTPException(422, f"face {face_id} looks like a child's (P(age < 13) = {probability[0]:.2f}): not "
+                                     "added as a template under ANALYZER_CHILD_POLICY=withhold; nothing was changed")
     try:
         correction = await run_in_threadpool(
             Corrections(analyzer.store.r).correct, face_id, body.action, body.identity_id, body.add_as_template,

@@ -44,6 +44,9 @@ class FaceOut(BaseModel):
     threshold_override: bool = False  # the threshold was the identity's own (docs/corrections.md)
     rejected_by_negative: bool = False
     negative_similarity: float | None = None
+    looks_child: bool | None = None  # flagged by the child-look probe (cloud_analyzer/minors.py); None: not assessed
+    child_probability: float | None = None
+    child_withheld: bool = False  # a name was withheld: the face looks like a child's
     corrected_action: str | None = None  # the latest correction: reject | reassign
     corrected_at: str | None = None
     corrected_by: str | None = None

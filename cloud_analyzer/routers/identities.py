@@ -16,6 +16,7 @@ from cloud_analyzer import face_ops
 from cloud_analyzer.deps import AnalyzerDep
 from cloud_analyzer.idempotency import Idempotency, IdempotencyHeader, fingerprint
 from cloud_analyzer.identities import LEGACY_DESCRIPTOR_MODEL, TemplateInfo
+from cloud_analyzer.minors import child_policy
 from cloud_analyzer.routers.inputs import FaceSources, is_json, json_body, template_faces
 from service_common.guard import Caller, require
 from service_common.ids import HEX32_PATTERN
@@ -35,6 +36,12 @@ class TemplateWarning(BaseModel):
     similarity: float = Field(description="cosine of this template to the mean of the identity's others")
     threshold: float = Field(description="below it, the template looks no more like the identity than the "
                                          "closest 1% of strangers do (docs/api.md, templates)")
+    message: str
+
+
+class ChildFlag(BaseModel):
+    index: int = Field(description="which of the request's photos (0-based, in the order sent)")
+    child_probability: float = Field(description="the child-look probe's P(age < 13)")
     message: str
 
 
@@ -59,6 +66,9 @@ class Identity(BaseModel):
     added: list[Template] = Field(default_factory=list, description="templates this request added")
     warnings: list[TemplateWarning] = Field(
         default_factory=list, description="added templates that are likely another person (not refused)")
+    child_flags: list[ChildFlag] = Field(
+        default_factory=list, description="photos that look like a child's, accepted because ANALYZER_CHILD_POLICY "
+        "is `strict` (under `withhold` they are refused: 422); README, Children")
 
 
 class Migration(BaseModel):
@@ -124,6 +134,19 @@ def outliers(analyzer, others: list[np.ndarray], added: list[tuple[TemplateInfo,
     return warnings
 
 
+def child_flags(analyzer, faces: list) -> list[ChildFlag]:
+    """Enrolment photos that look like a child's: 422 under the `withhold` policy (nothing is stored),
+    else one flag each (minors.py)."""
+    flagged, probabilities, verdict = child_policy(analyzer.settings).enrolment_problem(
+        [face.template for face, _ in faces], analyzer.codec.spec.descriptor_model)
+    if flagged and verdict == "refuse":
+        raise HTTPException(422, f"photo {flagged[0]} looks like a child's (P(age < 13) = {probabilities[0]:.2f}); "
+                                 "children are not enrolled under ANALYZER_CHILD_POLICY=withhold (README, Children)")
+    return [ChildFlag(index=i, child_probability=p, message="looks like a child's: the recogniser confuses children, "
+                                                            "and this identity is named only at the child threshold")
+            for i, p in zip(flagged, probabilities)]
+
+
 async def _upload_print(images: list[UploadFile] | None) -> list[bytes]:
     blobs = []
     for image in images or []:
@@ -159,6 +182,7 @@ async def enrol(
 
     async def work() -> Identity:
         faces = await template_faces(analyzer, images, sources)
+        flags = child_flags(analyzer, faces)
         identity_id = uuid.uuid4().hex
         infos = [info for _, info in faces]
         analyzer.store.add_identity(identity_id, name, np.stack([f.template for f, _ in faces]),
@@ -166,6 +190,7 @@ async def enrol(
         out = _identity(analyzer.store.identity(identity_id))
         out.added = [template_out(i) for i in infos]
         out.warnings = outliers(analyzer, [], [(i, f.template) for f, i in faces])
+        out.child_flags = flags
         caller.audit.update(identity_id=identity_id, detail=f"{len(faces)} templates")
         return out
 

@@ -45,6 +45,10 @@ class FaceResult(FaceBox):
                                                          "(docs/corrections.md), stricter than the gallery's")
     rejected_by_negative: bool = Field(False, description="the best candidate cleared the threshold but the "
                                                           "photo is closer to a face people said is not them")
+    looks_child: bool | None = Field(None, description="the child-look probe flagged the face (README, Children); "
+                                                       "null: not assessed (ANALYZER_CHILD_POLICY=off)")
+    child_probability: float | None = Field(None, description="the probe's P(age < 13)")
+    child_withheld: bool = Field(False, description="a name was withheld because the face looks like a child's")
 
 
 class SearchResult(BaseModel):
@@ -56,6 +60,9 @@ class SearchResult(BaseModel):
     quality_issues: list[str]
     threshold_override: bool
     rejected_by_negative: bool
+    looks_child: bool | None = None
+    child_probability: float | None = None
+    child_withheld: bool = False
     faces: list[FaceResult] = Field(description="every face of the image, largest first (the fields above "
                                                 "are its first); one entry when several photos are fused")
 
@@ -80,7 +87,8 @@ def face_result(face: Face, found: Identification) -> FaceResult:
                     for m in found.candidates],
         threshold=d.threshold, fpir=d.fpir, gallery_size=d.gallery_size, probe_frames=d.probe_frames,
         quality_issues=found.issues, threshold_override=d.threshold_override,
-        rejected_by_negative=d.rejected_by_negative)
+        rejected_by_negative=d.rejected_by_negative, looks_child=found.child.looks_child,
+        child_probability=found.child.child_probability, child_withheld=found.child.child_withheld)
 
 
 @router.post("", response_model=SearchResult)
@@ -113,4 +121,6 @@ async def search(
     return SearchResult(candidates=first.candidates, threshold=first.threshold, fpir=first.fpir,
                         gallery_size=first.gallery_size, probe_frames=first.probe_frames,
                         quality_issues=first.quality_issues, threshold_override=first.threshold_override,
-                        rejected_by_negative=first.rejected_by_negative, faces=results)
+                        rejected_by_negative=first.rejected_by_negative, looks_child=first.looks_child,
+                        child_probability=first.child_probability, child_withheld=first.child_withheld,
+                        faces=results)

@@ -19,6 +19,7 @@ from cloud_analyzer.routers.identities import (
     Template,
     _identity,
     _upload_print,
+    child_flags,
     outliers,
     template_out,
 )
@@ -59,6 +60,7 @@ async def add_templates(
 
     async def work() -> Identity:
         faces = await template_faces(analyzer, images, sources)
+        flags = child_flags(analyzer, faces)
         before = analyzer.store.templates(identity_id)
         model = analyzer.codec.spec.descriptor_model
         others = [v for _, v in before[1]] if before and before[0] == model else []
@@ -69,6 +71,7 @@ async def add_templates(
         out = _identity(analyzer.store.identity(identity_id))
         out.added = [template_out(info) for info, _ in added]
         out.warnings = outliers(analyzer, others, added)
+        out.child_flags = flags
         caller.audit["detail"] = f"{len(added)} templates added, {len(out.warnings)} far from the others"
         return out
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from cloud_analyzer import face_ops
 from cloud_analyzer.deps import Analyzer, AnalyzerDep
+from cloud_analyzer.minors import child_policy
 from cloud_analyzer.routers.compreface import shapes
 from cloud_analyzer.routers.compreface.errors import (
     IMAGE_NOT_FOUND,
@@ -162,6 +163,11 @@ async def add_example(request: Request, analyzer: AnalyzerDep, subject: Subject,
     data = await shapes.image(request)
     (largest,) = await shapes.faces(analyzer, data, det_prob_threshold, limit=1)  # code 28: nothing stored
     face, info = upload_template(largest, "file")
+    flagged, probability, verdict = child_policy(analyzer.settings).enrolment_problem(
+        [face.template], analyzer.codec.spec.descriptor_model)
+    if flagged and verdict == "refuse":  # this API has no warnings: under `strict` it is accepted silently
+        raise CompreFaceError(400, VALIDATION, f"the face looks like a child's (P(age < 13) = {probability[0]:.2f}); "
+                                               "children are not enrolled under ANALYZER_CHILD_POLICY=withhold")
     identity_id = subject_id(analyzer, subject)
     if identity_id is None:
         identity_id = uuid.uuid4().hex
