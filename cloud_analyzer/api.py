@@ -81,7 +81,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         store = Store.from_url(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file,
-                               settings.redis_read_from_replicas)
+                               settings.redis_read_from_replicas, ingest_wait_replicas=settings.ingest_wait_replicas,
+                               ingest_wait_timeout_ms=settings.ingest_wait_timeout_ms)
         if moved := migrate_keys(store.r):  # before anything reads or writes: the names with hash tags
             log.info("redis: %d keys of the layout before hash tags renamed", moved)
         store.ensure_group()

@@ -33,7 +33,28 @@ from service_common.redis_keys import (
     templates_key,
 )
 
-__all__ = ["LEGACY_DESCRIPTOR_MODEL", "IdentityStore", "TemplateInfo"]
+__all__ = ["LEGACY_DESCRIPTOR_MODEL", "IdentityStore", "TemplateInfo", "queue_identity"]
+
+
+def queue_identity(pipe: redis.client.Pipeline, identity_id: str, name: str, templates: np.ndarray,
+                   descriptor_model: str, infos: list[TemplateInfo] | None = None,
+                   metadata: dict | None = None) -> None:
+    """Queue a new identity's writes (all in its gallery shard's slot) in `pipe`: one enrolment in a
+    transaction (`IdentityStore.add_identity`), or many in one pipeline (bench/cluster_scaling.py's bulk fill)."""
+    now = int(time.time() * 1000)
+    infos = infos or [TemplateInfo.new("upload") for _ in templates]
+    pipe.hset(identity_key(identity_id), mapping={"identity_id": identity_id, "name": name,
+                                                  "created_at_ms": now, "templates": len(templates),
+                                                  "descriptor_model": descriptor_model,
+                                                  "metadata": json.dumps(metadata or {})})
+    if len(templates):  # none: a subject created empty, in no vector set until a template comes
+        pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
+        pipe.rpush(template_info_key(identity_id), *[i.to_json() for i in infos])
+        pipe.hset(template_owners_of(identity_id), mapping={i.template_id: identity_id for i in infos})
+        index_identity(pipe, identity_id, descriptor_model, templates, None)
+    pipe.sadd(name_index_of(name, identity_id), identity_id)
+    pipe.zadd(identities_of(identity_id), {identity_id: now})
+    pipe.incr(gallery_version_of(identity_id))
 
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
@@ -47,21 +68,8 @@ class IdentityStore(TemplateStore):
 
     def add_identity(self, identity_id: str, name: str, templates: np.ndarray, descriptor_model: str,
                      infos: list[TemplateInfo] | None = None, metadata: dict | None = None) -> None:
-        now = int(time.time() * 1000)
-        infos = infos or [TemplateInfo.new("upload") for _ in templates]
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(identity_key(identity_id), mapping={"identity_id": identity_id, "name": name,
-                                                      "created_at_ms": now, "templates": len(templates),
-                                                      "descriptor_model": descriptor_model,
-                                                      "metadata": json.dumps(metadata or {})})
-        if len(templates):  # none: a subject created empty, in no vector set until a template comes
-            pipe.rpush(templates_key(identity_id), *[t.astype("<f4").tobytes() for t in templates])
-            pipe.rpush(template_info_key(identity_id), *[i.to_json() for i in infos])
-            pipe.hset(template_owners_of(identity_id), mapping={i.template_id: identity_id for i in infos})
-            index_identity(pipe, identity_id, descriptor_model, templates, None)
-        pipe.sadd(name_index_of(name, identity_id), identity_id)
-        pipe.zadd(identities_of(identity_id), {identity_id: now})
-        pipe.incr(gallery_version_of(identity_id))
+        queue_identity(pipe, identity_id, name, templates, descriptor_model, infos, metadata)
         pipe.execute()
 
     def identity(self, identity_id: str) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ Every `interval_s`, one analyzer (a Redis lock; any replica may hold it):
   deleted key by key, so each command touches one key (Redis Cluster); edges expire their own pixels
   (EDGE_RETENTION_S);
 - trims the event stream to the same age;
-- trims the ingest stream below the oldest entry still unacknowledged or not yet delivered, so
+- trims each face shard's ingest stream below the oldest entry still unacknowledged or not yet delivered, so
   processed faces do not pile up in it;
 - removes consumers of the ingest group that have been idle for `dead_consumer_s` and hold nothing
   (their pending faces were already claimed by the live workers).

@@ -114,6 +114,15 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, Event
     ingest_idle_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="an Ingest stream that sends no record for this long is ended"
     )
+    ingest_wait_replicas: int = Field(
+        1, ge=0, le=16, description="Redis Cluster only: a face is acknowledged to its edge once this many replicas "
+        "of its primary have it too (WAIT; at most as many as the primary has), so a primary's failover loses no "
+        "acknowledged face; 0: acknowledged once the primary has it"
+    )
+    ingest_wait_timeout_ms: int = Field(
+        500, ge=1, le=60_000, description="longest wait for those replicas; past it the face is acknowledged anyway "
+        "(a replica down or lagging), with a warning"
+    )
     capture_max_future_s: float = Field(
         600.0, ge=0, description="a record captured further ahead of the analyzer's clock is REJECTED"
     )

@@ -18,6 +18,7 @@ import redis
 from cloud_analyzer.events.schema import decision_fields
 from cloud_analyzer.fusion import cached_value
 from cloud_analyzer.identities import IdentityStore
+from cloud_analyzer.replicated_ingest import ReplicatedScript
 from service_common.pagination import merged_positions
 from service_common.redis_client import connect
 from service_common.redis_keys import (
@@ -164,17 +165,21 @@ class Sighting:
 
 
 class Store(IdentityStore):
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, ingest_wait_replicas: int = 0, ingest_wait_timeout_ms: int = 500) -> None:
+        """ingest_wait_replicas: on a cluster, a face is stored once that many replicas of its primary have
+        it too (cloud_analyzer/replicated_ingest.py)."""
         self.r = client
-        self._ingest = self.r.register_script(_INGEST)
+        self._ingest = ReplicatedScript(client, self.r.register_script(_INGEST), ingest_wait_replicas,
+                                        ingest_wait_timeout_ms)
         self._close_track = self.r.register_script(_CLOSE_TRACK)
         self._decide = self.r.register_script(_DECIDE)
         self._relabel = self.r.register_script(_RELABEL)
 
     @classmethod
     def from_url(cls, url: str, timeout_s: float, password_file: Path | None = None,
-                 read_from_replicas: bool = False) -> Store:
-        return cls(connect(url, password_file, timeout_s, read_from_replicas, health_check_interval=30))
+                 read_from_replicas: bool = False, **options: int) -> Store:
+        """options: Store's own (ingest_wait_replicas, ingest_wait_timeout_ms)."""
+        return cls(connect(url, password_file, timeout_s, read_from_replicas, health_check_interval=30), **options)
 
     def ensure_group(self) -> None:
         """The consumer group on every face shard's ingest stream."""
@@ -196,8 +201,7 @@ class Store(IdentityStore):
                      "ingested_at_ms": int(time.time() * 1000)}.items():
             flat += [k, v]
         shard = face_shard(face_id)  # the record, its shard's stream and face index: one slot
-        return IngestResult(int(self._ingest(keys=[face_key(face_id), ingest_stream_of(face_id), faces_key(shard)],
-                                             args=flat)))
+        return IngestResult(int(self._ingest([face_key(face_id), ingest_stream_of(face_id), faces_key(shard)], flat)))
 
     def face(self, face_id: str) -> dict[str, Any] | None:
         return _face_fields(self.r.hgetall(face_key(face_id)))
@@ -219,7 +223,8 @@ class Store(IdentityStore):
         Three steps, each safe to repeat (a worker dying in between leaves the entry unacked: the next
         one decides again) and each in one slot: (1) the face's record, shard sighting index and fusion
         descriptor, only if the face still exists; (2) the indexes in other slots (camera, identity, track,
-        history) and the event; (3) the ack, if the face still exists, else step 2 is taken back. An
+        history) and the event; (3) the history day's entry in retention's index, then the ack if the face
+        still exists, else step 2 is taken back. An
         erasure deletes the record first (reading what it names, atomically) and the index entries after:
         before (1), nothing is written; between (1) and (3), it or (3) removes what (2) wrote."""
         face_id, camera_id, ts = face["face_id"], face["camera_id"], int(face["captured_at_ms"])
@@ -258,7 +263,14 @@ class Store(IdentityStore):
             pipe.execute_command(*command)
         pipe.xadd(EVENTS_STREAM, event, maxlen=EVENTS_MAXLEN, approximate=True)
         *_, event_id = pipe.execute()
-        if not self.r.exists(face_key(face_id)):  # erased between the steps: take back what step 2 wrote
+        after = self.r.pipeline(transaction=False)
+        if history:
+            # The day's entry in retention's index of history days, once step 2's cameras-set SADD is done:
+            # retention drops a day from the index when that set is empty (cloud_analyzer/retention.py),
+            # and a cluster pipeline keeps no order between nodes, so it is a step of its own.
+            after.zadd(HISTORY_DAYS, {history_days_member(model, ts): ts - ts % 86_400_000})
+        after.exists(face_key(face_id))
+        if not after.execute()[-1]:  # erased between the steps: take back what step 2 wrote
             self._undo(elsewhere, face_id, event_id)
         self.r.xack(stream, GROUP, stream_id)
 
@@ -270,10 +282,7 @@ class Store(IdentityStore):
         writes: list[tuple] = []
         if history and descriptor is not None:
             writes += [("VADD", history, "FP32", np.asarray(descriptor, "<f4").tobytes(), face_id, "Q8",
-                        "SETATTR", json.dumps({"ts": ts})), ("SADD", history_cameras_key(model, ts), camera_id),
-                       # The day's entry in retention's index of history days, after the cameras set:
-                       # retention drops a day from it once that set is empty (cloud_analyzer/retention.py).
-                       ("ZADD", HISTORY_DAYS, ts - ts % 86_400_000, history_days_member(model, ts))]
+                        "SETATTR", json.dumps({"ts": ts})), ("SADD", history_cameras_key(model, ts), camera_id)]
         if outcome.status != "error":
             writes.append(("ZADD", camera_sightings_key(camera_id), ts, face_id))
             if outcome.identity_id:
@@ -288,7 +297,7 @@ class Store(IdentityStore):
         for name, key, *_ in writes:
             if name == "VADD":
                 pipe.execute_command("VREM", key, face_id)
-            elif name == "ZADD" and key not in (CAMERAS, HISTORY_DAYS):  # shared indexes: not the face's
+            elif name == "ZADD" and key != CAMERAS:  # a shared index: not the face's
                 pipe.zrem(key, face_id)
         pipe.xdel(EVENTS_STREAM, event_id)
         pipe.execute()

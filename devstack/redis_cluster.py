@@ -14,6 +14,7 @@ forms the loopback clusters of the fault tests with it.
 from __future__ import annotations
 
 import argparse
+import random
 import socket
 import time
 from pathlib import Path
@@ -22,6 +23,17 @@ import redis
 
 SLOTS = 16384
 Address = tuple[str, int]
+
+
+def cluster_port(taken: set[int]) -> int:
+    """A free loopback port whose cluster bus port (port + 10000, what CLUSTER MEET assumes) is free too:
+    below the ephemeral range, which the bus port of an ephemeral port could pass or collide with."""
+    from devstack.stack import port_is_free  # devstack.stack is the heavier module: only when asked
+
+    while True:
+        port = random.randrange(20_000, 30_000)
+        if port not in taken and port_is_free(port) and port_is_free(port + 10_000):
+            return port
 
 
 def parse_address(text: str) -> Address:

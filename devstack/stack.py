@@ -159,7 +159,8 @@ class RedisServer:
             start_new_session=True,
         )
         assert self.proc.stdin is not None
-        self.proc.stdin.write(f'requirepass "{password}"\n'.encode() if password else b"")
+        # masterauth too: a cluster node that becomes a replica authenticates to its primary with it.
+        self.proc.stdin.write(f'requirepass "{password}"\nmasterauth "{password}"\n'.encode() if password else b"")
         self.proc.stdin.close()
         hello = (f"AUTH {password}\r\n" if password else "").encode() + b"PING\r\n"
         deadline = time.time() + timeout_s

@@ -27,8 +27,9 @@ the same names from these functions.
 One schema for standalone Redis and Redis Cluster. What one Lua script, MULTI transaction or multi-key
 command touches shares a hash tag (the `{...}` part: Redis Cluster hashes only that), so it is in one
 slot (service_common/redis_slots.py checks it in the tests, on a standalone Redis too):
-- `{f<n>}`, n = crc32(face_id) mod FACE_SHARDS: a face's record, fusion descriptor and corrections, and
-  shard n's ingest stream, face index and sighting index (ingest and a decision's face step: one slot);
+- `{f<n>}` (written `{f<n>.<k>}`: FACE_TAGS), n = crc32(face_id) mod FACE_SHARDS: a face's record,
+  fusion descriptor and corrections, and shard n's ingest stream, face index and sighting index (ingest
+  and a decision's face step: one slot);
 - `{g<n>}`, n = crc32(identity_id) mod GALLERY_SHARDS: an identity's record, templates, mean and
   negatives, and gallery shard n's vector sets, enrolment counts, version, identity index, name index
   and template owners (an enrolment: one slot);
@@ -49,6 +50,8 @@ import hashlib
 import os
 import time
 import zlib
+
+from redis.crc import key_slot
 
 PREFIX = "fc:"
 KEY_SCHEMA = "fc:keyschema"  # the key layout's version: KEY_SCHEMA_VERSION once the names have hash tags
@@ -78,8 +81,23 @@ def gallery_shard(identity_id: str) -> int:
     return _crc(identity_id) % GALLERY_SHARDS
 
 
+def _spread_tag(shard: int) -> str:
+    """`f<n>` and the first `.k` suffix that hashes into the n-th FACE_SHARDS-th of the 16384 slots. Primaries
+    take even ranges of slots (`redis-cli --cluster create`, devstack.redis_cluster), so the face shards
+    spread over them as evenly as the counts allow (3 primaries: 5/6/5, 6: 3/2/3/3/2/3); the bare `f<n>`
+    tags fell 4/8/4 and 4/0/4/4/0/4, two of six primaries with no faces at all."""
+    first, last = 16384 * shard // FACE_SHARDS, 16384 * (shard + 1) // FACE_SHARDS
+    k = 0
+    while not first <= key_slot(f"f{shard}.{k}".encode()) < last:
+        k += 1
+    return f"f{shard}.{k}"
+
+
+FACE_TAGS = tuple(_spread_tag(s) for s in range(FACE_SHARDS))  # face shard n's hash tag
+
+
 def _f(face_id: str) -> str:
-    return f"fc:{{f{face_shard(face_id)}}}"
+    return f"fc:{{{FACE_TAGS[face_shard(face_id)]}}}"
 
 
 def _g(identity_id: str) -> str:
@@ -108,7 +126,7 @@ FACE_RECORDS_PATTERN = "fc:{f*}:face:*"  # every face record (SCAN MATCH)
 
 def ingest_stream_key(shard: int) -> str:
     """One face shard's ingest stream (face_id, request_id); consumer group GROUP."""
-    return f"fc:{{f{shard}}}:ingest"
+    return f"fc:{{{FACE_TAGS[shard]}}}:ingest"
 
 
 def ingest_stream_of(face_id: str) -> str:
@@ -117,12 +135,12 @@ def ingest_stream_of(face_id: str) -> str:
 
 def faces_key(shard: int) -> str:
     """One face shard's stored faces by capture time (zset), whatever their status: what retention walks."""
-    return f"fc:{{f{shard}}}:faces"
+    return f"fc:{{{FACE_TAGS[shard]}}}:faces"
 
 
 def sightings_key(shard: int) -> str:
     """One face shard's decided faces by capture time (ms) (zset): listings merge the shards."""
-    return f"fc:{{f{shard}}}:sightings"
+    return f"fc:{{{FACE_TAGS[shard]}}}:sightings"
 
 
 INGEST_STREAMS = tuple(ingest_stream_key(s) for s in range(FACE_SHARDS))

@@ -25,9 +25,10 @@ CLUSTER = os.environ.get("FC_TEST_REDIS") == "cluster"
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | LocalCluster]:
-    """The suite's Redis: `.url` is what the services are given (a cluster URL in cluster mode: 3 primaries)."""
-    server = LocalCluster(tmp_path_factory.mktemp("redis-cluster"), replicas=0) if CLUSTER else RedisServer(
-        tmp_path_factory.mktemp("redis"))
+    """The suite's Redis: `.url` is what the services are given (a cluster URL in cluster mode)."""
+    # No replicas, and a node timeout that a loaded machine's pauses do not reach: no failover mid-suite.
+    server = LocalCluster(tmp_path_factory.mktemp("redis-cluster"), replicas=0, node_timeout_ms=15_000,
+                          appendonly=False) if CLUSTER else RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
     server.stop()

@@ -338,14 +338,20 @@ def test_redis_memory_is_bounded_and_never_evicted(services: dict[str, Any], nam
 
 def test_the_services_find_redis_through_one_setting(services: dict[str, Any]) -> None:
     """FACECODEC_REDIS_URL points the analyzer and the reconstructor at a cluster's seed list; unset, at
-    the `redis` service. The seed list the file documents names its own nodes."""
+    the `redis` service. The seed list the file documents is what the client factory takes for a cluster
+    (service_common/redis_client.py) and names the profile's nodes; the password reaches the services as
+    the same secret file the nodes read, which the factory applies to every node."""
+    from service_common.redis_client import cluster_seeds, is_cluster_url
+
     seeds = re.search(r"redis\+cluster://\S+", (ROOT / "docker-compose.yml").read_text())
-    assert seeds
-    hosts = [node.rsplit(":", 1)[0] for node in seeds.group(0).removeprefix("redis+cluster://").split(",")]
-    assert hosts and set(hosts) <= set(CLUSTER_NODES)
+    assert seeds and is_cluster_url(seeds.group(0))
+    assert [host for host, port in cluster_seeds(seeds.group(0)) if port == 6379] == CLUSTER_NODES[:3]
     for variables, url in (({}, "redis://redis:6379/0"), ({"FACECODEC_REDIS_URL": seeds.group(0)}, seeds.group(0))):
-        assert environment(services["cloud_analyzer"], variables)["ANALYZER_REDIS_URL"] == url
-        assert environment(services["cloud_reconstructor"], variables)["RECONSTRUCTOR_REDIS_URL"] == url
+        for service, prefix in (("cloud_analyzer", "ANALYZER"), ("cloud_reconstructor", "RECONSTRUCTOR")):
+            env = environment(services[service], variables)
+            assert env[f"{prefix}_REDIS_URL"] == url
+            assert env[f"{prefix}_REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
+            assert "redis_password" in services[service]["secrets"]
 
 
 def test_the_redis_cluster_profile_has_3_primaries_and_3_replicas_and_stays_optional(services: dict[str, Any]) -> None:

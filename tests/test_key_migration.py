@@ -32,7 +32,7 @@ OLD_INGEST = "fc:ingest"
 def _old_name(new: str) -> str:
     """The name a key had before hash tags (the table of docs/redis-keys.md before this layout)."""
     tag, _, rest = new[len("fc:{"):].partition("}:")
-    if tag.startswith("f") and tag[1:].isdigit():  # face shard
+    if re.fullmatch(r"f[0-9]+\.[0-9]+", tag):  # face shard (FACE_TAGS)
         kind, _, face_id = rest.partition(":")
         return {"face": f"fc:face:{face_id}", "fusion": f"fc:fusion:{face_id}",
                 "corrections": f"fc:corrections:{face_id}"}[kind]
@@ -67,7 +67,7 @@ def _old_name(new: str) -> str:
     raise AssertionError(new)
 
 
-SHARD_TAG = re.compile(r"[fg][0-9]+")
+SHARD_TAG = re.compile(r"f[0-9]+\.[0-9]+|g[0-9]+")
 # Shard keys merged back into the one key they were.
 MERGED = {"faces": "fc:faces", "sightings": "fc:sightings", "identities": "fc:identities",
           "templates:owner": "fc:templates:owner", "gallery:version": "fc:gallery:version"}

@@ -38,8 +38,9 @@ def test_the_check_sees_every_kind_of_literal(tmp_path: Path) -> None:
 def test_key_values_are_the_documented_ones() -> None:
     """Key names are data on disk: building them in one place must not change them."""
     shard = zlib.crc32(b"f1") % redis_keys.FACE_SHARDS
-    assert redis_keys.face_key("f1") == f"fc:{{f{shard}}}:face:f1"
-    assert redis_keys.ingest_stream_of("f1") == f"fc:{{f{shard}}}:ingest"
+    assert redis_keys.face_key("f1") == f"fc:{{{redis_keys.FACE_TAGS[shard]}}}:face:f1"
+    assert redis_keys.ingest_stream_of("f1") == f"fc:{{{redis_keys.FACE_TAGS[shard]}}}:ingest"
+    assert redis_keys.FACE_TAGS[:4] == ("f0.23", "f1.20", "f2.10", "f3.13")  # each shard in its 16th of the slots
     assert redis_keys.identity_sightings_key("i") == "fc:{i:i}:sightings"
     assert redis_keys.camera_sightings_key("c") == "fc:{cam:c}:sightings"
     assert redis_keys.track_key("t") == "fc:{t:t}:faces"

