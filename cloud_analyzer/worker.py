@@ -36,7 +36,11 @@ CLAIM_IDLE_S = 30.0  # default: a face unacked this long belonged to a worker th
 # worker reads again at once, an idle one polls its shards ten times a second (the most it adds to a face's
 # latency), not in a tight loop. No blocking read: one XREADGROUP cannot wait on streams of several slots.
 IDLE_WAIT_S = (0.005, 0.1)
-READ_COUNT = 64  # entries per shard per pass
+# Entries one pass reads, over all shards together: a pass must be decided well within CLAIM_IDLE_S, or
+# another worker claims its tail and decides those faces again (64 per shard x 16 shards was 1,024 entries,
+# 20-25 s of decisions on a 2-core machine: 6-9% of faces were decided twice under a backlog).
+PASS_ENTRIES = 64
+READ_COUNT = max(1, -(-PASS_ENTRIES // len(INGEST_STREAMS)))  # entries per shard per pass
 
 
 class RecognitionWorker:
