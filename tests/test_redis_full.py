@@ -39,14 +39,14 @@ def full_redis(tmp_path: Path):
     server.stop()
 
 
-def fill(store: Store, fields: dict, captured_ms: int) -> int:
-    """Faces until Redis refuses one for want of memory; how many went in."""
-    n = 0
+def fill(store: Store, fields: dict, captured_ms: int, first: int = 0) -> int:
+    """Faces (ids numbered from `first`) until Redis refuses one for want of memory; how many went in."""
+    n = first
     while True:
         try:
             store.ingest(f"{n:032x}", {**fields, "captured_at_ms": captured_ms})
         except redis.exceptions.OutOfMemoryError:
-            return n
+            return n - first
         n += 1
 
 
@@ -55,7 +55,9 @@ def fill_until_refused(client: redis.Redis, store: Store, fields: dict, captured
     own buffers, a key expiring, the running service's background work), so fill again until it holds."""
     total = 0
     for _ in range(tries):
-        total += fill(store, fields, captured_ms)
+        # New ids each time: a face id already stored is not stored again, so refilling from 0 would
+        # count the same faces twice.
+        total += fill(store, fields, captured_ms, first=total)
         try:
             client.hset("probe", "x", 1)
         except redis.exceptions.OutOfMemoryError:
