@@ -32,6 +32,8 @@ from service_common.redis_keys import (
 )
 
 RERANK = 16  # approximate candidates re-scored exactly (>= k)
+# VSIM's exploration factor (ANALYZER_GALLERY_SEARCH_EF's default; bench/gallery_ef.py)
+SEARCH_EF = 400
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ class GalleryView:
 
 
 class Gallery:
-    def __init__(self, store: Store, rerank: int = RERANK) -> None:
-        self.store, self.rerank = store, rerank
+    def __init__(self, store: Store, rerank: int = RERANK, ef: int | None = SEARCH_EF) -> None:
+        self.store, self.rerank, self.ef = store, rerank, ef
 
     def search(self, descriptor: np.ndarray, model: str, k: int = 5) -> tuple[GalleryView, list[Match]]:
         """Top-k identities of `model` by cosine similarity of `descriptor` to their template, and the
@@ -67,7 +69,7 @@ class Gallery:
             pipe.hgetall(enrol_counts_key(model, shard))
             pipe.execute_command("VCARD", gallery_key(model, shard))
             pipe.execute_command("VSIM", gallery_key(model, shard), "FP32", probe.tobytes(), "WITHSCORES",
-                                 "COUNT", max(k, self.rerank))
+                                 "COUNT", max(k, self.rerank), *(("EF", self.ef) if self.ef else ()))
         replies = pipe.execute()
         counts: dict[int, int] = {}
         for raw in replies[1::4]:
