@@ -315,13 +315,16 @@ def main() -> None:
                         "48 on more)")
     parser.add_argument("--cluster-shards", type=int, help="FACECODEC_CLUSTER_SHARDS (default: primaries)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="filled galleries, reused (bench/gallery_cache.py)")
-    parser.add_argument("--quick", action="store_true", help="10k identities, fewer faces and queries")
+    parser.add_argument("--quick", action="store_true", help="10k identities, fewer faces and queries (written to "
+                        "cluster_scaling_quick.json unless --out says otherwise)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the configuration a child process runs
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.identities, args.enrol_sample, args.queries, args.faces, args.unknown = 10_000, 200, 50, 800, 600
+        if args.out == OUT:  # a check run never replaces the 100k figures
+            args.out = OUT.with_name("cluster_scaling_quick.json")
     if args.child:
         return child(args)
     load_before, started, runs = os.getloadavg(), time.time(), []

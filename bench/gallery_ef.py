@@ -57,6 +57,34 @@ def templates_of(identities: int) -> np.ndarray:
     return unit(np.random.default_rng(SEED).standard_normal((identities, DIM)).astype(np.float32))
 
 
+def rebuild_vector_set(store, read_cpu, templates: np.ndarray, model: str, m: int, ef: int,  # type: ignore[no-untyped-def]
+                       cache: Path) -> dict:
+    """The gallery's vector set again, built with VADD ... M `m` EF `ef` (the service's options otherwise:
+    FP32 in, Q8 stored): the one alternative build, kept on disk like the gallery."""
+    import pickle
+
+    from service_common.redis_keys import gallery_key
+
+    key = gallery_key(model, 0)
+    path = cache / f"vset-{len(templates)}-seed{SEED}-m{m}-ef{ef}-{key.replace('/', '_')}.pickle"
+    start = time.perf_counter()
+    if path.exists():
+        store.r.restore(key, 0, pickle.loads(path.read_bytes()), replace=True)
+        return {"m": m, "build_ef": ef, "source": "cache", "restore_wall_s": round(time.perf_counter() - start, 1)}
+    store.r.delete(key)
+    cpu = read_cpu()
+    for first in range(0, len(templates), 500):
+        pipe = store.r.pipeline(transaction=False)
+        for i in range(first, min(first + 500, len(templates))):
+            pipe.execute_command("VADD", key, "FP32", templates[i].astype("<f4").tobytes(), f"id{i:07d}", "Q8",
+                                 "EF", ef, "M", m)
+        pipe.execute()
+    used = read_cpu() - cpu
+    path.write_bytes(pickle.dumps(store.r.dump(key), protocol=pickle.HIGHEST_PROTOCOL))
+    return {"m": m, "build_ef": ef, "source": "built", "server_cpu_s": round(used, 1),
+            "wall_s": round(time.perf_counter() - start, 1)}
+
+
 def sweep_point(store, read_cpu, probes: list[np.ndarray], exact: list[str], model: str,  # type: ignore[no-untyped-def]
                 count: int, ef: int) -> dict:
     from cloud_analyzer.gallery import Gallery
@@ -90,6 +118,8 @@ def main() -> None:
     parser.add_argument("--efs", type=int, nargs="+", default=[0, 100, 200, 400, 800, 1600], help="0: no EF")
     parser.add_argument("--counts", type=int, nargs="+", default=[16, 64], help="candidates re-ranked")
     parser.add_argument("--cache", type=Path, default=CACHE, help="filled galleries, reused (bench/gallery_cache.py)")
+    parser.add_argument("--build-m", type=int, help="rebuild the vector set with VADD ... M this (default: VADD's, 16)")
+    parser.add_argument("--build-ef", type=int, default=200, help="with --build-m: VADD's EF (its default: 200)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     load_before, started = os.getloadavg(), time.time()
@@ -107,6 +137,9 @@ def main() -> None:
             client = server.client()
             read_cpu = lambda: cpu_s([client])  # noqa: E731
             gallery = fill_or_restore(store, read_cpu, templates, model, args.cache, SEED)
+            if args.build_m:
+                gallery["vector_set"] = rebuild_vector_set(store, read_cpu, templates, model, args.build_m,
+                                                           args.build_ef, args.cache)
             print(gallery, flush=True)
             used_memory = int(client.info("memory")["used_memory"])
             for count in args.counts:
