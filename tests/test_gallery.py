@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from cloud_analyzer.erasure import Eraser
-from cloud_analyzer.gallery import SEARCH_EF, Gallery
+from cloud_analyzer.gallery import SEARCH_EF, Gallery, shard_ef
 from cloud_analyzer.settings import AnalyzerSettings
 from cloud_analyzer.store import Store
 from facecodec.openset import identity_template
@@ -89,8 +89,11 @@ def test_search_explores_as_far_as_configured(redis_client) -> None:
             node.config_set("slowlog-log-slower-than", 10_000)
     searches = [command for command in logged if command.startswith(b"VSIM")]
     assert len(searches) == 2 * GALLERY_SHARDS
-    assert sum(b" EF 321" in command for command in searches) == GALLERY_SHARDS
-    assert sum(f" EF {SEARCH_EF}".encode() in command for command in searches) == GALLERY_SHARDS
+    # Each shard explores its share of the gallery's EF: ceil(EF / shards), at least COUNT.
+    assert sum(f" EF {-(-321 // GALLERY_SHARDS)}".encode() in command for command in searches) == GALLERY_SHARDS
+    assert sum(f" EF {-(-SEARCH_EF // GALLERY_SHARDS)}".encode() in command for command in searches) == GALLERY_SHARDS
+    assert shard_ef(1, 16) == 16  # never below the candidates asked for
+    assert shard_ef(None, 16) is None  # VSIM's own default
 
 
 def test_search_ef_setting_defaults_to_the_measured_value_and_is_checked() -> None:
