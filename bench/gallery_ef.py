@@ -16,7 +16,10 @@ Each point runs `Gallery.search(probe, k=1)` itself (the version/counts/size rea
 max(k, rerank) [EF ef], the exact re-rank over the candidates' float32 templates) for every probe:
 recall@1 against the exact cosine over all templates, and server CPU per query from INFO cpu deltas
 (median, p90, mean; the INFO reads' own cost taken off), as bench/cluster_scaling.py measures it.
-EF 0 is VSIM without EF (the vector set's default). -> bench/results/gallery_ef.json
+EF 0 is VSIM without EF (the vector set's default). One shard of a G-shard gallery is a gallery of
+`--identities` / G such templates: `--identities 33334` and `16667` (-> gallery_ef_<n>.json with --out)
+show what each of 3 or 6 shards needs of the EF. `--build-m` rebuilds the vector set with another M (one
+alternative build; -> --out). -> bench/results/gallery_ef.json
 """
 
 from __future__ import annotations
