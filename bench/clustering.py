@@ -40,7 +40,7 @@ from devstack.stack import RedisServer
 from facecodec.codec.profiles import codec_by_name
 from facecodec.datasets import lfw_eval_identities, lfw_train_identities
 from facecodec.frontend.quality import passes
-from service_common.redis_keys import CLUSTER_OF
+from service_common.redis_keys import CLUSTER_OF_SHARDS
 
 OUT = Path(__file__).resolve().parent / "results" / "clustering.json"
 TUNE_FARS = (3e-4, 1e-4, 3e-5, 1e-5, 3e-6)
@@ -93,7 +93,7 @@ def stream(client: redis.Redis, containers: list[bytes], truth: np.ndarray, far:
         descriptor, codec = decode_base_layer(face["base_layer"])  # what the worker already has in hand
         clusters.assign(face, descriptor, codec.spec.descriptor_model, codec.open_set_calibration)
         times.append(time.perf_counter() - t0)
-    of = {k.decode(): v.decode() for k, v in client.hgetall(CLUSTER_OF).items()}
+    of = {k.decode(): v.decode() for key in CLUSTER_OF_SHARDS for k, v in client.hgetall(key).items()}
     labels = np.array([of[f"f{i}"] for i in range(len(containers))])
     out = scores(truth, labels)
     out |= {"far": far, "seed": seed, "assign_ms_p50": round(1000 * float(np.median(times)), 2),

@@ -38,7 +38,7 @@ from facecodec.codec.profiles import codec_by_name
 from facecodec.datasets import dataset_root, lfw_eval_identities
 from facecodec.frontend import FaceFrontEnd, decode_image
 from facecodec.openset import unit
-from service_common.redis_keys import CLUSTER_OF
+from service_common.redis_keys import CLUSTER_OF_SHARDS
 
 OUT = Path(__file__).parent / "results" / "clustering_concurrency.json"
 
@@ -88,7 +88,7 @@ def run(client: redis.Redis, blobs: list[bytes], truth: np.ndarray, way: str, se
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    of = {k.decode(): v.decode() for k, v in client.hgetall(CLUSTER_OF).items()}
+    of = {k.decode(): v.decode() for key in CLUSTER_OF_SHARDS for k, v in client.hgetall(key).items()}
     labels = np.array([of[f"f{i}"] for i in range(len(blobs))])
     stats = sum((c.stats for c in workers), Counter())
     return {"way": way, **scores(truth, labels), "faces_per_s": round(len(blobs) / elapsed, 1),

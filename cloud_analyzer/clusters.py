@@ -39,7 +39,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,19 +47,25 @@ import numpy as np
 import redis
 from redis.exceptions import LockError
 
-from cloud_analyzer import cluster_join
+from cloud_analyzer import cluster_join, cluster_moves
 from cloud_analyzer.identities import TemplateInfo
 from cloud_analyzer.recognition import decode_base_layer
 from facecodec.openset import OpenSetCalibration, identity_template, unit
-from service_common.pagination import zset_positions
+from service_common.pagination import merged_zset_positions
 from service_common.redis_keys import (
-    CLUSTER_GONE,
-    CLUSTER_OF,
+    CLUSTER_GONE_SHARDS,
+    CLUSTER_INDEXES,
+    CLUSTER_OF_SHARDS,
     CLUSTER_PARTS,
-    CLUSTER_SIZES,
-    CLUSTERS,
+    CLUSTER_SHARDS,
+    CLUSTER_SIZE_INDEXES,
+    cluster_gone_key,
     cluster_key,
+    cluster_of_key,
     cluster_part_key,
+    cluster_shard,
+    cluster_sizes_key,
+    clusters_key,
     clusters_lock_key,
     face_key,
     identity_sightings_key,
@@ -75,6 +81,7 @@ REPRESENTATIVES = 5
 MAX_TEMPLATES = 32  # templates a promoted cluster gives its identity
 PROMOTE_POOL = 256  # best-scored members decoded to choose those templates from
 CLUSTER_ID = r"^unknown-[0-9a-f]{12}$"
+SHARDS = range(CLUSTER_SHARDS)
 
 # Field updates of faces that may have been erased meanwhile: never bring a hash back.
 # KEYS[1] face hash; ARGV field/value pairs.
@@ -107,8 +114,13 @@ class IdentityNotFound(ClusterError):
     """The identity a cluster was to be merged into does not exist."""
 
 
-def new_cluster_id() -> str:
-    return f"unknown-{uuid.uuid4().hex[:12]}"
+def new_cluster_id(shard: int | None = None) -> str:
+    """A random id: its crc32 spreads new clusters evenly over the cluster shards. `shard`: one that lives
+    in that shard (a split stays in its cluster's shard, so it is one slot)."""
+    while True:
+        cluster_id = f"unknown-{uuid.uuid4().hex[:12]}"
+        if shard is None or cluster_shard(cluster_id) == shard:
+            return cluster_id
 
 
 def join_threshold(calibration: OpenSetCalibration, size: int, far: float = JOIN_FAR) -> float:
@@ -168,16 +180,16 @@ class Clusters:
         if not self._merge_due(joined, model, calibration):  # nearly always: nothing to merge, no lock taken
             return joined
         self.stats["merged_locked"] += 1
-        with self._lock(model):
-            current = self.r.hget(CLUSTER_OF, member.face_id)  # merged elsewhere meanwhile, or erased
-            return self._merge_neighbours(current.decode(), model, calibration) if current else None
+        with self._lock(model):  # every shard's: a merge may reach a cluster of any
+            current = self.of(member.face_id)  # merged elsewhere meanwhile, or erased
+            return self._merge_neighbours(current, model, calibration) if current else None
 
     def _assign_locked(self, member: _Member, model: str, calibration: OpenSetCalibration) -> str | None:
         """`assign` under the model's lock: while an operator's change holds it, or after many conflicts."""
         with self._lock(model):
-            existing = self.r.hget(CLUSTER_OF, member.face_id)
+            existing = self.of(member.face_id)
             if existing:
-                return existing.decode()
+                return existing
             target = None
             for cluster_id, size, similarity in self._nearest(model, member.descriptor):
                 if similarity >= join_threshold(calibration, size, self.far):
@@ -205,7 +217,8 @@ class Clusters:
         model = self._model(cluster_id)
         if self._model(other_id) != model:
             raise ClusterConflict("clusters of different descriptor models cannot be merged")
-        with self._lock(model):
+        cluster_moves.finish_moves(self)  # a move a dead replica left half done is not merged again
+        with self._lock(model, {cluster_shard(cluster_id), cluster_shard(other_id)}):
             self._require(cluster_id)
             self._require(other_id)
             self._merge_into(cluster_id, other_id, model)
@@ -214,14 +227,14 @@ class Clusters:
     def split(self, cluster_id: str, face_id: str) -> Cluster:
         """The face leaves into a new cluster of its own; returns that new cluster."""
         model = self._model(cluster_id)
-        with self._lock(model):
+        with self._lock(model, {cluster_shard(cluster_id)}):
             self._require(cluster_id)
             if self.r.zscore(cluster_part_key(cluster_id, "members"), face_id) is None:
                 raise ClusterConflict(f"face {face_id} is not in cluster {cluster_id}")
             if int(self.r.hget(cluster_key(cluster_id), "size") or 0) <= 1:
                 raise ClusterConflict(f"face {face_id} is alone in cluster {cluster_id} already")
             members = self._remove(cluster_id, model, [face_id])
-            new_id = new_cluster_id()
+            new_id = new_cluster_id(cluster_shard(cluster_id))
             self._add(new_id, model, members[0])
         return self.get(new_id)  # type: ignore[return-value]
 
@@ -246,7 +259,7 @@ class Clusters:
     def _into_identity(self, cluster_id: str, identity_id: str, store, name: str | None, room: int) -> int:
         """Promote (`name`: a new identity) or merge into an existing one (`name` None), `room` templates."""
         model = self._model(cluster_id)
-        with self._lock(model):
+        with self._lock(model, {cluster_shard(cluster_id)}):
             meta = self._require(cluster_id)
             centroid = unit(np.frombuffer(meta[b"sum"], "<f8").astype(np.float32))
             pool = [f.decode() for f in self.r.zrevrange(cluster_part_key(cluster_id, "score"), 0, PROMOTE_POOL - 1)]
@@ -298,23 +311,40 @@ class Clusters:
         removed = 0
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            # First: a join that read one of them before commits nothing (it watches CLUSTER_GONE), and finds
-            # its record gone when it looks again. Allow-oom: an erasure must work when Redis is full.
-            atomic_writes(self.r, [("INCR", CLUSTER_GONE)])
-            owners = {c.decode() for c in self.r.hmget(CLUSTER_OF, chunk) if c}
-            models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
-            for model in models:
-                with self._lock(model):
-                    by_cluster: dict[str, list[str]] = {}
-                    for face_id, owner in zip(chunk, self.r.hmget(CLUSTER_OF, chunk)):
-                        if owner:
-                            by_cluster.setdefault(owner.decode(), []).append(face_id)
-                    for cluster_id, members in by_cluster.items():
-                        if (self.r.hget(cluster_key(cluster_id), "descriptor_model") or b"").decode() != model:
-                            continue
-                        removed += len(self._remove(cluster_id, model, members, keep_face=False))
-            # Faces whose cluster vanished (a stale entry) must not keep pointing at it.
-            self.r.hdel(CLUSTER_OF, *chunk)
+            # First, in every shard: a join that read one of them before commits nothing (it watches its shard's
+            # counter), and finds its record gone when it looks again; a cross-shard merge copies none of them
+            # (cluster_moves.py). Allow-oom: an erasure must work when Redis is full.
+            atomic_writes(self.r, [("INCR", key) for key in CLUSTER_GONE_SHARDS])
+            # Then every shard that has one, until none does: a merge may have carried a face from a shard
+            # read later into one read earlier (no face joins any cluster anew after the counters moved).
+            for _ in range(CLUSTER_SHARDS + 2):
+                pipe = self.r.pipeline(transaction=False)
+                for key in CLUSTER_OF_SHARDS:
+                    pipe.hmget(key, chunk)
+                found = [shard for shard, owners in zip(SHARDS, pipe.execute()) if any(owners)]
+                if not found:
+                    break
+                for shard in found:
+                    removed += self._remove_in_shard(shard, chunk)
+        return removed
+
+    def _remove_in_shard(self, shard: int, chunk: list[str]) -> int:
+        """The faces of `chunk` out of their clusters in one cluster shard, under its locks."""
+        removed = 0
+        owners = {c.decode() for c in self.r.hmget(cluster_of_key(shard), chunk) if c}
+        models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
+        for model in models:
+            with self._lock(model, {shard}):
+                by_cluster: dict[str, list[str]] = {}
+                for face_id, owner in zip(chunk, self.r.hmget(cluster_of_key(shard), chunk)):
+                    if owner:
+                        by_cluster.setdefault(owner.decode(), []).append(face_id)
+                for cluster_id, members in by_cluster.items():
+                    if (self.r.hget(cluster_key(cluster_id), "descriptor_model") or b"").decode() != model:
+                        continue
+                    removed += len(self._remove(cluster_id, model, members, keep_face=False))
+        # Faces whose cluster vanished (a stale entry) must not keep pointing at it.
+        self.r.hdel(cluster_of_key(shard), *chunk)
         return removed
 
     # --- reading -----------------------------------------------------------------------------------
@@ -335,9 +365,10 @@ class Clusters:
         """A page of clusters, largest (`order="size"`) or most recently seen (`"recent"`) first, starting
         after the position `after` (size or last seen, cluster id); also the position after this page,
         None on the last. Positions, not offsets: clusters merged meanwhile do not shift the pages."""
-        index = CLUSTER_SIZES if order == "size" else CLUSTERS
+        indexes = CLUSTER_SIZE_INDEXES if order == "size" else CLUSTER_INDEXES
         found: list[tuple[int, Cluster]] = []
-        for score, cluster_id in zset_positions(self.r, index, after, limit + 16, descending=True):
+        # The shards' indexes merged in the order of one (score, then id): the cursor is the same position.
+        for score, cluster_id in merged_zset_positions(self.r, indexes, after, limit + 16, descending=True):
             cluster = self.get(cluster_id)  # None: merged or erased since the index was read
             if cluster is not None:
                 found.append((score, cluster))
@@ -354,29 +385,51 @@ class Clusters:
     def above(self, model: str, probe: np.ndarray, min_similarity: float) -> list[tuple[str, int, float]]:
         """(cluster_id, size, exact cosine of its centroid to `probe`) of every cluster of `model` whose
         8-bit score reaches `min_similarity`, best first. Exhaustive (TRUTH, a linear scan): for erasure."""
-        key = unknown_vset_key(model)
-        card = int(self.r.execute_command("VCARD", key) or 0)
-        if not card:
+        vector = unit(np.asarray(probe, np.float32))
+        pipe = self.r.pipeline(transaction=False)
+        for shard in SHARDS:
+            pipe.execute_command("VCARD", unknown_vset_key(model, shard))
+        cards = [int(n or 0) for n in pipe.execute()]
+        if not any(cards):
             return []
         epsilon = min(max(1 - (min_similarity + 1) / 2, 0.0), 1.0)  # VSIM score = (cosine + 1) / 2
-        raw = self.r.execute_command("VSIM", key, "FP32", unit(np.asarray(probe, np.float32)).astype("<f4").tobytes(),
+        pipe = self.r.pipeline(transaction=False)
+        for shard, card in zip(SHARDS, cards):
+            if card:
+                pipe.execute_command("VSIM", unknown_vset_key(model, shard), "FP32", vector.astype("<f4").tobytes(),
                                      "COUNT", card, "EPSILON", epsilon, "TRUTH")
-        ids = [c.decode() for c in raw or []]
-        return self._scored(ids, unit(np.asarray(probe, np.float32)))
+        ids = [c.decode() for raw in pipe.execute() for c in raw or []]
+        return self._scored(ids, vector)
 
     def all_members(self, cluster_id: str) -> list[str]:
         return [f.decode() for f in self.r.zrange(cluster_part_key(cluster_id, "members"), 0, -1)]
 
     def of(self, face_id: str) -> str | None:
-        raw = self.r.hget(CLUSTER_OF, face_id)
-        return raw.decode() if raw else None
+        """The face's cluster (its shard's CLUSTER_OF; asked of every shard). Two only while a cross-shard
+        merge is half done: the target (the source has `moving_to`)."""
+        pipe = self.r.pipeline(transaction=False)
+        for key in CLUSTER_OF_SHARDS:
+            pipe.hget(key, face_id)
+        found = [raw.decode() for raw in pipe.execute() if raw]
+        if len(found) > 1:
+            found = [c for c in found if not self.r.hexists(cluster_key(c), "moving_to")] or found
+        return found[0] if found else None
 
     # --- internals ---------------------------------------------------------------------------------
     @contextmanager
-    def _lock(self, model: str) -> Iterator[None]:
+    def _lock(self, model: str, shards: Iterable[int] | None = None) -> Iterator[None]:
+        """The model's lock in each of `shards` (None: every shard), taken in shard order: two replicas that
+        need two of them (a cross-shard merge) never wait for each other in a circle."""
+        with ExitStack() as stack:
+            for shard in sorted(set(SHARDS if shards is None else shards)):
+                stack.enter_context(self._shard_lock(model, shard))
+            yield
+
+    @contextmanager
+    def _shard_lock(self, model: str, shard: int) -> Iterator[None]:
         # The expiry frees the lock of a replica that died holding it; a random token per holder means a
         # holder whose lock expired never deletes the next holder's. Polled every 2 ms: changes are short.
-        lock = self.r.lock(clusters_lock_key(model), timeout=self.lock_ttl_s, sleep=0.002,
+        lock = self.r.lock(clusters_lock_key(model, shard), timeout=self.lock_ttl_s, sleep=0.002,
                            blocking_timeout=self.lock_wait_s)
         if not lock.acquire():
             raise ClusterBusy(f"clusters of {model} locked by another replica for {self.lock_wait_s:.0f}s")
@@ -417,11 +470,17 @@ class Clusters:
         """The unit descriptor of a `camera_id|base layer` member entry."""
         return unit(decode_base_layer(entry.split(b"|", 1)[1])[0].astype(np.float32))
 
+    def _candidates(self, model: str, vector: np.ndarray) -> list[str]:
+        """The CANDIDATES nearest centroids (8-bit scores) of every shard, asked in one pipeline."""
+        pipe = self.r.pipeline(transaction=False)
+        for shard in SHARDS:
+            pipe.execute_command("VSIM", unknown_vset_key(model, shard), "FP32", vector.astype("<f4").tobytes(),
+                                 "COUNT", CANDIDATES)
+        return [c.decode() for raw in pipe.execute() for c in raw or []]
+
     def _nearest(self, model: str, vector: np.ndarray, exclude: str | None = None) -> list[tuple[str, int, float]]:
-        """(cluster_id, size, exact cosine to its centroid) of the nearest clusters, best first."""
-        raw = self.r.execute_command("VSIM", unknown_vset_key(model), "FP32", vector.astype("<f4").tobytes(),
-                                     "COUNT", CANDIDATES)
-        return self._scored([c.decode() for c in raw or [] if c.decode() != exclude], vector)
+        """(cluster_id, size, exact cosine to its centroid) of the nearest clusters of every shard, best first."""
+        return self._scored([c for c in self._candidates(model, vector) if c != exclude], vector)
 
     def _scored(self, ids: list[str], vector: np.ndarray) -> list[tuple[str, int, float]]:
         """(cluster_id, size, exact cosine to its centroid, from the float sums), best first."""
@@ -429,18 +488,18 @@ class Clusters:
             return []
         pipe = self.r.pipeline(transaction=False)
         for cluster_id in ids:
-            pipe.hmget(cluster_key(cluster_id), "size", "sum")
+            pipe.hmget(cluster_key(cluster_id), "size", "sum", "moving_to")
         out = []
-        for cluster_id, (size, total) in zip(ids, pipe.execute()):
-            if size and total and int(size) > 0:
+        for cluster_id, (size, total, moving) in zip(ids, pipe.execute()):
+            if size and total and int(size) > 0 and not moving:  # moving: merged into another (cluster_moves.py)
                 centroid = unit(np.frombuffer(total, "<f8").astype(np.float32))
                 out.append((cluster_id, int(size), float(centroid @ vector)))
         return sorted(out, key=lambda c: -c[2])
 
     def _write_centroid(self, pipe, cluster_id: str, model: str, total: np.ndarray) -> None:
         centroid = unit(total.astype(np.float32))
-        pipe.execute_command("VADD", unknown_vset_key(model), "FP32", centroid.astype("<f4").tobytes(), cluster_id,
-                             "Q8")
+        pipe.execute_command("VADD", unknown_vset_key(model, cluster_shard(cluster_id)), "FP32",
+                             centroid.astype("<f4").tobytes(), cluster_id, "Q8")
 
     def _add(self, cluster_id: str, model: str, member: _Member) -> bool:
         """Member into cluster (made if new); False if the face was erased meanwhile."""
@@ -448,7 +507,8 @@ class Clusters:
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(CLUSTER_GONE)  # erasure bumps it (after deleting records) before taking faces out
+                    # Erasure bumps it (after deleting records) before taking faces out.
+                    pipe.watch(cluster_gone_key(cluster_shard(cluster_id)))
                     if not self.r.exists(face_key(member.face_id)):
                         pipe.unwatch()
                         return False
@@ -481,9 +541,10 @@ class Clusters:
         pipe.zadd(cluster_part_key(cluster_id, "score"),
                   {member.face_id: float(member.descriptor @ unit(total_v.astype(np.float32)))})
         pipe.hincrby(cluster_part_key(cluster_id, "cameras"), member.camera_id, 1)
-        pipe.zadd(CLUSTERS, {cluster_id: last_ms})
-        pipe.zadd(CLUSTER_SIZES, {cluster_id: size_n})
-        pipe.hset(CLUSTER_OF, member.face_id, cluster_id)
+        shard = cluster_shard(cluster_id)
+        pipe.zadd(clusters_key(shard), {cluster_id: last_ms})
+        pipe.zadd(cluster_sizes_key(shard), {cluster_id: size_n})
+        pipe.hset(cluster_of_key(shard), member.face_id, cluster_id)
         self._write_centroid(pipe, cluster_id, model, total_v)
 
     def _remove(self, cluster_id: str, model: str, face_ids: list[str], keep_face: bool = True) -> list[_Member]:
@@ -511,11 +572,12 @@ class Clusters:
         pipe.zrem(cluster_part_key(cluster_id, "members"), *ids)
         pipe.hdel(cluster_part_key(cluster_id, "faces"), *ids)
         pipe.zrem(cluster_part_key(cluster_id, "score"), *ids)
-        pipe.hdel(CLUSTER_OF, *ids)
+        shard = cluster_shard(cluster_id)
+        pipe.hdel(cluster_of_key(shard), *ids)
         for m in members:
             pipe.hincrby(cluster_part_key(cluster_id, "cameras"), m.camera_id, -1)
         pipe.hset(key, mapping={"size": size, "sum": total.astype("<f8").tobytes()})
-        pipe.zadd(CLUSTER_SIZES, {cluster_id: size})
+        pipe.zadd(cluster_sizes_key(shard), {cluster_id: size})
         self._write_centroid(pipe, cluster_id, model, total)
         pipe.execute()
         if keep_face:
@@ -524,7 +586,7 @@ class Clusters:
         (last,) = self.r.zrange(cluster_part_key(cluster_id, "members"), -1, -1, withscores=True)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping={"first_seen_ms": int(first[1]), "last_seen_ms": int(last[1])})
-        pipe.zadd(CLUSTERS, {cluster_id: int(last[1])})
+        pipe.zadd(clusters_key(shard), {cluster_id: int(last[1])})
         for camera, n in self.r.hgetall(cluster_part_key(cluster_id, "cameras")).items():
             if int(n) <= 0:
                 pipe.hdel(cluster_part_key(cluster_id, "cameras"), camera)
@@ -532,16 +594,21 @@ class Clusters:
         return members
 
     def _delete(self, cluster_id: str, model: str, face_ids: list[str]) -> None:
+        shard = cluster_shard(cluster_id)
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(cluster_key(cluster_id), *(cluster_part_key(cluster_id, p) for p in CLUSTER_PARTS))
-        pipe.execute_command("VREM", unknown_vset_key(model), cluster_id)
-        pipe.zrem(CLUSTERS, cluster_id)
-        pipe.zrem(CLUSTER_SIZES, cluster_id)
+        pipe.execute_command("VREM", unknown_vset_key(model, shard), cluster_id)
+        pipe.zrem(clusters_key(shard), cluster_id)
+        pipe.zrem(cluster_sizes_key(shard), cluster_id)
         if face_ids:
-            pipe.hdel(CLUSTER_OF, *face_ids)
+            pipe.hdel(cluster_of_key(shard), *face_ids)
         pipe.execute()
 
     def _merge_into(self, keep: str, gone: str, model: str) -> None:
+        """`gone` into `keep`, both shards' locks held: one transaction in one shard, else a move in steps."""
+        shard = cluster_shard(keep)
+        if cluster_shard(gone) != shard:
+            return cluster_moves.move(self, keep, gone, model)
         a, b = self._require(keep), self._require(gone)
         total = np.frombuffer(a[b"sum"], "<f8") + np.frombuffer(b[b"sum"], "<f8")
         size = int(a[b"size"]) + int(b[b"size"])
@@ -557,16 +624,16 @@ class Clusters:
             pipe.zunionstore(into, [into, cluster_part_key(gone, part)], aggregate="MAX")
         if faces:
             pipe.hset(cluster_part_key(keep, "faces"), mapping=faces)
-            pipe.hset(CLUSTER_OF, mapping={f: keep for f in faces})
+            pipe.hset(cluster_of_key(shard), mapping={f: keep for f in faces})
         for camera, n in cameras.items():
             pipe.hincrby(cluster_part_key(keep, "cameras"), camera, int(n))
-        pipe.zadd(CLUSTERS, {keep: last})
-        pipe.zadd(CLUSTER_SIZES, {keep: size})
+        pipe.zadd(clusters_key(shard), {keep: last})
+        pipe.zadd(cluster_sizes_key(shard), {keep: size})
         self._write_centroid(pipe, keep, model, total)
         pipe.delete(cluster_key(gone), *(cluster_part_key(gone, p) for p in CLUSTER_PARTS))
-        pipe.execute_command("VREM", unknown_vset_key(model), gone)
-        pipe.zrem(CLUSTERS, gone)
-        pipe.zrem(CLUSTER_SIZES, gone)
+        pipe.execute_command("VREM", unknown_vset_key(model, shard), gone)
+        pipe.zrem(clusters_key(shard), gone)
+        pipe.zrem(cluster_sizes_key(shard), gone)
         pipe.execute()
         self.mark_faces({face_id.decode(): keep for face_id in faces})
 
