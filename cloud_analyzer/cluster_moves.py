@@ -157,7 +157,7 @@ def finish_moves(clusters: Clusters) -> int:
             if model is None:  # both gone: nothing left to move
                 r.hdel(cluster_moves_key(shard), gone)
                 continue
-            with clusters.locked(model.decode(), {shard, cluster_shard(keep)}):
+            with clusters._lock(model.decode(), {shard, cluster_shard(keep)}):
                 if r.hget(cluster_moves_key(shard), gone) == raw_keep:  # not finished by another replica
                     finish(clusters, gone, keep, model.decode())
                     done += 1

@@ -60,8 +60,8 @@ _RULES: dict[str, Callable[[re.Match], str]] = {
 _PATTERNS = [(name, re.compile(pattern)) for name, pattern in k.LEGACY_PER_ID.items()]
 # The old cluster indexes; with several cluster shards split by the shard of the cluster (the member, or
 # for CLUSTER_OF the value) instead of renamed.
-_CLUSTER_INDEXES = {"fc:clusters": k.clusters_key, "fc:clusters:size": k.cluster_sizes_key,
-                    "fc:clusters:of": k.cluster_of_key}
+_CLUSTER_INDEXES = {k.LEGACY_CLUSTERS: k.clusters_key, k.LEGACY_CLUSTER_SIZES: k.cluster_sizes_key,
+                    k.LEGACY_CLUSTER_OF: k.cluster_of_key}
 
 
 class LayoutMismatch(RuntimeError):
@@ -197,7 +197,7 @@ class _KeyMover:
 
     def _split_clusters(self, name: str) -> None:
         key_of = _CLUSTER_INDEXES[name]
-        if name == "fc:clusters:of":
+        if name == k.LEGACY_CLUSTER_OF:
             for face_id, cluster_id in self.r.hgetall(name).items():
                 self.r.hset(key_of(k.cluster_shard(cluster_id.decode())), face_id, cluster_id)
             return self._done(name)

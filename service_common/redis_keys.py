@@ -489,8 +489,10 @@ LEGACY_IDENTITIES, LEGACY_TEMPLATE_OWNERS = "fc:identities", "fc:templates:owner
 LEGACY_GALLERY_VERSION = "fc:gallery:version"
 LEGACY_DENIALS_PENDING, LEGACY_DENIAL_PREFIX = "fc:denied:pending", "fc:denied:"
 # Whole keys renamed as they are: old name -> new name.
+# The cluster indexes: renamed (one cluster shard) or split by each cluster's shard (several).
+LEGACY_CLUSTERS, LEGACY_CLUSTER_SIZES, LEGACY_CLUSTER_OF = "fc:clusters", "fc:clusters:size", "fc:clusters:of"
 LEGACY_RENAMED = {
-    "fc:clusters": CLUSTERS, "fc:clusters:size": CLUSTER_SIZES, "fc:clusters:of": CLUSTER_OF,
+    LEGACY_CLUSTERS: CLUSTERS, LEGACY_CLUSTER_SIZES: CLUSTER_SIZES, LEGACY_CLUSTER_OF: CLUSTER_OF,
     "fc:erasures:pending": ERASURES_PENDING, "fc:erasures": ERASURES, "fc:keys": API_KEYS,
     "fc:audit": AUDIT_STREAM, "fc:audit:dropped": AUDIT_DROPPED, "fc:webhooks": WEBHOOKS,
 }

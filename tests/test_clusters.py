@@ -49,6 +49,10 @@ MODEL = codec_by_name("baseline").spec.descriptor_model
 
 @pytest.fixture(scope="module")
 def base_layers(front_end) -> dict[tuple[str, int], bytes]:
+    return encode_photos(front_end)
+
+
+def encode_photos(front_end) -> dict[tuple[str, int], bytes]:
     """Baseline base-only containers of a few LFW photos (the front end runs once per photo)."""
     codec = codec_by_name("baseline")
     out = {}
