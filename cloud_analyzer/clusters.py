@@ -15,21 +15,27 @@ identities (`bench/clustering.py --tune`), never on the evaluation identities it
 1e-5 tie on the harmonic mean of purity and completeness (0.974), and 1e-5 is purer (0.998): a wrong
 merge costs more than a split (an operator merges in one call; a promoted impure cluster names strangers).
 
-Keys (named in service_common/redis_keys.py, described in docs/redis-keys.md): per descriptor model a
-vector set of centroids (`unknown_vset_key`, Q8; decisions are re-scored exactly from the sums) and a
-lock (`clusters_lock_key`); per cluster a hash (`cluster_key`: size, sum of unit descriptors, times)
-and its parts (`cluster_part_key`): members by capture time, `faces` (face_id -> `camera_id|base
-layer`: what the sum holds, so a removal subtracts it exactly even after the face's own hash is
-erased), `score` (cosine when it joined: representatives) and `cameras`; the indexes `CLUSTERS` (by
-last seen), `CLUSTER_SIZES` and `CLUSTER_OF` (face_id -> cluster_id).
+Keys (named in service_common/redis_keys.py, described in docs/redis-keys.md), per cluster shard (C =
+FACECODEC_CLUSTER_SHARDS; a cluster lives in shard crc32(cluster_id) mod C for its whole life, a new
+cluster's random id spreading them evenly): per descriptor model a vector set of centroids
+(`unknown_vset_key`, Q8; decisions are re-scored exactly from the sums) and a lock (`clusters_lock_key`);
+per cluster a hash (`cluster_key`: size, sum of unit descriptors, times) and its parts
+(`cluster_part_key`): members by capture time, `faces` (face_id -> `camera_id|base layer`: what the sum
+holds, so a removal subtracts it exactly even after the face's own hash is erased), `score` (cosine when it
+joined: representatives) and `cameras`; the indexes `clusters_key` (by last seen), `cluster_sizes_key` and
+`cluster_of_key` (face_id -> cluster_id). Searches ask every shard's vector set in one pipeline, listings
+merge the shards' indexes in one order, a lookup by face asks every shard's CLUSTER_OF.
 
-Concurrency: a face joins its cluster optimistically, in one transaction that WATCHes what the choice was
-read from (cloud_analyzer/cluster_join.py); every other change to the clusters of one model (merges,
-operators' calls, erasure) is made under that model's lock, which such a join also watches, so sums and
-sizes stay consistent when several workers and replicas assign at once. A face erased while it is being assigned
-is never added (erasure deletes its record, then bumps CLUSTER_GONE, which the join WATCHes, before taking
-it out of its cluster). Every cluster key shares the `{clusters}` hash tag, so each transaction is one slot on Redis
-Cluster too; the cluster id copied onto a face's record is written after it, only if the record exists.
+Concurrency: a face joins its cluster optimistically, in one transaction in that cluster's shard that
+WATCHes what the choice depends on (cloud_analyzer/cluster_join.py); every other change to the clusters of
+one model (merges, operators' calls, erasure) is made under that model's lock in each shard it touches
+(taken in shard order), which such a join also watches, so sums and sizes stay consistent when several
+workers and replicas assign at once. A face erased while it is being assigned is never added (erasure
+deletes its record, then bumps every shard's erasure counter, which the join WATCHes, before taking it out
+of every shard that has it). Every key of a shard shares its hash tag (`{clusters}` with one shard), so
+each transaction is one slot on Redis Cluster too; a merge of clusters of two shards moves the source in
+steps that are safe to repeat and against an erasure in between (cloud_analyzer/cluster_moves.py); the
+cluster id copied onto a face's record is written after, only if the record exists.
 """
 
 from __future__ import annotations
@@ -48,17 +54,14 @@ import redis
 from redis.exceptions import LockError
 
 from cloud_analyzer import cluster_join, cluster_moves
+from cloud_analyzer.cluster_reads import CANDIDATES, SHARDS, Cluster, ClusterReads
 from cloud_analyzer.identities import TemplateInfo
-from cloud_analyzer.recognition import decode_base_layer
 from facecodec.openset import OpenSetCalibration, identity_template, unit
-from service_common.pagination import merged_zset_positions
 from service_common.redis_keys import (
     CLUSTER_GONE_SHARDS,
-    CLUSTER_INDEXES,
     CLUSTER_OF_SHARDS,
     CLUSTER_PARTS,
     CLUSTER_SHARDS,
-    CLUSTER_SIZE_INDEXES,
     cluster_gone_key,
     cluster_key,
     cluster_of_key,
@@ -76,12 +79,9 @@ from service_common.redis_oom import atomic_writes
 log = logging.getLogger(__name__)
 
 JOIN_FAR = 1e-5  # pair false-accept rate of joining / merging; chosen on training identities (module doc)
-CANDIDATES = 8  # nearest centroids looked at per decision
-REPRESENTATIVES = 5
 MAX_TEMPLATES = 32  # templates a promoted cluster gives its identity
 PROMOTE_POOL = 256  # best-scored members decoded to choose those templates from
 CLUSTER_ID = r"^unknown-[0-9a-f]{12}$"
-SHARDS = range(CLUSTER_SHARDS)
 
 # Field updates of faces that may have been erased meanwhile: never bring a hash back.
 # KEYS[1] face hash; ARGV field/value pairs.
@@ -131,18 +131,6 @@ def merge_threshold(calibration: OpenSetCalibration, a: int, b: int, far: float 
     return calibration.tail(max(a, b, 1), max(min(a, b), 1)).threshold_at(far)
 
 
-@dataclass(frozen=True)
-class Cluster:
-    cluster_id: str
-    descriptor_model: str
-    size: int
-    first_seen_ms: int
-    last_seen_ms: int
-    created_at_ms: int
-    cameras: dict[str, int]  # camera_id -> faces
-    representative_face_ids: list[str]  # best first
-
-
 @dataclass
 class _Member:
     face_id: str
@@ -152,7 +140,7 @@ class _Member:
     descriptor: np.ndarray  # unit
 
 
-class Clusters:
+class Clusters(ClusterReads):
     def __init__(self, client: redis.Redis, far: float = JOIN_FAR, lock_ttl_s: float = 30.0,
                  lock_wait_s: float = 10.0) -> None:
         self.r, self.far = client, far
@@ -347,74 +335,6 @@ class Clusters:
         self.r.hdel(cluster_of_key(shard), *chunk)
         return removed
 
-    # --- reading -----------------------------------------------------------------------------------
-    def get(self, cluster_id: str) -> Cluster | None:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hmget(cluster_key(cluster_id), "descriptor_model", "size", "first_seen_ms", "last_seen_ms",
-                   "created_at_ms")
-        pipe.hgetall(cluster_part_key(cluster_id, "cameras"))
-        pipe.zrevrange(cluster_part_key(cluster_id, "score"), 0, REPRESENTATIVES - 1)
-        (model, size, first, last, created), cameras, reps = pipe.execute()
-        if model is None:
-            return None
-        return Cluster(cluster_id, model.decode(), int(size), int(first), int(last), int(created or 0),
-                       {c.decode(): int(n) for c, n in sorted(cameras.items())}, [r.decode() for r in reps])
-
-    def list(self, order: str, after: tuple[int, str] | None, limit: int
-             ) -> tuple[list[Cluster], tuple[int, str] | None]:
-        """A page of clusters, largest (`order="size"`) or most recently seen (`"recent"`) first, starting
-        after the position `after` (size or last seen, cluster id); also the position after this page,
-        None on the last. Positions, not offsets: clusters merged meanwhile do not shift the pages."""
-        indexes = CLUSTER_SIZE_INDEXES if order == "size" else CLUSTER_INDEXES
-        found: list[tuple[int, Cluster]] = []
-        # The shards' indexes merged in the order of one (score, then id): the cursor is the same position.
-        for score, cluster_id in merged_zset_positions(self.r, indexes, after, limit + 16, descending=True):
-            cluster = self.get(cluster_id)  # None: merged or erased since the index was read
-            if cluster is not None:
-                found.append((score, cluster))
-            if len(found) > limit:
-                break
-        more = len(found) > limit
-        found = found[:limit]
-        return [c for _, c in found], ((found[-1][0], found[-1][1].cluster_id) if more else None)
-
-    def members(self, cluster_id: str, limit: int = 100) -> list[str]:
-        """Most recent member face ids first."""
-        return [f.decode() for f in self.r.zrevrange(cluster_part_key(cluster_id, "members"), 0, limit - 1)]
-
-    def above(self, model: str, probe: np.ndarray, min_similarity: float) -> list[tuple[str, int, float]]:
-        """(cluster_id, size, exact cosine of its centroid to `probe`) of every cluster of `model` whose
-        8-bit score reaches `min_similarity`, best first. Exhaustive (TRUTH, a linear scan): for erasure."""
-        vector = unit(np.asarray(probe, np.float32))
-        pipe = self.r.pipeline(transaction=False)
-        for shard in SHARDS:
-            pipe.execute_command("VCARD", unknown_vset_key(model, shard))
-        cards = [int(n or 0) for n in pipe.execute()]
-        if not any(cards):
-            return []
-        epsilon = min(max(1 - (min_similarity + 1) / 2, 0.0), 1.0)  # VSIM score = (cosine + 1) / 2
-        pipe = self.r.pipeline(transaction=False)
-        for shard, card in zip(SHARDS, cards):
-            if card:
-                pipe.execute_command("VSIM", unknown_vset_key(model, shard), "FP32", vector.astype("<f4").tobytes(),
-                                     "COUNT", card, "EPSILON", epsilon, "TRUTH")
-        ids = [c.decode() for raw in pipe.execute() for c in raw or []]
-        return self._scored(ids, vector)
-
-    def all_members(self, cluster_id: str) -> list[str]:
-        return [f.decode() for f in self.r.zrange(cluster_part_key(cluster_id, "members"), 0, -1)]
-
-    def of(self, face_id: str) -> str | None:
-        """The face's cluster (its shard's CLUSTER_OF; asked of every shard). Two only while a cross-shard
-        merge is half done: the target (the source has `moving_to`)."""
-        pipe = self.r.pipeline(transaction=False)
-        for key in CLUSTER_OF_SHARDS:
-            pipe.hget(key, face_id)
-        found = [raw.decode() for raw in pipe.execute() if raw]
-        if len(found) > 1:
-            found = [c for c in found if not self.r.hexists(cluster_key(c), "moving_to")] or found
-        return found[0] if found else None
-
     # --- internals ---------------------------------------------------------------------------------
     @contextmanager
     def _lock(self, model: str, shards: Iterable[int] | None = None) -> Iterator[None]:
@@ -464,37 +384,6 @@ class Clusters:
         for face_id in face_ids:
             pipe.exists(face_key(face_id))
         return [bool(x) for x in pipe.execute()]
-
-    @staticmethod
-    def _decode(entry: bytes) -> np.ndarray:
-        """The unit descriptor of a `camera_id|base layer` member entry."""
-        return unit(decode_base_layer(entry.split(b"|", 1)[1])[0].astype(np.float32))
-
-    def _candidates(self, model: str, vector: np.ndarray) -> list[str]:
-        """The CANDIDATES nearest centroids (8-bit scores) of every shard, asked in one pipeline."""
-        pipe = self.r.pipeline(transaction=False)
-        for shard in SHARDS:
-            pipe.execute_command("VSIM", unknown_vset_key(model, shard), "FP32", vector.astype("<f4").tobytes(),
-                                 "COUNT", CANDIDATES)
-        return [c.decode() for raw in pipe.execute() for c in raw or []]
-
-    def _nearest(self, model: str, vector: np.ndarray, exclude: str | None = None) -> list[tuple[str, int, float]]:
-        """(cluster_id, size, exact cosine to its centroid) of the nearest clusters of every shard, best first."""
-        return self._scored([c for c in self._candidates(model, vector) if c != exclude], vector)
-
-    def _scored(self, ids: list[str], vector: np.ndarray) -> list[tuple[str, int, float]]:
-        """(cluster_id, size, exact cosine to its centroid, from the float sums), best first."""
-        if not ids:
-            return []
-        pipe = self.r.pipeline(transaction=False)
-        for cluster_id in ids:
-            pipe.hmget(cluster_key(cluster_id), "size", "sum", "moving_to")
-        out = []
-        for cluster_id, (size, total, moving) in zip(ids, pipe.execute()):
-            if size and total and int(size) > 0 and not moving:  # moving: merged into another (cluster_moves.py)
-                centroid = unit(np.frombuffer(total, "<f8").astype(np.float32))
-                out.append((cluster_id, int(size), float(centroid @ vector)))
-        return sorted(out, key=lambda c: -c[2])
 
     def _write_centroid(self, pipe, cluster_id: str, model: str, total: np.ndarray) -> None:
         centroid = unit(total.astype(np.float32))

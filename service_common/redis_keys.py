@@ -49,11 +49,12 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import os
 import time
 import zlib
 
 from redis.crc import key_slot
+
+from service_common.layout_settings import KeyLayoutSettings
 
 PREFIX = "fc:"
 KEY_SCHEMA = "fc:keyschema"  # the key layout's version: KEY_SCHEMA_VERSION once the names have hash tags
@@ -67,12 +68,13 @@ FACE_SHARDS = 16
 # Gallery shards: vector sets searched in one pipeline and merged by the exact re-rank (reads scale through
 # replicas, not through more shards). Chosen before the first start (FACECODEC_GALLERY_SHARDS, the same for
 # every analyzer); KEY_LAYOUT keeps it, and an analyzer started with another number refuses to run.
-GALLERY_SHARDS = max(1, int(os.environ.get("FACECODEC_GALLERY_SHARDS") or 1))
+_LAYOUT_SETTINGS = KeyLayoutSettings()
+GALLERY_SHARDS = _LAYOUT_SETTINGS.gallery_shards
 # Cluster-state shards: each unknown-face cluster lives in shard crc32(cluster_id) mod CLUSTER_SHARDS, with
 # that shard's centroid sets, indexes, erasure counter and locks (cloud_analyzer/clusters.py). One (the
 # default) keeps the single `{clusters}` tag; more spread the clusters' memory and traffic over a cluster's
 # primaries. Chosen before the first start (FACECODEC_CLUSTER_SHARDS), kept in KEY_LAYOUT like the gallery's.
-CLUSTER_SHARDS = max(1, int(os.environ.get("FACECODEC_CLUSTER_SHARDS") or 1))
+CLUSTER_SHARDS = _LAYOUT_SETTINGS.cluster_shards
 # One cluster shard keeps the layout string of the data written before cluster shards existed.
 LAYOUT = f"faces={FACE_SHARDS} gallery={GALLERY_SHARDS}" + (f" clusters={CLUSTER_SHARDS}" if CLUSTER_SHARDS > 1
                                                              else "")
