@@ -17,7 +17,9 @@ every face is unknown). The resulting clusters are compared with the true identi
 `--tune` first runs the same stream over the LFW *training* identities (lfw/splits/train_identities.txt)
 at several pair FARs and picks the one with the best harmonic mean of purity and completeness: that
 is how `clusters.JOIN_FAR` was chosen. The evaluation identities (eval_identities.txt) are only
-measured, at `JOIN_FAR`, never tuned on. Writes `bench/results/clustering.json`.
+measured, at `JOIN_FAR`, never tuned on. Writes `bench/results/clustering.json`, or with
+FACECODEC_CLUSTER_SHARDS=C > 1 (the cluster state in C shards, searched in one pipeline)
+`bench/results/clustering_shards<C>.json`: the same faces in the same orders, so the two compare.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from devstack.stack import RedisServer
 from facecodec.codec.profiles import codec_by_name
 from facecodec.datasets import lfw_eval_identities, lfw_train_identities
 from facecodec.frontend.quality import passes
-from service_common.redis_keys import CLUSTER_OF_SHARDS
+from service_common.redis_keys import CLUSTER_OF_SHARDS, CLUSTER_SHARDS
 
-OUT = Path(__file__).resolve().parent / "results" / "clustering.json"
+RESULTS = Path(__file__).resolve().parent / "results"
+OUT = RESULTS / ("clustering.json" if CLUSTER_SHARDS == 1 else f"clustering_shards{CLUSTER_SHARDS}.json")
 TUNE_FARS = (3e-4, 1e-4, 3e-5, 1e-5, 3e-6)
 
 
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     codec = codec_by_name("scalable")
     calibration = codec.open_set_calibration
-    result: dict = {"machine": "2 cores, no GPU", "codec": codec.spec.name,
+    result: dict = {"machine": "2 cores, no GPU", "codec": codec.spec.name, "cluster_shards": CLUSTER_SHARDS,
                     "descriptor_model": codec.spec.descriptor_model,
                     "protocol": "LFW faces detected and passing the quality gate, scalable base layer encoded and "
                                 "decoded, one at a time in a shuffled order into cloud_analyzer.clusters over a "

@@ -38,9 +38,11 @@ from facecodec.codec.profiles import codec_by_name
 from facecodec.datasets import dataset_root, lfw_eval_identities
 from facecodec.frontend import FaceFrontEnd, decode_image
 from facecodec.openset import unit
-from service_common.redis_keys import CLUSTER_OF_SHARDS
+from service_common.redis_keys import CLUSTER_OF_SHARDS, CLUSTER_SHARDS
 
-OUT = Path(__file__).parent / "results" / "clustering_concurrency.json"
+# FACECODEC_CLUSTER_SHARDS=C > 1: the cluster state in C shards, written beside the one-shard figures.
+OUT = Path(__file__).parent / "results" / ("clustering_concurrency.json" if CLUSTER_SHARDS == 1
+                                           else f"clustering_concurrency_shards{CLUSTER_SHARDS}.json")
 
 
 def faces(identities: int, photos: int) -> tuple[list[bytes], np.ndarray]:
@@ -114,6 +116,7 @@ def main() -> None:
             server.stop()
     write_report({"benchmark": "clustering_concurrency", "machine": machine_record(),
                   "load_1_5_15": [round(x, 2) for x in os.getloadavg()],
+                  "cluster_shards": CLUSTER_SHARDS,
                   "identities": args.identities, "photos_per_identity": args.photos, "results": rows}, OUT)
 
 

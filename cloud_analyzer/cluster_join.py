@@ -68,15 +68,20 @@ def join(clusters: Clusters, member: _Member, model: str, calibration: OpenSetCa
         with r.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(clusters_lock_key(model, shard), cluster_gone_key(shard), cluster_key(target))
-                if r.exists(clusters_lock_key(model, shard)):  # an operator's change: wait, then choose again
+                # Read after the WATCH (one round trip on one Redis): a change after these reads aborts the EXEC.
+                reads = r.pipeline(transaction=False)
+                reads.exists(clusters_lock_key(model, shard))
+                reads.exists(face_key(member.face_id))
+                reads.hmget(cluster_key(target), *_FIELDS)
+                locked, exists, state = reads.execute()
+                if locked:  # an operator's change: wait, then choose again
                     pipe.unwatch()
                     if not _unlocked(r, model, shard, clusters.lock_wait_s):
                         return LOCKED
                     continue
-                if not r.exists(face_key(member.face_id)):  # erased meanwhile: never added
+                if not exists:  # erased meanwhile: never added
                     pipe.unwatch()
                     return None
-                state = pipe.hmget(cluster_key(target), *_FIELDS)
                 if not made and not _still_near(state, member.descriptor, calibration, clusters.far):
                     pipe.unwatch()  # merged away, emptied or moved since it was chosen: choose again
                     conflicts += 1
