@@ -68,7 +68,9 @@ def finish(clusters: Clusters, gone: str, keep: str, model: str, stop_after: int
     r = clusters.r
     source, target = cluster_shard(gone), cluster_shard(keep)
     if not r.hexists(cluster_moved_key(target), gone):
-        if not r.exists(cluster_key(keep)):  # the target went meanwhile (erased, promoted): the source stays
+        # The target went meanwhile (erased, promoted), or is itself being moved (what it gained now could be
+        # left behind by its own move): the source stays a cluster of its own, nothing moved.
+        if not r.exists(cluster_key(keep)) or r.hexists(cluster_key(keep), "moving_to"):
             pipe = r.pipeline(transaction=True)
             pipe.hdel(cluster_key(gone), "moving_to")
             pipe.hdel(cluster_moves_key(source), gone)

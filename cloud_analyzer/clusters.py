@@ -496,9 +496,11 @@ class Clusters(ClusterReads):
     def _merge_into(self, keep: str, gone: str, model: str) -> None:
         """`gone` into `keep`, both shards' locks held: one transaction in one shard, else a move in steps."""
         shard = cluster_shard(keep)
+        a, b = self._require(keep), self._require(gone)
+        if b"moving_to" in a or b"moving_to" in b:  # a move a dead replica left half done: finished first
+            raise ClusterConflict(f"cluster {keep if b'moving_to' in a else gone} is being merged; try again")
         if cluster_shard(gone) != shard:
             return cluster_moves.move(self, keep, gone, model)
-        a, b = self._require(keep), self._require(gone)
         total = np.frombuffer(a[b"sum"], "<f8") + np.frombuffer(b[b"sum"], "<f8")
         size = int(a[b"size"]) + int(b[b"size"])
         first = min(int(a[b"first_seen_ms"]), int(b[b"first_seen_ms"]))
@@ -530,7 +532,9 @@ class Clusters(ClusterReads):
         """Merge every cluster whose centroid is within the merge threshold of this one's; returns the
         surviving id (the larger cluster of each pair keeps its id)."""
         for _ in range(CANDIDATES):
-            meta = self.r.hmget(cluster_key(cluster_id), "size", "sum")
+            meta = self.r.hmget(cluster_key(cluster_id), "size", "sum", "moving_to")
+            if meta[2]:  # being moved (a move left half done): it merges nothing until that is finished
+                return cluster_id
             size, centroid = int(meta[0]), unit(np.frombuffer(meta[1], "<f8").astype(np.float32))
             near = [(c, n, s) for c, n, s in self._nearest(model, centroid, exclude=cluster_id)
                     if s >= merge_threshold(calibration, size, n, self.far)]
