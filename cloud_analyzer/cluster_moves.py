@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 def move(clusters: Clusters, keep: str, gone: str, model: str, stop_after: int = 2) -> None:
     """`gone` (another shard's) into `keep`; both shards' locks held by the caller. `stop_after`: the last
-    step done (tests stop after step 1 to play a replica that died there)."""
+    step done (tests stop after step 0 or 1 to play a replica that died there)."""
     source = cluster_shard(gone)
     pipe = clusters.r.pipeline(transaction=True)
     pipe.hset(cluster_key(gone), "moving_to", keep)
@@ -67,6 +67,8 @@ def finish(clusters: Clusters, gone: str, keep: str, model: str, stop_after: int
     """Steps 1 and 2 of the move `gone -> keep`, each unless done already (both shards' locks held)."""
     r = clusters.r
     source, target = cluster_shard(gone), cluster_shard(keep)
+    if stop_after < 1:
+        return
     if not r.hexists(cluster_moved_key(target), gone):
         # The target went meanwhile (erased, promoted), or is itself being moved (what it gained now could be
         # left behind by its own move): the source stays a cluster of its own, nothing moved.

@@ -115,6 +115,24 @@ def test_a_merge_cut_after_its_first_step_is_finished_once_by_a_restart(redis_cl
     _consistent(redis_client, clusters)
 
 
+@pytest.mark.skipif(CLUSTER_SHARDS < 3, reason="three cluster shards or more")
+def test_two_cut_merges_into_each_other_leave_every_face_once(redis_client, base_layers) -> None:
+    """b was being moved into a, and a into c, both cut after their first mark: whichever a restart finishes
+    first, nothing is lost or counted twice (a move into a cluster that is itself moving is abandoned)."""
+    store, clusters = Store(redis_client), Clusters(redis_client)
+    a, a_faces, b, b_faces = _two_shards(clusters, store, base_layers)
+    c, c_faces = _cluster(clusters, store, 2, [(base_layers[("Laura_Bush", n)], "cam2", 20_000 + n) for n in (1, 2)])
+    with clusters._lock(MODEL):
+        cluster_moves.move(clusters, a, b, MODEL, stop_after=0)
+        cluster_moves.move(clusters, c, a, MODEL, stop_after=0)
+    assert cluster_moves.finish_moves(Clusters(redis_client)) >= 1
+    every = {f["face_id"] for f in a_faces + b_faces + c_faces}
+    assert set(_cluster_of(redis_client)) == every
+    assert clusters.get(a) is None  # moved into c; b, whose target was moving, stays (or went into c after it)
+    assert sum(clusters.get(x).size for x in (b, c) if clusters.get(x)) == 7
+    _consistent(redis_client, clusters)
+
+
 def _calibration():
     from facecodec.codec.profiles import codec_by_name
 
