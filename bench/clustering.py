@@ -19,7 +19,8 @@ at several pair FARs and picks the one with the best harmonic mean of purity and
 is how `clusters.JOIN_FAR` was chosen. The evaluation identities (eval_identities.txt) are only
 measured, at `JOIN_FAR`, never tuned on. Writes `bench/results/clustering.json`, or with
 FACECODEC_CLUSTER_SHARDS=C > 1 (the cluster state in C shards, searched in one pipeline)
-`bench/results/clustering_shards<C>.json`: the same faces in the same orders, so the two compare.
+`bench/results/clustering_shards<C>.json` (or `--out`): the same faces in the same orders, so the two
+compare (`clustering_shards1.json` is the one-shard run beside `clustering_shards3.json`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faces", type=Path, default=Path("data/faces"))
     parser.add_argument("--tune", action="store_true", help="choose the FAR on training identities first")
     parser.add_argument("--seeds", type=int, default=2, help="shuffled orders measured on evaluation identities")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args(argv)
     codec = codec_by_name("scalable")
     calibration = codec.open_set_calibration
@@ -153,8 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             result["evaluation_mean"] = {k: round(float(np.mean([r[k] for r in runs])), 4) for k in keys}
         finally:
             server.stop()
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["evaluation_mean"]), "->", OUT)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["evaluation_mean"]), "->", args.out)
 
 
 if __name__ == "__main__":

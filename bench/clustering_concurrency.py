@@ -101,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, default=60)
     parser.add_argument("--photos", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
     blobs, truth = faces(args.identities, args.photos)
     rows = []
@@ -117,7 +118,7 @@ def main() -> None:
     write_report({"benchmark": "clustering_concurrency", "machine": machine_record(),
                   "load_1_5_15": [round(x, 2) for x in os.getloadavg()],
                   "cluster_shards": CLUSTER_SHARDS,
-                  "identities": args.identities, "photos_per_identity": args.photos, "results": rows}, OUT)
+                  "identities": args.identities, "photos_per_identity": args.photos, "results": rows}, args.out)
 
 
 if __name__ == "__main__":
