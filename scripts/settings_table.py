@@ -15,12 +15,14 @@ from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.settings import DevstackSettings
 from edge_encoder.settings import EdgeSettings
 from facecodec.settings import RuntimeSettings
+from service_common.layout_settings import KeyLayoutSettings
 
 SERVICES: list[tuple[str, type[BaseSettings]]] = [
     ("edge_encoder", EdgeSettings),
     ("cloud_analyzer", AnalyzerSettings),
     ("cloud_reconstructor", ReconstructorSettings),
     ("facecodec (the library, every process that uses it)", RuntimeSettings),
+    ("Redis key layout (analyzer and reconstructor; read at import)", KeyLayoutSettings),
     ("devstack (launcher, replay)", DevstackSettings),
 ]
 

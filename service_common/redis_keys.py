@@ -35,7 +35,9 @@ slot (service_common/redis_slots.py checks it in the tests, on a standalone Redi
   and template owners (an enrolment: one slot);
 - `{i:<identity_id>}`: an identity's sightings; `{cam:<camera_id>}`: a camera's sightings;
   `{t:<track_id>}`: a track's faces, summary and erasure mark;
-- `{clusters}`: every unknown-face cluster's state and the cluster lock; `{erasures}`, `{keys}`,
+- `{clusters}` (one cluster shard, the default) or `{c<n>.<k>}` (CLUSTER_TAGS), n = crc32(cluster_id) mod
+  CLUSTER_SHARDS: a cluster's hash and parts, and shard n's centroid sets, indexes, erasure counter, merge
+  journals and locks (a join: one slot); `{erasures}`, `{keys}`,
   `{audit}`, `{denied}`, `{webhooks}`: one tag per group a script or transaction spans.
 Keys written only alone (the events stream, history partitions, locks, ...) have no tag. A decision's
 writes in other slots than its face's are made in steps that are safe to repeat and against an erasure
@@ -47,11 +49,12 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import os
 import time
 import zlib
 
 from redis.crc import key_slot
+
+from service_common.layout_settings import KeyLayoutSettings
 
 PREFIX = "fc:"
 KEY_SCHEMA = "fc:keyschema"  # the key layout's version: KEY_SCHEMA_VERSION once the names have hash tags
@@ -65,8 +68,16 @@ FACE_SHARDS = 16
 # Gallery shards: vector sets searched in one pipeline and merged by the exact re-rank (reads scale through
 # replicas, not through more shards). Chosen before the first start (FACECODEC_GALLERY_SHARDS, the same for
 # every analyzer); KEY_LAYOUT keeps it, and an analyzer started with another number refuses to run.
-GALLERY_SHARDS = max(1, int(os.environ.get("FACECODEC_GALLERY_SHARDS") or 1))
-LAYOUT = f"faces={FACE_SHARDS} gallery={GALLERY_SHARDS}"
+_LAYOUT_SETTINGS = KeyLayoutSettings()
+GALLERY_SHARDS = _LAYOUT_SETTINGS.gallery_shards
+# Cluster-state shards: each unknown-face cluster lives in shard crc32(cluster_id) mod CLUSTER_SHARDS, with
+# that shard's centroid sets, indexes, erasure counter and locks (cloud_analyzer/clusters.py). One (the
+# default) keeps the single `{clusters}` tag; more spread the clusters' memory and traffic over a cluster's
+# primaries. Chosen before the first start (FACECODEC_CLUSTER_SHARDS), kept in KEY_LAYOUT like the gallery's.
+CLUSTER_SHARDS = _LAYOUT_SETTINGS.cluster_shards
+# One cluster shard keeps the layout string of the data written before cluster shards existed.
+LAYOUT = f"faces={FACE_SHARDS} gallery={GALLERY_SHARDS}" + (f" clusters={CLUSTER_SHARDS}" if CLUSTER_SHARDS > 1
+                                                             else "")
 
 
 def _crc(text: str) -> int:
@@ -81,19 +92,19 @@ def gallery_shard(identity_id: str) -> int:
     return _crc(identity_id) % GALLERY_SHARDS
 
 
-def _spread_tag(shard: int) -> str:
-    """`f<n>` and the first `.k` suffix that hashes into the n-th FACE_SHARDS-th of the 16384 slots. Primaries
-    take even ranges of slots (`redis-cli --cluster create`, devstack.redis_cluster), so the face shards
-    spread over them as evenly as the counts allow (3 primaries: 5/6/5, 6: 3/2/3/3/2/3); the bare `f<n>`
-    tags fell 4/8/4 and 4/0/4/4/0/4, two of six primaries with no faces at all."""
-    first, last = 16384 * shard // FACE_SHARDS, 16384 * (shard + 1) // FACE_SHARDS
+def spread_tag(prefix: str, shard: int, shards: int) -> str:
+    """`<prefix><n>` and the first `.k` suffix that hashes into the n-th `shards`-th of the 16384 slots.
+    Primaries take even ranges of slots (`redis-cli --cluster create`, devstack.redis_cluster), so the
+    shards spread over them as evenly as the counts allow (16 face shards on 3 primaries: 5/6/5, on 6:
+    3/2/3/3/2/3); the bare `f<n>` tags fell 4/8/4 and 4/0/4/4/0/4, two of six primaries with no faces."""
+    first, last = 16384 * shard // shards, 16384 * (shard + 1) // shards
     k = 0
-    while not first <= key_slot(f"f{shard}.{k}".encode()) < last:
+    while not first <= key_slot(f"{prefix}{shard}.{k}".encode()) < last:
         k += 1
-    return f"f{shard}.{k}"
+    return f"{prefix}{shard}.{k}"
 
 
-FACE_TAGS = tuple(_spread_tag(s) for s in range(FACE_SHARDS))  # face shard n's hash tag
+FACE_TAGS = tuple(spread_tag("f", s, FACE_SHARDS) for s in range(FACE_SHARDS))  # face shard n's hash tag
 
 
 def _f(face_id: str) -> str:
@@ -337,33 +348,82 @@ def negatives_key(identity_id: str) -> str:
 
 
 # --- unknown-face clusters (cloud_analyzer/clusters.py) ------------------------------------------------
-CLUSTERS = "fc:{clusters}:all"  # cluster_id by last seen (ms)
-CLUSTER_SIZES = "fc:{clusters}:size"  # cluster_id by size
-CLUSTER_OF = "fc:{clusters}:of"  # face_id -> cluster_id
-# Bumped (int) whenever erasure or retention takes faces out of the clusters: a join that read a face before
-# commits nothing (it WATCHes this key), then finds the face gone. A counter, not the ids: nothing of an
-# erased face stays.
-CLUSTER_GONE = "fc:{clusters}:forgotten"
+# Cluster shard n's hash tag: `clusters` with one shard (the names before cluster shards), else `c<n>.<k>`
+# spread over the slots as the face shards are.
+CLUSTER_TAGS = ("clusters",) if CLUSTER_SHARDS == 1 else tuple(spread_tag("c", s, CLUSTER_SHARDS)
+                                                                for s in range(CLUSTER_SHARDS))
 CLUSTER_PARTS = ("members", "faces", "score", "cameras")  # the per-cluster keys beside its hash
 
 
-def unknown_vset_key(model: str) -> str:
-    """Vector set of one descriptor model's cluster centroids (element: cluster_id)."""
-    return f"fc:{{clusters}}:vunknown:{model}"
+def cluster_shard(cluster_id: str) -> int:
+    """The shard a cluster lives in, for its whole life (a new cluster's random id spreads them evenly)."""
+    return _crc(cluster_id) % CLUSTER_SHARDS
+
+
+def _c(shard: int) -> str:
+    return f"fc:{{{CLUSTER_TAGS[shard]}}}"
+
+
+def clusters_key(shard: int) -> str:
+    """One cluster shard's cluster_ids by last seen (ms) (zset): listings merge the shards."""
+    return f"{_c(shard)}:all"
+
+
+def cluster_sizes_key(shard: int) -> str:
+    """One cluster shard's cluster_ids by size (zset)."""
+    return f"{_c(shard)}:size"
+
+
+def cluster_of_key(shard: int) -> str:
+    """face_id -> cluster_id of the faces in one cluster shard's clusters (hash): a lookup asks every shard."""
+    return f"{_c(shard)}:of"
+
+
+def cluster_gone_key(shard: int) -> str:
+    """Bumped (int) in every cluster shard whenever erasure or retention takes faces out of the clusters: a
+    join that read a face before commits nothing (it WATCHes its shard's), then finds the face gone. A
+    counter, not the ids: nothing of an erased face stays."""
+    return f"{_c(shard)}:forgotten"
+
+
+def cluster_moves_key(shard: int) -> str:
+    """Journal of cross-shard merges out of this shard (hash: source cluster_id -> target cluster_id): set
+    with the source's `moving_to` mark before anything moves, removed with the source (clusters.py)."""
+    return f"{_c(shard)}:moves"
+
+
+def cluster_moved_key(shard: int) -> str:
+    """Journal of cross-shard merges into this shard (hash: source cluster_id -> target cluster_id): set in
+    the transaction that adds the source's faces to the target, so a restart never adds them twice."""
+    return f"{_c(shard)}:moved"
+
+
+CLUSTER_INDEXES = tuple(clusters_key(s) for s in range(CLUSTER_SHARDS))
+CLUSTER_SIZE_INDEXES = tuple(cluster_sizes_key(s) for s in range(CLUSTER_SHARDS))
+CLUSTER_OF_SHARDS = tuple(cluster_of_key(s) for s in range(CLUSTER_SHARDS))
+CLUSTER_GONE_SHARDS = tuple(cluster_gone_key(s) for s in range(CLUSTER_SHARDS))
+# Shard 0's names: with one cluster shard, the only ones (and those the old layout is renamed to).
+CLUSTERS, CLUSTER_SIZES, CLUSTER_OF, CLUSTER_GONE = (CLUSTER_INDEXES[0], CLUSTER_SIZE_INDEXES[0],
+                                                     CLUSTER_OF_SHARDS[0], CLUSTER_GONE_SHARDS[0])
+
+
+def unknown_vset_key(model: str, shard: int = 0) -> str:
+    """Vector set of one descriptor model's cluster centroids in one cluster shard (element: cluster_id)."""
+    return f"{_c(shard)}:vunknown:{model}"
 
 
 def cluster_key(cluster_id: str) -> str:
-    return f"fc:{{clusters}}:cluster:{cluster_id}"
+    return f"{_c(cluster_shard(cluster_id))}:cluster:{cluster_id}"
 
 
 def cluster_part_key(cluster_id: str, part: str) -> str:
     """One of a cluster's CLUSTER_PARTS."""
-    return f"fc:{{clusters}}:cluster:{cluster_id}:{part}"
+    return f"{cluster_key(cluster_id)}:{part}"
 
 
-def clusters_lock_key(model: str) -> str:
-    """Held while a replica changes the clusters of one descriptor model."""
-    return f"fc:{{clusters}}:lock:{model}"
+def clusters_lock_key(model: str, shard: int = 0) -> str:
+    """Held while a replica changes the clusters of one descriptor model in one cluster shard."""
+    return f"{_c(shard)}:lock:{model}"
 
 
 # --- erasures (cloud_analyzer/erasure.py) --------------------------------------------------------------
@@ -431,8 +491,10 @@ LEGACY_IDENTITIES, LEGACY_TEMPLATE_OWNERS = "fc:identities", "fc:templates:owner
 LEGACY_GALLERY_VERSION = "fc:gallery:version"
 LEGACY_DENIALS_PENDING, LEGACY_DENIAL_PREFIX = "fc:denied:pending", "fc:denied:"
 # Whole keys renamed as they are: old name -> new name.
+# The cluster indexes: renamed (one cluster shard) or split by each cluster's shard (several).
+LEGACY_CLUSTERS, LEGACY_CLUSTER_SIZES, LEGACY_CLUSTER_OF = "fc:clusters", "fc:clusters:size", "fc:clusters:of"
 LEGACY_RENAMED = {
-    "fc:clusters": CLUSTERS, "fc:clusters:size": CLUSTER_SIZES, "fc:clusters:of": CLUSTER_OF,
+    LEGACY_CLUSTERS: CLUSTERS, LEGACY_CLUSTER_SIZES: CLUSTER_SIZES, LEGACY_CLUSTER_OF: CLUSTER_OF,
     "fc:erasures:pending": ERASURES_PENDING, "fc:erasures": ERASURES, "fc:keys": API_KEYS,
     "fc:audit": AUDIT_STREAM, "fc:audit:dropped": AUDIT_DROPPED, "fc:webhooks": WEBHOOKS,
 }

@@ -22,7 +22,7 @@ from cloud_analyzer.pending_faces import pending_face_ids
 from cloud_analyzer.store import Outcome, Store
 from service_common.access import AuditLog, KeyStore, new_token
 from service_common.redis_client import is_cluster
-from service_common.redis_keys import GALLERY_SHARDS, KEY_LAYOUT, KEY_SCHEMA
+from service_common.redis_keys import CLUSTER_SHARDS, GALLERY_SHARDS, KEY_LAYOUT, KEY_SCHEMA
 from service_common.redis_slots import unchecked
 from tests.helpers.shards import read_ingest
 
@@ -53,7 +53,7 @@ def _old_name(new: str) -> str:
     if tag.startswith("t:"):
         return {"faces": f"fc:track:{tag[2:]}", "info": f"fc:trackinfo:{tag[2:]}",
                 "erased": f"fc:trackerased:{tag[2:]}"}[rest]
-    if tag == "clusters":
+    if tag == "clusters" or CLUSTER_TAG.fullmatch(tag):  # one cluster shard's tag, or one of several
         fixed = {"all": "fc:clusters", "size": "fc:clusters:size", "of": "fc:clusters:of"}
         return fixed.get(rest) or "fc:" + rest  # cluster:{id}[:part], vunknown:{model}
     if tag == "erasures":
@@ -68,6 +68,7 @@ def _old_name(new: str) -> str:
 
 
 SHARD_TAG = re.compile(r"f[0-9]+\.[0-9]+|g[0-9]+")
+CLUSTER_TAG = re.compile(r"c[0-9]+\.[0-9]+")  # with several cluster shards (CLUSTER_TAGS)
 # Shard keys merged back into the one key they were.
 MERGED = {"faces": "fc:faces", "sightings": "fc:sightings", "identities": "fc:identities",
           "templates:owner": "fc:templates:owner", "gallery:version": "fc:gallery:version"}
@@ -89,8 +90,17 @@ def _to_old_layout(client: redis.Redis) -> None:
         tag, _, rest = new[len("fc:{"):].partition("}:")
         if SHARD_TAG.fullmatch(tag) and (rest in MERGED or rest == "ingest"):
             continue
-        if tag == "clusters" and (rest.startswith("lock:") or rest == "forgotten"):
+        if (tag == "clusters" or CLUSTER_TAG.fullmatch(tag)) and (
+                rest.startswith("lock:") or rest in ("forgotten", "moves", "moved")):
             client.delete(new)  # the old layout had no counter of faces taken out of the clusters
+            continue
+        if CLUSTER_TAG.fullmatch(tag) and rest in ("all", "size", "of"):  # several shards' indexes: one
+            old = _old_name(new)
+            if client.type(raw) == b"zset":
+                client.zadd(old, dict(client.zrange(raw, 0, -1, withscores=True)))
+            else:
+                client.hset(old, mapping=client.hgetall(raw))
+            client.delete(raw)
             continue
         client.rename(new, _old_name(new))
     for rest, old in MERGED.items():
@@ -181,4 +191,9 @@ def test_an_analyzer_with_other_shard_counts_than_the_data_refuses(redis_client:
     assert migrate_keys(redis_client) == 0  # a new Redis: this layout is recorded
     redis_client.set(KEY_LAYOUT, "faces=16 gallery=7")  # written by analyzers with FACECODEC_GALLERY_SHARDS=7
     with pytest.raises(LayoutMismatch, match="FACECODEC_GALLERY_SHARDS"):
+        migrate_keys(redis_client)
+    # Data written with another number of cluster shards (one: the layout string before cluster shards).
+    other = 1 if CLUSTER_SHARDS > 1 else 3
+    redis_client.set(KEY_LAYOUT, f"faces=16 gallery={GALLERY_SHARDS}" + (f" clusters={other}" if other > 1 else ""))
+    with pytest.raises(LayoutMismatch, match="FACECODEC_CLUSTER_SHARDS"):
         migrate_keys(redis_client)
