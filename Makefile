@@ -82,9 +82,10 @@ test-cluster: setup
 	FC_TEST_REDIS=cluster FACECODEC_GALLERY_SHARDS=3 FACECODEC_CLUSTER_SHARDS=3 $(PY) -m pytest -q \
 		$(CLUSTER_TESTS:%=tests/%.py)
 
-# docker-compose.yml built and run with Podman (the images, health, the demo's flow, an edge restart).
+# docker-compose.yml built and run with Podman (the images, health, the demo's flow, an edge restart), and
+# its `cluster` profile (3 primaries + 3 replicas, the demo's flow, a primary killed and failed over).
 compose-test: setup system-compose
-	$(PY) -m pytest -q -m compose tests/test_compose_run.py
+	$(PY) -m pytest -q -m compose tests/test_compose_run.py tests/test_compose_cluster_run.py
 
 # The inner loop: everything but the slow and end-to-end tests.
 test-fast: setup

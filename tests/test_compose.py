@@ -427,3 +427,17 @@ def test_the_installed_project_has_every_package() -> None:
                          "devstack")
              for init in (ROOT / top).rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+def test_the_cluster_steps_in_the_docs_are_those_the_podman_test_runs() -> None:
+    """README and docs/scaling.md give the `.env` line and the Podman commands that devstack.compose_cluster
+    runs for tests/test_compose_cluster_run.py; the seed list is the one this file's profile serves."""
+    from devstack.compose_cluster import CLUSTER_URL, ENV_LINE
+    from service_common.redis_client import cluster_seeds
+
+    assert [host for host, _ in cluster_seeds(CLUSTER_URL)] == CLUSTER_NODES[:3]
+    for doc in ("README.md", "docs/scaling.md"):
+        text = (ROOT / doc).read_text()
+        assert f"echo '{ENV_LINE.strip()}' >> .env" in text, doc
+        assert "podman-compose up -d redis-cluster-init && podman wait facecodec_redis-cluster-init_1" in text, doc
+        assert f"podman-compose up -d redis {' '.join(APP_SERVICES)}\n" in text, doc
