@@ -17,12 +17,13 @@ from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.events.schema import EventFilter
 from cloud_analyzer.events.webhooks import WebhookStore
 from cloud_analyzer.gallery import Gallery
-from cloud_analyzer.key_migration import LayoutMismatch, migrate_keys
+from cloud_analyzer.key_migration import migrate_keys
 from cloud_analyzer.pending_faces import pending_face_ids
 from cloud_analyzer.store import Outcome, Store
 from service_common.access import AuditLog, KeyStore, new_token
+from service_common.key_layout import LayoutMismatch
 from service_common.redis_client import is_cluster
-from service_common.redis_keys import GALLERY_SHARDS, KEY_LAYOUT, KEY_SCHEMA
+from service_common.redis_keys import GALLERY_SHARDS, KEY_LAYOUT, KEY_SCHEMA, LAYOUT
 from service_common.redis_slots import unchecked
 from tests.helpers.shards import read_ingest
 
@@ -36,7 +37,7 @@ def _old_name(new: str) -> str:
         kind, _, face_id = rest.partition(":")
         return {"face": f"fc:face:{face_id}", "fusion": f"fc:fusion:{face_id}",
                 "corrections": f"fc:corrections:{face_id}"}[kind]
-    if tag.startswith("g") and tag[1:].isdigit():  # gallery shard
+    if re.fullmatch(r"g[0-9]+(\.[0-9]+)?", tag):  # gallery shard (GALLERY_TAGS)
         if rest.startswith("identity:"):
             return "fc:" + rest
         if rest.startswith("identityname:"):
@@ -179,6 +180,11 @@ def test_an_old_layout_is_renamed_once_and_nothing_is_lost(redis_client: redis.R
 
 def test_an_analyzer_with_other_shard_counts_than_the_data_refuses(redis_client: redis.Redis) -> None:
     assert migrate_keys(redis_client) == 0  # a new Redis: this layout is recorded
-    redis_client.set(KEY_LAYOUT, "faces=16 gallery=7")  # written by analyzers with FACECODEC_GALLERY_SHARDS=7
-    with pytest.raises(LayoutMismatch, match="FACECODEC_GALLERY_SHARDS"):
-        migrate_keys(redis_client)
+    faces, gallery = LAYOUT.removeprefix("faces=").split(" gallery=")
+    # Written by analyzers with another FACECODEC_GALLERY_SHARDS, or another FACECODEC_FACE_SHARDS.
+    for other in (f"faces={faces} gallery={int(gallery) + 6}", f"faces={int(faces) * 3} gallery={gallery}"):
+        redis_client.set(KEY_LAYOUT, other)
+        with pytest.raises(LayoutMismatch, match="FACECODEC_FACE_SHARDS and FACECODEC_GALLERY_SHARDS"):
+            migrate_keys(redis_client)
+    redis_client.set(KEY_LAYOUT, LAYOUT)
+    assert migrate_keys(redis_client) == 0  # the same counts: runs
