@@ -19,7 +19,6 @@ from redis.crc import key_slot
 
 from cloud_reconstructor.store import FaceIndex
 from devstack.redis_cluster import slot_ranges
-from service_common import redis_keys
 from service_common.key_layout import InvalidLayout, LayoutMismatch, shard_counts
 from service_common.redis_keys import KEY_LAYOUT, LAYOUT, SLOTS, spread_tag
 
@@ -58,14 +57,6 @@ def test_a_count_divisible_by_the_primaries_puts_as_many_shards_on_each(prefix: 
     assert sum(held) == 16 and min(held) >= 2 and max(held) > 2, held
 
 
-def test_the_default_counts_keep_the_names_existing_data_has() -> None:
-    if os.environ.get("FACECODEC_FACE_SHARDS") or os.environ.get("FACECODEC_GALLERY_SHARDS"):
-        pytest.skip("the suite runs with other shard counts")
-    assert redis_keys.FACE_TAGS[:4] == ("f0.23", "f1.20", "f2.10", "f3.13")
-    assert redis_keys.GALLERY_TAGS == ("g0",) and redis_keys.identity_key("i") == "fc:{g0}:identity:i"
-    assert LAYOUT == "faces=16 gallery=1"
-
-
 def _layout_of(env: dict[str, str]) -> subprocess.CompletedProcess:
     """What service_common.redis_keys builds in a fresh process with these variables (read at import)."""
     script = ("import json; from service_common import redis_keys as k; print(json.dumps({'layout': k.LAYOUT, "
@@ -74,6 +65,16 @@ def _layout_of(env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in ("FACECODEC_FACE_SHARDS", "FACECODEC_GALLERY_SHARDS")}
     return subprocess.run([sys.executable, "-c", script], env={**base, **env}, cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
+
+
+def test_the_default_counts_keep_the_names_existing_data_has() -> None:
+    done = _layout_of({})
+    assert done.returncode == 0, done.stderr
+    built = json.loads(done.stdout)
+    assert built["layout"] == "faces=16 gallery=1"
+    assert built["faces"][:4] == ["f0.23", "f1.20", "f2.10", "f3.13"] and built["gallery"] == ["g0"]
+    assert built["identity"] == "fc:{g0}:identity:abc"
+    assert json.loads(_layout_of({"FACECODEC_FACE_SHARDS": ""}).stdout)["layout"] == "faces=16 gallery=1"
 
 
 def test_the_counts_come_from_the_environment() -> None:
@@ -86,7 +87,6 @@ def test_the_counts_come_from_the_environment() -> None:
     assert len(set(built["streams"])) == 48 and len(set(built["identities"])) == 6
     assert built["face"].startswith("fc:{f") and built["face"].split("}")[0][4:] in built["faces"]
     assert built["identity"].split("}")[0][4:] in built["gallery"]
-    assert json.loads(_layout_of({"FACECODEC_FACE_SHARDS": ""}).stdout)["layout"] == "faces=16 gallery=1"
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "abc", "2.5", "4096"])

@@ -18,9 +18,11 @@ import httpx
 from facecoding.v1 import ingest_pb2
 
 from service_common import redis_keys
+from service_common.access import KeyStore, new_token
+from service_common.redis_client import connect
 from tests.helpers import wait_until
 from tests.helpers.records import recent_ms, valid_record
-from tests.helpers.servers import api_client, serve_analyzer
+from tests.helpers.servers import serve_analyzer
 
 FACES = 60  # over 48 shards: most shards get a face, several get two or more
 PAGE = 7
@@ -45,7 +47,9 @@ def _listed(api: httpx.Client, url: str, **params: str) -> list[dict]:
 
 def run(redis_url: str) -> dict:
     with serve_analyzer(redis_url, workers=2) as (url, stub):
-        api = api_client(redis_url)
+        token = new_token()  # a key with room for the polling and paging below (the default rate is lower)
+        KeyStore(connect(redis_url)).register(token, "shard-flow", ["admin"], rate_per_s=10_000)
+        api = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60)
         base = recent_ms(days=1)
         records = [valid_record("door" if n % 2 else "hall", base + 1000 * n, seed=n) for n in range(FACES)]
         acks = list(stub.Ingest(iter(records), timeout=120))
