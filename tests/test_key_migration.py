@@ -37,7 +37,7 @@ def _old_name(new: str) -> str:
         kind, _, face_id = rest.partition(":")
         return {"face": f"fc:face:{face_id}", "fusion": f"fc:fusion:{face_id}",
                 "corrections": f"fc:corrections:{face_id}"}[kind]
-    if re.fullmatch(r"g[0-9]+(\.[0-9]+)?", tag):  # gallery shard (GALLERY_TAGS)
+    if tag.startswith("g") and SHARD_TAG.fullmatch(tag):  # gallery shard (GALLERY_TAGS)
         if rest.startswith("identity:"):
             return "fc:" + rest
         if rest.startswith("identityname:"):
@@ -68,7 +68,7 @@ def _old_name(new: str) -> str:
     raise AssertionError(new)
 
 
-SHARD_TAG = re.compile(r"f[0-9]+\.[0-9]+|g[0-9]+")
+SHARD_TAG = re.compile(r"f[0-9]+\.[0-9]+|g[0-9]+(\.[0-9]+)?")  # face shard tags (FACE_TAGS), gallery (GALLERY_TAGS)
 # Shard keys merged back into the one key they were.
 MERGED = {"faces": "fc:faces", "sightings": "fc:sightings", "identities": "fc:identities",
           "templates:owner": "fc:templates:owner", "gallery:version": "fc:gallery:version"}
