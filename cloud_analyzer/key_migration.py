@@ -32,6 +32,7 @@ import numpy as np
 import redis
 
 from service_common import redis_keys as k
+from service_common.key_layout import check_layout
 from service_common.redis_client import is_cluster
 from service_common.redis_slots import unchecked
 
@@ -64,19 +65,11 @@ _CLUSTER_INDEXES = {k.LEGACY_CLUSTERS: k.clusters_key, k.LEGACY_CLUSTER_SIZES: k
                     k.LEGACY_CLUSTER_OF: k.cluster_of_key}
 
 
-class LayoutMismatch(RuntimeError):
-    """The data was written with other shard counts than this process's (FACECODEC_GALLERY_SHARDS,
-    FACECODEC_CLUSTER_SHARDS)."""
-
-
 def migrate_keys(client: redis.Redis) -> int:
     """Rename every key of the old layout; returns how many old keys were moved (0: nothing to do). Refuses
     (LayoutMismatch) a Redis whose data has other shard counts than this process would use."""
     client.set(k.KEY_LAYOUT, k.LAYOUT, nx=True)
-    stored = (client.get(k.KEY_LAYOUT) or b"").decode()
-    if stored != k.LAYOUT:
-        raise LayoutMismatch(f"Redis holds data sharded as {stored!r}, this analyzer would use {k.LAYOUT!r}: "
-                             "set FACECODEC_GALLERY_SHARDS and FACECODEC_CLUSTER_SHARDS as when the data was written")
+    check_layout(client.get(k.KEY_LAYOUT), k.LAYOUT, "analyzer")
     if client.get(k.KEY_SCHEMA) == str(k.KEY_SCHEMA_VERSION).encode():
         return 0
     if is_cluster(client):

@@ -30,9 +30,11 @@ slot (service_common/redis_slots.py checks it in the tests, on a standalone Redi
 - `{f<n>}` (written `{f<n>.<k>}`: FACE_TAGS), n = crc32(face_id) mod FACE_SHARDS: a face's record,
   fusion descriptor and corrections, and shard n's ingest stream, face index and sighting index (ingest
   and a decision's face step: one slot);
-- `{g<n>}`, n = crc32(identity_id) mod GALLERY_SHARDS: an identity's record, templates, mean and
-  negatives, and gallery shard n's vector sets, enrolment counts, version, identity index, name index
-  and template owners (an enrolment: one slot);
+- `{g<n>}` (`{g0}` for one shard, else `{g<n>.<k>}`: GALLERY_TAGS), n = crc32(identity_id) mod
+  GALLERY_SHARDS: an identity's record, templates, mean and negatives, and gallery shard n's vector sets,
+  enrolment counts, version, identity index, name index and template owners (an enrolment: one slot);
+- the `.<k>` of a sharded tag (`spread_tag`) puts shard n in the n-th of even slot ranges, so the shards
+  spread evenly over a cluster's primaries;
 - `{i:<identity_id>}`: an identity's sightings; `{cam:<camera_id>}`: a camera's sightings;
   `{t:<track_id>}`: a track's faces, summary and erasure mark;
 - `{clusters}` (one cluster shard, the default) or `{c<n>.<k>}` (CLUSTER_TAGS), n = crc32(cluster_id) mod
@@ -54,7 +56,7 @@ import zlib
 
 from redis.crc import key_slot
 
-from service_common.layout_settings import KeyLayoutSettings
+from service_common.key_layout import layout_text, shard_counts
 
 PREFIX = "fc:"
 KEY_SCHEMA = "fc:keyschema"  # the key layout's version: KEY_SCHEMA_VERSION once the names have hash tags
@@ -63,21 +65,18 @@ KEY_MIGRATION_LOCK = "fc:keyschema:lock"  # the replica renaming keys of the old
 KEY_LAYOUT = "fc:keyschema:layout"  # the shard counts the data was written with: a service with others refuses
 
 # Face shards: a face's keys and its share of the ingest stream, face index and sighting index live under
-# `{f<n>}`. Fixed for a deployment: changing it moves every face (a migration, not a setting).
-FACE_SHARDS = 16
-# Gallery shards: vector sets searched in one pipeline and merged by the exact re-rank (reads scale through
-# replicas, not through more shards). Chosen before the first start (FACECODEC_GALLERY_SHARDS, the same for
-# every analyzer); KEY_LAYOUT keeps it, and an analyzer started with another number refuses to run.
-_LAYOUT_SETTINGS = KeyLayoutSettings()
-GALLERY_SHARDS = _LAYOUT_SETTINGS.gallery_shards
-# Cluster-state shards: each unknown-face cluster lives in shard crc32(cluster_id) mod CLUSTER_SHARDS, with
-# that shard's centroid sets, indexes, erasure counter and locks (cloud_analyzer/clusters.py). One (the
-# default) keeps the single `{clusters}` tag; more spread the clusters' memory and traffic over a cluster's
-# primaries. Chosen before the first start (FACECODEC_CLUSTER_SHARDS), kept in KEY_LAYOUT like the gallery's.
-CLUSTER_SHARDS = _LAYOUT_SETTINGS.cluster_shards
-# One cluster shard keeps the layout string of the data written before cluster shards existed.
-LAYOUT = f"faces={FACE_SHARDS} gallery={GALLERY_SHARDS}" + (f" clusters={CLUSTER_SHARDS}" if CLUSTER_SHARDS > 1
-                                                             else "")
+# `{f<n>}`. Gallery shards: vector sets searched in one pipeline and merged by the exact re-rank (reads scale
+# through replicas, not through more shards). Cluster-state shards: each unknown-face cluster lives in shard
+# crc32(cluster_id) mod CLUSTER_SHARDS, with that shard's centroid sets, indexes, erasure counter and locks
+# (cloud_analyzer/clusters.py); one (the default) keeps the single `{clusters}` tag, more spread the
+# clusters' memory and traffic over a cluster's primaries. All three chosen before the first start
+# (FACECODEC_FACE_SHARDS, default 16; FACECODEC_GALLERY_SHARDS and FACECODEC_CLUSTER_SHARDS, default 1:
+# service_common/key_layout.py), the same for every service; KEY_LAYOUT keeps them, and a service started
+# with other counts refuses to run. Changing one moves every face, identity or cluster (a migration, not a
+# setting).
+FACE_SHARDS, GALLERY_SHARDS, CLUSTER_SHARDS = shard_counts()
+LAYOUT = layout_text(FACE_SHARDS, GALLERY_SHARDS, CLUSTER_SHARDS)
+SLOTS = 16384  # Redis Cluster's hash slots
 
 
 def _crc(text: str) -> int:
@@ -92,12 +91,13 @@ def gallery_shard(identity_id: str) -> int:
     return _crc(identity_id) % GALLERY_SHARDS
 
 
-def spread_tag(prefix: str, shard: int, shards: int) -> str:
-    """`<prefix><n>` and the first `.k` suffix that hashes into the n-th `shards`-th of the 16384 slots.
-    Primaries take even ranges of slots (`redis-cli --cluster create`, devstack.redis_cluster), so the
-    shards spread over them as evenly as the counts allow (16 face shards on 3 primaries: 5/6/5, on 6:
-    3/2/3/3/2/3); the bare `f<n>` tags fell 4/8/4 and 4/0/4/4/0/4, two of six primaries with no faces."""
-    first, last = 16384 * shard // shards, 16384 * (shard + 1) // shards
+def spread_tag(prefix: str, shard: int, count: int) -> str:
+    """The hash tag of shard `shard` of `count` of one family: `<prefix><shard>.<k>`, the first `.k` suffix
+    that hashes into the shard-th count-th of the 16384 slots. Primaries take even ranges of slots
+    (`redis-cli --cluster create`, devstack.redis_cluster), so the shards spread over them as evenly as the
+    counts allow, exactly so when `count` is divisible by the primaries (48 shards: 16/16/16 on 3, 8 each on
+    6; 16 shards: 5/6/5 and 3/2/3/3/2/3). Bare `f<n>` tags fell 4/8/4 and 4/0/4/4/0/4 for 16."""
+    first, last = SLOTS * shard // count, SLOTS * (shard + 1) // count
     k = 0
     while not first <= key_slot(f"{prefix}{shard}.{k}".encode()) < last:
         k += 1
@@ -105,6 +105,9 @@ def spread_tag(prefix: str, shard: int, shards: int) -> str:
 
 
 FACE_TAGS = tuple(spread_tag("f", s, FACE_SHARDS) for s in range(FACE_SHARDS))  # face shard n's hash tag
+# Gallery shard n's hash tag: one shard keeps the bare `g0` its data was written with; several are spread.
+GALLERY_TAGS = ("g0",) if GALLERY_SHARDS == 1 else tuple(spread_tag("g", s, GALLERY_SHARDS)
+                                                         for s in range(GALLERY_SHARDS))
 
 
 def _f(face_id: str) -> str:
@@ -112,7 +115,12 @@ def _f(face_id: str) -> str:
 
 
 def _g(identity_id: str) -> str:
-    return f"fc:{{g{gallery_shard(identity_id)}}}"
+    return _gallery(gallery_shard(identity_id))
+
+
+def _gallery(shard: int) -> str:
+    return f"fc:{{{GALLERY_TAGS[shard]}}}"
+
 
 # --- faces, ingest, sightings, events (cloud_analyzer/store.py) ----------------------------------------
 GROUP = "recognisers"  # each ingest stream's consumer group: one consumer per worker thread
@@ -199,17 +207,17 @@ GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector
 
 def identities_key(shard: int) -> str:
     """One gallery shard's identity_ids by creation time (ms) (zset)."""
-    return f"fc:{{g{shard}}}:identities"
+    return f"{_gallery(shard)}:identities"
 
 
 def gallery_version_key(shard: int) -> str:
     """Bumped on every change of gallery shard `shard` (int); the gallery's version is the shards' sum."""
-    return f"fc:{{g{shard}}}:gallery:version"
+    return f"{_gallery(shard)}:gallery:version"
 
 
 def template_owners_key(shard: int) -> str:
     """template_id -> identity_id (hash) of the identities of one gallery shard."""
-    return f"fc:{{g{shard}}}:templates:owner"
+    return f"{_gallery(shard)}:templates:owner"
 
 
 IDENTITY_INDEXES = tuple(identities_key(s) for s in range(GALLERY_SHARDS))
@@ -280,13 +288,13 @@ def mean_key(identity_id: str) -> str:
 
 def gallery_key(model: str, shard: int) -> str:
     """Vector set of one descriptor model's identity templates in one gallery shard (element: identity_id)."""
-    return f"fc:{{g{shard}}}:vgallery:{model}"
+    return f"{_gallery(shard)}:vgallery:{model}"
 
 
 def enrol_counts_key(model: str, shard: int) -> str:
     """Hash enrolment key (photos, capped) -> identities of one gallery shard: the gallery make-up the
     threshold depends on (summed over the shards)."""
-    return f"fc:{{g{shard}}}:gallery:enrol:{model}"
+    return f"{_gallery(shard)}:gallery:enrol:{model}"
 
 
 # --- history (written with each decision by cloud_analyzer/store.py, read by history.py) ---------------
@@ -513,4 +521,4 @@ LEGACY_PER_ID = {
 
 def identity_name_key_of_digest(digest: str, shard: int) -> str:
     """`identity_name_key` by the name's digest (what an old key name holds)."""
-    return f"fc:{{g{shard}}}:identityname:{digest}"
+    return f"{_gallery(shard)}:identityname:{digest}"
