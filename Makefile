@@ -71,7 +71,7 @@ test: setup
 # the compose tests; test_redis_full, test_erasure_on_redis_disk; test_key_migration, the old layout being
 # standalone only; test_redis_client starts clusters of its own) and those that use no Redis.
 CLUSTER_TESTS := test_redis_keys test_decision_steps test_gallery test_fusion test_retention test_clusters \
-	test_cluster_shards \
+	test_cluster_shards test_face_shard_count test_key_layout \
 	test_analyzer test_corrections test_identities_api test_erasure_reach test_webhooks test_access \
 	test_events_sse test_scopes test_gate test_compreface_api test_error_bodies test_problems \
 	test_ingest_limits test_tls test_edge_uploader test_mqtt test_reconstructor_api test_face_file_rest \
