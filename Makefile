@@ -71,17 +71,21 @@ test: setup
 # the compose tests; test_redis_full, test_erasure_on_redis_disk; test_key_migration, the old layout being
 # standalone only; test_redis_client starts clusters of its own) and those that use no Redis.
 CLUSTER_TESTS := test_redis_keys test_decision_steps test_gallery test_fusion test_retention test_clusters \
+	test_cluster_shards test_face_shard_count test_key_layout \
 	test_analyzer test_corrections test_identities_api test_erasure_reach test_webhooks test_access \
 	test_events_sse test_scopes test_gate test_compreface_api test_error_bodies test_problems \
 	test_ingest_limits test_tls test_edge_uploader test_mqtt test_reconstructor_api test_face_file_rest \
 	test_operations test_edge_containers test_resilience test_api_fuzz
-# With 3 gallery shards (`make test` runs the default, 1): the sharded gallery's merged search and listings.
+# With 3 gallery shards and 3 cluster-state shards (`make test` runs the defaults, 1): the sharded gallery's
+# merged search and listings, merges of clusters across shards.
 test-cluster: setup
-	FC_TEST_REDIS=cluster FACECODEC_GALLERY_SHARDS=3 $(PY) -m pytest -q $(CLUSTER_TESTS:%=tests/%.py)
+	FC_TEST_REDIS=cluster FACECODEC_GALLERY_SHARDS=3 FACECODEC_CLUSTER_SHARDS=3 $(PY) -m pytest -q \
+		$(CLUSTER_TESTS:%=tests/%.py)
 
-# docker-compose.yml built and run with Podman (the images, health, the demo's flow, an edge restart).
+# docker-compose.yml built and run with Podman (the images, health, the demo's flow, an edge restart), and
+# its `cluster` profile (3 primaries + 3 replicas, the demo's flow, a primary killed and failed over).
 compose-test: setup system-compose
-	$(PY) -m pytest -q -m compose tests/test_compose_run.py
+	$(PY) -m pytest -q -m compose tests/test_compose_run.py tests/test_compose_cluster_run.py
 
 # The inner loop: everything but the slow and end-to-end tests.
 test-fast: setup

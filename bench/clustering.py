@@ -17,7 +17,10 @@ every face is unknown). The resulting clusters are compared with the true identi
 `--tune` first runs the same stream over the LFW *training* identities (lfw/splits/train_identities.txt)
 at several pair FARs and picks the one with the best harmonic mean of purity and completeness: that
 is how `clusters.JOIN_FAR` was chosen. The evaluation identities (eval_identities.txt) are only
-measured, at `JOIN_FAR`, never tuned on. Writes `bench/results/clustering.json`.
+measured, at `JOIN_FAR`, never tuned on. Writes `bench/results/clustering.json`, or with
+FACECODEC_CLUSTER_SHARDS=C > 1 (the cluster state in C shards, searched in one pipeline)
+`bench/results/clustering_shards<C>.json` (or `--out`): the same faces in the same orders, so the two
+compare (`clustering_shards1.json` is the one-shard run beside `clustering_shards3.json`).
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ from devstack.stack import RedisServer
 from facecodec.codec.profiles import codec_by_name
 from facecodec.datasets import lfw_eval_identities, lfw_train_identities
 from facecodec.frontend.quality import passes
-from service_common.redis_keys import CLUSTER_OF
+from service_common.redis_keys import CLUSTER_OF_SHARDS, CLUSTER_SHARDS
 
-OUT = Path(__file__).resolve().parent / "results" / "clustering.json"
+RESULTS = Path(__file__).resolve().parent / "results"
+OUT = RESULTS / ("clustering.json" if CLUSTER_SHARDS == 1 else f"clustering_shards{CLUSTER_SHARDS}.json")
 TUNE_FARS = (3e-4, 1e-4, 3e-5, 1e-5, 3e-6)
 
 
@@ -93,7 +97,7 @@ def stream(client: redis.Redis, containers: list[bytes], truth: np.ndarray, far:
         descriptor, codec = decode_base_layer(face["base_layer"])  # what the worker already has in hand
         clusters.assign(face, descriptor, codec.spec.descriptor_model, codec.open_set_calibration)
         times.append(time.perf_counter() - t0)
-    of = {k.decode(): v.decode() for k, v in client.hgetall(CLUSTER_OF).items()}
+    of = {k.decode(): v.decode() for key in CLUSTER_OF_SHARDS for k, v in client.hgetall(key).items()}
     labels = np.array([of[f"f{i}"] for i in range(len(containers))])
     out = scores(truth, labels)
     out |= {"far": far, "seed": seed, "assign_ms_p50": round(1000 * float(np.median(times)), 2),
@@ -106,10 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faces", type=Path, default=Path("data/faces"))
     parser.add_argument("--tune", action="store_true", help="choose the FAR on training identities first")
     parser.add_argument("--seeds", type=int, default=2, help="shuffled orders measured on evaluation identities")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args(argv)
     codec = codec_by_name("scalable")
     calibration = codec.open_set_calibration
-    result: dict = {"machine": "2 cores, no GPU", "codec": codec.spec.name,
+    result: dict = {"machine": "2 cores, no GPU", "codec": codec.spec.name, "cluster_shards": CLUSTER_SHARDS,
                     "descriptor_model": codec.spec.descriptor_model,
                     "protocol": "LFW faces detected and passing the quality gate, scalable base layer encoded and "
                                 "decoded, one at a time in a shuffled order into cloud_analyzer.clusters over a "
@@ -150,8 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             result["evaluation_mean"] = {k: round(float(np.mean([r[k] for r in runs])), 4) for k in keys}
         finally:
             server.stop()
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["evaluation_mean"]), "->", OUT)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["evaluation_mean"]), "->", args.out)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,11 @@ from facecodec.codec.profiles import codec_by_name
 from facecodec.datasets import dataset_root, lfw_eval_identities
 from facecodec.frontend import FaceFrontEnd, decode_image
 from facecodec.openset import unit
-from service_common.redis_keys import CLUSTER_OF
+from service_common.redis_keys import CLUSTER_OF_SHARDS, CLUSTER_SHARDS
 
-OUT = Path(__file__).parent / "results" / "clustering_concurrency.json"
+# FACECODEC_CLUSTER_SHARDS=C > 1: the cluster state in C shards, written beside the one-shard figures.
+OUT = Path(__file__).parent / "results" / ("clustering_concurrency.json" if CLUSTER_SHARDS == 1
+                                           else f"clustering_concurrency_shards{CLUSTER_SHARDS}.json")
 
 
 def faces(identities: int, photos: int) -> tuple[list[bytes], np.ndarray]:
@@ -88,7 +90,7 @@ def run(client: redis.Redis, blobs: list[bytes], truth: np.ndarray, way: str, se
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    of = {k.decode(): v.decode() for k, v in client.hgetall(CLUSTER_OF).items()}
+    of = {k.decode(): v.decode() for key in CLUSTER_OF_SHARDS for k, v in client.hgetall(key).items()}
     labels = np.array([of[f"f{i}"] for i in range(len(blobs))])
     stats = sum((c.stats for c in workers), Counter())
     return {"way": way, **scores(truth, labels), "faces_per_s": round(len(blobs) / elapsed, 1),
@@ -99,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, default=60)
     parser.add_argument("--photos", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
     blobs, truth = faces(args.identities, args.photos)
     rows = []
@@ -114,7 +117,8 @@ def main() -> None:
             server.stop()
     write_report({"benchmark": "clustering_concurrency", "machine": machine_record(),
                   "load_1_5_15": [round(x, 2) for x in os.getloadavg()],
-                  "identities": args.identities, "photos_per_identity": args.photos, "results": rows}, OUT)
+                  "cluster_shards": CLUSTER_SHARDS,
+                  "identities": args.identities, "photos_per_identity": args.photos, "results": rows}, args.out)
 
 
 if __name__ == "__main__":

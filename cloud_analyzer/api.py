@@ -10,6 +10,7 @@ import redis
 from fastapi import FastAPI
 
 import facecodec
+from cloud_analyzer.cluster_moves import finish_moves
 from cloud_analyzer.clusters import Clusters
 from cloud_analyzer.compaction import Compactor
 from cloud_analyzer.decision import OpenSetPolicy
@@ -101,6 +102,8 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
         edge_channels = Channels(None if ingest_tls is None else settings.edge_tls)  # erasures go to edges over these
         edge_eraser = EdgeEraser(store.r, settings.edges, edge_channels.get)
         clusters = Clusters(store.r)
+        if finished := finish_moves(clusters):  # merges a replica died in the middle of, across cluster shards
+            log.info("clusters: %d cross-shard merges left half done finished", finished)
         app.state.analyzer = Analyzer(settings, store, gallery, FaceFrontEnd(), codec, policy, access,
                                       Eraser(store.r), edge_eraser, clusters)
         limits = IngestLimits(settings.ingest_max_streams, settings.ingest_max_streams_per_peer,

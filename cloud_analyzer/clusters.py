@@ -15,21 +15,27 @@ identities (`bench/clustering.py --tune`), never on the evaluation identities it
 1e-5 tie on the harmonic mean of purity and completeness (0.974), and 1e-5 is purer (0.998): a wrong
 merge costs more than a split (an operator merges in one call; a promoted impure cluster names strangers).
 
-Keys (named in service_common/redis_keys.py, described in docs/redis-keys.md): per descriptor model a
-vector set of centroids (`unknown_vset_key`, Q8; decisions are re-scored exactly from the sums) and a
-lock (`clusters_lock_key`); per cluster a hash (`cluster_key`: size, sum of unit descriptors, times)
-and its parts (`cluster_part_key`): members by capture time, `faces` (face_id -> `camera_id|base
-layer`: what the sum holds, so a removal subtracts it exactly even after the face's own hash is
-erased), `score` (cosine when it joined: representatives) and `cameras`; the indexes `CLUSTERS` (by
-last seen), `CLUSTER_SIZES` and `CLUSTER_OF` (face_id -> cluster_id).
+Keys (named in service_common/redis_keys.py, described in docs/redis-keys.md), per cluster shard (C =
+FACECODEC_CLUSTER_SHARDS; a cluster lives in shard crc32(cluster_id) mod C for its whole life, a new
+cluster's random id spreading them evenly): per descriptor model a vector set of centroids
+(`unknown_vset_key`, Q8; decisions are re-scored exactly from the sums) and a lock (`clusters_lock_key`);
+per cluster a hash (`cluster_key`: size, sum of unit descriptors, times) and its parts
+(`cluster_part_key`): members by capture time, `faces` (face_id -> `camera_id|base layer`: what the sum
+holds, so a removal subtracts it exactly even after the face's own hash is erased), `score` (cosine when it
+joined: representatives) and `cameras`; the indexes `clusters_key` (by last seen), `cluster_sizes_key` and
+`cluster_of_key` (face_id -> cluster_id). Searches ask every shard's vector set in one pipeline, listings
+merge the shards' indexes in one order, a lookup by face asks every shard's CLUSTER_OF.
 
-Concurrency: a face joins its cluster optimistically, in one transaction that WATCHes what the choice was
-read from (cloud_analyzer/cluster_join.py); every other change to the clusters of one model (merges,
-operators' calls, erasure) is made under that model's lock, which such a join also watches, so sums and
-sizes stay consistent when several workers and replicas assign at once. A face erased while it is being assigned
-is never added (erasure deletes its record, then bumps CLUSTER_GONE, which the join WATCHes, before taking
-it out of its cluster). Every cluster key shares the `{clusters}` hash tag, so each transaction is one slot on Redis
-Cluster too; the cluster id copied onto a face's record is written after it, only if the record exists.
+Concurrency: a face joins its cluster optimistically, in one transaction in that cluster's shard that
+WATCHes what the choice depends on (cloud_analyzer/cluster_join.py); every other change to the clusters of
+one model (merges, operators' calls, erasure) is made under that model's lock in each shard it touches
+(taken in shard order), which such a join also watches, so sums and sizes stay consistent when several
+workers and replicas assign at once. A face erased while it is being assigned is never added (erasure
+deletes its record, then bumps every shard's erasure counter, which the join WATCHes, before taking it out
+of every shard that has it). Every key of a shard shares its hash tag (`{clusters}` with one shard), so
+each transaction is one slot on Redis Cluster too; a merge of clusters of two shards moves the source in
+steps that are safe to repeat and against an erasure in between (cloud_analyzer/cluster_moves.py); the
+cluster id copied onto a face's record is written after, only if the record exists.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,19 +53,22 @@ import numpy as np
 import redis
 from redis.exceptions import LockError
 
-from cloud_analyzer import cluster_join
+from cloud_analyzer import cluster_join, cluster_moves
+from cloud_analyzer.cluster_reads import CANDIDATES, SHARDS, Cluster, ClusterReads
 from cloud_analyzer.identities import TemplateInfo
-from cloud_analyzer.recognition import decode_base_layer
 from facecodec.openset import OpenSetCalibration, identity_template, unit
-from service_common.pagination import zset_positions
 from service_common.redis_keys import (
-    CLUSTER_GONE,
-    CLUSTER_OF,
+    CLUSTER_GONE_SHARDS,
+    CLUSTER_OF_SHARDS,
     CLUSTER_PARTS,
-    CLUSTER_SIZES,
-    CLUSTERS,
+    CLUSTER_SHARDS,
+    cluster_gone_key,
     cluster_key,
+    cluster_of_key,
     cluster_part_key,
+    cluster_shard,
+    cluster_sizes_key,
+    clusters_key,
     clusters_lock_key,
     face_key,
     identity_sightings_key,
@@ -70,8 +79,6 @@ from service_common.redis_oom import atomic_writes
 log = logging.getLogger(__name__)
 
 JOIN_FAR = 1e-5  # pair false-accept rate of joining / merging; chosen on training identities (module doc)
-CANDIDATES = 8  # nearest centroids looked at per decision
-REPRESENTATIVES = 5
 MAX_TEMPLATES = 32  # templates a promoted cluster gives its identity
 PROMOTE_POOL = 256  # best-scored members decoded to choose those templates from
 CLUSTER_ID = r"^unknown-[0-9a-f]{12}$"
@@ -107,8 +114,13 @@ class IdentityNotFound(ClusterError):
     """The identity a cluster was to be merged into does not exist."""
 
 
-def new_cluster_id() -> str:
-    return f"unknown-{uuid.uuid4().hex[:12]}"
+def new_cluster_id(shard: int | None = None) -> str:
+    """A random id: its crc32 spreads new clusters evenly over the cluster shards. `shard`: one that lives
+    in that shard (a split stays in its cluster's shard, so it is one slot)."""
+    while True:
+        cluster_id = f"unknown-{uuid.uuid4().hex[:12]}"
+        if shard is None or cluster_shard(cluster_id) == shard:
+            return cluster_id
 
 
 def join_threshold(calibration: OpenSetCalibration, size: int, far: float = JOIN_FAR) -> float:
@@ -117,18 +129,6 @@ def join_threshold(calibration: OpenSetCalibration, size: int, far: float = JOIN
 
 def merge_threshold(calibration: OpenSetCalibration, a: int, b: int, far: float = JOIN_FAR) -> float:
     return calibration.tail(max(a, b, 1), max(min(a, b), 1)).threshold_at(far)
-
-
-@dataclass(frozen=True)
-class Cluster:
-    cluster_id: str
-    descriptor_model: str
-    size: int
-    first_seen_ms: int
-    last_seen_ms: int
-    created_at_ms: int
-    cameras: dict[str, int]  # camera_id -> faces
-    representative_face_ids: list[str]  # best first
 
 
 @dataclass
@@ -140,7 +140,7 @@ class _Member:
     descriptor: np.ndarray  # unit
 
 
-class Clusters:
+class Clusters(ClusterReads):
     def __init__(self, client: redis.Redis, far: float = JOIN_FAR, lock_ttl_s: float = 30.0,
                  lock_wait_s: float = 10.0) -> None:
         self.r, self.far = client, far
@@ -168,16 +168,16 @@ class Clusters:
         if not self._merge_due(joined, model, calibration):  # nearly always: nothing to merge, no lock taken
             return joined
         self.stats["merged_locked"] += 1
-        with self._lock(model):
-            current = self.r.hget(CLUSTER_OF, member.face_id)  # merged elsewhere meanwhile, or erased
-            return self._merge_neighbours(current.decode(), model, calibration) if current else None
+        with self._lock(model):  # every shard's: a merge may reach a cluster of any
+            current = self.of(member.face_id)  # merged elsewhere meanwhile, or erased
+            return self._merge_neighbours(current, model, calibration) if current else None
 
     def _assign_locked(self, member: _Member, model: str, calibration: OpenSetCalibration) -> str | None:
         """`assign` under the model's lock: while an operator's change holds it, or after many conflicts."""
         with self._lock(model):
-            existing = self.r.hget(CLUSTER_OF, member.face_id)
+            existing = self.of(member.face_id)
             if existing:
-                return existing.decode()
+                return existing
             target = None
             for cluster_id, size, similarity in self._nearest(model, member.descriptor):
                 if similarity >= join_threshold(calibration, size, self.far):
@@ -205,7 +205,8 @@ class Clusters:
         model = self._model(cluster_id)
         if self._model(other_id) != model:
             raise ClusterConflict("clusters of different descriptor models cannot be merged")
-        with self._lock(model):
+        cluster_moves.finish_moves(self)  # a move a dead replica left half done is not merged again
+        with self._lock(model, {cluster_shard(cluster_id), cluster_shard(other_id)}):
             self._require(cluster_id)
             self._require(other_id)
             self._merge_into(cluster_id, other_id, model)
@@ -214,14 +215,14 @@ class Clusters:
     def split(self, cluster_id: str, face_id: str) -> Cluster:
         """The face leaves into a new cluster of its own; returns that new cluster."""
         model = self._model(cluster_id)
-        with self._lock(model):
+        with self._lock(model, {cluster_shard(cluster_id)}):
             self._require(cluster_id)
             if self.r.zscore(cluster_part_key(cluster_id, "members"), face_id) is None:
                 raise ClusterConflict(f"face {face_id} is not in cluster {cluster_id}")
             if int(self.r.hget(cluster_key(cluster_id), "size") or 0) <= 1:
                 raise ClusterConflict(f"face {face_id} is alone in cluster {cluster_id} already")
             members = self._remove(cluster_id, model, [face_id])
-            new_id = new_cluster_id()
+            new_id = new_cluster_id(cluster_shard(cluster_id))
             self._add(new_id, model, members[0])
         return self.get(new_id)  # type: ignore[return-value]
 
@@ -246,7 +247,7 @@ class Clusters:
     def _into_identity(self, cluster_id: str, identity_id: str, store, name: str | None, room: int) -> int:
         """Promote (`name`: a new identity) or merge into an existing one (`name` None), `room` templates."""
         model = self._model(cluster_id)
-        with self._lock(model):
+        with self._lock(model, {cluster_shard(cluster_id)}):
             meta = self._require(cluster_id)
             centroid = unit(np.frombuffer(meta[b"sum"], "<f8").astype(np.float32))
             pool = [f.decode() for f in self.r.zrevrange(cluster_part_key(cluster_id, "score"), 0, PROMOTE_POOL - 1)]
@@ -298,85 +299,57 @@ class Clusters:
         removed = 0
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            # First: a join that read one of them before commits nothing (it watches CLUSTER_GONE), and finds
-            # its record gone when it looks again. Allow-oom: an erasure must work when Redis is full.
-            atomic_writes(self.r, [("INCR", CLUSTER_GONE)])
-            owners = {c.decode() for c in self.r.hmget(CLUSTER_OF, chunk) if c}
-            models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
-            for model in models:
-                with self._lock(model):
-                    by_cluster: dict[str, list[str]] = {}
-                    for face_id, owner in zip(chunk, self.r.hmget(CLUSTER_OF, chunk)):
-                        if owner:
-                            by_cluster.setdefault(owner.decode(), []).append(face_id)
-                    for cluster_id, members in by_cluster.items():
-                        if (self.r.hget(cluster_key(cluster_id), "descriptor_model") or b"").decode() != model:
-                            continue
-                        removed += len(self._remove(cluster_id, model, members, keep_face=False))
-            # Faces whose cluster vanished (a stale entry) must not keep pointing at it.
-            self.r.hdel(CLUSTER_OF, *chunk)
+            # First, in every shard: a join that read one of them before commits nothing (it watches its shard's
+            # counter), and finds its record gone when it looks again; a cross-shard merge copies none of them
+            # (cluster_moves.py). Allow-oom: an erasure must work when Redis is full.
+            atomic_writes(self.r, [("INCR", key) for key in CLUSTER_GONE_SHARDS])
+            # Then every shard that has one, until none does: a merge may have carried a face from a shard
+            # read later into one read earlier (no face joins any cluster anew after the counters moved).
+            for _ in range(CLUSTER_SHARDS + 2):
+                pipe = self.r.pipeline(transaction=False)
+                for key in CLUSTER_OF_SHARDS:
+                    pipe.hmget(key, chunk)
+                found = [shard for shard, owners in zip(SHARDS, pipe.execute()) if any(owners)]
+                if not found:
+                    break
+                for shard in found:
+                    removed += self._remove_in_shard(shard, chunk)
         return removed
 
-    # --- reading -----------------------------------------------------------------------------------
-    def get(self, cluster_id: str) -> Cluster | None:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hmget(cluster_key(cluster_id), "descriptor_model", "size", "first_seen_ms", "last_seen_ms",
-                   "created_at_ms")
-        pipe.hgetall(cluster_part_key(cluster_id, "cameras"))
-        pipe.zrevrange(cluster_part_key(cluster_id, "score"), 0, REPRESENTATIVES - 1)
-        (model, size, first, last, created), cameras, reps = pipe.execute()
-        if model is None:
-            return None
-        return Cluster(cluster_id, model.decode(), int(size), int(first), int(last), int(created or 0),
-                       {c.decode(): int(n) for c, n in sorted(cameras.items())}, [r.decode() for r in reps])
-
-    def list(self, order: str, after: tuple[int, str] | None, limit: int
-             ) -> tuple[list[Cluster], tuple[int, str] | None]:
-        """A page of clusters, largest (`order="size"`) or most recently seen (`"recent"`) first, starting
-        after the position `after` (size or last seen, cluster id); also the position after this page,
-        None on the last. Positions, not offsets: clusters merged meanwhile do not shift the pages."""
-        index = CLUSTER_SIZES if order == "size" else CLUSTERS
-        found: list[tuple[int, Cluster]] = []
-        for score, cluster_id in zset_positions(self.r, index, after, limit + 16, descending=True):
-            cluster = self.get(cluster_id)  # None: merged or erased since the index was read
-            if cluster is not None:
-                found.append((score, cluster))
-            if len(found) > limit:
-                break
-        more = len(found) > limit
-        found = found[:limit]
-        return [c for _, c in found], ((found[-1][0], found[-1][1].cluster_id) if more else None)
-
-    def members(self, cluster_id: str, limit: int = 100) -> list[str]:
-        """Most recent member face ids first."""
-        return [f.decode() for f in self.r.zrevrange(cluster_part_key(cluster_id, "members"), 0, limit - 1)]
-
-    def above(self, model: str, probe: np.ndarray, min_similarity: float) -> list[tuple[str, int, float]]:
-        """(cluster_id, size, exact cosine of its centroid to `probe`) of every cluster of `model` whose
-        8-bit score reaches `min_similarity`, best first. Exhaustive (TRUTH, a linear scan): for erasure."""
-        key = unknown_vset_key(model)
-        card = int(self.r.execute_command("VCARD", key) or 0)
-        if not card:
-            return []
-        epsilon = min(max(1 - (min_similarity + 1) / 2, 0.0), 1.0)  # VSIM score = (cosine + 1) / 2
-        raw = self.r.execute_command("VSIM", key, "FP32", unit(np.asarray(probe, np.float32)).astype("<f4").tobytes(),
-                                     "COUNT", card, "EPSILON", epsilon, "TRUTH")
-        ids = [c.decode() for c in raw or []]
-        return self._scored(ids, unit(np.asarray(probe, np.float32)))
-
-    def all_members(self, cluster_id: str) -> list[str]:
-        return [f.decode() for f in self.r.zrange(cluster_part_key(cluster_id, "members"), 0, -1)]
-
-    def of(self, face_id: str) -> str | None:
-        raw = self.r.hget(CLUSTER_OF, face_id)
-        return raw.decode() if raw else None
+    def _remove_in_shard(self, shard: int, chunk: list[str]) -> int:
+        """The faces of `chunk` out of their clusters in one cluster shard, under its locks."""
+        removed = 0
+        owners = {c.decode() for c in self.r.hmget(cluster_of_key(shard), chunk) if c}
+        models = {m.decode() for m in (self.r.hget(cluster_key(c), "descriptor_model") for c in owners) if m}
+        for model in models:
+            with self._lock(model, {shard}):
+                by_cluster: dict[str, list[str]] = {}
+                for face_id, owner in zip(chunk, self.r.hmget(cluster_of_key(shard), chunk)):
+                    if owner:
+                        by_cluster.setdefault(owner.decode(), []).append(face_id)
+                for cluster_id, members in by_cluster.items():
+                    if (self.r.hget(cluster_key(cluster_id), "descriptor_model") or b"").decode() != model:
+                        continue
+                    removed += len(self._remove(cluster_id, model, members, keep_face=False))
+        # Faces whose cluster vanished (a stale entry) must not keep pointing at it.
+        self.r.hdel(cluster_of_key(shard), *chunk)
+        return removed
 
     # --- internals ---------------------------------------------------------------------------------
     @contextmanager
-    def _lock(self, model: str) -> Iterator[None]:
+    def _lock(self, model: str, shards: Iterable[int] | None = None) -> Iterator[None]:
+        """The model's lock in each of `shards` (None: every shard), taken in shard order: two replicas that
+        need two of them (a cross-shard merge) never wait for each other in a circle."""
+        with ExitStack() as stack:
+            for shard in sorted(set(SHARDS if shards is None else shards)):
+                stack.enter_context(self._shard_lock(model, shard))
+            yield
+
+    @contextmanager
+    def _shard_lock(self, model: str, shard: int) -> Iterator[None]:
         # The expiry frees the lock of a replica that died holding it; a random token per holder means a
         # holder whose lock expired never deletes the next holder's. Polled every 2 ms: changes are short.
-        lock = self.r.lock(clusters_lock_key(model), timeout=self.lock_ttl_s, sleep=0.002,
+        lock = self.r.lock(clusters_lock_key(model, shard), timeout=self.lock_ttl_s, sleep=0.002,
                            blocking_timeout=self.lock_wait_s)
         if not lock.acquire():
             raise ClusterBusy(f"clusters of {model} locked by another replica for {self.lock_wait_s:.0f}s")
@@ -412,35 +385,10 @@ class Clusters:
             pipe.exists(face_key(face_id))
         return [bool(x) for x in pipe.execute()]
 
-    @staticmethod
-    def _decode(entry: bytes) -> np.ndarray:
-        """The unit descriptor of a `camera_id|base layer` member entry."""
-        return unit(decode_base_layer(entry.split(b"|", 1)[1])[0].astype(np.float32))
-
-    def _nearest(self, model: str, vector: np.ndarray, exclude: str | None = None) -> list[tuple[str, int, float]]:
-        """(cluster_id, size, exact cosine to its centroid) of the nearest clusters, best first."""
-        raw = self.r.execute_command("VSIM", unknown_vset_key(model), "FP32", vector.astype("<f4").tobytes(),
-                                     "COUNT", CANDIDATES)
-        return self._scored([c.decode() for c in raw or [] if c.decode() != exclude], vector)
-
-    def _scored(self, ids: list[str], vector: np.ndarray) -> list[tuple[str, int, float]]:
-        """(cluster_id, size, exact cosine to its centroid, from the float sums), best first."""
-        if not ids:
-            return []
-        pipe = self.r.pipeline(transaction=False)
-        for cluster_id in ids:
-            pipe.hmget(cluster_key(cluster_id), "size", "sum")
-        out = []
-        for cluster_id, (size, total) in zip(ids, pipe.execute()):
-            if size and total and int(size) > 0:
-                centroid = unit(np.frombuffer(total, "<f8").astype(np.float32))
-                out.append((cluster_id, int(size), float(centroid @ vector)))
-        return sorted(out, key=lambda c: -c[2])
-
     def _write_centroid(self, pipe, cluster_id: str, model: str, total: np.ndarray) -> None:
         centroid = unit(total.astype(np.float32))
-        pipe.execute_command("VADD", unknown_vset_key(model), "FP32", centroid.astype("<f4").tobytes(), cluster_id,
-                             "Q8")
+        pipe.execute_command("VADD", unknown_vset_key(model, cluster_shard(cluster_id)), "FP32",
+                             centroid.astype("<f4").tobytes(), cluster_id, "Q8")
 
     def _add(self, cluster_id: str, model: str, member: _Member) -> bool:
         """Member into cluster (made if new); False if the face was erased meanwhile."""
@@ -448,7 +396,8 @@ class Clusters:
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(CLUSTER_GONE)  # erasure bumps it (after deleting records) before taking faces out
+                    # Erasure bumps it (after deleting records) before taking faces out.
+                    pipe.watch(cluster_gone_key(cluster_shard(cluster_id)))
                     if not self.r.exists(face_key(member.face_id)):
                         pipe.unwatch()
                         return False
@@ -481,9 +430,10 @@ class Clusters:
         pipe.zadd(cluster_part_key(cluster_id, "score"),
                   {member.face_id: float(member.descriptor @ unit(total_v.astype(np.float32)))})
         pipe.hincrby(cluster_part_key(cluster_id, "cameras"), member.camera_id, 1)
-        pipe.zadd(CLUSTERS, {cluster_id: last_ms})
-        pipe.zadd(CLUSTER_SIZES, {cluster_id: size_n})
-        pipe.hset(CLUSTER_OF, member.face_id, cluster_id)
+        shard = cluster_shard(cluster_id)
+        pipe.zadd(clusters_key(shard), {cluster_id: last_ms})
+        pipe.zadd(cluster_sizes_key(shard), {cluster_id: size_n})
+        pipe.hset(cluster_of_key(shard), member.face_id, cluster_id)
         self._write_centroid(pipe, cluster_id, model, total_v)
 
     def _remove(self, cluster_id: str, model: str, face_ids: list[str], keep_face: bool = True) -> list[_Member]:
@@ -511,11 +461,12 @@ class Clusters:
         pipe.zrem(cluster_part_key(cluster_id, "members"), *ids)
         pipe.hdel(cluster_part_key(cluster_id, "faces"), *ids)
         pipe.zrem(cluster_part_key(cluster_id, "score"), *ids)
-        pipe.hdel(CLUSTER_OF, *ids)
+        shard = cluster_shard(cluster_id)
+        pipe.hdel(cluster_of_key(shard), *ids)
         for m in members:
             pipe.hincrby(cluster_part_key(cluster_id, "cameras"), m.camera_id, -1)
         pipe.hset(key, mapping={"size": size, "sum": total.astype("<f8").tobytes()})
-        pipe.zadd(CLUSTER_SIZES, {cluster_id: size})
+        pipe.zadd(cluster_sizes_key(shard), {cluster_id: size})
         self._write_centroid(pipe, cluster_id, model, total)
         pipe.execute()
         if keep_face:
@@ -524,7 +475,7 @@ class Clusters:
         (last,) = self.r.zrange(cluster_part_key(cluster_id, "members"), -1, -1, withscores=True)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping={"first_seen_ms": int(first[1]), "last_seen_ms": int(last[1])})
-        pipe.zadd(CLUSTERS, {cluster_id: int(last[1])})
+        pipe.zadd(clusters_key(shard), {cluster_id: int(last[1])})
         for camera, n in self.r.hgetall(cluster_part_key(cluster_id, "cameras")).items():
             if int(n) <= 0:
                 pipe.hdel(cluster_part_key(cluster_id, "cameras"), camera)
@@ -532,17 +483,24 @@ class Clusters:
         return members
 
     def _delete(self, cluster_id: str, model: str, face_ids: list[str]) -> None:
+        shard = cluster_shard(cluster_id)
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(cluster_key(cluster_id), *(cluster_part_key(cluster_id, p) for p in CLUSTER_PARTS))
-        pipe.execute_command("VREM", unknown_vset_key(model), cluster_id)
-        pipe.zrem(CLUSTERS, cluster_id)
-        pipe.zrem(CLUSTER_SIZES, cluster_id)
+        pipe.execute_command("VREM", unknown_vset_key(model, shard), cluster_id)
+        pipe.zrem(clusters_key(shard), cluster_id)
+        pipe.zrem(cluster_sizes_key(shard), cluster_id)
         if face_ids:
-            pipe.hdel(CLUSTER_OF, *face_ids)
+            pipe.hdel(cluster_of_key(shard), *face_ids)
         pipe.execute()
 
     def _merge_into(self, keep: str, gone: str, model: str) -> None:
+        """`gone` into `keep`, both shards' locks held: one transaction in one shard, else a move in steps."""
+        shard = cluster_shard(keep)
         a, b = self._require(keep), self._require(gone)
+        if b"moving_to" in a or b"moving_to" in b:  # a move a dead replica left half done: finished first
+            raise ClusterConflict(f"cluster {keep if b'moving_to' in a else gone} is being merged; try again")
+        if cluster_shard(gone) != shard:
+            return cluster_moves.move(self, keep, gone, model)
         total = np.frombuffer(a[b"sum"], "<f8") + np.frombuffer(b[b"sum"], "<f8")
         size = int(a[b"size"]) + int(b[b"size"])
         first = min(int(a[b"first_seen_ms"]), int(b[b"first_seen_ms"]))
@@ -557,16 +515,16 @@ class Clusters:
             pipe.zunionstore(into, [into, cluster_part_key(gone, part)], aggregate="MAX")
         if faces:
             pipe.hset(cluster_part_key(keep, "faces"), mapping=faces)
-            pipe.hset(CLUSTER_OF, mapping={f: keep for f in faces})
+            pipe.hset(cluster_of_key(shard), mapping={f: keep for f in faces})
         for camera, n in cameras.items():
             pipe.hincrby(cluster_part_key(keep, "cameras"), camera, int(n))
-        pipe.zadd(CLUSTERS, {keep: last})
-        pipe.zadd(CLUSTER_SIZES, {keep: size})
+        pipe.zadd(clusters_key(shard), {keep: last})
+        pipe.zadd(cluster_sizes_key(shard), {keep: size})
         self._write_centroid(pipe, keep, model, total)
         pipe.delete(cluster_key(gone), *(cluster_part_key(gone, p) for p in CLUSTER_PARTS))
-        pipe.execute_command("VREM", unknown_vset_key(model), gone)
-        pipe.zrem(CLUSTERS, gone)
-        pipe.zrem(CLUSTER_SIZES, gone)
+        pipe.execute_command("VREM", unknown_vset_key(model, shard), gone)
+        pipe.zrem(clusters_key(shard), gone)
+        pipe.zrem(cluster_sizes_key(shard), gone)
         pipe.execute()
         self.mark_faces({face_id.decode(): keep for face_id in faces})
 
@@ -574,7 +532,9 @@ class Clusters:
         """Merge every cluster whose centroid is within the merge threshold of this one's; returns the
         surviving id (the larger cluster of each pair keeps its id)."""
         for _ in range(CANDIDATES):
-            meta = self.r.hmget(cluster_key(cluster_id), "size", "sum")
+            meta = self.r.hmget(cluster_key(cluster_id), "size", "sum", "moving_to")
+            if meta[2]:  # being moved (a move left half done): it merges nothing until that is finished
+                return cluster_id
             size, centroid = int(meta[0]), unit(np.frombuffer(meta[1], "<f8").astype(np.float32))
             near = [(c, n, s) for c, n, s in self._nearest(model, centroid, exclude=cluster_id)
                     if s >= merge_threshold(calibration, size, n, self.far)]

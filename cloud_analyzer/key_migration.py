@@ -10,7 +10,9 @@
   retention would have trimmed).
 - Denial windows: renamed, and the pending index's members (their names) rewritten.
 - A vector set of the gallery: renamed (one gallery shard) or its identities re-added to their shards from
-  their templates (several).
+  their templates (several). Likewise the unknown-face clusters: renamed (one cluster shard), or their
+  indexes split by cluster shard and each centroid re-added to its shard's vector set from the cluster's
+  sum (several).
 
 Idempotent: a start that dies half way leaves old names that the next start moves (a split re-adds what
 it added already; an ingest entry may be queued twice, and deciding a face twice writes the same result).
@@ -26,9 +28,11 @@ import time
 import uuid
 from collections.abc import Callable
 
+import numpy as np
 import redis
 
 from service_common import redis_keys as k
+from service_common.key_layout import check_layout
 from service_common.redis_client import is_cluster
 from service_common.redis_slots import unchecked
 
@@ -55,20 +59,17 @@ _RULES: dict[str, Callable[[re.Match], str]] = {
     "gallery": lambda m: k.gallery_key(m[1], 0),
 }
 _PATTERNS = [(name, re.compile(pattern)) for name, pattern in k.LEGACY_PER_ID.items()]
-
-
-class LayoutMismatch(RuntimeError):
-    """The data was written with other shard counts than this process's (FACECODEC_GALLERY_SHARDS)."""
+# The old cluster indexes; with several cluster shards split by the shard of the cluster (the member, or
+# for CLUSTER_OF the value) instead of renamed.
+_CLUSTER_INDEXES = {k.LEGACY_CLUSTERS: k.clusters_key, k.LEGACY_CLUSTER_SIZES: k.cluster_sizes_key,
+                    k.LEGACY_CLUSTER_OF: k.cluster_of_key}
 
 
 def migrate_keys(client: redis.Redis) -> int:
     """Rename every key of the old layout; returns how many old keys were moved (0: nothing to do). Refuses
     (LayoutMismatch) a Redis whose data has other shard counts than this process would use."""
     client.set(k.KEY_LAYOUT, k.LAYOUT, nx=True)
-    stored = (client.get(k.KEY_LAYOUT) or b"").decode()
-    if stored != k.LAYOUT:
-        raise LayoutMismatch(f"Redis holds data sharded as {stored!r}, this analyzer would use {k.LAYOUT!r}: "
-                             "set FACECODEC_GALLERY_SHARDS as when the data was written")
+    check_layout(client.get(k.KEY_LAYOUT), k.LAYOUT, "analyzer")
     if client.get(k.KEY_SCHEMA) == str(k.KEY_SCHEMA_VERSION).encode():
         return 0
     if is_cluster(client):
@@ -100,12 +101,15 @@ class _KeyMover:
         self.r = client
         self.moved = 0
         self.galleries: list[str] = []  # descriptor models whose gallery needs re-adding (several shards)
+        self.centroids: list[str] = []  # descriptor models whose cluster centroids need re-adding (several shards)
 
     def run(self) -> int:
         for raw in self.r.scan_iter(match=k.LEGACY_PREFIX + "*", count=1000):
             self._move(raw.decode())
         if self.galleries:
             self._reindex_galleries()
+        if self.centroids:
+            self._reindex_centroids()
         return self.moved
 
     def _move(self, name: str) -> None:
@@ -130,6 +134,8 @@ class _KeyMover:
             return self._done(name)
         if name == k.LEGACY_DENIALS_PENDING:
             return self._move_denials(name)
+        if name in _CLUSTER_INDEXES and k.CLUSTER_SHARDS > 1:
+            return self._split_clusters(name)
         if name in k.LEGACY_RENAMED:
             return self._rename(name, k.LEGACY_RENAMED[name])
         for rule, pattern in _PATTERNS:
@@ -144,6 +150,9 @@ class _KeyMover:
                 return self._done(name)
             if rule in ("gallery", "enrol_counts") and k.GALLERY_SHARDS > 1:  # re-added below, by shard
                 self.galleries += [match[1]] if rule == "gallery" else []
+                return self._done(name)
+            if rule == "vunknown" and k.CLUSTER_SHARDS > 1:  # re-added below, each centroid to its shard
+                self.centroids.append(match[1])
                 return self._done(name)
             return self._rename(name, _RULES[rule](match))
         # Anything else (events, history, cameras, locks, idempotency answers, rate logs) kept its name.
@@ -178,6 +187,26 @@ class _KeyMover:
             face_id = fields[b"face_id"].decode()
             self.r.xadd(k.ingest_stream_of(face_id), fields)
         self._done(k.LEGACY_INGEST)
+
+    def _split_clusters(self, name: str) -> None:
+        key_of = _CLUSTER_INDEXES[name]
+        if name == k.LEGACY_CLUSTER_OF:
+            for face_id, cluster_id in self.r.hgetall(name).items():
+                self.r.hset(key_of(k.cluster_shard(cluster_id.decode())), face_id, cluster_id)
+            return self._done(name)
+        return self._split_zset(name, lambda cluster_id: key_of(k.cluster_shard(cluster_id)))
+
+    def _reindex_centroids(self) -> None:
+        """Several cluster shards: each cluster's centroid re-added to its shard's vector set, from its sum."""
+        for key in k.CLUSTER_INDEXES:
+            for cluster_id in (c.decode() for c in self.r.zrange(key, 0, -1)):
+                model, total = self.r.hmget(k.cluster_key(cluster_id), "descriptor_model", "sum")
+                if model is None or total is None or model.decode() not in self.centroids:
+                    continue
+                centroid = np.frombuffer(total, "<f8").astype(np.float32)
+                centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+                self.r.execute_command("VADD", k.unknown_vset_key(model.decode(), k.cluster_shard(cluster_id)),
+                                       "FP32", centroid.astype("<f4").tobytes(), cluster_id, "Q8")
 
     def _move_denials(self, name: str) -> None:
         for member, score in self.r.zrange(name, 0, -1, withscores=True):

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from service_common.redis_keys import CLUSTERS, ERASURES_PENDING, GROUP, INGEST_STREAMS
+from service_common.redis_keys import CLUSTER_INDEXES, ERASURES_PENDING, GROUP, INGEST_STREAMS
 from service_common.redis_memory import redis_memory
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ class _RedisGauges(Collector):
                 "analyzer_stream_pending": ("faces read by a worker and not yet decided (acked)",
                                             sum(g.get("pending", 0) for g in groups)),
                 "analyzer_gallery_identities": ("identities enrolled", self.gallery_size()),
-                "analyzer_clusters": ("anonymous clusters of unknown faces", self.r.zcard(CLUSTERS)),
+                "analyzer_clusters": ("anonymous clusters of unknown faces",
+                                      sum(self.r.zcard(key) for key in CLUSTER_INDEXES)),
                 "analyzer_erasures_pending": ("(erasure, edge) pairs not yet confirmed by their edge",
                                               self.r.scard(ERASURES_PENDING)),
             }

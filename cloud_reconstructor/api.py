@@ -185,6 +185,7 @@ def create_app(settings: ReconstructorSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         faces = FaceIndex(settings.redis_url, settings.redis_timeout_s, settings.redis_password_file,
                           settings.redis_read_from_replicas)
+        faces.check_layout()  # before serving: with other shard counts, no face would be found
         app.state.access = build_access(faces.r, settings)
         denial_flusher = DenialFlusher(app.state.access.denials)
         denial_flusher.start()

@@ -6,11 +6,17 @@ The reconstructor never writes faces; it reads a face's base layer and which edg
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
+from service_common.key_layout import check_layout
 from service_common.redis_client import connect
-from service_common.redis_keys import FACE_VIEW_FIELDS, face_key
+from service_common.redis_keys import FACE_VIEW_FIELDS, KEY_LAYOUT, LAYOUT, face_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,16 @@ class FaceIndex:
     def __init__(self, url: str, timeout_s: float, password_file: Path | None = None,
                  read_from_replicas: bool = False) -> None:
         self.r = connect(url, password_file, timeout_s, read_from_replicas)
+
+    def check_layout(self) -> None:
+        """Refuse (LayoutMismatch) a Redis whose faces were written with other shard counts (the analyzer
+        records them): this process would look every face up under another shard's name."""
+        try:
+            stored = self.r.get(KEY_LAYOUT)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:  # the analyzer checks it too, and waits
+            log.warning("redis: the key layout could not be read (%s); not checked", exc)
+            return
+        check_layout(stored, LAYOUT, "reconstructor")
 
     def get(self, face_id: str) -> FaceRef | None:
         base, edge_id, levels = self.r.hmget(face_key(face_id), *FACE_VIEW_FIELDS)

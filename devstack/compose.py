@@ -120,13 +120,20 @@ class ComposeProject:
 
     def up(self) -> None:
         # `certs` first, to completion: the app services read their certificates at start.
-        self.compose("up", "-d", "certs")
-        code = run(["podman", "wait", self.container("certs")], timeout=300).stdout.strip()
-        if code != "0":
-            logs = run(["podman", "logs", self.container("certs")], check=False)
-            raise RuntimeError(f"certs exited {code}: {logs.stdout}{logs.stderr}")
+        self.run_once("certs")
         # The services by name: podman-compose 1.0 knows no profiles, and would start `mosquitto` (mqtt) too.
         self.compose("up", "-d", "redis", *APP_SERVICES)
+
+    def run_once(self, service: str, timeout_s: float = 300) -> None:
+        """A one-shot service (and what it depends on) up, waited for; RuntimeError unless it exits 0."""
+        self.compose("up", "-d", service)
+        self.wait_exit(service, timeout_s)
+
+    def wait_exit(self, service: str, timeout_s: float = 300) -> None:
+        code = run(["podman", "wait", self.container(service)], timeout=timeout_s).stdout.strip()
+        if code != "0":
+            logs = run(["podman", "logs", self.container(service)], check=False)
+            raise RuntimeError(f"{service} exited {code}: {logs.stdout}{logs.stderr}")
 
     def exists(self, service: str) -> bool:
         return run(["podman", "container", "exists", self.container(service)], check=False).returncode == 0
@@ -180,6 +187,10 @@ class ComposeProject:
 
     def restart(self, service: str) -> None:
         run(["podman", "restart", self.container(service)], timeout=120)
+
+    def kill(self, service: str) -> None:
+        """SIGKILL: no shutdown, nothing more written to disk or sent to a replica."""
+        run(["podman", "kill", self.container(service)], timeout=120)
 
     def down(self) -> None:
         """Containers, volumes and network of the project removed."""

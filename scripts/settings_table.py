@@ -15,11 +15,14 @@ from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.settings import DevstackSettings
 from edge_encoder.settings import EdgeSettings
 from facecodec.settings import RuntimeSettings
+from service_common.key_layout import KeyLayoutSettings
 
 SERVICES: list[tuple[str, type[BaseSettings]]] = [
     ("edge_encoder", EdgeSettings),
     ("cloud_analyzer", AnalyzerSettings),
     ("cloud_reconstructor", ReconstructorSettings),
+    ("Redis key layout (analyzer and reconstructor alike; fixed at the first start)",
+     KeyLayoutSettings),
     ("facecodec (the library, every process that uses it)", RuntimeSettings),
     ("devstack (launcher, replay)", DevstackSettings),
 ]

@@ -30,12 +30,16 @@ slot (service_common/redis_slots.py checks it in the tests, on a standalone Redi
 - `{f<n>}` (written `{f<n>.<k>}`: FACE_TAGS), n = crc32(face_id) mod FACE_SHARDS: a face's record,
   fusion descriptor and corrections, and shard n's ingest stream, face index and sighting index (ingest
   and a decision's face step: one slot);
-- `{g<n>}`, n = crc32(identity_id) mod GALLERY_SHARDS: an identity's record, templates, mean and
-  negatives, and gallery shard n's vector sets, enrolment counts, version, identity index, name index
-  and template owners (an enrolment: one slot);
+- `{g<n>}` (`{g0}` for one shard, else `{g<n>.<k>}`: GALLERY_TAGS), n = crc32(identity_id) mod
+  GALLERY_SHARDS: an identity's record, templates, mean and negatives, and gallery shard n's vector sets,
+  enrolment counts, version, identity index, name index and template owners (an enrolment: one slot);
+- the `.<k>` of a sharded tag (`spread_tag`) puts shard n in the n-th of even slot ranges, so the shards
+  spread evenly over a cluster's primaries;
 - `{i:<identity_id>}`: an identity's sightings; `{cam:<camera_id>}`: a camera's sightings;
   `{t:<track_id>}`: a track's faces, summary and erasure mark;
-- `{clusters}`: every unknown-face cluster's state and the cluster lock; `{erasures}`, `{keys}`,
+- `{clusters}` (one cluster shard, the default) or `{c<n>.<k>}` (CLUSTER_TAGS), n = crc32(cluster_id) mod
+  CLUSTER_SHARDS: a cluster's hash and parts, and shard n's centroid sets, indexes, erasure counter, merge
+  journals and locks (a join: one slot); `{erasures}`, `{keys}`,
   `{audit}`, `{denied}`, `{webhooks}`: one tag per group a script or transaction spans.
 Keys written only alone (the events stream, history partitions, locks, ...) have no tag. A decision's
 writes in other slots than its face's are made in steps that are safe to repeat and against an erasure
@@ -47,11 +51,12 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import os
 import time
 import zlib
 
 from redis.crc import key_slot
+
+from service_common.key_layout import layout_text, shard_counts
 
 PREFIX = "fc:"
 KEY_SCHEMA = "fc:keyschema"  # the key layout's version: KEY_SCHEMA_VERSION once the names have hash tags
@@ -60,13 +65,18 @@ KEY_MIGRATION_LOCK = "fc:keyschema:lock"  # the replica renaming keys of the old
 KEY_LAYOUT = "fc:keyschema:layout"  # the shard counts the data was written with: a service with others refuses
 
 # Face shards: a face's keys and its share of the ingest stream, face index and sighting index live under
-# `{f<n>}`. Fixed for a deployment: changing it moves every face (a migration, not a setting).
-FACE_SHARDS = 16
-# Gallery shards: vector sets searched in one pipeline and merged by the exact re-rank (reads scale through
-# replicas, not through more shards). Chosen before the first start (FACECODEC_GALLERY_SHARDS, the same for
-# every analyzer); KEY_LAYOUT keeps it, and an analyzer started with another number refuses to run.
-GALLERY_SHARDS = max(1, int(os.environ.get("FACECODEC_GALLERY_SHARDS") or 1))
-LAYOUT = f"faces={FACE_SHARDS} gallery={GALLERY_SHARDS}"
+# `{f<n>}`. Gallery shards: vector sets searched in one pipeline and merged by the exact re-rank (reads scale
+# through replicas, not through more shards). Cluster-state shards: each unknown-face cluster lives in shard
+# crc32(cluster_id) mod CLUSTER_SHARDS, with that shard's centroid sets, indexes, erasure counter and locks
+# (cloud_analyzer/clusters.py); one (the default) keeps the single `{clusters}` tag, more spread the
+# clusters' memory and traffic over a cluster's primaries. All three chosen before the first start
+# (FACECODEC_FACE_SHARDS, default 16; FACECODEC_GALLERY_SHARDS and FACECODEC_CLUSTER_SHARDS, default 1:
+# service_common/key_layout.py), the same for every service; KEY_LAYOUT keeps them, and a service started
+# with other counts refuses to run. Changing one moves every face, identity or cluster (a migration, not a
+# setting).
+FACE_SHARDS, GALLERY_SHARDS, CLUSTER_SHARDS = shard_counts()
+LAYOUT = layout_text(FACE_SHARDS, GALLERY_SHARDS, CLUSTER_SHARDS)
+SLOTS = 16384  # Redis Cluster's hash slots
 
 
 def _crc(text: str) -> int:
@@ -81,19 +91,23 @@ def gallery_shard(identity_id: str) -> int:
     return _crc(identity_id) % GALLERY_SHARDS
 
 
-def _spread_tag(shard: int) -> str:
-    """`f<n>` and the first `.k` suffix that hashes into the n-th FACE_SHARDS-th of the 16384 slots. Primaries
-    take even ranges of slots (`redis-cli --cluster create`, devstack.redis_cluster), so the face shards
-    spread over them as evenly as the counts allow (3 primaries: 5/6/5, 6: 3/2/3/3/2/3); the bare `f<n>`
-    tags fell 4/8/4 and 4/0/4/4/0/4, two of six primaries with no faces at all."""
-    first, last = 16384 * shard // FACE_SHARDS, 16384 * (shard + 1) // FACE_SHARDS
+def spread_tag(prefix: str, shard: int, count: int) -> str:
+    """The hash tag of shard `shard` of `count` of one family: `<prefix><shard>.<k>`, the first `.k` suffix
+    that hashes into the shard-th count-th of the 16384 slots. Primaries take even ranges of slots
+    (`redis-cli --cluster create`, devstack.redis_cluster), so the shards spread over them as evenly as the
+    counts allow, exactly so when `count` is divisible by the primaries (48 shards: 16/16/16 on 3, 8 each on
+    6; 16 shards: 5/6/5 and 3/2/3/3/2/3). Bare `f<n>` tags fell 4/8/4 and 4/0/4/4/0/4 for 16."""
+    first, last = SLOTS * shard // count, SLOTS * (shard + 1) // count
     k = 0
-    while not first <= key_slot(f"f{shard}.{k}".encode()) < last:
+    while not first <= key_slot(f"{prefix}{shard}.{k}".encode()) < last:
         k += 1
-    return f"f{shard}.{k}"
+    return f"{prefix}{shard}.{k}"
 
 
-FACE_TAGS = tuple(_spread_tag(s) for s in range(FACE_SHARDS))  # face shard n's hash tag
+FACE_TAGS = tuple(spread_tag("f", s, FACE_SHARDS) for s in range(FACE_SHARDS))  # face shard n's hash tag
+# Gallery shard n's hash tag: one shard keeps the bare `g0` its data was written with; several are spread.
+GALLERY_TAGS = ("g0",) if GALLERY_SHARDS == 1 else tuple(spread_tag("g", s, GALLERY_SHARDS)
+                                                         for s in range(GALLERY_SHARDS))
 
 
 def _f(face_id: str) -> str:
@@ -101,7 +115,12 @@ def _f(face_id: str) -> str:
 
 
 def _g(identity_id: str) -> str:
-    return f"fc:{{g{gallery_shard(identity_id)}}}"
+    return _gallery(gallery_shard(identity_id))
+
+
+def _gallery(shard: int) -> str:
+    return f"fc:{{{GALLERY_TAGS[shard]}}}"
+
 
 # --- faces, ingest, sightings, events (cloud_analyzer/store.py) ----------------------------------------
 GROUP = "recognisers"  # each ingest stream's consumer group: one consumer per worker thread
@@ -188,17 +207,17 @@ GALLERY_SCHEMA = "fc:gallery:schema"  # set once every identity is in the vector
 
 def identities_key(shard: int) -> str:
     """One gallery shard's identity_ids by creation time (ms) (zset)."""
-    return f"fc:{{g{shard}}}:identities"
+    return f"{_gallery(shard)}:identities"
 
 
 def gallery_version_key(shard: int) -> str:
     """Bumped on every change of gallery shard `shard` (int); the gallery's version is the shards' sum."""
-    return f"fc:{{g{shard}}}:gallery:version"
+    return f"{_gallery(shard)}:gallery:version"
 
 
 def template_owners_key(shard: int) -> str:
     """template_id -> identity_id (hash) of the identities of one gallery shard."""
-    return f"fc:{{g{shard}}}:templates:owner"
+    return f"{_gallery(shard)}:templates:owner"
 
 
 IDENTITY_INDEXES = tuple(identities_key(s) for s in range(GALLERY_SHARDS))
@@ -269,13 +288,13 @@ def mean_key(identity_id: str) -> str:
 
 def gallery_key(model: str, shard: int) -> str:
     """Vector set of one descriptor model's identity templates in one gallery shard (element: identity_id)."""
-    return f"fc:{{g{shard}}}:vgallery:{model}"
+    return f"{_gallery(shard)}:vgallery:{model}"
 
 
 def enrol_counts_key(model: str, shard: int) -> str:
     """Hash enrolment key (photos, capped) -> identities of one gallery shard: the gallery make-up the
     threshold depends on (summed over the shards)."""
-    return f"fc:{{g{shard}}}:gallery:enrol:{model}"
+    return f"{_gallery(shard)}:gallery:enrol:{model}"
 
 
 # --- history (written with each decision by cloud_analyzer/store.py, read by history.py) ---------------
@@ -337,33 +356,82 @@ def negatives_key(identity_id: str) -> str:
 
 
 # --- unknown-face clusters (cloud_analyzer/clusters.py) ------------------------------------------------
-CLUSTERS = "fc:{clusters}:all"  # cluster_id by last seen (ms)
-CLUSTER_SIZES = "fc:{clusters}:size"  # cluster_id by size
-CLUSTER_OF = "fc:{clusters}:of"  # face_id -> cluster_id
-# Bumped (int) whenever erasure or retention takes faces out of the clusters: a join that read a face before
-# commits nothing (it WATCHes this key), then finds the face gone. A counter, not the ids: nothing of an
-# erased face stays.
-CLUSTER_GONE = "fc:{clusters}:forgotten"
+# Cluster shard n's hash tag: `clusters` with one shard (the names before cluster shards), else `c<n>.<k>`
+# spread over the slots as the face shards are.
+CLUSTER_TAGS = ("clusters",) if CLUSTER_SHARDS == 1 else tuple(spread_tag("c", s, CLUSTER_SHARDS)
+                                                                for s in range(CLUSTER_SHARDS))
 CLUSTER_PARTS = ("members", "faces", "score", "cameras")  # the per-cluster keys beside its hash
 
 
-def unknown_vset_key(model: str) -> str:
-    """Vector set of one descriptor model's cluster centroids (element: cluster_id)."""
-    return f"fc:{{clusters}}:vunknown:{model}"
+def cluster_shard(cluster_id: str) -> int:
+    """The shard a cluster lives in, for its whole life (a new cluster's random id spreads them evenly)."""
+    return _crc(cluster_id) % CLUSTER_SHARDS
+
+
+def _c(shard: int) -> str:
+    return f"fc:{{{CLUSTER_TAGS[shard]}}}"
+
+
+def clusters_key(shard: int) -> str:
+    """One cluster shard's cluster_ids by last seen (ms) (zset): listings merge the shards."""
+    return f"{_c(shard)}:all"
+
+
+def cluster_sizes_key(shard: int) -> str:
+    """One cluster shard's cluster_ids by size (zset)."""
+    return f"{_c(shard)}:size"
+
+
+def cluster_of_key(shard: int) -> str:
+    """face_id -> cluster_id of the faces in one cluster shard's clusters (hash): a lookup asks every shard."""
+    return f"{_c(shard)}:of"
+
+
+def cluster_gone_key(shard: int) -> str:
+    """Bumped (int) in every cluster shard whenever erasure or retention takes faces out of the clusters: a
+    join that read a face before commits nothing (it WATCHes its shard's), then finds the face gone. A
+    counter, not the ids: nothing of an erased face stays."""
+    return f"{_c(shard)}:forgotten"
+
+
+def cluster_moves_key(shard: int) -> str:
+    """Journal of cross-shard merges out of this shard (hash: source cluster_id -> target cluster_id): set
+    with the source's `moving_to` mark before anything moves, removed with the source (clusters.py)."""
+    return f"{_c(shard)}:moves"
+
+
+def cluster_moved_key(shard: int) -> str:
+    """Journal of cross-shard merges into this shard (hash: source cluster_id -> target cluster_id): set in
+    the transaction that adds the source's faces to the target, so a restart never adds them twice."""
+    return f"{_c(shard)}:moved"
+
+
+CLUSTER_INDEXES = tuple(clusters_key(s) for s in range(CLUSTER_SHARDS))
+CLUSTER_SIZE_INDEXES = tuple(cluster_sizes_key(s) for s in range(CLUSTER_SHARDS))
+CLUSTER_OF_SHARDS = tuple(cluster_of_key(s) for s in range(CLUSTER_SHARDS))
+CLUSTER_GONE_SHARDS = tuple(cluster_gone_key(s) for s in range(CLUSTER_SHARDS))
+# Shard 0's names: with one cluster shard, the only ones (and those the old layout is renamed to).
+CLUSTERS, CLUSTER_SIZES, CLUSTER_OF, CLUSTER_GONE = (CLUSTER_INDEXES[0], CLUSTER_SIZE_INDEXES[0],
+                                                     CLUSTER_OF_SHARDS[0], CLUSTER_GONE_SHARDS[0])
+
+
+def unknown_vset_key(model: str, shard: int = 0) -> str:
+    """Vector set of one descriptor model's cluster centroids in one cluster shard (element: cluster_id)."""
+    return f"{_c(shard)}:vunknown:{model}"
 
 
 def cluster_key(cluster_id: str) -> str:
-    return f"fc:{{clusters}}:cluster:{cluster_id}"
+    return f"{_c(cluster_shard(cluster_id))}:cluster:{cluster_id}"
 
 
 def cluster_part_key(cluster_id: str, part: str) -> str:
     """One of a cluster's CLUSTER_PARTS."""
-    return f"fc:{{clusters}}:cluster:{cluster_id}:{part}"
+    return f"{cluster_key(cluster_id)}:{part}"
 
 
-def clusters_lock_key(model: str) -> str:
-    """Held while a replica changes the clusters of one descriptor model."""
-    return f"fc:{{clusters}}:lock:{model}"
+def clusters_lock_key(model: str, shard: int = 0) -> str:
+    """Held while a replica changes the clusters of one descriptor model in one cluster shard."""
+    return f"{_c(shard)}:lock:{model}"
 
 
 # --- erasures (cloud_analyzer/erasure.py) --------------------------------------------------------------
@@ -431,8 +499,10 @@ LEGACY_IDENTITIES, LEGACY_TEMPLATE_OWNERS = "fc:identities", "fc:templates:owner
 LEGACY_GALLERY_VERSION = "fc:gallery:version"
 LEGACY_DENIALS_PENDING, LEGACY_DENIAL_PREFIX = "fc:denied:pending", "fc:denied:"
 # Whole keys renamed as they are: old name -> new name.
+# The cluster indexes: renamed (one cluster shard) or split by each cluster's shard (several).
+LEGACY_CLUSTERS, LEGACY_CLUSTER_SIZES, LEGACY_CLUSTER_OF = "fc:clusters", "fc:clusters:size", "fc:clusters:of"
 LEGACY_RENAMED = {
-    "fc:clusters": CLUSTERS, "fc:clusters:size": CLUSTER_SIZES, "fc:clusters:of": CLUSTER_OF,
+    LEGACY_CLUSTERS: CLUSTERS, LEGACY_CLUSTER_SIZES: CLUSTER_SIZES, LEGACY_CLUSTER_OF: CLUSTER_OF,
     "fc:erasures:pending": ERASURES_PENDING, "fc:erasures": ERASURES, "fc:keys": API_KEYS,
     "fc:audit": AUDIT_STREAM, "fc:audit:dropped": AUDIT_DROPPED, "fc:webhooks": WEBHOOKS,
 }
@@ -451,4 +521,4 @@ LEGACY_PER_ID = {
 
 def identity_name_key_of_digest(digest: str, shard: int) -> str:
     """`identity_name_key` by the name's digest (what an old key name holds)."""
-    return f"fc:{{g{shard}}}:identityname:{digest}"
+    return f"{_gallery(shard)}:identityname:{digest}"

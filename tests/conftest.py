@@ -1,5 +1,5 @@
 """Shared fixtures: a real redis-server on a free port (or, with FC_TEST_REDIS=cluster, a real 3-primary
-Redis Cluster: `make test-cluster`), the front end. Helpers live in tests/helpers/.
+Redis Cluster: `make test-cluster`), the front end, the compose images. Helpers live in tests/helpers/.
 
 Every Redis client the tests and the services they start make is slot-checked (FC_REDIS_SLOT_CHECK=1,
 service_common/redis_slots.py): a script, transaction or multi-key command spanning hash slots fails on
@@ -55,3 +55,17 @@ def analyzer(redis_server):
     """A real analyzer over a flushed Redis (REST url, Ingest stub), one per test module."""
     with serve_analyzer(redis_server.url) as served:
         yield served
+
+
+@pytest.fixture(scope="session")
+def compose_images() -> None:
+    """The images docker-compose.yml runs, built once for the compose tests (tests/test_compose_run.py,
+    tests/test_compose_cluster_run.py). Without Podman they skip, except under CI, where that fails."""
+    from devstack import compose
+
+    if not compose.podman_available():
+        if os.environ.get("CI"):
+            pytest.fail("podman and podman-compose are missing: `make system-compose` installs them")
+        pytest.skip("podman and podman-compose are not installed (`make system-compose`)")
+    compose.ensure_debian_base()
+    compose.build()

@@ -22,9 +22,14 @@ from facecodec.frontend import decode_image
 from service_common.access import KeyStore, new_token
 from service_common.redis_client import connect
 from service_common.redis_keys import (
-    CLUSTER_OF,
-    CLUSTERS,
+    CLUSTER_INDEXES,
+    CLUSTER_OF_SHARDS,
+    CLUSTER_SHARDS,
     cluster_key,
+    cluster_moved_key,
+    cluster_moves_key,
+    cluster_shard,
+    cluster_sizes_key,
     clusters_lock_key,
     face_key,
     unknown_vset_key,
@@ -44,6 +49,10 @@ MODEL = codec_by_name("baseline").spec.descriptor_model
 
 @pytest.fixture(scope="module")
 def base_layers(front_end) -> dict[tuple[str, int], bytes]:
+    return encode_photos(front_end)
+
+
+def encode_photos(front_end) -> dict[tuple[str, int], bytes]:
     """Baseline base-only containers of a few LFW photos (the front end runs once per photo)."""
     codec = codec_by_name("baseline")
     out = {}
@@ -65,17 +74,36 @@ def _assign(clusters: Clusters, face: dict) -> str | None:
     return clusters.assign(face, descriptor, codec.spec.descriptor_model, codec.open_set_calibration)
 
 
+def _cluster_count(r) -> int:
+    return sum(r.zcard(key) for key in CLUSTER_INDEXES)
+
+
+def _cluster_of(r) -> dict[str, str]:
+    """Every shard's face_id -> cluster_id; a face in two shards fails."""
+    found = [(k.decode(), v.decode()) for key in CLUSTER_OF_SHARDS for k, v in r.hgetall(key).items()]
+    assert len(found) == len(dict(found)), found
+    return dict(found)
+
+
 def _consistent(r, clusters: Clusters) -> None:
-    """Every cluster's size, sum and vector-set element agree with its members."""
-    for raw in r.zrange(CLUSTERS, 0, -1):
-        cluster_id = raw.decode()
-        members = [m.decode() for m in r.zrange(f"{cluster_key(cluster_id)}:members", 0, -1)]
-        meta = r.hgetall(cluster_key(cluster_id))
-        assert int(meta[b"size"]) == len(members) > 0
-        total = np.sum([Clusters._decode(r.hget(f"{cluster_key(cluster_id)}:faces", m)) for m in members], 0)
-        np.testing.assert_allclose(np.frombuffer(meta[b"sum"], "<f8"), total, atol=1e-4)
-        assert all(r.hget(CLUSTER_OF, m).decode() == cluster_id for m in members)
-    assert int(r.execute_command("VCARD", unknown_vset_key(MODEL)) or 0) == r.zcard(CLUSTERS)
+    """Every cluster's size, sum and vector-set element agree with its members, each in its own shard; every
+    member's face has that cluster in CLUSTER_OF and nothing else; no cross-shard merge left half done."""
+    of = _cluster_of(r)
+    members_of: dict[str, str] = {}
+    for shard, index in enumerate(CLUSTER_INDEXES):
+        for raw in r.zrange(index, 0, -1):
+            cluster_id = raw.decode()
+            assert cluster_shard(cluster_id) == shard
+            members = [m.decode() for m in r.zrange(f"{cluster_key(cluster_id)}:members", 0, -1)]
+            meta = r.hgetall(cluster_key(cluster_id))
+            assert int(meta[b"size"]) == len(members) > 0 and b"moving_to" not in meta
+            total = np.sum([Clusters._decode(r.hget(f"{cluster_key(cluster_id)}:faces", m)) for m in members], 0)
+            np.testing.assert_allclose(np.frombuffer(meta[b"sum"], "<f8"), total, atol=1e-4)
+            assert r.zscore(cluster_sizes_key(shard), cluster_id) == len(members)
+            members_of.update({m: cluster_id for m in members})
+        assert int(r.execute_command("VCARD", unknown_vset_key(MODEL, shard)) or 0) == r.zcard(index)
+        assert not r.hlen(cluster_moves_key(shard)) and not r.hlen(cluster_moved_key(shard))
+    assert of == members_of
 
 
 def test_online_clusters_concurrent_replicas_retention(redis_client, base_layers) -> None:
@@ -119,13 +147,14 @@ def test_online_clusters_concurrent_replicas_retention(redis_client, base_layers
     # Retention: everything captured before Laura's last photo expires.
     laura_last = max(int(f["captured_at_ms"]) for f, n in faces if n == "Laura_Bush")
     Retention(redis_client, max_age_s=1.0).run_once(now_ms=laura_last + 1000)
-    assert redis_client.zcard(CLUSTERS) == 1
+    assert _cluster_count(redis_client) == 1
     left = replicas[0].get(laura)
     assert left.size == 1 and left.first_seen_ms == left.last_seen_ms == laura_last and left.cameras == {"cam1": 1}
     _consistent(redis_client, replicas[0])
     Retention(redis_client, max_age_s=1.0).run_once(now_ms=laura_last + 2000)
-    assert redis_client.zcard(CLUSTERS) == 0 and replicas[0].get(laura) is None
-    assert not redis_client.exists(unknown_vset_key(MODEL)) and not redis_client.hlen(CLUSTER_OF)
+    assert _cluster_count(redis_client) == 0 and replicas[0].get(laura) is None
+    assert not any(redis_client.exists(unknown_vset_key(MODEL, s)) for s in range(CLUSTER_SHARDS))
+    assert not _cluster_of(redis_client)
 
 
 def test_erased_face_is_never_clustered_and_failures_do_not_fail_recognition(redis_client, base_layers) -> None:
@@ -133,7 +162,7 @@ def test_erased_face_is_never_clustered_and_failures_do_not_fail_recognition(red
     clusters = Clusters(redis_client)
     face = _ingest(store, base_layers[("Tony_Blair", 1)], "cam0", 5_000)
     redis_client.delete(face_key(face['face_id']))  # erased between the decision and clustering
-    assert _assign(clusters, face) is None and redis_client.zcard(CLUSTERS) == 0
+    assert _assign(clusters, face) is None and _cluster_count(redis_client) == 0
 
     class Broken:
         def assign(self, *args):

@@ -21,6 +21,7 @@ from cloud_analyzer.settings import AnalyzerSettings
 from cloud_reconstructor.settings import ReconstructorSettings
 from devstack.stack import SERVICE_MODULES
 from edge_encoder.settings import EdgeSettings
+from service_common.key_layout import KeyLayoutSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES: dict[str, type[BaseSettings]] = {
@@ -32,6 +33,7 @@ PUBLISHED = {"edge_encoder": 8001, "cloud_analyzer": 8002, "cloud_reconstructor"
 # Every published port on the host's loopback only: a proxy (or HTTPS, for the edge) serves them further
 # (docs/security.md). Never every interface by default.
 HOST_BIND = {"edge_encoder": "127.0.0.1:", "cloud_analyzer": "127.0.0.1:", "cloud_reconstructor": "127.0.0.1:"}
+CLOUD_SERVICES = ("cloud_analyzer", "cloud_reconstructor")  # both read the Redis key layout (KeyLayoutSettings)
 CLUSTER_NODES = [f"redis-node-{i}" for i in range(1, 7)]  # the `cluster` profile: 3 primaries, then 3 replicas
 
 
@@ -130,6 +132,9 @@ def test_environment_names_are_settings_fields(services: dict[str, Any], name: s
     env = environment(services[name])
     assert env, f"{name} sets no environment"
     for key in env:
+        if name in CLOUD_SERVICES and key.startswith(env_prefix(KeyLayoutSettings)):
+            assert key[len(env_prefix(KeyLayoutSettings)):].lower() in KeyLayoutSettings.model_fields, key
+            continue
         # pydantic-settings matches env names case-insensitively by default; compose keeps them upper.
         assert key.startswith(prefix), f"{name}: {key} lacks the {prefix} prefix"
         field = key[len(prefix) :].lower()
@@ -150,6 +155,22 @@ def test_environment_values_validate(
     parsed = settings()
     assert parsed.http_host == "0.0.0.0"  # reachable from outside the container
     assert parsed.http_port == PUBLISHED[name]
+
+
+@pytest.mark.parametrize("name", CLOUD_SERVICES)
+def test_both_cloud_services_get_the_same_key_layout(services: dict[str, Any], name: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shard counts pass through to the analyzer and the reconstructor alike (the reconstructor with other
+    counts would find no face); unset, the defaults; set, the operator's."""
+    for key in KeyLayoutSettings.model_fields:
+        monkeypatch.delenv(f"FACECODEC_{key.upper()}", raising=False)
+    for variables, expected in (({}, (16, 1)), ({"FACECODEC_FACE_SHARDS": "48", "FACECODEC_GALLERY_SHARDS": "3"},
+                                                 (48, 3))):
+        for key, value in environment(services[name], variables).items():
+            if key.startswith("FACECODEC_"):
+                monkeypatch.setenv(key, value)
+        parsed = KeyLayoutSettings()
+        assert (parsed.face_shards, parsed.gallery_shards) == expected
 
 
 @pytest.mark.parametrize("name", sorted(APP_SERVICES))
@@ -427,3 +448,17 @@ def test_the_installed_project_has_every_package() -> None:
                          "devstack")
              for init in (ROOT / top).rglob("__init__.py")}
     assert found <= listed, sorted(found - listed)
+
+
+def test_the_cluster_steps_in_the_docs_are_those_the_podman_test_runs() -> None:
+    """README and docs/scaling.md give the `.env` line and the Podman commands that devstack.compose_cluster
+    runs for tests/test_compose_cluster_run.py; the seed list is the one this file's profile serves."""
+    from devstack.compose_cluster import CLUSTER_URL, ENV_LINE
+    from service_common.redis_client import cluster_seeds
+
+    assert [host for host, _ in cluster_seeds(CLUSTER_URL)] == CLUSTER_NODES[:3]
+    for doc in ("README.md", "docs/scaling.md"):
+        text = (ROOT / doc).read_text()
+        assert f"echo '{ENV_LINE.strip()}' >> .env" in text, doc
+        assert "podman-compose up -d redis-cluster-init && podman wait facecodec_redis-cluster-init_1" in text, doc
+        assert f"podman-compose up -d redis {' '.join(APP_SERVICES)}\n" in text, doc

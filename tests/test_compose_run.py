@@ -2,14 +2,14 @@
 container, the demo's flow against them, an edge restart that keeps its faces and outbox, teardown.
 
 Runs wherever podman and podman-compose are installed (`make system-compose` installs them with apt;
-CI does); elsewhere it skips, except under CI, where a missing Podman fails. The first run builds the
-images (minutes, see bench/results/compose.json); later runs reuse Podman's layer cache.
-`make compose-test` runs this file alone. tests/test_compose.py checks the same files statically.
+CI does); elsewhere it skips, except under CI, where a missing Podman fails (the `compose_images`
+fixture, tests/conftest.py). The first run builds the images (minutes, see bench/results/compose.json);
+later runs reuse Podman's layer cache. `make compose-test` runs this file and its cluster variant,
+tests/test_compose_cluster_run.py. tests/test_compose.py checks the same files statically.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,13 +21,8 @@ pytestmark = [pytest.mark.compose, pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[compose.ComposeProject, str]]:
-    if not compose.podman_available():
-        if os.environ.get("CI"):
-            pytest.fail("podman and podman-compose are missing: `make system-compose` installs them")
-        pytest.skip("podman and podman-compose are not installed (`make system-compose`)")
-    compose.ensure_debian_base()
-    compose.build()
+def project(compose_images: None, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[compose.ComposeProject, str]]:
     running = compose.ComposeProject(tmp_path_factory.mktemp("compose"))
     running.down()  # what an interrupted run left behind
     admin_key = running.make_secrets()

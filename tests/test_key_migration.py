@@ -17,12 +17,13 @@ from cloud_analyzer.erasure import Eraser
 from cloud_analyzer.events.schema import EventFilter
 from cloud_analyzer.events.webhooks import WebhookStore
 from cloud_analyzer.gallery import Gallery
-from cloud_analyzer.key_migration import LayoutMismatch, migrate_keys
+from cloud_analyzer.key_migration import migrate_keys
 from cloud_analyzer.pending_faces import pending_face_ids
 from cloud_analyzer.store import Outcome, Store
 from service_common.access import AuditLog, KeyStore, new_token
+from service_common.key_layout import LayoutMismatch, layout_text
 from service_common.redis_client import is_cluster
-from service_common.redis_keys import GALLERY_SHARDS, KEY_LAYOUT, KEY_SCHEMA
+from service_common.redis_keys import CLUSTER_SHARDS, FACE_SHARDS, GALLERY_SHARDS, KEY_LAYOUT, KEY_SCHEMA, LAYOUT
 from service_common.redis_slots import unchecked
 from tests.helpers.shards import read_ingest
 
@@ -36,7 +37,7 @@ def _old_name(new: str) -> str:
         kind, _, face_id = rest.partition(":")
         return {"face": f"fc:face:{face_id}", "fusion": f"fc:fusion:{face_id}",
                 "corrections": f"fc:corrections:{face_id}"}[kind]
-    if tag.startswith("g") and tag[1:].isdigit():  # gallery shard
+    if tag.startswith("g") and SHARD_TAG.fullmatch(tag):  # gallery shard (GALLERY_TAGS)
         if rest.startswith("identity:"):
             return "fc:" + rest
         if rest.startswith("identityname:"):
@@ -53,7 +54,7 @@ def _old_name(new: str) -> str:
     if tag.startswith("t:"):
         return {"faces": f"fc:track:{tag[2:]}", "info": f"fc:trackinfo:{tag[2:]}",
                 "erased": f"fc:trackerased:{tag[2:]}"}[rest]
-    if tag == "clusters":
+    if tag == "clusters" or CLUSTER_TAG.fullmatch(tag):  # one cluster shard's tag, or one of several
         fixed = {"all": "fc:clusters", "size": "fc:clusters:size", "of": "fc:clusters:of"}
         return fixed.get(rest) or "fc:" + rest  # cluster:{id}[:part], vunknown:{model}
     if tag == "erasures":
@@ -67,7 +68,8 @@ def _old_name(new: str) -> str:
     raise AssertionError(new)
 
 
-SHARD_TAG = re.compile(r"f[0-9]+\.[0-9]+|g[0-9]+")
+SHARD_TAG = re.compile(r"f[0-9]+\.[0-9]+|g[0-9]+(\.[0-9]+)?")  # face shard tags (FACE_TAGS), gallery (GALLERY_TAGS)
+CLUSTER_TAG = re.compile(r"c[0-9]+\.[0-9]+")  # with several cluster shards (CLUSTER_TAGS)
 # Shard keys merged back into the one key they were.
 MERGED = {"faces": "fc:faces", "sightings": "fc:sightings", "identities": "fc:identities",
           "templates:owner": "fc:templates:owner", "gallery:version": "fc:gallery:version"}
@@ -89,8 +91,17 @@ def _to_old_layout(client: redis.Redis) -> None:
         tag, _, rest = new[len("fc:{"):].partition("}:")
         if SHARD_TAG.fullmatch(tag) and (rest in MERGED or rest == "ingest"):
             continue
-        if tag == "clusters" and (rest.startswith("lock:") or rest == "forgotten"):
+        if (tag == "clusters" or CLUSTER_TAG.fullmatch(tag)) and (
+                rest.startswith("lock:") or rest in ("forgotten", "moves", "moved")):
             client.delete(new)  # the old layout had no counter of faces taken out of the clusters
+            continue
+        if CLUSTER_TAG.fullmatch(tag) and rest in ("all", "size", "of"):  # several shards' indexes: one
+            old = _old_name(new)
+            if client.type(raw) == b"zset":
+                client.zadd(old, dict(client.zrange(raw, 0, -1, withscores=True)))
+            else:
+                client.hset(old, mapping=client.hgetall(raw))
+            client.delete(raw)
             continue
         client.rename(new, _old_name(new))
     for rest, old in MERGED.items():
@@ -179,6 +190,15 @@ def test_an_old_layout_is_renamed_once_and_nothing_is_lost(redis_client: redis.R
 
 def test_an_analyzer_with_other_shard_counts_than_the_data_refuses(redis_client: redis.Redis) -> None:
     assert migrate_keys(redis_client) == 0  # a new Redis: this layout is recorded
-    redis_client.set(KEY_LAYOUT, "faces=16 gallery=7")  # written by analyzers with FACECODEC_GALLERY_SHARDS=7
-    with pytest.raises(LayoutMismatch, match="FACECODEC_GALLERY_SHARDS"):
-        migrate_keys(redis_client)
+    # Written by analyzers with another FACECODEC_GALLERY_SHARDS, FACECODEC_FACE_SHARDS or
+    # FACECODEC_CLUSTER_SHARDS (one cluster shard: the layout text from before cluster shards).
+    others = (layout_text(FACE_SHARDS, GALLERY_SHARDS + 6, CLUSTER_SHARDS),
+              layout_text(FACE_SHARDS * 3, GALLERY_SHARDS, CLUSTER_SHARDS),
+              layout_text(FACE_SHARDS, GALLERY_SHARDS, 1 if CLUSTER_SHARDS > 1 else 3))
+    for other in others:
+        redis_client.set(KEY_LAYOUT, other)
+        with pytest.raises(LayoutMismatch, match="FACECODEC_FACE_SHARDS, FACECODEC_GALLERY_SHARDS and "
+                                                 "FACECODEC_CLUSTER_SHARDS"):
+            migrate_keys(redis_client)
+    redis_client.set(KEY_LAYOUT, LAYOUT)
+    assert migrate_keys(redis_client) == 0  # the same counts: runs

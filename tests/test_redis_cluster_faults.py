@@ -163,7 +163,8 @@ def test_retention_deletes_history_days_and_takes_its_lock_on_a_cluster(tmp_path
 def test_the_compose_init_command_forms_a_password_protected_cluster_once(tmp_path: Path) -> None:
     """docker-compose.yml's `redis-cluster-init` command, run as a process against six password-protected
     empty nodes (its node names swapped for loopback ports): a cluster of 3 primaries, each with one replica;
-    run again, it changes nothing."""
+    run again, it changes nothing, also after a failover swapped a primary and its replica (compose's `up`
+    starts the one-shot again)."""
     root = Path(__file__).resolve().parent.parent
     argv = yaml.safe_load((root / "docker-compose.yml").read_text())["services"]["redis-cluster-init"]["command"]
     password_file = tmp_path / "redis_password"
@@ -172,13 +173,29 @@ def test_the_compose_init_command_forms_a_password_protected_cluster_once(tmp_pa
         names = [a for a in argv if a.startswith("redis-node-")]
         ports = dict(zip(names, (f"127.0.0.1:{n.port}" for n in cluster.nodes), strict=True))
         local = [ports.get(a, str(password_file) if a == "/run/secrets/redis_password" else a) for a in argv]
-        for _ in range(2):
+        def init() -> None:
             done = subprocess.run([sys.executable, *local[1:]], cwd=root, capture_output=True, text=True, timeout=180)
             assert done.returncode == 0, done.stderr
-        roles = sorted((n["flags"].replace("myself,", ""), len(n["slots"])) for n in cluster.view())
+
+        def layout() -> tuple[list[tuple[str, int]], set[str], list[str]]:
+            view = cluster.view()
+            roles = sorted((n["flags"].replace("myself,", ""), len(n["slots"])) for n in view)
+            primaries = {n["id"] for n in view if n["slots"]}
+            return roles, primaries, sorted(n["primary"] for n in view if not n["slots"])
+
+        init()
+        init()
+        roles, primaries, followed = layout()
         assert roles == [("master", 1)] * 3 + [("slave", 0)] * 3
-        primaries = {n["id"] for n in cluster.view() if n["slots"]}
-        assert sorted(n["primary"] for n in cluster.view() if not n["slots"]) == sorted(primaries)  # one each
+        assert followed == sorted(primaries)  # one replica each
+        victim = cluster.nodes[0]
+        cluster.kill(victim)
+        cluster.wait_failover()
+        cluster.restart(victim)  # back as the replica of its former replica
+        swapped = layout()
+        assert swapped[1] != primaries and cluster.node_id(victim) not in swapped[1]
+        init()
+        assert layout() == swapped
         client = cluster.client()
         client.set("k", "v")
         assert client.get("k") == b"v"
