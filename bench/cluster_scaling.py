@@ -2,18 +2,23 @@
 one workload: the same code path (service_common/redis_client.py picks the client by URL).
 
     python bench/cluster_scaling.py [--quick] [--configs standalone 1 3 6] [--identities 100000] [--faces 2000]
+        [--face-shards N] [--cluster-shards N] [--cache DIR]
 
 Two cores cannot show wall-clock scaling, so this measures cost: every node's CPU (INFO cpu, used_cpu_user
 + used_cpu_sys) summed, before and after each phase. Fresh redis-server processes per configuration (AOF
-on, as compose runs them; no replicas); one gallery shard (FACECODEC_GALLERY_SHARDS=1, the default: reads
-scale through replicas, not through more shards).
+on, as compose runs them; no replicas). Each configuration runs in its own child process, since the shard
+counts are read from the environment when service_common/redis_keys.py is imported: at S primaries
+FACECODEC_GALLERY_SHARDS=S (the gallery spread over the primaries; standalone and 1 primary: one shard,
+the baseline), FACECODEC_FACE_SHARDS=--face-shards (default: the code's on one node, 48 past one) and
+FACECODEC_CLUSTER_SHARDS=--cluster-shards (default: S). Each run records the counts the code actually used.
 
-1. enrolment: `--identities` identities (512-d templates, random) are written once, into the standalone
-   Redis, with the service's own write path (`queue_identity`: the writes of `IdentityStore.add_identity`)
-   in pipelines of 500, since 100k single transactions per configuration take too long on two shared
-   cores; the other configurations get that gallery copied (DUMP/RESTORE of its keys, all in the gallery
-   shard's slot). Then `--enrol-sample` more through `add_identity` itself (one MULTI/EXEC each) at that
-   gallery size, in every configuration: enrolments per server CPU-second;
+1. enrolment: `--identities` identities (512-d templates, random) are written with the service's own write
+   path (`queue_identity`: the writes of `IdentityStore.add_identity`) in pipelines of 500, since 100k
+   single transactions take too long on two shared cores. That costs ~550 server CPU-seconds at 100k, so
+   each gallery-shard count's gallery is filled once and kept on disk (bench/gallery_cache.py, under
+   `--cache`, keyed by identities, G, seed and key schema): later runs restore it (DUMP/RESTORE), and each
+   run says which ("gallery": "source"). Then `--enrol-sample` more through `add_identity` itself (one
+   MULTI/EXEC each) at that gallery size, in every configuration: enrolments per server CPU-second;
 2. gallery search (`Gallery.search`, what a decision runs) for `--queries` probes (an enrolled template
    plus noise): recall@1 against the exact cosine over every template, server CPU per query (median;
    each measured alone, the cost of the INFO reads themselves taken off);
@@ -24,8 +29,8 @@ scale through replicas, not through more shards).
 4. unknown faces only, offered at `--rate`: server CPU per face, and how clustering went (joins without
    the lock, under it, conflicts);
 5. history search (`History.search` over the day's partitions, every camera): server CPU per query;
-6. memory per primary (used_memory): all of it (the gallery sits on one primary), and what phases 3-5
-   added (the faces' data) against its total/S.
+6. memory per primary (used_memory): all of it, and what phases 3-5 added (the faces' data), each with
+   its largest deviation from total/S.
 -> bench/results/cluster_scaling.json, with the load average before and after (the machine is shared).
 """
 
@@ -35,6 +40,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -46,11 +52,15 @@ import numpy as np
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gallery_cache import fill_or_restore  # noqa: E402
 from report import machine_record, write_report  # noqa: E402
+from server_cpu import cpu_s, per_call_cpu  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "cluster_scaling.json"
+CACHE = Path(os.environ.get("FC_BENCH_CACHE") or ROOT.parent / "cache" / "gallery")
 DIM = 512
+SEED = 7  # the workload's (bench/gallery_ef.py draws the same templates, so they share the cached gallery)
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -100,67 +110,10 @@ class Servers:
 
     def cpu_s(self) -> float:
         """Every node's CPU so far (user + system), summed."""
-        total = 0.0
-        for client in self.plain:
-            cpu = client.info("cpu")
-            total += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-        return total
+        return cpu_s(self.plain)
 
     def memory(self) -> list[int]:
         return [int(c.info("memory")["used_memory"]) for c in self.plain]
-
-
-def per_call_cpu(servers: Servers, calls) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
-    """Each call's server CPU (ms), the INFO reads' own cost taken off (the median of empty measurements),
-    and its wall time (ms)."""
-    empty = []
-    for _ in range(20):
-        before = servers.cpu_s()
-        empty.append(servers.cpu_s() - before)
-    floor = statistics.median(empty)
-    cpus, walls = [], []
-    for call in calls:
-        before, start = servers.cpu_s(), time.perf_counter()
-        call()
-        walls.append((time.perf_counter() - start) * 1000)
-        cpus.append(max(0.0, servers.cpu_s() - before - floor) * 1000)
-    return cpus, walls
-
-
-def bulk_gallery(servers: Servers, store, templates: np.ndarray, model: str) -> dict:  # type: ignore[no-untyped-def]
-    from cloud_analyzer.identities import queue_identity
-
-    cpu, start = servers.cpu_s(), time.perf_counter()
-    for first in range(0, len(templates), 500):
-        pipe = store.r.pipeline(transaction=False)
-        for i in range(first, min(first + 500, len(templates))):
-            queue_identity(pipe, f"id{i:07d}", f"person {i}", templates[i : i + 1], model)
-        pipe.execute()
-    used, wall = servers.cpu_s() - cpu, time.perf_counter() - start
-    return {"count": len(templates), "server_cpu_s": round(used, 2), "wall_s": round(wall, 1),
-            "per_server_cpu_s": round(len(templates) / used, 1)}
-
-
-def dump_gallery(client: redis.Redis) -> list[tuple[bytes, bytes]]:
-    """Every key of the (one) gallery shard, DUMPed: what the other configurations start from."""
-    keys = list(client.scan_iter(match="fc:{g0}:*", count=5000))
-    dumps = []
-    for first in range(0, len(keys), 2000):
-        pipe = client.pipeline(transaction=False)
-        for key in keys[first : first + 2000]:
-            pipe.dump(key)
-        dumps += list(zip(keys[first : first + 2000], pipe.execute()))
-    return dumps
-
-
-def restore_gallery(client: redis.Redis, dumps: list[tuple[bytes, bytes]]) -> float:
-    start = time.perf_counter()
-    for first in range(0, len(dumps), 2000):
-        pipe = client.pipeline(transaction=False)
-        for key, value in dumps[first : first + 2000]:
-            pipe.restore(key, 0, value, replace=True)
-        pipe.execute()
-    return round(time.perf_counter() - start, 1)
 
 
 def enrol_sample(servers: Servers, store, templates: np.ndarray, model: str) -> dict:  # type: ignore[no-untyped-def]
@@ -183,7 +136,7 @@ def gallery_search(servers: Servers, store, templates: np.ndarray, model: str, q
     def query(p: np.ndarray):  # type: ignore[no-untyped-def]
         return lambda: found.append(next((m.identity_id for m in gallery.search(p, model, k=1)[1]), None))
 
-    cpus, walls = per_call_cpu(servers, [query(p) for p in probes])
+    cpus, walls = per_call_cpu(servers.cpu_s, [query(p) for p in probes])
     exact = [f"id{int(np.argmax(templates @ p)):07d}" for p in probes]
     return {"queries": queries, "recall_at_1": round(float(np.mean([a == b for a, b in zip(found, exact)])), 4),
             "server_cpu_ms_median": round(statistics.median(cpus), 3),
@@ -267,7 +220,7 @@ def history_search(servers: Servers, store, descriptors: list[np.ndarray], model
     def query(p: np.ndarray):  # type: ignore[no-untyped-def]
         return lambda: hits.append(len(history.search(p, model, now - 3_600_000, now + 60_000, limit=20)[0]))
 
-    cpus, walls = per_call_cpu(servers, [query(d) for d in descriptors[:queries]])
+    cpus, walls = per_call_cpu(servers.cpu_s, [query(d) for d in descriptors[:queries]])
     return {"queries": queries, "hits_median": statistics.median(hits),
             "server_cpu_ms_median": round(statistics.median(cpus), 3),
             "wall_ms_median": round(statistics.median(walls), 2)}
@@ -277,7 +230,7 @@ class Workload:
     def __init__(self, args: argparse.Namespace) -> None:
         from facecodec.codec.profiles import codec_by_name
 
-        rng = self.rng = np.random.default_rng(7)
+        rng = self.rng = np.random.default_rng(SEED)
         self.model = codec_by_name("baseline").spec.descriptor_model
         self.templates = unit(rng.standard_normal((args.identities, DIM)).astype(np.float32))
         self.extra = unit(rng.standard_normal((args.enrol_sample, DIM)).astype(np.float32))
@@ -292,19 +245,17 @@ class Workload:
         self.unknown_records = face_records(self.unknown, 20, rng)
 
 
-def run_one(servers: Servers, work: Workload, args: argparse.Namespace, gallery: dict) -> dict:
+def run_one(servers: Servers, work: Workload, args: argparse.Namespace) -> dict:
     from cloud_analyzer.store import Store
+    from service_common import redis_keys
     from service_common.redis_client import connect
-    from service_common.redis_keys import GALLERY_SHARDS
 
-    store = Store(connect(servers.url, timeout_s=30))
+    store = Store(connect(servers.url, timeout_s=120))
     store.ensure_group()
-    result: dict = {"primaries": len(servers.nodes), "gallery_shards": GALLERY_SHARDS}
-    if "dumps" in gallery:
-        result["gallery_copied_s"] = restore_gallery(store.r, gallery["dumps"])
-    else:
-        gallery["bulk"] = bulk_gallery(servers, store, work.templates, work.model)
-        gallery["dumps"] = dump_gallery(store.r)
+    result: dict = {"primaries": len(servers.nodes), "gallery_shards": redis_keys.GALLERY_SHARDS,
+                    "face_shards": redis_keys.FACE_SHARDS,
+                    "cluster_shards": getattr(redis_keys, "CLUSTER_SHARDS", None)}  # None: this code has none
+    result["gallery"] = fill_or_restore(store, servers.cpu_s, work.templates, work.model, args.cache, SEED)
     result["enrolment"] = enrol_sample(servers, store, work.extra, work.model)
     result["gallery_search"] = gallery_search(servers, store, work.templates, work.model, args.queries, work.rng)
     before = servers.memory()
@@ -313,11 +264,42 @@ def run_one(servers: Servers, work: Workload, args: argparse.Namespace, gallery:
     result["history_search"] = history_search(servers, store, work.mixed, work.model, min(args.queries, 50))
     after = servers.memory()
     added = [a - b for a, b in zip(after, before)]
-    share = sum(added) / len(added)
     result["memory"] = {"used_bytes_per_primary": after, "total_bytes": sum(after),
-                        "faces_added_bytes_per_primary": added, "faces_added_total_over_s": round(share),
-                        "faces_added_max_deviation": round(max(abs(a - share) for a in added) / share, 3)}
+                        "used_total_over_s": round(sum(after) / len(after)), "used_max_deviation": deviation(after),
+                        "faces_added_bytes_per_primary": added,
+                        "faces_added_total_over_s": round(sum(added) / len(added)),
+                        "faces_added_max_deviation": deviation(added)}
     return result
+
+
+def deviation(values: list[int]) -> float:
+    """The largest distance of one primary's bytes from total/S, as a share of total/S."""
+    share = sum(values) / len(values)
+    return round(max(abs(v - share) for v in values) / share, 3)
+
+
+def shard_env(config: str, args: argparse.Namespace) -> dict[str, str]:
+    """A configuration's shard counts, as the services read them (service_common/redis_keys.py, at import):
+    G gallery shards = primaries (the 100k gallery spread over them); face shards --face-shards (default:
+    the code's for one node, 48 past one, so 3 and 6 primaries hold 16 and 8 each); cluster-state shards
+    --cluster-shards (default: primaries)."""
+    primaries = 1 if config == "standalone" else int(config)
+    env = {"FACECODEC_GALLERY_SHARDS": str(primaries),
+           "FACECODEC_CLUSTER_SHARDS": str(args.cluster_shards or primaries)}
+    face = args.face_shards or (48 if primaries > 1 else None)
+    if face:
+        env["FACECODEC_FACE_SHARDS"] = str(face)
+    return env
+
+
+def child(args: argparse.Namespace) -> None:
+    """One configuration, in this process (its shard counts came in the environment); its result as JSON."""
+    work = Workload(args)
+    with tempfile.TemporaryDirectory(prefix="cluster-scaling-") as tmp:
+        with Servers(Path(tmp) / args.child, args.child) as servers:
+            result = {"config": args.child, "env": {k: v for k, v in os.environ.items() if k.startswith("FACECODEC_")},
+                      **run_one(servers, work, args)}
+    args.child_out.write_text(json.dumps(result))
 
 
 def main() -> None:
@@ -329,22 +311,35 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=2_000)
     parser.add_argument("--unknown", type=int, default=1_500)
     parser.add_argument("--rate", type=float, default=1_000.0, help="faces offered per second")
-    parser.add_argument("--quick", action="store_true", help="10k identities, fewer faces and queries")
+    parser.add_argument("--face-shards", type=int, help="FACECODEC_FACE_SHARDS (default: the code's on one node, "
+                        "48 on more)")
+    parser.add_argument("--cluster-shards", type=int, help="FACECODEC_CLUSTER_SHARDS (default: primaries)")
+    parser.add_argument("--cache", type=Path, default=CACHE, help="filled galleries, reused (bench/gallery_cache.py)")
+    parser.add_argument("--quick", action="store_true", help="10k identities, fewer faces and queries (written to "
+                        "cluster_scaling_quick.json unless --out says otherwise)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # the configuration a child process runs
+    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.identities, args.enrol_sample, args.queries, args.faces, args.unknown = 10_000, 200, 50, 800, 600
-    load_before, started = os.getloadavg(), time.time()
-    work, gallery, runs = Workload(args), {}, []
-    configs = sorted(args.configs, key=lambda c: c != "standalone")  # the standalone Redis builds the gallery
+        if args.out == OUT:  # a check run never replaces the 100k figures
+            args.out = OUT.with_name("cluster_scaling_quick.json")
+    if args.child:
+        return child(args)
+    load_before, started, runs = os.getloadavg(), time.time(), []
     with tempfile.TemporaryDirectory(prefix="cluster-scaling-") as tmp:
-        for config in configs:
-            with Servers(Path(tmp) / config, config) as servers:
-                runs.append({"config": config, **run_one(servers, work, args, gallery)})
+        for config in args.configs:
+            out = Path(tmp) / f"{config}.json"
+            env = {**os.environ, **shard_env(config, args)}
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", config, "--child-out", str(out)],
+                           env=env, check=True)
+            runs.append(json.loads(out.read_text()))
             print(json.dumps(runs[-1]), flush=True)
     write_report({"bench": "cluster_scaling", "quick": args.quick, "elapsed_s": round(time.time() - started),
                   "load_average_before": load_before, "load_average_after": os.getloadavg(),
-                  "gallery_bulk_fill": gallery.get("bulk"), "machine": machine_record(), "runs": runs}, args.out)
+                  "gallery_fills": [r["gallery"] for r in runs if r["gallery"]["source"] == "filled"],
+                  "machine": machine_record(), "runs": runs}, args.out)
 
 
 if __name__ == "__main__":

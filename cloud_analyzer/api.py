@@ -91,7 +91,7 @@ def create_app(settings: AnalyzerSettings | None = None) -> FastAPI:
             log.info("gallery: %d identities enrolled before vector sets indexed", migrated)
         if migrated := store.migrate():
             log.info("identities: %d given template ids and a name index entry", migrated)
-        gallery = Gallery(store)
+        gallery = Gallery(store, ef=settings.gallery_search_ef)
         metrics.watch_redis(store.r, gallery.__len__)
         policy = OpenSetPolicy(settings.target_fpir, settings.match_threshold)
         settings.apply_ort()  # before the codec's and front end's sessions open

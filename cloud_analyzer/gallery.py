@@ -32,6 +32,14 @@ from service_common.redis_keys import (
 )
 
 RERANK = 16  # approximate candidates re-scored exactly (>= k)
+# VSIM's exploration factor for the whole gallery (ANALYZER_GALLERY_SEARCH_EF's default). Measured at 100k
+# random 512-d templates, one shard, COUNT 16 (bench/gallery_ef.py, 1,000 probes): recall@1 0.749 / 0.921 /
+# 0.987 / 0.998 at EF 100 (VSIM's default) / 200 / 400 / 800, for 3.4 / 6.1 / 10.9 / 19.8 ms of server CPU
+# per search. Real face descriptors are easier (0.998 at EF 100: bench/gallery_search.py); random ones are
+# the worst case. Each of G shards explores SEARCH_EF / G (shard_ef): a shard of 1/G of the identities needs
+# about that (33k templates: 0.994 at EF 200, 1.0 at 400; 16.7k: 0.995 at EF 100, 0.999 at 200), so a
+# search costs about the same at any G (16.7k at EF 800: 10.3 ms, six times over).
+SEARCH_EF = 800
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,14 @@ class GalleryView:
 
 
 class Gallery:
-    def __init__(self, store: Store, rerank: int = RERANK) -> None:
-        self.store, self.rerank = store, rerank
+    def __init__(self, store: Store, rerank: int = RERANK, ef: int | None = SEARCH_EF) -> None:
+        self.store, self.rerank, self.ef = store, rerank, ef
 
     def search(self, descriptor: np.ndarray, model: str, k: int = 5) -> tuple[GalleryView, list[Match]]:
         """Top-k identities of `model` by cosine similarity of `descriptor` to their template, and the
         gallery they were ranked in (read together, so a decision never mixes two versions)."""
         probe = np.asarray(descriptor, "<f4")
+        ef = shard_ef(self.ef, max(k, self.rerank))
         # Each gallery shard's version, counts, size and candidates; one shard: in one transaction (a decision
         # never mixes two versions), several: in one pipeline (each node answers its shards at once).
         pipe = self.store.r.pipeline(transaction=GALLERY_SHARDS == 1)
@@ -67,7 +76,7 @@ class Gallery:
             pipe.hgetall(enrol_counts_key(model, shard))
             pipe.execute_command("VCARD", gallery_key(model, shard))
             pipe.execute_command("VSIM", gallery_key(model, shard), "FP32", probe.tobytes(), "WITHSCORES",
-                                 "COUNT", max(k, self.rerank))
+                                 "COUNT", max(k, self.rerank), *(("EF", ef) if ef else ()))
         replies = pipe.execute()
         counts: dict[int, int] = {}
         for raw in replies[1::4]:
@@ -112,6 +121,12 @@ class Gallery:
 
     def __len__(self) -> int:
         return self.store.identity_count()
+
+
+def shard_ef(ef: int | None, count: int) -> int | None:
+    """What one of the GALLERY_SHARDS vector sets explores of a search that explores `ef` of the whole
+    gallery (None: VSIM's default); never below the candidates asked for."""
+    return None if ef is None else max(count, -(-ef // GALLERY_SHARDS))
 
 
 def _pairs(reply: Any) -> list[tuple[bytes, Any]]:

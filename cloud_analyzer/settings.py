@@ -74,6 +74,11 @@ class AnalyzerSettings(RedisSettings, TlsIdentitySettings, AccessSettings, Event
     child_flag_at: float | None = Field(
         None, ge=0, le=1, description="the child-look probe's P(age < 13) at which a face is flagged; unset: the "
         "probe's own (2% of training adults flagged; README, Children). Lower flags more children and more adults")
+    gallery_search_ef: int = Field(
+        800, ge=1, le=10_000, description="how far a gallery search explores the vector sets' graph (VSIM EF, "
+        "each of FACECODEC_GALLERY_SHARDS shards its share): higher finds the nearest identity more often and "
+        "costs Redis more CPU; 800: recall@1 0.998 at 100k random templates (cloud_analyzer/gallery.py, "
+        "bench/gallery_ef.py)")
     workers: int = Field(1, ge=0, le=16, description="recognition worker threads (0: ingest only)")
     consumer_name: str = Field(
         "analyzer-1", pattern=ID_PATTERN,
