@@ -284,7 +284,7 @@ def shard_env(config: str, args: argparse.Namespace) -> dict[str, str]:
     the code's for one node, 48 past one, so 3 and 6 primaries hold 16 and 8 each); cluster-state shards
     --cluster-shards (default: primaries)."""
     primaries = 1 if config == "standalone" else int(config)
-    env = {"FACECODEC_GALLERY_SHARDS": str(primaries),
+    env = {"FACECODEC_GALLERY_SHARDS": str(args.gallery_shards or primaries),
            "FACECODEC_CLUSTER_SHARDS": str(args.cluster_shards or primaries)}
     face = args.face_shards or (48 if primaries > 1 else None)
     if face:
@@ -314,6 +314,8 @@ def main() -> None:
     parser.add_argument("--face-shards", type=int, help="FACECODEC_FACE_SHARDS (default: the code's on one node, "
                         "48 on more)")
     parser.add_argument("--cluster-shards", type=int, help="FACECODEC_CLUSTER_SHARDS (default: primaries)")
+    parser.add_argument("--gallery-shards", type=int, help="FACECODEC_GALLERY_SHARDS (default: primaries; 1 keeps the "
+                        "gallery on one primary: flat search cost, uneven memory)")
     parser.add_argument("--cache", type=Path, default=CACHE, help="filled galleries, reused (bench/gallery_cache.py)")
     parser.add_argument("--quick", action="store_true", help="10k identities, fewer faces and queries (written to "
                         "cluster_scaling_quick.json unless --out says otherwise)")
