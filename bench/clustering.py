@@ -47,7 +47,7 @@ from service_common.redis_keys import CLUSTER_OF_SHARDS, CLUSTER_SHARDS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / ("clustering.json" if CLUSTER_SHARDS == 1 else f"clustering_shards{CLUSTER_SHARDS}.json")
-TUNE_FARS = (3e-4, 1e-4, 3e-5, 1e-5, 3e-6)
+TUNE_FARS = (3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
 
 
 def load(path: Path, names: set[str]) -> tuple[np.ndarray, np.ndarray]:
