@@ -32,7 +32,6 @@ import numpy as np
 import redis
 
 from service_common.redis_keys import (
-    CLUSTER_PARTS,
     CLUSTER_SHARDS,
     cluster_gone_key,
     cluster_key,
@@ -43,7 +42,6 @@ from service_common.redis_keys import (
     cluster_shard,
     cluster_sizes_key,
     clusters_key,
-    unknown_vset_key,
 )
 
 if TYPE_CHECKING:
@@ -83,13 +81,10 @@ def finish(clusters: Clusters, gone: str, keep: str, model: str, stop_after: int
     if stop_after < 2:
         return
     faces = [f.decode() for f in r.hkeys(cluster_part_key(gone, "faces"))]
+    from cloud_analyzer.clusters import queue_delete  # clusters.py imports this module
+
     pipe = r.pipeline(transaction=True)
-    pipe.delete(cluster_key(gone), *(cluster_part_key(gone, p) for p in CLUSTER_PARTS))
-    pipe.execute_command("VREM", unknown_vset_key(model, source), gone)
-    pipe.zrem(clusters_key(source), gone)
-    pipe.zrem(cluster_sizes_key(source), gone)
-    if faces:
-        pipe.hdel(cluster_of_key(source), *faces)
+    queue_delete(pipe, gone, model, faces)
     pipe.hdel(cluster_moves_key(source), gone)
     pipe.execute()
     r.hdel(cluster_moved_key(target), gone)

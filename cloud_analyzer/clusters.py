@@ -485,14 +485,8 @@ class Clusters(ClusterReads):
         return members
 
     def _delete(self, cluster_id: str, model: str, face_ids: list[str]) -> None:
-        shard = cluster_shard(cluster_id)
         pipe = self.r.pipeline(transaction=True)
-        pipe.delete(cluster_key(cluster_id), *(cluster_part_key(cluster_id, p) for p in CLUSTER_PARTS))
-        pipe.execute_command("VREM", unknown_vset_key(model, shard), cluster_id)
-        pipe.zrem(clusters_key(shard), cluster_id)
-        pipe.zrem(cluster_sizes_key(shard), cluster_id)
-        if face_ids:
-            pipe.hdel(cluster_of_key(shard), *face_ids)
+        queue_delete(pipe, cluster_id, model, face_ids)
         pipe.execute()
 
     def _merge_into(self, keep: str, gone: str, model: str) -> None:
@@ -548,3 +542,15 @@ class Clusters(ClusterReads):
             self._merge_into(keep, gone, model)
             cluster_id = keep
         return cluster_id
+
+
+def queue_delete(pipe: Any, cluster_id: str, model: str, face_ids: list[str]) -> None:
+    """Queue on `pipe` (a transaction in the cluster's slot) the removal of a cluster: its keys, centroid
+    and index entries, and its faces' CLUSTER_OF entries."""
+    shard = cluster_shard(cluster_id)
+    pipe.delete(cluster_key(cluster_id), *(cluster_part_key(cluster_id, p) for p in CLUSTER_PARTS))
+    pipe.execute_command("VREM", unknown_vset_key(model, shard), cluster_id)
+    pipe.zrem(clusters_key(shard), cluster_id)
+    pipe.zrem(cluster_sizes_key(shard), cluster_id)
+    if face_ids:
+        pipe.hdel(cluster_of_key(shard), *face_ids)
