@@ -37,8 +37,9 @@ RERANK = 16  # approximate candidates re-scored exactly (>= k)
 # 0.987 / 0.998 at EF 100 (VSIM's default) / 200 / 400 / 800, for 3.4 / 6.1 / 10.9 / 19.8 ms of server CPU
 # per search. Real face descriptors are easier (0.998 at EF 100: bench/gallery_search.py); random ones are
 # the worst case. Each of G shards explores SEARCH_EF / G (shard_ef): a shard of 1/G of the identities needs
-# about that (33k templates: 0.994 at EF 200, 1.0 at 400; 16.7k: 0.995 at EF 100, 0.999 at 200), so a
-# search costs about the same at any G (16.7k at EF 800: 10.3 ms, six times over).
+# about that (33k templates: 0.994 at EF 200, 1.0 at 400; 16.7k: 0.995 at EF 100, 0.999 at 200). Measured
+# on the sharded gallery (bench/cluster_scaling.py) a search over 3 or 6 shards still costs 1.4-1.6x one
+# shard's: each shard's graph walk has its own fixed part (docs/scaling.md).
 SEARCH_EF = 800
 
 
